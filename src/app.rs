@@ -1,0 +1,151 @@
+//! Start-up and shutdown wiring: open the store, load credentials, start the writer, the sweeper
+//! and the HTTP server, and stop them in order when the shutdown token fires.
+//!
+//! Tests call `start`/`run` on a `127.0.0.1:0` listener with a temp dir: the real server.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Credentials, GeneratedSecret};
+use crate::config::Config;
+use crate::http::{self, AppState, ServeOptions};
+use crate::ingest::input::Redaction;
+use crate::ingest::{Command, Outcome, Writer};
+use crate::metrics::Metrics;
+use crate::model::Timestamp;
+use crate::store::Store;
+
+/// A started daemon: where it listens, what it generated, and the handle to wait for its end.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Credentials created on this start (first start only), to show once.
+    pub generated: Vec<GeneratedSecret>,
+    pub admin_token: String,
+    pub api_keys: BTreeMap<String, String>,
+    stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits until shutdown has completed: HTTP drained, writer stopped, store closed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.stopped.await.context("the server task panicked")?
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    start(config, listener, shutdown).await?.wait().await
+}
+
+/// Opens everything and starts serving; returns once the daemon accepts requests.
+pub async fn start(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    let local_addr = listener.local_addr()?;
+    let data_dir = config.server.data_dir.clone();
+    let (store, credentials, generated) = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let store = Store::open(&config.server.data_dir).with_context(|| {
+                format!(
+                    "cannot open the store in {}",
+                    config.server.data_dir.display()
+                )
+            })?;
+            let (credentials, generated) = Credentials::load_or_generate(&config, &store)
+                .context("cannot load or generate credentials")?;
+            Ok((Arc::new(store), credentials, generated))
+        })
+        .await??
+    };
+    let metrics = Arc::new(Metrics::default());
+    let (writer, writer_thread) =
+        crate::ingest::writer::start(store.clone(), config.deadlines.clone(), metrics.clone());
+
+    let admin_token = credentials.admin_token.clone();
+    let api_keys = credentials.api_keys.clone();
+    let state = Arc::new(AppState {
+        store,
+        writer: writer.clone(),
+        credentials,
+        environments: config.environments.keys().cloned().collect(),
+        redaction: Redaction::new(&config.ingest.redact_headers),
+        max_body_bytes: config.server.max_body_bytes,
+        metrics,
+    });
+    let options = ServeOptions {
+        header_read_timeout: config.server.header_read_timeout.0,
+        shutdown_timeout: config.server.shutdown_timeout.0,
+    };
+    let sweeper_stop = CancellationToken::new();
+    let sweeper = tokio::spawn(sweep_overdue(
+        writer.clone(),
+        config.deadlines.sweep_every.0,
+        sweeper_stop.clone(),
+    ));
+    let router = http::router(state);
+    tracing::info!(addr = %local_addr, data_dir = %data_dir.display(), "opslog listening");
+    let stopped = tokio::spawn(async move {
+        http::serve(listener, router, shutdown, options).await;
+        sweeper_stop.cancel();
+        let _ = sweeper.await;
+        writer.stop().await;
+        drop(writer);
+        join_writer(writer_thread).await?;
+        tracing::info!("opslog stopped");
+        Ok(())
+    });
+    Ok(Running {
+        local_addr,
+        data_dir,
+        generated,
+        admin_token,
+        api_keys,
+        stopped,
+    })
+}
+
+async fn join_writer(thread: JoinHandle<()>) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))
+}
+
+/// Moves overdue operations to `timeout` every `every`, through the writer like any change.
+async fn sweep_overdue(writer: Writer, every: std::time::Duration, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        match writer
+            .submit(Command::TimeOutOverdue {
+                now: Timestamp::now(),
+            })
+            .await
+        {
+            Ok(Outcome::TimedOut(0)) => {}
+            Ok(Outcome::TimedOut(n)) => {
+                tracing::info!(operations = n, "timed out overdue operations")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweep failed"),
+        }
+    }
+}

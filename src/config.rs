@@ -1,0 +1,412 @@
+//! Configuration: the TOML file of DESIGN.md section 7 over embedded defaults, validated into typed
+//! values before anything starts.
+//!
+//! Parsing does the checking: durations, socket addresses and enums are typed fields, so toml names
+//! the key and the line of a bad value. What serde cannot express (environment names, key strength)
+//! is checked in `Config::validate`, which names the key too.
+//!
+//! Must not: touch the data dir or generate secrets (that is `auth::Credentials::load_or_generate`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::model::OpType;
+
+/// A duration written as a string with a unit: `500ms`, `15s`, `5m`, `24h`, `7d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a duration ({e}); write it like \"15s\", \"5m\" or \"24h\""
+                ))
+            })
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
+fn duration(text: &str) -> HumanDuration {
+    HumanDuration(humantime::parse_duration(text).expect("built-in durations parse"))
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub retention: RetentionConfig,
+    pub deadlines: DeadlinesConfig,
+    pub ingest: IngestConfig,
+    /// Empty means the embedded defaults: `dev` and `prod`.
+    pub environments: BTreeMap<String, EnvironmentConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin_tokens: Vec<String>,
+    pub max_body_bytes: usize,
+    pub header_read_timeout: HumanDuration,
+    pub shutdown_timeout: HumanDuration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub days: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadlinesConfig {
+    pub sync: HumanDuration,
+    pub action: HumanDuration,
+    pub webhook: HumanDuration,
+    pub auth: HumanDuration,
+    pub proxy: HumanDuration,
+    pub deploy: HumanDuration,
+    pub admin: HumanDuration,
+    pub events: HumanDuration,
+    pub function: HumanDuration,
+    /// How often the sweeper looks for overdue operations.
+    pub sweep_every: HumanDuration,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Header names redacted in stored requests/responses, on top of the built-in list.
+    pub redact_headers: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvironmentConfig {
+    /// Empty means one key generated on first start and kept in the data dir.
+    pub api_keys: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            data_dir: PathBuf::from("./opslog-data"),
+            admin_tokens: Vec::new(),
+            max_body_bytes: 10 * 1024 * 1024,
+            header_read_timeout: duration("10s"),
+            shutdown_timeout: duration("30s"),
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { days: 15 }
+    }
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        DeadlinesConfig {
+            sync: duration("24h"),
+            action: duration("15m"),
+            webhook: duration("15m"),
+            auth: duration("5m"),
+            proxy: duration("15m"),
+            deploy: duration("15m"),
+            admin: duration("15m"),
+            events: duration("15m"),
+            function: duration("15m"),
+            sweep_every: duration("1s"),
+        }
+    }
+}
+
+impl DeadlinesConfig {
+    pub fn for_type(&self, kind: OpType) -> Duration {
+        let d = match kind {
+            OpType::Sync => self.sync,
+            OpType::Action => self.action,
+            OpType::Webhook => self.webhook,
+            OpType::Auth => self.auth,
+            OpType::Proxy => self.proxy,
+            OpType::Deploy => self.deploy,
+            OpType::Admin => self.admin,
+            OpType::Events => self.events,
+            OpType::Function => self.function,
+        };
+        d.0
+    }
+}
+
+/// Why a configuration was refused: the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+pub const ADMIN_TOKEN_ENV: &str = "OPSLOG_ADMIN_TOKEN";
+
+impl Config {
+    /// Reads and validates a TOML file, then applies `OPSLOG_ADMIN_TOKEN`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string())?.finish()
+    }
+
+    /// The embedded defaults, with `OPSLOG_ADMIN_TOKEN` applied.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::default().finish()
+    }
+
+    /// Parses TOML text without environment overrides; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let parse_error = |key: String, e: toml::de::Error| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: match key.as_str() {
+                "" | "." => e.to_string().trim_end().to_owned(),
+                key => format!("`{key}`: {}", e.to_string().trim_end()),
+            },
+        };
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| parse_error(String::new(), e))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            parse_error(key, e.into_inner())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn finish(mut self) -> Result<Config, ConfigError> {
+        if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
+            check_secret(ADMIN_TOKEN_ENV, &token)?;
+            if !self.server.admin_tokens.contains(&token) {
+                self.server.admin_tokens.push(token);
+            }
+        }
+        if self.environments.is_empty() {
+            for name in ["dev", "prod"] {
+                self.environments
+                    .insert(name.to_owned(), EnvironmentConfig::default());
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid(
+                "server.max_body_bytes",
+                format!(
+                    "{} is too small; use at least 1024",
+                    self.server.max_body_bytes
+                ),
+            ));
+        }
+        if self.server.data_dir.as_os_str().is_empty() {
+            return Err(invalid("server.data_dir", "must not be empty".into()));
+        }
+        for token in &self.server.admin_tokens {
+            check_secret("server.admin_tokens", token)?;
+        }
+        if self.retention.days == 0 {
+            return Err(invalid("retention.days", "must be at least 1".into()));
+        }
+        for kind in OpType::ALL {
+            if self.deadlines.for_type(*kind).is_zero() {
+                return Err(invalid(
+                    &format!("deadlines.{kind}"),
+                    "must be longer than 0s".into(),
+                ));
+            }
+        }
+        if self.deadlines.sweep_every.0 < Duration::from_millis(10) {
+            return Err(invalid(
+                "deadlines.sweep_every",
+                "must be at least 10ms".into(),
+            ));
+        }
+        let mut seen_keys = BTreeMap::new();
+        for (name, env) in &self.environments {
+            if !valid_environment_name(name) {
+                return Err(invalid(
+                    &format!("environments.{name}"),
+                    "environment names use 1-64 characters a-z, 0-9, '-' and '_'".into(),
+                ));
+            }
+            for key in &env.api_keys {
+                let field = format!("environments.{name}.api_keys");
+                check_secret(&field, key)?;
+                if self.server.admin_tokens.contains(key) {
+                    return Err(invalid(
+                        &field,
+                        "a key must not equal an admin token".into(),
+                    ));
+                }
+                if let Some(other) = seen_keys.insert(key.clone(), name.clone()) {
+                    return Err(invalid(
+                        &field,
+                        format!("the same key is also an api key of environment `{other}`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, every secret masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut masked = self.clone();
+        for token in &mut masked.server.admin_tokens {
+            *token = mask(token);
+        }
+        for env in masked.environments.values_mut() {
+            for key in &mut env.api_keys {
+                *key = mask(key);
+            }
+        }
+        toml::to_string_pretty(&masked).expect("the config always serializes")
+    }
+}
+
+pub fn valid_environment_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn check_secret(key: &str, secret: &str) -> Result<(), ConfigError> {
+    let problem = if secret.len() < 16 {
+        Some("must be at least 16 characters long")
+    } else if secret.len() > 512 {
+        Some("must be at most 512 characters long")
+    } else if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("must be printable ASCII without spaces")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            message: format!("a secret {p}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Shows enough of a secret to recognise it, never enough to use it.
+pub fn mask(secret: &str) -> String {
+    let shown: String = secret.chars().take(4).collect();
+    format!("{shown}…(masked)")
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_masked_toml())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_defaults() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+                .unwrap();
+        let parsed = Config::from_toml(&text, "config.example.toml").unwrap();
+        let defaults = Config::default();
+        assert_eq!(parsed.server.listen, defaults.server.listen);
+        assert_eq!(parsed.server.data_dir, defaults.server.data_dir);
+        assert_eq!(parsed.server.max_body_bytes, defaults.server.max_body_bytes);
+        assert_eq!(parsed.retention.days, defaults.retention.days);
+        assert_eq!(
+            parsed.deadlines.to_masked(),
+            defaults.deadlines.to_masked(),
+            "config.example.toml must show the defaults"
+        );
+    }
+
+    impl DeadlinesConfig {
+        fn to_masked(&self) -> String {
+            toml::to_string(self).unwrap()
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_line() {
+        let err = Config::from_toml("[deadlines]\nsync = \"15x\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("15x"), "{err}");
+        assert!(
+            err.contains("`deadlines.sync`"),
+            "names the whole key: {err}"
+        );
+        let err = Config::from_toml("[server]\nlisten = \"nowhere\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("listen"), "{err}");
+        let err = Config::from_toml("[server]\nlisen = \"x\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `lisen`"), "{err}");
+        let err = Config::from_toml("[environments.Prod]\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("environments.Prod"), "{err}");
+        let err = Config::from_toml("[environments.prod]\napi_keys = [\"short\"]\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environments.prod.api_keys") && err.contains("16"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn masked_output_hides_secrets() {
+        let mut config = Config::default();
+        config.server.admin_tokens = vec!["admin-secret-0123456789".into()];
+        let text = config.to_masked_toml();
+        assert!(!text.contains("admin-secret-0123456789"), "{text}");
+        assert!(text.contains("admi…(masked)"), "{text}");
+        let reparsed: Config = toml::from_str(&text).unwrap();
+        assert_eq!(reparsed.deadlines.sync, config.deadlines.sync);
+    }
+}

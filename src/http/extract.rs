@@ -1,0 +1,199 @@
+//! Turning requests into typed input, with errors that say what to fix: the bearer principal,
+//! JSON bodies (size, encoding, syntax with position, the path of a bad field) and query strings.
+
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::Principal;
+use std::sync::Arc;
+
+/// The authenticated caller. Missing or unknown tokens are a 401.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Auth, ApiError> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("missing `Authorization: Bearer <key>` header")
+        })?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
+            })?;
+        state
+            .credentials
+            .authenticate(token)
+            .map(Auth)
+            .ok_or_else(|| ApiError::unauthorized("unknown API key or admin token"))
+    }
+}
+
+/// Reads a body of at most `limit` bytes; more is a 413. A declared non-JSON type is a 415.
+pub async fn read_json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !(essence == "application/json" || essence.ends_with("+json")) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send JSON with `content-type: application/json`, not `{essence}`"),
+            ));
+        }
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than the limit of {limit} bytes (server.max_body_bytes); send smaller batches"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(
+            "body_unreadable",
+            format!("the request body could not be read: {e}"),
+        )),
+    }
+}
+
+/// Parses JSON, naming the position of a syntax error or the path of a field of the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::bad_request(
+            "invalid_utf8",
+            format!(
+                "the request body is not valid UTF-8 (first bad byte at offset {})",
+                e.valid_up_to()
+            ),
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            "the request body is empty; send a JSON document",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        json_error(e.into_inner(), &path)
+    })?;
+    de.end().map_err(|e| json_error(e, ""))?;
+    Ok(value)
+}
+
+fn json_error(inner: serde_json::Error, path: &str) -> ApiError {
+    let position = format!("line {} column {}", inner.line(), inner.column());
+    let text = strip_position(&inner.to_string());
+    match inner.classify() {
+        serde_json::error::Category::Data if path.is_empty() || path == "." => {
+            ApiError::bad_request("invalid_field", format!("{text} (at {position})"))
+        }
+        serde_json::error::Category::Data => {
+            ApiError::bad_request("invalid_field", format!("`{path}`: {text} (at {position})"))
+                .with_field(path)
+        }
+        _ => ApiError::bad_request(
+            "malformed_json",
+            format!("malformed JSON at {position}: {text}"),
+        ),
+    }
+}
+
+/// serde_json appends " at line L column C"; we say the position our own way.
+fn strip_position(text: &str) -> String {
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+/// Parses a query string into `T`; unknown parameters and bad values are a 400 naming them.
+pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    let query = query.unwrap_or("");
+    serde_urlencoded::from_str(query).map_err(|e| {
+        let text = e.to_string();
+        let field = text
+            .split('`')
+            .nth(1)
+            .filter(|_| text.starts_with("unknown field"))
+            .map(str::to_owned);
+        let error = ApiError::bad_request("invalid_query", format!("query string: {text}"));
+        match field {
+            Some(f) => error.with_field(f),
+            None => error,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        level: Option<crate::model::Level>,
+        count: Option<u32>,
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let err = parse_json::<Item>(br#"{"level": "warn",}"#).unwrap_err();
+        assert_eq!(err.code, "malformed_json");
+        assert!(err.message.contains("line 1 column"), "{}", err.message);
+
+        let err = parse_json::<Vec<Item>>(br#"[{}, {"level": "loud"}]"#).unwrap_err();
+        assert_eq!(err.code, "invalid_field");
+        assert_eq!(err.field.as_deref(), Some("[1].level"));
+        assert!(err.message.contains("debug, info, warn") || err.message.contains("`debug`"));
+
+        let err = parse_json::<Item>(br#"{"levle": "warn"}"#).unwrap_err();
+        assert!(
+            err.message.contains("unknown field `levle`"),
+            "{}",
+            err.message
+        );
+
+        let err = parse_json::<Item>(br#"{"count": 99999999999999999999}"#).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("count"));
+
+        let err = parse_json::<Item>(b"{\"level\": \"\xff\"}").unwrap_err();
+        assert_eq!(err.code, "invalid_utf8");
+
+        let err = parse_json::<Item>(br#"{} {}"#).unwrap_err();
+        assert_eq!(err.code, "malformed_json");
+    }
+}

@@ -1,0 +1,235 @@
+//! The HTTP front: the accept loop (hyper, with header-read timeouts and graceful shutdown), the
+//! router, and the state handlers share. Handlers live in one file per resource; errors become
+//! responses only in `error`.
+//!
+//! Must not: touch redb on the runtime's threads (reads go to `spawn_blocking`, writes to the
+//! writer), or log secrets.
+
+pub mod error;
+pub mod extract;
+pub mod operations;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Credentials, Principal};
+use crate::ingest::input::Redaction;
+use crate::ingest::Writer;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use error::ApiError;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub writer: Writer,
+    pub credentials: Credentials,
+    pub environments: BTreeSet<String>,
+    pub redaction: Redaction,
+    pub max_body_bytes: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Whether `principal` may use `env`. An unknown environment, or one the key does not belong
+    /// to, is the same 404: a key learns nothing about other environments.
+    pub fn authorize(&self, principal: &Principal, env: &str) -> Result<(), ApiError> {
+        if self.environments.contains(env) && principal.may_access(env) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(
+                "environment_not_found",
+                format!("environment `{env}` not found for this key"),
+            ))
+        }
+    }
+}
+
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 500;
+
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`limit` is {n}; it must be between 1 and {MAX_PAGE}"),
+        )
+        .with_field("limit")),
+    }
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = (status, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => ApiError::internal("response serialization failed", &e).into_response(),
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    use operations::*;
+    let api = Router::new()
+        .route("/operations", post(create_operation))
+        .route(
+            "/operations/{id}",
+            get(get_operation).patch(update_operation),
+        )
+        .route(
+            "/operations/{id}/messages",
+            post(append_messages).get(list_messages),
+        )
+        .route("/messages", post(append_batch));
+    Router::new()
+        .nest("/v1/environments/{env}", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
+        .with_state(state)
+}
+
+async fn count_responses(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    let m = &state.metrics;
+    m.http_requests.fetch_add(1, Ordering::Relaxed);
+    if response.status().is_client_error() {
+        m.http_client_errors.fetch_add(1, Ordering::Relaxed);
+    } else if response.status().is_server_error() {
+        m.http_server_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+async fn healthz() -> Response {
+    json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.writer.is_running() {
+        json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "stopping"}),
+        )
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+async fn route_not_found(request: Request) -> ApiError {
+    ApiError::not_found(
+        "route_not_found",
+        format!(
+            "no such endpoint: {} {}; the API lives under /v1/environments/{{env}}/",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Timeouts of the accept loop.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// A client must finish sending its request headers within this (slow clients are cut off).
+    pub header_read_timeout: Duration,
+    /// After shutdown begins, in-flight requests get this long to finish.
+    pub shutdown_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting and waits
+/// (up to `shutdown_timeout`) for in-flight requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    options: ServeOptions,
+) {
+    let graceful = GracefulShutdown::new();
+    let service = TowerToHyperService::new(router);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout);
+        let connection = builder.serve_connection(TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(options.shutdown_timeout) => {
+            tracing::warn!("in-flight requests did not finish in time; closing them");
+        }
+    }
+}

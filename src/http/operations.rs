@@ -1,0 +1,408 @@
+//! Handlers for operations and their messages: start, update, read, append, page.
+//!
+//! Writes go through the writer and answer only once durable; reads run on the blocking pool.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::extract::{parse_json, parse_query, read_json_body, Auth};
+use super::{json, AppState};
+use crate::ingest::input::{
+    validate_message, validate_new_operation, validate_patch, FieldError, NewMessage, NewOperation,
+    OperationPatch, MAX_BATCH,
+};
+use crate::ingest::{Command, Outcome};
+use crate::model::{Id, Message, Operation};
+use crate::store::MessageRange;
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+pub async fn create_operation(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
+    let input: NewOperation = parse_json(&bytes)?;
+    let draft = validate_new_operation(input, &state.redaction)?;
+    let idempotency = idempotency_key.map(|k| (k, Sha256::digest(&bytes).into()));
+    let outcome = state
+        .writer
+        .submit(Command::CreateOperation {
+            environment: env,
+            idempotency,
+            draft,
+        })
+        .await?;
+    let Outcome::Operation {
+        operation,
+        replayed,
+    } = outcome
+    else {
+        unreachable!("create answers with an operation")
+    };
+    let mut response = json(StatusCode::CREATED, &operation);
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().map(str::trim).unwrap_or("");
+    let valid = !key.is_empty()
+        && key.len() <= MAX_IDEMPOTENCY_KEY
+        && key.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"),
+        )
+        .with_field("Idempotency-Key"));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+pub async fn update_operation(
+    State(state): State<Arc<AppState>>,
+    Path((env, id)): Path<(String, String)>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let id = parse_id(&id)?;
+    let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
+    let patch: OperationPatch = parse_json(&bytes)?;
+    let patch = validate_patch(patch, &state.redaction)?;
+    let outcome = state
+        .writer
+        .submit(Command::UpdateOperation {
+            environment: env,
+            id,
+            patch,
+        })
+        .await?;
+    let Outcome::Operation { operation, .. } = outcome else {
+        unreachable!("update answers with an operation")
+    };
+    Ok(json(StatusCode::OK, &operation))
+}
+
+pub async fn get_operation(
+    State(state): State<Arc<AppState>>,
+    Path((env, id)): Path<(String, String)>,
+    Auth(principal): Auth,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let id = parse_id(&id)?;
+    let operation = load_operation(&state, &env, id).await?;
+    Ok(json(StatusCode::OK, &operation))
+}
+
+/// One operation of `env`, or a 404 (also when it belongs to another environment).
+async fn load_operation(state: &Arc<AppState>, env: &str, id: Id) -> Result<Operation, ApiError> {
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || store.read()?.operation(id))
+        .await
+        .map_err(|e| ApiError::internal("read task failed", &e))??;
+    found
+        .filter(|op| op.environment == env)
+        .ok_or_else(|| operation_not_found(id))
+}
+
+pub async fn append_messages(
+    State(state): State<Arc<AppState>>,
+    Path((env, id)): Path<(String, String)>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let op_id = parse_id(&id)?;
+    let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
+    let is_batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let inputs: Vec<NewMessage> = if is_batch {
+        parse_json(&bytes)?
+    } else {
+        vec![parse_json(&bytes)?]
+    };
+    check_batch_size(inputs.len())?;
+    let mut messages = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let located = |e: FieldError| if is_batch { e.in_item(i) } else { e };
+        if input.operation_id.is_some_and(|given| given != op_id) {
+            return Err(located(FieldError::new(
+                "operation_id",
+                "differs from the operation in the URL; leave it out or post to /messages",
+            ))
+            .into());
+        }
+        messages.push((
+            op_id,
+            validate_message(input, &state.redaction).map_err(located)?,
+        ));
+    }
+    let stored = submit_messages(&state, env, messages).await?;
+    Ok(if is_batch {
+        json(StatusCode::CREATED, &DataPage::all(stored))
+    } else {
+        json(StatusCode::CREATED, &stored[0])
+    })
+}
+
+pub async fn append_batch(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
+    let inputs: Vec<NewMessage> = parse_json(&bytes).map_err(|e| {
+        if e.code == "invalid_field" && e.field.is_none() {
+            ApiError::bad_request(
+                "invalid_field",
+                format!(
+                    "{}; POST /messages takes a JSON array of messages, each with `operation_id`",
+                    e.message
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    check_batch_size(inputs.len())?;
+    let mut messages = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let Some(op_id) = input.operation_id else {
+            return Err(FieldError::new(
+                "operation_id",
+                "is required in a batch across operations",
+            )
+            .in_item(i)
+            .into());
+        };
+        let draft = validate_message(input, &state.redaction).map_err(|e| e.in_item(i))?;
+        messages.push((op_id, draft));
+    }
+    let stored = submit_messages(&state, env, messages).await?;
+    Ok(json(StatusCode::CREATED, &DataPage::all(stored)))
+}
+
+fn check_batch_size(len: usize) -> Result<(), ApiError> {
+    if len > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{len} messages in one request; the limit is {MAX_BATCH}. Split the batch"),
+        ));
+    }
+    Ok(())
+}
+
+async fn submit_messages(
+    state: &Arc<AppState>,
+    environment: String,
+    messages: Vec<(Id, crate::ingest::input::MessageDraft)>,
+) -> Result<Vec<Message>, ApiError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    match state
+        .writer
+        .submit(Command::AppendMessages {
+            environment,
+            messages,
+        })
+        .await?
+    {
+        Outcome::Messages(stored) => Ok(stored),
+        _ => unreachable!("append answers with messages"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+    before: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A page of results: `total` counts every match, `next_cursor` continues where this page ended.
+#[derive(Serialize)]
+pub struct DataPage<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+    pub total: u64,
+}
+
+impl<T> DataPage<T> {
+    fn all(data: Vec<T>) -> DataPage<T> {
+        DataPage {
+            total: data.len() as u64,
+            data,
+            next_cursor: None,
+        }
+    }
+}
+
+pub async fn list_messages(
+    State(state): State<Arc<AppState>>,
+    Path((env, id)): Path<(String, String)>,
+    Auth(principal): Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let op_id = parse_id(&id)?;
+    let query: MessagesQuery = parse_query(query.as_deref())?;
+    let limit = super::page_limit(query.limit)?;
+    let mut range = MessageRange {
+        after: query
+            .after
+            .as_deref()
+            .map(|a| cursor_id("after", a))
+            .transpose()?,
+        before: query
+            .before
+            .as_deref()
+            .map(|b| cursor_id("before", b))
+            .transpose()?,
+        limit,
+    };
+    if let Some(cursor) = &query.cursor {
+        match Cursor::decode(cursor)? {
+            Cursor::After(id) => range.after = Some(id),
+            Cursor::Before(id) => range.before = Some(id),
+        }
+    }
+    let store = state.store.clone();
+    let (operation, messages, more) = tokio::task::spawn_blocking(move || {
+        let read = store.read()?;
+        let operation = read.operation(op_id)?;
+        let (messages, more) = read.messages(op_id, range)?;
+        Ok::<_, crate::store::StoreError>((operation, messages, more))
+    })
+    .await
+    .map_err(|e| ApiError::internal("read task failed", &e))??;
+    let operation = operation
+        .filter(|op| op.environment == env)
+        .ok_or_else(|| operation_not_found(op_id))?;
+    let backwards = range.before.is_some() && range.after.is_none();
+    let next_cursor = match (more, backwards) {
+        (false, _) => None,
+        (true, false) => messages.last().map(|m| Cursor::After(m.id).encode()),
+        (true, true) => messages.first().map(|m| Cursor::Before(m.id).encode()),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &DataPage {
+            data: messages,
+            next_cursor,
+            total: operation.message_count,
+        },
+    ))
+}
+
+/// Where the next page of messages starts. Opaque to clients: `after.<id>` or `before.<id>`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cursor {
+    After(Id),
+    Before(Id),
+}
+
+impl Cursor {
+    fn encode(self) -> String {
+        match self {
+            Cursor::After(id) => format!("after.{id}"),
+            Cursor::Before(id) => format!("before.{id}"),
+        }
+    }
+
+    fn decode(text: &str) -> Result<Cursor, ApiError> {
+        let invalid = || {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "`cursor` must be a `next_cursor` value from an earlier page",
+            )
+            .with_field("cursor")
+        };
+        let (direction, id) = text.split_once('.').ok_or_else(invalid)?;
+        let id = Id::parse(id).ok_or_else(invalid)?;
+        match direction {
+            "after" => Ok(Cursor::After(id)),
+            "before" => Ok(Cursor::Before(id)),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+fn cursor_id(field: &'static str, text: &str) -> Result<Id, ApiError> {
+    Id::parse(text).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_cursor",
+            format!("`{field}` must be a message id (26-character ULID)"),
+        )
+        .with_field(field)
+    })
+}
+
+fn parse_id(text: &str) -> Result<Id, ApiError> {
+    Id::parse(text).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_id",
+            "operation ids are 26-character ULIDs, as returned by POST /operations",
+        )
+        .with_field("id")
+    })
+}
+
+fn operation_not_found(id: Id) -> ApiError {
+    ApiError::not_found("operation_not_found", format!("operation `{id}` not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = Id(123_456_789);
+        for c in [Cursor::After(id), Cursor::Before(id)] {
+            assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        }
+        for bad in [
+            "",
+            "after.",
+            "sideways.01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "after.../../x",
+            "after",
+        ] {
+            assert_eq!(
+                Cursor::decode(bad).unwrap_err().code,
+                "invalid_cursor",
+                "{bad}"
+            );
+        }
+    }
+}

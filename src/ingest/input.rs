@@ -1,0 +1,453 @@
+//! What clients send, and the pure rules that turn it into stored values: defaults, truncation of
+//! oversized text, redaction of sensitive headers, field limits.
+//!
+//! Must not: read or write the store. Everything here is a plain function, unit-tested below.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use crate::model::*;
+
+/// The longest message text stored, in characters; longer text is cut and marked.
+pub const MAX_MESSAGE_CHARS: usize = 10_000;
+/// The largest `meta` stored, in bytes of JSON; larger is replaced by a marked preview.
+pub const MAX_META_BYTES: usize = 100 * 1024;
+/// The most messages one request may append.
+pub const MAX_BATCH: usize = 1_000;
+/// The longest short string field (integration, connection_id, ...), in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+pub const REDACTED: &str = "[REDACTED]";
+const ALWAYS_REDACTED: &[&str] = &[
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "proxy-authorization",
+];
+
+/// A client mistake in one field: the 4xx the API answers with names `field`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error for a field inside a list item, e.g. `[3].level`.
+    pub fn in_item(mut self, index: usize) -> FieldError {
+        self.field = format!("[{index}].{}", self.field);
+        self
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOperation {
+    #[serde(rename = "type")]
+    pub kind: OpType,
+    pub action: Option<String>,
+    pub state: Option<OpState>,
+    pub integration: Option<String>,
+    pub connection_id: Option<String>,
+    pub script: Option<String>,
+    pub provider: Option<String>,
+    pub message: Option<String>,
+    pub error: Option<ErrorInfo>,
+    pub request: Option<HttpRequest>,
+    pub response: Option<HttpResponse>,
+    pub records: Option<Vec<RecordCount>>,
+    pub meta: Option<Json>,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationPatch {
+    pub state: Option<OpState>,
+    pub message: Option<String>,
+    pub error: Option<ErrorInfo>,
+    pub records: Option<Vec<RecordCount>>,
+    pub meta: Option<Json>,
+    pub request: Option<HttpRequest>,
+    pub response: Option<HttpResponse>,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub operation_id: Option<Id>,
+    #[serde(rename = "type")]
+    pub kind: Option<MessageType>,
+    pub level: Option<Level>,
+    pub source: Option<Source>,
+    pub message: Option<String>,
+    pub request: Option<HttpRequest>,
+    pub response: Option<HttpResponse>,
+    pub duration_ms: Option<u64>,
+    pub retry: Option<Retry>,
+    pub error: Option<ErrorInfo>,
+    pub meta: Option<Json>,
+    pub created_at: Option<Timestamp>,
+}
+
+/// How sensitive headers are found: the built-in names plus the configured ones, lowercase.
+#[derive(Debug, Clone)]
+pub struct Redaction {
+    names: BTreeSet<String>,
+}
+
+impl Redaction {
+    pub fn new(extra: &[String]) -> Redaction {
+        let names = ALWAYS_REDACTED
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().map(|s| s.to_ascii_lowercase()))
+            .collect();
+        Redaction { names }
+    }
+
+    fn headers(&self, headers: &mut Option<Headers>) {
+        for (name, value) in headers.iter_mut().flatten() {
+            if self.names.contains(&name.to_ascii_lowercase()) {
+                *value = REDACTED.to_owned();
+            }
+        }
+    }
+
+    pub fn request(&self, request: &mut Option<HttpRequest>) {
+        if let Some(r) = request {
+            self.headers(&mut r.headers);
+        }
+    }
+
+    pub fn response(&self, response: &mut Option<HttpResponse>) {
+        if let Some(r) = response {
+            self.headers(&mut r.headers);
+        }
+    }
+}
+
+/// Cuts `text` to at most `MAX_MESSAGE_CHARS` characters, the cut marked at the end.
+pub fn truncate_message(text: String) -> String {
+    let total = text.chars().count();
+    if total <= MAX_MESSAGE_CHARS {
+        return text;
+    }
+    let marker = |dropped: usize| format!(" … [truncated {dropped} characters]");
+    let keep = MAX_MESSAGE_CHARS - marker(total).chars().count();
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(&marker(total - keep));
+    out
+}
+
+/// Replaces a `meta` over `MAX_META_BYTES` with a marked preview of its start.
+pub fn limit_meta(meta: Option<Json>) -> Option<Json> {
+    let meta = meta?;
+    let text = meta.text();
+    if text.len() <= MAX_META_BYTES {
+        return Some(meta);
+    }
+    let preview: String = text.chars().take(1_000).collect();
+    Some(Json::from_value(&serde_json::json!({
+        "opslog_truncated": true,
+        "original_bytes": text.len(),
+        "preview": preview,
+    })))
+}
+
+pub fn check_name(field: &str, value: &Option<String>) -> Result<(), FieldError> {
+    match value {
+        Some(v) if v.is_empty() => Err(FieldError::new(
+            field,
+            "must not be empty; leave it out instead",
+        )),
+        Some(v) if v.chars().count() > MAX_NAME_CHARS => Err(FieldError::new(
+            field,
+            format!("is longer than {MAX_NAME_CHARS} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_action(action: &str) -> Result<(), FieldError> {
+    let ok = !action.is_empty()
+        && action.len() <= 64
+        && action
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "action",
+            "must be 1-64 characters a-z, 0-9, '_' or '-' (for example `run` or `refresh_token`)",
+        ))
+    }
+}
+
+/// A validated new operation, before the writer gives it an id and times.
+#[derive(Debug)]
+pub struct OperationDraft {
+    pub input: NewOperation,
+    pub action: String,
+}
+
+pub fn validate_new_operation(
+    mut input: NewOperation,
+    redaction: &Redaction,
+) -> Result<OperationDraft, FieldError> {
+    let action = input
+        .action
+        .take()
+        .unwrap_or_else(|| input.kind.default_action().to_owned());
+    check_action(&action)?;
+    check_name("integration", &input.integration)?;
+    check_name("connection_id", &input.connection_id)?;
+    check_name("script", &input.script)?;
+    check_name("provider", &input.provider)?;
+    if let (Some(start), Some(end)) = (input.started_at, input.ended_at) {
+        if end < start {
+            return Err(FieldError::new("ended_at", "is before started_at"));
+        }
+    }
+    if input.ended_at.is_some() && !input.state.is_some_and(OpState::is_terminal) {
+        return Err(FieldError::new(
+            "ended_at",
+            "only an operation created in a terminal state (success, failed, timeout, cancelled) has an end",
+        ));
+    }
+    input.message = input.message.map(truncate_message);
+    input.meta = limit_meta(input.meta);
+    redaction.request(&mut input.request);
+    redaction.response(&mut input.response);
+    Ok(OperationDraft { input, action })
+}
+
+pub fn validate_patch(
+    mut patch: OperationPatch,
+    redaction: &Redaction,
+) -> Result<OperationPatch, FieldError> {
+    if patch.ended_at.is_some() && !patch.state.is_some_and(OpState::is_terminal) {
+        return Err(FieldError::new(
+            "ended_at",
+            "can only be set together with a terminal state (success, failed, timeout, cancelled)",
+        ));
+    }
+    patch.message = patch.message.map(truncate_message);
+    patch.meta = limit_meta(patch.meta);
+    redaction.request(&mut patch.request);
+    redaction.response(&mut patch.response);
+    Ok(patch)
+}
+
+/// A validated message, before the writer gives it an id.
+#[derive(Debug, Clone)]
+pub struct MessageDraft {
+    pub kind: MessageType,
+    pub level: Level,
+    pub source: Source,
+    pub message: String,
+    pub request: Option<HttpRequest>,
+    pub response: Option<HttpResponse>,
+    pub duration_ms: Option<u64>,
+    pub retry: Option<Retry>,
+    pub error: Option<ErrorInfo>,
+    pub meta: Option<Json>,
+    pub created_at: Option<Timestamp>,
+}
+
+impl MessageDraft {
+    pub fn into_message(self, id: Id, operation_id: Id, now: Timestamp) -> Message {
+        Message {
+            id,
+            operation_id,
+            kind: self.kind,
+            level: self.level,
+            source: self.source,
+            message: self.message,
+            request: self.request,
+            response: self.response,
+            duration_ms: self.duration_ms,
+            retry: self.retry,
+            error: self.error,
+            meta: self.meta,
+            created_at: self.created_at.unwrap_or(now),
+        }
+    }
+}
+
+pub fn validate_message(
+    input: NewMessage,
+    redaction: &Redaction,
+) -> Result<MessageDraft, FieldError> {
+    let NewMessage {
+        operation_id: _,
+        kind,
+        level,
+        source,
+        message,
+        mut request,
+        mut response,
+        duration_ms,
+        retry,
+        error,
+        meta,
+        created_at,
+    } = input;
+    let kind = kind.unwrap_or(if request.is_some() || response.is_some() {
+        MessageType::Http
+    } else {
+        MessageType::Log
+    });
+    let status = response.as_ref().map(|r| r.status);
+    let level = level.unwrap_or(match (kind, status) {
+        (MessageType::Http, Some(s)) if s >= 400 => Level::Error,
+        (MessageType::Http, None) if error.is_some() => Level::Error,
+        _ => Level::Info,
+    });
+    let source = source.unwrap_or(match kind {
+        MessageType::Log => Source::User,
+        MessageType::Http => Source::System,
+    });
+    let message = match (message, kind) {
+        (Some(m), _) => m,
+        (None, MessageType::Http) => http_summary(request.as_ref(), status),
+        (None, MessageType::Log) => {
+            return Err(FieldError::new(
+                "message",
+                "is required for a `log` message (the text to record)",
+            ))
+        }
+    };
+    redaction.request(&mut request);
+    redaction.response(&mut response);
+    Ok(MessageDraft {
+        kind,
+        level,
+        source,
+        message: truncate_message(message),
+        request,
+        response,
+        duration_ms,
+        retry,
+        error,
+        meta: limit_meta(meta),
+        created_at,
+    })
+}
+
+fn http_summary(request: Option<&HttpRequest>, status: Option<u16>) -> String {
+    let mut text = match request {
+        Some(r) => format!("{} {}", r.method, r.url),
+        None => "HTTP call".to_owned(),
+    };
+    if let Some(s) = status {
+        text.push_str(&format!(" -> {s}"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(json: &str) -> Result<MessageDraft, FieldError> {
+        validate_message(
+            serde_json::from_str(json).unwrap(),
+            &Redaction::new(&["X-Secret".into()]),
+        )
+    }
+
+    #[test]
+    fn long_text_is_cut_with_a_marker() {
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 500);
+        let cut = truncate_message(long);
+        let kept = cut.chars().count();
+        assert!(
+            (MAX_MESSAGE_CHARS - 40..=MAX_MESSAGE_CHARS).contains(&kept),
+            "{kept}"
+        );
+        assert!(cut.ends_with("characters]"), "{}", &cut[cut.len() - 40..]);
+        assert!(
+            cut.starts_with("éé") && cut.contains(" … [truncated 5"),
+            "the marker says how much was cut"
+        );
+        assert_eq!(truncate_message("short".into()), "short");
+    }
+
+    #[test]
+    fn oversized_meta_becomes_a_marked_preview() {
+        let big = serde_json::json!({ "blob": "x".repeat(MAX_META_BYTES) });
+        let limited = limit_meta(Some(Json::from_value(&big))).unwrap();
+        let value: serde_json::Value = serde_json::from_str(limited.text()).unwrap();
+        assert_eq!(value["opslog_truncated"], true);
+        assert!(value["original_bytes"].as_u64().unwrap() > MAX_META_BYTES as u64);
+        let small = Json::from_value(&serde_json::json!({"a": 1}));
+        assert_eq!(limit_meta(Some(small.clone())), Some(small));
+    }
+
+    #[test]
+    fn http_messages_get_levels_and_redaction() {
+        let m = message(
+            r#"{"type":"http","request":{"method":"GET","url":"https://api.github.com/x",
+                "headers":{"Authorization":"Bearer abc","X-Secret":"s","Accept":"json"}},
+                "response":{"status":503,"headers":{"Set-Cookie":"id=1"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(m.level, Level::Error);
+        assert_eq!(m.source, Source::System);
+        assert_eq!(m.message, "GET https://api.github.com/x -> 503");
+        let headers = m.request.unwrap().headers.unwrap();
+        assert_eq!(headers["Authorization"], REDACTED);
+        assert_eq!(headers["X-Secret"], REDACTED);
+        assert_eq!(headers["Accept"], "json");
+        assert_eq!(m.response.unwrap().headers.unwrap()["Set-Cookie"], REDACTED);
+
+        let ok = message(r#"{"response":{"status":200}}"#).unwrap();
+        assert_eq!((ok.kind, ok.level), (MessageType::Http, Level::Info));
+    }
+
+    #[test]
+    fn log_messages_need_text() {
+        let err = message(r#"{"level":"warn"}"#).unwrap_err();
+        assert_eq!(err.field, "message");
+        let m = message(r#"{"message":"hello"}"#).unwrap();
+        assert_eq!(
+            (m.kind, m.level, m.source),
+            (MessageType::Log, Level::Info, Source::User)
+        );
+    }
+
+    #[test]
+    fn operations_check_names_and_ends() {
+        let r = Redaction::new(&[]);
+        let parse = |json: &str| serde_json::from_str::<NewOperation>(json).unwrap();
+        let draft = validate_new_operation(parse(r#"{"type":"sync"}"#), &r).unwrap();
+        assert_eq!(draft.action, "run");
+        let err =
+            validate_new_operation(parse(r#"{"type":"sync","action":"Run Now"}"#), &r).unwrap_err();
+        assert_eq!(err.field, "action");
+        let err =
+            validate_new_operation(parse(r#"{"type":"sync","integration":""}"#), &r).unwrap_err();
+        assert_eq!(err.field, "integration");
+        let err = validate_new_operation(
+            parse(r#"{"type":"sync","ended_at":"2026-01-01T00:00:00Z"}"#),
+            &r,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "ended_at");
+    }
+}

@@ -1,0 +1,10 @@
+//! opslog: activity logs for an integration platform. See README.md and DESIGN.md.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod store;

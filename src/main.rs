@@ -1,0 +1,127 @@
+//! The `opslog` command: parse the CLI, load the config, run the daemon, map errors to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use opslog::app::{self, Running};
+use opslog::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "opslog",
+    version,
+    about = "Activity logs: operations, messages, search, webhooks, OTel export"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the daemon (embedded defaults unless --config is given).
+    Serve {
+        /// TOML configuration file (see config.example.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and print the effective configuration, secrets masked.
+    CheckConfig { file: PathBuf },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Commands::Serve { config } => serve(config),
+        Commands::CheckConfig { file } => Config::load(&file)
+            .map(|config| print!("{config}"))
+            .map_err(anyhow::Error::from),
+        Commands::Version => {
+            println!("opslog {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match &config_path {
+        Some(path) => Config::load(path)?,
+        None => Config::embedded()?,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let running = app::start(config, listener, shutdown).await?;
+        print_banner(&running);
+        running.wait().await
+    })
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}
+
+fn print_banner(running: &Running) {
+    let base = format!("http://{}", running.local_addr);
+    println!("opslog {} listening on {base}", env!("CARGO_PKG_VERSION"));
+    println!("data dir: {}", running.data_dir.display());
+    if running.generated.is_empty() {
+        return;
+    }
+    println!();
+    println!("First start: these credentials were generated and saved in the data dir.");
+    println!("They are shown only now; set your own in the config file to replace them.");
+    for secret in &running.generated {
+        match &secret.environment {
+            None => println!("  admin token:          {}", secret.token),
+            Some(env) => println!(
+                "  api key for `{env}`: {}{}",
+                " ".repeat(8usize.saturating_sub(env.len())),
+                secret.token
+            ),
+        }
+    }
+    if let Some((env, key)) = running.api_keys.iter().next() {
+        println!();
+        println!("Try it:");
+        println!(
+            "  curl -s -X POST {base}/v1/environments/{env}/operations \\\n    -H 'Authorization: Bearer {key}' -H 'content-type: application/json' \\\n    -d '{{\"type\":\"sync\",\"integration\":\"github\",\"connection_id\":\"acme\",\"script\":\"issues\"}}'"
+        );
+    }
+}

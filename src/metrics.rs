@@ -1,0 +1,85 @@
+//! Counters behind GET /metrics, in the Prometheus text format.
+//!
+//! Plain atomics, bumped where the work happens; rendering reads them without locking.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::model::OpState;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub commits: AtomicU64,
+    pub failed_commits: AtomicU64,
+    pub messages_appended: AtomicU64,
+    pub operations_created: AtomicU64,
+    ended: [AtomicU64; 6],
+    pub http_requests: AtomicU64,
+    pub http_client_errors: AtomicU64,
+    pub http_server_errors: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record_end(&self, state: OpState) {
+        let slot = OpState::ALL.iter().position(|s| *s == state).unwrap_or(0);
+        self.ended[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: &AtomicU64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        };
+        counter(
+            "opslog_store_commits_total",
+            "Durable redb commits (each carries a group of requests).",
+            &self.commits,
+        );
+        counter(
+            "opslog_store_failed_commits_total",
+            "Write groups that failed and were answered with an error.",
+            &self.failed_commits,
+        );
+        counter(
+            "opslog_messages_appended_total",
+            "Messages acknowledged as durable.",
+            &self.messages_appended,
+        );
+        counter(
+            "opslog_operations_created_total",
+            "Operations created.",
+            &self.operations_created,
+        );
+        counter(
+            "opslog_http_requests_total",
+            "HTTP requests answered.",
+            &self.http_requests,
+        );
+        counter(
+            "opslog_http_client_errors_total",
+            "HTTP requests answered with a 4xx.",
+            &self.http_client_errors,
+        );
+        counter(
+            "opslog_http_server_errors_total",
+            "HTTP requests answered with a 5xx.",
+            &self.http_server_errors,
+        );
+        let name = "opslog_operations_ended_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Operations that reached a terminal state, by state.\n# TYPE {name} counter"
+        );
+        for (state, value) in OpState::ALL.iter().zip(&self.ended) {
+            if state.is_terminal() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{state=\"{state}\"}} {}",
+                    value.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out
+    }
+}

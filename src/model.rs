@@ -1,0 +1,463 @@
+//! The data model of DESIGN.md section 2: operations, messages and the small value types they carry.
+//!
+//! One struct per entity serves both the JSON API (serde) and the stored record (bincode), so the
+//! two can never drift apart. Free-form JSON (meta, payloads, bodies) is kept as raw JSON text,
+//! because bincode cannot encode a self-describing `serde_json::Value`.
+//!
+//! Must not: know about redb, HTTP or validation rules; those live in `store`, `http` and `ingest`.
+//! The declaration order of every enum variant is part of the on-disk format: append, never reorder.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bincode::de::Decoder;
+use bincode::enc::Encoder;
+use bincode::error::{DecodeError, EncodeError};
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+/// Milliseconds since the Unix epoch, shown as RFC 3339 UTC with milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    pub fn plus_millis(self, ms: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    /// Parses any RFC 3339 timestamp (any offset), keeping millisecond precision.
+    pub fn parse(text: &str) -> Result<Timestamp, String> {
+        let parsed = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("`{text}` is not an RFC 3339 timestamp ({e})"))?;
+        Ok(Timestamp(
+            (parsed.unix_timestamp_nanos() / 1_000_000) as i64,
+        ))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = i128::from(self.0) * 1_000_000;
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            ),
+            Err(_) => write!(f, "invalid-timestamp({})", self.0),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Free-form JSON kept as its exact text.
+#[derive(Clone, Debug)]
+pub struct Json(pub Box<RawValue>);
+
+impl Json {
+    pub fn from_value(value: &serde_json::Value) -> Json {
+        Json(serde_json::value::to_raw_value(value).expect("a Value always serializes"))
+    }
+
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Json(Box::<RawValue>::deserialize(d)?))
+    }
+}
+
+impl Encode for Json {
+    fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+        self.text().encode(encoder)
+    }
+}
+
+impl<Context> Decode<Context> for Json {
+    fn decode<D: Decoder<Context = Context>>(decoder: &mut D) -> Result<Self, DecodeError> {
+        let text = String::decode(decoder)?;
+        RawValue::from_string(text)
+            .map(Json)
+            .map_err(|e| DecodeError::OtherString(format!("stored JSON is invalid: {e}")))
+    }
+}
+bincode::impl_borrow_decode!(Json);
+
+/// A time-sortable identifier (ULID), shown as its 26-character text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(pub u128);
+
+impl Id {
+    pub fn parse(text: &str) -> Option<Id> {
+        Ulid::from_string(text).ok().map(|u| Id(u.0))
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Ulid(self.0), f)
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Id::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{text}` is not an id (26-character ULID)"))
+        })
+    }
+}
+
+impl Encode for Id {
+    fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+        self.0.encode(encoder)
+    }
+}
+
+impl<Context> Decode<Context> for Id {
+    fn decode<D: Decoder<Context = Context>>(decoder: &mut D) -> Result<Self, DecodeError> {
+        Ok(Id(u128::decode(decoder)?))
+    }
+}
+bincode::impl_borrow_decode!(Id);
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Encode, Decode)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The allowed values, for error messages.
+            pub fn allowed() -> String {
+                [$($text),+].join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What kind of high-level action an operation is.
+    OpType {
+        Sync = "sync",
+        Action = "action",
+        Webhook = "webhook",
+        Auth = "auth",
+        Proxy = "proxy",
+        Deploy = "deploy",
+        Admin = "admin",
+        Events = "events",
+        Function = "function",
+    }
+);
+
+impl OpType {
+    /// The sub-kind used when a client names none.
+    pub fn default_action(self) -> &'static str {
+        match self {
+            OpType::Sync | OpType::Action | OpType::Function => "run",
+            OpType::Webhook => "incoming",
+            OpType::Auth => "create_connection",
+            OpType::Proxy => "call",
+            OpType::Deploy => "deploy",
+            OpType::Admin => "admin",
+            OpType::Events => "event",
+        }
+    }
+}
+
+string_enum!(
+    /// Where an operation is in its lifecycle.
+    OpState {
+        Waiting = "waiting",
+        Running = "running",
+        Success = "success",
+        Failed = "failed",
+        Timeout = "timeout",
+        Cancelled = "cancelled",
+    }
+);
+
+impl OpState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OpState::Success | OpState::Failed | OpState::Timeout | OpState::Cancelled
+        )
+    }
+}
+
+string_enum!(
+    MessageType {
+        Log = "log",
+        Http = "http",
+    }
+);
+
+string_enum!(
+    Level {
+        Debug = "debug",
+        Info = "info",
+        Warn = "warn",
+        Error = "error",
+    }
+);
+
+string_enum!(
+    Source {
+        System = "system",
+        User = "user",
+    }
+);
+
+/// Header name → value. Sensitive values are redacted before they are stored.
+pub type Headers = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub message: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Json>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    #[serde(
+        default,
+        deserialize_with = "deserialize_headers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub headers: Option<Headers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Json>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[serde(deny_unknown_fields)]
+pub struct HttpResponse {
+    pub status: u16,
+    #[serde(
+        default,
+        deserialize_with = "deserialize_headers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub headers: Option<Headers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Json>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    pub attempt: u32,
+    pub max: u32,
+    #[serde(default)]
+    pub waited_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[serde(deny_unknown_fields)]
+pub struct RecordCount {
+    pub model: String,
+    #[serde(default)]
+    pub added: u64,
+    #[serde(default)]
+    pub updated: u64,
+    #[serde(default)]
+    pub deleted: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Encode, Decode)]
+pub struct Operation {
+    pub id: Id,
+    pub environment: String,
+    #[serde(rename = "type")]
+    pub kind: OpType,
+    pub action: String,
+    pub state: OpState,
+    pub integration: Option<String>,
+    pub connection_id: Option<String>,
+    pub script: Option<String>,
+    pub provider: Option<String>,
+    pub message: String,
+    pub error: Option<ErrorInfo>,
+    pub request: Option<HttpRequest>,
+    pub response: Option<HttpResponse>,
+    pub records: Option<Vec<RecordCount>>,
+    pub meta: Option<Json>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    pub duration_ms: Option<u64>,
+    /// How many messages the operation holds; kept so pages can report a total without a scan.
+    pub message_count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Encode, Decode)]
+pub struct Message {
+    pub id: Id,
+    pub operation_id: Id,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    pub level: Level,
+    pub source: Source,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<HttpRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<HttpResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Json>,
+    pub created_at: Timestamp,
+}
+
+/// Accepts header values as strings, numbers or arrays of strings (joined with ", ").
+fn deserialize_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Headers>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum HeaderValue {
+        One(String),
+        Number(serde_json::Number),
+        Many(Vec<String>),
+    }
+    let raw: Option<BTreeMap<String, HeaderValue>> = Option::deserialize(d)?;
+    Ok(raw.map(|map| {
+        map.into_iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    HeaderValue::One(s) => s,
+                    HeaderValue::Number(n) => n.to_string(),
+                    HeaderValue::Many(v) => v.join(", "),
+                };
+                (name, value)
+            })
+            .collect()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_with_millis() {
+        let t = Timestamp::parse("2026-11-25T20:27:49.123+01:00").unwrap();
+        assert_eq!(t.to_string(), "2026-11-25T19:27:49.123Z");
+        assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn ids_are_ulids() {
+        let id = Id(Ulid::new().0);
+        assert_eq!(Id::parse(&id.to_string()), Some(id));
+        assert_eq!(Id::parse("../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn enums_list_their_values() {
+        assert_eq!(OpState::parse("timeout"), Some(OpState::Timeout));
+        assert_eq!(OpState::parse("done"), None);
+        assert_eq!(
+            Level::allowed(),
+            "debug, info, warn, error",
+            "error messages list the allowed values in order"
+        );
+        assert!(OpState::Cancelled.is_terminal() && !OpState::Running.is_terminal());
+    }
+
+    #[test]
+    fn headers_accept_strings_numbers_and_lists() {
+        let req: HttpRequest = serde_json::from_str(
+            r#"{"method":"GET","url":"/x","headers":{"a":"1","b":2,"c":["x","y"]}}"#,
+        )
+        .unwrap();
+        let headers = req.headers.unwrap();
+        assert_eq!(headers["a"], "1");
+        assert_eq!(headers["b"], "2");
+        assert_eq!(headers["c"], "x, y");
+    }
+}

@@ -1,0 +1,413 @@
+//! The durable store: one redb file in the data dir, the source of truth for everything opslog keeps.
+//!
+//! Owns opening (format check), read transactions for the API, and the write-transaction helpers the
+//! single writer (`ingest::writer`) uses. Every call here blocks on disk: never call it from an
+//! `async fn` on the runtime's threads; use the writer thread or `spawn_blocking`.
+//!
+//! Must not: decide policy (state transitions, validation); it stores what it is given.
+
+mod codec;
+mod tables;
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+pub use codec::IdempotencyRecord;
+use tables::*;
+
+use crate::model::{Id, Message, Operation, Timestamp};
+
+/// The file name of the database inside the data dir.
+pub const DB_FILE: &str = "opslog.redb";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Incompatible(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> StoreError {
+        let is_enospc = |io: &std::io::Error| io.raw_os_error() == Some(28);
+        match e {
+            redb::Error::Io(io) if is_enospc(&io) => StoreError::DiskFull(io.to_string()),
+            redb::Error::Corrupted(what) => StoreError::Corrupt(what),
+            redb::Error::DatabaseAlreadyOpen => StoreError::Incompatible(
+                "the database is already open: is another opslog running on this data dir?".into(),
+            ),
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
+
+macro_rules! via_redb_error {
+    ($($t:ty),+) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> StoreError {
+                StoreError::from(redb::Error::from(e))
+            }
+        }
+    )+};
+}
+via_redb_error!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `data_dir`, creating the directory and every table.
+    /// Refuses a file written by a newer format. On error nothing was changed on disk except a
+    /// freshly created empty directory.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Storage(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let db = Database::create(&path)?;
+        let store = Store { db, path };
+        let tx = store.write()?;
+        {
+            let mut meta = tx.txn.open_table(META)?;
+            let found = meta
+                .get("format_version")?
+                .map(|v| u32::from_le_bytes(v.value().try_into().unwrap_or([0xff; 4])));
+            match found {
+                Some(v) if v > FORMAT_VERSION => {
+                    return Err(StoreError::Incompatible(format!(
+                        "{} was written by a newer opslog (format {v}; this binary reads up to {FORMAT_VERSION})",
+                        store.path.display()
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
+                }
+            }
+        }
+        tx.txn.open_table(OPERATIONS)?;
+        tx.txn.open_table(MESSAGES)?;
+        tx.txn.open_table(OPEN_OPERATIONS)?;
+        tx.txn.open_table(IDEMPOTENCY)?;
+        tx.commit()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn read(&self) -> Result<ReadTx, StoreError> {
+        Ok(ReadTx {
+            txn: self.db.begin_read()?,
+        })
+    }
+
+    /// Starts a write transaction. Only the writer thread writes in normal operation; redb
+    /// serializes any other writer behind it.
+    pub fn write(&self) -> Result<WriteTx, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        Ok(WriteTx { txn })
+    }
+}
+
+/// Which page of an operation's messages to read (oldest first).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MessageRange {
+    /// Only messages after this one.
+    pub after: Option<Id>,
+    /// Only messages before this one.
+    pub before: Option<Id>,
+    pub limit: usize,
+}
+
+pub struct ReadTx {
+    txn: redb::ReadTransaction,
+}
+
+impl ReadTx {
+    pub fn operation(&self, id: Id) -> Result<Option<Operation>, StoreError> {
+        let table = self.txn.open_table(OPERATIONS)?;
+        let value = table.get(id.0)?;
+        value
+            .map(|v| codec::decode_operation(v.value()))
+            .transpose()
+    }
+
+    /// Up to `limit` messages of one operation, oldest first, and whether more lie beyond them in
+    /// the direction read. With `before` and no `after`, the newest `limit` before it are taken.
+    pub fn messages(
+        &self,
+        operation: Id,
+        range: MessageRange,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        let table = self.txn.open_table(MESSAGES)?;
+        let low = match range.after {
+            Some(after) if after.0 == u128::MAX => return Ok((Vec::new(), false)),
+            Some(after) => (operation.0, after.0 + 1),
+            None => (operation.0, 0),
+        };
+        let high = match range.before {
+            Some(before) => (operation.0, before.0),
+            None => (operation.0, u128::MAX),
+        };
+        if low >= high {
+            return Ok((Vec::new(), false));
+        }
+        let rows = table.range(low..high)?;
+        let mut out = Vec::with_capacity(range.limit.min(512));
+        let tail_first = range.before.is_some() && range.after.is_none();
+        let mut more = false;
+        if tail_first {
+            for row in rows.rev() {
+                if out.len() == range.limit {
+                    more = true;
+                    break;
+                }
+                out.push(codec::decode_message(row?.1.value())?);
+            }
+            out.reverse();
+        } else {
+            for row in rows {
+                if out.len() == range.limit {
+                    more = true;
+                    break;
+                }
+                out.push(codec::decode_message(row?.1.value())?);
+            }
+        }
+        Ok((out, more))
+    }
+
+    pub fn operation_count(&self) -> Result<u64, StoreError> {
+        Ok(self.txn.open_table(OPERATIONS)?.len()?)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let table = self.txn.open_table(META)?;
+        let value = table.get(key)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+}
+
+pub struct WriteTx {
+    txn: redb::WriteTransaction,
+}
+
+impl WriteTx {
+    pub fn operation(&self, id: Id) -> Result<Option<Operation>, StoreError> {
+        let table = self.txn.open_table(OPERATIONS)?;
+        let value = table.get(id.0)?;
+        value
+            .map(|v| codec::decode_operation(v.value()))
+            .transpose()
+    }
+
+    /// Stores `op`, keeping the sweeper's list of open operations in step with its state.
+    /// `previous` is the stored version it replaces, if any.
+    pub fn put_operation(
+        &mut self,
+        op: &Operation,
+        previous: Option<&Operation>,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(OPERATIONS)?
+            .insert(op.id.0, codec::encode_operation(op).as_slice())?;
+        let mut open = self.txn.open_table(OPEN_OPERATIONS)?;
+        if let Some(prev) = previous.filter(|p| !p.state.is_terminal()) {
+            if op.state.is_terminal() || prev.expires_at != op.expires_at {
+                open.remove((prev.expires_at.millis(), prev.id.0))?;
+            }
+        }
+        if !op.state.is_terminal() {
+            open.insert((op.expires_at.millis(), op.id.0), ())?;
+        }
+        Ok(())
+    }
+
+    pub fn insert_messages(&mut self, messages: &[Message]) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(MESSAGES)?;
+        for m in messages {
+            table.insert(
+                (m.operation_id.0, m.id.0),
+                codec::encode_message(m).as_slice(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Ids of operations not in a terminal state whose deadline is before `now`, oldest first.
+    pub fn overdue_operations(&self, now: Timestamp, limit: usize) -> Result<Vec<Id>, StoreError> {
+        let table = self.txn.open_table(OPEN_OPERATIONS)?;
+        let mut ids = Vec::new();
+        for row in table.range((i64::MIN, 0)..(now.millis(), 0))?.take(limit) {
+            ids.push(Id(row?.0.value().1));
+        }
+        Ok(ids)
+    }
+
+    pub fn idempotency(
+        &self,
+        environment: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let table = self.txn.open_table(IDEMPOTENCY)?;
+        let value = table.get(idempotency_key(environment, key).as_str())?;
+        value
+            .map(|v| codec::decode_idempotency(v.value()))
+            .transpose()
+    }
+
+    pub fn put_idempotency(
+        &mut self,
+        environment: &str,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(IDEMPOTENCY)?.insert(
+            idempotency_key(environment, key).as_str(),
+            codec::encode_idempotency(record).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let table = self.txn.open_table(META)?;
+        let value = table.get(key)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    pub fn put_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.txn.open_table(META)?.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Makes everything written in this transaction durable (fsync) before returning.
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.txn.commit()?;
+        Ok(())
+    }
+
+    /// Drops everything written in this transaction.
+    pub fn abort(self) -> Result<(), StoreError> {
+        self.txn.abort()?;
+        Ok(())
+    }
+}
+
+fn idempotency_key(environment: &str, key: &str) -> String {
+    format!("{environment}\0{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    fn message(op: Id, id: u128) -> Message {
+        Message {
+            id: Id(id),
+            operation_id: op,
+            kind: MessageType::Log,
+            level: Level::Info,
+            source: Source::User,
+            message: format!("message {id}"),
+            request: None,
+            response: None,
+            duration_ms: None,
+            retry: None,
+            error: None,
+            meta: None,
+            created_at: Timestamp(id as i64),
+        }
+    }
+
+    #[test]
+    fn message_pages_read_in_both_directions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let op = Id(7);
+        let mut tx = store.write().unwrap();
+        let all: Vec<Message> = (1..=10).map(|i| message(op, i)).collect();
+        tx.insert_messages(&all).unwrap();
+        tx.insert_messages(&[message(Id(8), 5)]).unwrap();
+        tx.commit().unwrap();
+        let read = store.read().unwrap();
+        let ids = |(page, more): (Vec<Message>, bool)| {
+            (page.iter().map(|m| m.id.0).collect::<Vec<_>>(), more)
+        };
+        let page = |after: Option<u128>, before: Option<u128>, limit: usize| {
+            ids(read
+                .messages(
+                    op,
+                    MessageRange {
+                        after: after.map(Id),
+                        before: before.map(Id),
+                        limit,
+                    },
+                )
+                .unwrap())
+        };
+        assert_eq!(page(None, None, 3), (vec![1, 2, 3], true));
+        assert_eq!(page(Some(3), None, 3), (vec![4, 5, 6], true));
+        assert_eq!(page(Some(8), None, 3), (vec![9, 10], false));
+        assert_eq!(page(None, Some(8), 3), (vec![5, 6, 7], true));
+        assert_eq!(page(Some(2), Some(5), 10), (vec![3, 4], false));
+        assert_eq!(page(Some(5), Some(2), 10), (vec![], false));
+    }
+
+    #[test]
+    fn refuses_a_newer_format() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut tx = store.write().unwrap();
+            tx.put_meta("format_version", &(FORMAT_VERSION + 1).to_le_bytes())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("newer opslog"), "{err}");
+    }
+
+    #[test]
+    fn open_operations_follow_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut op = codec_sample();
+        op.state = OpState::Running;
+        let mut tx = store.write().unwrap();
+        tx.put_operation(&op, None).unwrap();
+        let later = op.expires_at.plus_millis(1);
+        assert_eq!(tx.overdue_operations(later, 10).unwrap(), vec![op.id]);
+        assert!(tx.overdue_operations(op.expires_at, 10).unwrap().is_empty());
+        let mut ended = op.clone();
+        ended.state = OpState::Success;
+        tx.put_operation(&ended, Some(&op)).unwrap();
+        assert!(tx.overdue_operations(later, 10).unwrap().is_empty());
+        tx.commit().unwrap();
+    }
+
+    fn codec_sample() -> Operation {
+        codec::tests::sample_operation()
+    }
+}

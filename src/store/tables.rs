@@ -1,0 +1,28 @@
+//! Every redb table of opslog, in one place, so the on-disk format can be read here alone.
+//!
+//! Keys are fixed-width integers (ids are ULIDs as `u128`, so key order is creation order); values
+//! are records encoded by `store::codec` behind a format-version byte. Renaming a table or changing
+//! a key type is a format change: bump `FORMAT_VERSION` and migrate in `store::open`.
+
+use redb::TableDefinition;
+
+/// The format this binary writes. `store::open` refuses a data dir written by a newer one.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+/// Server-wide facts: the format version and generated credentials. Key → small value.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Operation id → encoded `Operation`.
+pub(crate) const OPERATIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("operations");
+
+/// (operation id, message id) → encoded `Message`: one operation's messages are one range, in
+/// insertion order.
+pub(crate) const MESSAGES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("messages");
+
+/// (expires_at in ms, operation id) for operations not yet in a terminal state: the sweeper's
+/// work list. A row leaves when its operation ends.
+pub(crate) const OPEN_OPERATIONS: TableDefinition<(i64, u128), ()> =
+    TableDefinition::new("open_operations");
+
+/// "<environment>\0<Idempotency-Key>" → encoded idempotency record (operation id + body hash).
+pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
