@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credentials, GeneratedSecret};
 use crate::config::Config;
+use crate::http::cursor::CursorKey;
 use crate::http::{self, AppState, ServeOptions};
 use crate::ingest::input::Redaction;
 use crate::ingest::{Command, Outcome, Writer};
@@ -72,9 +73,24 @@ pub async fn start(
         })
         .await??
     };
+    let (index, indexer, cursor_key) = {
+        let (store, data_dir) = (store.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let (index, indexer) = crate::index::open(&data_dir, store.clone())
+                .context("cannot open the search index")?;
+            let cursor_key = CursorKey::load_or_generate(&store)?;
+            Ok((index, indexer, cursor_key))
+        })
+        .await??
+    };
     let metrics = Arc::new(Metrics::default());
-    let (writer, writer_thread) =
-        crate::ingest::writer::start(store.clone(), config.deadlines.clone(), metrics.clone());
+    let (writer, writer_thread) = crate::ingest::writer::start(
+        store.clone(),
+        config.deadlines.clone(),
+        metrics.clone(),
+        index.shared.clone(),
+    )?;
+    let indexer_thread = indexer.spawn();
 
     let admin_token = credentials.admin_token.clone();
     let api_keys = credentials.api_keys.clone();
@@ -86,6 +102,8 @@ pub async fn start(
         redaction: Redaction::new(&config.ingest.redact_headers),
         max_body_bytes: config.server.max_body_bytes,
         metrics,
+        index: index.clone(),
+        cursor_key,
     });
     let options = ServeOptions {
         header_read_timeout: config.server.header_read_timeout.0,
@@ -106,6 +124,12 @@ pub async fn start(
         writer.stop().await;
         drop(writer);
         join_writer(writer_thread).await?;
+        // The writer is done: the indexer drains the feed, commits and stops.
+        index.shared.stopping.store(true, std::sync::atomic::Ordering::Release);
+        index.shared.wake();
+        tokio::task::spawn_blocking(move || indexer_thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the indexer thread panicked"))??;
         tracing::info!("opslog stopped");
         Ok(())
     });

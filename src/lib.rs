@@ -4,6 +4,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod index;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -5,9 +5,11 @@
 //! Must not: touch redb on the runtime's threads (reads go to `spawn_blocking`, writes to the
 //! writer), or log secrets.
 
+pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod operations;
+pub mod search;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -28,10 +30,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credentials, Principal};
+use crate::index::SearchIndex;
 use crate::ingest::input::Redaction;
 use crate::ingest::Writer;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use cursor::CursorKey;
 use error::ApiError;
 
 /// What every handler can reach.
@@ -43,6 +47,8 @@ pub struct AppState {
     pub redaction: Redaction,
     pub max_body_bytes: usize,
     pub metrics: Arc<Metrics>,
+    pub index: Arc<SearchIndex>,
+    pub cursor_key: CursorKey,
 }
 
 impl AppState {
@@ -75,6 +81,25 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
+/// A page of results: `total` counts every match, `next_cursor` continues where this page ended.
+#[derive(Serialize)]
+pub struct DataPage<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+    pub total: u64,
+}
+
+impl<T> DataPage<T> {
+    /// Everything in one page.
+    pub fn all(data: Vec<T>) -> DataPage<T> {
+        DataPage {
+            total: data.len() as u64,
+            data,
+            next_cursor: None,
+        }
+    }
+}
+
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => {
@@ -91,8 +116,9 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 
 pub fn router(state: Arc<AppState>) -> Router {
     use operations::*;
+    use search::*;
     let api = Router::new()
-        .route("/operations", post(create_operation))
+        .route("/operations", post(create_operation).get(list_operations))
         .route(
             "/operations/{id}",
             get(get_operation).patch(update_operation),
@@ -101,7 +127,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/operations/{id}/messages",
             post(append_messages).get(list_messages),
         )
-        .route("/messages", post(append_batch));
+        .route("/messages", post(append_batch).get(search_messages))
+        .route("/facets", get(facets))
+        .route("/insights", get(insights));
     Router::new()
         .nest("/v1/environments/{env}", api)
         .route("/healthz", get(healthz))

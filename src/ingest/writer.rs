@@ -20,9 +20,10 @@ use ulid::Ulid;
 use super::input::{MessageDraft, OperationDraft, OperationPatch};
 use super::lifecycle::{self, Change, LifecycleError};
 use crate::config::DeadlinesConfig;
+use crate::index::IndexShared;
 use crate::metrics::Metrics;
 use crate::model::*;
-use crate::store::{IdempotencyRecord, Store, StoreError, WriteTx};
+use crate::store::{FeedEntry, IdempotencyRecord, Store, StoreError, WriteTx};
 
 /// The most requests one commit carries.
 const MAX_GROUP: usize = 1024;
@@ -124,7 +125,9 @@ pub fn start(
     store: Arc<Store>,
     deadlines: DeadlinesConfig,
     metrics: Arc<Metrics>,
-) -> (Writer, JoinHandle<()>) {
+    index: Arc<IndexShared>,
+) -> Result<(Writer, JoinHandle<()>), StoreError> {
+    let feed_seq = store.write()?.last_feed_seq()?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("opslog-writer".into())
@@ -133,18 +136,26 @@ pub fn start(
                 store,
                 deadlines,
                 metrics,
+                index,
+                feed_seq,
+                trimmed_to: 0,
                 last_id: 0,
             }
             .run(rx)
         })
         .expect("spawning the writer thread");
-    (Writer { tx }, thread)
+    Ok((Writer { tx }, thread))
 }
 
 struct WriterThread {
     store: Arc<Store>,
     deadlines: DeadlinesConfig,
     metrics: Arc<Metrics>,
+    index: Arc<IndexShared>,
+    /// The sequence of the newest committed feed entry.
+    feed_seq: u64,
+    /// Feed entries up to this one are already trimmed.
+    trimmed_to: u64,
     last_id: u128,
 }
 
@@ -152,12 +163,16 @@ struct WriterThread {
 #[derive(Default)]
 struct Touched {
     ops: HashMap<Id, TouchedOp>,
+    /// What the search index must pick up from this group.
+    feed: FeedEntry,
 }
 
 struct TouchedOp {
     stored: Option<Operation>,
     current: Operation,
     dirty: bool,
+    /// Changed in a way the index shows (not only its message count).
+    reindex: bool,
 }
 
 impl WriterThread {
@@ -184,7 +199,7 @@ impl WriterThread {
 
     fn commit_group(&mut self, group: &mut Vec<Request>) {
         let mut results = Vec::with_capacity(group.len());
-        let outcome = (|| -> Result<(), StoreError> {
+        let outcome = (|| -> Result<(u64, u64), StoreError> {
             let mut tx = self.store.write()?;
             let mut touched = Touched::default();
             for request in group.iter_mut() {
@@ -194,14 +209,39 @@ impl WriterThread {
                     other => results.push(other),
                 }
             }
-            for (_, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
+            let mut feed = std::mem::take(&mut touched.feed);
+            for (id, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
                 tx.put_operation(&op.current, op.stored.as_ref())?;
+                if op.reindex {
+                    feed.operations.push(id);
+                }
             }
-            tx.commit()
+            let seq = if feed.is_empty() {
+                self.feed_seq
+            } else {
+                tx.append_feed(self.feed_seq + 1, &feed)?;
+                self.feed_seq + 1
+            };
+            // What the index has committed is no longer needed, but the newest entry stays so the
+            // sequence survives a restart.
+            let indexed = self.index.indexed_seq.load(Ordering::Acquire).min(seq.saturating_sub(1));
+            let trimmed_to = if indexed > self.trimmed_to {
+                tx.trim_feed(indexed)?;
+                indexed
+            } else {
+                self.trimmed_to
+            };
+            tx.commit()?;
+            Ok((seq, trimmed_to))
         })();
         match outcome {
-            Ok(()) => {
+            Ok((seq, trimmed_to)) => {
+                self.trimmed_to = trimmed_to;
                 self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+                if seq != self.feed_seq {
+                    self.feed_seq = seq;
+                    self.index.wake();
+                }
                 for (request, result) in group.drain(..).zip(results) {
                     let _ = request.reply.send(result);
                 }
@@ -287,6 +327,7 @@ impl WriterThread {
                 if change != Change::Unchanged {
                     entry.current = operation.clone();
                     entry.dirty = true;
+                    entry.reindex = true;
                 }
                 if change == Change::Ended {
                     self.operation_ended(tx, &operation)?;
@@ -309,6 +350,10 @@ impl WriterThread {
                     .map(|(op_id, draft)| draft.into_message(self.next_id(), op_id, now))
                     .collect();
                 tx.insert_messages(&stored)?;
+                touched
+                    .feed
+                    .messages
+                    .extend(stored.iter().map(|m| (m.operation_id, m.id)));
                 for m in &stored {
                     let entry = touched.get_in(tx, m.operation_id, &environment)?;
                     entry.current.message_count += 1;
@@ -331,6 +376,7 @@ impl WriterThread {
                     if lifecycle::time_out(&mut operation, now)? == Change::Ended {
                         entry.current = operation.clone();
                         entry.dirty = true;
+                        entry.reindex = true;
                         self.operation_ended(tx, &operation)?;
                         count += 1;
                     }
@@ -357,6 +403,7 @@ impl Touched {
                 stored: None,
                 current: operation,
                 dirty: true,
+                reindex: true,
             },
         );
     }
@@ -370,6 +417,7 @@ impl Touched {
                     current: stored.clone(),
                     stored: Some(stored),
                     dirty: false,
+                    reindex: false,
                 }))
             }
         }

@@ -26,3 +26,8 @@ pub(crate) const OPEN_OPERATIONS: TableDefinition<(i64, u128), ()> =
 
 /// "<environment>\0<Idempotency-Key>" → encoded idempotency record (operation id + body hash).
 pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+
+/// Commit sequence number → encoded `FeedEntry`: what each write group changed that the search
+/// index must (re)index. The index records the last sequence it committed; entries up to it are
+/// trimmed by the writer, except the newest, which keeps the sequence going across restarts.
+pub(crate) const INDEX_FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("index_feed");
