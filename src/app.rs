@@ -125,7 +125,10 @@ pub async fn start(
         drop(writer);
         join_writer(writer_thread).await?;
         // The writer is done: the indexer drains the feed, commits and stops.
-        index.shared.stopping.store(true, std::sync::atomic::Ordering::Release);
+        index
+            .shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         index.shared.wake();
         tokio::task::spawn_blocking(move || indexer_thread.join())
             .await?

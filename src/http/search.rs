@@ -61,7 +61,12 @@ fn invalid(field: &str, message: String) -> ApiError {
     ApiError::bad_request("invalid_query", format!("`{field}`: {message}")).with_field(field)
 }
 
-fn parse_enum<T>(field: &str, value: &str, parse: fn(&str) -> Option<T>, allowed: String) -> Result<T, ApiError> {
+fn parse_enum<T>(
+    field: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    allowed: String,
+) -> Result<T, ApiError> {
     parse(value).ok_or_else(|| invalid(field, format!("`{value}` is not one of {allowed}")))
 }
 
@@ -76,9 +81,15 @@ fn parse_type(value: &str) -> Result<TypeFilter, ApiError> {
     };
     let kind = parse_enum("type", kind, OpType::parse, OpType::allowed())?;
     if let Some(a) = action {
-        let ok = !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        let ok = !a.is_empty()
+            && a.len() <= 64
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !ok {
-            return Err(invalid("type", format!("`{value}` is not `type` or `type:action`")));
+            return Err(invalid(
+                "type",
+                format!("`{value}` is not `type` or `type:action`"),
+            ));
         }
     }
     Ok(TypeFilter {
@@ -115,13 +126,26 @@ impl Request {
         for (name, value) in pairs {
             let f = &mut r.filters;
             match name.as_str() {
-                n if n == message_type_key => f.message_types.push(parse_enum(n, &value, MessageType::parse, MessageType::allowed())?),
+                n if n == message_type_key => f.message_types.push(parse_enum(
+                    n,
+                    &value,
+                    MessageType::parse,
+                    MessageType::allowed(),
+                )?),
                 "type" => f.types.push(parse_type(&value)?),
-                "state" => f.states.push(parse_enum("state", &value, OpState::parse, OpState::allowed())?),
+                "state" => f.states.push(parse_enum(
+                    "state",
+                    &value,
+                    OpState::parse,
+                    OpState::allowed(),
+                )?),
                 "integration" => f.integrations.push(check_value("integration", &value)?),
                 "connection_id" => f.connection_ids.push(check_value("connection_id", &value)?),
                 "script" => f.scripts.push(check_value("script", &value)?),
-                "level" => f.levels.push(parse_enum("level", &value, Level::parse, Level::allowed())?),
+                "level" => {
+                    f.levels
+                        .push(parse_enum("level", &value, Level::parse, Level::allowed())?)
+                }
                 "from" => f.from = Some(parse_time("from", &value)?),
                 "to" => f.to = Some(parse_time("to", &value)?),
                 "q" => {
@@ -130,14 +154,26 @@ impl Request {
                     r.q_text = value;
                 }
                 "limit" => {
-                    r.limit = Some(value.parse().map_err(|_| invalid("limit", format!("`{value}` is not a number")))?)
+                    r.limit = Some(
+                        value
+                            .parse()
+                            .map_err(|_| invalid("limit", format!("`{value}` is not a number")))?,
+                    )
                 }
                 "cursor" => r.cursor = Some(value),
                 "after" | "before" => {
                     let id = Id::parse(&value).ok_or_else(|| {
-                        ApiError::bad_request("invalid_cursor", format!("`{name}` must be a message id (26-character ULID)")).with_field(name.clone())
+                        ApiError::bad_request(
+                            "invalid_cursor",
+                            format!("`{name}` must be a message id (26-character ULID)"),
+                        )
+                        .with_field(name.clone())
                     })?;
-                    if name == "after" { r.after = Some(id) } else { r.before = Some(id) }
+                    if name == "after" {
+                        r.after = Some(id)
+                    } else {
+                        r.before = Some(id)
+                    }
                 }
                 _ => r.other.push((name, value)),
             }
@@ -149,7 +185,8 @@ impl Request {
         }
         let f = &mut r.filters;
         // Canonical order, so the same filters in another order continue the same cursor.
-        f.types.sort_by(|a, b| (a.kind.as_str(), &a.action).cmp(&(b.kind.as_str(), &b.action)));
+        f.types
+            .sort_by(|a, b| (a.kind.as_str(), &a.action).cmp(&(b.kind.as_str(), &b.action)));
         f.types.dedup();
         for list in [&mut f.integrations, &mut f.connection_ids, &mut f.scripts] {
             list.sort();
@@ -170,7 +207,16 @@ impl Request {
     }
 }
 
-const FILTERS: &[&str] = &["type", "state", "integration", "connection_id", "script", "from", "to", "q"];
+const FILTERS: &[&str] = &[
+    "type",
+    "state",
+    "integration",
+    "connection_id",
+    "script",
+    "from",
+    "to",
+    "q",
+];
 
 fn with(extra: &[&'static str]) -> Vec<&'static str> {
     FILTERS.iter().chain(extra).copied().collect()
@@ -194,11 +240,21 @@ pub async fn list_operations(
     let request = Request::parse(pairs(query.as_deref(), &with(&["limit", "cursor"]))?, "")?;
     let limit = page_limit(request.limit)?;
     let scope = request.scope("operations", &env);
-    let bound = request.cursor.as_deref().map(|c| state.cursor_key.decode(&scope, c)).transpose()?;
-    let page = Page { limit, ascending: false, bound };
+    let bound = request
+        .cursor
+        .as_deref()
+        .map(|c| state.cursor_key.decode(&scope, c))
+        .transpose()?;
+    let page = Page {
+        limit,
+        ascending: false,
+        bound,
+    };
     let st = state.clone();
     let (hits, operations) = blocking(move || {
-        let hits = st.index.operations(&env, &request.filters, request.q.as_ref(), page)?;
+        let hits = st
+            .index
+            .operations(&env, &request.filters, request.q.as_ref(), page)?;
         let read = st.store.read()?;
         let operations = hits
             .ids
@@ -210,7 +266,14 @@ pub async fn list_operations(
     })
     .await?;
     let next_cursor = next_cursor(&state, &scope, &hits, false);
-    Ok(json(StatusCode::OK, &DataPage { data: operations, next_cursor, total: hits.total }))
+    Ok(json(
+        StatusCode::OK,
+        &DataPage {
+            data: operations,
+            next_cursor,
+            total: hits.total,
+        },
+    ))
 }
 
 fn next_cursor(state: &AppState, scope: &str, hits: &Hits, ascending: bool) -> Option<String> {
@@ -218,7 +281,11 @@ fn next_cursor(state: &AppState, scope: &str, hits: &Hits, ascending: bool) -> O
         return None;
     }
     let (last, _) = hits.ids.last()?;
-    let bound = if ascending { Bound::After(last.0) } else { Bound::Before(last.0) };
+    let bound = if ascending {
+        Bound::After(last.0)
+    } else {
+        Bound::Before(last.0)
+    };
     Some(state.cursor_key.encode(scope, bound))
 }
 
@@ -250,20 +317,34 @@ pub async fn search_messages(
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env)?;
     let request = Request::parse(
-        pairs(query.as_deref(), &with(&["level", "message_type", "limit", "cursor"]))?,
+        pairs(
+            query.as_deref(),
+            &with(&["level", "message_type", "limit", "cursor"]),
+        )?,
         "message_type",
     )?;
     let limit = page_limit(request.limit)?;
     let scope = request.scope("messages", &env);
-    let bound = request.cursor.as_deref().map(|c| state.cursor_key.decode(&scope, c)).transpose()?;
-    let page = Page { limit, ascending: false, bound };
+    let bound = request
+        .cursor
+        .as_deref()
+        .map(|c| state.cursor_key.decode(&scope, c))
+        .transpose()?;
+    let page = Page {
+        limit,
+        ascending: false,
+        bound,
+    };
     let st = state.clone();
     let (hits, data) = blocking(move || {
-        let hits = st.index.messages(&env, &request.filters, request.q.as_ref(), page)?;
+        let hits = st
+            .index
+            .messages(&env, &request.filters, request.q.as_ref(), page)?;
         let read = st.store.read()?;
         let mut data = Vec::with_capacity(hits.ids.len());
         for (id, op_id) in &hits.ids {
-            let (Some(message), Some(op)) = (read.message(*op_id, *id)?, read.operation(*op_id)?) else {
+            let (Some(message), Some(op)) = (read.message(*op_id, *id)?, read.operation(*op_id)?)
+            else {
                 continue;
             };
             data.push(MessageHit {
@@ -283,7 +364,14 @@ pub async fn search_messages(
     })
     .await?;
     let next_cursor = next_cursor(&state, &scope, &hits, false);
-    Ok(json(StatusCode::OK, &DataPage { data, next_cursor, total: hits.total }))
+    Ok(json(
+        StatusCode::OK,
+        &DataPage {
+            data,
+            next_cursor,
+            total: hits.total,
+        },
+    ))
 }
 
 /// One operation's messages, oldest first. Without `q`/`level`/`type` they are read straight from
@@ -297,7 +385,10 @@ pub async fn list_messages(
     state.authorize(&principal, &env)?;
     let op_id = super::operations::parse_id(&id)?;
     let mut request = Request::parse(
-        pairs(query.as_deref(), &["q", "level", "type", "limit", "cursor", "after", "before"])?,
+        pairs(
+            query.as_deref(),
+            &["q", "level", "type", "limit", "cursor", "after", "before"],
+        )?,
         "type",
     )?;
     request.filters.operation = Some(op_id);
@@ -324,7 +415,11 @@ pub async fn list_messages(
             .filter(|op| op.environment == env_for_read)
             .ok_or_else(|| super::operations::operation_not_found(op_id))?;
         if !filtered {
-            let range = MessageRange { after, before, limit };
+            let range = MessageRange {
+                after,
+                before,
+                limit,
+            };
             let (messages, more) = read.messages(op_id, range)?;
             let total = operation.message_count;
             return Ok((operation, messages, more, total));
@@ -334,8 +429,14 @@ pub async fn list_messages(
             (None, Some(b)) => Some(Bound::Before(b.0)),
             (None, None) => None,
         };
-        let page = Page { limit, ascending: !backwards, bound };
-        let hits = st.index.messages(&env_for_read, &request.filters, request.q.as_ref(), page)?;
+        let page = Page {
+            limit,
+            ascending: !backwards,
+            bound,
+        };
+        let hits = st
+            .index
+            .messages(&env_for_read, &request.filters, request.q.as_ref(), page)?;
         let mut messages = Vec::with_capacity(hits.ids.len());
         for (id, _) in &hits.ids {
             messages.extend(read.message(op_id, *id)?);
@@ -349,10 +450,21 @@ pub async fn list_messages(
     drop(operation);
     let next_cursor = match (more, backwards) {
         (false, _) => None,
-        (true, false) => messages.last().map(|m| state.cursor_key.encode(&scope, Bound::After(m.id.0))),
-        (true, true) => messages.first().map(|m| state.cursor_key.encode(&scope, Bound::Before(m.id.0))),
+        (true, false) => messages
+            .last()
+            .map(|m| state.cursor_key.encode(&scope, Bound::After(m.id.0))),
+        (true, true) => messages
+            .first()
+            .map(|m| state.cursor_key.encode(&scope, Bound::Before(m.id.0))),
     };
-    Ok(json(StatusCode::OK, &DataPage { data: messages, next_cursor, total }))
+    Ok(json(
+        StatusCode::OK,
+        &DataPage {
+            data: messages,
+            next_cursor,
+            total,
+        },
+    ))
 }
 
 #[derive(Serialize)]
@@ -368,7 +480,13 @@ pub async fn facets(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env)?;
-    let request = Request::parse(pairs(query.as_deref(), &["field", "prefix", "from", "to", "type", "state", "limit"])?, "")?;
+    let request = Request::parse(
+        pairs(
+            query.as_deref(),
+            &["field", "prefix", "from", "to", "type", "state", "limit"],
+        )?,
+        "",
+    )?;
     let mut field = None;
     let mut prefix = String::new();
     for (name, value) in &request.other {
@@ -381,8 +499,18 @@ pub async fn facets(
         Some("integration") => "integration",
         Some("connection_id") => "connection_id",
         Some("script") => "script",
-        Some(other) => return Err(invalid("field", format!("`{other}` is not one of integration, connection_id, script"))),
-        None => return Err(invalid("field", "is required: integration, connection_id or script".into())),
+        Some(other) => {
+            return Err(invalid(
+                "field",
+                format!("`{other}` is not one of integration, connection_id, script"),
+            ))
+        }
+        None => {
+            return Err(invalid(
+                "field",
+                "is required: integration, connection_id or script".into(),
+            ))
+        }
     };
     let limit = match request.limit {
         None => 20,
@@ -391,11 +519,19 @@ pub async fn facets(
     };
     let st = state.clone();
     let (values, distinct) = blocking(move || {
-        Ok(st.index.facet_values(&env, field, &prefix, &request.filters, limit)?)
+        Ok(st
+            .index
+            .facet_values(&env, field, &prefix, &request.filters, limit)?)
     })
     .await?;
-    let data: Vec<FacetValue> = values.into_iter().map(|(value, count)| FacetValue { value, count }).collect();
-    Ok(json(StatusCode::OK, &serde_json::json!({"field": field, "data": data, "total_values": distinct})))
+    let data: Vec<FacetValue> = values
+        .into_iter()
+        .map(|(value, count)| FacetValue { value, count })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"field": field, "data": data, "total_values": distinct}),
+    ))
 }
 
 const MAX_BUCKETS: i64 = 1_000;
@@ -419,15 +555,34 @@ pub async fn insights(
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env)?;
     let mut request = Request::parse(
-        pairs(query.as_deref(), &["type", "integration", "connection_id", "script", "from", "to", "interval"])?,
+        pairs(
+            query.as_deref(),
+            &[
+                "type",
+                "integration",
+                "connection_id",
+                "script",
+                "from",
+                "to",
+                "interval",
+            ],
+        )?,
         "",
     )?;
     let to = request.filters.to.unwrap_or_else(Timestamp::now);
-    let from = request.filters.from.unwrap_or(to.plus_millis(-24 * 3600 * 1000));
+    let from = request
+        .filters
+        .from
+        .unwrap_or(to.plus_millis(-24 * 3600 * 1000));
     let span = to.millis() - from.millis();
     let interval_ms = match request.other.iter().find(|(n, _)| n == "interval") {
         Some((_, text)) => humantime::parse_duration(text)
-            .map_err(|e| invalid("interval", format!("`{text}` is not a duration ({e}), e.g. 5m or 1h")))?
+            .map_err(|e| {
+                invalid(
+                    "interval",
+                    format!("`{text}` is not a duration ({e}), e.g. 5m or 1h"),
+                )
+            })?
             .as_millis() as i64,
         None => auto_interval(span),
     };
@@ -436,13 +591,21 @@ pub async fn insights(
     }
     let buckets = (span + interval_ms - 1) / interval_ms;
     if buckets > MAX_BUCKETS {
-        return Err(invalid("interval", format!("gives {buckets} buckets over this range; the most is {MAX_BUCKETS}")));
+        return Err(invalid(
+            "interval",
+            format!("gives {buckets} buckets over this range; the most is {MAX_BUCKETS}"),
+        ));
     }
     request.filters.from = Some(from);
     request.filters.to = Some(to);
     let st = state.clone();
     let filters = request.filters.clone();
-    let counts = blocking(move || Ok(st.index.state_buckets(&env, &filters, from, interval_ms, buckets as usize)?)).await?;
+    let counts = blocking(move || {
+        Ok(st
+            .index
+            .state_buckets(&env, &filters, from, interval_ms, buckets as usize)?)
+    })
+    .await?;
     let code = crate::index::search::state_code;
     let data: Vec<Bucket> = counts
         .iter()
@@ -465,7 +628,17 @@ pub async fn insights(
 
 /// A round interval giving 30-100 buckets over `span_ms`.
 fn auto_interval(span_ms: i64) -> i64 {
-    const STEPS: &[u64] = &[60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400];
+    const STEPS: &[u64] = &[
+        60,
+        300,
+        900,
+        1800,
+        3600,
+        3 * 3600,
+        6 * 3600,
+        12 * 3600,
+        86400,
+    ];
     STEPS
         .iter()
         .map(|s| Duration::from_secs(*s).as_millis() as i64)
@@ -478,21 +651,55 @@ mod tests {
     use super::*;
 
     fn parse(q: &str, mt: &str) -> Result<Request, ApiError> {
-        Request::parse(form_urlencoded::parse(q.as_bytes()).into_owned().collect(), mt)
+        Request::parse(
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+            mt,
+        )
     }
 
     #[test]
     fn filters_parse_and_normalise() {
-        let r = parse("type=sync:run&type=action&state=failed&integration=b&integration=a&integration=a", "").unwrap();
+        let r = parse(
+            "type=sync:run&type=action&state=failed&integration=b&integration=a&integration=a",
+            "",
+        )
+        .unwrap();
         assert_eq!(r.filters.types.len(), 2);
         assert_eq!(r.filters.integrations, vec!["a", "b"]);
-        let other_order = parse("integration=a&integration=b&state=failed&type=action&type=sync:run", "").unwrap();
+        let other_order = parse(
+            "integration=a&integration=b&state=failed&type=action&type=sync:run",
+            "",
+        )
+        .unwrap();
         assert_eq!(r.scope("x", "prod"), other_order.scope("x", "prod"));
-        assert_eq!(parse("type=cron", "").err().unwrap().field.as_deref(), Some("type"));
-        assert_eq!(parse("type=sync:Run Now", "").err().unwrap().field.as_deref(), Some("type"));
-        assert_eq!(parse("q=%22open", "").err().unwrap().field.as_deref(), Some("q"));
-        assert_eq!(parse("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "").err().unwrap().field.as_deref(), Some("to"));
-        assert_eq!(parse("type=http", "type").unwrap().filters.message_types, vec![MessageType::Http]);
+        assert_eq!(
+            parse("type=cron", "").err().unwrap().field.as_deref(),
+            Some("type")
+        );
+        assert_eq!(
+            parse("type=sync:Run Now", "")
+                .err()
+                .unwrap()
+                .field
+                .as_deref(),
+            Some("type")
+        );
+        assert_eq!(
+            parse("q=%22open", "").err().unwrap().field.as_deref(),
+            Some("q")
+        );
+        assert_eq!(
+            parse("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "")
+                .err()
+                .unwrap()
+                .field
+                .as_deref(),
+            Some("to")
+        );
+        assert_eq!(
+            parse("type=http", "type").unwrap().filters.message_types,
+            vec![MessageType::Http]
+        );
     }
 
     #[test]

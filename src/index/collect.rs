@@ -80,7 +80,11 @@ impl Collector for TopIds {
     type Fruit = (u64, Vec<(u128, u128)>);
     type Child = TopIdsSegment;
 
-    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
         Ok(TopIdsSegment {
             columns: IdColumns::open(segment)?,
             keep: self.limit + 1,
@@ -158,7 +162,11 @@ impl Collector for OperationIds {
     type Fruit = HashSet<u128>;
     type Child = OperationIdsSegment;
 
-    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
         Ok(OperationIdsSegment {
             columns: IdColumns::open(segment)?,
             ids: HashSet::new(),
@@ -205,7 +213,11 @@ impl Collector for ValueCounts {
     type Fruit = HashMap<String, u64>;
     type Child = ValueCountsSegment;
 
-    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
         Ok(ValueCountsSegment {
             column: segment.fast_fields().str(self.field)?,
             counts: HashMap::new(),
@@ -272,7 +284,11 @@ impl Collector for StateBuckets {
     type Fruit = Vec<u64>;
     type Child = StateBucketsSegment;
 
-    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
         let ff = segment.fast_fields();
         Ok(StateBucketsSegment {
             created: ff.i64("created")?,

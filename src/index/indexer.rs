@@ -147,10 +147,13 @@ impl Indexer {
         for (_, entry) in &entries {
             for &id in &entry.operations {
                 let op = cached_operation(&read, &mut operations, id)?;
-                self.writer
-                    .delete_term(Term::from_field_text(self.fields.doc_id, &schema::doc_term_operation(id)));
+                self.writer.delete_term(Term::from_field_text(
+                    self.fields.doc_id,
+                    &schema::doc_term_operation(id),
+                ));
                 if let Some(op) = op {
-                    self.writer.add_document(schema::operation_document(&self.fields, &op))?;
+                    self.writer
+                        .add_document(schema::operation_document(&self.fields, &op))?;
                     added += 1;
                 }
             }
@@ -181,7 +184,9 @@ impl Indexer {
         prepared.set_payload(&payload);
         prepared.commit()?;
         self.reader.reload()?;
-        self.shared.indexed_seq.store(self.pulled, Ordering::Release);
+        self.shared
+            .indexed_seq
+            .store(self.pulled, Ordering::Release);
         Ok(())
     }
 
@@ -210,7 +215,8 @@ impl Indexer {
                 current = read.operation(message.operation_id)?;
             }
             if let Some(op) = &current {
-                if let Err(e) = writer.add_document(schema::message_document(fields, &message, op)) {
+                if let Err(e) = writer.add_document(schema::message_document(fields, &message, op))
+                {
                     failure.get_or_insert(e.into());
                 }
             }

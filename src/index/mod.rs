@@ -84,39 +84,46 @@ pub fn index_dir(data_dir: &Path) -> PathBuf {
 /// Opens the index in `data_dir/index`, or prepares a rebuild when it is missing, of another schema
 /// version, or no longer continuous with the store's feed. Returns the search handle and the
 /// indexer, which must then be started with `indexer::spawn`.
-pub fn open(data_dir: &Path, store: Arc<Store>) -> Result<(Arc<SearchIndex>, indexer::Indexer), IndexError> {
+pub fn open(
+    data_dir: &Path,
+    store: Arc<Store>,
+) -> Result<(Arc<SearchIndex>, indexer::Indexer), IndexError> {
     let dir = index_dir(data_dir);
     std::fs::create_dir_all(&dir)?;
     let (schema, fields) = schema::build();
     let (first_seq, last_seq) = store.read()?.feed_bounds()?;
-    let existing = if Index::exists(&MmapDirectory::open(&dir).map_err(tantivy::TantivyError::from)?)
-        .unwrap_or(false)
-    {
-        let index = Index::open_in_dir(&dir)?;
-        let payload = index
-            .load_metas()?
-            .payload
-            .and_then(|p| serde_json::from_str::<CommitPayload>(&p).ok());
-        match payload {
-            Some(p) if p.schema == schema::SCHEMA_VERSION
-                && index.schema() == schema
-                && p.seq <= last_seq
-                && (p.seq == last_seq || first_seq <= p.seq + 1) =>
-            {
-                Some((index, p.seq))
+    let existing =
+        if Index::exists(&MmapDirectory::open(&dir).map_err(tantivy::TantivyError::from)?)
+            .unwrap_or(false)
+        {
+            let index = Index::open_in_dir(&dir)?;
+            let payload = index
+                .load_metas()?
+                .payload
+                .and_then(|p| serde_json::from_str::<CommitPayload>(&p).ok());
+            match payload {
+                Some(p)
+                    if p.schema == schema::SCHEMA_VERSION
+                        && index.schema() == schema
+                        && p.seq <= last_seq
+                        && (p.seq == last_seq || first_seq <= p.seq + 1) =>
+                {
+                    Some((index, p.seq))
+                }
+                other => {
+                    tracing::warn!(
+                        found = other
+                            .map(|p| format!("schema {} at {}", p.schema, p.seq))
+                            .unwrap_or_else(|| "no position".into()),
+                        store_feed = last_seq,
+                        "search index cannot continue; rebuilding it from the store"
+                    );
+                    None
+                }
             }
-            other => {
-                tracing::warn!(
-                    found = other.map(|p| format!("schema {} at {}", p.schema, p.seq)).unwrap_or_else(|| "no position".into()),
-                    store_feed = last_seq,
-                    "search index cannot continue; rebuilding it from the store"
-                );
-                None
-            }
-        }
-    } else {
-        None
-    };
+        } else {
+            None
+        };
     let (index, start_seq, rebuild) = match existing {
         Some((index, seq)) => (index, seq, false),
         None => {
@@ -143,7 +150,9 @@ pub fn open(data_dir: &Path, store: Arc<Store>) -> Result<(Arc<SearchIndex>, ind
         fields,
         shared: shared.clone(),
     });
-    let indexer = indexer::Indexer::new(index, reader, fields, store, shared, woken, start_seq, rebuild)?;
+    let indexer = indexer::Indexer::new(
+        index, reader, fields, store, shared, woken, start_seq, rebuild,
+    )?;
     Ok((search, indexer))
 }
 

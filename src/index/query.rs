@@ -214,18 +214,31 @@ mod tests {
         assert_eq!(
             q.clauses,
             vec![
-                Clause { any_of: vec![word("github")], excluded: false },
-                Clause { any_of: vec![Atom::Phrase("rate limit".into())], excluded: false },
+                Clause {
+                    any_of: vec![word("github")],
+                    excluded: false
+                },
+                Clause {
+                    any_of: vec![Atom::Phrase("rate limit".into())],
+                    excluded: false
+                },
                 Clause {
                     any_of: vec![word("invalid_grant"), Atom::Prefix("refresh".into())],
                     excluded: false
                 },
-                Clause { any_of: vec![word("timeout")], excluded: true },
+                Clause {
+                    any_of: vec![word("timeout")],
+                    excluded: true
+                },
             ]
         );
         assert!(parse("   ").unwrap().is_empty());
         assert!(!parse("-x").unwrap().has_required());
-        assert_eq!(parse("a or b").unwrap().clauses.len(), 3, "only uppercase OR is an operator");
+        assert_eq!(
+            parse("a or b").unwrap().clauses.len(),
+            3,
+            "only uppercase OR is an operator"
+        );
     }
 
     #[test]

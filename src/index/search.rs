@@ -100,8 +100,14 @@ impl SearchIndex {
         let types = any_of_types(fields.op_type, fields.type_action, &f.types);
         let lists = [
             types,
-            any_of(fields.integration, f.integrations.iter().map(String::as_str)),
-            any_of(fields.connection_id, f.connection_ids.iter().map(String::as_str)),
+            any_of(
+                fields.integration,
+                f.integrations.iter().map(String::as_str),
+            ),
+            any_of(
+                fields.connection_id,
+                f.connection_ids.iter().map(String::as_str),
+            ),
             any_of(fields.script, f.scripts.iter().map(String::as_str)),
         ];
         clauses.extend(lists.into_iter().flatten().map(|q| (Occur::Must, q)));
@@ -143,10 +149,17 @@ impl SearchIndex {
                 alternatives.into_iter().next().expect("one")
             } else {
                 Box::new(BooleanQuery::new(
-                    alternatives.into_iter().map(|q| (Occur::Should, q)).collect(),
+                    alternatives
+                        .into_iter()
+                        .map(|q| (Occur::Should, q))
+                        .collect(),
                 ))
             };
-            let occur = if clause.excluded { Occur::MustNot } else { Occur::Must };
+            let occur = if clause.excluded {
+                Occur::MustNot
+            } else {
+                Occur::Must
+            };
             out.push((occur, query));
         }
         if !q.has_required() && !out.is_empty() {
@@ -231,7 +244,10 @@ impl SearchIndex {
         self.add_context_filters(&mut clauses, f);
         self.add_time_filter(&mut clauses, f);
         let levels = any_of(self.fields.level, f.levels.iter().map(|l| l.as_str()));
-        let types = any_of(self.fields.message_type, f.message_types.iter().map(|t| t.as_str()));
+        let types = any_of(
+            self.fields.message_type,
+            f.message_types.iter().map(|t| t.as_str()),
+        );
         clauses.extend(levels.into_iter().chain(types).map(|q| (Occur::Must, q)));
         if let Some(op) = f.operation {
             clauses.push((Occur::Must, term(self.fields.op, &op.to_string())));
@@ -247,7 +263,9 @@ impl SearchIndex {
             if let Some(q) = any_of(self.fields.state, f.states.iter().map(|s| s.as_str())) {
                 ops.push((Occur::Must, q));
             }
-            Some(Arc::new(searcher.search(&BooleanQuery::new(ops), &OperationIds)?))
+            Some(Arc::new(
+                searcher.search(&BooleanQuery::new(ops), &OperationIds)?,
+            ))
         };
         self.page(&searcher, &BooleanQuery::new(clauses), page, allow)
     }
@@ -324,11 +342,18 @@ impl SearchIndex {
     }
 }
 
-fn any_of_types(op_type: Field, type_action: Field, types: &[TypeFilter]) -> Option<Box<dyn Query>> {
+fn any_of_types(
+    op_type: Field,
+    type_action: Field,
+    types: &[TypeFilter],
+) -> Option<Box<dyn Query>> {
     let clauses: Clauses = types
         .iter()
         .map(|t| match &t.action {
-            Some(action) => (Occur::Should, term(type_action, &format!("{}:{action}", t.kind))),
+            Some(action) => (
+                Occur::Should,
+                term(type_action, &format!("{}:{action}", t.kind)),
+            ),
             None => (Occur::Should, term(op_type, t.kind.as_str())),
         })
         .collect();

@@ -224,7 +224,11 @@ impl WriterThread {
             };
             // What the index has committed is no longer needed, but the newest entry stays so the
             // sequence survives a restart.
-            let indexed = self.index.indexed_seq.load(Ordering::Acquire).min(seq.saturating_sub(1));
+            let indexed = self
+                .index
+                .indexed_seq
+                .load(Ordering::Acquire)
+                .min(seq.saturating_sub(1));
             let trimmed_to = if indexed > self.trimmed_to {
                 tx.trim_feed(indexed)?;
                 indexed

@@ -4,4 +4,5 @@ mod auth;
 mod bad_input;
 mod lifecycle;
 mod process;
+mod search;
 mod support;
