@@ -37,6 +37,7 @@ fn main() {
         "prod".into(),
         EnvironmentConfig {
             api_keys: vec![KEY.into()],
+            ..EnvironmentConfig::default()
         },
     );
     let shutdown = CancellationToken::new();

@@ -8,4 +8,6 @@ pub mod index;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod otel;
+pub mod outbox;
 pub mod store;
