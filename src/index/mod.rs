@@ -129,7 +129,23 @@ pub fn open(
         None => {
             std::fs::remove_dir_all(&dir)?;
             std::fs::create_dir_all(&dir)?;
-            (Index::create_in_dir(&dir, schema)?, 0, true)
+            let index = Index::create_in_dir(&dir, schema)?;
+            if store.read()?.operation_count()? == 0 {
+                // Nothing to rebuild: start at the feed's end, ready at once.
+                let mut writer: tantivy::IndexWriter<tantivy::TantivyDocument> =
+                    index.writer_with_num_threads(1, 15_000_000)?;
+                let mut prepared = writer.prepare_commit()?;
+                prepared.set_payload(&serde_json::to_string(&CommitPayload {
+                    schema: schema::SCHEMA_VERSION,
+                    seq: last_seq,
+                })
+                .expect("payload serializes"));
+                prepared.commit()?;
+                writer.wait_merging_threads()?;
+                (index, last_seq, false)
+            } else {
+                (index, 0, true)
+            }
         }
     };
     let reader = index
