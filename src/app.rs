@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credentials, GeneratedSecret};
-use crate::config::Config;
+use crate::config::{Config, RetentionConfig};
 use crate::http::cursor::CursorKey;
 use crate::http::{self, AppState, ServeOptions};
 use crate::ingest::input::Redaction;
@@ -115,12 +115,18 @@ pub async fn start(
         config.deadlines.sweep_every.0,
         sweeper_stop.clone(),
     ));
+    let retention = tokio::spawn(remove_expired(
+        writer.clone(),
+        config.retention.clone(),
+        sweeper_stop.clone(),
+    ));
     let router = http::router(state);
     tracing::info!(addr = %local_addr, data_dir = %data_dir.display(), "opslog listening");
     let stopped = tokio::spawn(async move {
         http::serve(listener, router, shutdown, options).await;
         sweeper_stop.cancel();
         let _ = sweeper.await;
+        let _ = retention.await;
         writer.stop().await;
         drop(writer);
         join_writer(writer_thread).await?;
@@ -173,6 +179,39 @@ async fn sweep_overdue(writer: Writer, every: std::time::Duration, stop: Cancell
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sweep failed"),
+        }
+    }
+}
+
+/// Removes records older than the retention period, every `retention.every`, through the writer.
+async fn remove_expired(writer: Writer, retention: RetentionConfig, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(retention.every.0);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = retention.period().as_millis() as i64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let cutoff = Timestamp::now().plus_millis(-period);
+        let mut removed = 0;
+        loop {
+            match writer.submit(Command::RemoveExpired { cutoff }).await {
+                Ok(Outcome::Removed { operations, more }) => {
+                    removed += operations;
+                    if !more || stop.is_cancelled() {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention failed");
+                    break;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(operations = removed, %cutoff, "removed expired operations");
         }
     }
 }

@@ -69,7 +69,10 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
-    pub days: u32,
+    /// How long records are kept, in days (fractions allowed: 0.5 is twelve hours).
+    pub days: f64,
+    /// How often expired records are removed.
+    pub every: HumanDuration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -289,7 +292,10 @@ impl Default for ServerConfig {
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { days: 15 }
+        RetentionConfig {
+            days: 15.0,
+            every: duration("1m"),
+        }
     }
 }
 
@@ -307,6 +313,13 @@ impl Default for DeadlinesConfig {
             function: duration("15m"),
             sweep_every: duration("1s"),
         }
+    }
+}
+
+impl RetentionConfig {
+    /// How long records are kept.
+    pub fn period(&self) -> Duration {
+        Duration::from_secs_f64(self.days * 86_400.0)
     }
 }
 
@@ -413,8 +426,17 @@ impl Config {
         for token in &self.server.admin_tokens {
             check_secret("server.admin_tokens", token)?;
         }
-        if self.retention.days == 0 {
-            return Err(invalid("retention.days", "must be at least 1".into()));
+        if !(self.retention.days > 0.0 && self.retention.days <= 36_500.0) {
+            return Err(invalid(
+                "retention.days",
+                format!(
+                    "{} is not a number of days between 0 and 36500",
+                    self.retention.days
+                ),
+            ));
+        }
+        if self.retention.every.0 < Duration::from_millis(10) {
+            return Err(invalid("retention.every", "must be at least 10ms".into()));
         }
         for kind in OpType::ALL {
             if self.deadlines.for_type(*kind).is_zero() {

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub failed_commits: AtomicU64,
     pub messages_appended: AtomicU64,
     pub operations_created: AtomicU64,
+    pub operations_removed: AtomicU64,
     ended: [AtomicU64; 6],
     pub http_requests: AtomicU64,
     pub http_client_errors: AtomicU64,
@@ -50,6 +51,11 @@ impl Metrics {
             "opslog_operations_created_total",
             "Operations created.",
             &self.operations_created,
+        );
+        counter(
+            "opslog_operations_removed_total",
+            "Operations removed by retention, with their messages.",
+            &self.operations_removed,
         );
         counter(
             "opslog_http_requests_total",

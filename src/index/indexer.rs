@@ -57,6 +57,9 @@ impl Indexer {
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
         let mut policy = LogMergePolicy::default();
         policy.set_min_num_segments(6);
+        // Retention deletes whole operations: merge segments that are a third deleted, so the
+        // space is reused instead of carried.
+        policy.set_del_docs_ratio_before_merge(0.3);
         writer.set_merge_policy(Box::new(policy));
         Ok(Indexer {
             writer,
@@ -166,6 +169,12 @@ impl Indexer {
                 };
                 self.writer
                     .add_document(schema::message_document(&self.fields, &message, &op))?;
+                added += 1;
+            }
+            for id in &entry.removed_operations {
+                // The operation's document and all its messages' carry its id in `op`.
+                self.writer
+                    .delete_term(Term::from_field_text(self.fields.op, &id.to_string()));
                 added += 1;
             }
         }

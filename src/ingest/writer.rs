@@ -31,6 +31,9 @@ const MAX_GROUP: usize = 1024;
 const QUEUE: usize = 4096;
 /// The most operations one sweep times out; the rest wait for the next sweep.
 const SWEEP_LIMIT: usize = 1000;
+/// About the most records (operations + messages) one retention command removes, so one commit
+/// stays short and writers are not held up.
+const REMOVE_BUDGET: usize = 20_000;
 
 pub enum Command {
     CreateOperation {
@@ -51,6 +54,10 @@ pub enum Command {
     TimeOutOverdue {
         now: Timestamp,
     },
+    /// Retention: removes operations created before `cutoff`, with everything that hangs on them.
+    RemoveExpired {
+        cutoff: Timestamp,
+    },
 }
 
 #[derive(Debug)]
@@ -61,6 +68,11 @@ pub enum Outcome {
     },
     Messages(Vec<Message>),
     TimedOut(usize),
+    Removed {
+        operations: usize,
+        /// More expired records remain for another command.
+        more: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -386,6 +398,18 @@ impl WriterThread {
                     }
                 }
                 Ok(Outcome::TimedOut(count))
+            }
+            Command::RemoveExpired { cutoff } => {
+                let (removed, more) = tx.remove_created_before(cutoff, REMOVE_BUDGET)?;
+                for id in &removed {
+                    touched.ops.remove(id);
+                }
+                self.metrics
+                    .operations_removed
+                    .fetch_add(removed.len() as u64, Ordering::Relaxed);
+                let operations = removed.len();
+                touched.feed.removed_operations.extend(removed);
+                Ok(Outcome::Removed { operations, more })
             }
         }
     }

@@ -58,11 +58,13 @@ pub struct FeedEntry {
     pub operations: Vec<Id>,
     /// (operation id, message id) of appended messages.
     pub messages: Vec<(Id, Id)>,
+    /// Operations removed with all their messages (retention).
+    pub removed_operations: Vec<Id>,
 }
 
 impl FeedEntry {
     pub fn is_empty(&self) -> bool {
-        self.operations.is_empty() && self.messages.is_empty()
+        self.operations.is_empty() && self.messages.is_empty() && self.removed_operations.is_empty()
     }
 }
 

@@ -107,6 +107,7 @@ impl Store {
         tx.txn.open_table(OPEN_OPERATIONS)?;
         tx.txn.open_table(IDEMPOTENCY)?;
         tx.txn.open_table(INDEX_FEED)?;
+        tx.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
         tx.commit()?;
         Ok(store)
     }
@@ -353,11 +354,62 @@ impl WriteTx {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        self.txn.open_table(IDEMPOTENCY)?.insert(
-            idempotency_key(environment, key).as_str(),
-            codec::encode_idempotency(record).as_slice(),
-        )?;
+        let key = idempotency_key(environment, key);
+        self.txn
+            .open_table(IDEMPOTENCY)?
+            .insert(key.as_str(), codec::encode_idempotency(record).as_slice())?;
+        self.txn
+            .open_table(IDEMPOTENCY_BY_OPERATION)?
+            .insert(record.operation_id.0, key.as_str())?;
         Ok(())
+    }
+
+    /// Removes operations created before `cutoff` (their ids sort before it), oldest first, with
+    /// their messages, sweeper rows and idempotency keys; stops after about `budget` records.
+    /// Returns the removed operation ids and whether more are expired.
+    pub fn remove_created_before(
+        &mut self,
+        cutoff: Timestamp,
+        budget: usize,
+    ) -> Result<(Vec<Id>, bool), StoreError> {
+        // A ULID's top 48 bits are its creation time in ms: every id below this one is older.
+        let first_kept = (cutoff.millis().max(0) as u128) << 80;
+        let mut operations = self.txn.open_table(OPERATIONS)?;
+        let mut messages = self.txn.open_table(MESSAGES)?;
+        let mut open = self.txn.open_table(OPEN_OPERATIONS)?;
+        let mut idempotency = self.txn.open_table(IDEMPOTENCY)?;
+        let mut idempotency_by_op = self.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
+        let mut removed = Vec::new();
+        let mut spent = 0;
+        loop {
+            let Some((id, op)) = operations
+                .first()?
+                .map(|(k, v)| (k.value(), v.value().to_vec()))
+            else {
+                return Ok((removed, false));
+            };
+            if id >= first_kept {
+                return Ok((removed, false));
+            }
+            if spent >= budget {
+                return Ok((removed, true));
+            }
+            let op = codec::decode_operation(&op)?;
+            let mut gone = 0;
+            messages.retain_in((id, 0)..=(id, u128::MAX), |_, _| {
+                gone += 1;
+                false
+            })?;
+            if !op.state.is_terminal() {
+                open.remove((op.expires_at.millis(), id))?;
+            }
+            if let Some(key) = idempotency_by_op.remove(id)? {
+                idempotency.remove(key.value())?;
+            }
+            operations.remove(id)?;
+            removed.push(Id(id));
+            spent += 1 + gone;
+        }
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

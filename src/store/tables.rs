@@ -31,3 +31,7 @@ pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::ne
 /// index must (re)index. The index records the last sequence it committed; entries up to it are
 /// trimmed by the writer, except the newest, which keeps the sequence going across restarts.
 pub(crate) const INDEX_FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("index_feed");
+
+/// Operation id → the idempotency table key that names it, so retention can remove both.
+pub(crate) const IDEMPOTENCY_BY_OPERATION: TableDefinition<u128, &str> =
+    TableDefinition::new("idempotency_by_operation");

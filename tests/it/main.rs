@@ -8,5 +8,6 @@ mod collector;
 mod lifecycle;
 mod otlp;
 mod process;
+mod retention;
 mod search;
 mod support;
