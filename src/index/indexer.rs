@@ -92,12 +92,26 @@ impl Indexer {
         Ok(self.pulled)
     }
 
+    /// Runs until stopped. A failure (a full disk, say) is retried from the last commit, with
+    /// backoff: the feed in the store still holds everything not yet committed here.
     fn run(mut self) -> Result<(), IndexError> {
-        let result = self.run_loop();
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "indexer stopped");
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let error = match self.run_loop() {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            tracing::error!(error = %error, "indexing failed; retrying from the last commit");
+            if self.shared.stopping.load(Ordering::Acquire) {
+                return Err(error);
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            if let Err(e) = self.writer.rollback() {
+                tracing::warn!(error = %e, "index rollback failed");
+            }
+            self.pulled = self.shared.indexed_seq.load(Ordering::Acquire);
         }
-        result
     }
 
     fn run_loop(&mut self) -> Result<(), IndexError> {

@@ -31,6 +31,8 @@ const MAX_GROUP: usize = 1024;
 const QUEUE: usize = 4096;
 /// The most operations one sweep times out; the rest wait for the next sweep.
 const SWEEP_LIMIT: usize = 1000;
+/// Free space needed before writing again after the disk was full.
+const REOPEN_FREE_BYTES: u64 = 4 << 20;
 /// About the most records (operations + messages) one retention command removes, so one commit
 /// stays short and writers are not held up.
 const REMOVE_BUDGET: usize = 20_000;
@@ -151,6 +153,7 @@ pub fn start(
                 index,
                 feed_seq,
                 trimmed_to: 0,
+                needs_reopen: false,
                 last_id: 0,
             }
             .run(rx)
@@ -168,6 +171,8 @@ struct WriterThread {
     feed_seq: u64,
     /// Feed entries up to this one are already trimmed.
     trimmed_to: u64,
+    /// The last group failed on I/O: reopen the database before the next one.
+    needs_reopen: bool,
     last_id: u128,
 }
 
@@ -210,6 +215,25 @@ impl WriterThread {
     }
 
     fn commit_group(&mut self, group: &mut Vec<Request>) {
+        if self.needs_reopen {
+            // The old handle still serves reads; replace it only once there is room to write,
+            // and until then refuse writes without touching the database.
+            let room = fs4::available_space(self.store.path()).unwrap_or(0);
+            if room < REOPEN_FREE_BYTES {
+                let error = StoreError::DiskFull(format!("{room} bytes free"));
+                for request in group.drain(..) {
+                    let _ = request.reply.send(Err(WriteError::Store(error.clone())));
+                }
+                return;
+            }
+            match self.store.reopen(std::time::Duration::from_secs(2)) {
+                Ok(()) => {
+                    tracing::info!("database reopened after an I/O failure");
+                    self.needs_reopen = false;
+                }
+                Err(e) => tracing::warn!(error = %e, "database not reopened yet"),
+            }
+        }
         let mut results = Vec::with_capacity(group.len());
         let outcome = (|| -> Result<(u64, u64), StoreError> {
             let mut tx = self.store.write()?;
@@ -265,6 +289,8 @@ impl WriterThread {
             Err(e) => {
                 tracing::error!(error = %e, requests = group.len(), "write group failed");
                 self.metrics.failed_commits.fetch_add(1, Ordering::Relaxed);
+                // redb refuses all further writes after an I/O failure until it is reopened.
+                self.needs_reopen = matches!(e, StoreError::DiskFull(_) | StoreError::Storage(_));
                 for request in group.drain(..) {
                     let _ = request.reply.send(Err(WriteError::Store(e.clone())));
                 }

@@ -10,6 +10,7 @@ mod codec;
 mod tables;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
@@ -65,7 +66,9 @@ via_redb_error!(
 );
 
 pub struct Store {
-    db: Database,
+    /// Replaced by `reopen` after an I/O failure: redb refuses further work on a database whose
+    /// write hit an I/O error (a full disk), until it is closed and opened again.
+    db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
 }
 
@@ -82,7 +85,10 @@ impl Store {
         })?;
         let path = data_dir.join(DB_FILE);
         let db = Database::create(&path)?;
-        let store = Store { db, path };
+        let store = Store {
+            db: RwLock::new(Some(Arc::new(db))),
+            path,
+        };
         let tx = store.write()?;
         {
             let mut meta = tx.txn.open_table(META)?;
@@ -116,16 +122,63 @@ impl Store {
         &self.path
     }
 
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.read().expect("store lock").clone().ok_or_else(|| {
+            StoreError::Storage("the database is being reopened after an I/O error".into())
+        })
+    }
+
     pub fn read(&self) -> Result<ReadTx, StoreError> {
         Ok(ReadTx {
-            txn: self.db.begin_read()?,
+            txn: self.database()?.begin_read()?,
         })
+    }
+
+    /// Closes and opens the database file again, as redb requires after a write failed with an
+    /// I/O error. Waits up to `patience` for readers of the old handle to finish. On failure the
+    /// store answers errors until a later call succeeds; committed data is never touched.
+    pub fn reopen(&self, patience: std::time::Duration) -> Result<(), StoreError> {
+        let mut slot = self.db.write().expect("store lock");
+        let old = slot.take();
+        let deadline = std::time::Instant::now() + patience;
+        if let Some(old) = old {
+            // Readers may still hold the old handle; it closes when the last one is done.
+            let mut old = Some(old);
+            while let Some(db) = old.take() {
+                match Arc::try_unwrap(db) {
+                    Ok(db) => drop(db),
+                    Err(shared) if std::time::Instant::now() < deadline => {
+                        old = Some(shared);
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(shared) => {
+                        *slot = Some(shared);
+                        return Err(StoreError::Storage(
+                            "readers still hold the database".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        loop {
+            match Database::create(&self.path) {
+                Ok(db) => {
+                    *slot = Some(Arc::new(db));
+                    return Ok(());
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "reopen: database still busy");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Starts a write transaction. Only the writer thread writes in normal operation; redb
     /// serializes any other writer behind it.
     pub fn write(&self) -> Result<WriteTx, StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.database()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         Ok(WriteTx { txn })
