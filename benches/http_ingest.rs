@@ -37,18 +37,21 @@ fn main() {
         "prod".into(),
         EnvironmentConfig {
             api_keys: vec![KEY.into()],
+            ..Default::default()
         },
     );
     let shutdown = CancellationToken::new();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let token = shutdown.clone();
     let server = std::thread::spawn(move || {
-        tokio::runtime::Runtime::new().unwrap().block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let running = opslog::app::start(config, listener, token).await.unwrap();
-            addr_tx.send(running.local_addr).unwrap();
-            running.wait().await.unwrap();
-        })
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let running = opslog::app::start(config, listener, token).await.unwrap();
+                addr_tx.send(running.local_addr).unwrap();
+                running.wait().await.unwrap();
+            })
     });
     let base = format!("http://{}", addr_rx.recv().unwrap());
     let agent: ureq::Agent = ureq::Agent::config_builder()

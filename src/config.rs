@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::model::EventType;
 use crate::model::OpType;
+use crate::settings;
 
 /// A duration written as a string with a unit: `500ms`, `15s`, `5m`, `24h`, `7d`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +53,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub deadlines: DeadlinesConfig,
     pub ingest: IngestConfig,
+    pub outbox: OutboxConfig,
     /// Empty means the embedded defaults: `dev` and `prod`.
     pub environments: BTreeMap<String, EnvironmentConfig>,
 }
@@ -88,11 +91,28 @@ pub struct DeadlinesConfig {
     pub sweep_every: HumanDuration,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Header names redacted in stored requests/responses, on top of the built-in list.
     pub redact_headers: Vec<String>,
+    /// The largest third-party webhook body `POST /v1/hooks/...` accepts, in bytes.
+    pub incoming_webhook_max_bytes: usize,
+}
+
+/// How the outbox dispatcher sends: limits shared by every sink.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Attempts in flight at once, over all destinations (sender threads).
+    pub concurrency: usize,
+    /// Attempts in flight at once to one destination URL.
+    pub per_destination: usize,
+    /// The longest `Retry-After` honoured; a longer one is cut to this.
+    pub max_retry_after: HumanDuration,
+    /// On shutdown, attempts in flight get this long to finish (then they are sent again after
+    /// the restart).
+    pub drain_timeout: HumanDuration,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -100,6 +120,51 @@ pub struct IngestConfig {
 pub struct EnvironmentConfig {
     /// Empty means one key generated on first start and kept in the data dir.
     pub api_keys: Vec<String>,
+    /// What the file sets here is authoritative; the rest is editable through the API.
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[environments.<name>.webhooks]`: every key optional. A key set here is read-only in the API.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secondary_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventType>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<HumanDuration>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_insecure_http: Option<bool>,
+    /// How long a rotated-out secret keeps signing next to the new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_grace: Option<HumanDuration>,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            concurrency: 16,
+            per_destination: 4,
+            max_retry_after: duration("10h"),
+            drain_timeout: duration("10s"),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            redact_headers: Vec::new(),
+            incoming_webhook_max_bytes: 1024 * 1024,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -258,6 +323,24 @@ impl Config {
                 "must be at least 10ms".into(),
             ));
         }
+        if self.outbox.concurrency == 0 || self.outbox.concurrency > 256 {
+            return Err(invalid(
+                "outbox.concurrency",
+                "must be between 1 and 256".into(),
+            ));
+        }
+        if self.outbox.per_destination == 0 {
+            return Err(invalid(
+                "outbox.per_destination",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.ingest.incoming_webhook_max_bytes < 1024 {
+            return Err(invalid(
+                "ingest.incoming_webhook_max_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
         let mut seen_keys = BTreeMap::new();
         for (name, env) in &self.environments {
             if !valid_environment_name(name) {
@@ -282,6 +365,8 @@ impl Config {
                     ));
                 }
             }
+            settings::check_webhooks_config(&env.webhooks)
+                .map_err(|e| invalid(&format!("environments.{name}.{}", e.field()), e.reason()))?;
         }
         Ok(())
     }
@@ -295,6 +380,9 @@ impl Config {
         for env in masked.environments.values_mut() {
             for key in &mut env.api_keys {
                 *key = mask(key);
+            }
+            if let Some(secret) = &mut env.webhooks.secret {
+                *secret = mask(secret);
             }
         }
         toml::to_string_pretty(&masked).expect("the config always serializes")
