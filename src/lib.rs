@@ -7,4 +7,6 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod outbox;
+pub mod settings;
 pub mod store;

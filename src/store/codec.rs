@@ -8,6 +8,8 @@ use bincode::{Decode, Encode};
 
 use super::StoreError;
 use crate::model::{Id, Message, Operation};
+use crate::outbox::{Attempt, Job};
+use crate::settings::{StoredIngress, StoredWebhooks};
 
 const V1: u8 = 1;
 
@@ -65,6 +67,38 @@ pub(crate) fn encode_idempotency(record: &IdempotencyRecord) -> Vec<u8> {
 
 pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecord, StoreError> {
     decode("idempotency record", bytes)
+}
+
+pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
+    encode(job)
+}
+
+pub(crate) fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
+    decode("outbox job", bytes)
+}
+
+pub(crate) fn encode_attempt(attempt: &Attempt) -> Vec<u8> {
+    encode(attempt)
+}
+
+pub(crate) fn decode_attempt(bytes: &[u8]) -> Result<Attempt, StoreError> {
+    decode("outbox attempt", bytes)
+}
+
+pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
+    encode(settings)
+}
+
+pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
+    decode("webhook settings", bytes)
+}
+
+pub(crate) fn encode_ingress_settings(settings: &StoredIngress) -> Vec<u8> {
+    encode(settings)
+}
+
+pub(crate) fn decode_ingress_settings(bytes: &[u8]) -> Result<StoredIngress, StoreError> {
+    decode("ingress settings", bytes)
 }
 
 #[cfg(test)]
