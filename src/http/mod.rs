@@ -5,9 +5,12 @@
 //! Must not: touch redb on the runtime's threads (reads go to `spawn_blocking`, writes to the
 //! writer), or log secrets.
 
+pub mod deliveries;
 pub mod error;
 pub mod extract;
+pub mod hooks;
 pub mod operations;
+pub mod settings;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -31,6 +34,7 @@ use crate::auth::{Credentials, Principal};
 use crate::ingest::input::Redaction;
 use crate::ingest::Writer;
 use crate::metrics::Metrics;
+use crate::settings::Settings;
 use crate::store::Store;
 use error::ApiError;
 
@@ -42,7 +46,9 @@ pub struct AppState {
     pub environments: BTreeSet<String>,
     pub redaction: Redaction,
     pub max_body_bytes: usize,
+    pub incoming_webhook_max_bytes: usize,
     pub metrics: Arc<Metrics>,
+    pub settings: Arc<Settings>,
 }
 
 impl AppState {
@@ -101,9 +107,33 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/operations/{id}/messages",
             post(append_messages).get(list_messages),
         )
-        .route("/messages", post(append_batch));
+        .route("/messages", post(append_batch))
+        .route(
+            "/settings",
+            get(settings::get_settings).put(settings::put_settings),
+        )
+        .route(
+            "/settings/webhook-secret",
+            get(settings::reveal_webhook_secret),
+        )
+        .route(
+            "/settings/webhook-secret/rotate",
+            post(settings::rotate_webhook_secret),
+        )
+        .route(
+            "/settings/ingress-token/rotate",
+            post(settings::rotate_ingress_token),
+        )
+        .route("/deliveries", get(deliveries::list_deliveries))
+        .route("/deliveries/replay", post(deliveries::replay_deliveries))
+        .route("/deliveries/{id}", get(deliveries::get_delivery))
+        .route("/deliveries/{id}/retry", post(deliveries::retry_delivery));
     Router::new()
         .nest("/v1/environments/{env}", api)
+        .route(
+            "/v1/hooks/{token}/{integration}",
+            post(hooks::receive_webhook),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
