@@ -4,4 +4,7 @@ mod auth;
 mod bad_input;
 mod lifecycle;
 mod process;
+mod receiver;
 mod support;
+mod webhook_crash;
+mod webhooks;
