@@ -448,6 +448,76 @@ mod tests {
             defaults.deadlines.to_masked(),
             "config.example.toml must show the defaults"
         );
+        assert_eq!(
+            toml::to_string(&parsed.outbox).unwrap(),
+            toml::to_string(&defaults.outbox).unwrap()
+        );
+        assert_eq!(
+            parsed.ingest.incoming_webhook_max_bytes,
+            defaults.ingest.incoming_webhook_max_bytes
+        );
+        // The commented webhooks table parses as written, with the documented defaults.
+        let webhooks: String = text
+            .lines()
+            .skip_while(|l| !l.contains("[environments.prod.webhooks]"))
+            .map(|l| l.trim_start_matches("# ").trim_start_matches('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let webhooks = webhooks.replace("[environments.prod.webhooks]", "");
+        let table: WebhooksConfig = toml::from_str(
+            &webhooks
+                .lines()
+                .filter(|l| l.contains(" = "))
+                .filter(|l| !l.starts_with("secret"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .unwrap();
+        let schedule: Vec<Duration> = table.retry_schedule.unwrap().iter().map(|d| d.0).collect();
+        assert_eq!(schedule, settings::default_schedule());
+        assert_eq!(table.timeout.unwrap().0, settings::DEFAULT_TIMEOUT);
+        assert_eq!(
+            table.rotation_grace.unwrap().0,
+            settings::DEFAULT_ROTATION_GRACE
+        );
+        assert_eq!(table.events.unwrap(), EventType::ALL.to_vec());
+        assert_eq!(table.allow_insecure_http, Some(false));
+    }
+
+    #[test]
+    fn webhook_tables_are_checked() {
+        let err = Config::from_toml(
+            "[environments.prod.webhooks]\nurl = \"http://backend.example.com\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("environments.prod.webhooks.url") && err.contains("allow_insecure_http"),
+            "{err}"
+        );
+        let err = Config::from_toml(
+            "[environments.prod.webhooks]\nevents = [\"sync.done\"]\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sync.done") && err.contains("line 2"), "{err}");
+        let err = Config::from_toml(
+            "[environments.prod.webhooks]\nsecret = \"hunter2\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("webhooks.secret") && err.contains("whsec_"),
+            "{err}"
+        );
+        let ok = Config::from_toml(
+            "[environments.prod.webhooks]\nurl = \"https://b.example.com/h\"\nretry_schedule = [\"0s\", \"1s\"]\n",
+            "t.toml",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     impl DeadlinesConfig {
