@@ -113,12 +113,14 @@ fn main() {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let token = shutdown.clone();
     let server = std::thread::spawn(move || {
-        tokio::runtime::Runtime::new().unwrap().block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let running = opslog::app::start(config, listener, token).await.unwrap();
-            addr_tx.send(running.local_addr).unwrap();
-            running.wait().await.unwrap();
-        })
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let running = opslog::app::start(config, listener, token).await.unwrap();
+                addr_tx.send(running.local_addr).unwrap();
+                running.wait().await.unwrap();
+            })
     });
     let base = format!("http://{}", addr_rx.recv().unwrap());
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -166,7 +168,11 @@ fn main() {
     };
     wait_for("delivered");
     let total = started.elapsed();
-    assert_eq!(received.load(Ordering::Relaxed), deliveries, "each sent once");
+    assert_eq!(
+        received.load(Ordering::Relaxed),
+        deliveries,
+        "each sent once"
+    );
     println!(
         "live: {deliveries} deliveries (concurrency {concurrency}, per URL {per_url}): \
          operations queued in {:.2}s, all delivered and recorded in {:.2}s = {:.0} deliveries/s",

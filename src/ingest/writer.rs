@@ -740,6 +740,11 @@ impl WriterThread {
             entry.current = operation.clone();
             entry.dirty = true;
         }
+        let schedule_len = self
+            .deps
+            .settings
+            .get(&job.environment)
+            .map_or(0, |s| s.webhooks.retry_schedule.len() as u32);
         let waited_ms = attempt
             .started_at
             .millis()
@@ -776,8 +781,8 @@ impl WriterThread {
             }),
             duration_ms: Some(attempt.duration_ms),
             retry: Some(Retry {
-                attempt: attempt.number,
-                max: job.attempts.max(attempt.number),
+                attempt: job.round_attempts,
+                max: schedule_len.max(job.round_attempts),
                 waited_ms,
             }),
             error: attempt.error.as_ref().map(|e| ErrorInfo {

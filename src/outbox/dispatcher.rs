@@ -132,11 +132,15 @@ impl Dispatcher {
             self.wake.state.lock().expect("outbox lock").stopping = true;
             self.wake.changed.notify_all();
         }
+        // A plain thread, not spawn_blocking: if an attempt outlives `drain`, the joiner is left
+        // behind instead of holding up the runtime's shutdown.
         let threads = self.threads;
-        let joined = tokio::task::spawn_blocking(move || {
+        let (joined_tx, joined) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
             for thread in threads {
                 let _ = thread.join();
             }
+            let _ = joined_tx.send(());
         });
         if tokio::time::timeout(drain, joined).await.is_err() {
             tracing::warn!(
@@ -234,6 +238,11 @@ fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Job>>) {
             Err(_) => return,
         };
         let destination = job.kind.destination().to_owned();
+        if context.wake.state.lock().expect("outbox lock").stopping {
+            // Claimed but not started: leave it due in the store for the next start.
+            context.wake.release(job.id, &destination);
+            continue;
+        }
         let recorded = match &job.kind {
             JobKind::Webhook(webhook) => attempt_webhook(context, &job, webhook),
         };

@@ -42,8 +42,10 @@ impl Captured {
 pub enum Answer {
     Status(u16, &'static str),
     WithHeaders(u16, Vec<(&'static str, String)>),
-    /// Accept the request, then answer nothing until the receiver is dropped or released.
+    /// Accept the request, then answer nothing until the receiver is dropped.
     Hang,
+    /// A slow receiver: answer with this status after this long.
+    Slow(Duration, u16),
 }
 
 type Behaviour = Box<dyn FnMut(&Captured, usize) -> Answer + Send>;
@@ -170,9 +172,18 @@ fn serve(stream: TcpStream, shared: &Shared) {
         requests.push(captured.clone());
         (shared.behaviour.lock().unwrap())(&captured, index)
     };
+    let answer = match answer {
+        Answer::Slow(after, status) => {
+            let released = shared.released.lock().unwrap();
+            drop(shared.release.wait_timeout(released, after).unwrap());
+            Answer::Status(status, "slow")
+        }
+        other => other,
+    };
     let (status, extra, text) = match answer {
         Answer::Status(status, text) => (status, Vec::new(), text.to_owned()),
         Answer::WithHeaders(status, extra) => (status, extra, String::new()),
+        Answer::Slow(..) => unreachable!("answered above"),
         Answer::Hang => {
             let mut released = shared.released.lock().unwrap();
             while !*released {

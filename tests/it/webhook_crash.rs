@@ -3,21 +3,17 @@
 //! the same webhook-id both times.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::process::{agent, call, spawn};
+use crate::process::{agent, call, spawn, Process};
 use crate::receiver::{Answer, Receiver};
 use crate::support::*;
 
-#[test]
-fn sigkill_with_deliveries_pending_and_in_flight_loses_none() {
-    const OPERATIONS: usize = 20;
-    const PER_URL: usize = 4;
-    let receiver = Receiver::start(|_, _| Answer::Hang);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("opslog.toml");
+fn write_config(dir: &Path, url: &str, per_url: usize, drain: &str) -> PathBuf {
+    let config = dir.join("opslog.toml");
     std::fs::write(
         &config,
         format!(
@@ -28,7 +24,8 @@ admin_tokens = ["{ADMIN}"]
 
 [outbox]
 concurrency = 8
-per_destination = {PER_URL}
+per_destination = {per_url}
+drain_timeout = "{drain}"
 
 [environments.prod]
 api_keys = ["{PROD_KEY}"]
@@ -38,11 +35,104 @@ url = "{url}"
 timeout = "60s"
 retry_schedule = ["0s", "200ms", "200ms", "200ms", "200ms"]
 "#,
-            data = dir.path().join("data").display(),
-            url = receiver.url(),
+            data = dir.join("data").display(),
         ),
     )
     .unwrap();
+    config
+}
+
+fn sigterm_and_wait(process: &mut Process) {
+    let pid = process.child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = eventually(Duration::from_secs(30), || {
+        process.child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(0), "a graceful stop exits 0");
+}
+
+fn get(agent: &ureq::Agent, base: &str, path: &str) -> Value {
+    let (status, body) = call(
+        agent,
+        "GET",
+        &format!("{base}/v1/environments/prod{path}"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn end_sync(agent: &ureq::Agent, base: &str, connection: &str) -> String {
+    let (status, op) = call(
+        agent,
+        "POST",
+        &format!("{base}/v1/environments/prod/operations"),
+        Some(&json!({"type": "sync", "state": "success", "connection_id": connection})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{op}");
+    op["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn sigterm_lets_an_attempt_in_flight_finish() {
+    let receiver = Receiver::start(|_, _| Answer::Slow(Duration::from_millis(1500), 200));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &receiver.url(), 4, "20s");
+    let agent = agent();
+    let mut process = spawn(&config);
+    end_sync(&agent, &process.base, "c1");
+    receiver.wait_for(1, Duration::from_secs(30));
+    sigterm_and_wait(&mut process);
+    let process = spawn(&config);
+    let list = get(&agent, &process.base, "/deliveries");
+    assert_eq!(list["total"], 1);
+    assert_eq!(
+        (&list["data"][0]["status"], &list["data"][0]["attempts"]),
+        (&json!("delivered"), &json!(1)),
+        "the attempt in flight finished and was recorded before exit: {list}"
+    );
+    assert_eq!(receiver.requests().len(), 1, "and is not sent again");
+    let mut child = process.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigterm_abandons_a_hanging_attempt_after_the_drain_and_resends_it() {
+    let receiver = Receiver::start(|_, _| Answer::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &receiver.url(), 4, "300ms");
+    let agent = agent();
+    let mut process = spawn(&config);
+    end_sync(&agent, &process.base, "c1");
+    let first = receiver.wait_for(1, Duration::from_secs(30));
+    sigterm_and_wait(&mut process);
+    receiver.set_behaviour(|_, _| Answer::Status(200, "ok"));
+    let process = spawn(&config);
+    let requests = receiver.wait_for(2, Duration::from_secs(30));
+    assert_eq!(
+        requests[1].header("webhook-id"),
+        first[0].header("webhook-id")
+    );
+    assert_eq!(requests[1].body, first[0].body);
+    eventually(Duration::from_secs(30), || {
+        (get(&agent, &process.base, "/deliveries?status=delivered")["total"] == 1).then_some(())
+    });
+    let mut child = process.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigkill_with_deliveries_pending_and_in_flight_loses_none() {
+    const OPERATIONS: usize = 20;
+    const PER_URL: usize = 4;
+    let receiver = Receiver::start(|_, _| Answer::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &receiver.url(), PER_URL, "10s");
     let agent = agent();
     let mut process = spawn(&config);
     let mut operations = BTreeSet::new();
