@@ -349,7 +349,8 @@ impl WriterThread {
                 }
                 let id = self.next_id();
                 let deadline = self.deps.deadlines.for_type(draft.input.kind);
-                let (operation, change) =
+                // Created ended or not, `operation_changed` below sees it with no `before`.
+                let (operation, _) =
                     lifecycle::new_operation(id, &environment, draft, now, deadline);
                 if let Some((key, body_sha256)) = idempotency {
                     let record = IdempotencyRecord {
@@ -362,7 +363,6 @@ impl WriterThread {
                     .metrics
                     .operations_created
                     .fetch_add(1, Ordering::Relaxed);
-                let _ = change;
                 touched.insert_new(operation.clone());
                 self.operation_changed(tx, touched, None, &operation)?;
                 Ok(Outcome::Operation {
