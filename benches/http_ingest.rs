@@ -37,7 +37,7 @@ fn main() {
         "prod".into(),
         EnvironmentConfig {
             api_keys: vec![KEY.into()],
-            ..Default::default()
+            ..EnvironmentConfig::default()
         },
     );
     let shutdown = CancellationToken::new();

@@ -107,6 +107,7 @@ fn main() {
                 timeout: Some(HumanDuration(Duration::from_secs(5))),
                 ..Default::default()
             },
+            ..Default::default()
         },
     );
     let shutdown = CancellationToken::new();

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credentials, GeneratedSecret};
 use crate::config::Config;
+use crate::http::cursor::CursorKey;
 use crate::http::{self, AppState, ServeOptions};
 use crate::ingest::input::Redaction;
 use crate::ingest::writer::WriterDeps;
@@ -80,6 +81,16 @@ pub async fn start(
         })
         .await??
     };
+    let (index, indexer, cursor_key) = {
+        let (store, data_dir) = (store.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let (index, indexer) = crate::index::open(&data_dir, store.clone())
+                .context("cannot open the search index")?;
+            let cursor_key = CursorKey::load_or_generate(&store)?;
+            Ok((index, indexer, cursor_key))
+        })
+        .await??
+    };
     let metrics = Arc::new(Metrics::default());
     let wake = Arc::new(Wake::default());
     let (writer, writer_thread) = crate::ingest::writer::start(
@@ -87,11 +98,13 @@ pub async fn start(
         WriterDeps {
             deadlines: config.deadlines.clone(),
             metrics: metrics.clone(),
+            index: index.shared.clone(),
             settings: settings.clone(),
             outbox: wake.clone(),
             max_retry_after: config.outbox.max_retry_after.0,
         },
-    );
+    )?;
+    let indexer_thread = indexer.spawn();
     let dispatcher = Dispatcher::start(
         DispatcherDeps {
             store: store.clone(),
@@ -116,6 +129,8 @@ pub async fn start(
         incoming_webhook_max_bytes: config.ingest.incoming_webhook_max_bytes,
         metrics,
         settings,
+        index: index.clone(),
+        cursor_key,
     });
     let options = ServeOptions {
         header_read_timeout: config.server.header_read_timeout.0,
@@ -138,6 +153,15 @@ pub async fn start(
         writer.stop().await;
         drop(writer);
         join_writer(writer_thread).await?;
+        // The writer is done: the indexer drains the feed, commits and stops.
+        index
+            .shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        index.shared.wake();
+        tokio::task::spawn_blocking(move || indexer_thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the indexer thread panicked"))??;
         tracing::info!("opslog stopped");
         Ok(())
     });

@@ -146,7 +146,7 @@ mod tests {
             "prod".into(),
             EnvironmentConfig {
                 api_keys: vec!["prod-key-0123456789abcdef".into()],
-                ..Default::default()
+                ..EnvironmentConfig::default()
             },
         );
         let (first, generated) = Credentials::load_or_generate(&config, &store).unwrap();

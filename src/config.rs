@@ -122,6 +122,9 @@ pub struct EnvironmentConfig {
     pub api_keys: Vec<String>,
     /// What the file sets here is authoritative; the rest is editable through the API.
     pub webhooks: WebhooksConfig,
+    /// Where finished operations are exported as OTLP spans; `None`: not set in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otel: Option<OtelConfig>,
 }
 
 /// `[environments.<name>.webhooks]`: every key optional. A key set here is read-only in the API.
@@ -165,6 +168,175 @@ impl Default for IngestConfig {
             incoming_webhook_max_bytes: 1024 * 1024,
         }
     }
+}
+
+/// `[environments.<name>.otel]`: the OTLP/HTTP collector this environment's spans go to.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelConfig {
+    /// Base URL of the collector; spans are POSTed to `<endpoint>/v1/traces`.
+    pub endpoint: String,
+    /// Sent with every export (API keys): secrets, masked whenever shown.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    #[serde(default)]
+    pub resource_attributes: BTreeMap<String, String>,
+    #[serde(default = "default_max_events_per_span")]
+    pub max_events_per_span: usize,
+    /// How long one export request may take before it counts as a connection failure.
+    #[serde(default = "default_otel_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_service_name() -> String {
+    "opslog".into()
+}
+
+fn default_max_events_per_span() -> usize {
+    128
+}
+
+fn default_otel_timeout() -> HumanDuration {
+    duration("10s")
+}
+
+/// The most events one span may carry; a batch of 512 such spans is already tens of megabytes.
+pub const MAX_EVENTS_PER_SPAN: usize = 1000;
+
+/// Headers opslog sets itself on an export; a configured one would corrupt the request.
+const RESERVED_OTEL_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+];
+
+/// One bad OTel setting: the key below the `otel` table and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl OtelConfig {
+    /// Settings for `endpoint` with every other key at its default.
+    pub fn with_endpoint(endpoint: &str) -> OtelConfig {
+        OtelConfig {
+            endpoint: endpoint.to_owned(),
+            headers: BTreeMap::new(),
+            service_name: default_service_name(),
+            resource_attributes: BTreeMap::new(),
+            max_events_per_span: default_max_events_per_span(),
+            timeout: default_otel_timeout(),
+        }
+    }
+
+    /// Checks what serde cannot: the URL, header syntax and bounds. Used for the TOML file and,
+    /// later, for settings edited through the API, so both refuse the same things.
+    pub fn check(&self) -> Result<(), FieldProblem> {
+        let problem = |field: &str, message: String| FieldProblem {
+            field: field.to_owned(),
+            message,
+        };
+        check_otel_endpoint(&self.endpoint).map_err(|m| problem("endpoint", m))?;
+        if self.headers.len() > 64 {
+            return Err(problem("headers", "at most 64 headers".into()));
+        }
+        for (name, value) in &self.headers {
+            let field = format!("headers.{name}");
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(problem(&field, "is not a valid HTTP header name".into()));
+            }
+            if RESERVED_OTEL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(problem(
+                    &field,
+                    "is set by opslog itself and cannot be configured".into(),
+                ));
+            }
+            if http::HeaderValue::from_str(value).is_err() || value.len() > 8192 {
+                return Err(problem(
+                    &field,
+                    "the value must be printable ASCII of at most 8192 bytes".into(),
+                ));
+            }
+        }
+        if self.service_name.trim().is_empty() || self.service_name.len() > 256 {
+            return Err(problem(
+                "service_name",
+                "must be 1-256 characters and not blank".into(),
+            ));
+        }
+        for (key, value) in &self.resource_attributes {
+            let field = format!("resource_attributes.{key}");
+            if key.is_empty() || key.len() > 256 {
+                return Err(problem(&field, "keys are 1-256 characters".into()));
+            }
+            if key == "service.name" {
+                return Err(problem(&field, "set it with `service_name` instead".into()));
+            }
+            if value.len() > 4096 {
+                return Err(problem(&field, "values are at most 4096 bytes".into()));
+            }
+        }
+        if self.max_events_per_span > MAX_EVENTS_PER_SPAN {
+            return Err(problem(
+                "max_events_per_span",
+                format!(
+                    "{} is too many; use at most {MAX_EVENTS_PER_SPAN}",
+                    self.max_events_per_span
+                ),
+            ));
+        }
+        if self.timeout.0.is_zero() || self.timeout.0 > Duration::from_secs(300) {
+            return Err(problem("timeout", "must be between 1ms and 5m".into()));
+        }
+        Ok(())
+    }
+
+    /// A copy fit to show: every header value masked.
+    pub fn masked(&self) -> OtelConfig {
+        let mut masked = self.clone();
+        for value in masked.headers.values_mut() {
+            *value = mask(value);
+        }
+        masked
+    }
+}
+
+/// An OTLP/HTTP base URL: absolute http(s) with a host, no credentials, query or fragment, and
+/// not already ending in the `/v1/traces` that opslog appends.
+pub fn check_otel_endpoint(endpoint: &str) -> Result<(), String> {
+    let invalid = |why: &str| Err(format!("`{endpoint}` {why}"));
+    if endpoint.len() > 2048 {
+        return Err("the URL is longer than 2048 bytes".into());
+    }
+    let uri: http::Uri = match endpoint.parse() {
+        Ok(uri) => uri,
+        Err(_) => return invalid("is not a URL; write it like \"http://127.0.0.1:4318\""),
+    };
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return invalid("must start with http:// or https://");
+    }
+    let Some(authority) = uri.authority() else {
+        return invalid("has no host");
+    };
+    if authority.host().is_empty() {
+        return invalid("has no host");
+    }
+    if authority.as_str().contains('@') {
+        return invalid("must not contain credentials; send them with `headers`");
+    }
+    if uri.query().is_some() || endpoint.contains('#') {
+        return invalid("must not have a query or fragment");
+    }
+    if uri.path().trim_end_matches('/').ends_with("/v1/traces") {
+        return invalid("is the collector's base URL: leave out /v1/traces, opslog appends it");
+    }
+    Ok(())
 }
 
 impl Default for ServerConfig {
@@ -349,6 +521,11 @@ impl Config {
                     "environment names use 1-64 characters a-z, 0-9, '-' and '_'".into(),
                 ));
             }
+            if let Some(otel) = &env.otel {
+                otel.check().map_err(|p| {
+                    invalid(&format!("environments.{name}.otel.{}", p.field), p.message)
+                })?;
+            }
             for key in &env.api_keys {
                 let field = format!("environments.{name}.api_keys");
                 check_secret(&field, key)?;
@@ -384,6 +561,7 @@ impl Config {
             if let Some(secret) = &mut env.webhooks.secret {
                 *secret = mask(secret);
             }
+            env.otel = env.otel.as_ref().map(OtelConfig::masked);
         }
         toml::to_string_pretty(&masked).expect("the config always serializes")
     }
@@ -459,11 +637,12 @@ mod tests {
         // The commented webhooks table parses as written, with the documented defaults.
         let webhooks: String = text
             .lines()
-            .skip_while(|l| !l.contains("[environments.prod.webhooks]"))
+            .skip_while(|l| *l != "# [environments.prod.webhooks]")
+            .skip(1)
+            .take_while(|l| !l.starts_with("# ["))
             .map(|l| l.trim_start_matches("# ").trim_start_matches('#'))
             .collect::<Vec<_>>()
             .join("\n");
-        let webhooks = webhooks.replace("[environments.prod.webhooks]", "");
         let table: WebhooksConfig = toml::from_str(
             &webhooks
                 .lines()
@@ -554,6 +733,186 @@ mod tests {
         assert!(
             err.contains("environments.prod.api_keys") && err.contains("16"),
             "{err}"
+        );
+    }
+
+    /// The commented `# [environments.prod.otel]` block of the example, uncommented.
+    fn example_otel_block() -> String {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+                .unwrap();
+        let mut lines = text
+            .lines()
+            .skip_while(|l| *l != "# [environments.prod.otel]");
+        let mut block = format!(
+            "{}\n",
+            &lines.next().expect("the example has an otel block")[2..]
+        );
+        for line in lines.take_while(|l| !l.starts_with("# [")) {
+            let setting = line.strip_prefix("# ").unwrap_or("");
+            let key_len = setting.find(" = ").unwrap_or(0);
+            if key_len > 0
+                && setting[..key_len]
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                block.push_str(setting);
+                block.push('\n');
+            }
+        }
+        block
+    }
+
+    #[test]
+    fn example_otel_block_shows_every_key_with_its_default() {
+        let block = example_otel_block();
+        let parsed = Config::from_toml(&block, "example otel block").unwrap();
+        let otel = parsed.environments["prod"].otel.clone().unwrap();
+        assert_eq!(otel, OtelConfig::with_endpoint("http://127.0.0.1:4318"));
+        let documented: Vec<&str> = block
+            .lines()
+            .skip(1)
+            .map(|l| l.split(" = ").next().unwrap())
+            .collect();
+        let every_key = toml::Table::try_from(&otel).unwrap();
+        assert!(
+            every_key.contains_key("headers"),
+            "empty tables are keys too"
+        );
+        for key in every_key.keys() {
+            assert!(
+                documented.contains(&key.as_str()),
+                "config.example.toml documents `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn otel_settings_parse_and_are_checked() {
+        let text = r#"
+            [environments.prod.otel]
+            endpoint = "https://api.honeycomb.io/"
+            headers = { "x-honeycomb-team" = "hc-secret-key-0123" }
+            service_name = "opslog-prod"
+            resource_attributes = { "deployment.environment.name" = "prod" }
+            max_events_per_span = 16
+            timeout = "3s"
+        "#;
+        let config = Config::from_toml(text, "t.toml").unwrap();
+        let otel = config.environments["prod"].otel.as_ref().unwrap();
+        assert_eq!(otel.endpoint, "https://api.honeycomb.io/");
+        assert_eq!(otel.headers["x-honeycomb-team"], "hc-secret-key-0123");
+        assert_eq!(otel.service_name, "opslog-prod");
+        assert_eq!(
+            otel.resource_attributes["deployment.environment.name"],
+            "prod"
+        );
+        assert_eq!(otel.max_events_per_span, 16);
+        assert_eq!(otel.timeout.0, Duration::from_secs(3));
+
+        let refused = |table: &str| {
+            Config::from_toml(&format!("[environments.prod.otel]\n{table}"), "t.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        for (table, key, words) in [
+            ("", "environments.prod.otel", "missing field `endpoint`"),
+            (
+                "endpoint = \"ftp://x\"",
+                "environments.prod.otel.endpoint",
+                "http://",
+            ),
+            (
+                "endpoint = \"4318\"",
+                "environments.prod.otel.endpoint",
+                "http://",
+            ),
+            (
+                "endpoint = \"http://u:p@c:4318\"",
+                "environments.prod.otel.endpoint",
+                "credentials",
+            ),
+            (
+                "endpoint = \"http://c:4318/v1/traces\"",
+                "environments.prod.otel.endpoint",
+                "leave out /v1/traces",
+            ),
+            (
+                "endpoint = \"http://c?a=b\"",
+                "environments.prod.otel.endpoint",
+                "query",
+            ),
+            (
+                "endpoint = \"http://c\"\nheaders = { \"bad name\" = \"v\" }",
+                "environments.prod.otel.headers.bad name",
+                "header name",
+            ),
+            (
+                "endpoint = \"http://c\"\nheaders = { \"content-type\" = \"x\" }",
+                "environments.prod.otel.headers.content-type",
+                "set by opslog",
+            ),
+            (
+                "endpoint = \"http://c\"\nheaders = { k = \"a\\nb\" }",
+                "environments.prod.otel.headers.k",
+                "printable",
+            ),
+            (
+                "endpoint = \"http://c\"\nservice_name = \" \"",
+                "environments.prod.otel.service_name",
+                "blank",
+            ),
+            (
+                "endpoint = \"http://c\"\nresource_attributes = { \"service.name\" = \"x\" }",
+                "environments.prod.otel.resource_attributes.service.name",
+                "service_name",
+            ),
+            (
+                "endpoint = \"http://c\"\nmax_events_per_span = 5000",
+                "environments.prod.otel.max_events_per_span",
+                "at most 1000",
+            ),
+            (
+                "endpoint = \"http://c\"\ntimeout = \"0s\"",
+                "environments.prod.otel.timeout",
+                "between",
+            ),
+            (
+                "endpoint = \"http://c\"\nendpont = \"x\"",
+                "environments.prod.otel",
+                "unknown field `endpont`",
+            ),
+        ] {
+            let err = refused(table);
+            assert!(err.contains(key) && err.contains(words), "{table}: {err}");
+        }
+    }
+
+    #[test]
+    fn masked_output_hides_otel_header_values() {
+        let mut config = Config::default();
+        let mut otel = OtelConfig::with_endpoint("http://127.0.0.1:4318");
+        otel.headers
+            .insert("x-api-key".into(), "otel-secret-0123456789".into());
+        config.environments.insert(
+            "prod".into(),
+            EnvironmentConfig {
+                otel: Some(otel),
+                ..EnvironmentConfig::default()
+            },
+        );
+        let text = config.to_masked_toml();
+        assert!(!text.contains("otel-secret-0123456789"), "{text}");
+        assert!(text.contains("otel…(masked)"), "{text}");
+        assert!(text.contains("http://127.0.0.1:4318"), "{text}");
+        let reparsed: Config = toml::from_str(&text).unwrap();
+        assert_eq!(
+            reparsed.environments["prod"]
+                .otel
+                .as_ref()
+                .unwrap()
+                .max_events_per_span,
+            128
         );
     }
 

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{parse_query, Auth};
-use super::operations::DataPage;
-use super::{json, AppState};
+use super::{json, AppState, DataPage};
 use crate::ingest::{Command, Outcome, Requeue};
 use crate::model::{DeliveryStatus, EventType, Id, Timestamp};
 use crate::outbox::job::{DeliveryDetail, DeliveryView};

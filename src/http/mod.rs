@@ -5,11 +5,13 @@
 //! Must not: touch redb on the runtime's threads (reads go to `spawn_blocking`, writes to the
 //! writer), or log secrets.
 
+pub mod cursor;
 pub mod deliveries;
 pub mod error;
 pub mod extract;
 pub mod hooks;
 pub mod operations;
+pub mod search;
 pub mod settings;
 
 use std::collections::BTreeSet;
@@ -31,11 +33,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credentials, Principal};
+use crate::index::SearchIndex;
 use crate::ingest::input::Redaction;
 use crate::ingest::Writer;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::store::Store;
+use cursor::CursorKey;
 use error::ApiError;
 
 /// What every handler can reach.
@@ -49,6 +53,8 @@ pub struct AppState {
     pub incoming_webhook_max_bytes: usize,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
+    pub index: Arc<SearchIndex>,
+    pub cursor_key: CursorKey,
 }
 
 impl AppState {
@@ -81,6 +87,25 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
+/// A page of results: `total` counts every match, `next_cursor` continues where this page ended.
+#[derive(Serialize)]
+pub struct DataPage<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+    pub total: u64,
+}
+
+impl<T> DataPage<T> {
+    /// Everything in one page.
+    pub fn all(data: Vec<T>) -> DataPage<T> {
+        DataPage {
+            total: data.len() as u64,
+            data,
+            next_cursor: None,
+        }
+    }
+}
+
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => {
@@ -97,8 +122,9 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 
 pub fn router(state: Arc<AppState>) -> Router {
     use operations::*;
+    use search::*;
     let api = Router::new()
-        .route("/operations", post(create_operation))
+        .route("/operations", post(create_operation).get(list_operations))
         .route(
             "/operations/{id}",
             get(get_operation).patch(update_operation),
@@ -107,7 +133,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/operations/{id}/messages",
             post(append_messages).get(list_messages),
         )
-        .route("/messages", post(append_batch))
+        .route("/messages", post(append_batch).get(search_messages))
+        .route("/facets", get(facets))
+        .route("/insights", get(insights))
         .route(
             "/settings",
             get(settings::get_settings).put(settings::put_settings),

@@ -5,22 +5,20 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::extract::{parse_json, parse_query, read_json_body, Auth};
-use super::{json, AppState};
+use super::extract::{parse_json, read_json_body, Auth};
+use super::{json, AppState, DataPage};
 use crate::ingest::input::{
     validate_message, validate_new_operation, validate_patch, FieldError, NewMessage, NewOperation,
     OperationPatch, MAX_BATCH,
 };
 use crate::ingest::{Command, Outcome};
 use crate::model::{Id, Message, Operation};
-use crate::store::MessageRange;
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -240,134 +238,7 @@ async fn submit_messages(
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MessagesQuery {
-    limit: Option<usize>,
-    after: Option<String>,
-    before: Option<String>,
-    cursor: Option<String>,
-}
-
-/// A page of results: `total` counts every match, `next_cursor` continues where this page ended.
-#[derive(Serialize)]
-pub struct DataPage<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<String>,
-    pub total: u64,
-}
-
-impl<T> DataPage<T> {
-    fn all(data: Vec<T>) -> DataPage<T> {
-        DataPage {
-            total: data.len() as u64,
-            data,
-            next_cursor: None,
-        }
-    }
-}
-
-pub async fn list_messages(
-    State(state): State<Arc<AppState>>,
-    Path((env, id)): Path<(String, String)>,
-    Auth(principal): Auth,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
-    let op_id = parse_id(&id)?;
-    let query: MessagesQuery = parse_query(query.as_deref())?;
-    let limit = super::page_limit(query.limit)?;
-    let mut range = MessageRange {
-        after: query
-            .after
-            .as_deref()
-            .map(|a| cursor_id("after", a))
-            .transpose()?,
-        before: query
-            .before
-            .as_deref()
-            .map(|b| cursor_id("before", b))
-            .transpose()?,
-        limit,
-    };
-    if let Some(cursor) = &query.cursor {
-        match Cursor::decode(cursor)? {
-            Cursor::After(id) => range.after = Some(id),
-            Cursor::Before(id) => range.before = Some(id),
-        }
-    }
-    let store = state.store.clone();
-    let (operation, messages, more) = tokio::task::spawn_blocking(move || {
-        let read = store.read()?;
-        let operation = read.operation(op_id)?;
-        let (messages, more) = read.messages(op_id, range)?;
-        Ok::<_, crate::store::StoreError>((operation, messages, more))
-    })
-    .await
-    .map_err(|e| ApiError::internal("read task failed", &e))??;
-    let operation = operation
-        .filter(|op| op.environment == env)
-        .ok_or_else(|| operation_not_found(op_id))?;
-    let backwards = range.before.is_some() && range.after.is_none();
-    let next_cursor = match (more, backwards) {
-        (false, _) => None,
-        (true, false) => messages.last().map(|m| Cursor::After(m.id).encode()),
-        (true, true) => messages.first().map(|m| Cursor::Before(m.id).encode()),
-    };
-    Ok(json(
-        StatusCode::OK,
-        &DataPage {
-            data: messages,
-            next_cursor,
-            total: operation.message_count,
-        },
-    ))
-}
-
-/// Where the next page of messages starts. Opaque to clients: `after.<id>` or `before.<id>`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Cursor {
-    After(Id),
-    Before(Id),
-}
-
-impl Cursor {
-    fn encode(self) -> String {
-        match self {
-            Cursor::After(id) => format!("after.{id}"),
-            Cursor::Before(id) => format!("before.{id}"),
-        }
-    }
-
-    fn decode(text: &str) -> Result<Cursor, ApiError> {
-        let invalid = || {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "`cursor` must be a `next_cursor` value from an earlier page",
-            )
-            .with_field("cursor")
-        };
-        let (direction, id) = text.split_once('.').ok_or_else(invalid)?;
-        let id = Id::parse(id).ok_or_else(invalid)?;
-        match direction {
-            "after" => Ok(Cursor::After(id)),
-            "before" => Ok(Cursor::Before(id)),
-            _ => Err(invalid()),
-        }
-    }
-}
-
-fn cursor_id(field: &'static str, text: &str) -> Result<Id, ApiError> {
-    Id::parse(text).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_cursor",
-            format!("`{field}` must be a message id (26-character ULID)"),
-        )
-        .with_field(field)
-    })
-}
-
-fn parse_id(text: &str) -> Result<Id, ApiError> {
+pub(super) fn parse_id(text: &str) -> Result<Id, ApiError> {
     Id::parse(text).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_id",
@@ -377,32 +248,6 @@ fn parse_id(text: &str) -> Result<Id, ApiError> {
     })
 }
 
-fn operation_not_found(id: Id) -> ApiError {
+pub(super) fn operation_not_found(id: Id) -> ApiError {
     ApiError::not_found("operation_not_found", format!("operation `{id}` not found"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let id = Id(123_456_789);
-        for c in [Cursor::After(id), Cursor::Before(id)] {
-            assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        }
-        for bad in [
-            "",
-            "after.",
-            "sideways.01ARZ3NDEKTSV4RRFFQ69G5FAV",
-            "after.../../x",
-            "after",
-        ] {
-            assert_eq!(
-                Cursor::decode(bad).unwrap_err().code,
-                "invalid_cursor",
-                "{bad}"
-            );
-        }
-    }
 }

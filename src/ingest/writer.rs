@@ -26,11 +26,12 @@ use ulid::Ulid;
 use super::input::{MessageDraft, NewOperation, OperationDraft, OperationPatch};
 use super::lifecycle::{self, Change, LifecycleError};
 use crate::config::DeadlinesConfig;
+use crate::index::IndexShared;
 use crate::metrics::Metrics;
 use crate::model::*;
 use crate::outbox::{events, policy, Attempt, Job, JobKind, Wake, WebhookJob};
 use crate::settings::{self, EnvSettings, Settings, SettingsError, WebhooksUpdate};
-use crate::store::{id_range, IdempotencyRecord, Store, StoreError, WriteTx};
+use crate::store::{id_range, FeedEntry, IdempotencyRecord, Store, StoreError, WriteTx};
 
 /// The most requests one commit carries.
 const MAX_GROUP: usize = 1024;
@@ -195,6 +196,8 @@ impl Writer {
 pub struct WriterDeps {
     pub deadlines: DeadlinesConfig,
     pub metrics: Arc<Metrics>,
+    /// Woken after a commit that fed the search index.
+    pub index: Arc<IndexShared>,
     /// Read to route events; replaced after a committed settings change.
     pub settings: Arc<Settings>,
     /// Woken after a commit that queued outbox work.
@@ -203,7 +206,8 @@ pub struct WriterDeps {
 }
 
 /// Starts the writer thread. It ends once every `Writer` is dropped and the queue is drained.
-pub fn start(store: Arc<Store>, deps: WriterDeps) -> (Writer, JoinHandle<()>) {
+pub fn start(store: Arc<Store>, deps: WriterDeps) -> Result<(Writer, JoinHandle<()>), StoreError> {
+    let feed_seq = store.write()?.last_feed_seq()?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("opslog-writer".into())
@@ -211,6 +215,8 @@ pub fn start(store: Arc<Store>, deps: WriterDeps) -> (Writer, JoinHandle<()>) {
             WriterThread {
                 store,
                 deps,
+                feed_seq,
+                trimmed_to: 0,
                 last_id: 0,
                 settings_changed: Vec::new(),
                 outbox_queued: false,
@@ -218,12 +224,16 @@ pub fn start(store: Arc<Store>, deps: WriterDeps) -> (Writer, JoinHandle<()>) {
             .run(rx)
         })
         .expect("spawning the writer thread");
-    (Writer { tx }, thread)
+    Ok((Writer { tx }, thread))
 }
 
 struct WriterThread {
     store: Arc<Store>,
     deps: WriterDeps,
+    /// The sequence of the newest committed feed entry.
+    feed_seq: u64,
+    /// Feed entries up to this one are already trimmed.
+    trimmed_to: u64,
     last_id: u128,
     /// Settings written by the group being committed; installed once the commit succeeds.
     settings_changed: Vec<EnvSettings>,
@@ -235,12 +245,16 @@ struct WriterThread {
 #[derive(Default)]
 struct Touched {
     ops: HashMap<Id, TouchedOp>,
+    /// What the search index must pick up from this group.
+    feed: FeedEntry,
 }
 
 struct TouchedOp {
     stored: Option<Operation>,
     current: Operation,
     dirty: bool,
+    /// Changed in a way the index shows (not only its message count).
+    reindex: bool,
 }
 
 impl WriterThread {
@@ -267,7 +281,7 @@ impl WriterThread {
 
     fn commit_group(&mut self, group: &mut Vec<Request>) {
         let mut results = Vec::with_capacity(group.len());
-        let outcome = (|| -> Result<(), StoreError> {
+        let outcome = (|| -> Result<(u64, u64), StoreError> {
             let mut tx = self.store.write()?;
             let mut touched = Touched::default();
             for request in group.iter_mut() {
@@ -277,16 +291,46 @@ impl WriterThread {
                     other => results.push(other),
                 }
             }
-            for (_, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
+            let mut feed = std::mem::take(&mut touched.feed);
+            for (id, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
                 tx.put_operation(&op.current, op.stored.as_ref())?;
+                if op.reindex {
+                    feed.operations.push(id);
+                }
             }
-            tx.commit()
+            let seq = if feed.is_empty() {
+                self.feed_seq
+            } else {
+                tx.append_feed(self.feed_seq + 1, &feed)?;
+                self.feed_seq + 1
+            };
+            // What the index has committed is no longer needed, but the newest entry stays so the
+            // sequence survives a restart.
+            let indexed = self
+                .deps
+                .index
+                .indexed_seq
+                .load(Ordering::Acquire)
+                .min(seq.saturating_sub(1));
+            let trimmed_to = if indexed > self.trimmed_to {
+                tx.trim_feed(indexed)?;
+                indexed
+            } else {
+                self.trimmed_to
+            };
+            tx.commit()?;
+            Ok((seq, trimmed_to))
         })();
         let settings_changed = std::mem::take(&mut self.settings_changed);
         let outbox_queued = std::mem::take(&mut self.outbox_queued);
         match outcome {
-            Ok(()) => {
+            Ok((seq, trimmed_to)) => {
+                self.trimmed_to = trimmed_to;
                 self.deps.metrics.commits.fetch_add(1, Ordering::Relaxed);
+                if seq != self.feed_seq {
+                    self.feed_seq = seq;
+                    self.deps.index.wake();
+                }
                 for settings in settings_changed {
                     self.deps.settings.replace(settings);
                 }
@@ -382,6 +426,7 @@ impl WriterThread {
                 if change != Change::Unchanged {
                     entry.current = operation.clone();
                     entry.dirty = true;
+                    entry.reindex = true;
                     self.operation_changed(tx, touched, Some(&before), &operation)?;
                 }
                 Ok(Outcome::Operation {
@@ -402,6 +447,10 @@ impl WriterThread {
                     .map(|(op_id, draft)| draft.into_message(self.next_id(), op_id, now))
                     .collect();
                 tx.insert_messages(&stored)?;
+                touched
+                    .feed
+                    .messages
+                    .extend(stored.iter().map(|m| (m.operation_id, m.id)));
                 for m in &stored {
                     let entry = touched.get_in(tx, m.operation_id, &environment)?;
                     entry.current.message_count += 1;
@@ -426,6 +475,7 @@ impl WriterThread {
                     if lifecycle::time_out(&mut operation, now)? == Change::Ended {
                         entry.current = operation.clone();
                         entry.dirty = true;
+                        entry.reindex = true;
                         self.operation_changed(tx, touched, Some(&before), &operation)?;
                         count += 1;
                     }
@@ -739,6 +789,7 @@ impl WriterThread {
         if operation != before {
             entry.current = operation.clone();
             entry.dirty = true;
+            entry.reindex = true;
         }
         let schedule_len = self
             .deps
@@ -797,6 +848,7 @@ impl WriterThread {
             created_at: attempt.started_at,
         };
         tx.insert_messages(std::slice::from_ref(&message))?;
+        touched.feed.messages.push((log_id, message.id));
         let entry = touched.get(tx, log_id)?;
         entry.current.message_count += 1;
         entry.dirty = true;
@@ -861,6 +913,7 @@ impl Touched {
                 stored: None,
                 current: operation,
                 dirty: true,
+                reindex: true,
             },
         );
     }
@@ -874,6 +927,7 @@ impl Touched {
                     current: stored.clone(),
                     stored: Some(stored),
                     dirty: false,
+                    reindex: false,
                 }))
             }
         }

@@ -1,17 +1,19 @@
-//! The durable outbox: work that must reach another system (webhook deliveries now, OTLP spans
-//! later) is written as a job row in the same redb transaction as the change that caused it, then
-//! claimed, attempted, retried on a schedule and dead-lettered (`failed`) by the dispatcher.
+//! The durable outbox (DESIGN.md sections 4-6): work that must reach another system is written
+//! as a job row in the same redb transaction as the change that caused it, then claimed,
+//! attempted, retried on a schedule and dead-lettered (`failed`) by the dispatcher.
 //!
 //! `job` holds the stored records, `policy` the pure retry/jitter/`Retry-After`/dead-letter rules,
 //! `events` the derivation of webhook events from operation changes, `webhook` the webhook sink
 //! (signing and sending), `dispatcher` the sink-agnostic claim loop and its sender threads.
+//! `otlp` is the OTLP span sink, not yet wired to the job table (a `JobKind::OtlpSpan` to come).
 //!
 //! Must not: write to the store except through `ingest::writer` (the single writer), or send on
-//! the async runtime's threads.
+//! the async runtime's threads; sinks block on network I/O.
 
 pub mod dispatcher;
 pub mod events;
 pub mod job;
+pub mod otlp;
 pub mod policy;
 pub mod webhook;
 

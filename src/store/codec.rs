@@ -53,6 +53,29 @@ pub(crate) fn decode_message(bytes: &[u8]) -> Result<Message, StoreError> {
     decode("message", bytes)
 }
 
+/// What one write group changed, for the search index to pick up.
+#[derive(Debug, Clone, Default, PartialEq, Encode, Decode)]
+pub struct FeedEntry {
+    /// Operations created or changed in a way the index shows (not mere message counts).
+    pub operations: Vec<Id>,
+    /// (operation id, message id) of appended messages.
+    pub messages: Vec<(Id, Id)>,
+}
+
+impl FeedEntry {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty() && self.messages.is_empty()
+    }
+}
+
+pub(crate) fn encode_feed(entry: &FeedEntry) -> Vec<u8> {
+    encode(entry)
+}
+
+pub(crate) fn decode_feed(bytes: &[u8]) -> Result<FeedEntry, StoreError> {
+    decode("index feed entry", bytes)
+}
+
 /// What an `Idempotency-Key` was first used for.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct IdempotencyRecord {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-pub use codec::IdempotencyRecord;
+pub use codec::{FeedEntry, IdempotencyRecord};
 use tables::*;
 
 use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
@@ -132,6 +132,7 @@ impl Store {
         tx.txn.open_table(OUTBOX)?;
         tx.txn.open_table(OUTBOX_DUE)?;
         tx.txn.open_table(OUTBOX_ATTEMPTS)?;
+        tx.txn.open_table(INDEX_FEED)?;
         tx.commit()?;
         Ok(store)
     }
@@ -222,6 +223,55 @@ impl ReadTx {
             }
         }
         Ok((out, more))
+    }
+
+    pub fn message(&self, operation: Id, id: Id) -> Result<Option<Message>, StoreError> {
+        let table = self.txn.open_table(MESSAGES)?;
+        let value = table.get((operation.0, id.0))?;
+        value.map(|v| codec::decode_message(v.value())).transpose()
+    }
+
+    /// Calls `f` with every operation, in id order.
+    pub fn for_each_operation(
+        &self,
+        mut f: impl FnMut(Operation) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let table = self.txn.open_table(OPERATIONS)?;
+        for row in table.iter()? {
+            f(codec::decode_operation(row?.1.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every message, grouped by operation.
+    pub fn for_each_message(
+        &self,
+        mut f: impl FnMut(Message) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let table = self.txn.open_table(MESSAGES)?;
+        for row in table.iter()? {
+            f(codec::decode_message(row?.1.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Feed entries after `seq`, oldest first, at most `limit`.
+    pub fn feed_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, FeedEntry)>, StoreError> {
+        let table = self.txn.open_table(INDEX_FEED)?;
+        let mut out = Vec::new();
+        for row in table.range(seq.saturating_add(1)..)?.take(limit) {
+            let (key, value) = row?;
+            out.push((key.value(), codec::decode_feed(value.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The sequence of the newest and oldest feed entries (0 when empty).
+    pub fn feed_bounds(&self) -> Result<(u64, u64), StoreError> {
+        let table = self.txn.open_table(INDEX_FEED)?;
+        let first = table.first()?.map(|(k, _)| k.value()).unwrap_or(0);
+        let last = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+        Ok((first, last))
     }
 
     pub fn operation_count(&self) -> Result<u64, StoreError> {
@@ -333,6 +383,26 @@ impl WriteTx {
                 codec::encode_message(m).as_slice(),
             )?;
         }
+        Ok(())
+    }
+
+    pub fn last_feed_seq(&self) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(INDEX_FEED)?;
+        let last = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+        Ok(last)
+    }
+
+    pub fn append_feed(&mut self, seq: u64, entry: &FeedEntry) -> Result<(), StoreError> {
+        self.txn
+            .open_table(INDEX_FEED)?
+            .insert(seq, codec::encode_feed(entry).as_slice())?;
+        Ok(())
+    }
+
+    /// Removes feed entries up to and including `seq`.
+    pub fn trim_feed(&mut self, seq: u64) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(INDEX_FEED)?;
+        table.retain_in(..=seq, |_, _| false)?;
         Ok(())
     }
 

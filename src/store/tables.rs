@@ -43,3 +43,7 @@ pub(crate) const OUTBOX_DUE: TableDefinition<(i64, u128), ()> = TableDefinition:
 /// (job id, attempt number) → encoded `outbox::Attempt`: every attempt of a job, in order.
 pub(crate) const OUTBOX_ATTEMPTS: TableDefinition<(u128, u32), &[u8]> =
     TableDefinition::new("outbox_attempts");
+/// Commit sequence number → encoded `FeedEntry`: what each write group changed that the search
+/// index must (re)index. The index records the last sequence it committed; entries up to it are
+/// trimmed by the writer, except the newest, which keeps the sequence going across restarts.
+pub(crate) const INDEX_FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("index_feed");

@@ -1,10 +1,15 @@
 //! Integration tests: each starts the real daemon on 127.0.0.1:0 with a temp dir and talks HTTP.
+//! `otlp` drives the OTLP export sink against a real collector on loopback until the outbox wires
+//! it into the daemon.
 
 mod auth;
 mod bad_input;
+mod collector;
 mod lifecycle;
+mod otlp;
 mod process;
 mod receiver;
+mod search;
 mod support;
 mod webhook_crash;
 mod webhooks;

@@ -399,3 +399,102 @@ fn check_config_names_the_key_and_masks_secrets() {
     let version = Command::new(BIN).arg("version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("opslog 0."));
 }
+
+#[test]
+fn after_sigkill_the_index_catches_up_with_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), true);
+    let agent = agent();
+    let mut process = spawn(&config);
+    let base = process.base.clone();
+    let (status, op) = call(
+        &agent,
+        "POST",
+        &format!("{base}/v1/environments/prod/operations"),
+        Some(&json!({"type": "sync", "integration": "github"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+    let op = op["id"].as_str().unwrap().to_owned();
+    let mut acked = 0u64;
+    for batch in 0..40 {
+        let body: Vec<Value> = (0..50)
+            .map(|m| json!({"message": format!("crashmarker batch{batch} m{m}")}))
+            .collect();
+        let url = format!("{base}/v1/environments/prod/operations/{op}/messages");
+        let (status, _) = call(&agent, "POST", &url, Some(&Value::Array(body))).unwrap();
+        assert_eq!(status, 201);
+        acked += 50;
+    }
+    // Killed right after the last acknowledgement: the index has not committed all of it.
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+
+    let mut process = spawn(&config);
+    let url = format!(
+        "{}/v1/environments/prod/messages?q=crashmarker&limit=1",
+        process.base
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let total = loop {
+        let (status, page) = call(&agent, "GET", &url, None).unwrap();
+        if status == 200 && page["total"] == acked {
+            break acked;
+        }
+        assert!(Instant::now() < deadline, "index did not catch up: {page}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Exactly once: nothing indexed twice on the way back.
+    let (_, page) = call(
+        &agent,
+        "GET",
+        &format!(
+            "{}/v1/environments/prod/messages?q=batch39&limit=500",
+            process.base
+        ),
+        None,
+    )
+    .unwrap();
+    assert_eq!(page["total"], 50, "{total}");
+    let stored = all_messages(&agent, &process.base, &op).len() as u64;
+    assert_eq!(stored, acked);
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+}
+
+#[test]
+fn reindex_rebuilds_offline() {
+    let d = Daemon::start();
+    let id = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "sync", "integration": "github"}),
+    );
+    let batch: Vec<Value> = (0..120)
+        .map(|i| json!({"message": format!("offline{i} papaya")}))
+        .collect();
+    let path = format!("/v1/environments/prod/operations/{id}/messages");
+    assert_eq!(d.post(&path, PROD_KEY, &Value::Array(batch)).status, 201);
+    let dir = d.stop();
+    let out = Command::new(BIN)
+        .args(["reindex", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("reindexed 121 records"), "{text}");
+    let d = Daemon::start_with(|c| c.server.data_dir = dir.path().to_owned());
+    let r = d.get("/v1/environments/prod/messages?q=papaya&limit=1", PROD_KEY);
+    assert_eq!(
+        (r.status, &r.body["total"]),
+        (200, &json!(120)),
+        "searchable at once: {}",
+        r.text
+    );
+    drop(dir);
+}

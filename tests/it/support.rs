@@ -49,7 +49,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
             name.into(),
             EnvironmentConfig {
                 api_keys: vec![key.into()],
-                ..Default::default()
+                ..EnvironmentConfig::default()
             },
         );
     }

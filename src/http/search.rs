@@ -1,0 +1,711 @@
+//! Read endpoints over many records: list and search operations and messages, facet values for
+//! the filter pickers, and insight buckets for the charts.
+//!
+//! Queries run on the blocking pool (tantivy and redb both block); hits are re-read from the store
+//! so what is shown is always the stored truth.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::extract::Auth;
+use super::{json, page_limit, AppState, DataPage};
+use crate::index::query::{self, TextQuery};
+use crate::index::{Bound, Filters, Hits, IndexError, Page, TypeFilter};
+use crate::model::{Id, Level, Message, MessageType, OpState, OpType, Operation, Timestamp};
+use crate::store::{MessageRange, StoreError};
+
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> ApiError {
+        match e {
+            IndexError::Rebuilding(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "index_rebuilding",
+                e.to_string(),
+            ),
+            IndexError::Query(message) => {
+                ApiError::bad_request("invalid_query", format!("`q`: {message}")).with_field("q")
+            }
+            IndexError::Store(s) => s.into(),
+            other => ApiError::internal("search failed", &other),
+        }
+    }
+}
+
+/// The query string as (name, value) pairs; names outside `allowed` are a 400.
+fn pairs(query: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    for (name, _) in &pairs {
+        if !allowed.contains(&name.as_str()) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "unknown query parameter `{name}`; this endpoint takes {}",
+                    allowed.join(", ")
+                ),
+            )
+            .with_field(name.clone()));
+        }
+    }
+    Ok(pairs)
+}
+
+fn invalid(field: &str, message: String) -> ApiError {
+    ApiError::bad_request("invalid_query", format!("`{field}`: {message}")).with_field(field)
+}
+
+fn parse_enum<T>(
+    field: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    allowed: String,
+) -> Result<T, ApiError> {
+    parse(value).ok_or_else(|| invalid(field, format!("`{value}` is not one of {allowed}")))
+}
+
+fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse(value).map_err(|e| invalid(field, e))
+}
+
+fn parse_type(value: &str) -> Result<TypeFilter, ApiError> {
+    let (kind, action) = match value.split_once(':') {
+        Some((k, a)) => (k, Some(a)),
+        None => (value, None),
+    };
+    let kind = parse_enum("type", kind, OpType::parse, OpType::allowed())?;
+    if let Some(a) = action {
+        let ok = !a.is_empty()
+            && a.len() <= 64
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(invalid(
+                "type",
+                format!("`{value}` is not `type` or `type:action`"),
+            ));
+        }
+    }
+    Ok(TypeFilter {
+        kind,
+        action: action.map(str::to_owned),
+    })
+}
+
+fn check_value(field: &str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty() || value.chars().count() > 256 {
+        return Err(invalid(field, "must be 1-256 characters".into()));
+    }
+    Ok(value.to_owned())
+}
+
+/// Everything a list or search request can say, parsed and validated.
+#[derive(Default)]
+struct Request {
+    filters: Filters,
+    q: Option<TextQuery>,
+    q_text: String,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    after: Option<Id>,
+    before: Option<Id>,
+    other: Vec<(String, String)>,
+}
+
+impl Request {
+    /// `message_type_key` names the parameter holding log/http (`type` on one operation's
+    /// messages, where the operation type is fixed; `message_type` elsewhere).
+    fn parse(pairs: Vec<(String, String)>, message_type_key: &str) -> Result<Request, ApiError> {
+        let mut r = Request::default();
+        for (name, value) in pairs {
+            let f = &mut r.filters;
+            match name.as_str() {
+                n if n == message_type_key => f.message_types.push(parse_enum(
+                    n,
+                    &value,
+                    MessageType::parse,
+                    MessageType::allowed(),
+                )?),
+                "type" => f.types.push(parse_type(&value)?),
+                "state" => f.states.push(parse_enum(
+                    "state",
+                    &value,
+                    OpState::parse,
+                    OpState::allowed(),
+                )?),
+                "integration" => f.integrations.push(check_value("integration", &value)?),
+                "connection_id" => f.connection_ids.push(check_value("connection_id", &value)?),
+                "script" => f.scripts.push(check_value("script", &value)?),
+                "level" => {
+                    f.levels
+                        .push(parse_enum("level", &value, Level::parse, Level::allowed())?)
+                }
+                "from" => f.from = Some(parse_time("from", &value)?),
+                "to" => f.to = Some(parse_time("to", &value)?),
+                "q" => {
+                    let parsed = query::parse(&value).map_err(|e| invalid("q", e.to_string()))?;
+                    r.q = (!parsed.is_empty()).then_some(parsed);
+                    r.q_text = value;
+                }
+                "limit" => {
+                    r.limit = Some(
+                        value
+                            .parse()
+                            .map_err(|_| invalid("limit", format!("`{value}` is not a number")))?,
+                    )
+                }
+                "cursor" => r.cursor = Some(value),
+                "after" | "before" => {
+                    let id = Id::parse(&value).ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_cursor",
+                            format!("`{name}` must be a message id (26-character ULID)"),
+                        )
+                        .with_field(name.clone())
+                    })?;
+                    if name == "after" {
+                        r.after = Some(id)
+                    } else {
+                        r.before = Some(id)
+                    }
+                }
+                _ => r.other.push((name, value)),
+            }
+        }
+        if let (Some(from), Some(to)) = (r.filters.from, r.filters.to) {
+            if to <= from {
+                return Err(invalid("to", "must be later than `from`".into()));
+            }
+        }
+        let f = &mut r.filters;
+        // Canonical order, so the same filters in another order continue the same cursor.
+        f.types
+            .sort_by(|a, b| (a.kind.as_str(), &a.action).cmp(&(b.kind.as_str(), &b.action)));
+        f.types.dedup();
+        for list in [&mut f.integrations, &mut f.connection_ids, &mut f.scripts] {
+            list.sort();
+            list.dedup();
+        }
+        f.states.sort_by_key(|s| s.as_str());
+        f.states.dedup();
+        f.levels.sort_by_key(|l| l.as_str());
+        f.levels.dedup();
+        f.message_types.sort_by_key(|t| t.as_str());
+        f.message_types.dedup();
+        Ok(r)
+    }
+
+    /// What a cursor of this request is bound to.
+    fn scope(&self, endpoint: &str, env: &str) -> String {
+        format!("{endpoint}|{env}|{:?}|{}", self.filters, self.q_text)
+    }
+}
+
+const FILTERS: &[&str] = &[
+    "type",
+    "state",
+    "integration",
+    "connection_id",
+    "script",
+    "from",
+    "to",
+    "q",
+];
+
+fn with(extra: &[&'static str]) -> Vec<&'static str> {
+    FILTERS.iter().chain(extra).copied().collect()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal("read task failed", &e))?
+}
+
+pub async fn list_operations(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let request = Request::parse(pairs(query.as_deref(), &with(&["limit", "cursor"]))?, "")?;
+    let limit = page_limit(request.limit)?;
+    let scope = request.scope("operations", &env);
+    let bound = request
+        .cursor
+        .as_deref()
+        .map(|c| state.cursor_key.decode(&scope, c))
+        .transpose()?;
+    let page = Page {
+        limit,
+        ascending: false,
+        bound,
+    };
+    let st = state.clone();
+    let (hits, operations) = blocking(move || {
+        let hits = st
+            .index
+            .operations(&env, &request.filters, request.q.as_ref(), page)?;
+        let read = st.store.read()?;
+        let operations = hits
+            .ids
+            .iter()
+            .map(|(id, _)| read.operation(*id))
+            .filter_map(Result::transpose)
+            .collect::<Result<Vec<Operation>, StoreError>>()?;
+        Ok((hits, operations))
+    })
+    .await?;
+    let next_cursor = next_cursor(&state, &scope, &hits, false);
+    Ok(json(
+        StatusCode::OK,
+        &DataPage {
+            data: operations,
+            next_cursor,
+            total: hits.total,
+        },
+    ))
+}
+
+fn next_cursor(state: &AppState, scope: &str, hits: &Hits, ascending: bool) -> Option<String> {
+    if !hits.more {
+        return None;
+    }
+    let (last, _) = hits.ids.last()?;
+    let bound = if ascending {
+        Bound::After(last.0)
+    } else {
+        Bound::Before(last.0)
+    };
+    Some(state.cursor_key.encode(scope, bound))
+}
+
+/// The operation a message hit belongs to, enough to show and filter it.
+#[derive(Serialize)]
+struct OperationSummary {
+    id: Id,
+    #[serde(rename = "type")]
+    kind: OpType,
+    action: String,
+    state: OpState,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    script: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MessageHit {
+    #[serde(flatten)]
+    message: Message,
+    operation: OperationSummary,
+}
+
+pub async fn search_messages(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let request = Request::parse(
+        pairs(
+            query.as_deref(),
+            &with(&["level", "message_type", "limit", "cursor"]),
+        )?,
+        "message_type",
+    )?;
+    let limit = page_limit(request.limit)?;
+    let scope = request.scope("messages", &env);
+    let bound = request
+        .cursor
+        .as_deref()
+        .map(|c| state.cursor_key.decode(&scope, c))
+        .transpose()?;
+    let page = Page {
+        limit,
+        ascending: false,
+        bound,
+    };
+    let st = state.clone();
+    let (hits, data) = blocking(move || {
+        let hits = st
+            .index
+            .messages(&env, &request.filters, request.q.as_ref(), page)?;
+        let read = st.store.read()?;
+        let mut data = Vec::with_capacity(hits.ids.len());
+        for (id, op_id) in &hits.ids {
+            let (Some(message), Some(op)) = (read.message(*op_id, *id)?, read.operation(*op_id)?)
+            else {
+                continue;
+            };
+            data.push(MessageHit {
+                message,
+                operation: OperationSummary {
+                    id: op.id,
+                    kind: op.kind,
+                    action: op.action,
+                    state: op.state,
+                    integration: op.integration,
+                    connection_id: op.connection_id,
+                    script: op.script,
+                },
+            });
+        }
+        Ok((hits, data))
+    })
+    .await?;
+    let next_cursor = next_cursor(&state, &scope, &hits, false);
+    Ok(json(
+        StatusCode::OK,
+        &DataPage {
+            data,
+            next_cursor,
+            total: hits.total,
+        },
+    ))
+}
+
+/// One operation's messages, oldest first. Without `q`/`level`/`type` they are read straight from
+/// the store (so even a just-written message shows); with them, through the index.
+pub async fn list_messages(
+    State(state): State<Arc<AppState>>,
+    Path((env, id)): Path<(String, String)>,
+    Auth(principal): Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let op_id = super::operations::parse_id(&id)?;
+    let mut request = Request::parse(
+        pairs(
+            query.as_deref(),
+            &["q", "level", "type", "limit", "cursor", "after", "before"],
+        )?,
+        "type",
+    )?;
+    request.filters.operation = Some(op_id);
+    let limit = page_limit(request.limit)?;
+    let scope = request.scope("operation-messages", &env);
+    let mut after = request.after;
+    let mut before = request.before;
+    if let Some(cursor) = &request.cursor {
+        match state.cursor_key.decode(&scope, cursor)? {
+            Bound::After(id) => after = Some(Id(id)),
+            Bound::Before(id) => before = Some(Id(id)),
+        }
+    }
+    let backwards = before.is_some() && after.is_none();
+    let filtered = request.q.is_some()
+        || !request.filters.levels.is_empty()
+        || !request.filters.message_types.is_empty();
+    let st = state.clone();
+    let env_for_read = env.clone();
+    let (operation, messages, more, total) = blocking(move || {
+        let read = st.store.read()?;
+        let operation = read
+            .operation(op_id)?
+            .filter(|op| op.environment == env_for_read)
+            .ok_or_else(|| super::operations::operation_not_found(op_id))?;
+        if !filtered {
+            let range = MessageRange {
+                after,
+                before,
+                limit,
+            };
+            let (messages, more) = read.messages(op_id, range)?;
+            let total = operation.message_count;
+            return Ok((operation, messages, more, total));
+        }
+        let bound = match (after, before) {
+            (Some(a), _) => Some(Bound::After(a.0)),
+            (None, Some(b)) => Some(Bound::Before(b.0)),
+            (None, None) => None,
+        };
+        let page = Page {
+            limit,
+            ascending: !backwards,
+            bound,
+        };
+        let hits = st
+            .index
+            .messages(&env_for_read, &request.filters, request.q.as_ref(), page)?;
+        let mut messages = Vec::with_capacity(hits.ids.len());
+        for (id, _) in &hits.ids {
+            messages.extend(read.message(op_id, *id)?);
+        }
+        if backwards {
+            messages.reverse();
+        }
+        Ok((operation, messages, hits.more, hits.total))
+    })
+    .await?;
+    drop(operation);
+    let next_cursor = match (more, backwards) {
+        (false, _) => None,
+        (true, false) => messages
+            .last()
+            .map(|m| state.cursor_key.encode(&scope, Bound::After(m.id.0))),
+        (true, true) => messages
+            .first()
+            .map(|m| state.cursor_key.encode(&scope, Bound::Before(m.id.0))),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &DataPage {
+            data: messages,
+            next_cursor,
+            total,
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct FacetValue {
+    value: String,
+    count: u64,
+}
+
+pub async fn facets(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let request = Request::parse(
+        pairs(
+            query.as_deref(),
+            &["field", "prefix", "from", "to", "type", "state", "limit"],
+        )?,
+        "",
+    )?;
+    let mut field = None;
+    let mut prefix = String::new();
+    for (name, value) in &request.other {
+        match name.as_str() {
+            "field" => field = Some(value.clone()),
+            _ => prefix = value.clone(),
+        }
+    }
+    let field: &'static str = match field.as_deref() {
+        Some("integration") => "integration",
+        Some("connection_id") => "connection_id",
+        Some("script") => "script",
+        Some(other) => {
+            return Err(invalid(
+                "field",
+                format!("`{other}` is not one of integration, connection_id, script"),
+            ))
+        }
+        None => {
+            return Err(invalid(
+                "field",
+                "is required: integration, connection_id or script".into(),
+            ))
+        }
+    };
+    let limit = match request.limit {
+        None => 20,
+        Some(n) if (1..=100).contains(&n) => n,
+        Some(n) => return Err(invalid("limit", format!("{n} is not between 1 and 100"))),
+    };
+    let st = state.clone();
+    let (values, distinct) = blocking(move || {
+        Ok(st
+            .index
+            .facet_values(&env, field, &prefix, &request.filters, limit)?)
+    })
+    .await?;
+    let data: Vec<FacetValue> = values
+        .into_iter()
+        .map(|(value, count)| FacetValue { value, count })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"field": field, "data": data, "total_values": distinct}),
+    ))
+}
+
+const MAX_BUCKETS: i64 = 1_000;
+
+#[derive(Serialize)]
+struct Bucket {
+    start: Timestamp,
+    success: u64,
+    failed: u64,
+    timeout: u64,
+    cancelled: u64,
+    /// Waiting or running.
+    running: u64,
+}
+
+pub async fn insights(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let mut request = Request::parse(
+        pairs(
+            query.as_deref(),
+            &[
+                "type",
+                "integration",
+                "connection_id",
+                "script",
+                "from",
+                "to",
+                "interval",
+            ],
+        )?,
+        "",
+    )?;
+    let to = request.filters.to.unwrap_or_else(Timestamp::now);
+    let from = request
+        .filters
+        .from
+        .unwrap_or(to.plus_millis(-24 * 3600 * 1000));
+    let span = to.millis() - from.millis();
+    let interval_ms = match request.other.iter().find(|(n, _)| n == "interval") {
+        Some((_, text)) => humantime::parse_duration(text)
+            .map_err(|e| {
+                invalid(
+                    "interval",
+                    format!("`{text}` is not a duration ({e}), e.g. 5m or 1h"),
+                )
+            })?
+            .as_millis() as i64,
+        None => auto_interval(span),
+    };
+    if interval_ms < 1000 {
+        return Err(invalid("interval", "must be at least 1s".into()));
+    }
+    let buckets = (span + interval_ms - 1) / interval_ms;
+    if buckets > MAX_BUCKETS {
+        return Err(invalid(
+            "interval",
+            format!("gives {buckets} buckets over this range; the most is {MAX_BUCKETS}"),
+        ));
+    }
+    request.filters.from = Some(from);
+    request.filters.to = Some(to);
+    let st = state.clone();
+    let filters = request.filters.clone();
+    let counts = blocking(move || {
+        Ok(st
+            .index
+            .state_buckets(&env, &filters, from, interval_ms, buckets as usize)?)
+    })
+    .await?;
+    let code = crate::index::search::state_code;
+    let data: Vec<Bucket> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Bucket {
+            start: from.plus_millis(i as i64 * interval_ms),
+            success: c[code(OpState::Success)],
+            failed: c[code(OpState::Failed)],
+            timeout: c[code(OpState::Timeout)],
+            cancelled: c[code(OpState::Cancelled)],
+            running: c[code(OpState::Running)] + c[code(OpState::Waiting)],
+        })
+        .collect();
+    let total: u64 = counts.iter().flatten().sum();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"from": from, "to": to, "interval_ms": interval_ms, "buckets": data, "total": total}),
+    ))
+}
+
+/// A round interval giving 30-100 buckets over `span_ms`.
+fn auto_interval(span_ms: i64) -> i64 {
+    const STEPS: &[u64] = &[
+        60,
+        300,
+        900,
+        1800,
+        3600,
+        3 * 3600,
+        6 * 3600,
+        12 * 3600,
+        86400,
+    ];
+    STEPS
+        .iter()
+        .map(|s| Duration::from_secs(*s).as_millis() as i64)
+        .find(|step| span_ms / step <= 100)
+        .unwrap_or(86_400_000 * 7)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str, mt: &str) -> Result<Request, ApiError> {
+        Request::parse(
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+            mt,
+        )
+    }
+
+    #[test]
+    fn filters_parse_and_normalise() {
+        let r = parse(
+            "type=sync:run&type=action&state=failed&integration=b&integration=a&integration=a",
+            "",
+        )
+        .unwrap();
+        assert_eq!(r.filters.types.len(), 2);
+        assert_eq!(r.filters.integrations, vec!["a", "b"]);
+        let other_order = parse(
+            "integration=a&integration=b&state=failed&type=action&type=sync:run",
+            "",
+        )
+        .unwrap();
+        assert_eq!(r.scope("x", "prod"), other_order.scope("x", "prod"));
+        assert_eq!(
+            parse("type=cron", "").err().unwrap().field.as_deref(),
+            Some("type")
+        );
+        assert_eq!(
+            parse("type=sync:Run Now", "")
+                .err()
+                .unwrap()
+                .field
+                .as_deref(),
+            Some("type")
+        );
+        assert_eq!(
+            parse("q=%22open", "").err().unwrap().field.as_deref(),
+            Some("q")
+        );
+        assert_eq!(
+            parse("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "")
+                .err()
+                .unwrap()
+                .field
+                .as_deref(),
+            Some("to")
+        );
+        assert_eq!(
+            parse("type=http", "type").unwrap().filters.message_types,
+            vec![MessageType::Http]
+        );
+    }
+
+    #[test]
+    fn auto_intervals_are_round() {
+        assert_eq!(auto_interval(3_600_000), 60_000);
+        assert_eq!(auto_interval(86_400_000), 900_000);
+        assert_eq!(auto_interval(14 * 86_400_000), 6 * 3_600_000);
+    }
+}

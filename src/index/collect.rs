@@ -1,0 +1,338 @@
+//! tantivy collectors over fast fields: the exact-count + top-N-by-id page, sets of operation ids,
+//! value counts for facets, and per-bucket state counts for insights.
+//!
+//! Each reads only columnar fast fields, so collecting a million hits costs milliseconds.
+
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+fn join(hi: Option<u64>, lo: Option<u64>) -> u128 {
+    (u128::from(hi.unwrap_or(0)) << 64) | u128::from(lo.unwrap_or(0))
+}
+
+struct IdColumns {
+    id_hi: Column<u64>,
+    id_lo: Column<u64>,
+    op_hi: Column<u64>,
+    op_lo: Column<u64>,
+}
+
+impl IdColumns {
+    fn open(segment: &SegmentReader) -> tantivy::Result<IdColumns> {
+        let ff = segment.fast_fields();
+        Ok(IdColumns {
+            id_hi: ff.u64("id_hi")?,
+            id_lo: ff.u64("id_lo")?,
+            op_hi: ff.u64("op_hi")?,
+            op_lo: ff.u64("op_lo")?,
+        })
+    }
+
+    fn id(&self, doc: DocId) -> u128 {
+        join(self.id_hi.first(doc), self.id_lo.first(doc))
+    }
+
+    fn op(&self, doc: DocId) -> u128 {
+        join(self.op_hi.first(doc), self.op_lo.first(doc))
+    }
+}
+
+/// Where a page starts, exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    After(u128),
+    Before(u128),
+}
+
+/// Counts every hit whose operation is in `allow` (when given) and keeps the first `limit + 1`
+/// by document id, in `ascending` or descending order, beyond `bound`.
+pub struct TopIds {
+    pub limit: usize,
+    pub ascending: bool,
+    pub bound: Option<Bound>,
+    pub allow: Option<Arc<HashSet<u128>>>,
+}
+
+pub struct TopIdsSegment {
+    columns: IdColumns,
+    keep: usize,
+    ascending: bool,
+    bound: Option<Bound>,
+    allow: Option<Arc<HashSet<u128>>>,
+    count: u64,
+    /// A max-heap of the kept keys, ordered so the worst kept key is on top.
+    heap: BinaryHeap<HeapKey>,
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct HeapKey {
+    /// The id, or its complement for a descending page, so "larger" always means "worse".
+    rank: u128,
+    id: u128,
+    op: u128,
+}
+
+impl Collector for TopIds {
+    type Fruit = (u64, Vec<(u128, u128)>);
+    type Child = TopIdsSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(TopIdsSegment {
+            columns: IdColumns::open(segment)?,
+            keep: self.limit + 1,
+            ascending: self.ascending,
+            bound: self.bound,
+            allow: self.allow.clone(),
+            count: 0,
+            heap: BinaryHeap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<(u64, Vec<(u128, u128)>)>) -> tantivy::Result<Self::Fruit> {
+        let count = fruits.iter().map(|f| f.0).sum();
+        let mut all: Vec<(u128, u128)> = fruits.into_iter().flat_map(|f| f.1).collect();
+        if self.ascending {
+            all.sort_unstable();
+        } else {
+            all.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        all.truncate(self.limit + 1);
+        Ok((count, all))
+    }
+}
+
+impl SegmentCollector for TopIdsSegment {
+    type Fruit = (u64, Vec<(u128, u128)>);
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        let needs_op = self.allow.is_some();
+        let op = if needs_op { self.columns.op(doc) } else { 0 };
+        if let Some(allow) = &self.allow {
+            if !allow.contains(&op) {
+                return;
+            }
+        }
+        self.count += 1;
+        let id = self.columns.id(doc);
+        match self.bound {
+            Some(Bound::After(after)) if id <= after => return,
+            Some(Bound::Before(before)) if id >= before => return,
+            _ => {}
+        }
+        let rank = if self.ascending { id } else { !id };
+        if self.heap.len() == self.keep {
+            if self.heap.peek().is_some_and(|worst| rank >= worst.rank) {
+                return;
+            }
+            self.heap.pop();
+        }
+        let op = if needs_op { op } else { self.columns.op(doc) };
+        self.heap.push(HeapKey { rank, id, op });
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        (
+            self.count,
+            self.heap.into_iter().map(|k| (k.id, k.op)).collect(),
+        )
+    }
+}
+
+/// The set of operation ids of every hit.
+pub struct OperationIds;
+
+pub struct OperationIdsSegment {
+    columns: IdColumns,
+    ids: HashSet<u128>,
+}
+
+impl Collector for OperationIds {
+    type Fruit = HashSet<u128>;
+    type Child = OperationIdsSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(OperationIdsSegment {
+            columns: IdColumns::open(segment)?,
+            ids: HashSet::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashSet<u128>>) -> tantivy::Result<HashSet<u128>> {
+        let mut fruits = fruits.into_iter();
+        let mut all = fruits.next().unwrap_or_default();
+        for f in fruits {
+            all.extend(f);
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for OperationIdsSegment {
+    type Fruit = HashSet<u128>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        self.ids.insert(self.columns.op(doc));
+    }
+
+    fn harvest(self) -> HashSet<u128> {
+        self.ids
+    }
+}
+
+/// How many hits carry each value of a keyword fast field.
+pub struct ValueCounts {
+    pub field: &'static str,
+}
+
+pub struct ValueCountsSegment {
+    column: Option<StrColumn>,
+    counts: HashMap<u64, u64>,
+}
+
+impl Collector for ValueCounts {
+    type Fruit = HashMap<String, u64>;
+    type Child = ValueCountsSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(ValueCountsSegment {
+            column: segment.fast_fields().str(self.field)?,
+            counts: HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashMap<String, u64>>) -> tantivy::Result<Self::Fruit> {
+        let mut all = HashMap::new();
+        for fruit in fruits {
+            for (value, n) in fruit {
+                *all.entry(value).or_insert(0) += n;
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for ValueCountsSegment {
+    type Fruit = HashMap<String, u64>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some(column) = &self.column {
+            for ord in column.term_ords(doc) {
+                *self.counts.entry(ord).or_insert(0) += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let mut out = HashMap::with_capacity(self.counts.len());
+        if let Some(column) = &self.column {
+            let mut text = String::new();
+            for (ord, n) in self.counts {
+                text.clear();
+                if column.ord_to_str(ord, &mut text).unwrap_or(false) {
+                    out.insert(text.clone(), n);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Counts per time bucket and state code, for hits created in `[from, from + interval * buckets)`.
+pub struct StateBuckets {
+    pub from: i64,
+    pub interval: i64,
+    pub buckets: usize,
+    pub states: usize,
+}
+
+pub struct StateBucketsSegment {
+    created: Column<i64>,
+    state: Column<u64>,
+    spec: (i64, i64, usize, usize),
+    counts: Vec<u64>,
+}
+
+impl Collector for StateBuckets {
+    type Fruit = Vec<u64>;
+    type Child = StateBucketsSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        let ff = segment.fast_fields();
+        Ok(StateBucketsSegment {
+            created: ff.i64("created")?,
+            state: ff.u64("state_code")?,
+            spec: (self.from, self.interval, self.buckets, self.states),
+            counts: vec![0; self.buckets * self.states],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u64>>) -> tantivy::Result<Vec<u64>> {
+        let mut all = vec![0; self.buckets * self.states];
+        for fruit in fruits {
+            for (a, b) in all.iter_mut().zip(fruit) {
+                *a += b;
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for StateBucketsSegment {
+    type Fruit = Vec<u64>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        let (from, interval, buckets, states) = self.spec;
+        let (Some(created), Some(state)) = (self.created.first(doc), self.state.first(doc)) else {
+            return;
+        };
+        let offset = created - from;
+        if offset < 0 {
+            return;
+        }
+        let bucket = (offset / interval) as usize;
+        let state = state as usize;
+        if bucket < buckets && state < states {
+            self.counts[bucket * states + state] += 1;
+        }
+    }
+
+    fn harvest(self) -> Vec<u64> {
+        self.counts
+    }
+}

@@ -1,0 +1,254 @@
+//! The one thread that writes the search index.
+//!
+//! It pulls what each write group changed from the store's feed (woken by the writer after each
+//! commit), adds the documents, and commits at most every `COMMIT_EVERY` — never per request —
+//! recording the feed position in the commit payload. After a crash it resumes from that position;
+//! when the index had to be dropped it first rebuilds everything from one store snapshot.
+//!
+//! Must not: write to the store (the writer trims the feed from `indexed_seq`), or block writers.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tantivy::indexer::LogMergePolicy;
+use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
+
+use super::schema::{self, Fields};
+use super::{CommitPayload, IndexError, IndexShared};
+use crate::model::{Id, Operation};
+use crate::store::{ReadTx, Store};
+
+/// Changes become searchable within this (plus the commit itself): well under the 1 s promise.
+const COMMIT_EVERY: Duration = Duration::from_millis(400);
+/// During catch-up or a burst, commit once this many documents are pending.
+const COMMIT_DOCS: usize = 200_000;
+/// Feed entries read per pass.
+const PULL_ENTRIES: usize = 256;
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+
+pub struct Indexer {
+    writer: IndexWriter<TantivyDocument>,
+    reader: IndexReader,
+    fields: Fields,
+    store: Arc<Store>,
+    shared: Arc<IndexShared>,
+    woken: Receiver<()>,
+    /// The newest feed sequence added to the writer (committed or not).
+    pulled: u64,
+    rebuild: bool,
+}
+
+impl Indexer {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        index: Index,
+        reader: IndexReader,
+        fields: Fields,
+        store: Arc<Store>,
+        shared: Arc<IndexShared>,
+        woken: Receiver<()>,
+        start_seq: u64,
+        rebuild: bool,
+    ) -> Result<Indexer, IndexError> {
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
+        let mut policy = LogMergePolicy::default();
+        policy.set_min_num_segments(6);
+        writer.set_merge_policy(Box::new(policy));
+        Ok(Indexer {
+            writer,
+            reader,
+            fields,
+            store,
+            shared,
+            woken,
+            pulled: start_seq,
+            rebuild,
+        })
+    }
+
+    /// Runs the indexer on its own thread until `shared.stopping` is set and the feed is drained.
+    pub fn spawn(self) -> JoinHandle<Result<(), IndexError>> {
+        std::thread::Builder::new()
+            .name("opslog-indexer".into())
+            .spawn(move || self.run())
+            .expect("spawning the indexer thread")
+    }
+
+    /// Rebuilds (if needed) and catches up, then returns; for `opslog reindex`.
+    pub fn build_offline(mut self) -> Result<u64, IndexError> {
+        if self.rebuild {
+            self.rebuild()?;
+        }
+        while self.pull()? > 0 {}
+        self.commit()?;
+        self.writer.wait_merging_threads()?;
+        Ok(self.pulled)
+    }
+
+    fn run(mut self) -> Result<(), IndexError> {
+        let result = self.run_loop();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "indexer stopped");
+        }
+        result
+    }
+
+    fn run_loop(&mut self) -> Result<(), IndexError> {
+        if self.rebuild {
+            self.rebuild()?;
+        }
+        let mut pending = 0usize;
+        let mut first_pending: Option<Instant> = None;
+        loop {
+            let stopping = self.shared.stopping.load(Ordering::Acquire);
+            let added = self.pull()?;
+            if added > 0 {
+                pending += added;
+                first_pending.get_or_insert_with(Instant::now);
+            }
+            let due = first_pending.is_some_and(|t| t.elapsed() >= COMMIT_EVERY);
+            if pending > 0 && (due || pending >= COMMIT_DOCS || stopping) {
+                self.commit()?;
+                pending = 0;
+                first_pending = None;
+            }
+            if stopping && added == 0 {
+                self.commit()?;
+                tracing::debug!(seq = self.pulled, "indexer stopped");
+                return Ok(());
+            }
+            if added > 0 {
+                continue; // more may be waiting
+            }
+            let wait = match first_pending {
+                Some(t) => COMMIT_EVERY.saturating_sub(t.elapsed()),
+                None => Duration::from_millis(250),
+            };
+            match self.woken.recv_timeout(wait) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    }
+
+    /// Adds what the feed holds after `pulled`; returns how many documents were added.
+    fn pull(&mut self) -> Result<usize, IndexError> {
+        let read = self.store.read()?;
+        let entries = read.feed_after(self.pulled, PULL_ENTRIES)?;
+        let Some(&(last, _)) = entries.last() else {
+            return Ok(0);
+        };
+        let mut operations: HashMap<Id, Option<Operation>> = HashMap::new();
+        let mut added = 0;
+        for (_, entry) in &entries {
+            for &id in &entry.operations {
+                let op = cached_operation(&read, &mut operations, id)?;
+                self.writer.delete_term(Term::from_field_text(
+                    self.fields.doc_id,
+                    &schema::doc_term_operation(id),
+                ));
+                if let Some(op) = op {
+                    self.writer
+                        .add_document(schema::operation_document(&self.fields, &op))?;
+                    added += 1;
+                }
+            }
+            for &(op_id, message_id) in &entry.messages {
+                let (Some(op), Some(message)) = (
+                    cached_operation(&read, &mut operations, op_id)?,
+                    read.message(op_id, message_id)?,
+                ) else {
+                    continue; // removed since (retention)
+                };
+                self.writer
+                    .add_document(schema::message_document(&self.fields, &message, &op))?;
+                added += 1;
+            }
+        }
+        self.pulled = last;
+        // An entry with nothing left to add still moves the position.
+        Ok(added.max(1))
+    }
+
+    fn commit(&mut self) -> Result<(), IndexError> {
+        let payload = serde_json::to_string(&CommitPayload {
+            schema: schema::SCHEMA_VERSION,
+            seq: self.pulled,
+        })
+        .expect("payload serializes");
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        self.reader.reload()?;
+        self.shared
+            .indexed_seq
+            .store(self.pulled, Ordering::Release);
+        Ok(())
+    }
+
+    /// Indexes every operation and message of one store snapshot, then continues from the feed
+    /// position of that snapshot. Searches answer "rebuilding" until it is committed.
+    fn rebuild(&mut self) -> Result<(), IndexError> {
+        let started = Instant::now();
+        self.shared.ready.store(false, Ordering::Release);
+        let read = self.store.read()?;
+        let (_, snapshot_seq) = read.feed_bounds()?;
+        self.writer.delete_all_documents()?;
+        let progress = self.shared.clone();
+        let progress = &progress.rebuild_progress;
+        let (writer, fields) = (&self.writer, &self.fields);
+        let mut failure: Option<IndexError> = None;
+        read.for_each_operation(|op| {
+            if let Err(e) = writer.add_document(schema::operation_document(fields, &op)) {
+                failure.get_or_insert(e.into());
+            }
+            progress.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })?;
+        let mut current: Option<Operation> = None;
+        read.for_each_message(|message| {
+            if current.as_ref().map(|op| op.id) != Some(message.operation_id) {
+                current = read.operation(message.operation_id)?;
+            }
+            if let Some(op) = &current {
+                if let Err(e) = writer.add_document(schema::message_document(fields, &message, op))
+                {
+                    failure.get_or_insert(e.into());
+                }
+            }
+            progress.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        drop(read);
+        self.pulled = snapshot_seq;
+        self.commit()?;
+        self.rebuild = false;
+        self.shared.ready.store(true, Ordering::Release);
+        tracing::info!(
+            records = self.shared.rebuild_progress.load(Ordering::Relaxed),
+            seconds = started.elapsed().as_secs_f64(),
+            "search index rebuilt from the store"
+        );
+        Ok(())
+    }
+}
+
+fn cached_operation(
+    read: &ReadTx,
+    cache: &mut HashMap<Id, Option<Operation>>,
+    id: Id,
+) -> Result<Option<Operation>, IndexError> {
+    if let Some(op) = cache.get(&id) {
+        return Ok(op.clone());
+    }
+    let op = read.operation(id)?;
+    cache.insert(id, op.clone());
+    Ok(op)
+}

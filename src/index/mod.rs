@@ -1,0 +1,169 @@
+//! The full-text search index (tantivy), derived from the store: it can be deleted and rebuilt.
+//!
+//! `open` decides whether the index on disk can continue (same schema, a position the store's
+//! feed still covers) or must be rebuilt; `indexer` is the one thread that writes it; `search` runs
+//! queries on reader snapshots. Searching blocks: call it from `spawn_blocking`.
+//!
+//! Must not: be the source of truth for anything. Every hit is re-read from redb before it is shown.
+
+mod collect;
+pub mod indexer;
+pub mod query;
+mod schema;
+pub mod search;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, ReloadPolicy};
+
+pub use collect::Bound;
+pub use search::{Filters, Hits, Page, TypeFilter};
+
+use crate::store::{Store, StoreError};
+use schema::Fields;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("search index directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the search index is being rebuilt ({0} records so far); try again shortly")]
+    Rebuilding(u64),
+    #[error("{0}")]
+    Query(String),
+}
+
+/// What the writer and the indexer share: the indexed position and a wake-up signal.
+pub struct IndexShared {
+    /// The newest feed sequence whose changes are committed in the index.
+    pub indexed_seq: AtomicU64,
+    /// False while the index is rebuilt from the store.
+    pub ready: AtomicBool,
+    pub rebuild_progress: AtomicU64,
+    /// Set when the indexer must finish what the feed holds and stop.
+    pub stopping: AtomicBool,
+    wake: SyncSender<()>,
+}
+
+impl IndexShared {
+    /// Tells the indexer there is something new in the feed. Never blocks.
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+}
+
+/// What the index records with each commit.
+#[derive(Serialize, Deserialize)]
+struct CommitPayload {
+    schema: u32,
+    seq: u64,
+}
+
+/// The search side of the index, cheap to share.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    pub shared: Arc<IndexShared>,
+}
+
+pub const INDEX_DIR: &str = "index";
+
+pub fn index_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(INDEX_DIR)
+}
+
+/// Opens the index in `data_dir/index`, or prepares a rebuild when it is missing, of another schema
+/// version, or no longer continuous with the store's feed. Returns the search handle and the
+/// indexer, which must then be started with `indexer::spawn`.
+pub fn open(
+    data_dir: &Path,
+    store: Arc<Store>,
+) -> Result<(Arc<SearchIndex>, indexer::Indexer), IndexError> {
+    let dir = index_dir(data_dir);
+    std::fs::create_dir_all(&dir)?;
+    let (schema, fields) = schema::build();
+    let (first_seq, last_seq) = store.read()?.feed_bounds()?;
+    let existing =
+        if Index::exists(&MmapDirectory::open(&dir).map_err(tantivy::TantivyError::from)?)
+            .unwrap_or(false)
+        {
+            let index = Index::open_in_dir(&dir)?;
+            let payload = index
+                .load_metas()?
+                .payload
+                .and_then(|p| serde_json::from_str::<CommitPayload>(&p).ok());
+            match payload {
+                Some(p)
+                    if p.schema == schema::SCHEMA_VERSION
+                        && index.schema() == schema
+                        && p.seq <= last_seq
+                        && (p.seq == last_seq || first_seq <= p.seq + 1) =>
+                {
+                    Some((index, p.seq))
+                }
+                other => {
+                    tracing::warn!(
+                        found = other
+                            .map(|p| format!("schema {} at {}", p.schema, p.seq))
+                            .unwrap_or_else(|| "no position".into()),
+                        store_feed = last_seq,
+                        "search index cannot continue; rebuilding it from the store"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+    let (index, start_seq, rebuild) = match existing {
+        Some((index, seq)) => (index, seq, false),
+        None => {
+            std::fs::remove_dir_all(&dir)?;
+            std::fs::create_dir_all(&dir)?;
+            (Index::create_in_dir(&dir, schema)?, 0, true)
+        }
+    };
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    let (wake, woken): (SyncSender<()>, Receiver<()>) = std::sync::mpsc::sync_channel(1);
+    let shared = Arc::new(IndexShared {
+        indexed_seq: AtomicU64::new(start_seq),
+        ready: AtomicBool::new(!rebuild),
+        rebuild_progress: AtomicU64::new(0),
+        stopping: AtomicBool::new(false),
+        wake,
+    });
+    let search = Arc::new(SearchIndex {
+        index: index.clone(),
+        reader: reader.clone(),
+        fields,
+        shared: shared.clone(),
+    });
+    let indexer = indexer::Indexer::new(
+        index, reader, fields, store, shared, woken, start_seq, rebuild,
+    )?;
+    Ok((search, indexer))
+}
+
+impl SearchIndex {
+    fn check_ready(&self) -> Result<(), IndexError> {
+        if self.shared.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(IndexError::Rebuilding(
+                self.shared.rebuild_progress.load(Ordering::Relaxed),
+            ))
+        }
+    }
+}

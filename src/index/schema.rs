@@ -1,0 +1,182 @@
+//! The tantivy schema: one index holding two kinds of documents, operations and messages.
+//!
+//! Message documents carry the fields of their operation that never change after it starts
+//! (type, action, integration, connection, script), so message search filters without joins.
+//! State is only on operation documents; a state filter on messages goes through the operations.
+//! Changing a field here is a schema change: bump `SCHEMA_VERSION` and the index is rebuilt.
+
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST,
+    INDEXED, STRING,
+};
+use tantivy::TantivyDocument;
+
+use crate::model::{Message, OpState, Operation};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub const KIND_OPERATION: u64 = 0;
+pub const KIND_MESSAGE: u64 = 1;
+
+#[derive(Clone, Copy)]
+pub struct Fields {
+    /// `o<ULID>` or `m<ULID>`: the term an update or a deletion names.
+    pub doc_id: Field,
+    pub kind: Field,
+    pub env: Field,
+    /// The operation's ULID text, on both kinds.
+    pub op: Field,
+    /// Sort key: the document's own id (operation or message), as two halves.
+    pub id_hi: Field,
+    pub id_lo: Field,
+    pub op_hi: Field,
+    pub op_lo: Field,
+    pub op_type: Field,
+    /// `type:action`, e.g. `sync:run`.
+    pub type_action: Field,
+    pub integration: Field,
+    pub connection_id: Field,
+    pub script: Field,
+    pub state: Field,
+    pub state_code: Field,
+    /// Creation time in ms (of the operation, or of the message).
+    pub created: Field,
+    pub level: Field,
+    pub message_type: Field,
+    pub text: Field,
+}
+
+pub const INTEGRATION: &str = "integration";
+pub const CONNECTION_ID: &str = "connection_id";
+pub const SCRIPT: &str = "script";
+
+pub fn build() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fast_u64 = NumericOptions::default().set_fast();
+    let indexed_fast = NumericOptions::default().set_fast().set_indexed();
+    let keyword_fast = STRING | FAST;
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        doc_id: b.add_text_field("doc_id", STRING),
+        kind: b.add_u64_field("kind", INDEXED | FAST),
+        env: b.add_text_field("env", STRING),
+        op: b.add_text_field("op", STRING),
+        id_hi: b.add_u64_field("id_hi", fast_u64.clone()),
+        id_lo: b.add_u64_field("id_lo", fast_u64.clone()),
+        op_hi: b.add_u64_field("op_hi", fast_u64.clone()),
+        op_lo: b.add_u64_field("op_lo", fast_u64.clone()),
+        op_type: b.add_text_field("type", STRING),
+        type_action: b.add_text_field("type_action", STRING),
+        integration: b.add_text_field(INTEGRATION, keyword_fast.clone()),
+        connection_id: b.add_text_field(CONNECTION_ID, keyword_fast.clone()),
+        script: b.add_text_field(SCRIPT, keyword_fast),
+        state: b.add_text_field("state", STRING),
+        state_code: b.add_u64_field("state_code", fast_u64),
+        created: b.add_i64_field("created", indexed_fast),
+        level: b.add_text_field("level", STRING),
+        message_type: b.add_text_field("message_type", STRING),
+        text: b.add_text_field("text", text),
+    };
+    (b.build(), fields)
+}
+
+pub fn state_code(state: OpState) -> u64 {
+    OpState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u64
+}
+
+pub fn doc_term_operation(id: crate::model::Id) -> String {
+    format!("o{id}")
+}
+
+fn split(id: u128) -> (u64, u64) {
+    ((id >> 64) as u64, id as u64)
+}
+
+fn add_operation_context(doc: &mut TantivyDocument, f: &Fields, op: &Operation) {
+    let (hi, lo) = split(op.id.0);
+    doc.add_text(f.env, &op.environment);
+    doc.add_text(f.op, op.id.to_string());
+    doc.add_u64(f.op_hi, hi);
+    doc.add_u64(f.op_lo, lo);
+    doc.add_text(f.op_type, op.kind.as_str());
+    doc.add_text(f.type_action, format!("{}:{}", op.kind, op.action));
+    for (field, value) in [
+        (f.integration, &op.integration),
+        (f.connection_id, &op.connection_id),
+        (f.script, &op.script),
+    ] {
+        if let Some(v) = value {
+            doc.add_text(field, v);
+        }
+    }
+}
+
+pub fn operation_document(f: &Fields, op: &Operation) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    let (hi, lo) = split(op.id.0);
+    doc.add_text(f.doc_id, doc_term_operation(op.id));
+    doc.add_u64(f.kind, KIND_OPERATION);
+    doc.add_u64(f.id_hi, hi);
+    doc.add_u64(f.id_lo, lo);
+    add_operation_context(&mut doc, f, op);
+    doc.add_text(f.state, op.state.as_str());
+    doc.add_u64(f.state_code, state_code(op.state));
+    doc.add_i64(f.created, op.created_at.millis());
+    let mut text = op.message.clone();
+    if let Some(e) = &op.error {
+        text.push('\n');
+        text.push_str(&e.message);
+        if let Some(name) = &e.name {
+            text.push('\n');
+            text.push_str(name);
+        }
+    }
+    for value in [&op.integration, &op.connection_id, &op.script, &op.provider]
+        .into_iter()
+        .flatten()
+    {
+        text.push('\n');
+        text.push_str(value);
+    }
+    doc.add_text(f.text, text);
+    doc
+}
+
+/// A message document; `op` is its operation (for the fields that never change).
+pub fn message_document(f: &Fields, message: &Message, op: &Operation) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    let (hi, lo) = split(message.id.0);
+    doc.add_text(f.doc_id, format!("m{}", message.id));
+    doc.add_u64(f.kind, KIND_MESSAGE);
+    doc.add_u64(f.id_hi, hi);
+    doc.add_u64(f.id_lo, lo);
+    add_operation_context(&mut doc, f, op);
+    doc.add_i64(f.created, message.created_at.millis());
+    doc.add_text(f.level, message.level.as_str());
+    doc.add_text(f.message_type, message.kind.as_str());
+    let mut text = message.message.clone();
+    if let Some(e) = &message.error {
+        text.push('\n');
+        text.push_str(&e.message);
+        if let Some(name) = &e.name {
+            text.push('\n');
+            text.push_str(name);
+        }
+    }
+    if let Some(r) = &message.request {
+        text.push('\n');
+        text.push_str(&r.method);
+        text.push(' ');
+        text.push_str(&r.url);
+    }
+    if let Some(r) = &message.response {
+        text.push('\n');
+        text.push_str(&r.status.to_string());
+    }
+    doc.add_text(f.text, text);
+    doc
+}

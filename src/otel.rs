@@ -1,0 +1,786 @@
+//! The OpenTelemetry mapping of DESIGN.md section 5: a finished operation and its messages become
+//! one OTLP span (opentelemetry-proto's prost types), messages become span events, and the
+//! environment's settings become the resource.
+//!
+//! Trace and span ids are derived from the operation id alone, so exporting the same operation
+//! twice (a retry after a crash, a replay) yields the same span and a backend can deduplicate it.
+//!
+//! Must not: do I/O, read the store or know about the outbox. Everything here is a pure function of
+//! its arguments; `outbox::otlp` encodes and sends what it builds.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+use sha2::{Digest, Sha256};
+
+use crate::model::{
+    ErrorInfo, HttpRequest, HttpResponse, Id, Message, OpState, OpType, Operation, Timestamp,
+};
+
+/// The operation types that become spans; the others (auth, deploy, ...) are never exported.
+pub const EXPORTED_TYPES: [OpType; 4] =
+    [OpType::Sync, OpType::Action, OpType::Webhook, OpType::Proxy];
+
+/// Longest span event name, in characters; the full text then travels in an attribute.
+pub const MAX_EVENT_NAME_CHARS: usize = 256;
+/// Longest message text carried in an event attribute, in characters.
+pub const MAX_EVENT_TEXT_CHARS: usize = 4096;
+
+/// W3C trace flag "sampled", plus "the parent's is-remote flag is known" (and false: a root span).
+const SPAN_FLAGS: u32 = 0x01 | 0x100;
+
+/// Query parameters whose values never leave opslog in `url.full` (semantic conventions list the
+/// first four; the rest are the usual places APIs take credentials).
+const SENSITIVE_QUERY_PARAMS: &[&str] = &[
+    "awsaccesskeyid",
+    "signature",
+    "sig",
+    "x-goog-signature",
+    "access_token",
+    "api_key",
+    "apikey",
+    "client_secret",
+    "key",
+    "password",
+    "secret",
+    "token",
+];
+
+pub fn is_exported(kind: OpType) -> bool {
+    EXPORTED_TYPES.contains(&kind)
+}
+
+/// The 16-byte trace id of an operation's span: never all-zero, which OTLP treats as invalid.
+pub fn trace_id(id: Id) -> [u8; 16] {
+    derive_id(b"opslog/otel/trace-id/v1\0", id)
+}
+
+/// The 8-byte span id of an operation's span: never all-zero.
+pub fn span_id(id: Id) -> [u8; 8] {
+    derive_id(b"opslog/otel/span-id/v1\0", id)
+}
+
+/// SHA-256 over a domain label and the id bytes, so trace and span ids are unrelated to each other
+/// and to the ULID's guessable timestamp prefix. Changing a label changes every exported id.
+fn derive_id<const N: usize>(label: &[u8], id: Id) -> [u8; N] {
+    let digest = Sha256::new()
+        .chain_update(label)
+        .chain_update(id.0.to_be_bytes())
+        .finalize();
+    let mut out = [0u8; N];
+    out.copy_from_slice(&digest[..N]);
+    if out == [0u8; N] {
+        out[N - 1] = 1;
+    }
+    out
+}
+
+/// The span of a finished operation, or `None` when its type is not exported or it has not ended.
+///
+/// `messages` are the operation's messages oldest first. It may hold only the first and last
+/// `max_events` of them: events beyond the cap are dropped from the middle (the head shows how it
+/// started, the tail how it ended), and `dropped_events_count` counts every message not kept, using
+/// `op.message_count` when that is larger than the slice.
+pub fn operation_span(op: &Operation, messages: &[Message], max_events: usize) -> Option<Span> {
+    if !is_exported(op.kind) || !op.state.is_terminal() {
+        return None;
+    }
+    let start = op.started_at.unwrap_or(op.created_at);
+    let end = op.ended_at.unwrap_or(op.updated_at).max(start);
+
+    let mut attributes = vec![
+        string_kv("opslog.operation.id", op.id.to_string()),
+        string_kv("opslog.operation.type", op.kind.as_str()),
+        string_kv("opslog.operation.action", op.action.as_str()),
+        string_kv("opslog.operation.state", op.state.as_str()),
+        string_kv("opslog.environment", op.environment.as_str()),
+    ];
+    for (key, value) in [
+        ("opslog.integration", &op.integration),
+        ("opslog.connection_id", &op.connection_id),
+        ("opslog.script", &op.script),
+        ("opslog.provider", &op.provider),
+    ] {
+        if let Some(value) = value {
+            attributes.push(string_kv(key, value.as_str()));
+        }
+    }
+    if op.state != OpState::Success {
+        let error_type = op
+            .error
+            .as_ref()
+            .and_then(|e| e.kind.as_deref().or(e.name.as_deref()))
+            .unwrap_or(op.state.as_str());
+        attributes.push(string_kv("error.type", error_type));
+    }
+    if let Some(error) = &op.error {
+        push_error(&mut attributes, error);
+    }
+    push_http(&mut attributes, op.request.as_ref(), op.response.as_ref());
+    if let Some(records) = &op.records {
+        let sum = |f: fn(&crate::model::RecordCount) -> u64| {
+            records.iter().map(f).fold(0u64, u64::saturating_add)
+        };
+        attributes.push(int_kv("opslog.records.added", sum(|r| r.added)));
+        attributes.push(int_kv("opslog.records.updated", sum(|r| r.updated)));
+        attributes.push(int_kv("opslog.records.deleted", sum(|r| r.deleted)));
+    }
+
+    let status = if op.state == OpState::Success {
+        Status {
+            code: StatusCode::Ok as i32,
+            message: String::new(),
+        }
+    } else {
+        let message = match &op.error {
+            Some(error) => error.message.clone(),
+            None => format!("operation ended as {}", op.state),
+        };
+        Status {
+            code: StatusCode::Error as i32,
+            message,
+        }
+    };
+
+    let kept = kept_messages(messages, max_events);
+    let total = op.message_count.max(messages.len() as u64);
+    let dropped = total.saturating_sub(kept.len() as u64);
+    Some(Span {
+        trace_id: trace_id(op.id).to_vec(),
+        span_id: span_id(op.id).to_vec(),
+        flags: SPAN_FLAGS,
+        name: format!("{}.{}", op.kind, op.action),
+        kind: span_kind(op.kind, &op.action) as i32,
+        start_time_unix_nano: unix_nanos(start),
+        end_time_unix_nano: unix_nanos(end),
+        attributes,
+        events: kept.into_iter().map(message_event).collect(),
+        dropped_events_count: u32::try_from(dropped).unwrap_or(u32::MAX),
+        status: Some(status),
+        ..Span::default()
+    })
+}
+
+/// The resource every span of an environment is reported under.
+pub fn resource(service_name: &str, attributes: &BTreeMap<String, String>) -> Resource {
+    let mut all = vec![string_kv("service.name", service_name)];
+    all.extend(
+        attributes
+            .iter()
+            .filter(|(key, _)| key.as_str() != "service.name")
+            .map(|(key, value)| string_kv(key, value.as_str())),
+    );
+    // Generated message types gain fields with new OTLP versions; `..default()` keeps this building.
+    Resource {
+        attributes: all,
+        ..Resource::default()
+    }
+}
+
+/// The instrumentation scope: opslog itself, with its version.
+pub fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "opslog".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..InstrumentationScope::default()
+    }
+}
+
+fn span_kind(kind: OpType, action: &str) -> SpanKind {
+    match (kind, action) {
+        // A third party called us.
+        (OpType::Webhook, "incoming") => SpanKind::Server,
+        // We called someone: a proxied request, a forwarded or delivered webhook.
+        (OpType::Proxy, _) | (OpType::Webhook, _) => SpanKind::Client,
+        _ => SpanKind::Internal,
+    }
+}
+
+fn kept_messages(messages: &[Message], max_events: usize) -> Vec<&Message> {
+    if messages.len() <= max_events {
+        return messages.iter().collect();
+    }
+    let head = max_events.div_ceil(2);
+    let tail = max_events / 2;
+    messages[..head]
+        .iter()
+        .chain(&messages[messages.len() - tail..])
+        .collect()
+}
+
+fn message_event(message: &Message) -> Event {
+    let first_line = message.message.lines().next().unwrap_or("");
+    let name = truncate_chars(first_line, MAX_EVENT_NAME_CHARS);
+    let mut attributes = vec![
+        string_kv("opslog.message.id", message.id.to_string()),
+        string_kv("opslog.message.level", message.level.as_str()),
+        string_kv("opslog.message.type", message.kind.as_str()),
+        string_kv("opslog.message.source", message.source.as_str()),
+    ];
+    if name.as_ref() != message.message {
+        attributes.push(string_kv(
+            "opslog.message.text",
+            truncate_chars(&message.message, MAX_EVENT_TEXT_CHARS).into_owned(),
+        ));
+    }
+    push_http(
+        &mut attributes,
+        message.request.as_ref(),
+        message.response.as_ref(),
+    );
+    if let Some(duration_ms) = message.duration_ms {
+        attributes.push(int_kv("opslog.message.duration_ms", duration_ms));
+    }
+    if let Some(error) = &message.error {
+        if let Some(kind) = error.kind.as_deref().or(error.name.as_deref()) {
+            attributes.push(string_kv("error.type", kind));
+        }
+        push_error(&mut attributes, error);
+    }
+    Event {
+        time_unix_nano: unix_nanos(message.created_at),
+        name: name.into_owned(),
+        attributes,
+        ..Event::default()
+    }
+}
+
+fn push_error(attributes: &mut Vec<KeyValue>, error: &ErrorInfo) {
+    attributes.push(string_kv("exception.message", error.message.as_str()));
+    if let Some(name) = &error.name {
+        attributes.push(string_kv("exception.type", name.as_str()));
+    }
+}
+
+/// HTTP semantic-convention attributes (stable names of semconv 1.2x).
+fn push_http(
+    attributes: &mut Vec<KeyValue>,
+    request: Option<&HttpRequest>,
+    response: Option<&HttpResponse>,
+) {
+    if let Some(request) = request {
+        attributes.push(string_kv(
+            "http.request.method",
+            request.method.to_ascii_uppercase(),
+        ));
+        attributes.push(string_kv("url.full", redact_url(&request.url).into_owned()));
+    }
+    if let Some(response) = response {
+        attributes.push(int_kv(
+            "http.response.status_code",
+            u64::from(response.status),
+        ));
+    }
+}
+
+/// `url` without credentials: userinfo becomes `REDACTED:REDACTED` and the values of well-known
+/// secret query parameters become `REDACTED`, as the `url.full` semantic convention asks.
+pub fn redact_url(url: &str) -> Cow<'_, str> {
+    let (before_fragment, fragment) = match url.find('#') {
+        Some(i) => url.split_at(i),
+        None => (url, ""),
+    };
+    let (base, query) = match before_fragment.find('?') {
+        Some(i) => (&before_fragment[..i], Some(&before_fragment[i + 1..])),
+        None => (before_fragment, None),
+    };
+    let mut changed = false;
+    let mut out = String::with_capacity(url.len());
+    match base.find("://") {
+        Some(scheme_end) => {
+            let authority_start = scheme_end + 3;
+            let rest = &base[authority_start..];
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let authority = &rest[..authority_end];
+            match authority.rfind('@') {
+                Some(at) => {
+                    changed = true;
+                    out.push_str(&base[..authority_start]);
+                    out.push_str("REDACTED:REDACTED");
+                    out.push_str(&authority[at..]);
+                    out.push_str(&rest[authority_end..]);
+                }
+                None => out.push_str(base),
+            }
+        }
+        None => out.push_str(base),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, _))
+                    if SENSITIVE_QUERY_PARAMS
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(name)) =>
+                {
+                    changed = true;
+                    out.push_str(name);
+                    out.push_str("=REDACTED");
+                }
+                _ => out.push_str(pair),
+            }
+        }
+    }
+    if !changed {
+        return Cow::Borrowed(url);
+    }
+    out.push_str(fragment);
+    Cow::Owned(out)
+}
+
+/// At most `max` characters of `text`, ending in `…` when something was cut.
+fn truncate_chars(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some(_) => {
+            let keep = max.saturating_sub(1);
+            let cut = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+            Cow::Owned(format!("{}…", &text[..cut]))
+        }
+    }
+}
+
+fn unix_nanos(t: Timestamp) -> u64 {
+    u64::try_from(t.millis())
+        .unwrap_or(0)
+        .saturating_mul(1_000_000)
+}
+
+fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn int_kv(key: &str, value: u64) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(
+                i64::try_from(value).unwrap_or(i64::MAX),
+            )),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Json, Level, MessageType, RecordCount, Source};
+
+    fn operation(kind: OpType, action: &str, state: OpState) -> Operation {
+        Operation {
+            id: Id(0x0196_0000_0000_0000_0000_0000_0000_0042),
+            environment: "prod".into(),
+            kind,
+            action: action.into(),
+            state,
+            integration: Some("github".into()),
+            connection_id: Some("conn-1".into()),
+            script: Some("issues".into()),
+            provider: Some("github-app".into()),
+            message: "title".into(),
+            error: None,
+            request: None,
+            response: None,
+            records: None,
+            meta: None,
+            created_at: Timestamp(1_700_000_000_000),
+            updated_at: Timestamp(1_700_000_009_000),
+            started_at: Some(Timestamp(1_700_000_001_000)),
+            ended_at: Some(Timestamp(1_700_000_002_500)),
+            expires_at: Timestamp(1_700_000_900_000),
+            duration_ms: Some(1_500),
+            message_count: 0,
+        }
+    }
+
+    fn message(n: u128, text: &str) -> Message {
+        Message {
+            id: Id(1000 + n),
+            operation_id: Id(0x42),
+            kind: MessageType::Log,
+            level: Level::Info,
+            source: Source::User,
+            message: text.into(),
+            request: None,
+            response: None,
+            duration_ms: None,
+            retry: None,
+            error: None,
+            meta: None,
+            created_at: Timestamp(1_700_000_001_000 + n as i64),
+        }
+    }
+
+    fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+        attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+    }
+
+    fn text<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+        match attr(attributes, key)? {
+            any_value::Value::StringValue(s) => Some(s),
+            other => panic!("{key} is not a string: {other:?}"),
+        }
+    }
+
+    fn int(attributes: &[KeyValue], key: &str) -> Option<i64> {
+        match attr(attributes, key)? {
+            any_value::Value::IntValue(i) => Some(*i),
+            other => panic!("{key} is not an int: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ids_are_deterministic_distinct_and_never_zero() {
+        let a = Id(1);
+        let b = Id(2);
+        assert_eq!(trace_id(a), trace_id(a));
+        assert_eq!(span_id(a), span_id(a));
+        assert_ne!(trace_id(a), trace_id(b));
+        assert_ne!(span_id(a), span_id(b));
+        assert_ne!(
+            &trace_id(a)[..8],
+            &span_id(a)[..],
+            "trace and span ids are unrelated"
+        );
+        let many: std::collections::HashSet<[u8; 8]> = (0..10_000u128)
+            .map(|n| span_id(Id((1 << 80) + n)))
+            .collect();
+        assert_eq!(
+            many.len(),
+            10_000,
+            "consecutive ULIDs get unrelated span ids"
+        );
+        assert_ne!(trace_id(Id(0)), [0u8; 16]);
+        assert_ne!(span_id(Id(0)), [0u8; 8]);
+        // Pinned (computed with Python's hashlib): a change here changes every exported id, so a
+        // span re-sent by a newer binary would no longer deduplicate against the old one.
+        let pinned = Id(0x0196_0000_0000_0000_0000_0000_0000_0042);
+        assert_eq!(
+            hex::encode(trace_id(pinned)),
+            "ff79b025878ab43a6ae824ffe1913760"
+        );
+        assert_eq!(hex::encode(span_id(pinned)), "0b00ffffc4e12b0d");
+    }
+
+    #[test]
+    fn only_finished_operations_of_exported_types_become_spans() {
+        for kind in OpType::ALL {
+            let op = operation(*kind, kind.default_action(), OpState::Success);
+            assert_eq!(
+                operation_span(&op, &[], 128).is_some(),
+                matches!(
+                    kind,
+                    OpType::Sync | OpType::Action | OpType::Webhook | OpType::Proxy
+                ),
+                "{kind}"
+            );
+        }
+        for state in [OpState::Waiting, OpState::Running] {
+            assert!(operation_span(&operation(OpType::Sync, "run", state), &[], 128).is_none());
+        }
+        for state in [OpState::Failed, OpState::Timeout, OpState::Cancelled] {
+            assert!(operation_span(&operation(OpType::Sync, "run", state), &[], 128).is_some());
+        }
+    }
+
+    #[test]
+    fn successful_sync_span_carries_times_status_and_attributes() {
+        let mut op = operation(OpType::Sync, "run", OpState::Success);
+        op.records = Some(vec![
+            RecordCount {
+                model: "Issue".into(),
+                added: 3,
+                updated: 2,
+                deleted: 1,
+            },
+            RecordCount {
+                model: "User".into(),
+                added: 10,
+                updated: 0,
+                deleted: 4,
+            },
+        ]);
+        let span = operation_span(&op, &[], 128).unwrap();
+        assert_eq!(span.name, "sync.run");
+        assert_eq!(span.trace_id, trace_id(op.id));
+        assert_eq!(span.span_id, span_id(op.id));
+        assert!(span.parent_span_id.is_empty());
+        assert_eq!(span.kind, SpanKind::Internal as i32);
+        assert_eq!(span.start_time_unix_nano, 1_700_000_001_000_000_000);
+        assert_eq!(span.end_time_unix_nano, 1_700_000_002_500_000_000);
+        let status = span.status.unwrap();
+        assert_eq!(status.code, StatusCode::Ok as i32);
+        assert_eq!(status.message, "");
+        let a = &span.attributes;
+        assert_eq!(
+            text(a, "opslog.operation.id"),
+            Some(op.id.to_string().as_str())
+        );
+        assert_eq!(text(a, "opslog.operation.type"), Some("sync"));
+        assert_eq!(text(a, "opslog.operation.action"), Some("run"));
+        assert_eq!(text(a, "opslog.operation.state"), Some("success"));
+        assert_eq!(text(a, "opslog.environment"), Some("prod"));
+        assert_eq!(text(a, "opslog.integration"), Some("github"));
+        assert_eq!(text(a, "opslog.connection_id"), Some("conn-1"));
+        assert_eq!(text(a, "opslog.script"), Some("issues"));
+        assert_eq!(text(a, "opslog.provider"), Some("github-app"));
+        assert_eq!(int(a, "opslog.records.added"), Some(13));
+        assert_eq!(int(a, "opslog.records.updated"), Some(2));
+        assert_eq!(int(a, "opslog.records.deleted"), Some(5));
+        assert_eq!(text(a, "error.type"), None);
+        assert_eq!(text(a, "exception.message"), None);
+        assert_eq!(text(a, "url.full"), None);
+    }
+
+    #[test]
+    fn failed_action_span_is_an_error_with_its_message() {
+        let mut op = operation(OpType::Action, "run", OpState::Failed);
+        op.integration = None;
+        op.error = Some(ErrorInfo {
+            name: Some("TypeError".into()),
+            message: "cannot read property id".into(),
+            kind: Some("script_error".into()),
+            payload: Some(Json::from_value(&serde_json::json!({"line": 3}))),
+        });
+        let span = operation_span(&op, &[], 128).unwrap();
+        assert_eq!(span.name, "action.run");
+        let status = span.status.unwrap();
+        assert_eq!(status.code, StatusCode::Error as i32);
+        assert_eq!(status.message, "cannot read property id");
+        let a = &span.attributes;
+        assert_eq!(text(a, "error.type"), Some("script_error"));
+        assert_eq!(
+            text(a, "exception.message"),
+            Some("cannot read property id")
+        );
+        assert_eq!(text(a, "exception.type"), Some("TypeError"));
+        assert_eq!(
+            text(a, "opslog.integration"),
+            None,
+            "absent fields are left out"
+        );
+    }
+
+    #[test]
+    fn timed_out_operation_without_error_names_its_state() {
+        let op = operation(OpType::Sync, "run", OpState::Timeout);
+        let span = operation_span(&op, &[], 128).unwrap();
+        let status = span.status.unwrap();
+        assert_eq!(status.code, StatusCode::Error as i32);
+        assert_eq!(status.message, "operation ended as timeout");
+        assert_eq!(text(&span.attributes, "error.type"), Some("timeout"));
+    }
+
+    #[test]
+    fn webhook_and_proxy_spans_carry_http_attributes_and_kinds() {
+        let mut hook = operation(OpType::Webhook, "incoming", OpState::Success);
+        hook.request = Some(HttpRequest {
+            method: "post".into(),
+            url: "https://opslog.example.com/v1/hooks/tok/github".into(),
+            headers: None,
+            body: None,
+        });
+        let span = operation_span(&hook, &[], 128).unwrap();
+        assert_eq!(span.name, "webhook.incoming");
+        assert_eq!(span.kind, SpanKind::Server as i32);
+        assert_eq!(text(&span.attributes, "http.request.method"), Some("POST"));
+        assert_eq!(
+            text(&span.attributes, "url.full"),
+            Some("https://opslog.example.com/v1/hooks/tok/github")
+        );
+
+        let mut proxy = operation(OpType::Proxy, "call", OpState::Failed);
+        proxy.request = Some(HttpRequest {
+            method: "GET".into(),
+            url: "https://user:pw@api.github.com/repos?per_page=5&access_token=abc".into(),
+            headers: None,
+            body: None,
+        });
+        proxy.response = Some(HttpResponse {
+            status: 502,
+            headers: None,
+            body: None,
+        });
+        let span = operation_span(&proxy, &[], 128).unwrap();
+        assert_eq!(span.name, "proxy.call");
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert_eq!(
+            int(&span.attributes, "http.response.status_code"),
+            Some(502)
+        );
+        assert_eq!(
+            text(&span.attributes, "url.full"),
+            Some("https://REDACTED:REDACTED@api.github.com/repos?per_page=5&access_token=REDACTED")
+        );
+        assert_eq!(text(&span.attributes, "error.type"), Some("failed"));
+    }
+
+    #[test]
+    fn messages_become_events_with_their_fields() {
+        let mut op = operation(OpType::Proxy, "call", OpState::Success);
+        let mut http = message(1, "GET https://api.github.com/user 200");
+        http.kind = MessageType::Http;
+        http.source = Source::System;
+        http.request = Some(HttpRequest {
+            method: "GET".into(),
+            url: "https://api.github.com/user".into(),
+            headers: None,
+            body: None,
+        });
+        http.response = Some(HttpResponse {
+            status: 200,
+            headers: None,
+            body: None,
+        });
+        http.duration_ms = Some(87);
+        let mut failed = message(2, &format!("{}\nsecond line", "x".repeat(300)));
+        failed.level = Level::Error;
+        failed.error = Some(ErrorInfo {
+            name: None,
+            message: "boom".into(),
+            kind: Some("network".into()),
+            payload: None,
+        });
+        op.message_count = 2;
+        let span = operation_span(&op, &[http, failed], 128).unwrap();
+        assert_eq!(span.events.len(), 2);
+        assert_eq!(span.dropped_events_count, 0);
+
+        let first = &span.events[0];
+        assert_eq!(first.name, "GET https://api.github.com/user 200");
+        assert_eq!(first.time_unix_nano, 1_700_000_001_001_000_000);
+        assert_eq!(
+            text(&first.attributes, "opslog.message.id"),
+            Some(Id(1001).to_string().as_str())
+        );
+        assert_eq!(
+            text(&first.attributes, "opslog.message.level"),
+            Some("info")
+        );
+        assert_eq!(text(&first.attributes, "opslog.message.type"), Some("http"));
+        assert_eq!(
+            text(&first.attributes, "opslog.message.source"),
+            Some("system")
+        );
+        assert_eq!(text(&first.attributes, "http.request.method"), Some("GET"));
+        assert_eq!(
+            text(&first.attributes, "url.full"),
+            Some("https://api.github.com/user")
+        );
+        assert_eq!(
+            int(&first.attributes, "http.response.status_code"),
+            Some(200)
+        );
+        assert_eq!(
+            int(&first.attributes, "opslog.message.duration_ms"),
+            Some(87)
+        );
+        assert_eq!(
+            text(&first.attributes, "opslog.message.text"),
+            None,
+            "name is the whole text"
+        );
+
+        let second = &span.events[1];
+        assert_eq!(second.name.chars().count(), MAX_EVENT_NAME_CHARS);
+        assert!(second.name.ends_with('…'), "{}", second.name);
+        assert!(
+            text(&second.attributes, "opslog.message.text")
+                .unwrap()
+                .ends_with("second line"),
+            "the full text travels in an attribute"
+        );
+        assert_eq!(
+            text(&second.attributes, "opslog.message.level"),
+            Some("error")
+        );
+        assert_eq!(text(&second.attributes, "exception.message"), Some("boom"));
+        assert_eq!(text(&second.attributes, "error.type"), Some("network"));
+    }
+
+    #[test]
+    fn events_are_capped_keeping_head_and_tail() {
+        let mut op = operation(OpType::Sync, "run", OpState::Success);
+        let messages: Vec<Message> = (0..10).map(|n| message(n, &format!("line {n}"))).collect();
+        op.message_count = 10;
+        let span = operation_span(&op, &messages, 5).unwrap();
+        let names: Vec<&str> = span.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["line 0", "line 1", "line 2", "line 8", "line 9"]);
+        assert_eq!(span.dropped_events_count, 5);
+
+        // The caller loaded only the ends of a long operation: the count comes from the operation.
+        op.message_count = 1_000;
+        let span = operation_span(&op, &messages, 4).unwrap();
+        assert_eq!(span.events.len(), 4);
+        assert_eq!(span.dropped_events_count, 996);
+
+        let span = operation_span(&op, &messages, 0).unwrap();
+        assert!(span.events.is_empty());
+        assert_eq!(span.dropped_events_count, 1_000);
+    }
+
+    #[test]
+    fn resource_and_scope() {
+        let mut attributes = BTreeMap::new();
+        attributes.insert("deployment.environment.name".to_owned(), "prod".to_owned());
+        let resource = resource("opslog-eu", &attributes);
+        assert_eq!(
+            text(&resource.attributes, "service.name"),
+            Some("opslog-eu")
+        );
+        assert_eq!(
+            text(&resource.attributes, "deployment.environment.name"),
+            Some("prod")
+        );
+        let scope = scope();
+        assert_eq!(scope.name, "opslog");
+        assert_eq!(scope.version, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn urls_lose_credentials_only() {
+        assert!(matches!(
+            redact_url("https://a.example/x?page=2"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            redact_url("/relative?token=t#f"),
+            "/relative?token=REDACTED#f"
+        );
+        assert_eq!(
+            redact_url("http://u@h:1/p?Signature=s&x=1&sig"),
+            "http://REDACTED:REDACTED@h:1/p?Signature=REDACTED&x=1&sig"
+        );
+        assert_eq!(
+            redact_url("http://h/p@q"),
+            "http://h/p@q",
+            "an @ in the path is not userinfo"
+        );
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate_chars("héllo", 5), "héllo");
+        assert_eq!(truncate_chars("héllo!", 5), "héll…");
+        assert_eq!(truncate_chars("", 0), "");
+    }
+}

@@ -1,0 +1,789 @@
+//! The OTLP/HTTP sink of the outbox: turns a batch of spans (built by `crate::otel`) into one
+//! gzipped protobuf `ExportTraceServiceRequest`, POSTs it to `<endpoint>/v1/traces` with a blocking
+//! ureq agent, and says what happened as an [`ExportOutcome`] the dispatcher can act on.
+//!
+//! Why opentelemetry-proto messages posted by hand rather than `opentelemetry-otlp`'s
+//! `SpanExporter`: the exporter's `export` returns `OTelSdkError::InternalFailure(String)` after
+//! running its own retry loop (sleeping inside the call), so the caller never sees the status code,
+//! the `Retry-After` delay or the response body; it only logs `partial_success` instead of returning
+//! it; it takes SDK `SpanData` and a process-wide resource rather than our per-environment ones; and
+//! its `HttpClient` is async. A durable outbox must decide retry-versus-failed itself, persist the
+//! next attempt time and show each attempt, so it needs all of those. What we use from the
+//! OpenTelemetry project is the generated protobuf types of `opentelemetry-proto`, so the wire
+//! format is still theirs.
+//!
+//! Classification follows the OTLP/HTTP specification: 2xx is success (possibly partial), 429, 502,
+//! 503 and 504 and connection failures are retryable (honouring `Retry-After`), every other status
+//! is a permanent failure. Redirects are not followed: they would re-send the API-key headers to
+//! another URL and the specification does not ask for them.
+//!
+//! Must not: touch redb, sleep, or retry by itself; the dispatcher owns scheduling and durability.
+//! Must not run on the async runtime's threads: `export_spans` blocks for up to the target timeout.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::time::{Duration, SystemTime};
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message as _;
+
+use crate::config::{mask, OtelConfig};
+
+/// Most spans in one export request (issue #5).
+pub const MAX_SPANS_PER_REQUEST: usize = 512;
+/// Most uncompressed protobuf bytes `plan_batches` puts in one request; collectors commonly refuse
+/// bodies past a few megabytes, and a single larger span is still sent alone.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Most response bytes read; a success response or an error status is far smaller.
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+/// Longest excerpt of an error response kept in a failure reason.
+pub const MAX_BODY_EXCERPT: usize = 4096;
+/// A `Retry-After` longer than this is shortened to it, so a bad header cannot park exports for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30 * 60);
+/// First retry delay of the exponential backoff, before jitter.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay of the exponential backoff.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    #[error("invalid OTel settings for environment `{environment}`: `{field}`: {message}")]
+    InvalidSettings {
+        environment: String,
+        field: String,
+        message: String,
+    },
+    #[error("a batch of {0} spans is more than the {MAX_SPANS_PER_REQUEST} one request may carry")]
+    BatchTooLarge(usize),
+    #[error("cannot gzip the export request: {0}")]
+    Compress(#[source] std::io::Error),
+}
+
+/// What one export attempt came to. The dispatcher records it and, for `Retry`, schedules the next
+/// attempt with [`retry_delay`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportOutcome {
+    /// The collector accepted the request. `rejected_spans` > 0 is a partial success: those spans
+    /// were refused for good (retrying would not help) and `message` says why.
+    Delivered {
+        rejected_spans: i64,
+        message: Option<String>,
+    },
+    /// Try again later: a throttling/unavailable status or a connection failure. `after` is the
+    /// collector's `Retry-After`, already bounded by [`MAX_RETRY_AFTER`].
+    Retry {
+        status: Option<u16>,
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// The collector refused the request; sending it again unchanged would fail the same way.
+    Failed { status: Option<u16>, reason: String },
+}
+
+/// One environment's export destination: its validated settings, ready to send to.
+#[derive(Clone)]
+pub struct OtelTarget {
+    environment: String,
+    traces_url: String,
+    headers: Vec<(String, String)>,
+    resource: Resource,
+    timeout: Duration,
+    max_events_per_span: usize,
+}
+
+impl OtelTarget {
+    /// Checks `settings` (the same checks as the config file) and resolves the request URL.
+    pub fn new(environment: &str, settings: &OtelConfig) -> Result<OtelTarget, OtlpError> {
+        settings
+            .check()
+            .map_err(|problem| OtlpError::InvalidSettings {
+                environment: environment.to_owned(),
+                field: problem.field,
+                message: problem.message,
+            })?;
+        Ok(OtelTarget {
+            environment: environment.to_owned(),
+            traces_url: traces_url(&settings.endpoint),
+            headers: settings
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            resource: crate::otel::resource(&settings.service_name, &settings.resource_attributes),
+            timeout: settings.timeout.0,
+            max_events_per_span: settings.max_events_per_span,
+        })
+    }
+
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// Where requests go: `<endpoint>/v1/traces`.
+    pub fn traces_url(&self) -> &str {
+        &self.traces_url
+    }
+
+    /// The cap to pass to `otel::operation_span` for this environment.
+    pub fn max_events_per_span(&self) -> usize {
+        self.max_events_per_span
+    }
+}
+
+/// Header values are secrets: never printed, not even in debug logs.
+impl fmt::Debug for OtelTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, String)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), mask(value)))
+            .collect();
+        f.debug_struct("OtelTarget")
+            .field("environment", &self.environment)
+            .field("traces_url", &self.traces_url)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("max_events_per_span", &self.max_events_per_span)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `<endpoint>/v1/traces`, whether or not the endpoint ends in a slash.
+pub fn traces_url(endpoint: &str) -> String {
+    format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+}
+
+/// Splits spans into request-sized batches: at most [`MAX_SPANS_PER_REQUEST`] spans and, unless a
+/// single span is larger, at most [`MAX_REQUEST_BYTES`] of encoded spans each. Order is kept.
+pub fn plan_batches(spans: &[Span]) -> Vec<Range<usize>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, span) in spans.iter().enumerate() {
+        // The span plus its field tag and length prefix inside `ScopeSpans`.
+        let len = span.encoded_len() + 1 + prost::length_delimiter_len(span.encoded_len());
+        if i > start && (i - start == MAX_SPANS_PER_REQUEST || bytes + len > MAX_REQUEST_BYTES) {
+            batches.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += len;
+    }
+    if start < spans.len() {
+        batches.push(start..spans.len());
+    }
+    batches
+}
+
+/// The request body for `spans`: a gzipped protobuf `ExportTraceServiceRequest` with one resource
+/// (the target's) and one scope (opslog's).
+pub fn encode_request(target: &OtelTarget, spans: &[Span]) -> Result<Vec<u8>, OtlpError> {
+    if spans.len() > MAX_SPANS_PER_REQUEST {
+        return Err(OtlpError::BatchTooLarge(spans.len()));
+    }
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(target.resource.clone()),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(crate::otel::scope()),
+                spans: spans.to_vec(),
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let protobuf = request.encode_to_vec();
+    let mut gzip = GzEncoder::new(
+        Vec::with_capacity(protobuf.len() / 4 + 64),
+        Compression::default(),
+    );
+    gzip.write_all(&protobuf).map_err(OtlpError::Compress)?;
+    gzip.finish().map_err(OtlpError::Compress)
+}
+
+/// The agent exports go through: status codes are answers, not errors, and redirects are not
+/// followed. One agent serves every target (its connection pool is per host); timeouts are set per
+/// request from the target.
+pub fn export_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("opslog/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// Sends one batch (at most [`MAX_SPANS_PER_REQUEST`] spans) to `target` and classifies the answer.
+/// Blocks for up to the target's timeout; call it from a dedicated thread. Nothing is retried here.
+pub fn export_spans(agent: &ureq::Agent, target: &OtelTarget, spans: &[Span]) -> ExportOutcome {
+    let body = match encode_request(target, spans) {
+        Ok(body) => body,
+        Err(e) => {
+            return ExportOutcome::Failed {
+                status: None,
+                reason: e.to_string(),
+            }
+        }
+    };
+    let mut request = agent
+        .post(&target.traces_url)
+        .config()
+        .timeout_global(Some(target.timeout))
+        .build()
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip");
+    for (name, value) in &target.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let mut response = match request.send(&body[..]) {
+        Ok(response) => response,
+        Err(e) => return classify_transport_error(&e),
+    };
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut answer = Vec::new();
+    let read = response
+        .body_mut()
+        .as_reader()
+        .take(MAX_RESPONSE_BYTES)
+        .read_to_end(&mut answer);
+    if let Err(e) = read {
+        // The status line arrived, so the collector decided; only the details are lost.
+        if (200..300).contains(&status) {
+            return ExportOutcome::Delivered {
+                rejected_spans: 0,
+                message: Some(format!("could not read the response body: {e}")),
+            };
+        }
+    }
+    classify_response(status, &headers, &answer, SystemTime::now())
+}
+
+/// What an HTTP answer from the collector means, per the OTLP/HTTP specification.
+pub fn classify_response(
+    status: u16,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> ExportOutcome {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let protobuf = header("content-type").is_none_or(|t| {
+        let t = t.to_ascii_lowercase();
+        t.starts_with("application/x-protobuf") || t.starts_with("application/protobuf")
+    });
+    if (200..300).contains(&status) {
+        let partial = if protobuf {
+            ExportTraceServiceResponse::decode(body)
+                .ok()
+                .and_then(|r| r.partial_success)
+        } else {
+            None
+        };
+        return match partial {
+            Some(p) => ExportOutcome::Delivered {
+                rejected_spans: p.rejected_spans,
+                message: (!p.error_message.is_empty()).then_some(p.error_message),
+            },
+            None => ExportOutcome::Delivered {
+                rejected_spans: 0,
+                message: None,
+            },
+        };
+    }
+    let mut reason = format!("collector answered {status}");
+    if let Some(canonical) = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        reason.push(' ');
+        reason.push_str(canonical);
+    }
+    if (300..400).contains(&status) {
+        if let Some(location) = header("location") {
+            reason.push_str(&format!(" (redirect to {location}, not followed)"));
+        }
+    }
+    let detail = body_detail(body, protobuf);
+    if !detail.is_empty() {
+        reason.push_str(": ");
+        reason.push_str(&detail);
+    }
+    match status {
+        429 | 502 | 503 | 504 => ExportOutcome::Retry {
+            status: Some(status),
+            after: header("retry-after")
+                .and_then(|v| parse_retry_after(v, now))
+                .map(|d| d.min(MAX_RETRY_AFTER)),
+            reason,
+        },
+        _ => ExportOutcome::Failed {
+            status: Some(status),
+            reason,
+        },
+    }
+}
+
+/// `google.rpc.Status`, which OTLP/HTTP servers send as the body of an error; only the fields we
+/// show (prost skips `details`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// The message of a protobuf `google.rpc.Status` body, else at most [`MAX_BODY_EXCERPT`] bytes of
+/// the body as text.
+fn body_detail(body: &[u8], protobuf: bool) -> String {
+    if protobuf {
+        if let Ok(status) = RpcStatus::decode(body) {
+            if !status.message.is_empty() {
+                return excerpt(status.message.as_bytes());
+            }
+        }
+    }
+    excerpt(body)
+}
+
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY_EXCERPT)]);
+    let mut text = text.trim().to_owned();
+    // A cut in the middle of a character shows as U+FFFD; the excerpt stays within the limit.
+    while text.len() > MAX_BODY_EXCERPT {
+        text.pop();
+    }
+    text
+}
+
+/// A failure before any HTTP answer: connection refused, DNS, timeout, TLS, a dropped connection —
+/// all retryable — or a request that can never be sent (bad URL or header), which is not.
+pub fn classify_transport_error(error: &ureq::Error) -> ExportOutcome {
+    match error {
+        ureq::Error::BadUri(_)
+        | ureq::Error::Http(_)
+        | ureq::Error::InvalidProxyUrl
+        | ureq::Error::RequireHttpsOnly(_) => ExportOutcome::Failed {
+            status: None,
+            reason: format!("the export request cannot be sent: {error}"),
+        },
+        ureq::Error::Timeout(_) => ExportOutcome::Retry {
+            status: None,
+            after: None,
+            reason: format!("the collector did not answer in time ({error})"),
+        },
+        _ => ExportOutcome::Retry {
+            status: None,
+            after: None,
+            reason: format!("cannot reach the collector: {error}"),
+        },
+    }
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP-date (a date in the past means now). `None` when
+/// it is neither; the caller then falls back to backoff.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Exponential backoff with jitter for the `attempt`-th failed attempt (1 = the first):
+/// `BACKOFF_BASE * 2^(attempt-1)`, capped at [`BACKOFF_CAP`], of which the upper half is scaled by
+/// `jitter` (a uniform random number in `[0, 1]`), so retries of many batches spread out but never
+/// come sooner than half the nominal delay.
+pub fn retry_backoff(attempt: u32, jitter: f64) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(30);
+    let nominal = BACKOFF_BASE
+        .saturating_mul(1u32 << doublings)
+        .min(BACKOFF_CAP);
+    let half = nominal / 2;
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    half + half.mul_f64(jitter)
+}
+
+/// When to try again after a `Retry` outcome: the collector's `Retry-After` when it gave one,
+/// otherwise [`retry_backoff`].
+pub fn retry_delay(retry_after: Option<Duration>, attempt: u32, jitter: f64) -> Duration {
+    retry_after
+        .map(|d| d.min(MAX_RETRY_AFTER))
+        .unwrap_or_else(|| retry_backoff(attempt, jitter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Id, OpState, OpType, Operation, Timestamp};
+    use flate2::read::GzDecoder;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    http::HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn span(n: u128) -> Span {
+        let op = Operation {
+            id: Id(n),
+            environment: "prod".into(),
+            kind: OpType::Sync,
+            action: "run".into(),
+            state: OpState::Success,
+            integration: None,
+            connection_id: None,
+            script: None,
+            provider: None,
+            message: "Sync execution".into(),
+            error: None,
+            request: None,
+            response: None,
+            records: None,
+            meta: None,
+            created_at: Timestamp(1),
+            updated_at: Timestamp(2),
+            started_at: Some(Timestamp(1)),
+            ended_at: Some(Timestamp(2)),
+            expires_at: Timestamp(3),
+            duration_ms: Some(1),
+            message_count: 0,
+        };
+        crate::otel::operation_span(&op, &[], 128).unwrap()
+    }
+
+    fn target(endpoint: &str) -> OtelTarget {
+        let mut settings = OtelConfig::with_endpoint(endpoint);
+        settings
+            .headers
+            .insert("x-api-key".into(), "very-secret-key-123".into());
+        settings
+            .resource_attributes
+            .insert("deployment.environment.name".into(), "prod".into());
+        OtelTarget::new("prod", &settings).unwrap()
+    }
+
+    #[test]
+    fn traces_url_handles_trailing_slashes_and_paths() {
+        assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
+        assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
+        assert_eq!(
+            traces_url("https://otlp.example.com/otlp/"),
+            "https://otlp.example.com/otlp/v1/traces"
+        );
+        assert_eq!(
+            target("http://c:4318/").traces_url(),
+            "http://c:4318/v1/traces"
+        );
+    }
+
+    #[test]
+    fn targets_refuse_bad_settings_and_hide_header_values() {
+        let err = OtelTarget::new("prod", &OtelConfig::with_endpoint("ftp://x")).unwrap_err();
+        assert!(
+            err.to_string().contains("`endpoint`") && err.to_string().contains("prod"),
+            "{err}"
+        );
+        let shown = format!("{:?}", target("http://c:4318"));
+        assert!(!shown.contains("very-secret-key-123"), "{shown}");
+        assert!(shown.contains("very…(masked)"), "{shown}");
+    }
+
+    #[test]
+    fn requests_are_gzipped_protobuf_with_resource_and_scope() {
+        let spans = [span(1), span(2)];
+        let body = encode_request(&target("http://c:4318"), &spans).unwrap();
+        assert_eq!(&body[..2], &[0x1f, 0x8b], "gzip magic");
+        let mut protobuf = Vec::new();
+        GzDecoder::new(&body[..])
+            .read_to_end(&mut protobuf)
+            .unwrap();
+        let request = ExportTraceServiceRequest::decode(&protobuf[..]).unwrap();
+        assert_eq!(request.resource_spans.len(), 1);
+        let resource_spans = &request.resource_spans[0];
+        let keys: Vec<&str> = resource_spans
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect();
+        assert_eq!(keys, ["service.name", "deployment.environment.name"]);
+        let scope_spans = &resource_spans.scope_spans[0];
+        assert_eq!(scope_spans.scope.as_ref().unwrap().name, "opslog");
+        assert_eq!(scope_spans.spans, spans);
+
+        let too_many: Vec<Span> = (0..=MAX_SPANS_PER_REQUEST as u128).map(span).collect();
+        assert!(matches!(
+            encode_request(&target("http://c:4318"), &too_many),
+            Err(OtlpError::BatchTooLarge(513))
+        ));
+    }
+
+    #[test]
+    fn batches_hold_at_most_512_spans_and_4_mib() {
+        let spans: Vec<Span> = (0..1100).map(span).collect();
+        assert_eq!(plan_batches(&spans), [0..512, 512..1024, 1024..1100]);
+        assert!(plan_batches(&[]).is_empty());
+
+        let mut big = span(1);
+        big.name = "x".repeat(MAX_REQUEST_BYTES / 3);
+        let spans = vec![big.clone(), big.clone(), big.clone(), span(2)];
+        assert_eq!(plan_batches(&spans), [0..2, 2..4]);
+        big.name = "x".repeat(MAX_REQUEST_BYTES + 1);
+        assert_eq!(
+            plan_batches(&[span(1), big, span(2)]),
+            [0..1, 1..2, 2..3],
+            "an oversized span goes alone"
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        assert_eq!(
+            parse_retry_after("120", now()),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now()), Some(Duration::ZERO));
+        let at = httpdate::fmt_http_date(now() + Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&at, now()), Some(Duration::from_secs(90)));
+        let past = httpdate::fmt_http_date(now() - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&past, now()), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-5", now()), None);
+        assert_eq!(parse_retry_after("soon", now()), None);
+        assert_eq!(parse_retry_after("", now()), None);
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now()),
+            Some(Duration::from_secs(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn classification_follows_the_otlp_http_spec() {
+        let plain = headers(&[("content-type", "text/plain")]);
+        for status in [429u16, 502, 503, 504] {
+            match classify_response(status, &plain, b"busy", now()) {
+                ExportOutcome::Retry {
+                    status: Some(s),
+                    after: None,
+                    reason,
+                } => {
+                    assert_eq!(s, status);
+                    assert!(
+                        reason.contains(&status.to_string()) && reason.ends_with(": busy"),
+                        "{reason}"
+                    );
+                }
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        for status in [400u16, 401, 403, 404, 408, 413, 415, 500, 501, 301, 307] {
+            assert!(
+                matches!(
+                    classify_response(status, &plain, b"no", now()),
+                    ExportOutcome::Failed { status: Some(s), .. } if s == status
+                ),
+                "{status} is permanent"
+            );
+        }
+        for status in [200u16, 202, 204] {
+            assert_eq!(
+                classify_response(status, &headers(&[]), b"", now()),
+                ExportOutcome::Delivered {
+                    rejected_spans: 0,
+                    message: None
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_bounds() {
+        let outcome = classify_response(503, &headers(&[("retry-after", "7")]), b"", now());
+        assert_eq!(
+            outcome,
+            ExportOutcome::Retry {
+                status: Some(503),
+                after: Some(Duration::from_secs(7)),
+                reason: "collector answered 503 Service Unavailable".into()
+            }
+        );
+        let outcome = classify_response(429, &headers(&[("retry-after", "86400")]), b"", now());
+        assert!(
+            matches!(outcome, ExportOutcome::Retry { after: Some(d), .. } if d == MAX_RETRY_AFTER),
+            "{outcome:?}"
+        );
+        let outcome = classify_response(503, &headers(&[("retry-after", "later")]), b"", now());
+        assert!(
+            matches!(outcome, ExportOutcome::Retry { after: None, .. }),
+            "{outcome:?}"
+        );
+        let outcome = classify_response(400, &headers(&[("retry-after", "7")]), b"", now());
+        assert!(
+            matches!(outcome, ExportOutcome::Failed { .. }),
+            "only retryable statuses wait"
+        );
+    }
+
+    #[test]
+    fn partial_success_is_reported() {
+        let body = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 3,
+                error_message: "3 spans had no name".into(),
+            }),
+        }
+        .encode_to_vec();
+        let proto = headers(&[("content-type", "application/x-protobuf")]);
+        assert_eq!(
+            classify_response(200, &proto, &body, now()),
+            ExportOutcome::Delivered {
+                rejected_spans: 3,
+                message: Some("3 spans had no name".into())
+            }
+        );
+        assert_eq!(
+            classify_response(200, &proto, b"\xff\xff not protobuf", now()),
+            ExportOutcome::Delivered {
+                rejected_spans: 0,
+                message: None
+            },
+            "an undecodable success is still a success"
+        );
+    }
+
+    #[test]
+    fn failures_carry_the_status_message_or_a_bounded_excerpt() {
+        let body = RpcStatus {
+            code: 3,
+            message: "invalid trace id length".into(),
+        }
+        .encode_to_vec();
+        let outcome = classify_response(
+            400,
+            &headers(&[("content-type", "application/x-protobuf")]),
+            &body,
+            now(),
+        );
+        assert_eq!(
+            outcome,
+            ExportOutcome::Failed {
+                status: Some(400),
+                reason: "collector answered 400 Bad Request: invalid trace id length".into()
+            }
+        );
+        let long = "é".repeat(5000);
+        let outcome = classify_response(
+            413,
+            &headers(&[("content-type", "text/plain")]),
+            long.as_bytes(),
+            now(),
+        );
+        let ExportOutcome::Failed { reason, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        let detail = reason.split_once(": ").unwrap().1;
+        assert!(
+            detail.len() <= MAX_BODY_EXCERPT && detail.len() > 4000,
+            "{}",
+            detail.len()
+        );
+        assert!(detail.starts_with("éé"));
+        let outcome = classify_response(
+            308,
+            &headers(&[("location", "https://elsewhere/v1/traces")]),
+            b"",
+            now(),
+        );
+        assert!(
+            matches!(&outcome, ExportOutcome::Failed { reason, .. } if reason.contains("https://elsewhere/v1/traces")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn transport_errors_are_retried_unless_the_request_is_unsendable() {
+        for error in [
+            ureq::Error::ConnectionFailed,
+            ureq::Error::HostNotFound,
+            ureq::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+            ureq::Error::Timeout(ureq::Timeout::Global),
+        ] {
+            assert!(
+                matches!(
+                    classify_transport_error(&error),
+                    ExportOutcome::Retry {
+                        status: None,
+                        after: None,
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+        }
+        assert!(matches!(
+            classify_transport_error(&ureq::Error::BadUri("x".into())),
+            ExportOutcome::Failed { status: None, .. }
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_within_bounds() {
+        assert_eq!(retry_backoff(1, 0.0), BACKOFF_BASE / 2);
+        assert_eq!(retry_backoff(1, 1.0), BACKOFF_BASE);
+        assert_eq!(
+            retry_backoff(0, 1.0),
+            BACKOFF_BASE,
+            "attempt 0 counts as the first"
+        );
+        assert_eq!(retry_backoff(4, 1.0), BACKOFF_BASE * 8);
+        let mut previous_ceiling = Duration::ZERO;
+        for attempt in 1..=200 {
+            let floor = retry_backoff(attempt, 0.0);
+            let ceiling = retry_backoff(attempt, 1.0);
+            for jitter in [0.0, 0.25, 0.5, 0.999, f64::NAN, -3.0, 7.0] {
+                let d = retry_backoff(attempt, jitter);
+                assert!(
+                    d >= floor && d <= ceiling,
+                    "attempt {attempt} jitter {jitter}: {d:?}"
+                );
+                assert!(d >= BACKOFF_BASE / 2 && d <= BACKOFF_CAP, "{d:?}");
+            }
+            assert!(ceiling >= previous_ceiling);
+            assert_eq!(floor * 2, ceiling);
+            previous_ceiling = ceiling;
+        }
+        assert_eq!(retry_backoff(u32::MAX, 1.0), BACKOFF_CAP);
+        assert_eq!(
+            retry_delay(Some(Duration::from_secs(7)), 9, 1.0),
+            Duration::from_secs(7)
+        );
+        assert_eq!(retry_delay(Some(Duration::MAX), 1, 1.0), MAX_RETRY_AFTER);
+        assert_eq!(retry_delay(None, 2, 1.0), BACKOFF_BASE * 2);
+    }
+}
