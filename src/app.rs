@@ -1,5 +1,7 @@
-//! Start-up and shutdown wiring: open the store, load credentials, start the writer, the sweeper
-//! and the HTTP server, and stop them in order when the shutdown token fires.
+//! Start-up and shutdown wiring: open the store, load credentials and settings, start the writer,
+//! the outbox dispatcher, the sweeper and the HTTP server, and stop them in order when the
+//! shutdown token fires: HTTP drained, sweeper stopped, dispatcher drained (no new claims,
+//! in-flight attempts finish within `outbox.drain_timeout`), then the writer.
 //!
 //! Tests call `start`/`run` on a `127.0.0.1:0` listener with a temp dir: the real server.
 
@@ -18,9 +20,13 @@ use crate::config::{Config, RetentionConfig};
 use crate::http::cursor::CursorKey;
 use crate::http::{self, AppState, ServeOptions};
 use crate::ingest::input::Redaction;
+use crate::ingest::writer::WriterDeps;
 use crate::ingest::{Command, Outcome, Writer};
 use crate::metrics::Metrics;
 use crate::model::Timestamp;
+use crate::outbox::dispatcher::DispatcherDeps;
+use crate::outbox::{Dispatcher, Wake};
+use crate::settings::Settings;
 use crate::store::Store;
 
 /// A started daemon: where it listens, what it generated, and the handle to wait for its end.
@@ -58,7 +64,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let local_addr = listener.local_addr()?;
     let data_dir = config.server.data_dir.clone();
-    let (store, credentials, generated) = {
+    let (store, credentials, generated, settings) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let store = Store::open(&config.server.data_dir).with_context(|| {
@@ -69,7 +75,9 @@ pub async fn start(
             })?;
             let (credentials, generated) = Credentials::load_or_generate(&config, &store)
                 .context("cannot load or generate credentials")?;
-            Ok((Arc::new(store), credentials, generated))
+            let settings = Settings::load_or_init(&config, &store)
+                .context("cannot load or initialise environment settings")?;
+            Ok((Arc::new(store), credentials, generated, Arc::new(settings)))
         })
         .await??
     };
@@ -84,13 +92,30 @@ pub async fn start(
         .await??
     };
     let metrics = Arc::new(Metrics::default());
+    let wake = Arc::new(Wake::default());
     let (writer, writer_thread) = crate::ingest::writer::start(
         store.clone(),
-        config.deadlines.clone(),
-        metrics.clone(),
-        index.shared.clone(),
+        WriterDeps {
+            deadlines: config.deadlines.clone(),
+            metrics: metrics.clone(),
+            index: index.shared.clone(),
+            settings: settings.clone(),
+            outbox: wake.clone(),
+            max_retry_after: config.outbox.max_retry_after.0,
+        },
     )?;
     let indexer_thread = indexer.spawn();
+    let dispatcher = Dispatcher::start(
+        DispatcherDeps {
+            store: store.clone(),
+            writer: writer.clone(),
+            settings: settings.clone(),
+            metrics: metrics.clone(),
+            config: config.outbox.clone(),
+        },
+        wake,
+    );
+    let drain_timeout = config.outbox.drain_timeout.0;
 
     let admin_token = credentials.admin_token.clone();
     let api_keys = credentials.api_keys.clone();
@@ -101,7 +126,9 @@ pub async fn start(
         environments: config.environments.keys().cloned().collect(),
         redaction: Redaction::new(&config.ingest.redact_headers),
         max_body_bytes: config.server.max_body_bytes,
+        incoming_webhook_max_bytes: config.ingest.incoming_webhook_max_bytes,
         metrics,
+        settings,
         index: index.clone(),
         cursor_key,
     });
@@ -127,6 +154,8 @@ pub async fn start(
         sweeper_stop.cancel();
         let _ = sweeper.await;
         let _ = retention.await;
+        // The dispatcher records results through the writer: stop it first.
+        dispatcher.stop(drain_timeout).await;
         writer.stop().await;
         drop(writer);
         join_writer(writer_thread).await?;

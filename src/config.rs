@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::model::EventType;
 use crate::model::OpType;
+use crate::settings;
 
 /// A duration written as a string with a unit: `500ms`, `15s`, `5m`, `24h`, `7d`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +53,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub deadlines: DeadlinesConfig,
     pub ingest: IngestConfig,
+    pub outbox: OutboxConfig,
     /// Empty means the embedded defaults: `dev` and `prod`.
     pub environments: BTreeMap<String, EnvironmentConfig>,
 }
@@ -91,11 +94,28 @@ pub struct DeadlinesConfig {
     pub sweep_every: HumanDuration,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Header names redacted in stored requests/responses, on top of the built-in list.
     pub redact_headers: Vec<String>,
+    /// The largest third-party webhook body `POST /v1/hooks/...` accepts, in bytes.
+    pub incoming_webhook_max_bytes: usize,
+}
+
+/// How the outbox dispatcher sends: limits shared by every sink.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Attempts in flight at once, over all destinations (sender threads).
+    pub concurrency: usize,
+    /// Attempts in flight at once to one destination URL.
+    pub per_destination: usize,
+    /// The longest `Retry-After` honoured; a longer one is cut to this.
+    pub max_retry_after: HumanDuration,
+    /// On shutdown, attempts in flight get this long to finish (then they are sent again after
+    /// the restart).
+    pub drain_timeout: HumanDuration,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -103,9 +123,54 @@ pub struct IngestConfig {
 pub struct EnvironmentConfig {
     /// Empty means one key generated on first start and kept in the data dir.
     pub api_keys: Vec<String>,
+    /// What the file sets here is authoritative; the rest is editable through the API.
+    pub webhooks: WebhooksConfig,
     /// Where finished operations are exported as OTLP spans; `None`: not set in the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otel: Option<OtelConfig>,
+}
+
+/// `[environments.<name>.webhooks]`: every key optional. A key set here is read-only in the API.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secondary_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventType>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<HumanDuration>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_insecure_http: Option<bool>,
+    /// How long a rotated-out secret keeps signing next to the new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_grace: Option<HumanDuration>,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            concurrency: 16,
+            per_destination: 4,
+            max_retry_after: duration("10h"),
+            drain_timeout: duration("10s"),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            redact_headers: Vec::new(),
+            incoming_webhook_max_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// `[environments.<name>.otel]`: the OTLP/HTTP collector this environment's spans go to.
@@ -452,6 +517,24 @@ impl Config {
                 "must be at least 10ms".into(),
             ));
         }
+        if self.outbox.concurrency == 0 || self.outbox.concurrency > 256 {
+            return Err(invalid(
+                "outbox.concurrency",
+                "must be between 1 and 256".into(),
+            ));
+        }
+        if self.outbox.per_destination == 0 {
+            return Err(invalid(
+                "outbox.per_destination",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.ingest.incoming_webhook_max_bytes < 1024 {
+            return Err(invalid(
+                "ingest.incoming_webhook_max_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
         let mut seen_keys = BTreeMap::new();
         for (name, env) in &self.environments {
             if !valid_environment_name(name) {
@@ -481,6 +564,8 @@ impl Config {
                     ));
                 }
             }
+            settings::check_webhooks_config(&env.webhooks)
+                .map_err(|e| invalid(&format!("environments.{name}.{}", e.field()), e.reason()))?;
         }
         Ok(())
     }
@@ -494,6 +579,9 @@ impl Config {
         for env in masked.environments.values_mut() {
             for key in &mut env.api_keys {
                 *key = mask(key);
+            }
+            if let Some(secret) = &mut env.webhooks.secret {
+                *secret = mask(secret);
             }
             env.otel = env.otel.as_ref().map(OtelConfig::masked);
         }
@@ -560,6 +648,77 @@ mod tests {
             defaults.deadlines.to_masked(),
             "config.example.toml must show the defaults"
         );
+        assert_eq!(
+            toml::to_string(&parsed.outbox).unwrap(),
+            toml::to_string(&defaults.outbox).unwrap()
+        );
+        assert_eq!(
+            parsed.ingest.incoming_webhook_max_bytes,
+            defaults.ingest.incoming_webhook_max_bytes
+        );
+        // The commented webhooks table parses as written, with the documented defaults.
+        let webhooks: String = text
+            .lines()
+            .skip_while(|l| *l != "# [environments.prod.webhooks]")
+            .skip(1)
+            .take_while(|l| !l.starts_with("# ["))
+            .map(|l| l.trim_start_matches("# ").trim_start_matches('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let table: WebhooksConfig = toml::from_str(
+            &webhooks
+                .lines()
+                .filter(|l| l.contains(" = "))
+                .filter(|l| !l.starts_with("secret"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .unwrap();
+        let schedule: Vec<Duration> = table.retry_schedule.unwrap().iter().map(|d| d.0).collect();
+        assert_eq!(schedule, settings::default_schedule());
+        assert_eq!(table.timeout.unwrap().0, settings::DEFAULT_TIMEOUT);
+        assert_eq!(
+            table.rotation_grace.unwrap().0,
+            settings::DEFAULT_ROTATION_GRACE
+        );
+        assert_eq!(table.events.unwrap(), EventType::ALL.to_vec());
+        assert_eq!(table.allow_insecure_http, Some(false));
+    }
+
+    #[test]
+    fn webhook_tables_are_checked() {
+        let err = Config::from_toml(
+            "[environments.prod.webhooks]\nurl = \"http://backend.example.com\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("environments.prod.webhooks.url") && err.contains("allow_insecure_http"),
+            "{err}"
+        );
+        let err = Config::from_toml(
+            "[environments.prod.webhooks]\nevents = [\"sync.done\"]\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sync.done") && err.contains("line 2"), "{err}");
+        let err = Config::from_toml(
+            "[environments.prod.webhooks]\nsecret = \"hunter2\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("webhooks.secret") && err.contains("whsec_"),
+            "{err}"
+        );
+        let ok = Config::from_toml(
+            "[environments.prod.webhooks]\nurl = \"https://b.example.com/h\"\nretry_schedule = [\"0s\", \"1s\"]\n",
+            "t.toml",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     impl DeadlinesConfig {

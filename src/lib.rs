@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod model;
 pub mod otel;
 pub mod outbox;
+pub mod settings;
 pub mod store;

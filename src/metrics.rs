@@ -18,6 +18,10 @@ pub struct Metrics {
     pub http_requests: AtomicU64,
     pub http_client_errors: AtomicU64,
     pub http_server_errors: AtomicU64,
+    pub deliveries_queued: AtomicU64,
+    pub delivery_attempts: AtomicU64,
+    pub deliveries_delivered: AtomicU64,
+    pub deliveries_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -71,6 +75,26 @@ impl Metrics {
             "opslog_http_server_errors_total",
             "HTTP requests answered with a 5xx.",
             &self.http_server_errors,
+        );
+        counter(
+            "opslog_webhook_deliveries_queued_total",
+            "Webhook deliveries written to the outbox (one per event per URL).",
+            &self.deliveries_queued,
+        );
+        counter(
+            "opslog_webhook_attempts_total",
+            "Webhook delivery attempts made.",
+            &self.delivery_attempts,
+        );
+        counter(
+            "opslog_webhook_deliveries_delivered_total",
+            "Webhook deliveries answered with a 2xx.",
+            &self.deliveries_delivered,
+        );
+        counter(
+            "opslog_webhook_deliveries_failed_total",
+            "Webhook deliveries that ran out of attempts or got a 410.",
+            &self.deliveries_failed,
         );
         let name = "opslog_operations_ended_total";
         let _ = writeln!(

@@ -255,6 +255,15 @@ impl OpState {
 }
 
 string_enum!(
+    /// Where a delivery (one event on its way to one URL) stands.
+    DeliveryStatus {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+    }
+);
+
+string_enum!(
     MessageType {
         Log = "log",
         Http = "http",
@@ -276,6 +285,63 @@ string_enum!(
         User = "user",
     }
 );
+
+/// Something the user's backend is notified of (DESIGN.md section 4); the name is the `type` of
+/// the webhook body.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Encode, Decode,
+)]
+pub enum EventType {
+    #[serde(rename = "sync.completed")]
+    SyncCompleted,
+    #[serde(rename = "sync.records")]
+    SyncRecords,
+    #[serde(rename = "auth.created")]
+    AuthCreated,
+    #[serde(rename = "auth.failed")]
+    AuthFailed,
+    #[serde(rename = "webhook.received")]
+    WebhookReceived,
+}
+
+impl EventType {
+    pub const ALL: &'static [EventType] = &[
+        EventType::SyncCompleted,
+        EventType::SyncRecords,
+        EventType::AuthCreated,
+        EventType::AuthFailed,
+        EventType::WebhookReceived,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::SyncCompleted => "sync.completed",
+            EventType::SyncRecords => "sync.records",
+            EventType::AuthCreated => "auth.created",
+            EventType::AuthFailed => "auth.failed",
+            EventType::WebhookReceived => "webhook.received",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventType> {
+        EventType::ALL.iter().copied().find(|e| e.as_str() == text)
+    }
+
+    /// The allowed values, for error messages.
+    pub fn allowed() -> String {
+        EventType::ALL
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Header name → value. Sensitive values are redacted before they are stored.
 pub type Headers = BTreeMap<String, String>;

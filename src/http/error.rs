@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::ingest::input::FieldError;
 use crate::ingest::lifecycle::LifecycleError;
 use crate::ingest::WriteError;
+use crate::settings::SettingsError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -112,12 +113,31 @@ impl From<WriteError> for ApiError {
                 "idempotency_key_reused",
                 e.to_string(),
             ),
+            WriteError::DeliveryNotFound(id) => {
+                ApiError::not_found("delivery_not_found", format!("delivery `{id}` not found"))
+            }
+            WriteError::Settings(s) => s.into(),
             WriteError::ShuttingDown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "the server is shutting down; nothing was written. Retry shortly",
             ),
             WriteError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(e: SettingsError) -> ApiError {
+        let field = e.field().to_owned();
+        match e {
+            SettingsError::Invalid { .. } => {
+                ApiError::bad_request("invalid_setting", e.to_string()).with_field(field)
+            }
+            SettingsError::ReadOnly { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "setting_read_only", e.to_string())
+                    .with_field(field)
+            }
         }
     }
 }

@@ -6,10 +6,13 @@
 //! writer), or log secrets.
 
 pub mod cursor;
+pub mod deliveries;
 pub mod error;
 pub mod extract;
+pub mod hooks;
 pub mod operations;
 pub mod search;
+pub mod settings;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -34,6 +37,7 @@ use crate::index::SearchIndex;
 use crate::ingest::input::Redaction;
 use crate::ingest::Writer;
 use crate::metrics::Metrics;
+use crate::settings::Settings;
 use crate::store::Store;
 use cursor::CursorKey;
 use error::ApiError;
@@ -46,7 +50,9 @@ pub struct AppState {
     pub environments: BTreeSet<String>,
     pub redaction: Redaction,
     pub max_body_bytes: usize,
+    pub incoming_webhook_max_bytes: usize,
     pub metrics: Arc<Metrics>,
+    pub settings: Arc<Settings>,
     pub index: Arc<SearchIndex>,
     pub cursor_key: CursorKey,
 }
@@ -129,9 +135,33 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/messages", post(append_batch).get(search_messages))
         .route("/facets", get(facets))
-        .route("/insights", get(insights));
+        .route("/insights", get(insights))
+        .route(
+            "/settings",
+            get(settings::get_settings).put(settings::put_settings),
+        )
+        .route(
+            "/settings/webhook-secret",
+            get(settings::reveal_webhook_secret),
+        )
+        .route(
+            "/settings/webhook-secret/rotate",
+            post(settings::rotate_webhook_secret),
+        )
+        .route(
+            "/settings/ingress-token/rotate",
+            post(settings::rotate_ingress_token),
+        )
+        .route("/deliveries", get(deliveries::list_deliveries))
+        .route("/deliveries/replay", post(deliveries::replay_deliveries))
+        .route("/deliveries/{id}", get(deliveries::get_delivery))
+        .route("/deliveries/{id}/retry", post(deliveries::retry_delivery));
     Router::new()
         .nest("/v1/environments/{env}", api)
+        .route(
+            "/v1/hooks/{token}/{integration}",
+            post(hooks::receive_webhook),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -6,6 +6,12 @@
 //! A command that fails validation against the stored state (unknown operation, a conflict) is
 //! answered with its error and has written nothing; a storage failure fails the whole group.
 //!
+//! Every change of an operation passes `operation_changed` inside the transaction that makes it:
+//! that is where the webhook events it causes are derived and their deliveries written to the
+//! outbox, so a commit can never leave an operation changed without its deliveries queued. The
+//! outbox's own bookkeeping (attempts, retries, replays) and settings changes come through here
+//! too, so there is one write path.
+//!
 //! Must not: run on the async runtime's threads, or answer before the commit returned.
 
 use std::collections::hash_map::Entry;
@@ -17,13 +23,15 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
-use super::input::{MessageDraft, OperationDraft, OperationPatch};
+use super::input::{MessageDraft, NewOperation, OperationDraft, OperationPatch};
 use super::lifecycle::{self, Change, LifecycleError};
 use crate::config::DeadlinesConfig;
 use crate::index::IndexShared;
 use crate::metrics::Metrics;
 use crate::model::*;
-use crate::store::{FeedEntry, IdempotencyRecord, Store, StoreError, WriteTx};
+use crate::outbox::{events, policy, Attempt, Job, JobKind, Wake, WebhookJob};
+use crate::settings::{self, EnvSettings, Settings, SettingsError, WebhooksUpdate};
+use crate::store::{id_range, FeedEntry, IdempotencyRecord, Store, StoreError, WriteTx};
 
 /// The most requests one commit carries.
 const MAX_GROUP: usize = 1024;
@@ -36,6 +44,8 @@ const REOPEN_FREE_BYTES: u64 = 4 << 20;
 /// About the most records (operations + messages) one retention command removes, so one commit
 /// stays short and writers are not held up.
 const REMOVE_BUDGET: usize = 20_000;
+/// The most deliveries one replay requeues; a larger window is replayed in several calls.
+pub const REPLAY_LIMIT: usize = 10_000;
 
 pub enum Command {
     CreateOperation {
@@ -60,6 +70,45 @@ pub enum Command {
     RemoveExpired {
         cutoff: Timestamp,
     },
+    /// Logs one attempt of an outbox job and moves the job on, as `attempt.outcome` says.
+    RecordAttempt {
+        job: Id,
+        attempt: Attempt,
+        /// The request headers, for the `http` message of the `webhook:deliver` operation.
+        request_headers: Headers,
+    },
+    /// Sends deliveries again from a fresh start of the retry schedule.
+    Requeue {
+        environment: String,
+        selection: Requeue,
+    },
+    ChangeSettings {
+        environment: String,
+        change: SettingsChange,
+    },
+}
+
+/// Which deliveries to send again.
+#[derive(Debug, Clone)]
+pub enum Requeue {
+    /// One delivery: a pending one is made due now; a delivered or failed one starts a new round.
+    One(Id),
+    /// Every delivery created in the window with this status (`delivered` or `failed`).
+    Window {
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        status: DeliveryStatus,
+    },
+}
+
+#[derive(Debug)]
+pub enum SettingsChange {
+    Update(WebhooksUpdate),
+    /// A new webhook secret; the old one keeps signing for the grace period.
+    RotateSecret {
+        grace: Option<std::time::Duration>,
+    },
+    RotateIngressToken,
 }
 
 #[derive(Debug)]
@@ -75,6 +124,11 @@ pub enum Outcome {
         /// More expired records remain for another command.
         more: bool,
     },
+    AttemptRecorded,
+    /// The deliveries requeued, in id order.
+    Requeued(Vec<Job>),
+    /// The settings now in force (already installed in the registry).
+    Settings(Box<EnvSettings>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +139,10 @@ pub enum WriteError {
     Lifecycle(#[from] LifecycleError),
     #[error("Idempotency-Key `{0}` was already used with a different request body")]
     IdempotencyMismatch(String),
+    #[error("delivery `{0}` not found")]
+    DeliveryNotFound(Id),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error("the writer is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -117,6 +175,20 @@ impl Writer {
         answer.await.map_err(|_| WriteError::ShuttingDown)?
     }
 
+    /// `submit` for threads outside the async runtime (the outbox's sender threads).
+    pub fn submit_blocking(&self, command: Command) -> Result<Outcome, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .blocking_send(Request {
+                command: Some(command),
+                reply,
+            })
+            .map_err(|_| WriteError::ShuttingDown)?;
+        answer
+            .blocking_recv()
+            .map_err(|_| WriteError::ShuttingDown)?
+    }
+
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
@@ -134,13 +206,21 @@ impl Writer {
     }
 }
 
+/// What the writer thread works with besides the store.
+pub struct WriterDeps {
+    pub deadlines: DeadlinesConfig,
+    pub metrics: Arc<Metrics>,
+    /// Woken after a commit that fed the search index.
+    pub index: Arc<IndexShared>,
+    /// Read to route events; replaced after a committed settings change.
+    pub settings: Arc<Settings>,
+    /// Woken after a commit that queued outbox work.
+    pub outbox: Arc<Wake>,
+    pub max_retry_after: std::time::Duration,
+}
+
 /// Starts the writer thread. It ends once every `Writer` is dropped and the queue is drained.
-pub fn start(
-    store: Arc<Store>,
-    deadlines: DeadlinesConfig,
-    metrics: Arc<Metrics>,
-    index: Arc<IndexShared>,
-) -> Result<(Writer, JoinHandle<()>), StoreError> {
+pub fn start(store: Arc<Store>, deps: WriterDeps) -> Result<(Writer, JoinHandle<()>), StoreError> {
     let feed_seq = store.write()?.last_feed_seq()?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
@@ -148,13 +228,13 @@ pub fn start(
         .spawn(move || {
             WriterThread {
                 store,
-                deadlines,
-                metrics,
-                index,
+                deps,
                 feed_seq,
                 trimmed_to: 0,
                 needs_reopen: false,
                 last_id: 0,
+                settings_changed: Vec::new(),
+                outbox_queued: false,
             }
             .run(rx)
         })
@@ -164,9 +244,7 @@ pub fn start(
 
 struct WriterThread {
     store: Arc<Store>,
-    deadlines: DeadlinesConfig,
-    metrics: Arc<Metrics>,
-    index: Arc<IndexShared>,
+    deps: WriterDeps,
     /// The sequence of the newest committed feed entry.
     feed_seq: u64,
     /// Feed entries up to this one are already trimmed.
@@ -174,6 +252,10 @@ struct WriterThread {
     /// The last group failed on I/O: reopen the database before the next one.
     needs_reopen: bool,
     last_id: u128,
+    /// Settings written by the group being committed; installed once the commit succeeds.
+    settings_changed: Vec<EnvSettings>,
+    /// Whether the group being committed queued outbox work (the dispatcher is woken after).
+    outbox_queued: bool,
 }
 
 /// Operations read or changed by one group, written back once at its end.
@@ -261,6 +343,7 @@ impl WriterThread {
             // What the index has committed is no longer needed, but the newest entry stays so the
             // sequence survives a restart.
             let indexed = self
+                .deps
                 .index
                 .indexed_seq
                 .load(Ordering::Acquire)
@@ -274,13 +357,21 @@ impl WriterThread {
             tx.commit()?;
             Ok((seq, trimmed_to))
         })();
+        let settings_changed = std::mem::take(&mut self.settings_changed);
+        let outbox_queued = std::mem::take(&mut self.outbox_queued);
         match outcome {
             Ok((seq, trimmed_to)) => {
                 self.trimmed_to = trimmed_to;
-                self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+                self.deps.metrics.commits.fetch_add(1, Ordering::Relaxed);
                 if seq != self.feed_seq {
                     self.feed_seq = seq;
-                    self.index.wake();
+                    self.deps.index.wake();
+                }
+                for settings in settings_changed {
+                    self.deps.settings.replace(settings);
+                }
+                if outbox_queued {
+                    self.deps.outbox.notify();
                 }
                 for (request, result) in group.drain(..).zip(results) {
                     let _ = request.reply.send(result);
@@ -288,7 +379,10 @@ impl WriterThread {
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = group.len(), "write group failed");
-                self.metrics.failed_commits.fetch_add(1, Ordering::Relaxed);
+                self.deps
+                    .metrics
+                    .failed_commits
+                    .fetch_add(1, Ordering::Relaxed);
                 // redb refuses all further writes after an I/O failure until it is reopened.
                 self.needs_reopen = matches!(e, StoreError::DiskFull(_) | StoreError::Storage(_));
                 for request in group.drain(..) {
@@ -336,8 +430,9 @@ impl WriterThread {
                     }
                 }
                 let id = self.next_id();
-                let deadline = self.deadlines.for_type(draft.input.kind);
-                let (operation, change) =
+                let deadline = self.deps.deadlines.for_type(draft.input.kind);
+                // Created ended or not, `operation_changed` below sees it with no `before`.
+                let (operation, _) =
                     lifecycle::new_operation(id, &environment, draft, now, deadline);
                 if let Some((key, body_sha256)) = idempotency {
                     let record = IdempotencyRecord {
@@ -346,13 +441,12 @@ impl WriterThread {
                     };
                     tx.put_idempotency(&environment, &key, &record)?;
                 }
-                self.metrics
+                self.deps
+                    .metrics
                     .operations_created
                     .fetch_add(1, Ordering::Relaxed);
-                if change == Change::Ended {
-                    self.operation_ended(tx, &operation)?;
-                }
                 touched.insert_new(operation.clone());
+                self.operation_changed(tx, touched, None, &operation)?;
                 Ok(Outcome::Operation {
                     operation: Box::new(operation),
                     replayed: false,
@@ -364,15 +458,14 @@ impl WriterThread {
                 patch,
             } => {
                 let entry = touched.get_in(tx, id, &environment)?;
-                let mut operation = entry.current.clone();
+                let before = entry.current.clone();
+                let mut operation = before.clone();
                 let change = lifecycle::apply_patch(&mut operation, patch, now)?;
                 if change != Change::Unchanged {
                     entry.current = operation.clone();
                     entry.dirty = true;
                     entry.reindex = true;
-                }
-                if change == Change::Ended {
-                    self.operation_ended(tx, &operation)?;
+                    self.operation_changed(tx, touched, Some(&before), &operation)?;
                 }
                 Ok(Outcome::Operation {
                     operation: Box::new(operation),
@@ -401,7 +494,8 @@ impl WriterThread {
                     entry.current.message_count += 1;
                     entry.dirty = true;
                 }
-                self.metrics
+                self.deps
+                    .metrics
                     .messages_appended
                     .fetch_add(stored.len() as u64, Ordering::Relaxed);
                 Ok(Outcome::Messages(stored))
@@ -411,7 +505,8 @@ impl WriterThread {
                 let mut count = 0;
                 for id in overdue {
                     let entry = touched.get(tx, id)?;
-                    let mut operation = entry.current.clone();
+                    let before = entry.current.clone();
+                    let mut operation = before.clone();
                     if operation.state.is_terminal() || operation.expires_at >= now {
                         continue; // ended or extended earlier in this group
                     }
@@ -419,7 +514,7 @@ impl WriterThread {
                         entry.current = operation.clone();
                         entry.dirty = true;
                         entry.reindex = true;
-                        self.operation_ended(tx, &operation)?;
+                        self.operation_changed(tx, touched, Some(&before), &operation)?;
                         count += 1;
                     }
                 }
@@ -430,23 +525,435 @@ impl WriterThread {
                 for id in &removed {
                     touched.ops.remove(id);
                 }
-                self.metrics
+                self.deps
+                    .metrics
                     .operations_removed
                     .fetch_add(removed.len() as u64, Ordering::Relaxed);
                 let operations = removed.len();
                 touched.feed.removed_operations.extend(removed);
                 Ok(Outcome::Removed { operations, more })
             }
+            Command::RecordAttempt {
+                job,
+                attempt,
+                request_headers,
+            } => {
+                self.record_attempt(tx, touched, job, attempt, request_headers, now)?;
+                Ok(Outcome::AttemptRecorded)
+            }
+            Command::Requeue {
+                environment,
+                selection,
+            } => {
+                let ids = match selection {
+                    Requeue::One(id) => vec![id],
+                    Requeue::Window { from, to, .. } => {
+                        let (low, high) = id_range(from, to);
+                        tx.job_ids(low, high, usize::MAX)?
+                    }
+                };
+                let mut requeued = Vec::new();
+                for id in ids {
+                    let Some(job) = tx.job(id)?.filter(|j| j.environment == environment) else {
+                        if let Requeue::One(_) = selection {
+                            return Err(WriteError::DeliveryNotFound(id));
+                        }
+                        continue;
+                    };
+                    if let Requeue::Window { status, .. } = selection {
+                        if job.status != status {
+                            continue;
+                        }
+                        if requeued.len() == REPLAY_LIMIT {
+                            break;
+                        }
+                    }
+                    requeued.push(self.requeue(tx, touched, job, now)?);
+                }
+                Ok(Outcome::Requeued(requeued))
+            }
+            Command::ChangeSettings {
+                environment,
+                change,
+            } => {
+                let file = self.deps.settings.file(&environment);
+                let mut webhooks = tx.webhook_settings(&environment)?.unwrap_or_default();
+                let mut ingress = tx.ingress_settings(&environment)?.unwrap_or_default();
+                match change {
+                    SettingsChange::Update(update) => {
+                        webhooks = settings::apply_update(&file, &webhooks, update)?;
+                    }
+                    SettingsChange::RotateSecret { grace } => {
+                        let grace = grace.unwrap_or(
+                            file.rotation_grace
+                                .map(|g| g.0)
+                                .unwrap_or(settings::DEFAULT_ROTATION_GRACE),
+                        );
+                        webhooks = settings::rotate_secret(
+                            &file,
+                            &webhooks,
+                            now,
+                            grace,
+                            settings::generate_secret(),
+                        )?;
+                    }
+                    SettingsChange::RotateIngressToken => {
+                        ingress.token = settings::generate_ingress_token();
+                    }
+                }
+                tx.put_webhook_settings(&environment, &webhooks)?;
+                tx.put_ingress_settings(&environment, &ingress)?;
+                let effective = settings::effective(&environment, &file, &webhooks, &ingress);
+                self.settings_changed.push(effective.clone());
+                Ok(Outcome::Settings(Box::new(effective)))
+            }
         }
     }
 
-    /// Every end of an operation (by request, at creation, or by the sweeper) passes here, inside
-    /// the write transaction that ends it: what must follow an end durably (webhook events,
-    /// trace exports) is written here, in the same commit.
-    fn operation_ended(&self, _tx: &mut WriteTx, operation: &Operation) -> Result<(), StoreError> {
-        self.metrics.record_end(operation.state);
+    /// Every change of an operation (creation, update, timeout) passes here, inside the write
+    /// transaction that makes it: the webhook events it causes are queued here, in the same
+    /// commit, one delivery per event per URL. `before` is `None` at creation.
+    fn operation_changed(
+        &mut self,
+        tx: &mut WriteTx,
+        touched: &mut Touched,
+        before: Option<&Operation>,
+        after: &Operation,
+    ) -> Result<(), StoreError> {
+        if after.state.is_terminal() && before.is_none_or(|b| !b.state.is_terminal()) {
+            self.deps.metrics.record_end(after.state);
+        }
+        let derived = events::derive(before, after);
+        if derived.is_empty() {
+            return Ok(());
+        }
+        let Some(settings) = self.deps.settings.get(&after.environment) else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        for event in derived {
+            let urls = settings.webhooks.destinations(event.kind);
+            if urls.is_empty() {
+                continue;
+            }
+            let event_id = format!("evt_{}", self.next_id());
+            let body = events::envelope(&event_id, &event, after, now);
+            for url in urls {
+                let id = self.next_id();
+                let log = self.delivery_log(id, after, event.kind, url, &settings, now);
+                let job = Job {
+                    id,
+                    environment: after.environment.clone(),
+                    kind: JobKind::Webhook(WebhookJob {
+                        event_id: event_id.clone(),
+                        event: event.kind,
+                        url: url.to_owned(),
+                        body: body.clone(),
+                        operation_id: after.id,
+                        log_operation_id: log.id,
+                    }),
+                    status: DeliveryStatus::Pending,
+                    created_at: now,
+                    updated_at: now,
+                    attempts: 0,
+                    round_attempts: 0,
+                    next_attempt_at: Some(first_attempt_at(&settings, now)),
+                    last_error: None,
+                };
+                tx.put_job(&job, None)?;
+                touched.insert_new(log);
+                self.deps
+                    .metrics
+                    .deliveries_queued
+                    .fetch_add(1, Ordering::Relaxed);
+                self.outbox_queued = true;
+            }
+        }
         Ok(())
     }
+
+    /// A new `webhook:deliver` operation that logs one round of a delivery's attempts. It waits
+    /// until the first attempt, and its deadline covers the whole retry schedule.
+    fn delivery_log(
+        &mut self,
+        delivery: Id,
+        cause: &Operation,
+        event: EventType,
+        url: &str,
+        settings: &EnvSettings,
+        now: Timestamp,
+    ) -> Operation {
+        let span = policy::worst_case_span(
+            &settings.webhooks.retry_schedule,
+            settings.webhooks.timeout,
+            self.deps.max_retry_after,
+        );
+        let input = NewOperation {
+            kind: OpType::Webhook,
+            action: None,
+            state: Some(OpState::Waiting),
+            integration: cause.integration.clone(),
+            connection_id: cause.connection_id.clone(),
+            script: None,
+            provider: None,
+            message: Some(format!("Webhook {event} to {url}")),
+            error: None,
+            request: Some(HttpRequest {
+                method: "POST".into(),
+                url: url.to_owned(),
+                headers: None,
+                body: None,
+            }),
+            response: None,
+            records: None,
+            meta: Some(Json::from_value(&serde_json::json!({
+                "delivery_id": delivery.to_string(),
+                "event": event,
+                "caused_by": cause.id.to_string(),
+            }))),
+            started_at: None,
+            ended_at: None,
+            expires_at: Some(now.plus_millis(span.as_millis() as i64)),
+        };
+        let draft = OperationDraft {
+            input,
+            action: "deliver".into(),
+        };
+        let id = self.next_id();
+        let (log, _) = lifecycle::new_operation(id, &cause.environment, draft, now, span);
+        log
+    }
+
+    fn record_attempt(
+        &mut self,
+        tx: &mut WriteTx,
+        touched: &mut Touched,
+        job_id: Id,
+        attempt: Attempt,
+        request_headers: Headers,
+        now: Timestamp,
+    ) -> Result<(), WriteError> {
+        let stored = tx
+            .job(job_id)?
+            .ok_or(WriteError::DeliveryNotFound(job_id))?;
+        let mut job = stored.clone();
+        job.attempts = job.attempts.max(attempt.number);
+        job.round_attempts += 1;
+        job.updated_at = now;
+        job.status = attempt.outcome;
+        job.next_attempt_at = match attempt.outcome {
+            DeliveryStatus::Pending => Some(attempt.retry_at.unwrap_or(now)),
+            _ => None,
+        };
+        job.last_error = match (&attempt.error, attempt.status) {
+            (Some(e), _) => Some(e.clone()),
+            (None, Some(s)) if !(200..300).contains(&s) => Some(format!("HTTP {s}")),
+            _ => None,
+        };
+        tx.put_attempt(job_id, &attempt)?;
+        tx.put_job(&job, Some(&stored))?;
+        match attempt.outcome {
+            DeliveryStatus::Delivered => self
+                .deps
+                .metrics
+                .deliveries_delivered
+                .fetch_add(1, Ordering::Relaxed),
+            DeliveryStatus::Failed => self
+                .deps
+                .metrics
+                .deliveries_failed
+                .fetch_add(1, Ordering::Relaxed),
+            DeliveryStatus::Pending => 0,
+        };
+        let JobKind::Webhook(webhook) = &job.kind;
+        self.log_attempt(
+            tx,
+            touched,
+            webhook.log_operation_id,
+            &job,
+            &attempt,
+            request_headers,
+            now,
+        )
+    }
+
+    /// One `http` message per attempt on the delivery's `webhook:deliver` operation, which ends
+    /// with the delivery.
+    #[allow(clippy::too_many_arguments)]
+    fn log_attempt(
+        &mut self,
+        tx: &mut WriteTx,
+        touched: &mut Touched,
+        log_id: Id,
+        job: &Job,
+        attempt: &Attempt,
+        request_headers: Headers,
+        now: Timestamp,
+    ) -> Result<(), WriteError> {
+        let entry = match touched.get(tx, log_id) {
+            Ok(entry) => entry,
+            // The log is gone (retention): the delivery record still has the attempt.
+            Err(WriteError::OperationNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let before = entry.current.clone();
+        let mut operation = before.clone();
+        let state = match attempt.outcome {
+            DeliveryStatus::Pending => OpState::Running,
+            DeliveryStatus::Delivered => OpState::Success,
+            DeliveryStatus::Failed => OpState::Failed,
+        };
+        let error = (attempt.outcome == DeliveryStatus::Failed).then(|| ErrorInfo {
+            name: Some("delivery_failed".into()),
+            message: job
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "delivery failed".into()),
+            kind: None,
+            payload: None,
+        });
+        let patch = OperationPatch {
+            state: (!operation.state.is_terminal()).then_some(state),
+            message: None,
+            error,
+            records: None,
+            meta: None,
+            request: None,
+            response: attempt.status.map(|status| HttpResponse {
+                status,
+                headers: None,
+                body: None,
+            }),
+            started_at: None,
+            ended_at: None,
+        };
+        // A long Retry-After may wait past the deadline set at creation: move it on.
+        if let Some(retry_at) = attempt.retry_at {
+            let needed = retry_at.plus_millis(3_600_000);
+            if needed > operation.expires_at {
+                operation.expires_at = needed;
+            }
+        }
+        if patch.state.is_some() {
+            lifecycle::apply_patch(&mut operation, patch, now)?;
+        }
+        if operation != before {
+            entry.current = operation.clone();
+            entry.dirty = true;
+            entry.reindex = true;
+        }
+        let schedule_len = self
+            .deps
+            .settings
+            .get(&job.environment)
+            .map_or(0, |s| s.webhooks.retry_schedule.len() as u32);
+        let waited_ms = attempt
+            .started_at
+            .millis()
+            .saturating_sub(job.created_at.millis())
+            .max(0) as u64;
+        let message = Message {
+            id: self.next_id(),
+            operation_id: log_id,
+            kind: MessageType::Http,
+            level: if attempt.outcome == DeliveryStatus::Delivered {
+                Level::Info
+            } else {
+                Level::Error
+            },
+            source: Source::System,
+            message: match (attempt.status, &attempt.error) {
+                (Some(status), _) => format!("POST {} -> {status}", attempt.url),
+                (None, Some(error)) => format!("POST {} failed: {error}", attempt.url),
+                (None, None) => format!("POST {}", attempt.url),
+            },
+            request: Some(HttpRequest {
+                method: "POST".into(),
+                url: attempt.url.clone(),
+                headers: Some(request_headers),
+                body: None,
+            }),
+            response: attempt.status.map(|status| HttpResponse {
+                status,
+                headers: None,
+                body: attempt
+                    .response_excerpt
+                    .as_ref()
+                    .map(|e| Json::from_value(&serde_json::Value::String(e.clone()))),
+            }),
+            duration_ms: Some(attempt.duration_ms),
+            retry: Some(Retry {
+                attempt: job.round_attempts,
+                max: schedule_len.max(job.round_attempts),
+                waited_ms,
+            }),
+            error: attempt.error.as_ref().map(|e| ErrorInfo {
+                name: Some("delivery_error".into()),
+                message: e.clone(),
+                kind: None,
+                payload: None,
+            }),
+            meta: attempt
+                .retry_at
+                .map(|at| Json::from_value(&serde_json::json!({ "next_attempt_at": at }))),
+            created_at: attempt.started_at,
+        };
+        tx.insert_messages(std::slice::from_ref(&message))?;
+        touched.feed.messages.push((log_id, message.id));
+        let entry = touched.get(tx, log_id)?;
+        entry.current.message_count += 1;
+        entry.dirty = true;
+        if operation != before {
+            let after = entry.current.clone();
+            self.operation_changed(tx, touched, Some(&before), &after)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new round for `job`: due now, the schedule from its start, a fresh log operation
+    /// if the last one ended. A pending job is only made due now.
+    fn requeue(
+        &mut self,
+        tx: &mut WriteTx,
+        touched: &mut Touched,
+        stored: Job,
+        now: Timestamp,
+    ) -> Result<Job, WriteError> {
+        let mut job = stored.clone();
+        job.next_attempt_at = Some(now);
+        job.updated_at = now;
+        if job.status != DeliveryStatus::Pending {
+            job.status = DeliveryStatus::Pending;
+            job.round_attempts = 0;
+            let settings = self.deps.settings.get(&job.environment);
+            let JobKind::Webhook(webhook) = &mut job.kind;
+            let cause = match touched.get(tx, webhook.operation_id) {
+                Ok(entry) => Some(entry.current.clone()),
+                Err(WriteError::OperationNotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            if let (Some(cause), Some(settings)) = (cause, settings) {
+                let url = webhook.url.clone();
+                let log = self.delivery_log(job.id, &cause, webhook.event, &url, &settings, now);
+                webhook.log_operation_id = log.id;
+                touched.insert_new(log);
+            }
+        }
+        tx.put_job(&job, Some(&stored))?;
+        self.outbox_queued = true;
+        Ok(job)
+    }
+}
+
+/// When a new delivery's first attempt is due: the first delay of the schedule.
+fn first_attempt_at(settings: &EnvSettings, now: Timestamp) -> Timestamp {
+    let first = settings
+        .webhooks
+        .retry_schedule
+        .first()
+        .copied()
+        .unwrap_or_default();
+    now.plus_millis(first.as_millis() as i64)
 }
 
 impl Touched {

@@ -1,7 +1,21 @@
-//! The durable outbox (DESIGN.md sections 4-6): work that must leave the process, claimed, retried
-//! and dead-lettered by a dispatcher on its own threads.
+//! The durable outbox (DESIGN.md sections 4-6): work that must reach another system is written
+//! as a job row in the same redb transaction as the change that caused it, then claimed,
+//! attempted, retried on a schedule and dead-lettered (`failed`) by the dispatcher.
 //!
-//! This branch holds only the OTLP sink; the generic outbox and the webhook sink are issue #4.
-//! Must not: be called from the async runtime's threads; sinks block on network I/O.
+//! `job` holds the stored records, `policy` the pure retry/jitter/`Retry-After`/dead-letter rules,
+//! `events` the derivation of webhook events from operation changes, `webhook` the webhook sink
+//! (signing and sending), `dispatcher` the sink-agnostic claim loop and its sender threads.
+//! `otlp` is the OTLP span sink, not yet wired to the job table (a `JobKind::OtlpSpan` to come).
+//!
+//! Must not: write to the store except through `ingest::writer` (the single writer), or send on
+//! the async runtime's threads; sinks block on network I/O.
 
+pub mod dispatcher;
+pub mod events;
+pub mod job;
 pub mod otlp;
+pub mod policy;
+pub mod webhook;
+
+pub use dispatcher::{Dispatcher, Wake};
+pub use job::{Attempt, Job, JobKind, WebhookJob};

@@ -17,7 +17,29 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 pub use codec::{FeedEntry, IdempotencyRecord};
 use tables::*;
 
-use crate::model::{Id, Message, Operation, Timestamp};
+use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
+use crate::outbox::{Attempt, Job};
+use crate::settings::{StoredIngress, StoredWebhooks};
+
+const WEBHOOKS_SECTION: &str = "webhooks";
+const INGRESS_SECTION: &str = "ingress";
+
+/// The id range of jobs (or operations) created in `[from, to]`: ULIDs start with their
+/// creation time in ms, so a time window is a key range.
+pub fn id_range(from: Option<Timestamp>, to: Option<Timestamp>) -> (u128, u128) {
+    let at = |t: Timestamp| (t.millis().clamp(0, (1 << 48) - 1) as u128) << 80;
+    let low = from.map(at).unwrap_or(0);
+    let high = to
+        .map(|t| at(t.plus_millis(1)).saturating_sub(1))
+        .unwrap_or(u128::MAX);
+    (low, high)
+}
+
+/// Jobs due now, in due order, and when the next one after them is due.
+pub struct DueJobs {
+    pub jobs: Vec<Job>,
+    pub next_due: Option<Timestamp>,
+}
 
 /// The file name of the database inside the data dir.
 pub const DB_FILE: &str = "opslog.redb";
@@ -112,6 +134,10 @@ impl Store {
         tx.txn.open_table(MESSAGES)?;
         tx.txn.open_table(OPEN_OPERATIONS)?;
         tx.txn.open_table(IDEMPOTENCY)?;
+        tx.txn.open_table(SETTINGS)?;
+        tx.txn.open_table(OUTBOX)?;
+        tx.txn.open_table(OUTBOX_DUE)?;
+        tx.txn.open_table(OUTBOX_ATTEMPTS)?;
         tx.txn.open_table(INDEX_FEED)?;
         tx.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
         tx.commit()?;
@@ -311,6 +337,61 @@ impl ReadTx {
         let value = table.get(key)?;
         Ok(value.map(|v| v.value().to_vec()))
     }
+
+    /// Up to `limit` pending jobs due at `now`, oldest due first, and the due time of the first
+    /// one after `now`.
+    pub fn due_jobs(&self, now: Timestamp, limit: usize) -> Result<DueJobs, StoreError> {
+        let due = self.txn.open_table(OUTBOX_DUE)?;
+        let jobs_table = self.txn.open_table(OUTBOX)?;
+        let mut jobs = Vec::new();
+        for row in due
+            .range((i64::MIN, 0)..=(now.millis(), u128::MAX))?
+            .take(limit)
+        {
+            let id = row?.0.value().1;
+            if let Some(job) = jobs_table.get(id)? {
+                jobs.push(codec::decode_job(job.value())?);
+            }
+        }
+        let next_due = due
+            .range((now.millis().saturating_add(1), 0)..)?
+            .next()
+            .transpose()?
+            .map(|(key, _)| Timestamp(key.value().0));
+        Ok(DueJobs { jobs, next_due })
+    }
+
+    pub fn job(&self, id: Id) -> Result<Option<Job>, StoreError> {
+        let table = self.txn.open_table(OUTBOX)?;
+        let value = table.get(id.0)?;
+        value.map(|v| codec::decode_job(v.value())).transpose()
+    }
+
+    /// Every attempt of a job, in order.
+    pub fn attempts(&self, job: Id) -> Result<Vec<Attempt>, StoreError> {
+        let table = self.txn.open_table(OUTBOX_ATTEMPTS)?;
+        let mut out = Vec::new();
+        for row in table.range((job.0, 0)..=(job.0, u32::MAX))? {
+            out.push(codec::decode_attempt(row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Visits jobs with ids in `[low, high]`, newest first, until `visit` returns false.
+    pub fn scan_jobs_newest_first(
+        &self,
+        low: u128,
+        high: u128,
+        mut visit: impl FnMut(Job) -> bool,
+    ) -> Result<(), StoreError> {
+        let table = self.txn.open_table(OUTBOX)?;
+        for row in table.range(low..=high)?.rev() {
+            if !visit(codec::decode_job(row?.1.value())?) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 pub struct WriteTx {
@@ -476,6 +557,89 @@ impl WriteTx {
         Ok(())
     }
 
+    pub fn job(&self, id: Id) -> Result<Option<Job>, StoreError> {
+        let table = self.txn.open_table(OUTBOX)?;
+        let value = table.get(id.0)?;
+        value.map(|v| codec::decode_job(v.value())).transpose()
+    }
+
+    /// Stores `job`, keeping the due list in step with its status and next attempt time.
+    /// `previous` is the stored version it replaces, if any.
+    pub fn put_job(&mut self, job: &Job, previous: Option<&Job>) -> Result<(), StoreError> {
+        self.txn
+            .open_table(OUTBOX)?
+            .insert(job.id.0, codec::encode_job(job).as_slice())?;
+        let mut due = self.txn.open_table(OUTBOX_DUE)?;
+        if let Some(at) = previous.and_then(due_at) {
+            due.remove((at.millis(), job.id.0))?;
+        }
+        if let Some(at) = due_at(job) {
+            due.insert((at.millis(), job.id.0), ())?;
+        }
+        Ok(())
+    }
+
+    pub fn put_attempt(&mut self, job: Id, attempt: &Attempt) -> Result<(), StoreError> {
+        self.txn.open_table(OUTBOX_ATTEMPTS)?.insert(
+            (job.0, attempt.number),
+            codec::encode_attempt(attempt).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// Ids of jobs created in `[low, high]`, oldest first, at most `limit`.
+    pub fn job_ids(&self, low: u128, high: u128, limit: usize) -> Result<Vec<Id>, StoreError> {
+        let table = self.txn.open_table(OUTBOX)?;
+        let mut ids = Vec::new();
+        for row in table.range(low..=high)?.take(limit) {
+            ids.push(Id(row?.0.value()));
+        }
+        Ok(ids)
+    }
+
+    pub fn webhook_settings(
+        &self,
+        environment: &str,
+    ) -> Result<Option<StoredWebhooks>, StoreError> {
+        let table = self.txn.open_table(SETTINGS)?;
+        let value = table.get((environment, WEBHOOKS_SECTION))?;
+        value
+            .map(|v| codec::decode_webhook_settings(v.value()))
+            .transpose()
+    }
+
+    pub fn put_webhook_settings(
+        &mut self,
+        environment: &str,
+        settings: &StoredWebhooks,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(SETTINGS)?.insert(
+            (environment, WEBHOOKS_SECTION),
+            codec::encode_webhook_settings(settings).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn ingress_settings(&self, environment: &str) -> Result<Option<StoredIngress>, StoreError> {
+        let table = self.txn.open_table(SETTINGS)?;
+        let value = table.get((environment, INGRESS_SECTION))?;
+        value
+            .map(|v| codec::decode_ingress_settings(v.value()))
+            .transpose()
+    }
+
+    pub fn put_ingress_settings(
+        &mut self,
+        environment: &str,
+        settings: &StoredIngress,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(SETTINGS)?.insert(
+            (environment, INGRESS_SECTION),
+            codec::encode_ingress_settings(settings).as_slice(),
+        )?;
+        Ok(())
+    }
+
     /// Makes everything written in this transaction durable (fsync) before returning.
     pub fn commit(self) -> Result<(), StoreError> {
         self.txn.commit()?;
@@ -489,8 +653,21 @@ impl WriteTx {
     }
 }
 
+/// When a job is due, if it is pending.
+fn due_at(job: &Job) -> Option<Timestamp> {
+    match job.status {
+        DeliveryStatus::Pending => job.next_attempt_at,
+        _ => None,
+    }
+}
+
 fn idempotency_key(environment: &str, key: &str) -> String {
     format!("{environment}\0{key}")
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::codec::tests::sample_operation;
 }
 
 #[cfg(test)]

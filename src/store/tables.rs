@@ -27,6 +27,22 @@ pub(crate) const OPEN_OPERATIONS: TableDefinition<(i64, u128), ()> =
 /// "<environment>\0<Idempotency-Key>" → encoded idempotency record (operation id + body hash).
 pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 
+/// (environment, section) → encoded settings section: `webhooks` (`settings::StoredWebhooks`),
+/// `ingress` (`settings::StoredIngress`). A new section (e.g. `otel`) is a new row, so adding one
+/// changes no existing record.
+pub(crate) const SETTINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("settings");
+
+/// Job id → encoded `outbox::Job`: every delivery (and later every export), in creation order.
+/// Written in the same transaction as the operation change that caused it.
+pub(crate) const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox");
+
+/// (next attempt at in ms, job id) for pending jobs: the dispatcher's work list. A row leaves
+/// when its job is delivered or failed, and moves when an attempt reschedules it.
+pub(crate) const OUTBOX_DUE: TableDefinition<(i64, u128), ()> = TableDefinition::new("outbox_due");
+
+/// (job id, attempt number) → encoded `outbox::Attempt`: every attempt of a job, in order.
+pub(crate) const OUTBOX_ATTEMPTS: TableDefinition<(u128, u32), &[u8]> =
+    TableDefinition::new("outbox_attempts");
 /// Commit sequence number → encoded `FeedEntry`: what each write group changed that the search
 /// index must (re)index. The index records the last sequence it committed; entries up to it are
 /// trimmed by the writer, except the newest, which keeps the sequence going across restarts.

@@ -15,9 +15,9 @@ use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_opslog");
 
-struct Process {
-    child: Child,
-    base: String,
+pub(crate) struct Process {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     banner: Vec<String>,
 }
 
@@ -39,7 +39,7 @@ fn write_config(dir: &Path, with_keys: bool) -> std::path::PathBuf {
 }
 
 /// Starts `opslog serve` and reads stdout up to the "listening on" line (and the banner after it).
-fn spawn(config: &Path) -> Process {
+pub(crate) fn spawn(config: &Path) -> Process {
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(config)
@@ -79,7 +79,7 @@ fn spawn(config: &Path) -> Process {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(20)))
@@ -87,7 +87,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn call(
+pub(crate) fn call(
     agent: &ureq::Agent,
     method: &str,
     url: &str,

@@ -1,0 +1,151 @@
+//! Ingress for third-party webhooks: `POST /v1/hooks/{ingress_token}/{integration}`. The
+//! unguessable per-environment token authenticates (no bearer). The payload is recorded as a
+//! `webhook:incoming` operation, which queues `webhook.received`; the answer is a 200 only once
+//! both are committed.
+//!
+//! Must not: store the token (it is a credential) or sensitive header values.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use http_body_util::{BodyExt, Limited};
+
+use super::error::ApiError;
+use super::{json, AppState};
+use crate::ingest::input::{validate_new_operation, NewOperation, REDACTED};
+use crate::ingest::{Command, Outcome};
+use crate::model::{Headers, HttpRequest, Json, OpState, OpType};
+
+/// Transport headers that say nothing about the event; left out of what is stored.
+const DROPPED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "accept-encoding",
+    "keep-alive",
+];
+
+pub async fn receive_webhook(
+    State(state): State<Arc<AppState>>,
+    Path((token, integration)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let environment = state
+        .settings
+        .environment_of_ingress_token(&token)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "hook_not_found",
+                "no environment has this ingress token; copy the current one from GET /settings",
+            )
+        })?;
+    // Third parties add their own query parameters: only `connection_id` is ours.
+    let params: HashMap<String, String> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let limit = state.incoming_webhook_max_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the webhook body is larger than {limit} bytes (ingest.incoming_webhook_max_bytes)"
+            ),
+        )
+    };
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => {
+            return Err(ApiError::bad_request(
+                "body_unreadable",
+                format!("the request body could not be read: {e}"),
+            ))
+        }
+    };
+    let mut kept = Headers::new();
+    for (name, value) in &headers {
+        if DROPPED_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        kept.entry(name.as_str().to_owned())
+            .and_modify(|v: &mut String| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let payload = payload(&headers, &bytes);
+    let mut url = format!("/v1/hooks/{REDACTED}/{integration}");
+    if let Some(connection) = params.get("connection_id") {
+        url.push_str("?connection_id=");
+        url.push_str(&urlencoding::encode(connection));
+    }
+    let input = NewOperation {
+        kind: OpType::Webhook,
+        action: Some("incoming".into()),
+        state: Some(OpState::Success),
+        integration: Some(integration),
+        connection_id: params.get("connection_id").cloned(),
+        script: None,
+        provider: None,
+        message: None,
+        error: None,
+        request: Some(HttpRequest {
+            method: "POST".into(),
+            url,
+            headers: Some(kept),
+            body: Some(payload),
+        }),
+        response: None,
+        records: None,
+        meta: Some(Json::from_value(
+            &serde_json::json!({ "payload_bytes": bytes.len() }),
+        )),
+        started_at: None,
+        ended_at: None,
+        expires_at: None,
+    };
+    let draft = validate_new_operation(input, &state.redaction)?;
+    let outcome = state
+        .writer
+        .submit(Command::CreateOperation {
+            environment,
+            idempotency: None,
+            draft,
+        })
+        .await?;
+    let Outcome::Operation { operation, .. } = outcome else {
+        unreachable!("create answers with an operation")
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "received", "operation_id": operation.id }),
+    ))
+}
+
+/// The body as JSON when it is JSON, else as a JSON string (lossy UTF-8); empty is `null`.
+fn payload(headers: &HeaderMap, bytes: &[u8]) -> Json {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Json::from_value(&serde_json::Value::Null);
+    }
+    let declared_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.contains("json"));
+    if declared_json {
+        if let Ok(raw) = serde_json::from_slice::<Box<serde_json::value::RawValue>>(bytes) {
+            return Json(raw);
+        }
+    }
+    Json::from_value(&serde_json::Value::String(
+        String::from_utf8_lossy(bytes).into_owned(),
+    ))
+}

@@ -1,0 +1,181 @@
+//! Handlers for an environment's settings: read (secrets masked), change, reveal the webhook
+//! secret (admin), rotate the webhook secret and the ingress token (admin).
+//!
+//! Changes go through the writer, which validates them against the file's values and installs
+//! them once committed.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::extract::{parse_json, parse_query, read_json_body, Auth};
+use super::{json, AppState};
+use crate::auth::Principal;
+use crate::config::HumanDuration;
+use crate::ingest::{Command, Outcome, SettingsChange};
+use crate::model::Timestamp;
+use crate::settings::{EnvSettings, SettingsUpdate, SettingsView};
+
+pub async fn get_settings(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let settings = current(&state, &env)?;
+    Ok(json(
+        StatusCode::OK,
+        &SettingsView::new(&settings, Timestamp::now()),
+    ))
+}
+
+pub async fn put_settings(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
+    let update: SettingsUpdate = parse_json(&bytes)?;
+    let settings = match update.webhooks {
+        Some(webhooks) => change(&state, env, SettingsChange::Update(webhooks)).await?,
+        None => current(&state, &env)?,
+    };
+    Ok(json(
+        StatusCode::OK,
+        &SettingsView::new(&settings, Timestamp::now()),
+    ))
+}
+
+#[derive(Serialize)]
+struct SecretReveal<'a> {
+    secret: &'a str,
+    /// The rotated-out secret while it still signs.
+    previous_secret: Option<&'a str>,
+    previous_secret_expires_at: Option<Timestamp>,
+}
+
+pub async fn reveal_webhook_secret(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    require_admin(&principal, "revealing the webhook secret")?;
+    let settings = current(&state, &env)?;
+    Ok(reveal(&settings))
+}
+
+fn reveal(settings: &EnvSettings) -> Response {
+    let now = Timestamp::now();
+    let previous = settings
+        .webhooks
+        .previous_secret
+        .as_ref()
+        .filter(|(_, until)| now < *until);
+    json(
+        StatusCode::OK,
+        &SecretReveal {
+            secret: &settings.webhooks.secret,
+            previous_secret: previous.map(|(s, _)| s.as_str()),
+            previous_secret_expires_at: previous.map(|(_, until)| *until),
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateQuery {
+    /// How long the old secret keeps signing (default `webhooks.rotation_grace`, 24h).
+    grace: Option<HumanDuration>,
+}
+
+/// Issues a new secret and answers with it in full (the caller must give it to the receiver);
+/// the old one keeps signing for the grace period.
+pub async fn rotate_webhook_secret(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    require_admin(&principal, "rotating the webhook secret")?;
+    let query: RotateQuery = parse_query(query.as_deref())?;
+    if let Some(grace) = query.grace {
+        if grace.0 > std::time::Duration::from_secs(7 * 24 * 3600) {
+            return Err(
+                ApiError::bad_request("invalid_query", "`grace` may be at most 7d")
+                    .with_field("grace"),
+            );
+        }
+    }
+    let settings = change(
+        &state,
+        env,
+        SettingsChange::RotateSecret {
+            grace: query.grace.map(|g| g.0),
+        },
+    )
+    .await?;
+    Ok(reveal(&settings))
+}
+
+/// Issues a new ingress token; the old one stops working at once.
+pub async fn rotate_ingress_token(
+    State(state): State<Arc<AppState>>,
+    Path(env): Path<String>,
+    Auth(principal): Auth,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env)?;
+    require_admin(&principal, "rotating the ingress token")?;
+    let settings = change(&state, env, SettingsChange::RotateIngressToken).await?;
+    Ok(json(
+        StatusCode::OK,
+        &SettingsView::new(&settings, Timestamp::now()),
+    ))
+}
+
+fn require_admin(principal: &Principal, what: &str) -> Result<(), ApiError> {
+    match principal {
+        Principal::Admin => Ok(()),
+        Principal::Environment(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            format!("{what} needs the admin token, not an environment API key"),
+        )),
+    }
+}
+
+fn current(state: &AppState, env: &str) -> Result<Arc<EnvSettings>, ApiError> {
+    state.settings.get(env).ok_or_else(|| {
+        ApiError::not_found(
+            "environment_not_found",
+            format!("environment `{env}` not found for this key"),
+        )
+    })
+}
+
+async fn change(
+    state: &AppState,
+    environment: String,
+    change: SettingsChange,
+) -> Result<Arc<EnvSettings>, ApiError> {
+    match state
+        .writer
+        .submit(Command::ChangeSettings {
+            environment,
+            change,
+        })
+        .await?
+    {
+        Outcome::Settings(settings) => Ok(Arc::new(*settings)),
+        _ => unreachable!("a settings change answers with settings"),
+    }
+}

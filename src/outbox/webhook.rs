@@ -1,0 +1,252 @@
+//! The webhook sink: signs a delivery (Standard Webhooks `webhook-signature` and the Nango-style
+//! `X-Nango-Signature`/`X-Nango-Hmac-Sha256`) and POSTs it with ureq, without following redirects,
+//! within the per-attempt timeout, keeping at most 4 KB of the response.
+//!
+//! Must not: run on the async runtime (ureq blocks; the dispatcher's sender threads call it), or
+//! sign anything but the exact bytes sent.
+
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::policy::{parse_retry_after, AttemptResult};
+use crate::settings::SECRET_PREFIX;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The most of a response body kept with an attempt.
+pub const EXCERPT_BYTES: usize = 4096;
+
+pub const USER_AGENT: &str = concat!("opslog/", env!("CARGO_PKG_VERSION"));
+
+/// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`, the key being the base64-decoded
+/// part of a `whsec_` secret. `None` for a secret that does not decode.
+pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Some(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// The `webhook-signature` header: one `v1,` signature per active secret, space-separated.
+pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets
+        .iter()
+        .filter_map(|s| standard_signature(s, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Lowercase hex HMAC-SHA256 of the raw body, keyed with the whole secret string (the form
+/// `X-Nango-Signature` receivers verify).
+pub fn nango_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The request of one attempt, fully determined before it is sent.
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    pub timestamp: i64,
+}
+
+/// Signs `body` for `webhook_id` at `timestamp` with every active secret (newest first).
+pub fn sign(
+    url: &str,
+    webhook_id: &str,
+    body: &str,
+    secrets: &[&str],
+    timestamp: i64,
+) -> SignedRequest {
+    let newest = secrets.first().copied().unwrap_or_default();
+    let nango = nango_signature(newest, body.as_bytes());
+    SignedRequest {
+        url: url.to_owned(),
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("user-agent", USER_AGENT.into()),
+            ("webhook-id", webhook_id.to_owned()),
+            ("webhook-timestamp", timestamp.to_string()),
+            (
+                "webhook-signature",
+                signature_header(secrets, webhook_id, timestamp, body.as_bytes()),
+            ),
+            ("x-nango-signature", nango.clone()),
+            ("x-nango-hmac-sha256", nango),
+        ],
+        body: body.to_owned(),
+        timestamp,
+    }
+}
+
+/// What came back from one attempt.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub result: AttemptResult,
+    pub excerpt: Option<String>,
+    pub duration: Duration,
+}
+
+/// Sends webhook requests. One per dispatcher; cheap to share between sender threads.
+#[derive(Clone)]
+pub struct WebhookSender {
+    agent: ureq::Agent,
+}
+
+impl Default for WebhookSender {
+    fn default() -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(USER_AGENT)
+            .build()
+            .into();
+        WebhookSender { agent }
+    }
+}
+
+impl WebhookSender {
+    /// POSTs `request`, giving up after `timeout` (connect, send and read together).
+    pub fn send(&self, request: &SignedRequest, timeout: Duration) -> Sent {
+        let started = Instant::now();
+        let mut builder = self.agent.post(&request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        let response = builder
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send(request.body.as_bytes());
+        let mut response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                return Sent {
+                    result: AttemptResult::NoResponse(describe(&e, timeout)),
+                    excerpt: None,
+                    duration: started.elapsed(),
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let mut bytes = Vec::new();
+        // A body that fails or stalls mid-read still leaves the status: the excerpt is best effort.
+        let _ = response
+            .body_mut()
+            .as_reader()
+            .take(EXCERPT_BYTES as u64)
+            .read_to_end(&mut bytes);
+        Sent {
+            result: AttemptResult::Response {
+                status,
+                retry_after,
+            },
+            excerpt: (!bytes.is_empty()).then(|| excerpt(&bytes)),
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// At most `EXCERPT_BYTES` of a body as text, cut on a character boundary.
+pub fn excerpt(bytes: &[u8]) -> String {
+    let bytes = &bytes[..bytes.len().min(EXCERPT_BYTES)];
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()
+        }
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+fn describe(error: &ureq::Error, timeout: Duration) -> String {
+    match error {
+        ureq::Error::Timeout(_) => format!(
+            "timed out after {} (webhooks.timeout)",
+            humantime::format_duration(timeout)
+        ),
+        ureq::Error::Io(io) => format!("connection failed: {io}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the Standard Webhooks specification.
+    #[test]
+    fn matches_the_standard_webhooks_reference_vector() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            standard_signature(secret, id, 1614265330, body).unwrap(),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn rotation_sends_both_signatures_and_nango_is_hex_of_the_body() {
+        let new = crate::settings::generate_secret();
+        let old = crate::settings::generate_secret();
+        let signed = sign("http://127.0.0.1:1/x", "msg_1", "{}", &[&new, &old], 1000);
+        let header = |name: &str| {
+            signed
+                .headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let signatures: Vec<String> = header("webhook-signature")
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(signatures.len(), 2);
+        assert_eq!(
+            signatures[1],
+            standard_signature(&old, "msg_1", 1000, b"{}").unwrap()
+        );
+        let nango = header("x-nango-signature");
+        assert_eq!(nango, header("x-nango-hmac-sha256"));
+        assert_eq!(nango.len(), 64);
+        assert!(nango
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(nango, nango_signature(&new, b"{}"));
+        assert_eq!(
+            header("user-agent"),
+            format!("opslog/{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn excerpts_are_bounded_and_cut_cleanly() {
+        let long = "é".repeat(EXCERPT_BYTES);
+        let cut = excerpt(long.as_bytes());
+        assert!(cut.len() <= EXCERPT_BYTES && cut.chars().all(|c| c == 'é'));
+    }
+}

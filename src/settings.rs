@@ -1,0 +1,805 @@
+//! Per-environment settings: the webhook destination, events, secret, timeout and retry schedule,
+//! and the ingress token third parties post to. The JSON shape is one object per section
+//! (`webhooks` today; `otel` sits next to it), and each section is stored as its own row, so a new
+//! section never reshapes an existing one.
+//!
+//! What the TOML file sets is authoritative and read-only here; what it leaves unset is edited
+//! through the API and persisted in redb. The effective values live in `Settings`, a registry the
+//! writer thread replaces after each committed change and everyone else only reads.
+//!
+//! Must not: write to the store outside start-up (changes go through `ingest::writer`), or let a
+//! secret reach a log line or a JSON answer unmasked (only `reveal` shows one, to an admin).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use bincode::{Decode, Encode};
+use rand::Rng;
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{mask, Config, HumanDuration, WebhooksConfig};
+use crate::model::{EventType, Timestamp};
+use crate::store::{Store, StoreError};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// `0s,5s,5m,30m,2h,5h,10h,10h`: eight attempts over about a day.
+pub const DEFAULT_SCHEDULE_SECS: &[u64] = &[0, 5, 300, 1800, 7200, 18000, 36000, 36000];
+const MAX_SCHEDULE_LEN: usize = 30;
+const MAX_SCHEDULE_STEP: Duration = Duration::from_secs(7 * 24 * 3600);
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+const MAX_URL_LEN: usize = 2048;
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// Why a settings change or a `[webhooks]` table was refused; `field` is its path, e.g.
+/// `webhooks.url`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("`{field}` {message}")]
+    Invalid { field: String, message: String },
+    #[error("`{field}` is set in the config file, which is authoritative; change it there")]
+    ReadOnly { field: String },
+}
+
+impl SettingsError {
+    fn invalid(field: &str, message: impl Into<String>) -> SettingsError {
+        SettingsError::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn field(&self) -> &str {
+        match self {
+            SettingsError::Invalid { field, .. } | SettingsError::ReadOnly { field } => field,
+        }
+    }
+
+    /// The problem without the field name.
+    pub fn reason(&self) -> String {
+        match self {
+            SettingsError::Invalid { message, .. } => message.clone(),
+            SettingsError::ReadOnly { .. } => "is read-only here".into(),
+        }
+    }
+}
+
+/// The `webhooks` section as stored in redb: only what the API set (the file wins over it), plus
+/// the generated secret and, during a rotation's grace period, the previous one.
+#[derive(Clone, Debug, Default, PartialEq, Encode, Decode)]
+pub struct StoredWebhooks {
+    pub url: Option<String>,
+    pub secondary_url: Option<String>,
+    pub events: Option<Vec<EventType>>,
+    pub timeout_ms: Option<u64>,
+    pub retry_schedule_ms: Option<Vec<u64>>,
+    pub allow_insecure_http: Option<bool>,
+    pub secret: Option<String>,
+    /// A rotated-out secret and the time until which it still signs.
+    pub previous_secret: Option<(String, Timestamp)>,
+}
+
+/// The `ingress` section as stored: the token in `POST /v1/hooks/{token}/{integration}`.
+#[derive(Clone, Debug, Default, PartialEq, Encode, Decode)]
+pub struct StoredIngress {
+    pub token: String,
+}
+
+/// Effective webhook settings of one environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookSettings {
+    pub url: Option<String>,
+    pub secondary_url: Option<String>,
+    pub events: Vec<EventType>,
+    pub timeout: Duration,
+    pub retry_schedule: Vec<Duration>,
+    pub allow_insecure_http: bool,
+    pub secret: String,
+    pub previous_secret: Option<(String, Timestamp)>,
+    pub rotation_grace: Duration,
+    /// Fields the config file sets (read-only through the API).
+    pub read_only: BTreeSet<&'static str>,
+}
+
+impl WebhookSettings {
+    /// Where each event goes: the primary URL, then the secondary one (one delivery per URL).
+    pub fn destinations(&self, event: EventType) -> Vec<&str> {
+        if !self.events.contains(&event) {
+            return Vec::new();
+        }
+        let mut urls: Vec<&str> = self.url.iter().map(String::as_str).collect();
+        if let Some(second) = self.secondary_url.as_deref() {
+            if !urls.contains(&second) {
+                urls.push(second);
+            }
+        }
+        urls
+    }
+
+    /// The secrets that sign at `now`: the current one, and the previous one during its grace.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let Some((previous, until)) = &self.previous_secret {
+            if now < *until {
+                secrets.push(previous);
+            }
+        }
+        secrets
+    }
+}
+
+/// Everything configurable about one environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvSettings {
+    pub environment: String,
+    pub webhooks: WebhookSettings,
+    pub ingress_token: String,
+}
+
+/// The effective settings of every environment. Read by anyone; replaced only by the writer
+/// thread after the change is committed.
+pub struct Settings {
+    files: BTreeMap<String, WebhooksConfig>,
+    current: RwLock<BTreeMap<String, Arc<EnvSettings>>>,
+}
+
+impl Settings {
+    /// Loads the stored sections of every configured environment, generating (and persisting) a
+    /// webhook secret and an ingress token where none exists yet. On error nothing was persisted.
+    pub fn load_or_init(config: &Config, store: &Store) -> Result<Settings, StoreError> {
+        let mut tx = store.write()?;
+        let mut current = BTreeMap::new();
+        let mut files = BTreeMap::new();
+        for (name, env) in &config.environments {
+            let mut webhooks = tx.webhook_settings(name)?.unwrap_or_default();
+            if env.webhooks.secret.is_none() && webhooks.secret.is_none() {
+                webhooks.secret = Some(generate_secret());
+                tx.put_webhook_settings(name, &webhooks)?;
+            }
+            let ingress = match tx.ingress_settings(name)? {
+                Some(ingress) => ingress,
+                None => {
+                    let ingress = StoredIngress {
+                        token: generate_ingress_token(),
+                    };
+                    tx.put_ingress_settings(name, &ingress)?;
+                    ingress
+                }
+            };
+            let effective = effective(name, &env.webhooks, &webhooks, &ingress);
+            current.insert(name.clone(), Arc::new(effective));
+            files.insert(name.clone(), env.webhooks.clone());
+        }
+        tx.commit()?;
+        Ok(Settings {
+            files,
+            current: RwLock::new(current),
+        })
+    }
+
+    pub fn get(&self, environment: &str) -> Option<Arc<EnvSettings>> {
+        self.current
+            .read()
+            .expect("settings lock")
+            .get(environment)
+            .cloned()
+    }
+
+    /// What the config file sets for `environment`.
+    pub fn file(&self, environment: &str) -> WebhooksConfig {
+        self.files.get(environment).cloned().unwrap_or_default()
+    }
+
+    /// The environment whose ingress token this is. Compares digests in constant time.
+    pub fn environment_of_ingress_token(&self, token: &str) -> Option<String> {
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (name, env) in self.current.read().expect("settings lock").iter() {
+            let known: [u8; 32] = Sha256::digest(env.ingress_token.as_bytes()).into();
+            if bool::from(known.ct_eq(&presented)) {
+                found = Some(name.clone());
+            }
+        }
+        found
+    }
+
+    /// Installs committed settings. Only the writer thread calls this, after its commit.
+    pub(crate) fn replace(&self, settings: EnvSettings) {
+        self.current
+            .write()
+            .expect("settings lock")
+            .insert(settings.environment.clone(), Arc::new(settings));
+    }
+}
+
+/// The effective settings: the file's values over the stored ones over the defaults.
+pub fn effective(
+    environment: &str,
+    file: &WebhooksConfig,
+    stored: &StoredWebhooks,
+    ingress: &StoredIngress,
+) -> EnvSettings {
+    let mut read_only = BTreeSet::new();
+    let mut pick = |name: &'static str, from_file: bool| {
+        if from_file {
+            read_only.insert(name);
+        }
+    };
+    pick("url", file.url.is_some());
+    pick("secondary_url", file.secondary_url.is_some());
+    pick("events", file.events.is_some());
+    pick("timeout", file.timeout.is_some());
+    pick("retry_schedule", file.retry_schedule.is_some());
+    pick("allow_insecure_http", file.allow_insecure_http.is_some());
+    pick("secret", file.secret.is_some());
+    let mut events: Vec<EventType> = file
+        .events
+        .clone()
+        .or_else(|| stored.events.clone())
+        .unwrap_or_else(|| EventType::ALL.to_vec());
+    events.sort();
+    events.dedup();
+    let webhooks = WebhookSettings {
+        url: file.url.clone().or_else(|| stored.url.clone()),
+        secondary_url: file
+            .secondary_url
+            .clone()
+            .or_else(|| stored.secondary_url.clone()),
+        events,
+        timeout: file
+            .timeout
+            .map(|d| d.0)
+            .or(stored.timeout_ms.map(Duration::from_millis))
+            .unwrap_or(DEFAULT_TIMEOUT),
+        retry_schedule: file
+            .retry_schedule
+            .as_ref()
+            .map(|s| s.iter().map(|d| d.0).collect())
+            .or_else(|| {
+                stored
+                    .retry_schedule_ms
+                    .as_ref()
+                    .map(|s| s.iter().map(|ms| Duration::from_millis(*ms)).collect())
+            })
+            .unwrap_or_else(default_schedule),
+        allow_insecure_http: file
+            .allow_insecure_http
+            .or(stored.allow_insecure_http)
+            .unwrap_or(false),
+        secret: file
+            .secret
+            .clone()
+            .or_else(|| stored.secret.clone())
+            .unwrap_or_default(),
+        previous_secret: if file.secret.is_some() {
+            None
+        } else {
+            stored.previous_secret.clone()
+        },
+        rotation_grace: file
+            .rotation_grace
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_ROTATION_GRACE),
+        read_only,
+    };
+    EnvSettings {
+        environment: environment.to_owned(),
+        webhooks,
+        ingress_token: ingress.token.clone(),
+    }
+}
+
+pub fn default_schedule() -> Vec<Duration> {
+    DEFAULT_SCHEDULE_SECS
+        .iter()
+        .map(|s| Duration::from_secs(*s))
+        .collect()
+}
+
+/// `PUT /settings`: sections to change. A section left out is unchanged; inside a section, a
+/// field left out is unchanged and `null` resets it to its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsUpdate {
+    #[serde(default)]
+    pub webhooks: Option<WebhooksUpdate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksUpdate {
+    #[serde(default, deserialize_with = "present")]
+    pub url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub secondary_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub events: Option<Option<Vec<EventType>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub timeout: Option<Option<HumanDuration>>,
+    #[serde(default, deserialize_with = "present")]
+    pub retry_schedule: Option<Option<Vec<HumanDuration>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub allow_insecure_http: Option<Option<bool>>,
+    /// Refused with a pointer to the rotate call, rather than as an unknown field.
+    #[serde(default, deserialize_with = "present")]
+    pub secret: Option<Option<serde::de::IgnoredAny>>,
+}
+
+/// Distinguishes a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Applies `update` to the stored section, refusing fields the file sets and any result that
+/// is not valid. On error `stored` is unchanged.
+pub fn apply_update(
+    file: &WebhooksConfig,
+    stored: &StoredWebhooks,
+    update: WebhooksUpdate,
+) -> Result<StoredWebhooks, SettingsError> {
+    let mut next = stored.clone();
+    let read_only = |name: &str, from_file: bool, sent: bool| {
+        if from_file && sent {
+            Err(SettingsError::ReadOnly {
+                field: format!("webhooks.{name}"),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    if update.secret.is_some() {
+        return Err(SettingsError::invalid(
+            "webhooks.secret",
+            "cannot be set; POST /settings/webhook-secret/rotate issues a new one",
+        ));
+    }
+    read_only("url", file.url.is_some(), update.url.is_some())?;
+    read_only(
+        "secondary_url",
+        file.secondary_url.is_some(),
+        update.secondary_url.is_some(),
+    )?;
+    read_only("events", file.events.is_some(), update.events.is_some())?;
+    read_only("timeout", file.timeout.is_some(), update.timeout.is_some())?;
+    read_only(
+        "retry_schedule",
+        file.retry_schedule.is_some(),
+        update.retry_schedule.is_some(),
+    )?;
+    read_only(
+        "allow_insecure_http",
+        file.allow_insecure_http.is_some(),
+        update.allow_insecure_http.is_some(),
+    )?;
+    if let Some(url) = update.url {
+        next.url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+    }
+    if let Some(url) = update.secondary_url {
+        next.secondary_url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+    }
+    if let Some(events) = update.events {
+        next.events = events;
+    }
+    if let Some(timeout) = update.timeout {
+        next.timeout_ms = timeout.map(|d| d.0.as_millis() as u64);
+    }
+    if let Some(schedule) = update.retry_schedule {
+        next.retry_schedule_ms =
+            schedule.map(|s| s.iter().map(|d| d.0.as_millis() as u64).collect());
+    }
+    if let Some(allow) = update.allow_insecure_http {
+        next.allow_insecure_http = allow;
+    }
+    // Check the merged result: whether plain http is allowed depends on both sources.
+    let merged = WebhooksConfig {
+        url: file.url.clone().or_else(|| next.url.clone()),
+        secondary_url: file
+            .secondary_url
+            .clone()
+            .or_else(|| next.secondary_url.clone()),
+        events: None,
+        secret: None,
+        timeout: next
+            .timeout_ms
+            .map(|ms| HumanDuration(Duration::from_millis(ms))),
+        retry_schedule: next.retry_schedule_ms.as_ref().map(|s| {
+            s.iter()
+                .map(|ms| HumanDuration(Duration::from_millis(*ms)))
+                .collect()
+        }),
+        allow_insecure_http: file.allow_insecure_http.or(next.allow_insecure_http),
+        rotation_grace: None,
+    };
+    check_webhooks_config(&merged)?;
+    Ok(next)
+}
+
+/// Replaces the generated secret, keeping the old one signing until `now + grace`.
+pub fn rotate_secret(
+    file: &WebhooksConfig,
+    stored: &StoredWebhooks,
+    now: Timestamp,
+    grace: Duration,
+    new_secret: String,
+) -> Result<StoredWebhooks, SettingsError> {
+    if file.secret.is_some() {
+        return Err(SettingsError::ReadOnly {
+            field: "webhooks.secret".into(),
+        });
+    }
+    let mut next = stored.clone();
+    if let Some(old) = next.secret.take() {
+        if !grace.is_zero() {
+            next.previous_secret = Some((old, now.plus_millis(grace.as_millis() as i64)));
+        } else {
+            next.previous_secret = None;
+        }
+    }
+    next.secret = Some(new_secret);
+    Ok(next)
+}
+
+/// Checks a `[webhooks]` table (or the merged result of an API change). Fields are named
+/// `webhooks.<key>`.
+pub fn check_webhooks_config(config: &WebhooksConfig) -> Result<(), SettingsError> {
+    let insecure = config.allow_insecure_http.unwrap_or(false);
+    if let Some(url) = &config.url {
+        check_url(url, insecure).map_err(|m| SettingsError::invalid("webhooks.url", m))?;
+    }
+    if let Some(url) = &config.secondary_url {
+        check_url(url, insecure)
+            .map_err(|m| SettingsError::invalid("webhooks.secondary_url", m))?;
+    }
+    if let Some(secret) = &config.secret {
+        check_secret(secret).map_err(|m| SettingsError::invalid("webhooks.secret", m))?;
+    }
+    if let Some(timeout) = config.timeout {
+        if timeout.0.is_zero() || timeout.0 > MAX_TIMEOUT {
+            return Err(SettingsError::invalid(
+                "webhooks.timeout",
+                format!(
+                    "is {}; it must be longer than 0s and at most 5m",
+                    humantime::format_duration(timeout.0)
+                ),
+            ));
+        }
+    }
+    if let Some(schedule) = &config.retry_schedule {
+        if schedule.is_empty() || schedule.len() > MAX_SCHEDULE_LEN {
+            return Err(SettingsError::invalid(
+                "webhooks.retry_schedule",
+                format!("must list 1 to {MAX_SCHEDULE_LEN} delays, one per attempt (the first is usually \"0s\")"),
+            ));
+        }
+        if let Some((i, step)) = schedule
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.0 > MAX_SCHEDULE_STEP)
+        {
+            return Err(SettingsError::invalid(
+                &format!("webhooks.retry_schedule[{i}]"),
+                format!(
+                    "is {}; a delay may be at most 7d",
+                    humantime::format_duration(step.0)
+                ),
+            ));
+        }
+    }
+    if let Some(grace) = config.rotation_grace {
+        if grace.0 > MAX_SCHEDULE_STEP {
+            return Err(SettingsError::invalid(
+                "webhooks.rotation_grace",
+                "may be at most 7d",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A webhook URL must be absolute http(s) with a host; plain http only to a loopback host
+/// unless `allow_insecure_http`. The message says what is wrong.
+pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), String> {
+    if url.len() > MAX_URL_LEN {
+        return Err(format!("is longer than {MAX_URL_LEN} characters"));
+    }
+    if url.contains('#') {
+        return Err(format!(
+            "`{url}` has a fragment (#...), which is never sent; remove it"
+        ));
+    }
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a valid URL ({e})"))?;
+    let scheme = uri.scheme_str().ok_or_else(|| {
+        format!("`{url}` is not an absolute URL; write it like https://backend.example.com/hooks")
+    })?;
+    let Some(authority) = uri.authority() else {
+        return Err(format!("`{url}` has no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "`{url}` carries credentials (user@host); authenticate with the signature instead"
+        ));
+    }
+    let host = uri.host().unwrap_or("");
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if allow_insecure_http || is_loopback_host(host) => Ok(()),
+        "http" => Err(format!(
+            "`{url}` uses plain http to a non-loopback host; use https, or set allow_insecure_http = true"
+        )),
+        other => Err(format!(
+            "`{url}` uses the scheme `{other}`; only http and https are allowed"
+        )),
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A secret is `whsec_` followed by base64 of 24 to 64 random bytes.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    let key = secret.strip_prefix(SECRET_PREFIX).ok_or_else(|| {
+        format!(
+            "must start with `{SECRET_PREFIX}` (found `{}`)",
+            mask(secret)
+        )
+    })?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map_err(|e| format!("the part after `{SECRET_PREFIX}` is not base64 ({e})"))?;
+    if !(24..=64).contains(&bytes.len()) {
+        return Err(format!(
+            "decodes to {} bytes; use 24 to 64 random bytes",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A fresh `whsec_` secret: base64 of 32 random bytes.
+pub fn generate_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill(&mut key);
+    format!(
+        "{SECRET_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
+/// A fresh ingress token: 192 random bits, URL-safe.
+pub fn generate_ingress_token() -> String {
+    format!("hook_{}", crate::auth::random_hex(24))
+}
+
+/// The JSON of `GET /settings`: every section, secrets masked, read-only fields listed.
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub environment: String,
+    pub webhooks: WebhooksView,
+    pub ingress: IngressView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WebhooksView {
+    pub url: Option<String>,
+    pub secondary_url: Option<String>,
+    pub events: Vec<EventType>,
+    pub timeout: HumanDuration,
+    pub retry_schedule: Vec<HumanDuration>,
+    pub allow_insecure_http: bool,
+    /// Masked; `GET /settings/webhook-secret` shows it to an admin.
+    pub secret: String,
+    /// Until when the rotated-out secret still signs, during a rotation's grace period.
+    pub previous_secret_expires_at: Option<Timestamp>,
+    pub rotation_grace: HumanDuration,
+    /// Fields the config file sets: change them there.
+    pub read_only: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IngressView {
+    pub token: String,
+    /// Where third parties post, with `{integration}` to fill in.
+    pub path: String,
+}
+
+impl SettingsView {
+    pub fn new(settings: &EnvSettings, now: Timestamp) -> SettingsView {
+        let w = &settings.webhooks;
+        SettingsView {
+            environment: settings.environment.clone(),
+            webhooks: WebhooksView {
+                url: w.url.clone(),
+                secondary_url: w.secondary_url.clone(),
+                events: w.events.clone(),
+                timeout: HumanDuration(w.timeout),
+                retry_schedule: w.retry_schedule.iter().map(|d| HumanDuration(*d)).collect(),
+                allow_insecure_http: w.allow_insecure_http,
+                secret: mask(&w.secret),
+                previous_secret_expires_at: w
+                    .previous_secret
+                    .as_ref()
+                    .map(|(_, until)| *until)
+                    .filter(|until| now < *until),
+                rotation_grace: HumanDuration(w.rotation_grace),
+                read_only: w.read_only.iter().copied().collect(),
+            },
+            ingress: IngressView {
+                path: format!("/v1/hooks/{}/{{integration}}", settings.ingress_token),
+                token: settings.ingress_token.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(json: &str) -> WebhooksUpdate {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn urls_are_checked_with_a_reason() {
+        assert!(check_url("https://backend.example.com/hooks", false).is_ok());
+        assert!(check_url("http://127.0.0.1:9000/x", false).is_ok());
+        assert!(check_url("http://localhost/x", false).is_ok());
+        assert!(check_url("http://[::1]:80/x", false).is_ok());
+        let err = check_url("http://backend.example.com/x", false).unwrap_err();
+        assert!(err.contains("allow_insecure_http"), "{err}");
+        assert!(check_url("http://backend.example.com/x", true).is_ok());
+        assert!(check_url("/relative", false)
+            .unwrap_err()
+            .contains("absolute"));
+        assert!(check_url("ftp://x.example.com/", false)
+            .unwrap_err()
+            .contains("ftp"));
+        assert!(check_url("https://u:p@x.example.com/", false)
+            .unwrap_err()
+            .contains("credentials"));
+        assert!(check_url("not a url", false)
+            .unwrap_err()
+            .contains("not a valid URL"));
+    }
+
+    #[test]
+    fn secrets_are_whsec_base64() {
+        let secret = generate_secret();
+        assert!(check_secret(&secret).is_ok(), "{secret}");
+        assert!(check_secret("plain-secret-0123456789")
+            .unwrap_err()
+            .contains("whsec_"));
+        assert!(check_secret("whsec_!!!").unwrap_err().contains("base64"));
+        assert!(check_secret("whsec_YWJj").unwrap_err().contains("3 bytes"));
+    }
+
+    #[test]
+    fn updates_merge_reset_and_respect_the_file() {
+        let file = WebhooksConfig {
+            timeout: Some(HumanDuration(Duration::from_secs(3))),
+            ..Default::default()
+        };
+        let stored = StoredWebhooks {
+            secondary_url: Some("https://two.example.com".into()),
+            ..Default::default()
+        };
+        let next = apply_update(
+            &file,
+            &stored,
+            update(r#"{"url":"https://one.example.com/h","secondary_url":null,"events":["sync.completed"]}"#),
+        )
+        .unwrap();
+        assert_eq!(next.url.as_deref(), Some("https://one.example.com/h"));
+        assert_eq!(next.secondary_url, None, "null resets");
+        assert_eq!(next.events, Some(vec![EventType::SyncCompleted]));
+
+        let err = apply_update(&file, &stored, update(r#"{"timeout":"9s"}"#)).unwrap_err();
+        assert_eq!(
+            err,
+            SettingsError::ReadOnly {
+                field: "webhooks.timeout".into()
+            }
+        );
+        let err =
+            apply_update(&file, &stored, update(r#"{"url":"http://example.com"}"#)).unwrap_err();
+        assert_eq!(err.field(), "webhooks.url");
+        let ok = apply_update(
+            &file,
+            &stored,
+            update(r#"{"url":"http://example.com","allow_insecure_http":true}"#),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = apply_update(&file, &stored, update(r#"{"retry_schedule":[]}"#)).unwrap_err();
+        assert_eq!(err.field(), "webhooks.retry_schedule");
+        let err = apply_update(&file, &stored, update(r#"{"secret":"whsec_x"}"#)).unwrap_err();
+        assert!(err.to_string().contains("rotate"), "{err}");
+    }
+
+    #[test]
+    fn file_values_win_and_rotation_keeps_the_old_secret_for_a_while() {
+        let file = WebhooksConfig {
+            url: Some("https://file.example.com".into()),
+            ..Default::default()
+        };
+        let stored = StoredWebhooks {
+            url: Some("https://api.example.com".into()),
+            secret: Some("whsec_old".into()),
+            ..Default::default()
+        };
+        let ingress = StoredIngress {
+            token: "hook_x".into(),
+        };
+        let now = Timestamp(1_000_000);
+        let rotated = rotate_secret(
+            &file,
+            &stored,
+            now,
+            Duration::from_secs(60),
+            "whsec_new".into(),
+        )
+        .unwrap();
+        let env = effective("prod", &file, &rotated, &ingress);
+        assert_eq!(
+            env.webhooks.url.as_deref(),
+            Some("https://file.example.com")
+        );
+        assert!(env.webhooks.read_only.contains("url"));
+        assert_eq!(env.webhooks.events, EventType::ALL.to_vec());
+        assert_eq!(env.webhooks.retry_schedule.len(), 8);
+        assert_eq!(
+            env.webhooks.signing_secrets(now),
+            vec!["whsec_new", "whsec_old"]
+        );
+        assert_eq!(
+            env.webhooks.signing_secrets(now.plus_millis(60_000)),
+            vec!["whsec_new"]
+        );
+        let file_secret = WebhooksConfig {
+            secret: Some(generate_secret()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            rotate_secret(&file_secret, &stored, now, Duration::ZERO, "x".into()),
+            Err(SettingsError::ReadOnly { .. })
+        ));
+    }
+
+    #[test]
+    fn view_masks_the_secret() {
+        let stored = StoredWebhooks {
+            secret: Some("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0".into()),
+            ..Default::default()
+        };
+        let env = effective(
+            "prod",
+            &WebhooksConfig::default(),
+            &stored,
+            &StoredIngress {
+                token: "hook_abc".into(),
+            },
+        );
+        let json = serde_json::to_string(&SettingsView::new(&env, Timestamp(0))).unwrap();
+        assert!(!json.contains("c2VjcmV0LXNl"), "{json}");
+        assert!(json.contains(r#""timeout":"15s""#), "{json}");
+        assert!(
+            json.contains(r#""path":"/v1/hooks/hook_abc/{integration}""#),
+            "{json}"
+        );
+    }
+}
