@@ -206,7 +206,8 @@ pub struct ValueCounts {
 
 pub struct ValueCountsSegment {
     column: Option<StrColumn>,
-    counts: HashMap<u64, u64>,
+    /// Hits per term ordinal of this segment's column.
+    counts: Vec<u64>,
 }
 
 impl Collector for ValueCounts {
@@ -218,9 +219,11 @@ impl Collector for ValueCounts {
         _: SegmentOrdinal,
         segment: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
+        let column = segment.fast_fields().str(self.field)?;
+        let terms = column.as_ref().map_or(0, |c| c.num_terms());
         Ok(ValueCountsSegment {
-            column: segment.fast_fields().str(self.field)?,
-            counts: HashMap::new(),
+            column,
+            counts: vec![0; terms],
         })
     }
 
@@ -245,18 +248,20 @@ impl SegmentCollector for ValueCountsSegment {
     fn collect(&mut self, doc: DocId, _: Score) {
         if let Some(column) = &self.column {
             for ord in column.term_ords(doc) {
-                *self.counts.entry(ord).or_insert(0) += 1;
+                if let Some(n) = self.counts.get_mut(ord as usize) {
+                    *n += 1;
+                }
             }
         }
     }
 
     fn harvest(self) -> Self::Fruit {
-        let mut out = HashMap::with_capacity(self.counts.len());
+        let mut out = HashMap::new();
         if let Some(column) = &self.column {
             let mut text = String::new();
-            for (ord, n) in self.counts {
+            for (ord, n) in self.counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
                 text.clear();
-                if column.ord_to_str(ord, &mut text).unwrap_or(false) {
+                if column.ord_to_str(ord as u64, &mut text).unwrap_or(false) {
                     out.insert(text.clone(), n);
                 }
             }
