@@ -10,4 +10,6 @@ pub mod metrics;
 pub mod model;
 pub mod otel;
 pub mod outbox;
+pub mod session;
 pub mod store;
+pub mod ui;

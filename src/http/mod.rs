@@ -6,6 +6,7 @@
 //! writer), or log secrets.
 
 pub mod cursor;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod operations;
@@ -49,6 +50,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub index: Arc<SearchIndex>,
     pub cursor_key: CursorKey,
+    /// Dashboard logins (in memory; see `session`).
+    pub sessions: crate::session::Sessions,
+    /// Whether the session cookie is marked `Secure` (`server.cookie_secure`).
+    pub cookie_secure: bool,
 }
 
 impl AppState {
@@ -132,6 +137,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/insights", get(insights));
     Router::new()
         .nest("/v1/environments/{env}", api)
+        .route("/v1/environments", get(dashboard::environments))
+        .route(
+            "/v1/session",
+            get(dashboard::session_status)
+                .post(dashboard::login)
+                .delete(dashboard::logout),
+        )
+        .route("/", get(dashboard::index))
+        .route("/assets/{version}/{*path}", get(dashboard::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -5,6 +5,7 @@
 mod auth;
 mod bad_input;
 mod collector;
+mod dashboard;
 mod lifecycle;
 mod otlp;
 mod process;
