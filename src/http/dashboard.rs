@@ -112,11 +112,9 @@ pub async fn login(
                 "that is an environment API key; the dashboard needs the admin token",
             ))
         }
-        None => {
-            return Err(ApiError::unauthorized(
-                "wrong admin token; use the one printed on first start or set in server.admin_tokens",
-            ))
-        }
+        None => return Err(ApiError::unauthorized(
+            "wrong admin token; use the one printed on first start or set in server.admin_tokens",
+        )),
     }
     let id = state.sessions.create(Instant::now());
     let ttl = state.sessions.ttl();
@@ -160,7 +158,9 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 /// without a failed request in the browser console.
 pub async fn session_status(auth: Result<Auth, ApiError>) -> Response {
     let body = match auth {
-        Ok(Auth(Principal::Admin)) => serde_json::json!({"authenticated": true, "principal": "admin"}),
+        Ok(Auth(Principal::Admin)) => {
+            serde_json::json!({"authenticated": true, "principal": "admin"})
+        }
         Ok(Auth(Principal::Environment(env))) => {
             serde_json::json!({"authenticated": true, "principal": "environment", "environment": env})
         }
@@ -179,10 +179,7 @@ struct Environment {
 }
 
 /// GET /v1/environments: the environments this caller may open (all, for the admin).
-pub async fn environments(
-    State(state): State<Arc<AppState>>,
-    Auth(principal): Auth,
-) -> Response {
+pub async fn environments(State(state): State<Arc<AppState>>, Auth(principal): Auth) -> Response {
     let data: Vec<Environment> = state
         .environments
         .iter()

@@ -48,7 +48,10 @@ fn page_and_assets_are_served_with_types_and_cache_headers() {
     assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
     assert_eq!(page.headers["cache-control"], "no-cache");
     let csp = &page.headers["content-security-policy"];
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert!(page.text.contains("<title>opslog</title>"));
 
@@ -96,7 +99,11 @@ fn page_and_assets_are_served_with_types_and_cache_headers() {
 #[test]
 fn login_sets_a_strict_http_only_cookie_that_works_on_the_api() {
     let d = Daemon::start();
-    let op = d.start_operation("prod", PROD_KEY, &json!({"type": "sync", "integration": "github"}));
+    let op = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "sync", "integration": "github"}),
+    );
 
     let reply = login(&d, ADMIN);
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -119,7 +126,10 @@ fn login_sets_a_strict_http_only_cookie_that_works_on_the_api() {
     // The cookie is the admin: every environment, and the environment list.
     let envs = get_with_cookie(&d, "/v1/environments", &pair);
     assert_eq!(envs.status, 200);
-    assert_eq!(envs.body["data"], json!([{"name": "dev"}, {"name": "prod"}]));
+    assert_eq!(
+        envs.body["data"],
+        json!([{"name": "dev"}, {"name": "prod"}])
+    );
     let got = get_with_cookie(&d, &format!("/v1/environments/prod/operations/{op}"), &pair);
     assert_eq!(got.status, 200, "{}", got.text);
     assert_eq!(got.body["integration"], "github");
@@ -136,7 +146,11 @@ fn login_sets_a_strict_http_only_cookie_that_works_on_the_api() {
     assert!(out.headers["set-cookie"].contains("Max-Age=0"));
     let after = get_with_cookie(&d, "/v1/environments/prod/operations", &pair);
     assert_eq!(after.status, 401);
-    assert!(after.message().contains("log in again"), "{}", after.message());
+    assert!(
+        after.message().contains("log in again"),
+        "{}",
+        after.message()
+    );
 }
 
 #[test]
@@ -144,12 +158,20 @@ fn failed_logins_are_401_with_a_reason() {
     let d = Daemon::start();
     let wrong = login(&d, "not-the-admin-token-at-all");
     assert_eq!(wrong.status, 401);
-    assert!(wrong.message().contains("wrong admin token"), "{}", wrong.message());
+    assert!(
+        wrong.message().contains("wrong admin token"),
+        "{}",
+        wrong.message()
+    );
     assert!(!wrong.headers.contains_key("set-cookie"));
 
     let env_key = login(&d, PROD_KEY);
     assert_eq!(env_key.status, 401);
-    assert!(env_key.message().contains("environment API key"), "{}", env_key.message());
+    assert!(
+        env_key.message().contains("environment API key"),
+        "{}",
+        env_key.message()
+    );
 
     let malformed = d.raw("POST", "/v1/session", None, &[], Some(b"{\"tok\": 1}"));
     assert_eq!(malformed.status, 400);
@@ -168,7 +190,10 @@ fn sessions_expire_after_the_configured_ttl() {
     });
     let reply = login(&d, ADMIN);
     let cookie = &reply.headers["set-cookie"];
-    assert!(cookie.contains("Max-Age=1") && cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("Max-Age=1") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
     let pair = session_pair(&reply);
     assert_eq!(get_with_cookie(&d, "/v1/environments", &pair).status, 200);
     // The server forgets the session at its expiry even if a client keeps sending the cookie.

@@ -25,7 +25,7 @@ export function renderInsights(main, env, p) {
     if (to) q.push(['to', to]);
     envGet(env, '/insights', q).then((res) => {
       if (disposed) return;
-      total.textContent = `${res.total.toLocaleString('en')} operations`;
+      total.textContent = `${res.total.toLocaleString('en')} operation${res.total === 1 ? '' : 's'}`;
       charts.push(draw(plot, type, res));
     }).catch((e) => { total.textContent = e.message; });
   }
