@@ -131,6 +131,8 @@ pub async fn start(
         settings,
         index: index.clone(),
         cursor_key,
+        sessions: crate::session::Sessions::new(config.server.session_ttl.0),
+        cookie_secure: config.server.cookie_secure,
     });
     let options = ServeOptions {
         header_read_timeout: config.server.header_read_timeout.0,

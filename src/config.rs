@@ -67,6 +67,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub header_read_timeout: HumanDuration,
     pub shutdown_timeout: HumanDuration,
+    /// How long a dashboard login lasts (the session cookie's Max-Age and the server-side expiry).
+    pub session_ttl: HumanDuration,
+    /// Mark the session cookie `Secure`; set it when a TLS proxy serves opslog over https,
+    /// which opslog cannot detect itself.
+    pub cookie_secure: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -351,6 +356,8 @@ impl Default for ServerConfig {
             max_body_bytes: 10 * 1024 * 1024,
             header_read_timeout: duration("10s"),
             shutdown_timeout: duration("30s"),
+            session_ttl: duration("12h"),
+            cookie_secure: false,
         }
     }
 }
@@ -490,6 +497,13 @@ impl Config {
         }
         for token in &self.server.admin_tokens {
             check_secret("server.admin_tokens", token)?;
+        }
+        let ttl = self.server.session_ttl.0;
+        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(30 * 86400) {
+            return Err(invalid(
+                "server.session_ttl",
+                "must be between 1s and 30d".into(),
+            ));
         }
         if !(self.retention.days > 0.0 && self.retention.days <= 36_500.0) {
             return Err(invalid(

@@ -11,4 +11,6 @@ pub mod model;
 pub mod otel;
 pub mod outbox;
 pub mod settings;
+pub mod session;
 pub mod store;
+pub mod ui;

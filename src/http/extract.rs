@@ -1,4 +1,5 @@
-//! Turning requests into typed input, with errors that say what to fix: the bearer principal,
+//! Turning requests into typed input, with errors that say what to fix: the principal (a bearer
+//! token, or the dashboard's session cookie standing for the admin),
 //! JSON bodies (size, encoding, syntax with position, the path of a bad field) and query strings.
 
 use axum::body::{Body, Bytes};
@@ -11,7 +12,9 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::Principal;
+use crate::session;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The authenticated caller. Missing or unknown tokens are a 401.
 pub struct Auth(pub Principal);
@@ -23,9 +26,9 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Auth, ApiError> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("missing `Authorization: Bearer <key>` header")
-        })?;
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return session_principal(parts, state);
+        };
         let token = value
             .to_str()
             .ok()
@@ -42,6 +45,29 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             .authenticate(token)
             .map(Auth)
             .ok_or_else(|| ApiError::unauthorized("unknown API key or admin token"))
+    }
+}
+
+/// Without a bearer token, a dashboard session cookie stands for the admin token.
+fn session_principal(parts: &Parts, state: &AppState) -> Result<Auth, ApiError> {
+    let id = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| session::cookie_value(v, session::COOKIE_NAME))
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing `Authorization: Bearer <key>` header (or a dashboard session cookie)",
+            )
+        })?;
+    if state.sessions.is_valid(id, Instant::now()) {
+        Ok(Auth(Principal::Admin))
+    } else {
+        Err(ApiError::unauthorized(
+            "your dashboard session has expired or was ended; log in again",
+        ))
     }
 }
 

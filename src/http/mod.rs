@@ -7,6 +7,7 @@
 
 pub mod cursor;
 pub mod deliveries;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod hooks;
@@ -55,6 +56,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub index: Arc<SearchIndex>,
     pub cursor_key: CursorKey,
+    /// Dashboard logins (in memory; see `session`).
+    pub sessions: crate::session::Sessions,
+    /// Whether the session cookie is marked `Secure` (`server.cookie_secure`).
+    pub cookie_secure: bool,
 }
 
 impl AppState {
@@ -162,6 +167,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/hooks/{token}/{integration}",
             post(hooks::receive_webhook),
         )
+        .route("/v1/environments", get(dashboard::environments))
+        .route(
+            "/v1/session",
+            get(dashboard::session_status)
+                .post(dashboard::login)
+                .delete(dashboard::logout),
+        )
+        .route("/", get(dashboard::index))
+        .route("/assets/{version}/{*path}", get(dashboard::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

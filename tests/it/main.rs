@@ -5,6 +5,7 @@
 mod auth;
 mod bad_input;
 mod collector;
+mod dashboard;
 mod disk_full;
 mod lifecycle;
 mod otlp;

@@ -1,0 +1,194 @@
+//! The dashboard's HTTP side: the page and its embedded assets (content types, cache headers, a
+//! strict Content-Security-Policy), login/logout with the admin token (an HttpOnly session
+//! cookie), and the list of environments the switcher shows.
+//!
+//! Must not: accept an environment key as a login (sessions stand for the admin), echo tokens or
+//! session ids anywhere but the one `Set-Cookie`, or log them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::extract::{parse_json, read_json_body, Auth};
+use super::{json, AppState, DataPage};
+use crate::auth::Principal;
+use crate::session;
+use crate::ui::{Asset, Assets};
+
+/// Scripts, styles and data only from this origin; no inline code, no framing, no plugins.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+pub async fn index(headers: HeaderMap) -> Response {
+    let assets = Assets::get();
+    let mut response = asset_response(&assets.index, &headers);
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+pub async fn asset(
+    Path((version, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let assets = Assets::get();
+    let file = assets.file(&path).ok_or_else(|| {
+        ApiError::not_found("asset_not_found", format!("no dashboard asset `{path}`"))
+    })?;
+    let mut response = asset_response(file, &headers);
+    // An old version's URL still gets today's file, but must not be cached as if it were its own.
+    let cache = if version == assets.version {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    Ok(response)
+}
+
+fn asset_response(asset: &Asset, request: &HeaderMap) -> Response {
+    let accepts_gzip = request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let (body, gzipped) = match (&asset.gzip, accepts_gzip) {
+        (Some(gz), true) => (Body::from(gz.clone()), true),
+        _ => (Body::from(asset.bytes), false),
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzipped {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    token: String,
+}
+
+/// POST /v1/session `{"token": "<admin token>"}`: sets the session cookie.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_json_body(&headers, body, 64 * 1024).await?;
+    let login: Login = parse_json(&bytes)?;
+    match state.credentials.authenticate(login.token.trim()) {
+        Some(Principal::Admin) => {}
+        Some(Principal::Environment(_)) => {
+            return Err(ApiError::unauthorized(
+                "that is an environment API key; the dashboard needs the admin token",
+            ))
+        }
+        None => return Err(ApiError::unauthorized(
+            "wrong admin token; use the one printed on first start or set in server.admin_tokens",
+        )),
+    }
+    let id = state.sessions.create(Instant::now());
+    let ttl = state.sessions.ttl();
+    let mut response = json(
+        StatusCode::OK,
+        &serde_json::json!({"principal": "admin", "expires_in_seconds": ttl.as_secs()}),
+    );
+    let cookie = session::set_cookie(&id, ttl, state.cookie_secure);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("session cookies are ASCII"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// DELETE /v1/session: ends the session server-side and clears the cookie. Always 204, so a
+/// logout with an already-expired cookie still clears it.
+pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    for value in headers.get_all(header::COOKIE) {
+        if let Some(id) = value
+            .to_str()
+            .ok()
+            .and_then(|v| session::cookie_value(v, session::COOKIE_NAME))
+        {
+            state.sessions.revoke(id);
+        }
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&session::clear_cookie(state.cookie_secure))
+            .expect("session cookies are ASCII"),
+    );
+    response
+}
+
+/// GET /v1/session: whether the caller is logged in. Always 200, so the page can ask on load
+/// without a failed request in the browser console.
+pub async fn session_status(auth: Result<Auth, ApiError>) -> Response {
+    let body = match auth {
+        Ok(Auth(Principal::Admin)) => {
+            serde_json::json!({"authenticated": true, "principal": "admin"})
+        }
+        Ok(Auth(Principal::Environment(env))) => {
+            serde_json::json!({"authenticated": true, "principal": "environment", "environment": env})
+        }
+        Err(_) => serde_json::json!({"authenticated": false}),
+    };
+    let mut response = json(StatusCode::OK, &body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(serde::Serialize)]
+struct Environment {
+    name: String,
+}
+
+/// GET /v1/environments: the environments this caller may open (all, for the admin).
+pub async fn environments(State(state): State<Arc<AppState>>, Auth(principal): Auth) -> Response {
+    let data: Vec<Environment> = state
+        .environments
+        .iter()
+        .filter(|name| principal.may_access(name))
+        .map(|name| Environment { name: name.clone() })
+        .collect();
+    let mut response = json(StatusCode::OK, &DataPage::all(data));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,138 @@
+//! Dashboard login sessions: a random id handed to the browser in an HttpOnly cookie, and its
+//! expiry kept here, in memory.
+//!
+//! Only a SHA-256 digest of each id is kept, so a memory dump does not yield usable cookies. The
+//! table is in memory by design: a restart logs everyone out, which is acceptable for an admin
+//! dashboard and keeps session state out of the store. Time is a parameter (`now`), so expiry is
+//! tested without waiting.
+//!
+//! Must not: log session ids, or hand out a session for anything but the admin principal.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// The cookie that carries the session id.
+pub const COOKIE_NAME: &str = "opslog_session";
+
+/// More live sessions than this evicts the one closest to expiry, bounding memory even if a
+/// script logs in in a loop.
+const MAX_SESSIONS: usize = 10_000;
+
+pub struct Sessions {
+    ttl: Duration,
+    live: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl Sessions {
+    pub fn new(ttl: Duration) -> Sessions {
+        Sessions {
+            ttl,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Creates a session that expires `ttl` after `now`; returns the id for the cookie.
+    pub fn create(&self, now: Instant) -> String {
+        let id = crate::auth::random_hex(32);
+        let mut live = self.live.lock().expect("sessions lock");
+        live.retain(|_, expires_at| *expires_at > now);
+        if live.len() >= MAX_SESSIONS {
+            if let Some(oldest) = live.iter().min_by_key(|(_, e)| **e).map(|(k, _)| *k) {
+                live.remove(&oldest);
+            }
+        }
+        live.insert(digest(&id), now + self.ttl);
+        id
+    }
+
+    /// Whether `id` names a session still valid at `now`. An expired one is forgotten.
+    pub fn is_valid(&self, id: &str, now: Instant) -> bool {
+        let key = digest(id);
+        let mut live = self.live.lock().expect("sessions lock");
+        match live.get(&key) {
+            Some(expires_at) if *expires_at > now => true,
+            Some(_) => {
+                live.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Ends a session (logout). Unknown ids are ignored: logging out twice is fine.
+    pub fn revoke(&self, id: &str) {
+        self.live.lock().expect("sessions lock").remove(&digest(id));
+    }
+}
+
+fn digest(id: &str) -> [u8; 32] {
+    Sha256::digest(id.as_bytes()).into()
+}
+
+/// The value of cookie `name` in a `Cookie` header, if present.
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then_some(v.trim())
+    })
+}
+
+/// The `Set-Cookie` value that stores `id` for `ttl`.
+pub fn set_cookie(id: &str, ttl: Duration, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{COOKIE_NAME}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        ttl.as_secs()
+    )
+}
+
+/// The `Set-Cookie` value that makes the browser drop the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_expire_and_revoke() {
+        let sessions = Sessions::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        let id = sessions.create(t0);
+        assert_eq!(id.len(), 64);
+        assert!(sessions.is_valid(&id, t0 + Duration::from_secs(59)));
+        assert!(!sessions.is_valid(&id, t0 + Duration::from_secs(60)));
+        assert!(
+            !sessions.is_valid(&id, t0),
+            "an expired session is forgotten"
+        );
+        let other = sessions.create(t0);
+        assert!(!sessions.is_valid("not-a-session", t0));
+        sessions.revoke(&other);
+        assert!(!sessions.is_valid(&other, t0));
+    }
+
+    #[test]
+    fn cookies() {
+        assert_eq!(
+            cookie_value("a=1; opslog_session=abc ; b=2", COOKIE_NAME),
+            Some("abc")
+        );
+        assert_eq!(cookie_value("xopslog_session=abc", COOKIE_NAME), None);
+        let set = set_cookie("abc", Duration::from_secs(3600), true);
+        assert_eq!(
+            set,
+            "opslog_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600; Secure"
+        );
+        assert!(clear_cookie(false).contains("Max-Age=0"));
+    }
+}

@@ -1,0 +1,205 @@
+//! The dashboard's server side: the page and its assets (types, caching, CSP), login with the
+//! admin token, the session cookie's attributes, expiry and logout, and the cookie on the API.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// The `opslog_session=<id>` pair of a login's Set-Cookie.
+fn session_pair(reply: &Reply) -> String {
+    reply.headers["set-cookie"]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The response head of a GET sent on a plain socket with `accept-encoding`.
+fn raw_head(d: &Daemon, path: &str, accept_encoding: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(d.base.trim_start_matches("http://")).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: x\r\naccept-encoding: {accept_encoding}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase()
+}
+
+fn login(d: &Daemon, token: &str) -> Reply {
+    let body = serde_json::to_vec(&json!({ "token": token })).unwrap();
+    d.raw("POST", "/v1/session", None, &[], Some(&body))
+}
+
+fn get_with_cookie(d: &Daemon, path: &str, cookie: &str) -> Reply {
+    d.raw("GET", path, None, &[("cookie", cookie)], None)
+}
+
+#[test]
+fn page_and_assets_are_served_with_types_and_cache_headers() {
+    let d = Daemon::start();
+    let page = d.raw("GET", "/", None, &[], None);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(page.headers["cache-control"], "no-cache");
+    let csp = &page.headers["content-security-policy"];
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(page.text.contains("<title>opslog</title>"));
+
+    // Every asset the page names is served, typed and cacheable forever under its versioned URL.
+    let urls: Vec<&str> = page
+        .text
+        .split('"')
+        .filter(|s| s.starts_with("/assets/"))
+        .collect();
+    assert!(urls.len() >= 4, "{urls:?}");
+    for url in &urls {
+        let reply = d.raw("GET", url, None, &[], None);
+        assert_eq!(reply.status, 200, "{url}");
+        let expected = if url.ends_with(".js") {
+            "text/javascript; charset=utf-8"
+        } else if url.ends_with(".css") {
+            "text/css; charset=utf-8"
+        } else {
+            "image/svg+xml"
+        };
+        assert_eq!(reply.headers["content-type"], expected, "{url}");
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+        assert!(
+            reply.headers["cache-control"].contains("immutable"),
+            "{url}"
+        );
+    }
+    let app = urls.iter().find(|u| u.ends_with("/app.js")).unwrap();
+    let js = d.raw("GET", app, None, &[], None);
+    assert!(js.text.contains("/v1/session"), "the app script logs in");
+
+    // Compressed for browsers that ask; an old version's URL is not cached as immutable.
+    // (ureq decompresses by itself, so this asks on a plain socket.)
+    let head = raw_head(&d, app, "gzip, br");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(!raw_head(&d, app, "identity").contains("content-encoding"));
+    let stale = d.raw("GET", "/assets/0000/app.js", None, &[], None);
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.headers["cache-control"], "no-cache");
+    let missing = d.raw("GET", "/assets/0000/nope.js", None, &[], None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.code(), "asset_not_found");
+}
+
+#[test]
+fn login_sets_a_strict_http_only_cookie_that_works_on_the_api() {
+    let d = Daemon::start();
+    let op = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "sync", "integration": "github"}),
+    );
+
+    let reply = login(&d, ADMIN);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let cookie = &reply.headers["set-cookie"];
+    assert!(cookie.starts_with("opslog_session="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "not over plain http by default");
+    assert!(!reply.text.contains(ADMIN), "the token is never echoed");
+    let pair = session_pair(&reply);
+    assert_eq!(pair.len(), "opslog_session=".len() + 64);
+
+    let anonymous = d.raw("GET", "/v1/session", None, &[], None);
+    assert_eq!(anonymous.status, 200);
+    assert_eq!(anonymous.body["authenticated"], false);
+    let me = get_with_cookie(&d, "/v1/session", &pair);
+    assert_eq!(me.body["principal"], "admin");
+
+    // The cookie is the admin: every environment, and the environment list.
+    let envs = get_with_cookie(&d, "/v1/environments", &pair);
+    assert_eq!(envs.status, 200);
+    assert_eq!(
+        envs.body["data"],
+        json!([{"name": "dev"}, {"name": "prod"}])
+    );
+    let got = get_with_cookie(&d, &format!("/v1/environments/prod/operations/{op}"), &pair);
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.body["integration"], "github");
+    let dev = get_with_cookie(&d, "/v1/environments/dev/operations", &pair);
+    assert_eq!(dev.status, 200);
+
+    // Bearer auth keeps working, and an environment key sees only its own environment.
+    let list = d.get("/v1/environments", PROD_KEY);
+    assert_eq!(list.body["data"], json!([{"name": "prod"}]));
+
+    // Logout ends the session on the server, not just in the browser.
+    let out = d.raw("DELETE", "/v1/session", None, &[("cookie", &pair)], None);
+    assert_eq!(out.status, 204);
+    assert!(out.headers["set-cookie"].contains("Max-Age=0"));
+    let after = get_with_cookie(&d, "/v1/environments/prod/operations", &pair);
+    assert_eq!(after.status, 401);
+    assert!(
+        after.message().contains("log in again"),
+        "{}",
+        after.message()
+    );
+}
+
+#[test]
+fn failed_logins_are_401_with_a_reason() {
+    let d = Daemon::start();
+    let wrong = login(&d, "not-the-admin-token-at-all");
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.message().contains("wrong admin token"),
+        "{}",
+        wrong.message()
+    );
+    assert!(!wrong.headers.contains_key("set-cookie"));
+
+    let env_key = login(&d, PROD_KEY);
+    assert_eq!(env_key.status, 401);
+    assert!(
+        env_key.message().contains("environment API key"),
+        "{}",
+        env_key.message()
+    );
+
+    let malformed = d.raw("POST", "/v1/session", None, &[], Some(b"{\"tok\": 1}"));
+    assert_eq!(malformed.status, 400);
+
+    let forged = get_with_cookie(&d, "/v1/environments", "opslog_session=0123abcd");
+    assert_eq!(forged.status, 401);
+    let none = d.raw("GET", "/v1/environments", None, &[], None);
+    assert_eq!(none.status, 401);
+}
+
+#[test]
+fn sessions_expire_after_the_configured_ttl() {
+    let d = Daemon::start_with(|c| {
+        c.server.session_ttl = opslog::config::HumanDuration(Duration::from_secs(1));
+        c.server.cookie_secure = true;
+    });
+    let reply = login(&d, ADMIN);
+    let cookie = &reply.headers["set-cookie"];
+    assert!(
+        cookie.contains("Max-Age=1") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    let pair = session_pair(&reply);
+    assert_eq!(get_with_cookie(&d, "/v1/environments", &pair).status, 200);
+    // The server forgets the session at its expiry even if a client keeps sending the cookie.
+    let status = eventually(Duration::from_secs(10), || {
+        let status = get_with_cookie(&d, "/v1/environments", &pair).status;
+        (status != 200).then_some(status)
+    });
+    assert_eq!(status, 401);
+}

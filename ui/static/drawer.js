@@ -1,0 +1,139 @@
+// The operation drawer: what an operation is, its payload, and its messages (searchable,
+// filterable by level), tailed live while the operation runs.
+import { h, clear, fmtTime, fmtDuration, badge, pretty, debounce } from './dom.js';
+import { envGet } from './api.js';
+import { navigate } from './filters.js';
+
+const TAIL_EVERY_MS = 1500;
+const ACTIVE = new Set(['running', 'waiting']);
+const LEVELS = ['debug', 'info', 'warn', 'error'];
+
+export function renderDrawer(drawer, env, id, p, onChange) {
+  let disposed = false;
+  let timer = null;
+  let op = null;
+  let lastId = null;
+  let cursor = null;
+  const mq = p.get('mq') || '';
+  const mlevels = p.getAll('mlevel');
+  const filtered = Boolean(mq || mlevels.length);
+  const close = () => navigate((q) => { q.delete('op'); q.delete('mq'); q.delete('mlevel'); });
+  const head = h('div', { class: 'drawer-head' });
+  const facts = h('dl', { class: 'facts' });
+  const payload = h('div', { class: 'payload' });
+  const list = h('ol', { class: 'messages', id: 'messages' });
+  const msgCount = h('span', { class: 'count', id: 'message-count' });
+  const more = h('button', { type: 'button', hidden: true, onclick: () => loadMessages() }, 'Older messages… load more');
+  const errorBox = h('p', { class: 'error', role: 'alert' });
+  const search = h('input', { type: 'search', id: 'message-search', placeholder: 'Search messages', 'aria-label': 'Search messages', value: mq });
+  search.addEventListener('input', debounce(() => navigate((q) => { if (search.value.trim()) q.set('mq', search.value); else q.delete('mq'); }, { replace: true }), 350));
+  const levelGroup = h('div', { class: 'levels', role: 'group', 'aria-label': 'Message level' },
+    LEVELS.map((l) => h('button', {
+      type: 'button', class: `chip-toggle level-${l}`, 'aria-pressed': String(mlevels.includes(l)),
+      onclick: () => navigate((q) => {
+        const cur = q.getAll('mlevel'); q.delete('mlevel');
+        (cur.includes(l) ? cur.filter((x) => x !== l) : [...cur, l]).forEach((x) => q.append('mlevel', x));
+      }, { replace: true }),
+    }, l)));
+  const copied = h('span', { class: 'hint', 'aria-live': 'polite' });
+  const copy = async () => {
+    try { await navigator.clipboard.writeText(location.href); copied.textContent = 'Link copied'; } catch {
+      copied.textContent = location.href; // no clipboard access: show the link to copy by hand
+    }
+  };
+  drawer.hidden = false;
+  clear(drawer).append(
+    h('div', { class: 'drawer-bar' },
+      h('button', { type: 'button', id: 'copy-link', onclick: copy }, 'Copy link'), copied,
+      h('button', { type: 'button', id: 'drawer-close', class: 'close', 'aria-label': 'Close', onclick: close }, '×')),
+    head, errorBox, facts, payload,
+    h('h3', {}, 'Messages ', msgCount),
+    h('div', { class: 'row' }, search, levelGroup),
+    list, more);
+
+  const showOp = (o) => {
+    op = o;
+    head.replaceChildren(h('h2', {}, `${o.type}:${o.action}`, ' ', badge('state', o.state)), o.message ? h('p', {}, o.message) : '');
+    const fact = (k, v) => (v ? [h('dt', {}, k), h('dd', {}, v)] : []);
+    facts.replaceChildren(...[
+      fact('Status', o.state), fact('Duration', ACTIVE.has(o.state) ? 'running…' : fmtDuration(o.duration_ms)),
+      fact('Created', fmtTime(o.created_at)), fact('Started', fmtTime(o.started_at)), fact('Ended', fmtTime(o.ended_at)),
+      fact('Type', `${o.type}:${o.action}`), fact('Integration', o.integration), fact('Connection', o.connection_id),
+      fact('Script', o.script), fact('Provider', o.provider), fact('Operation id', o.id),
+    ].flat());
+    const part = (name, value) => (value ? h('details', { class: `part part-${name}`, open: name === 'error' }, h('summary', {}, name), pretty(value)) : null);
+    payload.replaceChildren(...[part('error', o.error), part('records', o.records), part('request', o.request),
+      part('response', o.response), part('meta', o.meta)].filter(Boolean));
+    onChange(o);
+  };
+
+  const messageItem = (m) => {
+    const http = m.type === 'http';
+    const line = h('div', { class: 'msg-line' },
+      h('span', { class: 'time' }, fmtTime(m.created_at)),
+      badge('level', m.level),
+      http ? h('span', { class: 'http' },
+        h('b', {}, m.request?.method || ''), ' ', m.request?.url || '', ' ',
+        m.response ? badge('http', String(m.response.status)) : '',
+        m.duration_ms !== undefined ? ` ${fmtDuration(m.duration_ms)}` : '') : null,
+      m.message ? h('span', { class: 'text' }, m.message) : null);
+    const detailParts = ['request', 'response', 'retry', 'error', 'meta'].filter((k) => m[k] !== undefined);
+    const body = detailParts.length
+      ? h('details', { class: 'msg' }, h('summary', {}, line), ...detailParts.map((k) => h('div', { class: 'detail' }, h('h4', {}, k), pretty(m[k]))))
+      : h('div', { class: 'msg' }, line);
+    return h('li', { dataset: { id: m.id, level: m.level } }, body);
+  };
+
+  async function loadMessages() {
+    const q = [['limit', '100']];
+    if (mq) q.push(['q', mq]);
+    for (const l of mlevels) q.push(['level', l]);
+    if (cursor) q.push(['cursor', cursor]);
+    const page = await envGet(env, `/operations/${id}/messages`, q);
+    if (disposed) return;
+    list.append(...page.data.map(messageItem));
+    if (page.data.length) lastId = page.data[page.data.length - 1].id;
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    msgCount.textContent = `(${page.total})`;
+    if (!page.total) list.replaceChildren(h('li', { class: 'empty' }, filtered ? 'No message matches.' : 'No messages yet.'));
+  }
+
+  async function tail() {
+    if (disposed) return;
+    try {
+      const o = await envGet(env, `/operations/${id}`);
+      if (disposed) return;
+      // Only an unfiltered list read to its end can be extended without leaving a gap.
+      if (!filtered && !cursor) {
+        const q = [['limit', '500']];
+        if (lastId) q.push(['after', lastId]);
+        const page = await envGet(env, `/operations/${id}/messages`, q);
+        if (disposed) return;
+        if (page.data.length) {
+          list.querySelector('li.empty')?.remove();
+          list.append(...page.data.map(messageItem));
+          lastId = page.data[page.data.length - 1].id;
+        }
+        msgCount.textContent = `(${o.message_count})`;
+      }
+      showOp(o);
+      if (!ACTIVE.has(o.state)) { clearInterval(timer); timer = null; }
+    } catch { /* next tick */ }
+  }
+
+  (async () => {
+    try {
+      showOp(await envGet(env, `/operations/${id}`));
+      await loadMessages();
+      if (ACTIVE.has(op.state) && !disposed) timer = setInterval(tail, TAIL_EVERY_MS);
+    } catch (e) { errorBox.textContent = e.message; }
+  })();
+  const onKey = (e) => { if (e.key === 'Escape') close(); };
+  document.addEventListener('keydown', onKey);
+  return () => {
+    disposed = true;
+    if (timer) clearInterval(timer);
+    document.removeEventListener('keydown', onKey);
+  };
+}

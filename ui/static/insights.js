@@ -1,0 +1,71 @@
+// Insights: operations per time bucket for each type, stacked by state (uPlot bars). Clicking a
+// bar opens the Logs tab filtered to that type and bucket.
+import { h, clear } from './dom.js';
+import { envGet } from './api.js';
+import { navigate, rangeControl, timeRange } from './filters.js';
+
+export const CHART_TYPES = [
+  ['sync', 'Sync runs'], ['action', 'Actions'], ['proxy', 'Proxy calls'], ['webhook', 'Incoming webhooks'], ['auth', 'Auth'],
+];
+// Bottom to top.
+const STACK = [['success', '#2f9e44'], ['failed', '#e03131'], ['timeout', '#f08c00'], ['cancelled', '#868e96'], ['running', '#1c7ed6']];
+
+export function renderInsights(main, env, p) {
+  const charts = [];
+  let disposed = false;
+  const grid = h('div', { class: 'charts' });
+  clear(main).append(h('section', { class: 'filters' }, h('div', { class: 'row' }, rangeControl(p))), grid);
+  const { from, to } = timeRange(p);
+  for (const [type, title] of CHART_TYPES) {
+    const total = h('span', { class: 'count' }, '…');
+    const plot = h('div', { class: 'plot' });
+    const legend = h('ul', { class: 'legend' }, STACK.map(([s, c]) => h('li', {}, h('i', { class: `swatch state-${s}`, title: c }), s)));
+    grid.append(h('figure', { class: 'chart', dataset: { type } }, h('figcaption', {}, title, ' ', total), plot, legend));
+    const q = [['type', type], ['from', from]];
+    if (to) q.push(['to', to]);
+    envGet(env, '/insights', q).then((res) => {
+      if (disposed) return;
+      total.textContent = `${res.total.toLocaleString('en')} operation${res.total === 1 ? '' : 's'}`;
+      charts.push(draw(plot, type, res));
+    }).catch((e) => { total.textContent = e.message; });
+  }
+  const onResize = () => charts.forEach((u) => u.setSize({ width: u.root.parentElement.clientWidth, height: 160 }));
+  window.addEventListener('resize', onResize);
+  return { dispose() { disposed = true; window.removeEventListener('resize', onResize); charts.forEach((u) => u.destroy()); } };
+}
+
+function draw(el, type, res) {
+  const xs = res.buckets.map((b) => Date.parse(b.start) / 1000);
+  // Cumulative sums: series k is drawn from 0 to the sum of states 0..k, the tallest first.
+  const cum = [];
+  let acc = res.buckets.map(() => 0);
+  for (const [state] of STACK) { acc = acc.map((v, i) => v + res.buckets[i][state]); cum.push(acc); }
+  const bars = window.uPlot.paths.bars({ size: [0.8, 40], align: 1 });
+  const series = [{}];
+  const data = [xs];
+  for (let k = STACK.length - 1; k >= 0; k--) {
+    const [state, color] = STACK[k];
+    series.push({ label: state, fill: color, stroke: color, width: 0, paths: bars, points: { show: false },
+      value: (u, v, si, i) => (i == null ? '' : res.buckets[i][state]) });
+    data.push(cum[k].map((v) => v || null));
+  }
+  const u = new window.uPlot({
+    width: el.clientWidth || 400, height: 160, series, legend: { show: false },
+    cursor: { drag: { x: false, y: false }, points: { show: false } },
+    scales: { x: { time: true, range: (u, min, max) => [xs[0], xs[xs.length - 1] + res.interval_ms / 1000] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    axes: [{}, { size: 40, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000, 1e5, 1e6] }],
+  }, data, el);
+  el._uplot = u; // lets the browser tests find a bar's position
+  el.dataset.buckets = String(xs.length);
+  u.over.addEventListener('click', () => {
+    const i = u.cursor.idx;
+    if (i == null || !cum[STACK.length - 1][i]) return;
+    const start = res.buckets[i].start;
+    const end = new Date(Date.parse(start) + res.interval_ms).toISOString();
+    navigate((q) => {
+      for (const k of ['page', 'range', 'from', 'to', 'type', 'state', 'integration', 'connection_id', 'script', 'q', 'op']) q.delete(k);
+      q.set('page', 'logs'); q.set('type', type); q.set('from', new Date(Date.parse(start)).toISOString()); q.set('to', end);
+    });
+  });
+  return u;
+}

@@ -1,0 +1,150 @@
+// The Logs tab: operations newest first under the filters in the URL, a page at a time, with a
+// live mode that adds new operations and updates running ones without moving the reader.
+import { h, clear, fmtTime, fmtDuration, badge, debounce } from './dom.js';
+import { envGet } from './api.js';
+import { navigate, OP_FILTERS, opQuery, rangeControl, picker, STATES, TYPES, timeRange } from './filters.js';
+
+const LIVE_EVERY_MS = 2000;
+const ACTIVE = new Set(['running', 'waiting']);
+
+export function renderLogs(main, env, p) {
+  let disposed = false;
+  let cursor = null;
+  let loading = false;
+  let pagedRange = null; // the range of the first page, which its cursors are bound to
+  const rows = new Map(); // id -> {tr, op}
+  const facet = (field) => async (prefix) => {
+    const { from, to } = timeRange(p);
+    const q = [['field', field], ['limit', '20']];
+    if (prefix) q.push(['prefix', prefix]);
+    if (from) q.push(['from', from]);
+    if (to) q.push(['to', to]);
+    return (await envGet(env, '/facets', q)).data;
+  };
+  const search = h('input', {
+    type: 'search', id: 'search', placeholder: 'Search operations and their messages (e.g. "rate limit", refresh*, timeout OR 503)',
+    'aria-label': 'Search', value: p.get('q') || '',
+  });
+  search.addEventListener('input', debounce(() => navigate((q) => {
+    if (search.value.trim()) q.set('q', search.value); else q.delete('q');
+  }, { replace: true }), 350));
+  const live = p.get('live') === '1';
+  const statusGroup = h('div', { class: 'states', role: 'group', 'aria-label': 'Status' },
+    STATES.map((s) => h('button', {
+      type: 'button', class: `chip-toggle state-${s}`, 'aria-pressed': String(p.getAll('state').includes(s)),
+      onclick: () => navigate((q) => {
+        const cur = q.getAll('state'); q.delete('state');
+        (cur.includes(s) ? cur.filter((x) => x !== s) : [...cur, s]).forEach((x) => q.append('state', x));
+      }),
+    }, s)));
+  const count = h('span', { id: 'result-count', class: 'count', 'aria-live': 'polite' }, 'Loading…');
+  const tbody = h('tbody');
+  const more = h('button', { type: 'button', id: 'load-more', hidden: true, onclick: () => loadPage() }, 'Load more');
+  const errorBox = h('p', { class: 'error', role: 'alert' });
+  const filtered = [...OP_FILTERS, 'q', 'from', 'to', 'range'].some((k) => p.has(k));
+  clear(main).append(
+    h('section', { class: 'filters', 'aria-label': 'Filters' },
+      h('div', { class: 'row' }, search,
+        h('button', {
+          type: 'button', id: 'live-toggle', class: 'chip-toggle live', 'aria-pressed': String(live),
+          onclick: () => navigate((q) => { if (live) q.delete('live'); else q.set('live', '1'); }),
+        }, live ? '● Live' : 'Live')),
+      h('div', { class: 'row' }, statusGroup, rangeControl(p)),
+      h('div', { class: 'row pickers' },
+        picker({ label: 'Type', name: 'type', selected: p.getAll('type'), suggest: async (pre) => TYPES.filter((t) => t.startsWith(pre)).map((value) => ({ value })) }),
+        picker({ label: 'Integration', name: 'integration', selected: p.getAll('integration'), suggest: facet('integration') }),
+        picker({ label: 'Connection', name: 'connection_id', selected: p.getAll('connection_id'), suggest: facet('connection_id') }),
+        picker({ label: 'Script', name: 'script', selected: p.getAll('script'), suggest: facet('script') }),
+        filtered ? h('a', { href: `?env=${encodeURIComponent(env)}`, class: 'reset' }, 'Reset filters') : null)),
+    h('div', { class: 'summary' }, count),
+    errorBox,
+    h('table', { class: 'ops', id: 'operations' },
+      h('thead', {}, h('tr', {}, ['Time', 'Duration', 'Status', 'Type', 'Integration', 'Script', 'Connection'].map((c) => h('th', { scope: 'col' }, c)))),
+      tbody),
+    more);
+
+  const open = (id) => navigate((q) => { q.set('op', id); q.delete('mq'); q.delete('mlevel'); });
+  const cells = (op) => [
+    h('td', { class: 'time' }, fmtTime(op.created_at)),
+    h('td', { class: 'num' }, ACTIVE.has(op.state) ? '…' : fmtDuration(op.duration_ms)),
+    h('td', {}, badge('state', op.state)),
+    h('td', {}, `${op.type}:${op.action}`),
+    h('td', {}, op.integration || ''),
+    h('td', {}, op.script || ''),
+    h('td', {}, op.connection_id || ''),
+  ];
+  const row = (op) => {
+    const tr = h('tr', {
+      tabindex: '0', dataset: { id: op.id, state: op.state },
+      onclick: () => open(op.id), onkeydown: (e) => { if (e.key === 'Enter') open(op.id); },
+    }, cells(op));
+    if (p.get('op') === op.id) tr.classList.add('selected');
+    rows.set(op.id, { tr, op });
+    return tr;
+  };
+  const update = (op) => {
+    const r = rows.get(op.id);
+    if (!r || (r.op.state === op.state && r.op.duration_ms === op.duration_ms)) return;
+    r.op = op;
+    r.tr.dataset.state = op.state;
+    r.tr.replaceChildren(...cells(op));
+  };
+  const setCount = (total) => { count.textContent = `${total.toLocaleString('en')} operation${total === 1 ? '' : 's'}`; };
+
+  async function loadPage() {
+    if (loading || disposed) return;
+    loading = true;
+    try {
+      pagedRange ||= timeRange(p);
+      const q = opQuery(p, pagedRange);
+      q.push(['limit', '50']);
+      if (cursor) q.push(['cursor', cursor]);
+      const page = await envGet(env, '/operations', q);
+      if (disposed) return;
+      errorBox.textContent = '';
+      for (const op of page.data) if (!rows.has(op.id)) tbody.append(row(op));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      setCount(page.total);
+      if (!page.total) tbody.append(h('tr', { class: 'empty' }, h('td', { colspan: '7' }, 'No operations match these filters in this time range.')));
+    } catch (e) {
+      errorBox.textContent = e.message;
+      count.textContent = '';
+    } finally { loading = false; }
+  }
+
+  async function poll() {
+    if (disposed || loading) return;
+    try {
+      const q = opQuery(p);
+      q.push(['limit', '50']);
+      const page = await envGet(env, '/operations', q);
+      if (disposed) return;
+      const fresh = page.data.filter((op) => !rows.has(op.id));
+      page.data.forEach(update);
+      if (fresh.length) {
+        tbody.querySelector('tr.empty')?.remove();
+        // Keep what the reader looks at in place: grow the page above them, then scroll by as much.
+        const before = document.documentElement.scrollHeight;
+        tbody.prepend(...fresh.map((op) => { const tr = row(op); tr.classList.add('new'); return tr; }));
+        if (window.scrollY > 0) window.scrollBy(0, document.documentElement.scrollHeight - before);
+      }
+      setCount(page.total);
+      // Running operations further down are refreshed one by one (a handful at most).
+      const seen = new Set(page.data.map((o) => o.id));
+      const stale = [...rows.values()].filter((r) => ACTIVE.has(r.op.state) && !seen.has(r.op.id)).slice(0, 20);
+      await Promise.all(stale.map(async (r) => update(await envGet(env, `/operations/${r.op.id}`))));
+    } catch { /* the next tick tries again */ }
+  }
+
+  loadPage();
+  const sentinel = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && cursor) loadPage();
+  });
+  sentinel.observe(more);
+  const timer = live ? setInterval(poll, LIVE_EVERY_MS) : null;
+  return {
+    select(id) { for (const [rid, r] of rows) r.tr.classList.toggle('selected', rid === id); },
+    dispose() { disposed = true; sentinel.disconnect(); if (timer) clearInterval(timer); },
+  };
+}
