@@ -36,14 +36,8 @@ def tearDownModule():
 def client(**options):
     errors = []
     options.setdefault("on_error", errors.append)
-    c = Opslog(
-        url=options.pop("url", DAEMON.base),
-        token=DAEMON.token,
-        flush_interval=0.05,
-        retry_base=0.01,
-        flush_on_exit=False,
-        **options,
-    )
+    options.setdefault("flush_interval", 0.05)
+    c = Opslog(url=options.pop("url", DAEMON.base), token=DAEMON.token, retry_base=0.01, flush_on_exit=False, **options)
     return c, errors
 
 
@@ -173,6 +167,19 @@ class AgainstTheDaemon(unittest.TestCase):
         self.assertEqual(ops["data"][0]["id"], op.id)
         self.assertEqual(ops["data"][0]["state"], "success")
         self.assertEqual([m["message"] for m in DAEMON.messages(op.id)], ["retried %d" % i for i in range(5)])
+
+    def test_a_message_the_daemon_refuses_costs_only_itself(self):
+        c, errors = client(batch_size=10, flush_interval=10)
+        op = c.start_operation("sync", integration="bad-batch-py")
+        op.log("before", level="WARNING")
+        op.http({"method": "GET", "url": "https://x.test"}, {"status": 99999})
+        op.log("after", level="loud")
+        op.end()
+        self.assertTrue(c.close())
+        self.assertEqual(len(errors), 1, "the refused batch is reported once")
+        self.assertEqual(errors[0].status, 400)
+        self.assertEqual([(m["message"], m["level"]) for m in DAEMON.messages(op.id)], [("before", "warn"), ("after", "info")])
+        self.assertEqual((c.stats()["sent"], c.stats()["dropped"]), (2, 1))
 
     def test_a_daemon_that_is_down_never_raises_into_the_caller(self):
         errors = []

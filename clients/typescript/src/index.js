@@ -105,6 +105,13 @@ function backoffMs(attempt, baseMs, maxMs, random = Math.random) {
   return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** attempt));
 }
 
+const LEVELS = { debug: 'debug', info: 'info', warn: 'warn', warning: 'warn', error: 'error' };
+
+/** A level the daemon accepts, or undefined (its default) for anything else. */
+function normalizeLevel(level) {
+  return level == null ? undefined : LEVELS[String(level).toLowerCase()];
+}
+
 function isRetryable(status) {
   return status === 408 || status === 429 || status >= 500;
 }
@@ -132,7 +139,8 @@ class Operation {
   log(message, options = {}) {
     try {
       const body = { type: 'log', message: String(message) };
-      if (options.level) body.level = options.level;
+      const level = normalizeLevel(options.level);
+      if (level) body.level = level;
       if (options.meta !== undefined) body.meta = options.meta;
       if (options.error !== undefined) body.error = this._client._errorInfo(options.error);
       this._client._pushMessage(this, body);
@@ -167,7 +175,8 @@ class Operation {
       }
       const durationMs = options.durationMs ?? options.duration_ms;
       if (durationMs != null) body.duration_ms = Math.max(0, Math.round(durationMs));
-      if (options.level) body.level = options.level;
+      const level = normalizeLevel(options.level);
+      if (level) body.level = level;
       if (options.message) body.message = String(options.message);
       if (options.retry) body.retry = options.retry;
       if (options.error !== undefined) body.error = c._errorInfo(options.error);
@@ -403,8 +412,22 @@ class Opslog {
       await this._request('POST', '/messages', batch);
       this._stats.sent += batch.length;
     } catch (err) {
-      this._stats.dropped += batch.length;
       this._report(err);
+      if (batch.length > 1 && err instanceof ApiError && [400, 413, 422].includes(err.status)) {
+        // The daemon refuses a whole batch for one bad message: send them one by one so
+        // only the bad ones are lost.
+        for (const message of batch) {
+          try {
+            await this._request('POST', '/messages', [message]);
+            this._stats.sent += 1;
+          } catch (single) {
+            this._stats.dropped += 1;
+            if (!(single instanceof ApiError)) this._report(single);
+          }
+        }
+      } else {
+        this._stats.dropped += batch.length;
+      }
     }
   }
 

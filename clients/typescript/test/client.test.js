@@ -160,6 +160,22 @@ test('retries after a lost answer and a 503 store everything exactly once', asyn
   assert.equal(c.stats().sent, 5);
 });
 
+test('a message the daemon refuses costs only itself, not its batch', async () => {
+  const { c, errors } = client({ batchSize: 10, flushIntervalMs: 10000 });
+  const op = c.startOperation({ type: 'sync', integration: 'bad-batch' });
+  op.log('before', { level: 'WARNING' });
+  op.http({ method: 'GET', url: 'https://x.test' }, { status: 'not a number' });
+  op.log('after', { level: 'loud' });
+  await op.end();
+  await c.close();
+  assert.equal(errors.length, 1, 'the refused batch is reported once');
+  assert.equal(errors[0].status, 400);
+  const messages = await allMessages(daemon, op.id);
+  assert.deepEqual(messages.map((m) => [m.message, m.level]), [['before', 'warn'], ['after', 'info']]);
+  assert.equal(c.stats().dropped, 1);
+  assert.equal(c.stats().sent, 2);
+});
+
 test('a daemon that is down never throws into the caller', async () => {
   const errors = [];
   const c = new Opslog({

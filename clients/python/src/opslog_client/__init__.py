@@ -137,6 +137,14 @@ def backoff_seconds(attempt: int, base: float, cap: float, rand: Callable[[], fl
     return rand() * min(cap, base * (2 ** attempt))
 
 
+_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error", "critical": "error"}
+
+
+def _level(level: Any) -> Optional[str]:
+    """A level the daemon accepts, or None (its default) for anything else."""
+    return None if level is None else _LEVELS.get(str(level).lower())
+
+
 def _retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
@@ -178,8 +186,8 @@ class Operation:
         """A custom log line (``level``: debug, info, warn, error)."""
         try:
             body: Dict[str, Any] = {"type": "log", "message": str(message)}
-            if level:
-                body["level"] = level
+            if _level(level):
+                body["level"] = _level(level)
             if meta is not None:
                 body["meta"] = meta
             if error is not None:
@@ -225,8 +233,8 @@ class Operation:
                 body["response"] = res
             if duration_ms is not None:
                 body["duration_ms"] = max(0, int(round(duration_ms)))
-            if level:
-                body["level"] = level
+            if _level(level):
+                body["level"] = _level(level)
             if message:
                 body["message"] = str(message)
             if retry is not None:
@@ -489,9 +497,23 @@ class Opslog:
             with self._cond:
                 self._stats["sent"] += len(batch)
         except Exception as e:  # noqa: BLE001
-            with self._cond:
-                self._stats["dropped"] += len(batch)
             self._report(e)
+            if len(batch) > 1 and isinstance(e, OpslogApiError) and e.status in (400, 413, 422):
+                # The daemon refuses a whole batch for one bad message: send them one by one
+                # so only the bad ones are lost.
+                for message in batch:
+                    try:
+                        self._request("POST", "/messages", [message])
+                        outcome = "sent"
+                    except Exception as single:  # noqa: BLE001
+                        outcome = "dropped"
+                        if not isinstance(single, OpslogApiError):
+                            self._report(single)
+                    with self._cond:
+                        self._stats[outcome] += 1
+            else:
+                with self._cond:
+                    self._stats["dropped"] += len(batch)
 
     def _request(self, method: str, path: str, body: Any, headers: Optional[Dict[str, str]] = None) -> Any:
         """One API call, retried on network errors, 408, 429 (Retry-After) and 5xx."""
