@@ -4,9 +4,11 @@
 
 mod auth;
 mod bad_input;
+mod cli;
 mod collector;
 mod lifecycle;
 mod otlp;
+mod packaging;
 mod process;
 mod search;
 mod support;
