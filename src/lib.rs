@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod model;
 pub mod otel;
 pub mod outbox;
-pub mod settings;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod ui;

@@ -1,4 +1,7 @@
-//! The `opslog` command: parse the CLI, load the config, run the daemon, map errors to exit codes.
+//! The `opslog` command: parse the CLI, load the config, run the daemon or a query command (see
+//! `cli`), map errors to exit codes.
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,12 +40,35 @@ enum Commands {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Search messages across an environment of a running daemon (GET /messages), newest first.
+    Search(cli::SearchArgs),
+    /// List operations of a running daemon (GET /operations), newest first.
+    Ops(cli::OpsArgs),
+    /// Follow new messages live, across the environment or of one operation.
+    Tail(cli::TailArgs),
     /// Print the version.
     Version,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let parsed = Cli::parse();
+    // The query commands talk to a daemon over HTTP: no runtime, no daemon logging.
+    let query = match parsed.command {
+        Commands::Search(args) => cli::search(args),
+        Commands::Ops(args) => cli::ops(args),
+        Commands::Tail(args) => cli::tail(args),
+        command => return run_daemon_command(command),
+    };
+    match query {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run_daemon_command(command: Commands) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -50,7 +76,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
+    let result = match command {
         Commands::Serve { config } => serve(config),
         Commands::CheckConfig { file } => Config::load(&file)
             .map(|config| print!("{config}"))
@@ -59,6 +85,9 @@ fn main() -> ExitCode {
         Commands::Version => {
             println!("opslog {}", env!("CARGO_PKG_VERSION"));
             Ok(())
+        }
+        Commands::Search(_) | Commands::Ops(_) | Commands::Tail(_) => {
+            unreachable!("query commands return before the daemon's logging is set up")
         }
     };
     match result {
@@ -117,9 +146,18 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        // Without a handler SIGHUP would kill the daemon. Nothing in the config is reloaded at
+        // runtime (keys, listeners and retention are wired at start), so say so and keep serving.
+        let mut hangup = signal(SignalKind::hangup()).expect("installing a SIGHUP handler");
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hangup.recv() => tracing::warn!(
+                    "SIGHUP received: opslog does not reload its config at runtime; \
+                     restart it to apply config changes (systemctl restart opslog); still serving"
+                ),
+            }
         }
     }
     #[cfg(not(unix))]

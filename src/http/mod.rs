@@ -6,8 +6,8 @@
 //! writer), or log secrets.
 
 pub mod cursor;
-pub mod deliveries;
 pub mod dashboard;
+pub mod deliveries;
 pub mod error;
 pub mod extract;
 pub mod hooks;

@@ -4,11 +4,13 @@
 
 mod auth;
 mod bad_input;
+mod cli;
 mod collector;
 mod dashboard;
 mod disk_full;
 mod lifecycle;
 mod otlp;
+mod packaging;
 mod process;
 mod receiver;
 mod retention;

@@ -1,0 +1,127 @@
+// Types for the opslog Node client (src/index.js).
+
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+export type OperationType =
+  | 'sync' | 'action' | 'webhook' | 'auth' | 'proxy' | 'deploy' | 'admin' | 'events' | 'function';
+
+export interface OpslogOptions {
+  /** Daemon URL; default `OPSLOG_URL` or http://127.0.0.1:7400. */
+  url?: string;
+  /** API key of the environment (or an admin token); default `OPSLOG_TOKEN`. */
+  token?: string;
+  /** Environment; default `OPSLOG_ENV` or `prod`. */
+  environment?: string;
+  /** Messages per request (max 1000); a full batch is sent at once. Default 100. */
+  batchSize?: number;
+  /** A partial batch is sent after this long. Default 1000 ms. */
+  flushIntervalMs?: number;
+  /** Messages held while the daemon is slow or down; beyond it the oldest are dropped. Default 10000. */
+  maxBufferSize?: number;
+  /** Retries of one request on network errors, 408, 429 and 5xx. Default 5. */
+  maxRetries?: number;
+  /** Backoff base and cap (full jitter, doubling per attempt). Defaults 200 ms and 10 s. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Per-request timeout. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Extra header names / query parameter and body key names to redact. */
+  redactHeaders?: string[];
+  redactParams?: string[];
+  /** Where logging failures go (never thrown). Default: console.warn; null: ignore them. */
+  onError?: ((error: Error) => void) | null;
+  /** Flush on `beforeExit`. Default true. */
+  flushOnExit?: boolean;
+  /** A fetch implementation; default the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface StartOperationOptions {
+  type?: OperationType;
+  action?: string;
+  integration?: string;
+  connectionId?: string;
+  connection_id?: string;
+  script?: string;
+  provider?: string;
+  message?: string;
+  meta?: unknown;
+}
+
+export interface LogOptions {
+  level?: Level;
+  meta?: unknown;
+  error?: unknown;
+}
+
+export type HeadersLike =
+  | Record<string, string | string[] | number | undefined>
+  | Iterable<[string, string]>
+  | { forEach(cb: (value: string, name: string) => void): void };
+
+export interface HttpRequestLike {
+  method?: string;
+  url: string;
+  headers?: HeadersLike;
+  body?: unknown;
+}
+
+export interface HttpResponseLike {
+  status: number;
+  headers?: HeadersLike;
+  body?: unknown;
+}
+
+export interface HttpOptions {
+  durationMs?: number;
+  duration_ms?: number;
+  level?: Level;
+  message?: string;
+  retry?: { attempt: number; max: number; waited_ms?: number };
+  error?: unknown;
+  meta?: unknown;
+}
+
+export interface RecordCount {
+  model: string;
+  added?: number;
+  updated?: number;
+  deleted?: number;
+}
+
+export interface Stats {
+  sent: number;
+  dropped: number;
+  failedRequests: number;
+  buffered: number;
+}
+
+export declare class Operation {
+  /** The daemon's id, once it created the operation. */
+  readonly id: string | null;
+  /** True when the daemon never accepted the operation (its messages are dropped). */
+  readonly failed: boolean;
+  log(message: string, options?: LogOptions): void;
+  http(request: HttpRequestLike | null, response?: HttpResponseLike | null, options?: HttpOptions): void;
+  end(records?: RecordCount[]): Promise<void>;
+  fail(error: unknown): Promise<void>;
+}
+
+export declare class Opslog {
+  constructor(options?: OpslogOptions);
+  startOperation(options?: StartOperationOptions): Operation;
+  stats(): Stats;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export declare class OpslogApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+}
+
+export declare const REDACTED: '[REDACTED]';
+export declare function redactHeaders(headers: HeadersLike | undefined, extra?: string[]): Record<string, string> | undefined;
+export declare function redactUrl(url: string, extra?: string[]): string;
+export declare function redactBody<T>(body: T, extra?: string[]): T;
+export declare function parseRetryAfter(value: string | null | undefined, now?: number): number | null;
+export declare function backoffMs(attempt: number, baseMs: number, maxMs: number, random?: () => number): number;
