@@ -1,5 +1,6 @@
-// Settings and deliveries: their API (webhook URLs, secret rotation, OTel, delivery attempts) is
-// being built in other issues. Until then this page shows what the API answers, read-only.
+// Settings: shows what GET /settings answers (webhook URLs, events, masked secret, ingress path),
+// read-only. Editing, secret rotation and the deliveries list are still to be built here; the API
+// for them exists (PUT /settings, POST /settings/webhook-secret/rotate, GET /deliveries).
 import { h, clear, pretty } from './dom.js';
 import { envGet } from './api.js';
 
@@ -7,7 +8,7 @@ export function renderSettings(main, env) {
   const body = h('div', {}, 'Loading…');
   clear(main).append(h('section', { class: 'card placeholder' },
     h('h2', {}, 'Environment settings'),
-    h('p', { class: 'hint' }, 'Placeholder: editing webhook URLs, rotating the secret, OTel export and the deliveries list arrive with the webhook and OpenTelemetry work. Values configured in the TOML file are read-only here.'),
+    h('p', { class: 'hint' }, 'Read-only for now: change these with PUT /settings or in the TOML file (values set there are read-only everywhere). Editing here and the deliveries list are still to come.'),
     body));
   envGet(env, '/settings').then((s) => body.replaceChildren(pretty(s))).catch((e) => {
     body.replaceChildren(h('p', {}, e.status === 404 ? 'This server has no settings API yet.' : e.message));
