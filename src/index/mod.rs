@@ -135,11 +135,13 @@ pub fn open(
                 let mut writer: tantivy::IndexWriter<tantivy::TantivyDocument> =
                     index.writer_with_num_threads(1, 15_000_000)?;
                 let mut prepared = writer.prepare_commit()?;
-                prepared.set_payload(&serde_json::to_string(&CommitPayload {
-                    schema: schema::SCHEMA_VERSION,
-                    seq: last_seq,
-                })
-                .expect("payload serializes"));
+                prepared.set_payload(
+                    &serde_json::to_string(&CommitPayload {
+                        schema: schema::SCHEMA_VERSION,
+                        seq: last_seq,
+                    })
+                    .expect("payload serializes"),
+                );
                 prepared.commit()?;
                 writer.wait_merging_threads()?;
                 (index, last_seq, false)

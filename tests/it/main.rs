@@ -4,6 +4,7 @@
 
 mod auth;
 mod bad_input;
+mod bench;
 mod collector;
 mod lifecycle;
 mod otlp;
