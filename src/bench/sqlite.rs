@@ -200,7 +200,7 @@ impl TargetClient for SqliteClient {
         let mut op = op.clone();
         op.messages = Vec::new();
         self.tx.send(Write::Operation(op, reply))?;
-        Ok(answer.recv().context("the SQLite writer failed")?)
+        answer.recv().context("the SQLite writer failed")
     }
 
     fn append(&mut self, batch: &[(i64, MessageSpec)]) -> anyhow::Result<u64> {

@@ -255,7 +255,7 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
         .replace('_', "")
         .parse()
         .map_err(|_| format!("`{text}` is not a count like 1M, 250k or 20000"))?;
-    if !(value > 0.0) || value * factor as f64 > 1e12 {
+    if value.is_nan() || value <= 0.0 || value * factor as f64 > 1e12 {
         return Err(format!("`{text}` is out of range"));
     }
     Ok((value * factor as f64).round() as u64)
