@@ -46,8 +46,44 @@ enum Commands {
     Ops(cli::OpsArgs),
     /// Follow new messages live, across the environment or of one operation.
     Tail(cli::TailArgs),
+    /// Benchmark ingest and search on this machine, side by side with SQLite + FTS5.
+    Bench(BenchArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Messages to generate: 1M, 10M, 250k or a plain number.
+    #[arg(long, default_value = "1M", value_parser = opslog::bench::workload::parse_count)]
+    messages: u64,
+    /// Concurrent HTTP clients posting batches.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Seed of the generated workload (the same seed gives the same data).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Messages per batch request.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Runs of each query.
+    #[arg(long, default_value_t = 50)]
+    query_runs: usize,
+    /// Benchmark a running daemon at this root URL instead of starting one (needs --token).
+    #[arg(long)]
+    url: Option<String>,
+    /// API key (or admin token) for --url.
+    #[arg(long)]
+    token: Option<String>,
+    /// Environment to write into with --url.
+    #[arg(long, default_value = "bench")]
+    environment: String,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Measure opslog only.
+    #[arg(long)]
+    skip_sqlite: bool,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +118,7 @@ fn run_daemon_command(command: Commands) -> ExitCode {
             .map(|config| print!("{config}"))
             .map_err(anyhow::Error::from),
         Commands::Reindex { data_dir } => reindex(&data_dir),
+        Commands::Bench(args) => bench(args),
         Commands::Version => {
             println!("opslog {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -115,6 +152,26 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         print_banner(&running);
         running.wait().await
     })
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let report = opslog::bench::run(&opslog::bench::Options {
+        messages: args.messages,
+        clients: args.clients,
+        seed: args.seed,
+        url: args.url,
+        token: args.token,
+        environment: args.environment,
+        skip_sqlite: args.skip_sqlite,
+        batch: args.batch,
+        query_runs: args.query_runs,
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", opslog::bench::render(&report));
+    }
+    Ok(())
 }
 
 fn reindex(data_dir: &std::path::Path) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 
 mod auth;
 mod bad_input;
+mod bench;
 mod cli;
 mod collector;
 mod dashboard;

@@ -1,0 +1,231 @@
+//! opslog under test: the real daemon started in-process on a temp dir (or one already running
+//! at `--url`), driven through its HTTP API like any client would.
+//!
+//! Must not: reach into the daemon's internals; everything goes through HTTP.
+
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::drive::{Target, TargetClient};
+use super::workload::{MessageSpec, OperationSpec};
+use crate::config::{Config, EnvironmentConfig};
+
+pub const ENVIRONMENT: &str = "bench";
+const KEY: &str = "bench-api-key-0123456789abcdef";
+
+/// A daemon to benchmark: started here (with its data dir) or reached at a URL.
+pub struct Daemon {
+    pub base: String,
+    pub token: String,
+    pub data_dir: Option<PathBuf>,
+    stop: Option<(
+        CancellationToken,
+        std::thread::JoinHandle<anyhow::Result<()>>,
+    )>,
+    agent: ureq::Agent,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(120)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+impl Daemon {
+    /// Starts opslog in this process on a loopback port, with its data in `data_dir`.
+    pub fn start(data_dir: PathBuf) -> anyhow::Result<Daemon> {
+        let mut config = Config::default();
+        config.server.data_dir = data_dir.clone();
+        config.server.admin_tokens = vec!["bench-admin-token-0123456789abcdef".into()];
+        config.environments.insert(
+            ENVIRONMENT.into(),
+            EnvironmentConfig {
+                api_keys: vec![KEY.into()],
+                ..Default::default()
+            },
+        );
+        let shutdown = CancellationToken::new();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let token = shutdown.clone();
+        let thread = std::thread::Builder::new()
+            .name("opslog-daemon".into())
+            .spawn(move || -> anyhow::Result<()> {
+                tokio::runtime::Runtime::new()?.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                    let running = crate::app::start(config, listener, token).await?;
+                    let _ = addr_tx.send(running.local_addr);
+                    running.wait().await
+                })
+            })?;
+        let Ok(addr) = addr_rx.recv() else {
+            return Err(thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the daemon panicked"))?
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("the daemon did not start")));
+        };
+        Ok(Daemon {
+            base: format!("http://{addr}/v1/environments/{ENVIRONMENT}"),
+            token: KEY.into(),
+            data_dir: Some(data_dir),
+            stop: Some((shutdown, thread)),
+            agent: agent(),
+        })
+    }
+
+    /// A daemon already running at `url` (its root), with an API key or admin token for `env`.
+    pub fn remote(url: &str, env: &str, token: &str) -> Daemon {
+        Daemon {
+            base: format!("{}/v1/environments/{env}", url.trim_end_matches('/')),
+            token: token.into(),
+            data_dir: None,
+            stop: None,
+            agent: agent(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        get(&self.agent, &self.base, &self.token, path)
+    }
+
+    /// Stops an in-process daemon and waits for its final index commit.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some((token, thread)) = self.stop.take() {
+            token.cancel();
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the daemon panicked"))??;
+        }
+        Ok(())
+    }
+}
+
+fn get(agent: &ureq::Agent, base: &str, token: &str, path: &str) -> anyhow::Result<Value> {
+    let mut response = agent
+        .get(&format!("{base}{path}"))
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("GET {path}"))?;
+    let status = response.status();
+    let body = response.body_mut().read_to_string()?;
+    if !status.is_success() {
+        bail!("GET {path} answered {status}: {body}");
+    }
+    Ok(serde_json::from_str(&body)?)
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+pub struct HttpClient {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+    body: Vec<u8>,
+}
+
+impl HttpClient {
+    fn post(&mut self, path: &str) -> anyhow::Result<String> {
+        let mut response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("authorization", &self.auth)
+            .header("content-type", "application/json")
+            .send(&self.body[..])
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status();
+        let text = response.body_mut().read_to_string()?;
+        if !status.is_success() {
+            bail!("POST {path} answered {status}: {text}");
+        }
+        Ok(text)
+    }
+}
+
+impl Target for Daemon {
+    type Client = HttpClient;
+    fn client(&self) -> anyhow::Result<HttpClient> {
+        Ok(HttpClient {
+            agent: agent(),
+            base: self.base.clone(),
+            auth: format!("Bearer {}", self.token),
+            body: Vec::with_capacity(64 * 1024),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct MessageBody<'a> {
+    operation_id: &'a str,
+    #[serde(flatten)]
+    message: &'a MessageSpec,
+}
+
+impl TargetClient for HttpClient {
+    type OpId = String;
+
+    fn create_operation(&mut self, op: &OperationSpec) -> anyhow::Result<String> {
+        self.body.clear();
+        serde_json::to_writer(&mut self.body, op)?;
+        let text = self.post("/operations")?;
+        #[derive(serde::Deserialize)]
+        struct Created {
+            id: String,
+        }
+        Ok(serde_json::from_str::<Created>(&text)?.id)
+    }
+
+    fn append(&mut self, batch: &[(String, MessageSpec)]) -> anyhow::Result<u64> {
+        self.body.clear();
+        let bodies: Vec<MessageBody> = batch
+            .iter()
+            .map(|(op, m)| MessageBody {
+                operation_id: op,
+                message: m,
+            })
+            .collect();
+        serde_json::to_writer(&mut self.body, &bodies)?;
+        self.post("/messages")?;
+        Ok(self.body.len() as u64)
+    }
+}
+
+/// Measures ack → searchable for each token it is handed: polls a search for it until found.
+pub fn probe_visibility(
+    daemon: &Daemon,
+    tokens: Receiver<(String, Instant)>,
+) -> anyhow::Result<Vec<Duration>> {
+    let agent = agent();
+    let mut lags = Vec::new();
+    for (token, acked) in tokens {
+        let deadline = acked + Duration::from_secs(60);
+        loop {
+            let found = get(
+                &agent,
+                &daemon.base,
+                &daemon.token,
+                &format!("/messages?q={token}&limit=1"),
+            )?;
+            if found["total"].as_u64().unwrap_or(0) > 0 {
+                lags.push(acked.elapsed());
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("`{token}` was not searchable 60 s after its acknowledgement");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    Ok(lags)
+}
