@@ -7,6 +7,7 @@ mod bad_input;
 mod collector;
 mod disk_full;
 mod lifecycle;
+mod otel_export;
 mod otlp;
 mod process;
 mod receiver;
