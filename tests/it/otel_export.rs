@@ -142,3 +142,58 @@ fn bad_request_is_not_retried_and_marks_the_export_failed() {
     assert_eq!(metric(&d, "opslog_exports_delivered_total"), 0);
     assert_eq!(metric(&d, "opslog_exports_attempts_total"), 1);
 }
+
+#[test]
+fn sigkill_with_an_export_in_flight_exports_it_after_the_restart() {
+    use crate::process::{agent, call, spawn};
+    // The first request hangs: the export is in flight when the process is killed.
+    let collector = Collector::start(vec![Answer::Hang]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("opslog.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+admin_tokens = ["{ADMIN}"]
+
+[environments.prod]
+api_keys = ["{PROD_KEY}"]
+
+[environments.prod.otel]
+endpoint = "{endpoint}"
+timeout = "60s"
+"#,
+            data = dir.path().join("data").display(),
+            endpoint = collector.url(""),
+        ),
+    )
+    .unwrap();
+    let agent = agent();
+    let mut process = spawn(&config);
+    let (status, op) = call(
+        &agent,
+        "POST",
+        &format!("{}/v1/environments/prod/operations", process.base),
+        Some(&json!({"type": "sync", "state": "success", "connection_id": "acme"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{op}");
+    let (trace, _) = expected_ids(Id::parse(op["id"].as_str().unwrap()).unwrap());
+    eventually(WAIT, || (!collector.received().is_empty()).then_some(()));
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+
+    let _process = spawn(&config);
+    let sent = eventually(Duration::from_secs(60), || {
+        let all = spans(&collector);
+        (all.len() >= 2).then_some(all)
+    });
+    assert!(
+        sent.iter().all(|s| hex::encode(&s.trace_id) == trace),
+        "{sent:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(spans(&collector).len(), 2, "answered once: not sent again");
+}
