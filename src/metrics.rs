@@ -22,6 +22,10 @@ pub struct Metrics {
     pub delivery_attempts: AtomicU64,
     pub deliveries_delivered: AtomicU64,
     pub deliveries_failed: AtomicU64,
+    pub exports_queued: AtomicU64,
+    pub export_attempts: AtomicU64,
+    pub exports_delivered: AtomicU64,
+    pub exports_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -95,6 +99,26 @@ impl Metrics {
             "opslog_webhook_deliveries_failed_total",
             "Webhook deliveries that ran out of attempts or got a 410.",
             &self.deliveries_failed,
+        );
+        counter(
+            "opslog_exports_queued_total",
+            "OTLP spans written to the outbox (one per ended exported operation).",
+            &self.exports_queued,
+        );
+        counter(
+            "opslog_exports_attempts_total",
+            "OTLP export attempts made.",
+            &self.export_attempts,
+        );
+        counter(
+            "opslog_exports_delivered_total",
+            "OTLP spans accepted by the collector.",
+            &self.exports_delivered,
+        );
+        counter(
+            "opslog_exports_failed_total",
+            "OTLP spans the collector refused for good.",
+            &self.exports_failed,
         );
         let name = "opslog_operations_ended_total";
         let _ = writeln!(

@@ -144,6 +144,8 @@ pub struct EnvSettings {
 /// thread after the change is committed.
 pub struct Settings {
     files: BTreeMap<String, WebhooksConfig>,
+    /// Each environment's OTLP collector, from the config file (`[environments.<env>.otel]`).
+    otel: BTreeMap<String, crate::outbox::otlp::OtelTarget>,
     current: RwLock<BTreeMap<String, Arc<EnvSettings>>>,
 }
 
@@ -154,7 +156,16 @@ impl Settings {
         let mut tx = store.write()?;
         let mut current = BTreeMap::new();
         let mut files = BTreeMap::new();
+        let mut otel = BTreeMap::new();
         for (name, env) in &config.environments {
+            if let Some(settings) = &env.otel {
+                match crate::outbox::otlp::OtelTarget::new(name, settings) {
+                    Ok(target) => {
+                        otel.insert(name.clone(), target);
+                    }
+                    Err(e) => tracing::error!(error = %e, "OTel export disabled"),
+                }
+            }
             let mut webhooks = tx.webhook_settings(name)?.unwrap_or_default();
             if env.webhooks.secret.is_none() && webhooks.secret.is_none() {
                 webhooks.secret = Some(generate_secret());
@@ -177,6 +188,7 @@ impl Settings {
         tx.commit()?;
         Ok(Settings {
             files,
+            otel,
             current: RwLock::new(current),
         })
     }
@@ -187,6 +199,11 @@ impl Settings {
             .expect("settings lock")
             .get(environment)
             .cloned()
+    }
+
+    /// Where `environment`'s spans are exported, when it has an OTel collector.
+    pub fn otel(&self, environment: &str) -> Option<&crate::outbox::otlp::OtelTarget> {
+        self.otel.get(environment)
     }
 
     /// What the config file sets for `environment`.

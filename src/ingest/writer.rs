@@ -29,7 +29,9 @@ use crate::config::DeadlinesConfig;
 use crate::index::IndexShared;
 use crate::metrics::Metrics;
 use crate::model::*;
-use crate::outbox::{events, policy, Attempt, Job, JobKind, Wake, WebhookJob};
+use crate::outbox::{
+    events, policy, Attempt, Job, JobKind, OtlpSpanJob, Wake, WebhookJob, OTLP_SPAN_FORMAT_V1,
+};
 use crate::settings::{self, EnvSettings, Settings, SettingsError, WebhooksUpdate};
 use crate::store::{id_range, FeedEntry, IdempotencyRecord, Store, StoreError, WriteTx};
 
@@ -622,6 +624,7 @@ impl WriterThread {
     ) -> Result<(), StoreError> {
         if after.state.is_terminal() && before.is_none_or(|b| !b.state.is_terminal()) {
             self.deps.metrics.record_end(after.state);
+            self.queue_span(tx, after)?;
         }
         let derived = events::derive(before, after);
         if derived.is_empty() {
@@ -669,6 +672,48 @@ impl WriterThread {
                 self.outbox_queued = true;
             }
         }
+        Ok(())
+    }
+
+    /// Queues the span of `ended` (just become terminal) for its environment's OTLP collector,
+    /// when the environment has one and the operation's type is exported.
+    fn queue_span(&mut self, tx: &mut WriteTx, ended: &Operation) -> Result<(), StoreError> {
+        if !crate::otel::is_exported(ended.kind) {
+            return Ok(());
+        }
+        let settings = self.deps.settings.clone();
+        let Some(target) = settings.otel(&ended.environment) else {
+            return Ok(());
+        };
+        let max_events = target.max_events_per_span();
+        let messages = tx.message_ends(ended.id, max_events)?;
+        let Some(span) = crate::otel::operation_span(ended, &messages, max_events) else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        let job = Job {
+            id: self.next_id(),
+            environment: ended.environment.clone(),
+            kind: JobKind::OtlpSpan(OtlpSpanJob {
+                format: OTLP_SPAN_FORMAT_V1,
+                operation_id: ended.id,
+                url: target.traces_url().to_owned(),
+                span: prost::Message::encode_to_vec(&span),
+            }),
+            status: DeliveryStatus::Pending,
+            created_at: now,
+            updated_at: now,
+            attempts: 0,
+            round_attempts: 0,
+            next_attempt_at: Some(now),
+            last_error: None,
+        };
+        tx.put_job(&job, None)?;
+        self.deps
+            .metrics
+            .exports_queued
+            .fetch_add(1, Ordering::Relaxed);
+        self.outbox_queued = true;
         Ok(())
     }
 
@@ -752,20 +797,21 @@ impl WriterThread {
         };
         tx.put_attempt(job_id, &attempt)?;
         tx.put_job(&job, Some(&stored))?;
-        match attempt.outcome {
-            DeliveryStatus::Delivered => self
-                .deps
-                .metrics
-                .deliveries_delivered
-                .fetch_add(1, Ordering::Relaxed),
-            DeliveryStatus::Failed => self
-                .deps
-                .metrics
-                .deliveries_failed
-                .fetch_add(1, Ordering::Relaxed),
-            DeliveryStatus::Pending => 0,
+        let metrics = &self.deps.metrics;
+        let counter = match (&job.kind, attempt.outcome) {
+            (_, DeliveryStatus::Pending) => None,
+            (JobKind::Webhook(_), DeliveryStatus::Delivered) => Some(&metrics.deliveries_delivered),
+            (JobKind::Webhook(_), DeliveryStatus::Failed) => Some(&metrics.deliveries_failed),
+            (JobKind::OtlpSpan(_), DeliveryStatus::Delivered) => Some(&metrics.exports_delivered),
+            (JobKind::OtlpSpan(_), DeliveryStatus::Failed) => Some(&metrics.exports_failed),
         };
-        let JobKind::Webhook(webhook) = &job.kind;
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        // Spans have no log operation: the job and its attempts are the whole record.
+        let JobKind::Webhook(webhook) = &job.kind else {
+            return Ok(());
+        };
         self.log_attempt(
             tx,
             touched,
@@ -926,7 +972,11 @@ impl WriterThread {
             job.status = DeliveryStatus::Pending;
             job.round_attempts = 0;
             let settings = self.deps.settings.get(&job.environment);
-            let JobKind::Webhook(webhook) = &mut job.kind;
+            let JobKind::Webhook(webhook) = &mut job.kind else {
+                tx.put_job(&job, Some(&stored))?;
+                self.outbox_queued = true;
+                return Ok(job);
+            };
             let cause = match touched.get(tx, webhook.operation_id) {
                 Ok(entry) => Some(entry.current.clone()),
                 Err(WriteError::OperationNotFound(_)) => None,

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::job::{Attempt, Job, JobKind, WebhookJob};
+use super::job::{Attempt, Job, JobKind, OtlpSpanJob, WebhookJob};
+use super::otlp::{self, ExportOutcome};
 use super::policy::{self, AttemptResult, Decision};
 use super::webhook::{self, WebhookSender};
 use crate::config::OutboxConfig;
@@ -93,6 +94,7 @@ struct Context {
     deps: DispatcherDeps,
     wake: Arc<Wake>,
     webhooks: WebhookSender,
+    otlp: ureq::Agent,
 }
 
 impl Dispatcher {
@@ -102,6 +104,7 @@ impl Dispatcher {
             deps,
             wake: wake.clone(),
             webhooks: WebhookSender::default(),
+            otlp: otlp::export_agent(),
         });
         let (work_tx, work_rx) = sync_channel::<Job>(senders);
         let work_rx = Arc::new(Mutex::new(work_rx));
@@ -245,6 +248,7 @@ fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Job>>) {
         }
         let recorded = match &job.kind {
             JobKind::Webhook(webhook) => attempt_webhook(context, &job, webhook),
+            JobKind::OtlpSpan(span) => attempt_span(context, &job, span),
         };
         if let Err(e) = recorded {
             if !matches!(e, WriteError::ShuttingDown) {
@@ -349,6 +353,96 @@ fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Result
         .map(|(name, value)| (name.to_string(), value.clone()))
         .collect();
     record(deps, job, attempt, logged)
+}
+
+/// Exports one queued span to its environment's collector and records what happened. Spans
+/// cause no events and have no log operation.
+fn attempt_span(context: &Context, job: &Job, span: &OtlpSpanJob) -> Result<(), WriteError> {
+    let deps = &context.deps;
+    let started_at = Timestamp::now();
+    let number = job.attempts + 1;
+    let outcome = match deps.settings.otel(&job.environment) {
+        None => ExportOutcome::Failed {
+            status: None,
+            reason: format!(
+                "environment `{}` no longer has an OTel collector",
+                job.environment
+            ),
+        },
+        Some(target) => match decode_span(span) {
+            Ok(decoded) => {
+                deps.metrics.export_attempts.fetch_add(1, Ordering::Relaxed);
+                otlp::export_spans(&context.otlp, target, &[decoded])
+            }
+            Err(reason) => ExportOutcome::Failed {
+                status: None,
+                reason,
+            },
+        },
+    };
+    let duration_ms = Timestamp::now()
+        .millis()
+        .saturating_sub(started_at.millis())
+        .max(0) as u64;
+    let (status, error, outcome, retry_at) = match outcome {
+        ExportOutcome::Delivered {
+            rejected_spans,
+            message,
+        } => {
+            let error = (rejected_spans > 0 || message.is_some()).then(|| {
+                format!(
+                    "partial success: {rejected_spans} spans rejected: {}",
+                    message.unwrap_or_default()
+                )
+            });
+            (None, error, DeliveryStatus::Delivered, None)
+        }
+        ExportOutcome::Retry {
+            status,
+            after,
+            reason,
+        } => {
+            let delay = otlp::retry_delay(after, job.round_attempts + 1, rand::rng().random());
+            let retry_at = Timestamp::now().plus_millis(delay.as_millis() as i64);
+            (
+                status,
+                Some(reason),
+                DeliveryStatus::Pending,
+                Some(retry_at),
+            )
+        }
+        ExportOutcome::Failed { status, reason } => {
+            (status, Some(reason), DeliveryStatus::Failed, None)
+        }
+    };
+    tracing::debug!(
+        job_id = %job.id,
+        number,
+        status,
+        error = error.as_deref().unwrap_or(""),
+        outcome = %outcome,
+        "OTLP export attempt"
+    );
+    let attempt = Attempt {
+        number,
+        started_at,
+        url: span.url.clone(),
+        status,
+        error,
+        response_excerpt: None,
+        duration_ms,
+        webhook_timestamp: 0,
+        outcome,
+        retry_at,
+    };
+    record(deps, job, attempt, Headers::new())
+}
+
+fn decode_span(job: &OtlpSpanJob) -> Result<opentelemetry_proto::tonic::trace::v1::Span, String> {
+    if job.format != super::job::OTLP_SPAN_FORMAT_V1 {
+        return Err(format!("unknown span format {}", job.format));
+    }
+    prost::Message::decode(&job.span[..]).map_err(|e| format!("cannot decode the stored span: {e}"))
 }
 
 fn record(

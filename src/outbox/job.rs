@@ -32,6 +32,8 @@ pub struct Job {
 #[derive(Clone, Debug, PartialEq, Encode, Decode)]
 pub enum JobKind {
     Webhook(WebhookJob),
+    /// One finished operation's span on its way to the environment's OTLP collector.
+    OtlpSpan(OtlpSpanJob),
 }
 
 impl JobKind {
@@ -39,6 +41,7 @@ impl JobKind {
     pub fn destination(&self) -> &str {
         match self {
             JobKind::Webhook(w) => &w.url,
+            JobKind::OtlpSpan(o) => &o.url,
         }
     }
 }
@@ -55,6 +58,21 @@ pub struct WebhookJob {
     pub operation_id: Id,
     /// The `webhook:deliver` operation that logs this delivery's attempts (a new one per round).
     pub log_operation_id: Id,
+}
+
+/// The `format` of an [`OtlpSpanJob`] whose `span` is a prost-encoded OTLP `Span`.
+pub const OTLP_SPAN_FORMAT_V1: u8 = 1;
+
+/// One span, encoded when its operation ended, waiting to be exported.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct OtlpSpanJob {
+    /// How `span` is encoded ([`OTLP_SPAN_FORMAT_V1`]); a later format gets a new number.
+    pub format: u8,
+    pub operation_id: Id,
+    /// The `<endpoint>/v1/traces` URL at the time the span was queued (the per-destination key).
+    pub url: String,
+    /// The encoded span.
+    pub span: Vec<u8>,
 }
 
 /// One attempt to send a job.
@@ -109,6 +127,7 @@ impl Job {
     pub fn webhook(&self) -> Option<&WebhookJob> {
         match &self.kind {
             JobKind::Webhook(w) => Some(w),
+            JobKind::OtlpSpan(_) => None,
         }
     }
 

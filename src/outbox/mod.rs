@@ -5,7 +5,7 @@
 //! `job` holds the stored records, `policy` the pure retry/jitter/`Retry-After`/dead-letter rules,
 //! `events` the derivation of webhook events from operation changes, `webhook` the webhook sink
 //! (signing and sending), `dispatcher` the sink-agnostic claim loop and its sender threads.
-//! `otlp` is the OTLP span sink, not yet wired to the job table (a `JobKind::OtlpSpan` to come).
+//! `otlp` is the OTLP span sink: `JobKind::OtlpSpan` jobs are sent through it.
 //!
 //! Must not: write to the store except through `ingest::writer` (the single writer), or send on
 //! the async runtime's threads; sinks block on network I/O.
@@ -18,4 +18,4 @@ pub mod policy;
 pub mod webhook;
 
 pub use dispatcher::{Dispatcher, Wake};
-pub use job::{Attempt, Job, JobKind, WebhookJob};
+pub use job::{Attempt, Job, JobKind, OtlpSpanJob, WebhookJob, OTLP_SPAN_FORMAT_V1};

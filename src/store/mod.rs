@@ -429,6 +429,34 @@ impl WriteTx {
         Ok(())
     }
 
+    /// The first and the last `each` messages of `operation`, oldest first (all of them when
+    /// there are at most `2 * each`), as seen by this transaction.
+    pub fn message_ends(&self, operation: Id, each: usize) -> Result<Vec<Message>, StoreError> {
+        let table = self.txn.open_table(MESSAGES)?;
+        let range = (operation.0, 0u128)..=(operation.0, u128::MAX);
+        let mut out = Vec::new();
+        for row in table.range(range.clone())?.take(each) {
+            out.push(codec::decode_message(row?.1.value())?);
+        }
+        let Some(last_head) = out.last().map(|m| m.id.0) else {
+            return Ok(out);
+        };
+        if out.len() < each {
+            return Ok(out);
+        }
+        let mut tail = Vec::new();
+        for row in table.range(range)?.rev().take(each) {
+            let message = codec::decode_message(row?.1.value())?;
+            if message.id.0 <= last_head {
+                break;
+            }
+            tail.push(message);
+        }
+        tail.reverse();
+        out.extend(tail);
+        Ok(out)
+    }
+
     pub fn insert_messages(&mut self, messages: &[Message]) -> Result<(), StoreError> {
         let mut table = self.txn.open_table(MESSAGES)?;
         for m in messages {
