@@ -201,6 +201,28 @@ impl Request {
         Ok(r)
     }
 
+    /// The newest-first page this request asks for, and the scope its cursors are sealed to.
+    fn newest_first_page(
+        &self,
+        state: &AppState,
+        endpoint: &str,
+        env: &str,
+    ) -> Result<(String, Page), ApiError> {
+        let limit = page_limit(self.limit)?;
+        let scope = self.scope(endpoint, env);
+        let bound = self
+            .cursor
+            .as_deref()
+            .map(|c| state.cursor_key.decode(&scope, c))
+            .transpose()?;
+        let page = Page {
+            limit,
+            ascending: false,
+            bound,
+        };
+        Ok((scope, page))
+    }
+
     /// What a cursor of this request is bound to.
     fn scope(&self, endpoint: &str, env: &str) -> String {
         format!("{endpoint}|{env}|{:?}|{}", self.filters, self.q_text)
@@ -238,18 +260,7 @@ pub async fn list_operations(
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env)?;
     let request = Request::parse(pairs(query.as_deref(), &with(&["limit", "cursor"]))?, "")?;
-    let limit = page_limit(request.limit)?;
-    let scope = request.scope("operations", &env);
-    let bound = request
-        .cursor
-        .as_deref()
-        .map(|c| state.cursor_key.decode(&scope, c))
-        .transpose()?;
-    let page = Page {
-        limit,
-        ascending: false,
-        bound,
-    };
+    let (scope, page) = request.newest_first_page(&state, "operations", &env)?;
     let st = state.clone();
     let (hits, operations) = blocking(move || {
         let hits = st
@@ -323,18 +334,7 @@ pub async fn search_messages(
         )?,
         "message_type",
     )?;
-    let limit = page_limit(request.limit)?;
-    let scope = request.scope("messages", &env);
-    let bound = request
-        .cursor
-        .as_deref()
-        .map(|c| state.cursor_key.decode(&scope, c))
-        .transpose()?;
-    let page = Page {
-        limit,
-        ascending: false,
-        bound,
-    };
+    let (scope, page) = request.newest_first_page(&state, "messages", &env)?;
     let st = state.clone();
     let (hits, data) = blocking(move || {
         let hits = st
