@@ -47,7 +47,7 @@ pub async fn list_deliveries(
     let (from, to) = window(query.from.as_deref(), query.to.as_deref())?;
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let store = state.store.clone();
-    let (data, total, more) = tokio::task::spawn_blocking(move || {
+    let (data, total, more) = super::blocking(move || {
         let read = store.read()?;
         let (low, high) = id_range(from, to);
         let mut data: Vec<DeliveryView> = Vec::new();
@@ -70,10 +70,9 @@ pub async fn list_deliveries(
             }
             true
         })?;
-        Ok::<_, crate::store::StoreError>((data, total, more))
+        Ok((data, total, more))
     })
-    .await
-    .map_err(|e| ApiError::internal("read task failed", &e))??;
+    .await?;
     let next_cursor = if more {
         data.last().map(|d| format!("before.{}", d.id))
     } else {
@@ -97,16 +96,15 @@ pub async fn get_delivery(
     state.authorize(&principal, &env)?;
     let id = parse_id(&id)?;
     let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || {
+    let found = super::blocking(move || {
         let read = store.read()?;
         let Some(job) = read.job(id)?.filter(|j| j.environment == env) else {
             return Ok(None);
         };
         let attempts = read.attempts(id)?;
-        Ok::<_, crate::store::StoreError>(Some((job, attempts)))
+        Ok(Some((job, attempts)))
     })
-    .await
-    .map_err(|e| ApiError::internal("read task failed", &e))??;
+    .await?;
     let (job, attempt_log) = found.ok_or_else(|| not_found(id))?;
     let body = job
         .webhook()

@@ -118,9 +118,7 @@ pub async fn get_operation(
 /// One operation of `env`, or a 404 (also when it belongs to another environment).
 async fn load_operation(state: &Arc<AppState>, env: &str, id: Id) -> Result<Operation, ApiError> {
     let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.read()?.operation(id))
-        .await
-        .map_err(|e| ApiError::internal("read task failed", &e))??;
+    let found = super::blocking(move || Ok(store.read()?.operation(id)?)).await?;
     found
         .filter(|op| op.environment == env)
         .ok_or_else(|| operation_not_found(id))

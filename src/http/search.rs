@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::Auth;
-use super::{json, page_limit, AppState, DataPage};
+use super::{blocking, json, page_limit, AppState, DataPage};
 use crate::index::query::{self, TextQuery};
 use crate::index::{Bound, Filters, Hits, IndexError, Page, TypeFilter};
 use crate::model::{Id, Level, Message, MessageType, OpState, OpType, Operation, Timestamp};
@@ -242,14 +242,6 @@ const FILTERS: &[&str] = &[
 
 fn with(extra: &[&'static str]) -> Vec<&'static str> {
     FILTERS.iter().chain(extra).copied().collect()
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal("read task failed", &e))?
 }
 
 pub async fn list_operations(
