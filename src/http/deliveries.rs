@@ -70,6 +70,9 @@ pub async fn list_deliveries(
             }
             true
         })?;
+        for view in &mut data {
+            view.last_status = read.last_attempt(view.id)?.and_then(|a| a.status);
+        }
         Ok((data, total, more))
     })
     .await?;
@@ -110,7 +113,8 @@ pub async fn get_delivery(
         .webhook()
         .map(|w| serde_json::from_str(&w.body).unwrap_or(serde_json::Value::Null))
         .unwrap_or_default();
-    let delivery = job.view().ok_or_else(|| not_found(id))?;
+    let mut delivery = job.view().ok_or_else(|| not_found(id))?;
+    delivery.last_status = attempt_log.last().and_then(|a| a.status);
     Ok(json(
         StatusCode::OK,
         &DeliveryDetail {
@@ -129,10 +133,13 @@ pub async fn retry_delivery(
     state.authorize(&principal, &env)?;
     let id = parse_id(&id)?;
     let requeued = requeue(&state, env, Requeue::One(id)).await?;
-    let view = requeued
+    let mut view = requeued
         .first()
         .and_then(|job| job.view())
         .ok_or_else(|| not_found(id))?;
+    let store = state.store.clone();
+    let last = super::blocking(move || Ok(store.read()?.last_attempt(id)?)).await?;
+    view.last_status = last.and_then(|a| a.status);
     Ok(json(StatusCode::ACCEPTED, &view))
 }
 

@@ -108,6 +108,10 @@ pub struct DeliveryView {
     pub attempts: u32,
     pub next_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// The response status of the latest attempt (null before the first attempt, or when that
+    /// attempt got no response: `last_error` says why). Filled by the handler, which reads the
+    /// attempts; `Job::view` leaves it empty.
+    pub last_status: Option<u16>,
     pub operation_id: Id,
     pub log_operation_id: Id,
     pub created_at: Timestamp,
@@ -148,6 +152,7 @@ impl Job {
             attempts: self.attempts,
             next_attempt_at: self.next_attempt_at,
             last_error: self.last_error.clone(),
+            last_status: None,
             operation_id: w.operation_id,
             log_operation_id: w.log_operation_id,
             created_at: self.created_at,

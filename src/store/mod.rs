@@ -377,6 +377,14 @@ impl ReadTx {
         Ok(out)
     }
 
+    /// A job's latest attempt, if any.
+    pub fn last_attempt(&self, job: Id) -> Result<Option<Attempt>, StoreError> {
+        let table = self.txn.open_table(OUTBOX_ATTEMPTS)?;
+        let last = table.range((job.0, 0)..=(job.0, u32::MAX))?.next_back();
+        last.map(|row| codec::decode_attempt(row?.1.value()))
+            .transpose()
+    }
+
     /// Visits jobs with ids in `[low, high]`, newest first, until `visit` returns false.
     pub fn scan_jobs_newest_first(
         &self,

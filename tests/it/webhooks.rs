@@ -462,6 +462,11 @@ fn a_receiver_that_is_down_gets_the_delivery_when_it_returns() {
     assert_eq!(down["status"], "pending");
     let first = &down["attempt_log"][0];
     assert_eq!(first["status"], Value::Null);
+    assert_eq!(
+        down["last_status"],
+        Value::Null,
+        "no response, so no status"
+    );
     assert!(
         first["error"].as_str().unwrap().contains("connection"),
         "{first}"
@@ -522,7 +527,10 @@ fn server_errors_retry_then_fail_and_can_be_resent() {
     );
     assert_eq!(log.body["state"], "failed");
     assert_eq!(log.body["message_count"], 3);
-    assert_eq!(deliveries(&d, "status=failed")["total"], 1);
+    let listed = deliveries(&d, "status=failed");
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["data"][0]["last_status"], 500, "{listed}");
+    assert_eq!(failed["last_status"], 500);
 
     // Retry one: the receiver is fixed now.
     receiver.set_behaviour(|_, _| Answer::Status(200, "ok"));
@@ -537,6 +545,7 @@ fn server_errors_retry_then_fail_and_can_be_resent() {
     assert_eq!(retried.body["status"], "pending");
     let delivered = wait_delivery(&d, &id, |d| d["status"] == "delivered");
     assert_eq!(delivered["attempts"], 4);
+    assert_eq!(delivered["last_status"], 200);
     let requests = receiver.requests();
     assert_eq!(
         requests[3].header("webhook-id"),
