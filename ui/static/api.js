@@ -1,7 +1,8 @@
-// Talking to the opslog API with the session cookie. Errors carry the server's message.
+// Talking to the opslog API with the session cookie. Errors carry the server's message and, for a
+// bad field, its name (e.g. `webhooks.url`).
 
 export class ApiError extends Error {
-  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+  constructor(status, code, message, field) { super(message); this.status = status; this.code = code; this.field = field; }
 }
 
 let onUnauthorized = () => {};
@@ -14,7 +15,8 @@ export async function request(method, path, body) {
   if (res.status === 204) return null;
   const data = await res.json().catch(() => null);
   if (!res.ok) {
-    const err = new ApiError(res.status, data?.error?.code || 'error', data?.error?.message || `HTTP ${res.status}`);
+    const e = data?.error;
+    const err = new ApiError(res.status, e?.code || 'error', e?.message || `HTTP ${res.status}`, e?.field);
     if (res.status === 401 && path !== '/v1/session') onUnauthorized(err);
     throw err;
   }
@@ -23,9 +25,14 @@ export async function request(method, path, body) {
 
 export const get = (path) => request('GET', path);
 
-/** GET /v1/environments/{env}{path}?params, params an array of [k, v] or an object. */
-export function envGet(env, path, params) {
+/** /v1/environments/{env}{path}?params, params an array of [k, v] or an object. */
+function envPath(env, path, params) {
   const qs = new URLSearchParams(Array.isArray(params) ? params : Object.entries(params || {}));
   const q = qs.toString();
-  return get(`/v1/environments/${encodeURIComponent(env)}${path}${q ? `?${q}` : ''}`);
+  return `/v1/environments/${encodeURIComponent(env)}${path}${q ? `?${q}` : ''}`;
 }
+
+export const envGet = (env, path, params) => get(envPath(env, path, params));
+
+/** A change to an environment: `envSend(env, 'PUT', '/settings', body)`, `params` as for envGet. */
+export const envSend = (env, method, path, body, params) => request(method, envPath(env, path, params), body);

@@ -8,9 +8,12 @@ import { renderDrawer } from './drawer.js';
 import { renderInsights } from './insights.js';
 import { renderSignals } from './signals.js';
 import { renderSettings } from './settings.js';
+import { renderDeliveries } from './deliveries.js';
 
-const PAGES = { logs: renderLogs, insights: renderInsights, signals: renderSignals, settings: renderSettings };
+const PAGES = { logs: renderLogs, insights: renderInsights, signals: renderSignals, deliveries: renderDeliveries, settings: renderSettings };
 const DRAWER_KEYS = ['op', 'mq', 'mlevel'];
+// What a page shows beside itself (the drawer, a delivery's detail): changing it keeps the page.
+const DETAIL_KEYS = [...DRAWER_KEYS, 'delivery'];
 const $ = (id) => document.getElementById(id);
 
 let environments = [];
@@ -58,7 +61,7 @@ function route() {
     if (a.dataset.page === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   const pageParams = new URLSearchParams(p);
-  DRAWER_KEYS.forEach((k) => pageParams.delete(k));
+  DETAIL_KEYS.forEach((k) => pageParams.delete(k));
   const pageKey = pageParams.toString();
   // Re-rendering replaces inputs: keep the caret in the one being typed into.
   const focused = document.activeElement?.id ? document.activeElement : null;
@@ -79,7 +82,7 @@ function route() {
       $('drawer').hidden = true;
     }
   }
-  page.view.select?.(opId);
+  page.view.select?.(p);
   if (focused && !focused.isConnected) {
     const again = document.getElementById(focused.id);
     again?.focus();

@@ -54,3 +54,25 @@ export function debounce(fn, ms) {
   let t;
   return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
 }
+
+/** A button that copies `text()` and says so beside it (or shows the text, to copy by hand). */
+export function copyButton(attrs, label, text) {
+  const said = h('span', { class: 'hint', 'aria-live': 'polite' });
+  const copy = async () => {
+    try { await navigator.clipboard.writeText(text()); said.textContent = 'Copied'; } catch { said.textContent = text(); }
+  };
+  return [h('button', { type: 'button', ...attrs, onclick: copy }, label), said];
+}
+
+/** Asks before a change that cannot be taken back; resolves true only if the person confirms. */
+export function confirmDialog(title, text, confirmLabel) {
+  return new Promise((resolve) => {
+    const dialog = h('dialog', { class: 'confirm', 'aria-label': title });
+    dialog.append(h('h3', {}, title), h('p', {}, text), h('div', { class: 'row end' },
+      h('button', { type: 'button', autofocus: true, onclick: () => dialog.close('cancel') }, 'Cancel'),
+      h('button', { type: 'button', class: 'primary', onclick: () => dialog.close('ok') }, confirmLabel)));
+    dialog.addEventListener('close', () => { dialog.remove(); resolve(dialog.returnValue === 'ok'); });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}

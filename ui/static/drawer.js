@@ -1,6 +1,6 @@
 // The operation drawer: what an operation is, its payload, and its messages (searchable,
 // filterable by level), tailed live while the operation runs.
-import { h, clear, fmtTime, fmtDuration, badge, pretty, debounce } from './dom.js';
+import { h, clear, fmtTime, fmtDuration, badge, pretty, debounce, copyButton } from './dom.js';
 import { envGet } from './api.js';
 import { navigate } from './filters.js';
 
@@ -35,16 +35,10 @@ export function renderDrawer(drawer, env, id, p, onChange) {
         (cur.includes(l) ? cur.filter((x) => x !== l) : [...cur, l]).forEach((x) => q.append('mlevel', x));
       }, { replace: true }),
     }, l)));
-  const copied = h('span', { class: 'hint', 'aria-live': 'polite' });
-  const copy = async () => {
-    try { await navigator.clipboard.writeText(location.href); copied.textContent = 'Link copied'; } catch {
-      copied.textContent = location.href; // no clipboard access: show the link to copy by hand
-    }
-  };
   drawer.hidden = false;
   clear(drawer).append(
     h('div', { class: 'drawer-bar' },
-      h('button', { type: 'button', id: 'copy-link', onclick: copy }, 'Copy link'), copied,
+      copyButton({ id: 'copy-link' }, 'Copy link', () => location.href),
       h('button', { type: 'button', id: 'drawer-close', class: 'close', 'aria-label': 'Close', onclick: close }, '×')),
     head, errorBox, facts, payload,
     h('h3', {}, 'Messages ', msgCount),

@@ -6,6 +6,8 @@ export const PRESETS = { '5m': 300e3, '1h': 3600e3, '24h': 86400e3, '3d': 3 * 86
 export const DEFAULT_RANGE = '24h';
 export const OP_FILTERS = ['type', 'state', 'integration', 'connection_id', 'script'];
 export const STATES = ['success', 'failed', 'running', 'waiting', 'timeout', 'cancelled'];
+/** What webhooks notify of, in the server's order. */
+export const EVENTS = ['sync.completed', 'sync.records', 'auth.created', 'auth.failed', 'webhook.received'];
 export const TYPES = ['sync', 'sync:run', 'action', 'action:run', 'webhook', 'webhook:incoming', 'auth',
   'auth:create_connection', 'auth:refresh', 'proxy', 'proxy:call', 'deploy', 'admin', 'events', 'function'];
 
@@ -51,7 +53,8 @@ export function opQuery(p, range = timeRange(p)) {
   return out;
 }
 
-const toLocalInput = (iso) => {
+/** An ISO time as the value of a datetime-local input, in local time. */
+export const toLocalInput = (iso) => {
   if (!iso) return '';
   const d = new Date(iso);
   return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);

@@ -144,7 +144,7 @@ export function renderLogs(main, env, p) {
   sentinel.observe(more);
   const timer = live ? setInterval(poll, LIVE_EVERY_MS) : null;
   return {
-    select(id) { for (const [rid, r] of rows) r.tr.classList.toggle('selected', rid === id); },
+    select(q) { for (const [id, r] of rows) r.tr.classList.toggle('selected', id === q.get('op')); },
     dispose() { disposed = true; sentinel.disconnect(); if (timer) clearInterval(timer); },
   };
 }

@@ -1,17 +1,234 @@
-// Settings: shows what GET /settings answers (webhook URLs, events, masked secret, ingress path),
-// read-only. Editing, secret rotation and the deliveries list are still to be built here; the API
-// for them exists (PUT /settings, POST /settings/webhook-secret/rotate, GET /deliveries).
-import { h, clear, pretty } from './dom.js';
-import { envGet } from './api.js';
+// Settings: an environment's webhook destination, events, timeout and retry schedule; its signing
+// secret (reveal, rotate) and ingress URL (copy, rotate); its OTel export when the server has that
+// section. What the config file sets is shown disabled with that reason (the API refuses it too).
+// A refused change shows the server's message beside the field it names, and nothing is saved.
+import { h, clear, fmtTime, copyButton, confirmDialog } from './dom.js';
+import { envGet, envSend } from './api.js';
+import { EVENTS } from './filters.js';
+
+const FROM_FILE = 'Read-only: set in the config file, which wins over the dashboard.';
 
 export function renderSettings(main, env) {
-  const body = h('div', {}, 'Loading…');
-  clear(main).append(h('section', { class: 'card placeholder' },
-    h('h2', {}, 'Environment settings'),
-    h('p', { class: 'hint' }, 'Read-only for now: change these with PUT /settings or in the TOML file (values set there are read-only everywhere). Editing here and the deliveries list are still to come.'),
-    body));
-  envGet(env, '/settings').then((s) => body.replaceChildren(pretty(s))).catch((e) => {
-    body.replaceChildren(h('p', {}, e.status === 404 ? 'This server has no settings API yet.' : e.message));
+  let disposed = false;
+  const body = h('div', { class: 'settings' }, h('p', {}, 'Loading…'));
+  clear(main).append(body);
+  // Each section re-renders the page from the server's answer, with a note for that section.
+  const show = (s, notes = {}) => {
+    if (disposed) return;
+    const again = (view, section, note) => show(view, { [section]: note });
+    body.replaceChildren(
+      webhooksCard(env, s.webhooks, notes.webhooks, again),
+      secretCard(env, s.webhooks, notes.secret, again),
+      ingressCard(env, s.ingress, notes.ingress, again),
+      s.otel ? otelCard(env, s.otel, notes.otel, again) : null);
+  };
+  envGet(env, '/settings').then((s) => show(s))
+    .catch((e) => body.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message)));
+  return { dispose() { disposed = true; } };
+}
+
+/**
+ * Fields of one settings section (`webhooks`, `otel`), each with a slot for the server's error
+ * about it, and the PUT of what changed.
+ */
+function sectionForm(env, section, readOnly, title, hint) {
+  const slots = new Map(); // `webhooks.url` -> its error element
+  const status = h('p', { class: 'status', role: 'status', id: `${section}-status` });
+  const save = h('button', { type: 'submit', class: 'primary', id: `${section}-save` }, 'Save');
+  const form = h('form', { class: 'card', id: `${section}-form`, novalidate: true },
+    h('h2', {}, title), hint ? h('p', { class: 'hint' }, hint) : null);
+  const locked = (name) => readOnly.includes(name);
+
+  /** `kind`: 'text' (label above), 'check' (label beside), 'group' (a fieldset of controls). */
+  const field = (name, label, control, { kind = 'text', help } = {}) => {
+    const id = `${section}-${name.replace(/_/g, '-')}`;
+    const error = h('p', { class: 'error field-error', id: `${id}-error` });
+    slots.set(`${section}.${name}`, error);
+    if (locked(name)) for (const el of [control, ...control.querySelectorAll('input, button')]) el.disabled = true;
+    if (kind !== 'group') { control.id = id; control.setAttribute('aria-describedby', `${id}-error`); }
+    const note = locked(name) ? h('p', { class: 'hint locked' }, FROM_FILE) : help ? h('p', { class: 'hint' }, help) : null;
+    const attrs = { class: `field field-${kind}`, dataset: { field: `${section}.${name}` } };
+    if (kind === 'group') return h('fieldset', attrs, h('legend', {}, label), control, note, error);
+    if (kind === 'check') return h('div', attrs, h('label', { for: id }, control, ' ', label), note, error);
+    return h('div', attrs, h('label', { for: id }, label), control, note, error);
+  };
+
+  /** The fields of `next` that are editable and differ from `current`. */
+  const changed = (next, current) => Object.fromEntries(Object.entries(next)
+    .filter(([k, v]) => !locked(k) && JSON.stringify(v) !== JSON.stringify(current[k] ?? null)));
+
+  const onSubmit = (changes, onSaved) => form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    for (const slot of slots.values()) slot.textContent = '';
+    status.textContent = '';
+    status.classList.remove('error');
+    const update = changes();
+    if (!Object.keys(update).length) { status.textContent = 'Nothing changed.'; return; }
+    save.disabled = true;
+    try {
+      onSaved(await envSend(env, 'PUT', '/settings', { [section]: update }));
+    } catch (err) {
+      // `webhooks.retry_schedule[2]` belongs to the schedule; `otel.headers.x-key` to the headers.
+      const name = (err.field || '').replace(/\[\d+\]$/, '');
+      const slot = slots.get(name) || [...slots].find(([k]) => name.startsWith(`${k}.`))?.[1];
+      status.classList.add('error');
+      if (slot) {
+        slot.textContent = err.message;
+        status.textContent = 'Not saved: see the field marked below.';
+        slot.closest('.field').querySelector('input:not([disabled])')?.focus();
+      } else {
+        status.textContent = `Not saved: ${err.message}`;
+      }
+    } finally { save.disabled = false; }
   });
-  return { dispose() {} };
+
+  const finish = (...fields) => {
+    form.append(...fields, h('div', { class: 'actions' }, save, status));
+    return form;
+  };
+  return { field, changed, onSubmit, finish, status };
+}
+
+const textInput = (value, attrs) => h('input', { type: 'text', value: value ?? '', spellcheck: 'false', autocomplete: 'off', ...attrs });
+const checkbox = (checked, attrs) => h('input', { type: 'checkbox', checked: Boolean(checked), ...attrs });
+
+function webhooksCard(env, w, note, again) {
+  const form = sectionForm(env, 'webhooks', w.read_only, 'Webhooks',
+    'Where opslog notifies your backend, signed with the secret below. Empty URLs send nothing.');
+  const url = textInput(w.url, { inputmode: 'url', placeholder: 'https://backend.example.com/opslog-events' });
+  const secondary = textInput(w.secondary_url, { inputmode: 'url', placeholder: 'Optional: a second receiver' });
+  const events = EVENTS.map((e) => checkbox(w.events.includes(e), { name: 'event', value: e }));
+  const timeout = textInput(w.timeout, { placeholder: '15s', class: 'short' });
+  const schedule = textInput(w.retry_schedule.join(', '), { placeholder: '0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h' });
+  const insecure = checkbox(w.allow_insecure_http);
+  form.onSubmit(() => {
+    const delays = schedule.value.split(',').map((s) => s.trim()).filter(Boolean);
+    return form.changed({
+      url: url.value.trim() || null,
+      secondary_url: secondary.value.trim() || null,
+      events: events.filter((c) => c.checked).map((c) => c.value),
+      timeout: timeout.value.trim() || null,
+      retry_schedule: delays.length ? delays : null,
+      allow_insecure_http: insecure.checked,
+    }, { ...w, events: EVENTS.filter((e) => w.events.includes(e)) });
+  }, (view) => again(view, 'webhooks', 'Saved. Events from now on use these settings.'));
+  form.status.textContent = note || '';
+  return form.finish(
+    form.field('url', 'URL', url),
+    form.field('secondary_url', 'Secondary URL', secondary, { help: 'Every event is also sent here (one delivery per URL).' }),
+    form.field('events', 'Events', h('div', { class: 'checks' },
+      events.map((c) => h('label', {}, c, ' ', c.value))), { kind: 'group' }),
+    h('div', { class: 'row pair' },
+      form.field('timeout', 'Timeout per attempt', timeout),
+      form.field('retry_schedule', 'Retry schedule', schedule, { help: 'Delays before each attempt, comma-separated; empty restores the default.' })),
+    form.field('allow_insecure_http', 'Allow plain http to hosts other than this machine', insecure, { kind: 'check' }));
+}
+
+function secretCard(env, w, note, again) {
+  const locked = w.read_only.includes('secret');
+  const value = h('code', { id: 'webhook-secret', class: 'secret' }, w.secret);
+  const expiry = (until) => (until ? `The previous secret keeps signing until ${fmtTime(until)}.` : '');
+  const previous = h('p', { class: 'hint', id: 'previous-secret' }, expiry(w.previous_secret_expires_at));
+  const status = h('p', { class: 'status', role: 'status', id: 'secret-status' }, note?.text || '');
+  const failed = (e) => { status.textContent = e.message; status.classList.add('error'); };
+  let shown = false;
+  const reveal = h('button', { type: 'button', id: 'reveal-secret', 'aria-pressed': 'false' }, 'Reveal');
+  const showSecret = (r) => {
+    shown = Boolean(r);
+    value.textContent = r ? r.secret : w.secret;
+    reveal.textContent = r ? 'Hide' : 'Reveal';
+    reveal.setAttribute('aria-pressed', String(shown));
+  };
+  reveal.addEventListener('click', async () => {
+    try { showSecret(shown ? null : await envGet(env, '/settings/webhook-secret')); } catch (e) { failed(e); }
+  });
+  const rotate = h('button', { type: 'button', id: 'rotate-secret', disabled: locked }, 'Rotate…');
+  rotate.addEventListener('click', async () => {
+    const ok = await confirmDialog('Rotate the webhook secret?',
+      `A new secret signs every delivery from now on. The current one keeps signing for ${w.rotation_grace}: give your receiver the new secret within that time.`,
+      'Rotate secret');
+    if (!ok) return;
+    try {
+      const r = await envSend(env, 'POST', '/settings/webhook-secret/rotate');
+      const until = r.previous_secret_expires_at;
+      again(await envGet(env, '/settings'), 'secret', {
+        text: `New secret issued. ${until ? `The old one keeps signing until ${fmtTime(until)}.` : 'The old one no longer signs.'}`,
+        reveal: r,
+      });
+    } catch (e) { failed(e); }
+  });
+  if (note?.reveal) showSecret(note.reveal);
+  return h('section', { class: 'card', id: 'secret-card' },
+    h('h2', {}, 'Signing secret'),
+    h('p', { class: 'hint' }, 'Your receiver verifies the webhook-signature header with it (Standard Webhooks).'),
+    h('div', { class: 'row' }, value, reveal, rotate),
+    locked ? h('p', { class: 'hint locked' }, FROM_FILE) : null,
+    previous, status);
+}
+
+function ingressCard(env, ingress, note, again) {
+  const url = `${location.origin}${ingress.path}`;
+  const status = h('p', { class: 'status', role: 'status', id: 'ingress-status' }, note || '');
+  const rotate = h('button', { type: 'button', id: 'rotate-ingress' }, 'Rotate…');
+  rotate.addEventListener('click', async () => {
+    const ok = await confirmDialog('Rotate the ingress URL?',
+      'The current URL stops working at once: every service posting to it needs the new one.', 'Rotate URL');
+    if (!ok) return;
+    try {
+      again(await envSend(env, 'POST', '/settings/ingress-token/rotate'), 'ingress', 'New ingress URL issued; the old one no longer works.');
+    } catch (e) { status.textContent = e.message; status.classList.add('error'); }
+  });
+  return h('section', { class: 'card', id: 'ingress-card' },
+    h('h2', {}, 'Ingress URL'),
+    h('p', { class: 'hint' }, 'Third-party services post their webhooks here; replace {integration} with the integration’s name.'),
+    h('div', { class: 'row' }, h('code', { id: 'ingress-url', class: 'secret' }, url),
+      copyButton({ id: 'copy-ingress' }, 'Copy', () => url), rotate),
+    status);
+}
+
+function otelCard(env, o, note, again) {
+  const form = sectionForm(env, 'otel', o.read_only || [], 'OpenTelemetry export',
+    'Finished operations are exported as spans to <endpoint>/v1/traces. Header values are secrets: they stay masked, and an untouched one keeps its stored value.');
+  const endpoint = textInput(o.endpoint, { inputmode: 'url', placeholder: 'https://collector.example.com:4318 (empty turns export off)' });
+  const service = textInput(o.service_name, { placeholder: 'opslog' });
+  const logs = checkbox(o.logs);
+  const rows = h('div', { class: 'header-rows', id: 'otel-header-rows' });
+  const headerRow = (name = '', masked = '') => {
+    const key = textInput(name, { 'aria-label': 'Header name', placeholder: 'x-api-key', class: 'header-name' });
+    const value = textInput('', { 'aria-label': `Value of ${name || 'the new header'}`, placeholder: masked || 'value', class: 'header-value' });
+    const row = h('div', { class: 'row header-row', dataset: { name, masked } }, key, value,
+      h('button', { type: 'button', class: 'chip-x', 'aria-label': `Remove header ${name}`, onclick: () => row.remove() }, '×'));
+    return row;
+  };
+  rows.append(...Object.entries(o.headers || {}).map(([k, v]) => headerRow(k, v)));
+  const add = h('button', { type: 'button', id: 'otel-add-header', onclick: () => { rows.append(headerRow()); rows.lastChild.querySelector('input').focus(); } }, 'Add header');
+  const headers = () => {
+    const out = {};
+    for (const row of rows.children) {
+      const [key, value] = row.querySelectorAll('input');
+      const name = key.value.trim();
+      if (!name && !value.value) continue;
+      // An untouched value is sent back masked, which the server reads as "keep the stored one".
+      out[name] = value.value || (name === row.dataset.name ? row.dataset.masked : '');
+    }
+    return out;
+  };
+  const sorted = (m) => Object.fromEntries(Object.entries(m || {}).sort(([a], [b]) => a.localeCompare(b)));
+  form.onSubmit(() => form.changed({
+    endpoint: endpoint.value.trim() || null,
+    headers: sorted(headers()),
+    service_name: service.value.trim(),
+    logs: logs.checked,
+  }, { ...o, headers: sorted(o.headers) }), (view) => again(view, 'otel', 'Saved. Operations ending from now on are exported with these settings.'));
+  form.status.textContent = note || '';
+  const attrs = Object.entries(o.resource_attributes || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+  return form.finish(
+    form.field('endpoint', 'Collector endpoint (OTLP/HTTP)', endpoint),
+    form.field('headers', 'Headers', h('div', {}, rows, add), { kind: 'group' }),
+    form.field('service_name', 'Service name', service),
+    form.field('logs', 'Also export log messages (to <endpoint>/v1/logs)', logs, { kind: 'check' }),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Resource attributes'), h('dd', {}, attrs || 'none'),
+      h('dt', {}, 'Events per span'), h('dd', {}, String(o.max_events_per_span ?? '')),
+      h('dt', {}, 'Export timeout'), h('dd', {}, o.timeout ?? '')));
 }
