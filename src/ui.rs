@@ -127,4 +127,31 @@ mod tests {
         assert!(assets.file("index.html").is_none());
         assert!(assets.file("../Cargo.toml").is_none());
     }
+
+    /// A module left out of `files!` would only show up as a 404 in the browser.
+    #[test]
+    fn every_file_in_ui_static_is_embedded() {
+        fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.file_type().unwrap().is_dir() {
+                    walk(&entry.path(), &format!("{name}/"), out);
+                } else {
+                    out.push(name);
+                }
+            }
+        }
+        let mut on_disk = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/static");
+        walk(&root, "", &mut on_disk);
+        let embedded: Vec<&str> = FILES.iter().map(|(path, _, _)| *path).collect();
+        // Licence texts ship in the repository, not in the page.
+        for path in on_disk.into_iter().filter(|p| !p.ends_with(".LICENSE")) {
+            assert!(
+                embedded.contains(&path.as_str()),
+                "ui/static/{path} is not in files!"
+            );
+        }
+    }
 }
