@@ -388,10 +388,10 @@ test('settings: edit, reveal and rotate; deliveries: list, filter, retry, replay
     assert.notEqual(await text('#ingress-url'), url);
   });
 
-  await t.test('settings: OTel endpoint and masked headers', async () => {
+  await t.test('settings: OTel endpoint and masked headers', async (step) => {
     const current = await api('GET', '/settings');
     if (!current.otel) {
-      t.skip('GET /settings has no `otel` section yet (the OTel settings API is not merged)');
+      step.skip('GET /settings has no `otel` section yet (the OTel settings API is not merged)');
       return;
     }
     await openSettings();
