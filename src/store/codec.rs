@@ -12,6 +12,8 @@ use crate::outbox::{Attempt, Job};
 use crate::settings::{StoredIngress, StoredWebhooks};
 
 const V1: u8 = 1;
+/// Message records from version 2 on leave out the two ids: they are the record's key.
+const MESSAGE_V2: u8 = 2;
 
 fn encode<T: Encode>(value: &T) -> Vec<u8> {
     let mut out = vec![V1];
@@ -22,19 +24,25 @@ fn encode<T: Encode>(value: &T) -> Vec<u8> {
 
 fn decode<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&V1, rest)) => {
-            let (value, used) = bincode::decode_from_slice(rest, bincode::config::standard())
-                .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
-            if used != rest.len() {
-                return Err(StoreError::Corrupt(format!("{what}: trailing bytes")));
-            }
-            Ok(value)
-        }
-        Some((version, _)) => Err(StoreError::Corrupt(format!(
-            "{what}: unknown record version {version} (written by a newer opslog?)"
-        ))),
+        Some((&V1, rest)) => decode_body(what, rest),
+        Some((version, _)) => Err(unknown_version(what, *version)),
         None => Err(StoreError::Corrupt(format!("{what}: empty record"))),
     }
+}
+
+fn decode_body<T: Decode<()>>(what: &str, body: &[u8]) -> Result<T, StoreError> {
+    let (value, used) = bincode::decode_from_slice(body, bincode::config::standard())
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+    if used != body.len() {
+        return Err(StoreError::Corrupt(format!("{what}: trailing bytes")));
+    }
+    Ok(value)
+}
+
+fn unknown_version(what: &str, version: u8) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{what}: unknown record version {version} (written by a newer opslog?)"
+    ))
 }
 
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
@@ -45,12 +53,46 @@ pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     decode("operation", bytes)
 }
 
+/// A message record, stored under the key `(operation_id, id)`: the version-2 byte, then the
+/// bincode of the message with both ids written as zero (one byte each instead of seventeen).
+/// Ids are a message's first two fields, so their encodings are the prefix that is replaced.
 pub(crate) fn encode_message(message: &Message) -> Vec<u8> {
-    encode(message)
+    let config = bincode::config::standard();
+    let mut out = Vec::with_capacity(256);
+    out.push(MESSAGE_V2);
+    bincode::encode_into_std_write(message, &mut out, config)
+        .expect("encoding into a Vec cannot fail");
+    let mut scratch = [0u8; 32];
+    let id_bytes = bincode::encode_into_slice(message.id, &mut scratch, config)
+        .expect("an id encodes in 17 bytes")
+        + bincode::encode_into_slice(message.operation_id, &mut scratch, config)
+            .expect("an id encodes in 17 bytes");
+    out.splice(1..1 + id_bytes, [0, 0]);
+    out
 }
 
-pub(crate) fn decode_message(bytes: &[u8]) -> Result<Message, StoreError> {
-    decode("message", bytes)
+/// Reads a message record stored under `(operation, id)`, of either version.
+pub(crate) fn decode_message(
+    operation: u128,
+    id: u128,
+    bytes: &[u8],
+) -> Result<Message, StoreError> {
+    match bytes.split_first() {
+        Some((&V1, rest)) => decode_body("message", rest),
+        Some((&MESSAGE_V2, rest)) => {
+            let mut message: Message = decode_body("message", rest)?;
+            if message.id != Id(0) || message.operation_id != Id(0) {
+                return Err(StoreError::Corrupt(
+                    "message: ids inside a v2 record".into(),
+                ));
+            }
+            message.id = Id(id);
+            message.operation_id = Id(operation);
+            Ok(message)
+        }
+        Some((version, _)) => Err(unknown_version("message", *version)),
+        None => Err(StoreError::Corrupt("message: empty record".into())),
+    }
 }
 
 /// What one write group changed, for the search index to pick up.
@@ -208,6 +250,69 @@ pub(crate) mod tests {
         }
         let golden = std::fs::read(path).unwrap();
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation());
+    }
+
+    fn sample_message() -> Message {
+        Message {
+            id: Id(0x0197_0000_0000_0000_0000_0000_0000_0002),
+            operation_id: Id(0x0197_0000_0000_0000_0000_0000_0000_0001),
+            kind: MessageType::Http,
+            level: Level::Warn,
+            source: Source::User,
+            message: "GET /issues -> 429".into(),
+            request: Some(HttpRequest {
+                method: "GET".into(),
+                url: "https://api.github.com/issues?page=2".into(),
+                headers: None,
+                body: None,
+            }),
+            response: Some(HttpResponse {
+                status: 429,
+                headers: None,
+                body: None,
+            }),
+            duration_ms: Some(87),
+            retry: None,
+            error: None,
+            meta: Some(Json::from_value(&serde_json::json!({"page": 2}))),
+            created_at: Timestamp(1_700_000_000_250),
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_without_their_ids() {
+        let m = sample_message();
+        let (op, id) = (m.operation_id.0, m.id.0);
+        let v2 = encode_message(&m);
+        assert_eq!(v2[0], MESSAGE_V2);
+        assert_eq!(decode_message(op, id, &v2).unwrap(), m);
+        // Two 17-byte ids became two zero bytes.
+        assert_eq!(encode(&m).len() - v2.len(), 32);
+        for cut in 0..v2.len() {
+            assert!(decode_message(op, id, &v2[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut with_ids = encode(&m);
+        with_ids[0] = MESSAGE_V2;
+        assert!(decode_message(op, id, &with_ids).is_err());
+    }
+
+    /// A message record as format 1 wrote it (ids inside): still read, ids from the record.
+    #[test]
+    fn reads_message_records_of_format_v1() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/testdata/message_v1.bin"
+        );
+        if std::env::var_os("OPSLOG_BLESS").is_some() {
+            std::fs::write(path, encode(&sample_message())).unwrap();
+        }
+        let golden = std::fs::read(path).unwrap();
+        assert_eq!(golden[0], V1);
+        let m = sample_message();
+        assert_eq!(
+            decode_message(m.operation_id.0, m.id.0, &golden).unwrap(),
+            m
+        );
     }
 
     fn sample_job() -> Job {

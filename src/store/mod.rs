@@ -264,7 +264,7 @@ impl ReadTx {
                     more = true;
                     break;
                 }
-                out.push(codec::decode_message(row?.1.value())?);
+                out.push(decode_message_row(row?)?);
             }
             out.reverse();
         } else {
@@ -273,7 +273,7 @@ impl ReadTx {
                     more = true;
                     break;
                 }
-                out.push(codec::decode_message(row?.1.value())?);
+                out.push(decode_message_row(row?)?);
             }
         }
         Ok((out, more))
@@ -282,7 +282,9 @@ impl ReadTx {
     pub fn message(&self, operation: Id, id: Id) -> Result<Option<Message>, StoreError> {
         let table = self.txn.open_table(MESSAGES)?;
         let value = table.get((operation.0, id.0))?;
-        value.map(|v| codec::decode_message(v.value())).transpose()
+        value
+            .map(|v| codec::decode_message(operation.0, id.0, v.value()))
+            .transpose()
     }
 
     /// Calls `f` with every operation, in id order.
@@ -304,7 +306,7 @@ impl ReadTx {
     ) -> Result<(), StoreError> {
         let table = self.txn.open_table(MESSAGES)?;
         for row in table.iter()? {
-            f(codec::decode_message(row?.1.value())?)?;
+            f(decode_message_row(row?)?)?;
         }
         Ok(())
     }
@@ -444,7 +446,7 @@ impl WriteTx {
         let range = (operation.0, 0u128)..=(operation.0, u128::MAX);
         let mut out = Vec::new();
         for row in table.range(range.clone())?.take(each) {
-            out.push(codec::decode_message(row?.1.value())?);
+            out.push(decode_message_row(row?)?);
         }
         let Some(last_head) = out.last().map(|m| m.id.0) else {
             return Ok(out);
@@ -454,7 +456,7 @@ impl WriteTx {
         }
         let mut tail = Vec::new();
         for row in table.range(range)?.rev().take(each) {
-            let message = codec::decode_message(row?.1.value())?;
+            let message = decode_message_row(row?)?;
             if message.id.0 <= last_head {
                 break;
             }
@@ -690,6 +692,17 @@ impl WriteTx {
 }
 
 /// When a job is due, if it is pending.
+/// A row of `MESSAGES`: its key holds the ids the record leaves out.
+type MessageRow<'a> = (
+    redb::AccessGuard<'a, (u128, u128)>,
+    redb::AccessGuard<'a, &'static [u8]>,
+);
+
+fn decode_message_row(row: MessageRow<'_>) -> Result<Message, StoreError> {
+    let (operation, id) = row.0.value();
+    codec::decode_message(operation, id, row.1.value())
+}
+
 fn due_at(job: &Job) -> Option<Timestamp> {
     match job.status {
         DeliveryStatus::Pending => job.next_attempt_at,
