@@ -21,6 +21,17 @@ pub(crate) struct Process {
     banner: Vec<String>,
 }
 
+/// A test that ends (or panics) with the daemon still running must not leave it behind: it
+/// would hold the test's stdout open and keep writing into a deleted temp dir.
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn write_config(dir: &Path, with_keys: bool) -> std::path::PathBuf {
     let keys = if with_keys {
         format!(
@@ -294,9 +305,6 @@ fn sigterm_drains_and_exits_zero() {
     )
     .unwrap();
     assert_eq!((status, &again["id"]), (200, &op["id"]));
-    let mut child = process.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]

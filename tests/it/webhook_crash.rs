@@ -95,9 +95,6 @@ fn sigterm_lets_an_attempt_in_flight_finish() {
         "the attempt in flight finished and was recorded before exit: {list}"
     );
     assert_eq!(receiver.requests().len(), 1, "and is not sent again");
-    let mut child = process.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
@@ -121,9 +118,6 @@ fn sigterm_abandons_a_hanging_attempt_after_the_drain_and_resends_it() {
     eventually(Duration::from_secs(30), || {
         (get(&agent, &process.base, "/deliveries?status=delivered")["total"] == 1).then_some(())
     });
-    let mut child = process.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
@@ -221,7 +215,4 @@ fn sigkill_with_deliveries_pending_and_in_flight_loses_none() {
         );
     }
     assert_eq!(requests.len(), OPERATIONS + PER_URL);
-    let mut child = process.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
