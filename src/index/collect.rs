@@ -3,7 +3,7 @@
 //!
 //! Each reads only columnar fast fields, so collecting a million hits costs milliseconds.
 
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
@@ -64,16 +64,26 @@ pub struct TopIdsSegment {
     bound: Option<Bound>,
     allow: Option<Arc<HashSet<u128>>>,
     count: u64,
-    /// A max-heap of the kept keys, ordered so the worst kept key is on top.
-    heap: BinaryHeap<HeapKey>,
+    /// Candidate hits as (rank, doc): the rank is the id, or its complement for a descending
+    /// page, so smaller is always better. Trimmed to the best `keep` whenever it fills up.
+    candidates: Vec<(u128, DocId)>,
+    /// The worst rank kept by the last trim: a hit ranked past it cannot make the page.
+    threshold: Option<u128>,
 }
 
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct HeapKey {
-    /// The id, or its complement for a descending page, so "larger" always means "worse".
-    rank: u128,
-    id: u128,
-    op: u128,
+/// Candidates gathered between two trims, per kept hit. Hits mostly arrive in id order, so in a
+/// newest-first page nearly every hit beats the worst kept one: a heap would pop and push on
+/// each, while a trim every few hundred hits is one linear selection.
+const TRIM_FACTOR: usize = 4;
+
+impl TopIdsSegment {
+    fn trim(&mut self) {
+        if self.candidates.len() > self.keep {
+            self.candidates.select_nth_unstable(self.keep - 1);
+            self.candidates.truncate(self.keep);
+        }
+        self.threshold = self.candidates.iter().map(|c| c.0).max();
+    }
 }
 
 impl Collector for TopIds {
@@ -92,7 +102,8 @@ impl Collector for TopIds {
             bound: self.bound,
             allow: self.allow.clone(),
             count: 0,
-            heap: BinaryHeap::new(),
+            candidates: Vec::with_capacity((self.limit + 1) * TRIM_FACTOR),
+            threshold: None,
         })
     }
 
@@ -117,10 +128,8 @@ impl SegmentCollector for TopIdsSegment {
     type Fruit = (u64, Vec<(u128, u128)>);
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        let needs_op = self.allow.is_some();
-        let op = if needs_op { self.columns.op(doc) } else { 0 };
         if let Some(allow) = &self.allow {
-            if !allow.contains(&op) {
+            if !allow.contains(&self.columns.op(doc)) {
                 return;
             }
         }
@@ -132,21 +141,25 @@ impl SegmentCollector for TopIdsSegment {
             _ => {}
         }
         let rank = if self.ascending { id } else { !id };
-        if self.heap.len() == self.keep {
-            if self.heap.peek().is_some_and(|worst| rank >= worst.rank) {
-                return;
-            }
-            self.heap.pop();
+        if self.threshold.is_some_and(|worst| rank >= worst) {
+            return;
         }
-        let op = if needs_op { op } else { self.columns.op(doc) };
-        self.heap.push(HeapKey { rank, id, op });
+        self.candidates.push((rank, doc));
+        if self.candidates.len() >= self.keep * TRIM_FACTOR {
+            self.trim();
+        }
     }
 
-    fn harvest(self) -> Self::Fruit {
-        (
-            self.count,
-            self.heap.into_iter().map(|k| (k.id, k.op)).collect(),
-        )
+    fn harvest(mut self) -> Self::Fruit {
+        self.trim();
+        let columns = &self.columns;
+        let ascending = self.ascending;
+        let kept = self
+            .candidates
+            .iter()
+            .map(|&(rank, doc)| (if ascending { rank } else { !rank }, columns.op(doc)))
+            .collect();
+        (self.count, kept)
     }
 }
 
@@ -257,14 +270,27 @@ impl SegmentCollector for ValueCountsSegment {
 
     fn harvest(self) -> Self::Fruit {
         let mut out = HashMap::new();
-        if let Some(column) = &self.column {
-            let mut text = String::new();
-            for (ord, n) in self.counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
-                text.clear();
-                if column.ord_to_str(ord as u64, &mut text).unwrap_or(false) {
-                    out.insert(text.clone(), n);
-                }
+        let Some(column) = &self.column else {
+            return out;
+        };
+        // One sequential pass over the dictionary for all hit ordinals: looking each one up on
+        // its own restarts decoding at a block boundary every time, which dominated facets.
+        let (ords, counts): (Vec<u64>, Vec<u64>) = self
+            .counts
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .map(|(ord, n)| (ord as u64, n))
+            .unzip();
+        let mut counts = counts.into_iter();
+        let found = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+            let n = counts.next().unwrap_or(0);
+            if let Ok(value) = std::str::from_utf8(term) {
+                out.insert(value.to_owned(), n);
             }
+        });
+        if let Err(e) = found {
+            tracing::warn!(error = %e, "reading facet values failed");
         }
         out
     }
