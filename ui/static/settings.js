@@ -16,11 +16,14 @@ export function renderSettings(main, env) {
   const show = (s, notes = {}) => {
     if (disposed) return;
     const again = (view, section, note) => show(view, { [section]: note });
-    body.replaceChildren(
+    // replaceChildren would turn a null into the text "null": leave the absent card out.
+    const cards = [
       webhooksCard(env, s.webhooks, notes.webhooks, again),
       secretCard(env, s.webhooks, notes.secret, again),
       ingressCard(env, s.ingress, notes.ingress, again),
-      s.otel ? otelCard(env, s.otel, notes.otel, again) : null);
+    ];
+    if (s.otel) cards.push(otelCard(env, s.otel, notes.otel, again));
+    body.replaceChildren(...cards);
   };
   envGet(env, '/settings').then((s) => show(s))
     .catch((e) => body.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message)));
