@@ -229,7 +229,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let mut response = state.metrics.render().into_response();
+    let index = crate::metrics::IndexGauges {
+        indexed_seq: state.index.shared.indexed_seq.load(Ordering::Acquire),
+        segments: state.index.segment_count(),
+    };
+    let mut response = state.metrics.render(index).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -33,7 +33,9 @@ use crate::outbox::{
     events, policy, Attempt, Job, JobKind, OtlpSpanJob, Wake, WebhookJob, OTLP_SPAN_FORMAT_V1,
 };
 use crate::settings::{self, EnvSettings, Settings, SettingsError, WebhooksUpdate};
-use crate::store::{id_range, FeedEntry, IdempotencyRecord, Store, StoreError, WriteTx};
+use crate::store::{
+    id_range, FeedEntry, IdempotencyRecord, OutboxDepth, Store, StoreError, WriteTx,
+};
 
 /// The most requests one commit carries.
 const MAX_GROUP: usize = 1024;
@@ -68,9 +70,11 @@ pub enum Command {
     TimeOutOverdue {
         now: Timestamp,
     },
-    /// Retention: removes operations created before `cutoff`, with everything that hangs on them.
+    /// Retention: removes operations created before `cutoff`, with everything that hangs on them,
+    /// and finished outbox jobs created before it (looking from job id `jobs_from` on).
     RemoveExpired {
         cutoff: Timestamp,
+        jobs_from: u128,
     },
     /// Logs one attempt of an outbox job and moves the job on, as `attempt.outcome` says.
     RecordAttempt {
@@ -121,16 +125,26 @@ pub enum Outcome {
     },
     Messages(Vec<Message>),
     TimedOut(usize),
-    Removed {
-        operations: usize,
-        /// More expired records remain for another command.
-        more: bool,
-    },
+    Removed(Removed),
     AttemptRecorded,
     /// The deliveries requeued, in id order.
     Requeued(Vec<Job>),
     /// The settings now in force (already installed in the registry).
     Settings(Box<EnvSettings>),
+}
+
+/// What one retention command removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub operations: u64,
+    pub messages: u64,
+    /// Finished outbox jobs (deliveries and exports).
+    pub jobs: u64,
+    pub attempts: u64,
+    /// More expired operations remain for another command.
+    pub more_operations: bool,
+    /// Outbox jobs were left unscanned: the next command continues from this job id.
+    pub jobs_resume_from: Option<u128>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +238,8 @@ pub struct WriterDeps {
 /// Starts the writer thread. It ends once every `Writer` is dropped and the queue is drained.
 pub fn start(store: Arc<Store>, deps: WriterDeps) -> Result<(Writer, JoinHandle<()>), StoreError> {
     let feed_seq = store.write()?.last_feed_seq()?;
+    deps.metrics.feed_seq.store(feed_seq, Ordering::Relaxed);
+    deps.metrics.add_outbox_depth(store.read()?.outbox_depth()?);
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("opslog-writer".into())
@@ -258,6 +274,16 @@ struct WriterThread {
     settings_changed: Vec<EnvSettings>,
     /// Whether the group being committed queued outbox work (the dispatcher is woken after).
     outbox_queued: bool,
+}
+
+/// What a committed group leaves for the writer to record.
+struct Committed {
+    /// The newest feed sequence after the commit.
+    seq: u64,
+    trimmed_to: u64,
+    /// Messages the group wrote.
+    messages: u64,
+    outbox_depth: OutboxDepth,
 }
 
 /// Operations read or changed by one group, written back once at its end.
@@ -305,6 +331,10 @@ impl WriterThread {
             let room = fs4::available_space(self.store.path()).unwrap_or(0);
             if room < REOPEN_FREE_BYTES {
                 let error = StoreError::DiskFull(format!("{room} bytes free"));
+                self.deps
+                    .metrics
+                    .disk_full_rejections
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
                 for request in group.drain(..) {
                     let _ = request.reply.send(Err(WriteError::Store(error.clone())));
                 }
@@ -318,8 +348,9 @@ impl WriterThread {
                 Err(e) => tracing::warn!(error = %e, "database not reopened yet"),
             }
         }
+        let started = std::time::Instant::now();
         let mut results = Vec::with_capacity(group.len());
-        let outcome = (|| -> Result<(u64, u64), StoreError> {
+        let outcome = (|| -> Result<Committed, StoreError> {
             let mut tx = self.store.write()?;
             let mut touched = Touched::default();
             for request in group.iter_mut() {
@@ -330,6 +361,7 @@ impl WriterThread {
                 }
             }
             let mut feed = std::mem::take(&mut touched.feed);
+            let messages = feed.messages.len() as u64;
             for (id, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
                 tx.put_operation(&op.current, op.stored.as_ref())?;
                 if op.reindex {
@@ -356,17 +388,26 @@ impl WriterThread {
             } else {
                 self.trimmed_to
             };
+            let outbox_depth = tx.outbox_depth_change();
             tx.commit()?;
-            Ok((seq, trimmed_to))
+            Ok(Committed {
+                seq,
+                trimmed_to,
+                messages,
+                outbox_depth,
+            })
         })();
         let settings_changed = std::mem::take(&mut self.settings_changed);
         let outbox_queued = std::mem::take(&mut self.outbox_queued);
         match outcome {
-            Ok((seq, trimmed_to)) => {
-                self.trimmed_to = trimmed_to;
-                self.deps.metrics.commits.fetch_add(1, Ordering::Relaxed);
-                if seq != self.feed_seq {
-                    self.feed_seq = seq;
+            Ok(committed) => {
+                self.trimmed_to = committed.trimmed_to;
+                let metrics = &self.deps.metrics;
+                metrics.record_commit(started.elapsed(), committed.messages);
+                metrics.add_outbox_depth(committed.outbox_depth);
+                if committed.seq != self.feed_seq {
+                    self.feed_seq = committed.seq;
+                    metrics.feed_seq.store(committed.seq, Ordering::Relaxed);
                     self.deps.index.wake();
                 }
                 for settings in settings_changed {
@@ -381,10 +422,13 @@ impl WriterThread {
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = group.len(), "write group failed");
-                self.deps
-                    .metrics
-                    .failed_commits
-                    .fetch_add(1, Ordering::Relaxed);
+                let metrics = &self.deps.metrics;
+                metrics.failed_commits.fetch_add(1, Ordering::Relaxed);
+                if matches!(e, StoreError::DiskFull(_)) {
+                    metrics
+                        .disk_full_rejections
+                        .fetch_add(group.len() as u64, Ordering::Relaxed);
+                }
                 // redb refuses all further writes after an I/O failure until it is reopened.
                 self.needs_reopen = matches!(e, StoreError::DiskFull(_) | StoreError::Storage(_));
                 for request in group.drain(..) {
@@ -522,18 +566,23 @@ impl WriterThread {
                 }
                 Ok(Outcome::TimedOut(count))
             }
-            Command::RemoveExpired { cutoff } => {
-                let (removed, more) = tx.remove_created_before(cutoff, REMOVE_BUDGET)?;
-                for id in &removed {
+            Command::RemoveExpired { cutoff, jobs_from } => {
+                let operations = tx.remove_created_before(cutoff, REMOVE_BUDGET)?;
+                for id in &operations.ids {
                     touched.ops.remove(id);
                 }
-                self.deps
-                    .metrics
-                    .operations_removed
-                    .fetch_add(removed.len() as u64, Ordering::Relaxed);
-                let operations = removed.len();
-                touched.feed.removed_operations.extend(removed);
-                Ok(Outcome::Removed { operations, more })
+                let jobs = tx.remove_finished_jobs_before(cutoff, jobs_from, REMOVE_BUDGET)?;
+                let removed = Removed {
+                    operations: operations.ids.len() as u64,
+                    messages: operations.messages,
+                    jobs: jobs.jobs,
+                    attempts: jobs.attempts,
+                    more_operations: operations.more,
+                    jobs_resume_from: jobs.resume_from,
+                };
+                self.deps.metrics.record_removed(&removed);
+                touched.feed.removed_operations.extend(operations.ids);
+                Ok(Outcome::Removed(removed))
             }
             Command::RecordAttempt {
                 job,

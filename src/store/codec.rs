@@ -210,7 +210,7 @@ pub(crate) mod tests {
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation());
     }
 
-    fn sample_job() -> Job {
+    pub(crate) fn sample_job() -> Job {
         use crate::outbox::{JobKind, WebhookJob};
         Job {
             id: Id(7),
@@ -233,7 +233,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn sample_attempt() -> Attempt {
+    pub(crate) fn sample_attempt() -> Attempt {
         Attempt {
             number: 2,
             started_at: Timestamp(1_700_000_000_050),

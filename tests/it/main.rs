@@ -10,6 +10,7 @@ mod collector;
 mod dashboard;
 mod disk_full;
 mod lifecycle;
+mod metrics;
 mod otel_export;
 mod otlp;
 mod packaging;
