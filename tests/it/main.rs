@@ -10,6 +10,7 @@ mod collector;
 mod dashboard;
 mod disk_full;
 mod lifecycle;
+mod logging;
 mod metrics;
 mod otel_export;
 mod otlp;
