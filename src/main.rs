@@ -50,6 +50,12 @@ enum Commands {
     Ops(cli::OpsArgs),
     /// Follow new messages live, across the environment or of one operation.
     Tail(cli::TailArgs),
+    /// Write an environment's operations and messages as NDJSON, from a running daemon (one
+    /// consistent snapshot).
+    Export(cli::ExportArgs),
+    /// Add the operations and messages of an export to a running daemon, keeping their ids
+    /// (importing the same file twice adds nothing). Needs the admin token.
+    Import(cli::ImportArgs),
     /// Benchmark ingest and search on this machine, side by side with SQLite + FTS5.
     Bench(BenchArgs),
     /// Print the version.
@@ -97,6 +103,8 @@ fn main() -> ExitCode {
         Commands::Search(args) => cli::search(args),
         Commands::Ops(args) => cli::ops(args),
         Commands::Tail(args) => cli::tail(args),
+        Commands::Export(args) => cli::export(args),
+        Commands::Import(args) => cli::import(args),
         command => return run_daemon_command(command),
     };
     match query {
@@ -151,7 +159,11 @@ fn run_daemon_command(command: Commands) -> ExitCode {
             println!("opslog {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Commands::Search(_) | Commands::Ops(_) | Commands::Tail(_) => {
+        Commands::Search(_)
+        | Commands::Ops(_)
+        | Commands::Tail(_)
+        | Commands::Export(_)
+        | Commands::Import(_) => {
             unreachable!("query commands return before the daemon's logging is set up")
         }
     };

@@ -92,6 +92,23 @@ pub enum Command {
         environment: String,
         change: SettingsChange,
     },
+    /// Adds operations and messages from an export, keeping their ids; what is already stored
+    /// is skipped, so importing a file twice adds nothing the second time. Imported records are
+    /// history: they queue no webhooks or exports.
+    Import {
+        environment: String,
+        operations: Vec<Operation>,
+        messages: Vec<Message>,
+    },
+}
+
+/// What one import command added and skipped (already stored).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Imported {
+    pub operations_added: u64,
+    pub operations_skipped: u64,
+    pub messages_added: u64,
+    pub messages_skipped: u64,
 }
 
 /// Which deliveries to send again.
@@ -131,6 +148,7 @@ pub enum Outcome {
     Requeued(Vec<Job>),
     /// The settings now in force (already installed in the registry).
     Settings(Box<EnvSettings>),
+    Imported(Imported),
 }
 
 /// What one retention command removed.
@@ -658,7 +676,64 @@ impl WriterThread {
                 self.settings_changed.push(effective.clone());
                 Ok(Outcome::Settings(Box::new(effective)))
             }
+            Command::Import {
+                environment,
+                operations,
+                messages,
+            } => self.import(tx, touched, &environment, operations, messages),
         }
+    }
+
+    fn import(
+        &mut self,
+        tx: &mut WriteTx,
+        touched: &mut Touched,
+        environment: &str,
+        operations: Vec<Operation>,
+        messages: Vec<Message>,
+    ) -> Result<Outcome, WriteError> {
+        let mut counts = Imported::default();
+        let mut new_ops = Vec::new();
+        for operation in operations {
+            match touched.get(tx, operation.id) {
+                Ok(_) => counts.operations_skipped += 1,
+                Err(WriteError::OperationNotFound(_)) => new_ops.push(operation),
+                Err(e) => return Err(e),
+            }
+        }
+        // Check every message's operation before writing: a refused import writes nothing.
+        let new_ids: std::collections::HashSet<Id> = new_ops.iter().map(|o| o.id).collect();
+        for message in &messages {
+            if !new_ids.contains(&message.operation_id) {
+                touched.get_in(tx, message.operation_id, environment)?;
+            }
+        }
+        for mut operation in new_ops {
+            operation.environment = environment.to_owned();
+            operation.message_count = 0;
+            touched.insert_new(operation);
+            counts.operations_added += 1;
+        }
+        let mut fresh = Vec::new();
+        let mut fresh_ids = std::collections::HashSet::new();
+        for message in messages {
+            let repeated = !fresh_ids.insert((message.operation_id, message.id));
+            if repeated || tx.has_message(message.operation_id, message.id)? {
+                counts.messages_skipped += 1;
+                continue;
+            }
+            let entry = touched.get(tx, message.operation_id)?;
+            entry.current.message_count += 1;
+            entry.dirty = true;
+            fresh.push(message);
+        }
+        tx.insert_messages(&fresh)?;
+        touched
+            .feed
+            .messages
+            .extend(fresh.iter().map(|m| (m.operation_id, m.id)));
+        counts.messages_added = fresh.len() as u64;
+        Ok(Outcome::Imported(counts))
     }
 
     /// Every change of an operation (creation, update, timeout) passes here, inside the write

@@ -300,6 +300,59 @@ impl ReadTx {
         Ok(())
     }
 
+    /// Calls `f` with every operation whose id is in `[low, high]`, in id (creation) order, until
+    /// `f` fails.
+    pub fn scan_operations(
+        &self,
+        low: u128,
+        high: u128,
+        mut f: impl FnMut(Operation) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let table = self.txn.open_table(OPERATIONS)?;
+        for row in table.range(low..=high)? {
+            f(codec::decode_operation(row?.1.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every message of `operation`, oldest first, until `f` fails.
+    pub fn for_each_message_of(
+        &self,
+        operation: Id,
+        mut f: impl FnMut(Message) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let table = self.txn.open_table(MESSAGES)?;
+        for row in table.range((operation.0, 0)..=(operation.0, u128::MAX))? {
+            f(codec::decode_message(row?.1.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a copy of the whole database as this transaction sees it (a consistent snapshot
+    /// taken while writes go on) into `file`, a new redb file with every table. Returns the
+    /// rows copied. On error `file` holds an unusable partial copy.
+    pub fn copy_to(&self, file: std::fs::File) -> Result<u64, StoreError> {
+        let backend = redb::backends::FileBackend::new(file)?;
+        let copy = redb::Builder::new().create_with_backend(backend)?;
+        let mut write = copy.begin_write()?;
+        write
+            .set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        let rows = copy_table(&self.txn, &write, META)?
+            + copy_table(&self.txn, &write, OPERATIONS)?
+            + copy_table(&self.txn, &write, MESSAGES)?
+            + copy_table(&self.txn, &write, OPEN_OPERATIONS)?
+            + copy_table(&self.txn, &write, IDEMPOTENCY)?
+            + copy_table(&self.txn, &write, SETTINGS)?
+            + copy_table(&self.txn, &write, OUTBOX)?
+            + copy_table(&self.txn, &write, OUTBOX_DUE)?
+            + copy_table(&self.txn, &write, OUTBOX_ATTEMPTS)?
+            + copy_table(&self.txn, &write, INDEX_FEED)?
+            + copy_table(&self.txn, &write, IDEMPOTENCY_BY_OPERATION)?;
+        write.commit()?;
+        Ok(rows)
+    }
+
     /// Calls `f` with every message, grouped by operation.
     pub fn for_each_message(
         &self,
@@ -515,6 +568,14 @@ impl WriteTx {
         tail.reverse();
         out.extend(tail);
         Ok(out)
+    }
+
+    pub fn has_message(&self, operation: Id, id: Id) -> Result<bool, StoreError> {
+        Ok(self
+            .txn
+            .open_table(MESSAGES)?
+            .get((operation.0, id.0))?
+            .is_some())
     }
 
     pub fn insert_messages(&mut self, messages: &[Message]) -> Result<(), StoreError> {
@@ -792,6 +853,23 @@ impl WriteTx {
         self.txn.abort()?;
         Ok(())
     }
+}
+
+/// Copies every row of `table` from `read` into `write`.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    read: &redb::ReadTransaction,
+    write: &redb::WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Result<u64, StoreError> {
+    let source = read.open_table(table)?;
+    let mut target = write.open_table(table)?;
+    let mut rows = 0;
+    for row in source.iter()? {
+        let (key, value) = row?;
+        target.insert(key.value(), value.value())?;
+        rows += 1;
+    }
+    Ok(rows)
 }
 
 /// When a job is due, if it is pending.

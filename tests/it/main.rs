@@ -2,6 +2,7 @@
 //! `otlp` drives the OTLP export sink against a real collector on loopback until the outbox wires
 //! it into the daemon.
 
+mod archive;
 mod auth;
 mod bad_input;
 mod bench;
