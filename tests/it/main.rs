@@ -10,6 +10,7 @@ mod cli;
 mod collector;
 mod dashboard;
 mod disk_full;
+mod format_fixture;
 mod lifecycle;
 mod logging;
 mod metrics;
