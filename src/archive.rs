@@ -100,7 +100,6 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::*;
     use crate::store::tests_support::sample_operation;
 
     #[test]
