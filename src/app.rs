@@ -20,7 +20,7 @@ use crate::config::{Config, RetentionConfig};
 use crate::http::cursor::CursorKey;
 use crate::http::{self, AppState, ServeOptions};
 use crate::ingest::input::Redaction;
-use crate::ingest::writer::WriterDeps;
+use crate::ingest::writer::{Removed, WriterDeps};
 use crate::ingest::{Command, Outcome, Writer};
 use crate::metrics::Metrics;
 use crate::model::Timestamp;
@@ -147,6 +147,7 @@ pub async fn start(
     let retention = tokio::spawn(remove_expired(
         writer.clone(),
         config.retention.clone(),
+        state.metrics.clone(),
         sweeper_stop.clone(),
     ));
     let router = http::router(state);
@@ -215,7 +216,12 @@ async fn sweep_overdue(writer: Writer, every: std::time::Duration, stop: Cancell
 }
 
 /// Removes records older than the retention period, every `retention.every`, through the writer.
-async fn remove_expired(writer: Writer, retention: RetentionConfig, stop: CancellationToken) {
+async fn remove_expired(
+    writer: Writer,
+    retention: RetentionConfig,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(retention.every.0);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let period = retention.period().as_millis() as i64;
@@ -225,11 +231,22 @@ async fn remove_expired(writer: Writer, retention: RetentionConfig, stop: Cancel
             _ = stop.cancelled() => return,
         }
         let cutoff = Timestamp::now().plus_millis(-period);
-        let mut removed = 0;
+        let mut total = Removed::default();
+        // Each command removes a bounded amount; the outbox scan continues where the last stopped.
+        let mut jobs_from = 0;
         loop {
-            match writer.submit(Command::RemoveExpired { cutoff }).await {
-                Ok(Outcome::Removed { operations, more }) => {
-                    removed += operations;
+            match writer
+                .submit(Command::RemoveExpired { cutoff, jobs_from })
+                .await
+            {
+                Ok(Outcome::Removed(removed)) => {
+                    total.operations += removed.operations;
+                    total.messages += removed.messages;
+                    total.jobs += removed.jobs;
+                    total.attempts += removed.attempts;
+                    // Once the outbox is scanned to the cutoff, later commands skip it.
+                    jobs_from = removed.jobs_resume_from.unwrap_or(u128::MAX);
+                    let more = removed.more_operations || removed.jobs_resume_from.is_some();
                     if !more || stop.is_cancelled() {
                         break;
                     }
@@ -241,8 +258,18 @@ async fn remove_expired(writer: Writer, retention: RetentionConfig, stop: Cancel
                 }
             }
         }
-        if removed > 0 {
-            tracing::info!(operations = removed, %cutoff, "removed expired operations");
+        metrics
+            .retention_sweeps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if total != Removed::default() {
+            tracing::info!(
+                operations = total.operations,
+                messages = total.messages,
+                outbox_jobs = total.jobs,
+                outbox_attempts = total.attempts,
+                %cutoff,
+                "removed expired records"
+            );
         }
     }
 }

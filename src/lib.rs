@@ -1,6 +1,7 @@
 //! opslog: activity logs for an integration platform. See README.md and DESIGN.md.
 
 pub mod app;
+pub mod archive;
 pub mod auth;
 pub mod bench;
 pub mod config;

@@ -31,6 +31,10 @@ enum Commands {
         /// TOML configuration file (see config.example.toml).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// How log lines on stderr are written: `text` for people, `json` (one object per line)
+        /// for log collectors.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Validate a config file and print the effective configuration, secrets masked.
     CheckConfig { file: PathBuf },
@@ -46,6 +50,12 @@ enum Commands {
     Ops(cli::OpsArgs),
     /// Follow new messages live, across the environment or of one operation.
     Tail(cli::TailArgs),
+    /// Write an environment's operations and messages as NDJSON, from a running daemon (one
+    /// consistent snapshot).
+    Export(cli::ExportArgs),
+    /// Add the operations and messages of an export to a running daemon, keeping their ids
+    /// (importing the same file twice adds nothing). Needs the admin token.
+    Import(cli::ImportArgs),
     /// Benchmark ingest and search on this machine, side by side with SQLite + FTS5.
     Bench(BenchArgs),
     /// Print the version.
@@ -93,6 +103,8 @@ fn main() -> ExitCode {
         Commands::Search(args) => cli::search(args),
         Commands::Ops(args) => cli::ops(args),
         Commands::Tail(args) => cli::tail(args),
+        Commands::Export(args) => cli::export(args),
+        Commands::Import(args) => cli::import(args),
         command => return run_daemon_command(command),
     };
     match query {
@@ -104,16 +116,40 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_daemon_command(command: Commands) -> ExitCode {
-    tracing_subscriber::fmt()
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // `message` and the event's fields at the top level: what log collectors index.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+fn run_daemon_command(command: Commands) -> ExitCode {
+    let log_format = match &command {
+        Commands::Serve { log_format, .. } => *log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(log_format);
     let result = match command {
-        Commands::Serve { config } => serve(config),
+        Commands::Serve { config, .. } => serve(config),
         Commands::CheckConfig { file } => Config::load(&file)
             .map(|config| print!("{config}"))
             .map_err(anyhow::Error::from),
@@ -123,12 +159,20 @@ fn run_daemon_command(command: Commands) -> ExitCode {
             println!("opslog {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Commands::Search(_) | Commands::Ops(_) | Commands::Tail(_) => {
+        Commands::Search(_)
+        | Commands::Ops(_)
+        | Commands::Tail(_)
+        | Commands::Export(_)
+        | Commands::Import(_) => {
             unreachable!("query commands return before the daemon's logging is set up")
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if log_format == LogFormat::Json => {
+            tracing::error!(error = format!("{e:#}"), "opslog stopped on an error");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

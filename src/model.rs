@@ -408,7 +408,8 @@ pub struct RecordCount {
     pub deleted: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Encode, Decode)]
+/// Deserialized only from `opslog export` files (`archive`); the API takes `ingest::input` types.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct Operation {
     pub id: Id,
     pub environment: String,
@@ -436,7 +437,8 @@ pub struct Operation {
     pub message_count: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Encode, Decode)]
+/// Deserialized only from `opslog export` files (`archive`); the API takes `ingest::input` types.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct Message {
     pub id: Id,
     pub operation_id: Id,

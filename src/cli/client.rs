@@ -66,8 +66,8 @@ impl ApiClient {
         Ok(ApiClient { agent, base, token })
     }
 
-    /// GETs `path` (relative to the environment) with `query` and returns the JSON answer.
-    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
+    /// The URL of `path` (relative to the environment) with `query`.
+    fn url(&self, path: &str, query: &[(&str, String)]) -> String {
         let mut url = format!("{}{path}", self.base);
         if !query.is_empty() {
             let encoded: String = form_urlencoded::Serializer::new(String::new())
@@ -76,6 +76,12 @@ impl ApiClient {
             url.push('?');
             url.push_str(&encoded);
         }
+        url
+    }
+
+    /// GETs `path` (relative to the environment) with `query` and returns the JSON answer.
+    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
+        let url = self.url(path, query);
         let response = self
             .agent
             .get(&url)
@@ -106,15 +112,60 @@ impl ApiClient {
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        let error = &body["error"];
-        Err(CliError::Api {
-            status,
-            code: error["code"].as_str().unwrap_or("error").to_owned(),
-            message: error["message"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("HTTP {status}: {text}")),
-        })
+        Err(api_error(status, &body, &text))
+    }
+
+    /// Sends `method` to `path` (relative to the environment) with an
+    /// optional `(content type, bytes)` body, and returns the body of a 2xx answer as a stream.
+    /// No overall time limit: exports and imports may be large; only a silent server times out.
+    pub fn stream(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<ureq::Body, CliError> {
+        let url = self.url(path, query);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header(
+                "user-agent",
+                concat!("opslog-cli/", env!("CARGO_PKG_VERSION")),
+            );
+        let unreachable = |e: ureq::Error| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        };
+        let response = match body {
+            Some((content_type, bytes)) => agent.run(
+                request
+                    .header("content-type", content_type)
+                    .body(bytes)
+                    .expect("a valid request"),
+            ),
+            None => agent.run(request.body(()).expect("a valid request")),
+        }
+        .map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let text = body
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .map_err(unreachable)?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Err(api_error(status, &json, &text))
     }
 
     /// Follows `next_cursor` until `limit` items are collected or the list ends.
@@ -143,6 +194,19 @@ impl ApiClient {
         }
         items.truncate(limit);
         Ok((items, total))
+    }
+}
+
+/// The `CliError` of an error answer `{"error":{"code","message"}}`.
+fn api_error(status: u16, body: &Value, text: &str) -> CliError {
+    let error = &body["error"];
+    CliError::Api {
+        status,
+        code: error["code"].as_str().unwrap_or("error").to_owned(),
+        message: error["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("HTTP {status}: {text}")),
     }
 }
 

@@ -1,13 +1,15 @@
-//! The query commands (`search`, `ops`, `tail`): a blocking HTTP client for a running daemon and
+//! The query commands (`search`, `ops`, `tail`) and `export`/`import`: a blocking HTTP client for a running daemon and
 //! the terminal rendering of what it answers. Runs on the main thread with no async runtime; it
 //! never opens the data dir, so it works against a daemon on another machine.
 
+mod archive;
 mod args;
 mod client;
 mod commands;
 mod render;
 mod tail;
 
+pub use archive::{export, import, ExportArgs, ImportArgs};
 pub use args::{OpsArgs, SearchArgs, TailArgs};
 pub use commands::{ops, search};
 pub use tail::tail;

@@ -88,6 +88,15 @@ pub async fn read_json_body(
             ));
         }
     }
+    read_limited_body(headers, body, limit).await
+}
+
+/// Reads a body of at most `limit` bytes, whatever its type; more is a 413.
+pub async fn read_limited_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

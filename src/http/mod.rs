@@ -5,6 +5,7 @@
 //! Must not: touch redb on the runtime's threads (reads go to `spawn_blocking`, writes to the
 //! writer), or log secrets.
 
+pub mod archive;
 pub mod cursor;
 pub mod dashboard;
 pub mod deliveries;
@@ -169,7 +170,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/deliveries", get(deliveries::list_deliveries))
         .route("/deliveries/replay", post(deliveries::replay_deliveries))
         .route("/deliveries/{id}", get(deliveries::get_delivery))
-        .route("/deliveries/{id}/retry", post(deliveries::retry_delivery));
+        .route("/deliveries/{id}/retry", post(deliveries::retry_delivery))
+        .route("/export", get(archive::export))
+        .route("/import", post(archive::import));
     Router::new()
         .nest("/v1/environments/{env}", api)
         .route(
@@ -177,6 +180,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(hooks::receive_webhook),
         )
         .route("/v1/environments", get(dashboard::environments))
+        .route("/v1/backup", get(archive::backup))
         .route(
             "/v1/session",
             get(dashboard::session_status)
@@ -229,7 +233,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let mut response = state.metrics.render().into_response();
+    let index = crate::metrics::IndexGauges {
+        indexed_seq: state.index.shared.indexed_seq.load(Ordering::Acquire),
+        segments: state.index.segment_count(),
+    };
+    let mut response = state.metrics.render(index).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

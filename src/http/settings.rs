@@ -142,7 +142,7 @@ pub async fn rotate_ingress_token(
     ))
 }
 
-fn require_admin(principal: &Principal, what: &str) -> Result<(), ApiError> {
+pub(crate) fn require_admin(principal: &Principal, what: &str) -> Result<(), ApiError> {
     match principal {
         Principal::Admin => Ok(()),
         Principal::Environment(_) => Err(ApiError::new(

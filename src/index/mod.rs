@@ -175,6 +175,11 @@ pub fn open(
 }
 
 impl SearchIndex {
+    /// Segments in the index as of the reader's last reload (after the indexer's last commit).
+    pub fn segment_count(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     fn check_ready(&self) -> Result<(), IndexError> {
         if self.shared.ready.load(Ordering::Acquire) {
             Ok(())

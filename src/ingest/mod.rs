@@ -5,4 +5,4 @@ pub mod input;
 pub mod lifecycle;
 pub mod writer;
 
-pub use writer::{Command, Outcome, Requeue, SettingsChange, WriteError, Writer};
+pub use writer::{Command, Imported, Outcome, Requeue, SettingsChange, WriteError, Writer};

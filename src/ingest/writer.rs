@@ -33,7 +33,9 @@ use crate::outbox::{
     events, policy, Attempt, Job, JobKind, OtlpSpanJob, Wake, WebhookJob, OTLP_SPAN_FORMAT_V1,
 };
 use crate::settings::{self, EnvSettings, Settings, SettingsError, WebhooksUpdate};
-use crate::store::{id_range, FeedEntry, IdempotencyRecord, Store, StoreError, WriteTx};
+use crate::store::{
+    id_range, FeedEntry, IdempotencyRecord, OutboxDepth, Store, StoreError, WriteTx,
+};
 
 /// The most requests one commit carries.
 const MAX_GROUP: usize = 1024;
@@ -68,9 +70,11 @@ pub enum Command {
     TimeOutOverdue {
         now: Timestamp,
     },
-    /// Retention: removes operations created before `cutoff`, with everything that hangs on them.
+    /// Retention: removes operations created before `cutoff`, with everything that hangs on them,
+    /// and finished outbox jobs created before it (looking from job id `jobs_from` on).
     RemoveExpired {
         cutoff: Timestamp,
+        jobs_from: u128,
     },
     /// Logs one attempt of an outbox job and moves the job on, as `attempt.outcome` says.
     RecordAttempt {
@@ -88,6 +92,23 @@ pub enum Command {
         environment: String,
         change: SettingsChange,
     },
+    /// Adds operations and messages from an export, keeping their ids; what is already stored
+    /// is skipped, so importing a file twice adds nothing the second time. Imported records are
+    /// history: they queue no webhooks or exports.
+    Import {
+        environment: String,
+        operations: Vec<Operation>,
+        messages: Vec<Message>,
+    },
+}
+
+/// What one import command added and skipped (already stored).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Imported {
+    pub operations_added: u64,
+    pub operations_skipped: u64,
+    pub messages_added: u64,
+    pub messages_skipped: u64,
 }
 
 /// Which deliveries to send again.
@@ -121,16 +142,27 @@ pub enum Outcome {
     },
     Messages(Vec<Message>),
     TimedOut(usize),
-    Removed {
-        operations: usize,
-        /// More expired records remain for another command.
-        more: bool,
-    },
+    Removed(Removed),
     AttemptRecorded,
     /// The deliveries requeued, in id order.
     Requeued(Vec<Job>),
     /// The settings now in force (already installed in the registry).
     Settings(Box<EnvSettings>),
+    Imported(Imported),
+}
+
+/// What one retention command removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub operations: u64,
+    pub messages: u64,
+    /// Finished outbox jobs (deliveries and exports).
+    pub jobs: u64,
+    pub attempts: u64,
+    /// More expired operations remain for another command.
+    pub more_operations: bool,
+    /// Outbox jobs were left unscanned: the next command continues from this job id.
+    pub jobs_resume_from: Option<u128>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +256,8 @@ pub struct WriterDeps {
 /// Starts the writer thread. It ends once every `Writer` is dropped and the queue is drained.
 pub fn start(store: Arc<Store>, deps: WriterDeps) -> Result<(Writer, JoinHandle<()>), StoreError> {
     let feed_seq = store.write()?.last_feed_seq()?;
+    deps.metrics.feed_seq.store(feed_seq, Ordering::Relaxed);
+    deps.metrics.add_outbox_depth(store.read()?.outbox_depth()?);
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("opslog-writer".into())
@@ -258,6 +292,16 @@ struct WriterThread {
     settings_changed: Vec<EnvSettings>,
     /// Whether the group being committed queued outbox work (the dispatcher is woken after).
     outbox_queued: bool,
+}
+
+/// What a committed group leaves for the writer to record.
+struct Committed {
+    /// The newest feed sequence after the commit.
+    seq: u64,
+    trimmed_to: u64,
+    /// Messages the group wrote.
+    messages: u64,
+    outbox_depth: OutboxDepth,
 }
 
 /// Operations read or changed by one group, written back once at its end.
@@ -305,6 +349,10 @@ impl WriterThread {
             let room = fs4::available_space(self.store.path()).unwrap_or(0);
             if room < REOPEN_FREE_BYTES {
                 let error = StoreError::DiskFull(format!("{room} bytes free"));
+                self.deps
+                    .metrics
+                    .disk_full_rejections
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
                 for request in group.drain(..) {
                     let _ = request.reply.send(Err(WriteError::Store(error.clone())));
                 }
@@ -318,8 +366,9 @@ impl WriterThread {
                 Err(e) => tracing::warn!(error = %e, "database not reopened yet"),
             }
         }
+        let started = std::time::Instant::now();
         let mut results = Vec::with_capacity(group.len());
-        let outcome = (|| -> Result<(u64, u64), StoreError> {
+        let outcome = (|| -> Result<Committed, StoreError> {
             let mut tx = self.store.write()?;
             let mut touched = Touched::default();
             for request in group.iter_mut() {
@@ -330,6 +379,7 @@ impl WriterThread {
                 }
             }
             let mut feed = std::mem::take(&mut touched.feed);
+            let messages = feed.messages.len() as u64;
             for (id, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
                 tx.put_operation(&op.current, op.stored.as_ref())?;
                 if op.reindex {
@@ -356,17 +406,26 @@ impl WriterThread {
             } else {
                 self.trimmed_to
             };
+            let outbox_depth = tx.outbox_depth_change();
             tx.commit()?;
-            Ok((seq, trimmed_to))
+            Ok(Committed {
+                seq,
+                trimmed_to,
+                messages,
+                outbox_depth,
+            })
         })();
         let settings_changed = std::mem::take(&mut self.settings_changed);
         let outbox_queued = std::mem::take(&mut self.outbox_queued);
         match outcome {
-            Ok((seq, trimmed_to)) => {
-                self.trimmed_to = trimmed_to;
-                self.deps.metrics.commits.fetch_add(1, Ordering::Relaxed);
-                if seq != self.feed_seq {
-                    self.feed_seq = seq;
+            Ok(committed) => {
+                self.trimmed_to = committed.trimmed_to;
+                let metrics = &self.deps.metrics;
+                metrics.record_commit(started.elapsed(), committed.messages);
+                metrics.add_outbox_depth(committed.outbox_depth);
+                if committed.seq != self.feed_seq {
+                    self.feed_seq = committed.seq;
+                    metrics.feed_seq.store(committed.seq, Ordering::Relaxed);
                     self.deps.index.wake();
                 }
                 for settings in settings_changed {
@@ -381,10 +440,13 @@ impl WriterThread {
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = group.len(), "write group failed");
-                self.deps
-                    .metrics
-                    .failed_commits
-                    .fetch_add(1, Ordering::Relaxed);
+                let metrics = &self.deps.metrics;
+                metrics.failed_commits.fetch_add(1, Ordering::Relaxed);
+                if matches!(e, StoreError::DiskFull(_)) {
+                    metrics
+                        .disk_full_rejections
+                        .fetch_add(group.len() as u64, Ordering::Relaxed);
+                }
                 // redb refuses all further writes after an I/O failure until it is reopened.
                 self.needs_reopen = matches!(e, StoreError::DiskFull(_) | StoreError::Storage(_));
                 for request in group.drain(..) {
@@ -522,18 +584,23 @@ impl WriterThread {
                 }
                 Ok(Outcome::TimedOut(count))
             }
-            Command::RemoveExpired { cutoff } => {
-                let (removed, more) = tx.remove_created_before(cutoff, REMOVE_BUDGET)?;
-                for id in &removed {
+            Command::RemoveExpired { cutoff, jobs_from } => {
+                let operations = tx.remove_created_before(cutoff, REMOVE_BUDGET)?;
+                for id in &operations.ids {
                     touched.ops.remove(id);
                 }
-                self.deps
-                    .metrics
-                    .operations_removed
-                    .fetch_add(removed.len() as u64, Ordering::Relaxed);
-                let operations = removed.len();
-                touched.feed.removed_operations.extend(removed);
-                Ok(Outcome::Removed { operations, more })
+                let jobs = tx.remove_finished_jobs_before(cutoff, jobs_from, REMOVE_BUDGET)?;
+                let removed = Removed {
+                    operations: operations.ids.len() as u64,
+                    messages: operations.messages,
+                    jobs: jobs.jobs,
+                    attempts: jobs.attempts,
+                    more_operations: operations.more,
+                    jobs_resume_from: jobs.resume_from,
+                };
+                self.deps.metrics.record_removed(&removed);
+                touched.feed.removed_operations.extend(operations.ids);
+                Ok(Outcome::Removed(removed))
             }
             Command::RecordAttempt {
                 job,
@@ -609,7 +676,64 @@ impl WriterThread {
                 self.settings_changed.push(effective.clone());
                 Ok(Outcome::Settings(Box::new(effective)))
             }
+            Command::Import {
+                environment,
+                operations,
+                messages,
+            } => self.import(tx, touched, &environment, operations, messages),
         }
+    }
+
+    fn import(
+        &mut self,
+        tx: &mut WriteTx,
+        touched: &mut Touched,
+        environment: &str,
+        operations: Vec<Operation>,
+        messages: Vec<Message>,
+    ) -> Result<Outcome, WriteError> {
+        let mut counts = Imported::default();
+        let mut new_ops = Vec::new();
+        for operation in operations {
+            match touched.get(tx, operation.id) {
+                Ok(_) => counts.operations_skipped += 1,
+                Err(WriteError::OperationNotFound(_)) => new_ops.push(operation),
+                Err(e) => return Err(e),
+            }
+        }
+        // Check every message's operation before writing: a refused import writes nothing.
+        let new_ids: std::collections::HashSet<Id> = new_ops.iter().map(|o| o.id).collect();
+        for message in &messages {
+            if !new_ids.contains(&message.operation_id) {
+                touched.get_in(tx, message.operation_id, environment)?;
+            }
+        }
+        for mut operation in new_ops {
+            operation.environment = environment.to_owned();
+            operation.message_count = 0;
+            touched.insert_new(operation);
+            counts.operations_added += 1;
+        }
+        let mut fresh = Vec::new();
+        let mut fresh_ids = std::collections::HashSet::new();
+        for message in messages {
+            let repeated = !fresh_ids.insert((message.operation_id, message.id));
+            if repeated || tx.has_message(message.operation_id, message.id)? {
+                counts.messages_skipped += 1;
+                continue;
+            }
+            let entry = touched.get(tx, message.operation_id)?;
+            entry.current.message_count += 1;
+            entry.dirty = true;
+            fresh.push(message);
+        }
+        tx.insert_messages(&fresh)?;
+        touched
+            .feed
+            .messages
+            .extend(fresh.iter().map(|m| (m.operation_id, m.id)));
+        counts.messages_added = fresh.len() as u64;
+        Ok(Outcome::Imported(counts))
     }
 
     /// Every change of an operation (creation, update, timeout) passes here, inside the write

@@ -315,7 +315,7 @@ pub(crate) mod tests {
         );
     }
 
-    fn sample_job() -> Job {
+    pub(crate) fn sample_job() -> Job {
         use crate::outbox::{JobKind, WebhookJob};
         Job {
             id: Id(7),
@@ -338,7 +338,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn sample_attempt() -> Attempt {
+    pub(crate) fn sample_attempt() -> Attempt {
         Attempt {
             number: 2,
             started_at: Timestamp(1_700_000_000_050),

@@ -18,7 +18,7 @@ pub use codec::{FeedEntry, IdempotencyRecord};
 use tables::*;
 
 use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
-use crate::outbox::{Attempt, Job};
+use crate::outbox::{Attempt, Job, JobKind};
 use crate::settings::{StoredIngress, StoredWebhooks};
 
 const WEBHOOKS_SECTION: &str = "webhooks";
@@ -207,7 +207,10 @@ impl Store {
         let mut txn = self.database()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Storage(e.to_string()))?;
-        Ok(WriteTx { txn })
+        Ok(WriteTx {
+            txn,
+            outbox_depth: OutboxDepth::default(),
+        })
     }
 }
 
@@ -299,6 +302,59 @@ impl ReadTx {
         Ok(())
     }
 
+    /// Calls `f` with every operation whose id is in `[low, high]`, in id (creation) order, until
+    /// `f` fails.
+    pub fn scan_operations(
+        &self,
+        low: u128,
+        high: u128,
+        mut f: impl FnMut(Operation) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let table = self.txn.open_table(OPERATIONS)?;
+        for row in table.range(low..=high)? {
+            f(codec::decode_operation(row?.1.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every message of `operation`, oldest first, until `f` fails.
+    pub fn for_each_message_of(
+        &self,
+        operation: Id,
+        mut f: impl FnMut(Message) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let table = self.txn.open_table(MESSAGES)?;
+        for row in table.range((operation.0, 0)..=(operation.0, u128::MAX))? {
+            f(codec::decode_message(row?.1.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a copy of the whole database as this transaction sees it (a consistent snapshot
+    /// taken while writes go on) into `file`, a new redb file with every table. Returns the
+    /// rows copied. On error `file` holds an unusable partial copy.
+    pub fn copy_to(&self, file: std::fs::File) -> Result<u64, StoreError> {
+        let backend = redb::backends::FileBackend::new(file)?;
+        let copy = redb::Builder::new().create_with_backend(backend)?;
+        let mut write = copy.begin_write()?;
+        write
+            .set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        let rows = copy_table(&self.txn, &write, META)?
+            + copy_table(&self.txn, &write, OPERATIONS)?
+            + copy_table(&self.txn, &write, MESSAGES)?
+            + copy_table(&self.txn, &write, OPEN_OPERATIONS)?
+            + copy_table(&self.txn, &write, IDEMPOTENCY)?
+            + copy_table(&self.txn, &write, SETTINGS)?
+            + copy_table(&self.txn, &write, OUTBOX)?
+            + copy_table(&self.txn, &write, OUTBOX_DUE)?
+            + copy_table(&self.txn, &write, OUTBOX_ATTEMPTS)?
+            + copy_table(&self.txn, &write, INDEX_FEED)?
+            + copy_table(&self.txn, &write, IDEMPOTENCY_BY_OPERATION)?;
+        write.commit()?;
+        Ok(rows)
+    }
+
     /// Calls `f` with every message, grouped by operation.
     pub fn for_each_message(
         &self,
@@ -387,6 +443,15 @@ impl ReadTx {
             .transpose()
     }
 
+    /// Outbox rows per kind and status, counted by reading every job (once, at start-up).
+    pub fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
+        let mut depth = OutboxDepth::default();
+        for row in self.txn.open_table(OUTBOX)?.iter()? {
+            depth.count(&codec::decode_job(row?.1.value())?, 1);
+        }
+        Ok(depth)
+    }
+
     /// Visits jobs with ids in `[low, high]`, newest first, until `visit` returns false.
     pub fn scan_jobs_newest_first(
         &self,
@@ -406,6 +471,54 @@ impl ReadTx {
 
 pub struct WriteTx {
     txn: redb::WriteTransaction,
+    /// How this transaction changed the outbox's rows per kind and status.
+    outbox_depth: OutboxDepth,
+}
+
+/// What `WriteTx::remove_created_before` removed.
+#[derive(Debug, Default)]
+pub struct RemovedOperations {
+    pub ids: Vec<Id>,
+    pub messages: u64,
+    /// More expired operations remain for another call.
+    pub more: bool,
+}
+
+/// What `WriteTx::remove_finished_jobs_before` removed.
+#[derive(Debug, Default)]
+pub struct RemovedJobs {
+    pub jobs: u64,
+    pub attempts: u64,
+    scanned: usize,
+    /// The job id to continue from: the scan stopped at its budget.
+    pub resume_from: Option<u128>,
+}
+
+/// Outbox rows per job kind and status (or, in a write transaction, the change to them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxDepth(pub [[i64; 3]; 2]);
+
+impl OutboxDepth {
+    /// The kinds and statuses, in the order of the counts.
+    pub const KINDS: [&'static str; 2] = ["webhook", "otlp_span"];
+    pub const STATUSES: [DeliveryStatus; 3] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ];
+
+    fn count(&mut self, job: &Job, by: i64) {
+        let kind = match job.kind {
+            JobKind::Webhook(_) => 0,
+            JobKind::OtlpSpan(_) => 1,
+        };
+        let status = match job.status {
+            DeliveryStatus::Pending => 0,
+            DeliveryStatus::Delivered => 1,
+            DeliveryStatus::Failed => 2,
+        };
+        self.0[kind][status] += by;
+    }
 }
 
 impl WriteTx {
@@ -465,6 +578,14 @@ impl WriteTx {
         tail.reverse();
         out.extend(tail);
         Ok(out)
+    }
+
+    pub fn has_message(&self, operation: Id, id: Id) -> Result<bool, StoreError> {
+        Ok(self
+            .txn
+            .open_table(MESSAGES)?
+            .get((operation.0, id.0))?
+            .is_some())
     }
 
     pub fn insert_messages(&mut self, messages: &[Message]) -> Result<(), StoreError> {
@@ -538,33 +659,32 @@ impl WriteTx {
 
     /// Removes operations created before `cutoff` (their ids sort before it), oldest first, with
     /// their messages, sweeper rows and idempotency keys; stops after about `budget` records.
-    /// Returns the removed operation ids and whether more are expired.
     pub fn remove_created_before(
         &mut self,
         cutoff: Timestamp,
         budget: usize,
-    ) -> Result<(Vec<Id>, bool), StoreError> {
-        // A ULID's top 48 bits are its creation time in ms: every id below this one is older.
-        let first_kept = (cutoff.millis().max(0) as u128) << 80;
+    ) -> Result<RemovedOperations, StoreError> {
+        let first_kept = first_id_at(cutoff);
         let mut operations = self.txn.open_table(OPERATIONS)?;
         let mut messages = self.txn.open_table(MESSAGES)?;
         let mut open = self.txn.open_table(OPEN_OPERATIONS)?;
         let mut idempotency = self.txn.open_table(IDEMPOTENCY)?;
         let mut idempotency_by_op = self.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
-        let mut removed = Vec::new();
+        let mut removed = RemovedOperations::default();
         let mut spent = 0;
         loop {
             let Some((id, op)) = operations
                 .first()?
                 .map(|(k, v)| (k.value(), v.value().to_vec()))
             else {
-                return Ok((removed, false));
+                return Ok(removed);
             };
             if id >= first_kept {
-                return Ok((removed, false));
+                return Ok(removed);
             }
             if spent >= budget {
-                return Ok((removed, true));
+                removed.more = true;
+                return Ok(removed);
             }
             let op = codec::decode_operation(&op)?;
             let mut gone = 0;
@@ -579,9 +699,54 @@ impl WriteTx {
                 idempotency.remove(key.value())?;
             }
             operations.remove(id)?;
-            removed.push(Id(id));
-            spent += 1 + gone;
+            removed.ids.push(Id(id));
+            removed.messages += gone;
+            spent += 1 + gone as usize;
         }
+    }
+
+    /// Removes finished (delivered or failed) outbox jobs created before `cutoff`, with their
+    /// attempts, looking at jobs from id `from` on and at most about `budget` rows. A pending job
+    /// stays whatever its age: it is still owed to its receiver. `resume_from` says where the
+    /// next call continues when the scan stopped early.
+    pub fn remove_finished_jobs_before(
+        &mut self,
+        cutoff: Timestamp,
+        from: u128,
+        budget: usize,
+    ) -> Result<RemovedJobs, StoreError> {
+        let first_kept = first_id_at(cutoff);
+        let mut removed = RemovedJobs::default();
+        if from >= first_kept {
+            return Ok(removed);
+        }
+        let mut jobs = self.txn.open_table(OUTBOX)?;
+        let mut finished = Vec::new();
+        for row in jobs.range(from..first_kept)? {
+            let (id, value) = row?;
+            if removed.scanned >= budget {
+                removed.resume_from = Some(id.value());
+                break;
+            }
+            removed.scanned += 1;
+            let job = codec::decode_job(value.value())?;
+            if job.status != DeliveryStatus::Pending {
+                finished.push(job);
+            }
+        }
+        let mut attempts = self.txn.open_table(OUTBOX_ATTEMPTS)?;
+        for job in finished {
+            let mut gone = 0;
+            attempts.retain_in((job.id.0, 0)..=(job.id.0, u32::MAX), |_, _| {
+                gone += 1;
+                false
+            })?;
+            jobs.remove(job.id.0)?;
+            self.outbox_depth.count(&job, -1);
+            removed.attempts += gone;
+            removed.jobs += 1;
+        }
+        Ok(removed)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -607,6 +772,10 @@ impl WriteTx {
         self.txn
             .open_table(OUTBOX)?
             .insert(job.id.0, codec::encode_job(job).as_slice())?;
+        if let Some(previous) = previous {
+            self.outbox_depth.count(previous, -1);
+        }
+        self.outbox_depth.count(job, 1);
         let mut due = self.txn.open_table(OUTBOX_DUE)?;
         if let Some(at) = previous.and_then(due_at) {
             due.remove((at.millis(), job.id.0))?;
@@ -678,6 +847,11 @@ impl WriteTx {
         Ok(())
     }
 
+    /// How this transaction changed the outbox's rows per kind and status so far.
+    pub fn outbox_depth_change(&self) -> OutboxDepth {
+        self.outbox_depth
+    }
+
     /// Makes everything written in this transaction durable (fsync) before returning.
     pub fn commit(self) -> Result<(), StoreError> {
         self.txn.commit()?;
@@ -691,7 +865,23 @@ impl WriteTx {
     }
 }
 
-/// When a job is due, if it is pending.
+/// Copies every row of `table` from `read` into `write`.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    read: &redb::ReadTransaction,
+    write: &redb::WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Result<u64, StoreError> {
+    let source = read.open_table(table)?;
+    let mut target = write.open_table(table)?;
+    let mut rows = 0;
+    for row in source.iter()? {
+        let (key, value) = row?;
+        target.insert(key.value(), value.value())?;
+        rows += 1;
+    }
+    Ok(rows)
+}
+
 /// A row of `MESSAGES`: its key holds the ids the record leaves out.
 type MessageRow<'a> = (
     redb::AccessGuard<'a, (u128, u128)>,
@@ -703,11 +893,18 @@ fn decode_message_row(row: MessageRow<'_>) -> Result<Message, StoreError> {
     codec::decode_message(operation, id, row.1.value())
 }
 
+/// When a job is due, if it is pending.
 fn due_at(job: &Job) -> Option<Timestamp> {
     match job.status {
         DeliveryStatus::Pending => job.next_attempt_at,
         _ => None,
     }
+}
+
+/// The smallest id created at or after `at`: a ULID's top 48 bits are its creation time in ms,
+/// so every id below this one is older.
+fn first_id_at(at: Timestamp) -> u128 {
+    (at.millis().max(0) as u128) << 80
 }
 
 fn idempotency_key(environment: &str, key: &str) -> String {
@@ -806,6 +1003,66 @@ mod tests {
         tx.put_operation(&ended, Some(&op)).unwrap();
         assert!(tx.overdue_operations(later, 10).unwrap().is_empty());
         tx.commit().unwrap();
+    }
+
+    #[test]
+    fn retention_removes_finished_jobs_and_their_attempts_but_keeps_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let at = |ms: i64, n: u128| first_id_at(Timestamp(ms)) | n;
+        let job = |id: u128, status: DeliveryStatus| {
+            let mut job = codec::tests::sample_job();
+            job.id = Id(id);
+            job.status = status;
+            job.next_attempt_at = (status == DeliveryStatus::Pending).then_some(Timestamp(9_000));
+            job
+        };
+        let old_delivered = job(at(1_000, 1), DeliveryStatus::Delivered);
+        let old_pending = job(at(1_000, 2), DeliveryStatus::Pending);
+        let old_failed = job(at(1_500, 3), DeliveryStatus::Failed);
+        let new_delivered = job(at(5_000, 4), DeliveryStatus::Delivered);
+        let mut tx = store.write().unwrap();
+        for (job, attempts) in [
+            (&old_delivered, 2),
+            (&old_pending, 1),
+            (&old_failed, 1),
+            (&new_delivered, 1),
+        ] {
+            tx.put_job(job, None).unwrap();
+            for number in 1..=attempts {
+                let mut attempt = codec::tests::sample_attempt();
+                attempt.number = number;
+                tx.put_attempt(job.id, &attempt).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        let depth_before = store.read().unwrap().outbox_depth().unwrap();
+        assert_eq!(depth_before.0[0], [1, 2, 1]);
+
+        // A budget of one row scans one job per call and says where to go on.
+        let mut tx = store.write().unwrap();
+        let first = tx
+            .remove_finished_jobs_before(Timestamp(2_000), 0, 1)
+            .unwrap();
+        assert_eq!((first.jobs, first.attempts), (1, 2));
+        assert_eq!(first.resume_from, Some(old_pending.id.0));
+        let rest = tx
+            .remove_finished_jobs_before(Timestamp(2_000), old_pending.id.0, 10)
+            .unwrap();
+        assert_eq!((rest.jobs, rest.attempts, rest.resume_from), (1, 1, None));
+        assert_eq!(tx.outbox_depth_change().0[0], [0, -1, -1]);
+        tx.commit().unwrap();
+
+        let read = store.read().unwrap();
+        assert_eq!(read.job(old_delivered.id).unwrap(), None);
+        assert_eq!(read.job(old_failed.id).unwrap(), None);
+        assert!(read.attempts(old_delivered.id).unwrap().is_empty());
+        assert_eq!(read.job(old_pending.id).unwrap(), Some(old_pending.clone()));
+        assert_eq!(read.attempts(old_pending.id).unwrap().len(), 1);
+        assert_eq!(read.job(new_delivered.id).unwrap(), Some(new_delivered));
+        let due = read.due_jobs(Timestamp(10_000), 10).unwrap();
+        assert_eq!(due.jobs, vec![old_pending]);
+        assert_eq!(read.outbox_depth().unwrap().0[0], [1, 1, 0]);
     }
 
     fn codec_sample() -> Operation {

@@ -99,6 +99,12 @@ fn a_full_disk_refuses_writes_and_recovers() {
         refused.text
     );
 
+    let metrics = crate::metrics::scrape(&d);
+    assert!(
+        metrics["opslog_disk_full_rejections_total"] >= 1.0,
+        "{metrics:?}"
+    );
+
     // Reads keep working and show everything acknowledged.
     let op = d.get(&format!("/v1/environments/prod/operations/{id}"), PROD_KEY);
     assert_eq!(op.status, 200, "{}", op.text);

@@ -2,6 +2,7 @@
 //! `otlp` drives the OTLP export sink against a real collector on loopback until the outbox wires
 //! it into the daemon.
 
+mod archive;
 mod auth;
 mod bad_input;
 mod bench;
@@ -9,7 +10,10 @@ mod cli;
 mod collector;
 mod dashboard;
 mod disk_full;
+mod format_fixture;
 mod lifecycle;
+mod logging;
+mod metrics;
 mod otel_export;
 mod otlp;
 mod packaging;

@@ -1,13 +1,50 @@
 //! Retention: expired operations leave the store and the index with everything hanging on them,
-//! and under constant ingest the data dir stops growing.
+//! finished deliveries and exports leave the outbox with their attempts (pending ones stay), and
+//! under constant ingest with webhooks on the data dir stops growing.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use opslog::config::HumanDuration;
+use opslog::config::{HumanDuration, WebhooksConfig};
 use serde_json::{json, Value};
 
+use crate::metrics::scrape;
+use crate::receiver::{Answer, Receiver};
 use crate::support::*;
+
+const PROD: &str = "/v1/environments/prod";
+
+/// prod sends webhooks to `url` on `schedule`.
+fn webhooks_to(url: String, schedule: &[u64]) -> WebhooksConfig {
+    WebhooksConfig {
+        url: Some(url),
+        retry_schedule: Some(
+            schedule
+                .iter()
+                .map(|ms| HumanDuration(Duration::from_millis(*ms)))
+                .collect(),
+        ),
+        timeout: Some(HumanDuration(Duration::from_secs(2))),
+        ..Default::default()
+    }
+}
+
+/// Starts a sync on `connection` and ends it with success; returns its id.
+fn ended_sync(d: &Daemon, connection: &str) -> String {
+    let id = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "sync", "integration": "github", "connection_id": connection}),
+    );
+    let reply = d.patch(
+        &format!("{PROD}/operations/{id}"),
+        PROD_KEY,
+        &json!({"state": "success"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    id
+}
 
 fn keep_for(seconds: f64) -> impl FnOnce(&mut opslog::config::Config) {
     move |c| {
@@ -98,19 +135,124 @@ fn expired_operations_leave_the_store_and_the_index() {
     assert_eq!(again.status, 201);
     assert_ne!(again.body["id"], old.body["id"]);
     assert!(!again.headers.contains_key("idempotent-replayed"));
-    let metrics = d.raw("GET", "/metrics", None, &[], None).text;
-    assert!(
-        metrics.contains("opslog_operations_removed_total 1"),
-        "{metrics}"
+    let metrics = scrape(&d);
+    assert_eq!(
+        metrics[r#"opslog_retention_removed_total{record="operation"}"#],
+        1.0
+    );
+    assert_eq!(
+        metrics[r#"opslog_retention_removed_total{record="message"}"#],
+        50.0
+    );
+    assert!(metrics["opslog_retention_sweeps_total"] >= 1.0);
+}
+
+#[test]
+fn finished_deliveries_leave_with_their_attempts_and_pending_ones_stay() {
+    // `flaky` is delivered at the second attempt; `stuck` always fails and waits an hour for
+    // its third attempt, so it is still pending when its operation expires.
+    let first_flaky_attempt = AtomicBool::new(false);
+    let receiver = Receiver::start(move |request, _| {
+        let body = request.json();
+        let flaky_first =
+            body["connection_id"] == "flaky" && !first_flaky_attempt.swap(true, Ordering::SeqCst);
+        if body["connection_id"] == "stuck" || flaky_first {
+            Answer::Status(500, "no")
+        } else {
+            Answer::Status(200, "ok")
+        }
+    });
+    let webhooks = webhooks_to(receiver.url(), &[0, 200, 3_600_000]);
+    let d = Daemon::start_with(move |c| {
+        keep_for(2.0)(c);
+        c.environments.get_mut("prod").unwrap().webhooks = webhooks;
+    });
+    let flaky_op = ended_sync(&d, "flaky");
+    let stuck_op = ended_sync(&d, "stuck");
+    let delivery_of = |op: &str| {
+        let list = d.get(&format!("{PROD}/deliveries"), PROD_KEY);
+        list.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["operation_id"] == op)
+            .map(|v| v["id"].as_str().unwrap().to_owned())
+    };
+    let (flaky, stuck) = eventually(Duration::from_secs(10), || {
+        Some((delivery_of(&flaky_op)?, delivery_of(&stuck_op)?))
+    });
+    eventually(Duration::from_secs(10), || {
+        let f = d.get(&format!("{PROD}/deliveries/{flaky}"), PROD_KEY).body;
+        let s = d.get(&format!("{PROD}/deliveries/{stuck}"), PROD_KEY).body;
+        (f["status"] == "delivered"
+            && f["attempt_log"].as_array()?.len() == 2
+            && s["attempt_log"].as_array()?.len() == 2)
+            .then_some(())
+    });
+    let depth = scrape(&d);
+    assert_eq!(
+        depth[r#"opslog_outbox_jobs{kind="webhook",status="delivered"}"#],
+        1.0
+    );
+    assert_eq!(
+        depth[r#"opslog_outbox_jobs{kind="webhook",status="pending"}"#],
+        1.0
+    );
+
+    eventually(Duration::from_secs(30), || {
+        (d.get(&format!("{PROD}/deliveries/{flaky}"), PROD_KEY)
+            .status
+            == 404)
+            .then_some(())
+    });
+    assert_eq!(
+        d.get(&format!("{PROD}/operations/{flaky_op}"), PROD_KEY)
+            .status,
+        404
+    );
+    let list = d.get(&format!("{PROD}/deliveries"), PROD_KEY);
+    assert_eq!(list.body["total"], 1, "{}", list.text);
+    assert_eq!(list.body["data"][0]["id"], stuck.as_str());
+    // The pending delivery is still owed to its receiver: it stays, attempts and all, although
+    // the operation that caused it has expired.
+    let kept = d.get(&format!("{PROD}/deliveries/{stuck}"), PROD_KEY);
+    assert_eq!(kept.status, 200);
+    assert_eq!(kept.body["status"], "pending");
+    assert_eq!(kept.body["attempt_log"].as_array().unwrap().len(), 2);
+    let metrics = scrape(&d);
+    assert_eq!(
+        metrics[r#"opslog_retention_removed_total{record="outbox_job"}"#],
+        1.0
+    );
+    assert_eq!(
+        metrics[r#"opslog_retention_removed_total{record="outbox_attempt"}"#],
+        2.0
+    );
+    assert_eq!(
+        metrics[r#"opslog_outbox_jobs{kind="webhook",status="delivered"}"#],
+        0.0
+    );
+    assert_eq!(
+        metrics[r#"opslog_outbox_jobs{kind="webhook",status="pending"}"#],
+        1.0
     );
 }
 
 #[test]
-fn under_constant_ingest_the_data_dir_stops_growing() {
-    let d = Daemon::start_with(keep_for(0.5));
+fn under_constant_ingest_with_webhooks_the_data_dir_stops_growing() {
+    const SYNCS_PER_ROUND: usize = 60;
+    const ROUNDS: usize = 14;
+    let receiver = Receiver::ok();
+    let webhooks = webhooks_to(receiver.url(), &[0]);
+    let d = Daemon::start_with(move |c| {
+        keep_for(0.5)(c);
+        c.environments.get_mut("prod").unwrap().webhooks = webhooks;
+    });
     let mut sizes = Vec::new();
+    let mut redb_sizes = Vec::new();
+    let mut delivered = Vec::new();
     let mut previous: Option<String> = None;
-    for round in 0..14 {
+    for round in 0..ROUNDS {
         let id = d.start_operation(
             "prod",
             PROD_KEY,
@@ -127,6 +269,17 @@ fn under_constant_ingest_the_data_dir_stops_growing() {
             );
             assert_eq!(r.status, 201);
         }
+        // Ended syncs: each queues a delivery, a `webhook:deliver` log and an attempt.
+        std::thread::scope(|scope| {
+            for worker in 0..3 {
+                let d = &d;
+                scope.spawn(move || {
+                    for i in (worker..SYNCS_PER_ROUND).step_by(3) {
+                        ended_sync(d, &format!("round{round}-{i}"));
+                    }
+                });
+            }
+        });
         if let Some(prev) = previous.replace(id) {
             eventually(Duration::from_secs(30), || {
                 (d.get(
@@ -139,12 +292,41 @@ fn under_constant_ingest_the_data_dir_stops_growing() {
             });
         }
         sizes.push(dir_size(d.dir.path()));
+        redb_sizes.push(
+            std::fs::metadata(d.dir.path().join("opslog.redb"))
+                .unwrap()
+                .len(),
+        );
+        delivered.push(scrape(&d)[r#"opslog_outbox_jobs{kind="webhook",status="delivered"}"#]);
     }
     eprintln!("data dir size per round: {sizes:?}");
-    let early = *sizes[3..7].iter().max().unwrap();
-    let late = *sizes[10..].iter().max().unwrap();
+    eprintln!("redb file size per round: {redb_sizes:?}");
+    eprintln!("delivered deliveries kept per round: {delivered:?}");
+    let total = receiver.requests().len();
     assert!(
-        late <= early + early / 2,
+        total >= ROUNDS * SYNCS_PER_ROUND / 2,
+        "the receiver got {total} webhooks"
+    );
+    // Only the deliveries of the last retention period or so stay; without retention of the
+    // outbox this would be every delivery ever made.
+    let kept = delivered[ROUNDS / 2..].iter().cloned().fold(0.0, f64::max);
+    assert!(
+        kept <= (4 * SYNCS_PER_ROUND) as f64,
+        "finished deliveries pile up: {delivered:?}"
+    );
+    // The redb file reuses freed pages; the index's size moves with segment merges, so the
+    // whole data dir gets a looser bound.
+    let plateau = |sizes: &[u64], slack: f64| {
+        let early = *sizes[3..7].iter().max().unwrap() as f64;
+        let late = *sizes[10..].iter().max().unwrap() as f64;
+        late <= early * slack
+    };
+    assert!(
+        plateau(&redb_sizes, 1.5),
+        "the store keeps growing under constant ingest with retention: {redb_sizes:?}"
+    );
+    assert!(
+        plateau(&sizes, 2.0),
         "the data dir keeps growing under constant ingest with retention: {sizes:?}"
     );
 }

@@ -1,0 +1,236 @@
+//! GET /metrics: the Prometheus text format parses line by line (HELP and TYPE for every family,
+//! valid samples), and the values follow what the daemon does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use opslog::config::{HumanDuration, WebhooksConfig};
+use serde_json::json;
+
+use crate::receiver::{free_port, Answer, Receiver};
+use crate::support::*;
+
+/// Scrapes /metrics, checks every line against the text format, and returns each sample's value
+/// by `name{labels}` as written.
+pub fn scrape(d: &Daemon) -> BTreeMap<String, f64> {
+    let reply = d.raw("GET", "/metrics", None, &[], None);
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.headers["content-type"].starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        reply.headers
+    );
+    parse(&reply.text)
+}
+
+fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn parse(text: &str) -> BTreeMap<String, f64> {
+    let mut help = HashMap::new();
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, doc) = rest.split_once(' ').expect(line);
+            assert!(is_name(name) && !doc.is_empty(), "bad HELP line: {line}");
+            assert!(
+                help.insert(name.to_owned(), ()).is_none(),
+                "HELP twice: {line}"
+            );
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect(line);
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&kind),
+                "bad TYPE line: {line}"
+            );
+            assert!(help.contains_key(name), "TYPE before HELP: {line}");
+            types.insert(name.to_owned(), kind.to_owned());
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line: {line:?}"
+        );
+        let (series, value) = line.rsplit_once(' ').expect(line);
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, labels)) => (name, Some(labels.strip_suffix('}').expect(line))),
+            None => (series, None),
+        };
+        assert!(is_name(name), "bad metric name: {line}");
+        for pair in labels.into_iter().flat_map(|l| l.split(',')) {
+            let (key, quoted) = pair.split_once('=').expect(line);
+            assert!(is_name(key), "bad label name: {line}");
+            assert!(
+                quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
+                "bad label value: {line}"
+            );
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let base = name.strip_suffix(suffix)?;
+                (types.get(base).map(String::as_str) == Some("histogram")).then_some(base)
+            })
+            .unwrap_or(name);
+        let kind = types
+            .get(family)
+            .unwrap_or_else(|| panic!("sample without TYPE: {line}"));
+        if kind == "counter" {
+            assert!(name.ends_with("_total"), "counter not named _total: {line}");
+        }
+        assert!(
+            samples.insert(series.to_owned(), value).is_none(),
+            "sample twice: {line}"
+        );
+    }
+    samples
+}
+
+fn pending_webhooks(d: &Daemon) -> f64 {
+    scrape(d)[r#"opslog_outbox_jobs{kind="webhook",status="pending"}"#]
+}
+
+#[test]
+fn metrics_parse_and_follow_ingest_commits_the_index_and_the_outbox() {
+    // The receiver is down at first: deliveries wait in the outbox, retried every 200 ms.
+    let addr = free_port();
+    let webhooks = WebhooksConfig {
+        url: Some(format!("http://{addr}/hook")),
+        retry_schedule: Some(vec![HumanDuration(Duration::from_millis(200)); 30]),
+        timeout: Some(HumanDuration(Duration::from_secs(2))),
+        ..Default::default()
+    };
+    let d = Daemon::start_with(move |c| {
+        c.environments.get_mut("prod").unwrap().webhooks = webhooks;
+    });
+    let before = scrape(&d);
+    for name in [
+        "opslog_store_commit_seconds_count",
+        "opslog_store_messages_per_commit_count",
+        "opslog_index_lag",
+        "opslog_index_segments",
+        "opslog_retention_sweeps_total",
+        "opslog_disk_full_rejections_total",
+        r#"opslog_outbox_jobs{kind="otlp_span",status="failed"}"#,
+        r#"opslog_retention_removed_total{record="outbox_attempt"}"#,
+        "opslog_webhook_deliveries_delivered_total",
+        "opslog_exports_delivered_total",
+    ] {
+        assert!(before.contains_key(name), "{name} missing from {before:?}");
+    }
+    assert_eq!(before["opslog_disk_full_rejections_total"], 0.0);
+    assert_eq!(pending_webhooks(&d), 0.0);
+
+    let mut ops = Vec::new();
+    for i in 0..3 {
+        let id = d.start_operation(
+            "prod",
+            PROD_KEY,
+            &json!({"type": "sync", "integration": "github", "connection_id": format!("c{i}")}),
+        );
+        let batch: Vec<_> = (0..40)
+            .map(|n| json!({"message": format!("line {n}")}))
+            .collect();
+        let path = format!("/v1/environments/prod/operations/{id}/messages");
+        assert_eq!(d.post(&path, PROD_KEY, &json!(batch)).status, 201);
+        let end = d.patch(
+            &format!("/v1/environments/prod/operations/{id}"),
+            PROD_KEY,
+            &json!({"state": "success"}),
+        );
+        assert_eq!(end.status, 200);
+        ops.push(id);
+    }
+    let busy = scrape(&d);
+    assert_eq!(busy["opslog_messages_appended_total"], 120.0);
+    assert_eq!(busy["opslog_operations_created_total"], 3.0);
+    assert_eq!(pending_webhooks(&d), 3.0, "the receiver is down");
+    let commits = busy["opslog_store_commit_seconds_count"];
+    assert!(commits >= 9.0, "{busy:?}");
+    assert_eq!(
+        busy[r#"opslog_store_commit_seconds_bucket{le="+Inf"}"#],
+        commits
+    );
+    assert_eq!(busy["opslog_store_messages_per_commit_count"], commits);
+    assert!(busy["opslog_store_messages_per_commit_sum"] >= 120.0);
+    // Buckets are cumulative.
+    let buckets: Vec<f64> = busy
+        .iter()
+        .filter(|(k, _)| k.starts_with("opslog_store_commit_seconds_bucket"))
+        .map(|(_, v)| *v)
+        .collect();
+    assert!(buckets.iter().all(|b| *b <= commits), "{buckets:?}");
+
+    // Once the index caught up, the lag is 0 and there is at least one segment.
+    eventually(Duration::from_secs(10), || {
+        let m = scrape(&d);
+        (m["opslog_index_lag"] == 0.0 && m["opslog_index_segments"] >= 1.0).then_some(())
+    });
+
+    // The receiver comes back: the deliveries go out and the pending depth drops to 0.
+    let receiver = Receiver::start_on(TcpListener::bind(addr).unwrap(), |_, _| {
+        Answer::Status(200, "ok")
+    });
+    receiver.wait_for(3, Duration::from_secs(30));
+    let after = eventually(Duration::from_secs(30), || {
+        let m = scrape(&d);
+        (m[r#"opslog_outbox_jobs{kind="webhook",status="pending"}"#] == 0.0).then_some(m)
+    });
+    assert_eq!(
+        after[r#"opslog_outbox_jobs{kind="webhook",status="delivered"}"#],
+        3.0
+    );
+    assert_eq!(after["opslog_webhook_deliveries_delivered_total"], 3.0);
+    assert!(after["opslog_webhook_attempts_total"] >= 6.0, "{after:?}");
+    assert!(after["opslog_store_commit_seconds_count"] > commits);
+    assert!(after["opslog_http_requests_total"] > busy["opslog_http_requests_total"]);
+}
+
+#[test]
+fn outbox_depth_is_counted_from_the_store_after_a_restart() {
+    let addr = free_port();
+    let webhooks = WebhooksConfig {
+        url: Some(format!("http://{addr}/hook")),
+        retry_schedule: Some(vec![HumanDuration(Duration::from_secs(3600))]),
+        ..Default::default()
+    };
+    let adjust = move |c: &mut opslog::config::Config| {
+        c.environments.get_mut("prod").unwrap().webhooks = webhooks;
+    };
+    let d = Daemon::start_with(adjust.clone());
+    for i in 0..2 {
+        let id = d.start_operation(
+            "prod",
+            PROD_KEY,
+            &json!({"type": "sync", "connection_id": format!("c{i}")}),
+        );
+        d.patch(
+            &format!("/v1/environments/prod/operations/{id}"),
+            PROD_KEY,
+            &json!({"state": "failed"}),
+        );
+    }
+    assert_eq!(pending_webhooks(&d), 2.0);
+    let dir = d.stop();
+    let path = dir.path().to_owned();
+    let again = Daemon::start_with(move |c| {
+        adjust(c);
+        c.server.data_dir = path;
+    });
+    assert_eq!(pending_webhooks(&again), 2.0);
+    drop(again);
+    drop(dir);
+}
