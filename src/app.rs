@@ -64,7 +64,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let local_addr = listener.local_addr()?;
     let data_dir = config.server.data_dir.clone();
-    let (store, credentials, generated, settings) = {
+    let (store, credentials, generated, (settings, exports_by_status)) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let store = Store::open(&config.server.data_dir).with_context(|| {
@@ -77,7 +77,16 @@ pub async fn start(
                 .context("cannot load or generate credentials")?;
             let settings = Settings::load_or_init(&config, &store)
                 .context("cannot load or initialise environment settings")?;
-            Ok((Arc::new(store), credentials, generated, Arc::new(settings)))
+            let exports = store
+                .read()
+                .and_then(|read| read.exports_by_status())
+                .context("cannot count the queued exports")?;
+            Ok((
+                Arc::new(store),
+                credentials,
+                generated,
+                (Arc::new(settings), exports),
+            ))
         })
         .await??
     };
@@ -92,6 +101,7 @@ pub async fn start(
         .await??
     };
     let metrics = Arc::new(Metrics::default());
+    metrics.add_exports_by_status(exports_by_status);
     let wake = Arc::new(Wake::default());
     let (writer, writer_thread) = crate::ingest::writer::start(
         store.clone(),

@@ -3,9 +3,9 @@
 //! Plain atomics, bumped where the work happens; rendering reads them without locking.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::model::OpState;
+use crate::model::{DeliveryStatus, OpState};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -26,12 +26,29 @@ pub struct Metrics {
     pub export_attempts: AtomicU64,
     pub exports_delivered: AtomicU64,
     pub exports_failed: AtomicU64,
+    /// Exports in the outbox now, by `DeliveryStatus::ALL` order (a gauge).
+    exports_by_status: [AtomicI64; 3],
 }
 
 impl Metrics {
     pub fn record_end(&self, state: OpState) {
         let slot = OpState::ALL.iter().position(|s| *s == state).unwrap_or(0);
         self.ended[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds committed changes of the exports-by-status gauge (`DeliveryStatus::ALL` order).
+    pub fn add_exports_by_status(&self, delta: [i64; 3]) {
+        for (gauge, d) in self.exports_by_status.iter().zip(delta) {
+            gauge.fetch_add(d, Ordering::Relaxed);
+        }
+    }
+
+    /// The slot of `status` in the exports-by-status gauge.
+    pub fn status_slot(status: DeliveryStatus) -> usize {
+        DeliveryStatus::ALL
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(0)
     }
 
     pub fn render(&self) -> String {
@@ -102,24 +119,36 @@ impl Metrics {
         );
         counter(
             "opslog_exports_queued_total",
-            "OTLP spans written to the outbox (one per ended exported operation).",
+            "OTLP exports written to the outbox (a span per ended exported operation, a log batch per operation per commit).",
             &self.exports_queued,
         );
         counter(
             "opslog_exports_attempts_total",
-            "OTLP export attempts made.",
+            "OTLP export requests made (one per batch).",
             &self.export_attempts,
         );
         counter(
             "opslog_exports_delivered_total",
-            "OTLP spans accepted by the collector.",
+            "OTLP exports (spans, log batches) accepted by the collector.",
             &self.exports_delivered,
         );
         counter(
             "opslog_exports_failed_total",
-            "OTLP spans the collector refused for good.",
+            "OTLP exports the collector refused for good or that ran out of retries.",
             &self.exports_failed,
         );
+        let name = "opslog_exports";
+        let _ = writeln!(
+            out,
+            "# HELP {name} OTLP exports (spans, log batches) in the outbox, by status.\n# TYPE {name} gauge"
+        );
+        for (status, value) in DeliveryStatus::ALL.iter().zip(&self.exports_by_status) {
+            let _ = writeln!(
+                out,
+                "{name}{{status=\"{status}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         let name = "opslog_operations_ended_total";
         let _ = writeln!(
             out,

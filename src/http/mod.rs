@@ -9,9 +9,11 @@ pub mod cursor;
 pub mod dashboard;
 pub mod deliveries;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod hooks;
 pub mod operations;
+mod outbox_jobs;
 pub mod search;
 pub mod settings;
 
@@ -169,7 +171,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/deliveries", get(deliveries::list_deliveries))
         .route("/deliveries/replay", post(deliveries::replay_deliveries))
         .route("/deliveries/{id}", get(deliveries::get_delivery))
-        .route("/deliveries/{id}/retry", post(deliveries::retry_delivery));
+        .route("/deliveries/{id}/retry", post(deliveries::retry_delivery))
+        .route("/exports", get(exports::list_exports))
+        .route("/exports/replay", post(exports::replay_exports))
+        .route("/exports/{id}", get(exports::get_export))
+        .route("/exports/{id}/retry", post(exports::retry_export));
     Router::new()
         .nest("/v1/environments/{env}", api)
         .route(

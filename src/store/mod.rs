@@ -18,11 +18,12 @@ pub use codec::{FeedEntry, IdempotencyRecord};
 use tables::*;
 
 use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
-use crate::outbox::{Attempt, Job};
-use crate::settings::{StoredIngress, StoredWebhooks};
+use crate::outbox::{Attempt, Job, JobFamily};
+use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 
 const WEBHOOKS_SECTION: &str = "webhooks";
 const INGRESS_SECTION: &str = "ingress";
+const OTEL_SECTION: &str = "otel";
 
 /// The id range of jobs (or operations) created in `[from, to]`: ULIDs start with their
 /// creation time in ms, so a time window is a key range.
@@ -377,6 +378,21 @@ impl ReadTx {
         Ok(out)
     }
 
+    /// How many export jobs are at each status (`DeliveryStatus::ALL` order): seeds the metrics
+    /// gauge at start-up, reading every job once.
+    pub fn exports_by_status(&self) -> Result<[i64; 3], StoreError> {
+        let mut counts = [0i64; 3];
+        self.scan_jobs_newest_first(0, u128::MAX, |job| {
+            if job.kind.family() == JobFamily::Export {
+                if let Some(slot) = DeliveryStatus::ALL.iter().position(|s| *s == job.status) {
+                    counts[slot] += 1;
+                }
+            }
+            true
+        })?;
+        Ok(counts)
+    }
+
     /// Visits jobs with ids in `[low, high]`, newest first, until `visit` returns false.
     pub fn scan_jobs_newest_first(
         &self,
@@ -664,6 +680,26 @@ impl WriteTx {
         self.txn.open_table(SETTINGS)?.insert(
             (environment, INGRESS_SECTION),
             codec::encode_ingress_settings(settings).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn otel_settings(&self, environment: &str) -> Result<Option<StoredOtel>, StoreError> {
+        let table = self.txn.open_table(SETTINGS)?;
+        let value = table.get((environment, OTEL_SECTION))?;
+        value
+            .map(|v| codec::decode_otel_settings(v.value()))
+            .transpose()
+    }
+
+    pub fn put_otel_settings(
+        &mut self,
+        environment: &str,
+        settings: &StoredOtel,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(SETTINGS)?.insert(
+            (environment, OTEL_SECTION),
+            codec::encode_otel_settings(settings).as_slice(),
         )?;
         Ok(())
     }
