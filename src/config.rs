@@ -121,6 +121,9 @@ pub struct OutboxConfig {
     /// On shutdown, attempts in flight get this long to finish (then they are sent again after
     /// the restart).
     pub drain_timeout: HumanDuration,
+    /// OTLP exports stop retrying this long after they were queued (or retried/replayed by hand)
+    /// and become `failed`, replayable.
+    pub export_retry_for: HumanDuration,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -165,6 +168,7 @@ impl Default for OutboxConfig {
             per_destination: 4,
             max_retry_after: duration("10h"),
             drain_timeout: duration("10s"),
+            export_retry_for: duration("24h"),
         }
     }
 }
@@ -196,6 +200,9 @@ pub struct OtelConfig {
     /// How long one export request may take before it counts as a connection failure.
     #[serde(default = "default_otel_timeout")]
     pub timeout: HumanDuration,
+    /// Also export the messages of exported operations as OTLP log records (`<endpoint>/v1/logs`).
+    #[serde(default)]
+    pub logs: bool,
 }
 
 fn default_service_name() -> String {
@@ -240,11 +247,12 @@ impl OtelConfig {
             resource_attributes: BTreeMap::new(),
             max_events_per_span: default_max_events_per_span(),
             timeout: default_otel_timeout(),
+            logs: false,
         }
     }
 
-    /// Checks what serde cannot: the URL, header syntax and bounds. Used for the TOML file and,
-    /// later, for settings edited through the API, so both refuse the same things.
+    /// Checks what serde cannot: the URL, header syntax and bounds. Used for the TOML file and
+    /// for settings edited through the API, so both refuse the same things.
     pub fn check(&self) -> Result<(), FieldProblem> {
         let problem = |field: &str, message: String| FieldProblem {
             field: field.to_owned(),
@@ -541,6 +549,12 @@ impl Config {
             return Err(invalid(
                 "outbox.per_destination",
                 "must be at least 1".into(),
+            ));
+        }
+        if self.outbox.export_retry_for.0.is_zero() {
+            return Err(invalid(
+                "outbox.export_retry_for",
+                "must be longer than 0s (e.g. \"24h\")".into(),
             ));
         }
         if self.ingest.incoming_webhook_max_bytes < 1024 {

@@ -86,7 +86,7 @@ pub struct Metrics {
     /// Records removed by retention: operations, messages, outbox jobs, outbox attempts.
     removed: [AtomicU64; 4],
     /// Outbox rows by kind and status (`OutboxDepth` order), kept by the writer.
-    outbox_depth: [[AtomicI64; 3]; 2],
+    outbox_depth: [[AtomicI64; 3]; 3],
     ended: [AtomicU64; 6],
     pub http_requests: AtomicU64,
     pub http_client_errors: AtomicU64,
@@ -240,22 +240,22 @@ impl Metrics {
         );
         counter(
             "opslog_exports_queued_total",
-            "OTLP spans written to the outbox (one per ended exported operation).",
+            "OTLP exports written to the outbox (a span per ended exported operation, a log batch per operation per commit).",
             &self.exports_queued,
         );
         counter(
             "opslog_exports_attempts_total",
-            "OTLP export attempts made.",
+            "OTLP export requests made (one per batch).",
             &self.export_attempts,
         );
         counter(
             "opslog_exports_delivered_total",
-            "OTLP spans accepted by the collector.",
+            "OTLP exports (spans, log batches) accepted by the collector.",
             &self.exports_delivered,
         );
         counter(
             "opslog_exports_failed_total",
-            "OTLP spans the collector refused for good.",
+            "OTLP exports the collector refused for good or that ran out of retries.",
             &self.exports_failed,
         );
         let name = "opslog_operations_ended_total";

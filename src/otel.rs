@@ -1,6 +1,7 @@
 //! The OpenTelemetry mapping of DESIGN.md section 5: a finished operation and its messages become
 //! one OTLP span (opentelemetry-proto's prost types), messages become span events, and the
-//! environment's settings become the resource.
+//! environment's settings become the resource. With the `logs` switch, each message of an exported
+//! operation also becomes one OTLP log record carrying its operation's trace and span ids.
 //!
 //! Trace and span ids are derived from the operation id alone, so exporting the same operation
 //! twice (a retry after a crash, a replay) yields the same span and a backend can deduplicate it.
@@ -12,6 +13,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
@@ -19,7 +21,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    ErrorInfo, HttpRequest, HttpResponse, Id, Message, OpState, OpType, Operation, Timestamp,
+    ErrorInfo, HttpRequest, HttpResponse, Id, Level, Message, OpState, OpType, Operation, Timestamp,
 };
 
 /// The operation types that become spans; the others (auth, deploy, ...) are never exported.
@@ -164,6 +166,64 @@ pub fn operation_span(op: &Operation, messages: &[Message], max_events: usize) -
         status: Some(status),
         ..Span::default()
     })
+}
+
+/// One message of `op` as an OTLP log record: severity from its level, the text as the body, its
+/// time, the trace/span ids of `op`'s span (so a backend links the two), and the `opslog.*` and
+/// HTTP attributes. `observed` is when opslog recorded it.
+pub fn message_log_record(op: &Operation, message: &Message, observed: Timestamp) -> LogRecord {
+    let severity = match message.level {
+        Level::Debug => SeverityNumber::Debug,
+        Level::Info => SeverityNumber::Info,
+        Level::Warn => SeverityNumber::Warn,
+        Level::Error => SeverityNumber::Error,
+    };
+    let mut attributes = vec![
+        string_kv("opslog.message.id", message.id.to_string()),
+        string_kv("opslog.message.type", message.kind.as_str()),
+        string_kv("opslog.message.source", message.source.as_str()),
+        string_kv("opslog.operation.id", op.id.to_string()),
+        string_kv("opslog.operation.type", op.kind.as_str()),
+        string_kv("opslog.operation.action", op.action.as_str()),
+        string_kv("opslog.environment", op.environment.as_str()),
+    ];
+    for (key, value) in [
+        ("opslog.integration", &op.integration),
+        ("opslog.connection_id", &op.connection_id),
+        ("opslog.script", &op.script),
+    ] {
+        if let Some(value) = value {
+            attributes.push(string_kv(key, value.as_str()));
+        }
+    }
+    push_http(
+        &mut attributes,
+        message.request.as_ref(),
+        message.response.as_ref(),
+    );
+    if let Some(duration_ms) = message.duration_ms {
+        attributes.push(int_kv("opslog.message.duration_ms", duration_ms));
+    }
+    if let Some(error) = &message.error {
+        if let Some(kind) = error.kind.as_deref().or(error.name.as_deref()) {
+            attributes.push(string_kv("error.type", kind));
+        }
+        push_error(&mut attributes, error);
+    }
+    LogRecord {
+        time_unix_nano: unix_nanos(message.created_at),
+        observed_time_unix_nano: unix_nanos(observed),
+        severity_number: severity as i32,
+        severity_text: message.level.as_str().to_ascii_uppercase(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(message.message.clone())),
+        }),
+        attributes,
+        flags: SPAN_FLAGS & 0xff,
+        trace_id: trace_id(op.id).to_vec(),
+        span_id: span_id(op.id).to_vec(),
+        ..LogRecord::default()
+    }
 }
 
 /// The resource every span of an environment is reported under.
@@ -782,5 +842,59 @@ mod tests {
         assert_eq!(truncate_chars("héllo", 5), "héllo");
         assert_eq!(truncate_chars("héllo!", 5), "héll…");
         assert_eq!(truncate_chars("", 0), "");
+    }
+
+    #[test]
+    fn messages_become_log_records_linked_to_the_operation_span() {
+        let op = operation(OpType::Proxy, "call", OpState::Failed);
+        let mut m = message(1, "GET https://api.github.com/user?token=abc");
+        m.level = Level::Warn;
+        m.request = Some(HttpRequest {
+            method: "get".into(),
+            url: "https://api.github.com/user?token=abc".into(),
+            headers: None,
+            body: None,
+        });
+        m.response = Some(HttpResponse {
+            status: 429,
+            headers: None,
+            body: None,
+        });
+        let record = message_log_record(&op, &m, Timestamp(1_700_000_003_000));
+        assert_eq!(record.trace_id, trace_id(op.id));
+        assert_eq!(record.span_id, span_id(op.id));
+        assert_eq!(record.severity_number, SeverityNumber::Warn as i32);
+        assert_eq!(record.severity_text, "WARN");
+        assert_eq!(record.time_unix_nano, unix_nanos(m.created_at));
+        assert_eq!(record.observed_time_unix_nano, 1_700_000_003_000_000_000);
+        assert_eq!(
+            record.body.unwrap().value,
+            Some(any_value::Value::StringValue(m.message.clone())),
+            "the body is the text as stored"
+        );
+        let keys: Vec<&str> = record.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        for key in [
+            "opslog.message.id",
+            "opslog.operation.id",
+            "opslog.operation.type",
+            "opslog.environment",
+            "opslog.integration",
+            "http.request.method",
+            "url.full",
+            "http.response.status_code",
+        ] {
+            assert!(keys.contains(&key), "{key} in {keys:?}");
+        }
+        let url = record
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "url.full")
+            .unwrap();
+        assert_eq!(
+            url.value.as_ref().unwrap().value,
+            Some(any_value::Value::StringValue(
+                "https://api.github.com/user?token=REDACTED".into()
+            ))
+        );
     }
 }

@@ -1,7 +1,11 @@
 //! Per-environment settings: the webhook destination, events, secret, timeout and retry schedule,
-//! and the ingress token third parties post to. The JSON shape is one object per section
-//! (`webhooks` today; `otel` sits next to it), and each section is stored as its own row, so a new
-//! section never reshapes an existing one.
+//! the OTLP export (collector endpoint, headers, resource, logs switch), and the ingress token
+//! third parties post to. The JSON shape is one object per section (`webhooks`, `otel`,
+//! `ingress`), and each section is stored as its own row, so a new section never reshapes an
+//! existing one.
+//!
+//! The `otel` section is all-or-nothing: when the file has an `[environments.<env>.otel]` table,
+//! every otel field is read-only; otherwise all of them are edited through the API.
 //!
 //! What the TOML file sets is authoritative and read-only here; what it leaves unset is edited
 //! through the API and persisted in redb. The effective values live in `Settings`, a registry the
@@ -21,8 +25,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{mask, Config, HumanDuration, WebhooksConfig};
+use crate::config::{mask, Config, HumanDuration, OtelConfig, WebhooksConfig};
 use crate::model::{EventType, Timestamp};
+use crate::outbox::otlp::OtelTarget;
 use crate::store::{Store, StoreError};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -89,6 +94,92 @@ pub struct StoredIngress {
     pub token: String,
 }
 
+/// The `otel` section as stored in redb: what the API set. Only used while the config file has
+/// no `[environments.<env>.otel]` table. No endpoint: nothing is exported.
+#[derive(Clone, Debug, Default, PartialEq, Encode, Decode)]
+pub struct StoredOtel {
+    pub endpoint: Option<String>,
+    /// Secrets: shown masked, kept when a masked value is sent back.
+    pub headers: BTreeMap<String, String>,
+    pub service_name: Option<String>,
+    pub resource_attributes: BTreeMap<String, String>,
+    pub max_events_per_span: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub logs: bool,
+}
+
+impl StoredOtel {
+    /// The stored values over the defaults, for `endpoint`.
+    fn to_config(&self, endpoint: &str) -> OtelConfig {
+        let mut config = OtelConfig::with_endpoint(endpoint);
+        config.headers = self.headers.clone();
+        if let Some(name) = &self.service_name {
+            config.service_name = name.clone();
+        }
+        config.resource_attributes = self.resource_attributes.clone();
+        if let Some(n) = self.max_events_per_span {
+            config.max_events_per_span = n as usize;
+        }
+        if let Some(ms) = self.timeout_ms {
+            config.timeout = HumanDuration(Duration::from_millis(ms));
+        }
+        config.logs = self.logs;
+        config
+    }
+}
+
+/// The otel fields, as named in the API (`otel.<field>`) and listed as read-only.
+pub const OTEL_FIELDS: [&str; 7] = [
+    "endpoint",
+    "headers",
+    "service_name",
+    "resource_attributes",
+    "max_events_per_span",
+    "timeout",
+    "logs",
+];
+
+/// Effective OTLP export settings of one environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtelSettings {
+    /// The settings in force (the file's table, else the API's over the defaults); the endpoint
+    /// is empty when nothing is exported.
+    pub config: OtelConfig,
+    /// Where exports go; `None` when export is off.
+    pub target: Option<Arc<OtelTarget>>,
+    /// The file has an otel table: every field is read-only here.
+    pub from_file: bool,
+}
+
+impl OtelSettings {
+    /// The file's table when there is one, else the stored section.
+    pub fn new(environment: &str, file: Option<&OtelConfig>, stored: &StoredOtel) -> OtelSettings {
+        let (config, from_file) = match file {
+            Some(file) => (file.clone(), true),
+            None => (
+                stored.to_config(stored.endpoint.as_deref().unwrap_or("")),
+                false,
+            ),
+        };
+        let target = if config.endpoint.is_empty() {
+            None
+        } else {
+            match OtelTarget::new(environment, &config) {
+                Ok(target) => Some(Arc::new(target)),
+                Err(e) => {
+                    tracing::error!(error = %e, "OTel export disabled");
+                    None
+                }
+            }
+        };
+        OtelSettings {
+            config,
+            target,
+            from_file,
+        }
+    }
+}
+
 /// Effective webhook settings of one environment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookSettings {
@@ -137,6 +228,7 @@ impl WebhookSettings {
 pub struct EnvSettings {
     pub environment: String,
     pub webhooks: WebhookSettings,
+    pub otel: OtelSettings,
     pub ingress_token: String,
 }
 
@@ -144,8 +236,8 @@ pub struct EnvSettings {
 /// thread after the change is committed.
 pub struct Settings {
     files: BTreeMap<String, WebhooksConfig>,
-    /// Each environment's OTLP collector, from the config file (`[environments.<env>.otel]`).
-    otel: BTreeMap<String, crate::outbox::otlp::OtelTarget>,
+    /// Each environment's `[environments.<env>.otel]` table, when the file has one.
+    otel_files: BTreeMap<String, OtelConfig>,
     current: RwLock<BTreeMap<String, Arc<EnvSettings>>>,
 }
 
@@ -156,15 +248,10 @@ impl Settings {
         let mut tx = store.write()?;
         let mut current = BTreeMap::new();
         let mut files = BTreeMap::new();
-        let mut otel = BTreeMap::new();
+        let mut otel_files = BTreeMap::new();
         for (name, env) in &config.environments {
-            if let Some(settings) = &env.otel {
-                match crate::outbox::otlp::OtelTarget::new(name, settings) {
-                    Ok(target) => {
-                        otel.insert(name.clone(), target);
-                    }
-                    Err(e) => tracing::error!(error = %e, "OTel export disabled"),
-                }
+            if let Some(file) = &env.otel {
+                otel_files.insert(name.clone(), file.clone());
             }
             let mut webhooks = tx.webhook_settings(name)?.unwrap_or_default();
             if env.webhooks.secret.is_none() && webhooks.secret.is_none() {
@@ -181,14 +268,16 @@ impl Settings {
                     ingress
                 }
             };
-            let effective = effective(name, &env.webhooks, &webhooks, &ingress);
+            let stored_otel = tx.otel_settings(name)?.unwrap_or_default();
+            let otel = OtelSettings::new(name, env.otel.as_ref(), &stored_otel);
+            let effective = effective(name, &env.webhooks, &webhooks, otel, &ingress);
             current.insert(name.clone(), Arc::new(effective));
             files.insert(name.clone(), env.webhooks.clone());
         }
         tx.commit()?;
         Ok(Settings {
             files,
-            otel,
+            otel_files,
             current: RwLock::new(current),
         })
     }
@@ -201,14 +290,19 @@ impl Settings {
             .cloned()
     }
 
-    /// Where `environment`'s spans are exported, when it has an OTel collector.
-    pub fn otel(&self, environment: &str) -> Option<&crate::outbox::otlp::OtelTarget> {
-        self.otel.get(environment)
+    /// Where `environment`'s spans (and logs) are exported, when it has an OTel collector now.
+    pub fn otel(&self, environment: &str) -> Option<Arc<OtelTarget>> {
+        self.get(environment)?.otel.target.clone()
     }
 
-    /// What the config file sets for `environment`.
+    /// What the config file sets for `environment`'s webhooks.
     pub fn file(&self, environment: &str) -> WebhooksConfig {
         self.files.get(environment).cloned().unwrap_or_default()
+    }
+
+    /// The config file's otel table of `environment`, when it has one.
+    pub fn otel_file(&self, environment: &str) -> Option<&OtelConfig> {
+        self.otel_files.get(environment)
     }
 
     /// The environment whose ingress token this is. Compares digests in constant time.
@@ -238,6 +332,7 @@ pub fn effective(
     environment: &str,
     file: &WebhooksConfig,
     stored: &StoredWebhooks,
+    otel: OtelSettings,
     ingress: &StoredIngress,
 ) -> EnvSettings {
     let mut read_only = BTreeSet::new();
@@ -306,6 +401,7 @@ pub fn effective(
     EnvSettings {
         environment: environment.to_owned(),
         webhooks,
+        otel,
         ingress_token: ingress.token.clone(),
     }
 }
@@ -324,6 +420,114 @@ pub fn default_schedule() -> Vec<Duration> {
 pub struct SettingsUpdate {
     #[serde(default)]
     pub webhooks: Option<WebhooksUpdate>,
+    #[serde(default)]
+    pub otel: Option<OtelUpdate>,
+}
+
+/// `PUT /settings` `otel`: a field left out is unchanged; `null` resets it to its default
+/// (`endpoint: null` turns export off). `headers` replaces the whole map, except that a value
+/// equal to the masked one `GET /settings` shows keeps the stored secret.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelUpdate {
+    #[serde(default, deserialize_with = "present")]
+    pub endpoint: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub headers: Option<Option<BTreeMap<String, String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub service_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub resource_attributes: Option<Option<BTreeMap<String, String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_events_per_span: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub timeout: Option<Option<HumanDuration>>,
+    #[serde(default, deserialize_with = "present")]
+    pub logs: Option<Option<bool>>,
+    /// What `GET /settings` shows; ignored, so a UI can send back what it read.
+    #[serde(default)]
+    pub read_only: Option<serde::de::IgnoredAny>,
+}
+
+impl OtelUpdate {
+    /// The fields sent, in `OTEL_FIELDS` order.
+    fn sent(&self) -> Vec<&'static str> {
+        let sent = [
+            self.endpoint.is_some(),
+            self.headers.is_some(),
+            self.service_name.is_some(),
+            self.resource_attributes.is_some(),
+            self.max_events_per_span.is_some(),
+            self.timeout.is_some(),
+            self.logs.is_some(),
+        ];
+        OTEL_FIELDS
+            .iter()
+            .zip(sent)
+            .filter_map(|(name, sent)| sent.then_some(*name))
+            .collect()
+    }
+}
+
+/// Applies `update` to the stored otel section: refused field by field when the file has an otel
+/// table, and refused as a whole when the result is not valid. On error `stored` is unchanged.
+pub fn apply_otel_update(
+    file: Option<&OtelConfig>,
+    stored: &StoredOtel,
+    update: OtelUpdate,
+) -> Result<StoredOtel, SettingsError> {
+    if file.is_some() {
+        return match update.sent().first() {
+            Some(field) => Err(SettingsError::ReadOnly {
+                field: format!("otel.{field}"),
+            }),
+            None => Ok(stored.clone()),
+        };
+    }
+    let mut next = stored.clone();
+    if let Some(endpoint) = update.endpoint {
+        next.endpoint = endpoint
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty());
+    }
+    if let Some(headers) = update.headers {
+        next.headers = headers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| {
+                let kept = stored
+                    .headers
+                    .iter()
+                    .find(|(old, secret)| old.eq_ignore_ascii_case(&name) && mask(secret) == value)
+                    .map(|(_, secret)| secret.clone());
+                (name, kept.unwrap_or(value))
+            })
+            .collect();
+    }
+    if let Some(name) = update.service_name {
+        next.service_name = name;
+    }
+    if let Some(attributes) = update.resource_attributes {
+        next.resource_attributes = attributes.unwrap_or_default();
+    }
+    if let Some(n) = update.max_events_per_span {
+        next.max_events_per_span = n;
+    }
+    if let Some(timeout) = update.timeout {
+        next.timeout_ms = timeout.map(|d| d.0.as_millis() as u64);
+    }
+    if let Some(logs) = update.logs {
+        next.logs = logs.unwrap_or(false);
+    }
+    // Every field is checked even while export is off, against a stand-in endpoint.
+    let endpoint = next.endpoint.as_deref().unwrap_or("http://127.0.0.1:4318");
+    next.to_config(endpoint)
+        .check()
+        .map_err(|problem| SettingsError::Invalid {
+            field: format!("otel.{}", problem.field),
+            message: problem.message,
+        })?;
+    Ok(next)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -608,7 +812,43 @@ pub fn generate_ingress_token() -> String {
 pub struct SettingsView {
     pub environment: String,
     pub webhooks: WebhooksView,
+    pub otel: OtelView,
     pub ingress: IngressView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OtelView {
+    /// `null`: nothing is exported.
+    pub endpoint: Option<String>,
+    /// Values masked; sending a masked value back keeps the stored one.
+    pub headers: BTreeMap<String, String>,
+    pub service_name: String,
+    pub resource_attributes: BTreeMap<String, String>,
+    pub max_events_per_span: usize,
+    pub timeout: HumanDuration,
+    pub logs: bool,
+    /// Fields the config file sets (all of them when it has an otel table): change them there.
+    pub read_only: Vec<&'static str>,
+}
+
+impl OtelView {
+    fn new(otel: &OtelSettings) -> OtelView {
+        let masked = otel.config.masked();
+        OtelView {
+            endpoint: Some(masked.endpoint).filter(|e| !e.is_empty()),
+            headers: masked.headers,
+            service_name: masked.service_name,
+            resource_attributes: masked.resource_attributes,
+            max_events_per_span: masked.max_events_per_span,
+            timeout: masked.timeout,
+            logs: masked.logs,
+            read_only: if otel.from_file {
+                OTEL_FIELDS.to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -656,6 +896,7 @@ impl SettingsView {
                 rotation_grace: HumanDuration(w.rotation_grace),
                 read_only: w.read_only.iter().copied().collect(),
             },
+            otel: OtelView::new(&settings.otel),
             ingress: IngressView {
                 path: format!("/v1/hooks/{}/{{integration}}", settings.ingress_token),
                 token: settings.ingress_token.clone(),
@@ -670,6 +911,92 @@ mod tests {
 
     fn update(json: &str) -> WebhooksUpdate {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn no_otel() -> OtelSettings {
+        OtelSettings::new("prod", None, &StoredOtel::default())
+    }
+
+    fn otel_update(json: &str) -> OtelUpdate {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn otel_updates_merge_keep_masked_secrets_and_name_the_bad_field() {
+        let stored = StoredOtel {
+            endpoint: Some("https://otlp.example.com".into()),
+            headers: [("x-api-key".to_owned(), "secret-key-0123456789".to_owned())].into(),
+            ..StoredOtel::default()
+        };
+        let shown = mask("secret-key-0123456789");
+        let next = apply_otel_update(
+            None,
+            &stored,
+            otel_update(&format!(
+                r#"{{"headers":{{"x-api-key":"{shown}","x-team":"blue"}},"logs":true,"read_only":[]}}"#
+            )),
+        )
+        .unwrap();
+        assert_eq!(next.headers["x-api-key"], "secret-key-0123456789", "kept");
+        assert_eq!(next.headers["x-team"], "blue");
+        assert!(next.logs);
+        assert_eq!(next.endpoint, stored.endpoint, "absent: unchanged");
+
+        let off = apply_otel_update(None, &next, otel_update(r#"{"endpoint":null}"#)).unwrap();
+        assert_eq!(off.endpoint, None);
+        assert!(OtelSettings::new("prod", None, &off).target.is_none());
+        assert!(OtelSettings::new("prod", None, &next).target.is_some());
+
+        for (json, field) in [
+            (r#"{"endpoint":"ftp://x"}"#, "otel.endpoint"),
+            (
+                r#"{"headers":{"content-type":"x"}}"#,
+                "otel.headers.content-type",
+            ),
+            (
+                r#"{"max_events_per_span":5000}"#,
+                "otel.max_events_per_span",
+            ),
+            (r#"{"timeout":"1h"}"#, "otel.timeout"),
+            (r#"{"service_name":" "}"#, "otel.service_name"),
+        ] {
+            let err = apply_otel_update(None, &stored, otel_update(json)).unwrap_err();
+            assert_eq!(err.field(), field, "{json}");
+        }
+
+        let file = OtelConfig::with_endpoint("http://127.0.0.1:4318");
+        let err = apply_otel_update(Some(&file), &stored, otel_update(r#"{"logs":true}"#));
+        assert_eq!(
+            err.unwrap_err(),
+            SettingsError::ReadOnly {
+                field: "otel.logs".into()
+            }
+        );
+        assert!(apply_otel_update(Some(&file), &stored, otel_update("{}")).is_ok());
+    }
+
+    #[test]
+    fn otel_view_masks_headers_and_lists_file_fields_as_read_only() {
+        let mut file = OtelConfig::with_endpoint("http://127.0.0.1:4318");
+        file.headers
+            .insert("x-api-key".into(), "file-secret-0123456789".into());
+        let otel = OtelSettings::new("prod", Some(&file), &StoredOtel::default());
+        let view = serde_json::to_value(OtelView::new(&otel)).unwrap();
+        assert_eq!(view["headers"]["x-api-key"], mask("file-secret-0123456789"));
+        assert_eq!(view["endpoint"], "http://127.0.0.1:4318");
+        assert_eq!(
+            view["read_only"].as_array().unwrap().len(),
+            OTEL_FIELDS.len()
+        );
+        let view = serde_json::to_value(OtelView::new(&no_otel())).unwrap();
+        assert_eq!(
+            view,
+            serde_json::json!({
+                "endpoint": null, "headers": {}, "service_name": "opslog",
+                "resource_attributes": {}, "max_events_per_span": 128, "timeout": "10s",
+                "logs": false, "read_only": []
+            })
+        );
     }
 
     #[test]
@@ -771,7 +1098,7 @@ mod tests {
             "whsec_new".into(),
         )
         .unwrap();
-        let env = effective("prod", &file, &rotated, &ingress);
+        let env = effective("prod", &file, &rotated, no_otel(), &ingress);
         assert_eq!(
             env.webhooks.url.as_deref(),
             Some("https://file.example.com")
@@ -807,6 +1134,7 @@ mod tests {
             "prod",
             &WebhooksConfig::default(),
             &stored,
+            no_otel(),
             &StoredIngress {
                 token: "hook_abc".into(),
             },

@@ -116,6 +116,9 @@ impl From<WriteError> for ApiError {
             WriteError::DeliveryNotFound(id) => {
                 ApiError::not_found("delivery_not_found", format!("delivery `{id}` not found"))
             }
+            WriteError::ExportNotFound(id) => {
+                ApiError::not_found("export_not_found", format!("export `{id}` not found"))
+            }
             WriteError::Settings(s) => s.into(),
             WriteError::ShuttingDown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

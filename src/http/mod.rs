@@ -10,9 +10,11 @@ pub mod cursor;
 pub mod dashboard;
 pub mod deliveries;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod hooks;
 pub mod operations;
+mod outbox_jobs;
 pub mod search;
 pub mod settings;
 
@@ -172,7 +174,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/deliveries/{id}", get(deliveries::get_delivery))
         .route("/deliveries/{id}/retry", post(deliveries::retry_delivery))
         .route("/export", get(archive::export))
-        .route("/import", post(archive::import));
+        .route("/import", post(archive::import))
+        .route("/exports", get(exports::list_exports))
+        .route("/exports/replay", post(exports::replay_exports))
+        .route("/exports/{id}", get(exports::get_export))
+        .route("/exports/{id}/retry", post(exports::retry_export));
     Router::new()
         .nest("/v1/environments/{env}", api)
         .route(

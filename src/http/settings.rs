@@ -44,9 +44,10 @@ pub async fn put_settings(
     state.authorize(&principal, &env)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let update: SettingsUpdate = parse_json(&bytes)?;
-    let settings = match update.webhooks {
-        Some(webhooks) => change(&state, env, SettingsChange::Update(webhooks)).await?,
-        None => current(&state, &env)?,
+    let settings = if update.webhooks.is_some() || update.otel.is_some() {
+        change(&state, env, SettingsChange::Update(Box::new(update))).await?
+    } else {
+        current(&state, &env)?
     };
     Ok(json(
         StatusCode::OK,

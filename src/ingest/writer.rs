@@ -15,7 +15,7 @@
 //! Must not: run on the async runtime's threads, or answer before the commit returned.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -30,12 +30,14 @@ use crate::index::IndexShared;
 use crate::metrics::Metrics;
 use crate::model::*;
 use crate::outbox::{
-    events, policy, Attempt, Job, JobKind, OtlpSpanJob, Wake, WebhookJob, OTLP_SPAN_FORMAT_V1,
+    events, policy, Attempt, Job, JobFamily, JobKind, OtlpLogsJob, OtlpSpanJob, Wake, WebhookJob,
+    OTLP_LOGS_FORMAT_V1, OTLP_SPAN_FORMAT_V1,
 };
-use crate::settings::{self, EnvSettings, Settings, SettingsError, WebhooksUpdate};
+use crate::settings::{self, EnvSettings, OtelSettings, Settings, SettingsError, SettingsUpdate};
 use crate::store::{
     id_range, FeedEntry, IdempotencyRecord, OutboxDepth, Store, StoreError, WriteTx,
 };
+use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
 
 /// The most requests one commit carries.
 const MAX_GROUP: usize = 1024;
@@ -83,6 +85,10 @@ pub enum Command {
         /// The request headers, for the `http` message of the `webhook:deliver` operation.
         request_headers: Headers,
     },
+    /// Logs the attempts of one batched export request (one per job) and moves each job on.
+    RecordAttempts {
+        attempts: Vec<(Id, Attempt)>,
+    },
     /// Sends deliveries again from a fresh start of the retry schedule.
     Requeue {
         environment: String,
@@ -111,13 +117,14 @@ pub struct Imported {
     pub messages_skipped: u64,
 }
 
-/// Which deliveries to send again.
+/// Which deliveries or exports to send again; jobs of the other family are not found.
 #[derive(Debug, Clone)]
 pub enum Requeue {
-    /// One delivery: a pending one is made due now; a delivered or failed one starts a new round.
-    One(Id),
-    /// Every delivery created in the window with this status (`delivered` or `failed`).
+    /// One job: a pending one is made due now; a delivered or failed one starts a new round.
+    One(JobFamily, Id),
+    /// Every job of the family created in the window with this status (`delivered` or `failed`).
     Window {
+        family: JobFamily,
         from: Option<Timestamp>,
         to: Option<Timestamp>,
         status: DeliveryStatus,
@@ -126,7 +133,8 @@ pub enum Requeue {
 
 #[derive(Debug)]
 pub enum SettingsChange {
-    Update(WebhooksUpdate),
+    /// `PUT /settings`: every section it names, applied together or not at all.
+    Update(Box<SettingsUpdate>),
     /// A new webhook secret; the old one keeps signing for the grace period.
     RotateSecret {
         grace: Option<std::time::Duration>,
@@ -175,6 +183,8 @@ pub enum WriteError {
     IdempotencyMismatch(String),
     #[error("delivery `{0}` not found")]
     DeliveryNotFound(Id),
+    #[error("export `{0}` not found")]
+    ExportNotFound(Id),
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error("the writer is shutting down")]
@@ -310,6 +320,9 @@ struct Touched {
     ops: HashMap<Id, TouchedOp>,
     /// What the search index must pick up from this group.
     feed: FeedEntry,
+    /// Messages appended in this group to operations of environments that export logs, by
+    /// operation: each operation's become one `OtlpLogs` job at the end of the group.
+    logged: BTreeMap<Id, Vec<Message>>,
 }
 
 struct TouchedOp {
@@ -378,6 +391,7 @@ impl WriterThread {
                     other => results.push(other),
                 }
             }
+            self.queue_logs(&mut tx, &mut touched)?;
             let mut feed = std::mem::take(&mut touched.feed);
             let messages = feed.messages.len() as u64;
             for (id, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
@@ -558,6 +572,15 @@ impl WriterThread {
                     entry.current.message_count += 1;
                     entry.dirty = true;
                 }
+                if self.exports_logs(&environment) {
+                    for m in &stored {
+                        touched
+                            .logged
+                            .entry(m.operation_id)
+                            .or_default()
+                            .push(m.clone());
+                    }
+                }
                 self.deps
                     .metrics
                     .messages_appended
@@ -610,22 +633,36 @@ impl WriterThread {
                 self.record_attempt(tx, touched, job, attempt, request_headers, now)?;
                 Ok(Outcome::AttemptRecorded)
             }
+            Command::RecordAttempts { attempts } => {
+                for (job, attempt) in attempts {
+                    self.record_attempt(tx, touched, job, attempt, Headers::new(), now)?;
+                }
+                Ok(Outcome::AttemptRecorded)
+            }
             Command::Requeue {
                 environment,
                 selection,
             } => {
-                let ids = match selection {
-                    Requeue::One(id) => vec![id],
-                    Requeue::Window { from, to, .. } => {
+                let (family, ids) = match selection {
+                    Requeue::One(family, id) => (family, vec![id]),
+                    Requeue::Window {
+                        family, from, to, ..
+                    } => {
                         let (low, high) = id_range(from, to);
-                        tx.job_ids(low, high, usize::MAX)?
+                        (family, tx.job_ids(low, high, usize::MAX)?)
                     }
                 };
                 let mut requeued = Vec::new();
                 for id in ids {
-                    let Some(job) = tx.job(id)?.filter(|j| j.environment == environment) else {
-                        if let Requeue::One(_) = selection {
-                            return Err(WriteError::DeliveryNotFound(id));
+                    let found = tx
+                        .job(id)?
+                        .filter(|j| j.environment == environment && j.kind.family() == family);
+                    let Some(job) = found else {
+                        if let Requeue::One(..) = selection {
+                            return Err(match family {
+                                JobFamily::Delivery => WriteError::DeliveryNotFound(id),
+                                JobFamily::Export => WriteError::ExportNotFound(id),
+                            });
                         }
                         continue;
                     };
@@ -646,11 +683,20 @@ impl WriterThread {
                 change,
             } => {
                 let file = self.deps.settings.file(&environment);
+                let otel_file = self.deps.settings.otel_file(&environment).cloned();
                 let mut webhooks = tx.webhook_settings(&environment)?.unwrap_or_default();
+                let mut otel = tx.otel_settings(&environment)?.unwrap_or_default();
                 let mut ingress = tx.ingress_settings(&environment)?.unwrap_or_default();
                 match change {
                     SettingsChange::Update(update) => {
-                        webhooks = settings::apply_update(&file, &webhooks, update)?;
+                        let update = *update;
+                        if let Some(update) = update.webhooks {
+                            webhooks = settings::apply_update(&file, &webhooks, update)?;
+                        }
+                        if let Some(update) = update.otel {
+                            otel = settings::apply_otel_update(otel_file.as_ref(), &otel, update)?;
+                            tx.put_otel_settings(&environment, &otel)?;
+                        }
                     }
                     SettingsChange::RotateSecret { grace } => {
                         let grace = grace.unwrap_or(
@@ -672,7 +718,8 @@ impl WriterThread {
                 }
                 tx.put_webhook_settings(&environment, &webhooks)?;
                 tx.put_ingress_settings(&environment, &ingress)?;
-                let effective = settings::effective(&environment, &file, &webhooks, &ingress);
+                let otel = OtelSettings::new(&environment, otel_file.as_ref(), &otel);
+                let effective = settings::effective(&environment, &file, &webhooks, otel, &ingress);
                 self.settings_changed.push(effective.clone());
                 Ok(Outcome::Settings(Box::new(effective)))
             }
@@ -786,6 +833,7 @@ impl WriterThread {
                     round_attempts: 0,
                     next_attempt_at: Some(first_attempt_at(&settings, now)),
                     last_error: None,
+                    round_started_at: now,
                 };
                 tx.put_job(&job, None)?;
                 touched.insert_new(log);
@@ -814,16 +862,70 @@ impl WriterThread {
         let Some(span) = crate::otel::operation_span(ended, &messages, max_events) else {
             return Ok(());
         };
+        let kind = JobKind::OtlpSpan(OtlpSpanJob {
+            format: OTLP_SPAN_FORMAT_V1,
+            operation_id: ended.id,
+            url: target.traces_url().to_owned(),
+            span: prost::Message::encode_to_vec(&span),
+        });
+        self.queue_export(tx, &ended.environment, kind)
+    }
+
+    /// Whether `environment` exports the messages of exported operations as log records now.
+    fn exports_logs(&self, environment: &str) -> bool {
+        self.deps
+            .settings
+            .otel(environment)
+            .is_some_and(|target| target.exports_logs())
+    }
+
+    /// Queues the messages this group appended to each operation of an exported type as one
+    /// `OtlpLogs` job per operation (not one per message: fewer rows, fewer requests).
+    fn queue_logs(&mut self, tx: &mut WriteTx, touched: &mut Touched) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        for (op_id, messages) in std::mem::take(&mut touched.logged) {
+            // Gone when retention removed it in this same group.
+            let Some(op) = touched.ops.get(&op_id).map(|o| &o.current) else {
+                continue;
+            };
+            if !crate::otel::is_exported(op.kind) {
+                continue;
+            }
+            let Some(target) = self.deps.settings.otel(&op.environment) else {
+                continue;
+            };
+            let scope = ScopeLogs {
+                log_records: messages
+                    .iter()
+                    .map(|m| crate::otel::message_log_record(op, m, now))
+                    .collect(),
+                ..ScopeLogs::default()
+            };
+            let kind = JobKind::OtlpLogs(OtlpLogsJob {
+                format: OTLP_LOGS_FORMAT_V1,
+                operation_id: op_id,
+                url: target.logs_url().to_owned(),
+                count: messages.len() as u32,
+                records: prost::Message::encode_to_vec(&scope),
+            });
+            let environment = op.environment.clone();
+            self.queue_export(tx, &environment, kind)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a new export job, due now.
+    fn queue_export(
+        &mut self,
+        tx: &mut WriteTx,
+        environment: &str,
+        kind: JobKind,
+    ) -> Result<(), StoreError> {
         let now = Timestamp::now();
         let job = Job {
             id: self.next_id(),
-            environment: ended.environment.clone(),
-            kind: JobKind::OtlpSpan(OtlpSpanJob {
-                format: OTLP_SPAN_FORMAT_V1,
-                operation_id: ended.id,
-                url: target.traces_url().to_owned(),
-                span: prost::Message::encode_to_vec(&span),
-            }),
+            environment: environment.to_owned(),
+            kind,
             status: DeliveryStatus::Pending,
             created_at: now,
             updated_at: now,
@@ -831,6 +933,7 @@ impl WriterThread {
             round_attempts: 0,
             next_attempt_at: Some(now),
             last_error: None,
+            round_started_at: now,
         };
         tx.put_job(&job, None)?;
         self.deps
@@ -922,12 +1025,12 @@ impl WriterThread {
         tx.put_attempt(job_id, &attempt)?;
         tx.put_job(&job, Some(&stored))?;
         let metrics = &self.deps.metrics;
-        let counter = match (&job.kind, attempt.outcome) {
+        let counter = match (job.kind.family(), attempt.outcome) {
             (_, DeliveryStatus::Pending) => None,
-            (JobKind::Webhook(_), DeliveryStatus::Delivered) => Some(&metrics.deliveries_delivered),
-            (JobKind::Webhook(_), DeliveryStatus::Failed) => Some(&metrics.deliveries_failed),
-            (JobKind::OtlpSpan(_), DeliveryStatus::Delivered) => Some(&metrics.exports_delivered),
-            (JobKind::OtlpSpan(_), DeliveryStatus::Failed) => Some(&metrics.exports_failed),
+            (JobFamily::Delivery, DeliveryStatus::Delivered) => Some(&metrics.deliveries_delivered),
+            (JobFamily::Delivery, DeliveryStatus::Failed) => Some(&metrics.deliveries_failed),
+            (JobFamily::Export, DeliveryStatus::Delivered) => Some(&metrics.exports_delivered),
+            (JobFamily::Export, DeliveryStatus::Failed) => Some(&metrics.exports_failed),
         };
         if let Some(counter) = counter {
             counter.fetch_add(1, Ordering::Relaxed);
@@ -1070,6 +1173,13 @@ impl WriterThread {
         };
         tx.insert_messages(std::slice::from_ref(&message))?;
         touched.feed.messages.push((log_id, message.id));
+        if self.exports_logs(&job.environment) {
+            touched
+                .logged
+                .entry(log_id)
+                .or_default()
+                .push(message.clone());
+        }
         let entry = touched.get(tx, log_id)?;
         entry.current.message_count += 1;
         entry.dirty = true;
@@ -1095,6 +1205,7 @@ impl WriterThread {
         if job.status != DeliveryStatus::Pending {
             job.status = DeliveryStatus::Pending;
             job.round_attempts = 0;
+            job.round_started_at = now;
             let settings = self.deps.settings.get(&job.environment);
             let JobKind::Webhook(webhook) = &mut job.kind else {
                 tx.put_job(&job, Some(&stored))?;

@@ -8,6 +8,11 @@
 //! again with the same `webhook-id`. Sinks are chosen by `JobKind`; the claim/retry machinery
 //! knows nothing about HTTP.
 //!
+//! Webhooks go one job per request. Export jobs due for the same environment and collector are
+//! claimed together, up to one request's worth (`otlp::RequestBudget`: 512 items, 4 MiB), and
+//! sent as one request; a batch counts as one attempt in flight, its outcome applies to every job
+//! in it, and each job still gets its own attempt row.
+//!
 //! Must not: run on the async runtime (ureq and redb block), or write to the store directly.
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +24,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::job::{Attempt, Job, JobKind, OtlpSpanJob, WebhookJob};
+use super::job::{Attempt, Job, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob};
 use super::otlp::{self, ExportOutcome};
 use super::policy::{self, AttemptResult, Decision};
 use super::webhook::{self, WebhookSender};
@@ -50,7 +55,10 @@ pub struct Wake {
 struct ClaimState {
     woken: bool,
     stopping: bool,
+    /// Jobs claimed and not yet released.
     in_flight: HashSet<Id>,
+    /// Work items (a delivery or an export batch) claimed and not yet released.
+    in_flight_work: usize,
     per_destination: HashMap<String, usize>,
 }
 
@@ -61,9 +69,13 @@ impl Wake {
         self.changed.notify_all();
     }
 
-    fn release(&self, id: Id, destination: &str) {
+    fn release(&self, work: &Work) {
+        let destination = work.destination();
         let mut state = self.state.lock().expect("outbox lock");
-        state.in_flight.remove(&id);
+        for job in work.jobs() {
+            state.in_flight.remove(&job.id);
+        }
+        state.in_flight_work -= 1;
         if let Some(n) = state.per_destination.get_mut(destination) {
             *n -= 1;
             if *n == 0 {
@@ -73,6 +85,37 @@ impl Wake {
         state.woken = true;
         self.changed.notify_all();
     }
+}
+
+/// What one sender thread is handed: one webhook delivery, or a batch of export jobs of one
+/// environment and signal for one collector, sent in one request.
+enum Work {
+    Delivery(Box<Job>),
+    Exports(Vec<Job>),
+}
+
+impl Work {
+    fn jobs(&self) -> &[Job] {
+        match self {
+            Work::Delivery(job) => std::slice::from_ref(job.as_ref()),
+            Work::Exports(jobs) => jobs,
+        }
+    }
+
+    /// The per-destination key: the same for every job of a batch.
+    fn destination(&self) -> &str {
+        self.jobs()[0].kind.destination()
+    }
+}
+
+/// An export batch being filled by the claim thread.
+struct OpenBatch {
+    environment: String,
+    /// Which `JobKind` (signal) and collector URL its jobs share.
+    kind: std::mem::Discriminant<JobKind>,
+    destination: String,
+    budget: otlp::RequestBudget,
+    jobs: Vec<Job>,
 }
 
 /// What the dispatcher needs.
@@ -106,7 +149,7 @@ impl Dispatcher {
             webhooks: WebhookSender::default(),
             otlp: otlp::export_agent(),
         });
-        let (work_tx, work_rx) = sync_channel::<Job>(senders);
+        let (work_tx, work_rx) = sync_channel::<Work>(senders);
         let work_rx = Arc::new(Mutex::new(work_rx));
         let mut threads = Vec::with_capacity(senders + 1);
         for i in 0..senders {
@@ -154,25 +197,26 @@ impl Dispatcher {
     }
 }
 
-/// The claim thread: reads due jobs and hands out those whose destination has room, until
+/// The claim thread: reads due jobs and hands out work whose destination has room, until
 /// stopped. Dropping `work` on return lets the sender threads finish and end.
-fn claim_due_jobs(context: &Context, work: SyncSender<Job>) {
+fn claim_due_jobs(context: &Context, work: SyncSender<Work>) {
     let config = &context.deps.config;
     loop {
-        let (room, mut in_flight, mut per_destination) = {
+        let (room, in_flight, mut per_destination) = {
             let state = context.wake.state.lock().expect("outbox lock");
             if state.stopping {
                 return;
             }
             (
-                config.concurrency.saturating_sub(state.in_flight.len()),
+                config.concurrency.saturating_sub(state.in_flight_work),
                 state.in_flight.clone(),
                 state.per_destination.clone(),
             )
         };
         let now = Timestamp::now();
         let mut next_due = None;
-        let mut claimed = Vec::new();
+        let mut claimed: Vec<Work> = Vec::new();
+        let mut batches: Vec<OpenBatch> = Vec::new();
         if room > 0 {
             match context
                 .deps
@@ -183,36 +227,65 @@ fn claim_due_jobs(context: &Context, work: SyncSender<Job>) {
                 Ok(due) => {
                     next_due = due.next_due;
                     for job in due.jobs {
-                        if claimed.len() == room {
-                            break;
-                        }
-                        let destination = job.kind.destination();
-                        let busy = per_destination.get(destination).copied().unwrap_or(0);
-                        if in_flight.contains(&job.id) || busy >= config.per_destination {
+                        if in_flight.contains(&job.id) {
                             continue;
                         }
-                        in_flight.insert(job.id);
+                        // An export joins an open batch for its collector while the request has room.
+                        if let Some((items, bytes)) = job.kind.export_size() {
+                            let kind = std::mem::discriminant(&job.kind);
+                            if let Some(batch) = batches.iter_mut().find(|b| {
+                                b.environment == job.environment
+                                    && b.kind == kind
+                                    && b.destination == job.kind.destination()
+                            }) {
+                                if batch.budget.try_add(items, bytes) {
+                                    batch.jobs.push(job);
+                                    continue;
+                                }
+                            }
+                        }
+                        // Otherwise it needs a slot of its own.
+                        let destination = job.kind.destination();
+                        let busy = per_destination.get(destination).copied().unwrap_or(0);
+                        if claimed.len() + batches.len() == room || busy >= config.per_destination {
+                            continue;
+                        }
                         *per_destination.entry(destination.to_owned()).or_default() += 1;
-                        claimed.push(job);
+                        match job.kind.export_size() {
+                            None => claimed.push(Work::Delivery(Box::new(job))),
+                            Some((items, bytes)) => {
+                                let mut budget = otlp::RequestBudget::default();
+                                budget.try_add(items, bytes);
+                                batches.push(OpenBatch {
+                                    environment: job.environment.clone(),
+                                    kind: std::mem::discriminant(&job.kind),
+                                    destination: job.kind.destination().to_owned(),
+                                    budget,
+                                    jobs: vec![job],
+                                });
+                            }
+                        }
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "cannot read due outbox jobs"),
             }
         }
+        claimed.extend(batches.into_iter().map(|b| Work::Exports(b.jobs)));
         {
             let mut state = context.wake.state.lock().expect("outbox lock");
-            for job in &claimed {
-                state.in_flight.insert(job.id);
+            for work in &claimed {
+                state.in_flight_work += 1;
+                state.in_flight.extend(work.jobs().iter().map(|j| j.id));
                 *state
                     .per_destination
-                    .entry(job.kind.destination().to_owned())
+                    .entry(work.destination().to_owned())
                     .or_default() += 1;
             }
         }
-        for job in claimed {
-            // Never blocks for long: the channel holds `concurrency` jobs and at most that many
+        for item in claimed {
+            // Never blocks for long: the channel holds `concurrency` items and at most that many
             // are claimed and not yet released.
-            if work.send(job).is_err() {
+            if work.send(item).is_err() {
                 return;
             }
         }
@@ -233,30 +306,33 @@ fn claim_due_jobs(context: &Context, work: SyncSender<Job>) {
     }
 }
 
-/// A sender thread: attempts claimed jobs one at a time until the claim thread is gone.
-fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Job>>) {
+/// A sender thread: attempts claimed work one item at a time until the claim thread is gone.
+fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Work>>) {
     loop {
-        let job = match work.lock().expect("outbox work lock").recv() {
-            Ok(job) => job,
+        let item = match work.lock().expect("outbox work lock").recv() {
+            Ok(item) => item,
             Err(_) => return,
         };
-        let destination = job.kind.destination().to_owned();
         if context.wake.state.lock().expect("outbox lock").stopping {
             // Claimed but not started: leave it due in the store for the next start.
-            context.wake.release(job.id, &destination);
+            context.wake.release(&item);
             continue;
         }
-        let recorded = match &job.kind {
-            JobKind::Webhook(webhook) => attempt_webhook(context, &job, webhook),
-            JobKind::OtlpSpan(span) => attempt_span(context, &job, span),
+        let recorded = match &item {
+            Work::Delivery(job) => match &job.kind {
+                JobKind::Webhook(webhook) => attempt_webhook(context, job, webhook),
+                _ => unreachable!("exports are claimed as batches"),
+            },
+            Work::Exports(jobs) => attempt_exports(context, jobs),
         };
         if let Err(e) = recorded {
             if !matches!(e, WriteError::ShuttingDown) {
-                tracing::error!(job_id = %job.id, error = %e, "cannot record an outbox attempt");
+                let job_id = item.jobs()[0].id;
+                tracing::error!(%job_id, jobs = item.jobs().len(), error = %e, "cannot record an outbox attempt");
                 std::thread::sleep(RECORD_FAILURE_BACKOFF);
             }
         }
-        context.wake.release(job.id, &destination);
+        context.wake.release(&item);
     }
 }
 
@@ -280,6 +356,8 @@ fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Result
             webhook_timestamp: started_at.millis() / 1000,
             outcome: DeliveryStatus::Failed,
             retry_at: None,
+            batch_size: None,
+            rejected: None,
         };
         return record(deps, job, attempt, Headers::new());
     };
@@ -345,6 +423,8 @@ fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Result
         webhook_timestamp: timestamp,
         outcome,
         retry_at,
+        batch_size: None,
+        rejected: None,
     };
     let logged: Headers = request
         .headers
@@ -355,78 +435,161 @@ fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Result
     record(deps, job, attempt, logged)
 }
 
-/// Exports one queued span to its environment's collector and records what happened. Spans
-/// cause no events and have no log operation.
-fn attempt_span(context: &Context, job: &Job, span: &OtlpSpanJob) -> Result<(), WriteError> {
+/// Exports a batch of queued jobs (one environment, one signal) in one request to the
+/// environment's collector and records what happened: one attempt row per job, all in one commit.
+/// A job whose stored payload cannot be read fails alone; the rest are still sent. Exports cause
+/// no events and have no log operation.
+fn attempt_exports(context: &Context, jobs: &[Job]) -> Result<(), WriteError> {
     let deps = &context.deps;
     let started_at = Timestamp::now();
-    let number = job.attempts + 1;
-    let outcome = match deps.settings.otel(&job.environment) {
-        None => ExportOutcome::Failed {
-            status: None,
-            reason: format!(
-                "environment `{}` no longer has an OTel collector",
-                job.environment
-            ),
-        },
-        Some(target) => match decode_span(span) {
-            Ok(decoded) => {
-                deps.metrics.export_attempts.fetch_add(1, Ordering::Relaxed);
-                otlp::export_spans(&context.otlp, target, &[decoded])
+    let environment = &jobs[0].environment;
+    // A batch holds one kind of job (the claim thread groups by kind), so one of these stays empty.
+    let mut spans = Vec::new();
+    let mut records = Vec::new();
+    let mut sent = Vec::with_capacity(jobs.len());
+    let mut attempts = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let decoded = match &job.kind {
+            JobKind::OtlpSpan(span) => decode_span(span).map(|s| spans.push(s)),
+            JobKind::OtlpLogs(logs) => decode_logs(logs).map(|r| records.extend(r)),
+            JobKind::Webhook(_) => Err("a webhook delivery is not an export".to_owned()),
+        };
+        match decoded {
+            Ok(()) => sent.push(job),
+            Err(reason) => {
+                let outcome = ExportOutcome::Failed {
+                    status: None,
+                    reason,
+                };
+                let url = job.kind.destination();
+                attempts.push(export_attempt(
+                    deps, job, started_at, url, 1, &outcome, None,
+                ));
             }
-            Err(reason) => ExportOutcome::Failed {
-                status: None,
-                reason,
-            },
-        },
-    };
+        }
+    }
+    if !sent.is_empty() {
+        // Pending exports follow the environment's collector as it is now.
+        let (url, outcome) = match deps.settings.otel(environment) {
+            None => (
+                sent[0].kind.destination().to_owned(),
+                ExportOutcome::Failed {
+                    status: None,
+                    reason: format!("environment `{environment}` no longer has an OTel collector"),
+                },
+            ),
+            Some(target) => {
+                deps.metrics.export_attempts.fetch_add(1, Ordering::Relaxed);
+                if records.is_empty() {
+                    let outcome = otlp::export_spans(&context.otlp, &target, &spans);
+                    (target.traces_url().to_owned(), outcome)
+                } else {
+                    let outcome = otlp::export_logs(&context.otlp, &target, &records);
+                    (target.logs_url().to_owned(), outcome)
+                }
+            }
+        };
+        // One retry time for the whole batch, so its jobs stay due together.
+        let retry_at = match &outcome {
+            ExportOutcome::Retry { after, .. } => {
+                let round = sent.iter().map(|j| j.round_attempts).max().unwrap_or(0);
+                let delay = otlp::retry_delay(*after, round + 1, rand::rng().random());
+                Some(Timestamp::now().plus_millis(delay.as_millis() as i64))
+            }
+            _ => None,
+        };
+        tracing::debug!(
+            job_id = %sent[0].id,
+            jobs = sent.len(),
+            outcome = ?outcome,
+            "OTLP export attempt"
+        );
+        for job in sent.iter().copied() {
+            attempts.push(export_attempt(
+                deps,
+                job,
+                started_at,
+                &url,
+                sent.len(),
+                &outcome,
+                retry_at,
+            ));
+        }
+    }
+    deps.writer
+        .submit_blocking(Command::RecordAttempts { attempts })
+        .map(|_| ())
+}
+
+/// The attempt row of one job of an export request to `url` that came to `outcome`.
+fn export_attempt(
+    deps: &DispatcherDeps,
+    job: &Job,
+    started_at: Timestamp,
+    url: &str,
+    batch_size: usize,
+    outcome: &ExportOutcome,
+    retry_at: Option<Timestamp>,
+) -> (Id, Attempt) {
     let duration_ms = Timestamp::now()
         .millis()
         .saturating_sub(started_at.millis())
         .max(0) as u64;
-    let (status, error, outcome, retry_at) = match outcome {
+    let (status, error, rejected, outcome, retry_at) = match outcome {
         ExportOutcome::Delivered {
-            rejected_spans,
+            status,
+            rejected,
             message,
         } => {
-            let error = (rejected_spans > 0 || message.is_some()).then(|| {
+            let error = (*rejected > 0 || message.is_some()).then(|| {
                 format!(
-                    "partial success: {rejected_spans} spans rejected: {}",
-                    message.unwrap_or_default()
+                    "partial success: the collector rejected {rejected} of the request's items: {}",
+                    message.as_deref().unwrap_or("")
                 )
             });
-            (None, error, DeliveryStatus::Delivered, None)
-        }
-        ExportOutcome::Retry {
-            status,
-            after,
-            reason,
-        } => {
-            let delay = otlp::retry_delay(after, job.round_attempts + 1, rand::rng().random());
-            let retry_at = Timestamp::now().plus_millis(delay.as_millis() as i64);
+            let rejected = (*rejected > 0).then_some(*rejected);
             (
-                status,
-                Some(reason),
-                DeliveryStatus::Pending,
-                Some(retry_at),
+                Some(*status),
+                error,
+                rejected,
+                DeliveryStatus::Delivered,
+                None,
             )
         }
-        ExportOutcome::Failed { status, reason } => {
-            (status, Some(reason), DeliveryStatus::Failed, None)
+        ExportOutcome::Retry { status, reason, .. } => {
+            let retry_for = deps.config.export_retry_for.0;
+            let gives_up = retry_at.is_none_or(|at| {
+                policy::export_gives_up(job.round_started_at.millis(), at.millis(), retry_for)
+            });
+            if gives_up {
+                let reason = format!(
+                    "gave up after {} attempts over {} (outbox.export_retry_for): {reason}",
+                    job.round_attempts + 1,
+                    humantime::format_duration(retry_for)
+                );
+                (*status, Some(reason), None, DeliveryStatus::Failed, None)
+            } else {
+                (
+                    *status,
+                    Some(reason.clone()),
+                    None,
+                    DeliveryStatus::Pending,
+                    retry_at,
+                )
+            }
         }
+        ExportOutcome::Failed { status, reason } => (
+            *status,
+            Some(reason.clone()),
+            None,
+            DeliveryStatus::Failed,
+            None,
+        ),
     };
-    tracing::debug!(
-        job_id = %job.id,
-        number,
-        status,
-        error = error.as_deref().unwrap_or(""),
-        outcome = %outcome,
-        "OTLP export attempt"
-    );
     let attempt = Attempt {
-        number,
+        number: job.attempts + 1,
         started_at,
-        url: span.url.clone(),
+        url: url.to_owned(),
         status,
         error,
         response_excerpt: None,
@@ -434,8 +597,22 @@ fn attempt_span(context: &Context, job: &Job, span: &OtlpSpanJob) -> Result<(), 
         webhook_timestamp: 0,
         outcome,
         retry_at,
+        batch_size: Some(batch_size as u32),
+        rejected,
     };
-    record(deps, job, attempt, Headers::new())
+    (job.id, attempt)
+}
+
+fn decode_logs(
+    job: &OtlpLogsJob,
+) -> Result<Vec<opentelemetry_proto::tonic::logs::v1::LogRecord>, String> {
+    if job.format != super::job::OTLP_LOGS_FORMAT_V1 {
+        return Err(format!("unknown log records format {}", job.format));
+    }
+    let scope: opentelemetry_proto::tonic::logs::v1::ScopeLogs =
+        prost::Message::decode(&job.records[..])
+            .map_err(|e| format!("cannot decode the stored log records: {e}"))?;
+    Ok(scope.log_records)
 }
 
 fn decode_span(job: &OtlpSpanJob) -> Result<opentelemetry_proto::tonic::trace::v1::Span, String> {

@@ -26,6 +26,9 @@ pub struct Job {
     /// When the next attempt is due; set exactly while `status` is `pending`.
     pub next_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// When the current round began (queued, or retried/replayed by hand): exports give up
+    /// retrying `outbox.export_retry_for` after it.
+    pub round_started_at: Timestamp,
 }
 
 /// What the job sends, per sink. Append variants; never reorder.
@@ -34,14 +37,42 @@ pub enum JobKind {
     Webhook(WebhookJob),
     /// One finished operation's span on its way to the environment's OTLP collector.
     OtlpSpan(OtlpSpanJob),
+    /// The messages one commit appended to one operation, as OTLP log records.
+    OtlpLogs(OtlpLogsJob),
+}
+
+/// Which API lists a job: webhook deliveries (`/deliveries`) or OTLP exports (`/exports`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobFamily {
+    Delivery,
+    Export,
 }
 
 impl JobKind {
+    pub fn family(&self) -> JobFamily {
+        match self {
+            JobKind::Webhook(_) => JobFamily::Delivery,
+            JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => JobFamily::Export,
+        }
+    }
+
     /// The destination the per-destination concurrency limit counts against.
     pub fn destination(&self) -> &str {
         match self {
             JobKind::Webhook(w) => &w.url,
             JobKind::OtlpSpan(o) => &o.url,
+            JobKind::OtlpLogs(o) => &o.url,
+        }
+    }
+
+    /// For an export: how many items (spans, log records) it adds to a request and their encoded
+    /// size within it. Exports to one collector are batched; webhooks go one per request.
+    pub fn export_size(&self) -> Option<(usize, usize)> {
+        match self {
+            JobKind::Webhook(_) => None,
+            JobKind::OtlpSpan(o) => Some((1, super::otlp::framed_len(o.span.len()))),
+            // `records` is already a sequence of framed log records.
+            JobKind::OtlpLogs(o) => Some((o.count as usize, o.records.len())),
         }
     }
 }
@@ -75,6 +106,23 @@ pub struct OtlpSpanJob {
     pub span: Vec<u8>,
 }
 
+/// The `format` of an [`OtlpLogsJob`] whose `records` is a prost-encoded OTLP `ScopeLogs` holding
+/// only `log_records`.
+pub const OTLP_LOGS_FORMAT_V1: u8 = 1;
+
+/// Messages of one operation appended in one commit, encoded as OTLP log records.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct OtlpLogsJob {
+    /// How `records` is encoded ([`OTLP_LOGS_FORMAT_V1`]).
+    pub format: u8,
+    pub operation_id: Id,
+    /// The `<endpoint>/v1/logs` URL at the time the records were queued.
+    pub url: String,
+    /// How many log records `records` holds.
+    pub count: u32,
+    pub records: Vec<u8>,
+}
+
 /// One attempt to send a job.
 #[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize)]
 pub struct Attempt {
@@ -93,6 +141,13 @@ pub struct Attempt {
     /// What followed: `delivered`, `failed`, or `pending` with `retry_at`.
     pub outcome: DeliveryStatus,
     pub retry_at: Option<Timestamp>,
+    /// Exports: how many jobs shared the request this attempt was part of (one attempt row each).
+    /// Not part of the deliveries JSON, which predates it.
+    #[serde(skip)]
+    pub batch_size: Option<u32>,
+    /// Exports: items of the whole request the collector refused for good (a partial success).
+    #[serde(skip)]
+    pub rejected: Option<i64>,
 }
 
 /// The JSON of a delivery in `GET /deliveries`.
@@ -127,11 +182,99 @@ pub struct DeliveryDetail {
     pub attempt_log: Vec<Attempt>,
 }
 
+/// The JSON of an export in `GET /exports`.
+#[derive(Debug, Serialize)]
+pub struct ExportView {
+    pub id: Id,
+    /// `traces` (one operation's span) or `logs` (one operation's messages of one commit).
+    pub signal: &'static str,
+    pub operation_id: Id,
+    /// Where it was queued to go: `<endpoint>/v1/traces` or `<endpoint>/v1/logs`.
+    pub url: String,
+    /// Spans or log records it carries.
+    pub items: u32,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// When retrying began; retryable failures give up `outbox.export_retry_for` after it.
+    pub round_started_at: Timestamp,
+}
+
+/// The JSON of `GET /exports/{id}`: the export and every attempt.
+#[derive(Debug, Serialize)]
+pub struct ExportDetail {
+    #[serde(flatten)]
+    pub export: ExportView,
+    pub attempt_log: Vec<ExportAttemptView>,
+}
+
+/// One attempt of an export: the request it was part of and what came back.
+#[derive(Debug, Serialize)]
+pub struct ExportAttemptView {
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub url: String,
+    /// The collector's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// Why it failed, or the collector's partial-success message.
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub outcome: DeliveryStatus,
+    pub retry_at: Option<Timestamp>,
+    /// Jobs sent in the same request.
+    pub batch_size: Option<u32>,
+    /// Items of that request the collector refused for good (partial success).
+    pub rejected: Option<i64>,
+}
+
+impl From<Attempt> for ExportAttemptView {
+    fn from(a: Attempt) -> ExportAttemptView {
+        ExportAttemptView {
+            number: a.number,
+            started_at: a.started_at,
+            url: a.url,
+            status: a.status,
+            error: a.error,
+            duration_ms: a.duration_ms,
+            outcome: a.outcome,
+            retry_at: a.retry_at,
+            batch_size: a.batch_size,
+            rejected: a.rejected,
+        }
+    }
+}
+
 impl Job {
+    /// The JSON of an export, `None` for a webhook delivery.
+    pub fn export_view(&self) -> Option<ExportView> {
+        let (signal, operation_id, url, items) = match &self.kind {
+            JobKind::Webhook(_) => return None,
+            JobKind::OtlpSpan(o) => ("traces", o.operation_id, &o.url, 1),
+            JobKind::OtlpLogs(o) => ("logs", o.operation_id, &o.url, o.count),
+        };
+        Some(ExportView {
+            id: self.id,
+            signal,
+            operation_id,
+            url: url.clone(),
+            items,
+            status: self.status,
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            round_started_at: self.round_started_at,
+        })
+    }
+
     pub fn webhook(&self) -> Option<&WebhookJob> {
         match &self.kind {
             JobKind::Webhook(w) => Some(w),
-            JobKind::OtlpSpan(_) => None,
+            JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => None,
         }
     }
 

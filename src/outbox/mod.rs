@@ -5,7 +5,8 @@
 //! `job` holds the stored records, `policy` the pure retry/jitter/`Retry-After`/dead-letter rules,
 //! `events` the derivation of webhook events from operation changes, `webhook` the webhook sink
 //! (signing and sending), `dispatcher` the sink-agnostic claim loop and its sender threads.
-//! `otlp` is the OTLP span sink: `JobKind::OtlpSpan` jobs are sent through it.
+//! `otlp` is the OTLP sink: `JobKind::OtlpSpan` and `JobKind::OtlpLogs` jobs are sent through it,
+//! batched per collector.
 //!
 //! Must not: write to the store except through `ingest::writer` (the single writer), or send on
 //! the async runtime's threads; sinks block on network I/O.
@@ -18,4 +19,7 @@ pub mod policy;
 pub mod webhook;
 
 pub use dispatcher::{Dispatcher, Wake};
-pub use job::{Attempt, Job, JobKind, OtlpSpanJob, WebhookJob, OTLP_SPAN_FORMAT_V1};
+pub use job::{
+    Attempt, Job, JobFamily, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob, OTLP_LOGS_FORMAT_V1,
+    OTLP_SPAN_FORMAT_V1,
+};

@@ -1,6 +1,7 @@
 //! The OTLP/HTTP sink of the outbox: turns a batch of spans (built by `crate::otel`) into one
 //! gzipped protobuf `ExportTraceServiceRequest`, POSTs it to `<endpoint>/v1/traces` with a blocking
-//! ureq agent, and says what happened as an [`ExportOutcome`] the dispatcher can act on.
+//! ureq agent, and says what happened as an [`ExportOutcome`] the dispatcher can act on. Log
+//! records go the same way as an `ExportLogsServiceRequest` to `<endpoint>/v1/logs`.
 //!
 //! Why opentelemetry-proto messages posted by hand rather than `opentelemetry-otlp`'s
 //! `SpanExporter`: the exporter's `export` returns `OTelSdkError::InternalFailure(String)` after
@@ -27,9 +28,9 @@ use std::time::{Duration, SystemTime};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
@@ -70,10 +71,12 @@ pub enum OtlpError {
 /// attempt with [`retry_delay`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExportOutcome {
-    /// The collector accepted the request. `rejected_spans` > 0 is a partial success: those spans
-    /// were refused for good (retrying would not help) and `message` says why.
+    /// The collector accepted the request with this 2xx `status`. `rejected` > 0 is a partial
+    /// success: that many spans (or log records) were refused for good (retrying would not help)
+    /// and `message` says why.
     Delivered {
-        rejected_spans: i64,
+        status: u16,
+        rejected: i64,
         message: Option<String>,
     },
     /// Try again later: a throttling/unavailable status or a connection failure. `after` is the
@@ -88,10 +91,13 @@ pub enum ExportOutcome {
 }
 
 /// One environment's export destination: its validated settings, ready to send to.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct OtelTarget {
     environment: String,
     traces_url: String,
+    logs_url: String,
+    /// Whether messages are exported as log records too.
+    logs: bool,
     headers: Vec<(String, String)>,
     resource: Resource,
     timeout: Duration,
@@ -111,6 +117,8 @@ impl OtelTarget {
         Ok(OtelTarget {
             environment: environment.to_owned(),
             traces_url: traces_url(&settings.endpoint),
+            logs_url: signal_url(&settings.endpoint, "logs"),
+            logs: settings.logs,
             headers: settings
                 .headers
                 .iter()
@@ -131,6 +139,16 @@ impl OtelTarget {
         &self.traces_url
     }
 
+    /// Where log records go: `<endpoint>/v1/logs`.
+    pub fn logs_url(&self) -> &str {
+        &self.logs_url
+    }
+
+    /// Whether the messages of exported operations are sent as log records.
+    pub fn exports_logs(&self) -> bool {
+        self.logs
+    }
+
     /// The cap to pass to `otel::operation_span` for this environment.
     pub fn max_events_per_span(&self) -> usize {
         self.max_events_per_span
@@ -148,6 +166,7 @@ impl fmt::Debug for OtelTarget {
         f.debug_struct("OtelTarget")
             .field("environment", &self.environment)
             .field("traces_url", &self.traces_url)
+            .field("logs", &self.logs)
             .field("headers", &headers)
             .field("timeout", &self.timeout)
             .field("max_events_per_span", &self.max_events_per_span)
@@ -157,24 +176,56 @@ impl fmt::Debug for OtelTarget {
 
 /// `<endpoint>/v1/traces`, whether or not the endpoint ends in a slash.
 pub fn traces_url(endpoint: &str) -> String {
-    format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+    signal_url(endpoint, "traces")
 }
 
-/// Splits spans into request-sized batches: at most [`MAX_SPANS_PER_REQUEST`] spans and, unless a
-/// single span is larger, at most [`MAX_REQUEST_BYTES`] of encoded spans each. Order is kept.
+fn signal_url(endpoint: &str, signal: &str) -> String {
+    format!("{}/v1/{signal}", endpoint.trim_end_matches('/'))
+}
+
+/// How full one export request is: at most [`MAX_SPANS_PER_REQUEST`] items (spans or log records)
+/// and, unless a single group is larger, at most [`MAX_REQUEST_BYTES`] of encoded items.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestBudget {
+    items: usize,
+    bytes: usize,
+}
+
+impl RequestBudget {
+    /// Takes `items` items of `bytes` encoded bytes (kept together: one job's) when they fit; an
+    /// empty request takes anything, so an oversized group is sent alone rather than never.
+    pub fn try_add(&mut self, items: usize, bytes: usize) -> bool {
+        let empty = self.items == 0 && self.bytes == 0;
+        if !empty
+            && (self.items + items > MAX_SPANS_PER_REQUEST
+                || self.bytes + bytes > MAX_REQUEST_BYTES)
+        {
+            return false;
+        }
+        self.items += items;
+        self.bytes += bytes;
+        true
+    }
+}
+
+/// The bytes one encoded item (`len` bytes) adds to its request: its field tag and length prefix.
+pub fn framed_len(len: usize) -> usize {
+    len + 1 + prost::length_delimiter_len(len)
+}
+
+/// Splits spans into request-sized batches ([`RequestBudget`]). Order is kept.
 pub fn plan_batches(spans: &[Span]) -> Vec<Range<usize>> {
     let mut batches = Vec::new();
     let mut start = 0;
-    let mut bytes = 0;
+    let mut budget = RequestBudget::default();
     for (i, span) in spans.iter().enumerate() {
-        // The span plus its field tag and length prefix inside `ScopeSpans`.
-        let len = span.encoded_len() + 1 + prost::length_delimiter_len(span.encoded_len());
-        if i > start && (i - start == MAX_SPANS_PER_REQUEST || bytes + len > MAX_REQUEST_BYTES) {
+        let len = framed_len(span.encoded_len());
+        if !budget.try_add(1, len) {
             batches.push(start..i);
             start = i;
-            bytes = 0;
+            budget = RequestBudget::default();
+            budget.try_add(1, len);
         }
-        bytes += len;
     }
     if start < spans.len() {
         batches.push(start..spans.len());
@@ -199,12 +250,36 @@ pub fn encode_request(target: &OtelTarget, spans: &[Span]) -> Result<Vec<u8>, Ot
             ..ResourceSpans::default()
         }],
     };
-    let protobuf = request.encode_to_vec();
+    gzip(&request.encode_to_vec())
+}
+
+/// The request body for `records`: a gzipped protobuf `ExportLogsServiceRequest` with one resource
+/// (the target's) and one scope (opslog's). One job's records may pass the 512-item budget and are
+/// still sent whole.
+pub fn encode_logs_request(
+    target: &OtelTarget,
+    records: &[LogRecord],
+) -> Result<Vec<u8>, OtlpError> {
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(target.resource.clone()),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(crate::otel::scope()),
+                log_records: records.to_vec(),
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    };
+    gzip(&request.encode_to_vec())
+}
+
+fn gzip(protobuf: &[u8]) -> Result<Vec<u8>, OtlpError> {
     let mut gzip = GzEncoder::new(
         Vec::with_capacity(protobuf.len() / 4 + 64),
         Compression::default(),
     );
-    gzip.write_all(&protobuf).map_err(OtlpError::Compress)?;
+    gzip.write_all(protobuf).map_err(OtlpError::Compress)?;
     gzip.finish().map_err(OtlpError::Compress)
 }
 
@@ -223,17 +298,33 @@ pub fn export_agent() -> ureq::Agent {
 /// Sends one batch (at most [`MAX_SPANS_PER_REQUEST`] spans) to `target` and classifies the answer.
 /// Blocks for up to the target's timeout; call it from a dedicated thread. Nothing is retried here.
 pub fn export_spans(agent: &ureq::Agent, target: &OtelTarget, spans: &[Span]) -> ExportOutcome {
-    let body = match encode_request(target, spans) {
-        Ok(body) => body,
-        Err(e) => {
-            return ExportOutcome::Failed {
-                status: None,
-                reason: e.to_string(),
-            }
-        }
-    };
+    match encode_request(target, spans) {
+        Ok(body) => post(agent, target, &target.traces_url, &body),
+        Err(e) => ExportOutcome::Failed {
+            status: None,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Sends one batch of log records to `target`'s `/v1/logs`, like [`export_spans`].
+pub fn export_logs(
+    agent: &ureq::Agent,
+    target: &OtelTarget,
+    records: &[LogRecord],
+) -> ExportOutcome {
+    match encode_logs_request(target, records) {
+        Ok(body) => post(agent, target, &target.logs_url, &body),
+        Err(e) => ExportOutcome::Failed {
+            status: None,
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn post(agent: &ureq::Agent, target: &OtelTarget, url: &str, body: &[u8]) -> ExportOutcome {
     let mut request = agent
-        .post(&target.traces_url)
+        .post(url)
         .config()
         .timeout_global(Some(target.timeout))
         .build()
@@ -242,7 +333,7 @@ pub fn export_spans(agent: &ureq::Agent, target: &OtelTarget, spans: &[Span]) ->
     for (name, value) in &target.headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    let mut response = match request.send(&body[..]) {
+    let mut response = match request.send(body) {
         Ok(response) => response,
         Err(e) => return classify_transport_error(&e),
     };
@@ -258,7 +349,8 @@ pub fn export_spans(agent: &ureq::Agent, target: &OtelTarget, spans: &[Span]) ->
         // The status line arrived, so the collector decided; only the details are lost.
         if (200..300).contains(&status) {
             return ExportOutcome::Delivered {
-                rejected_spans: 0,
+                status,
+                rejected: 0,
                 message: Some(format!("could not read the response body: {e}")),
             };
         }
@@ -280,7 +372,7 @@ pub fn classify_response(
     });
     if (200..300).contains(&status) {
         let partial = if protobuf {
-            ExportTraceServiceResponse::decode(body)
+            ExportResponse::decode(body)
                 .ok()
                 .and_then(|r| r.partial_success)
         } else {
@@ -288,11 +380,13 @@ pub fn classify_response(
         };
         return match partial {
             Some(p) => ExportOutcome::Delivered {
-                rejected_spans: p.rejected_spans,
+                status,
+                rejected: p.rejected,
                 message: (!p.error_message.is_empty()).then_some(p.error_message),
             },
             None => ExportOutcome::Delivered {
-                rejected_spans: 0,
+                status,
+                rejected: 0,
                 message: None,
             },
         };
@@ -328,6 +422,23 @@ pub fn classify_response(
             reason,
         },
     }
+}
+
+/// `Export{Trace,Logs}ServiceResponse`: both carry `partial_success` as field 1 with the rejected
+/// count as field 1 and the message as field 2, so one message type reads either signal's answer.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ExportResponse {
+    #[prost(message, optional, tag = "1")]
+    partial_success: Option<PartialSuccess>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PartialSuccess {
+    /// `rejected_spans` or `rejected_log_records`.
+    #[prost(int64, tag = "1")]
+    rejected: i64,
+    #[prost(string, tag = "2")]
+    error_message: String,
 }
 
 /// `google.rpc.Status`, which OTLP/HTTP servers send as the body of an error; only the fields we
@@ -430,7 +541,9 @@ mod tests {
     use super::*;
     use crate::model::{Id, OpState, OpType, Operation, Timestamp};
     use flate2::read::GzDecoder;
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
 
     fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
         pairs
@@ -615,7 +728,8 @@ mod tests {
             assert_eq!(
                 classify_response(status, &headers(&[]), b"", now()),
                 ExportOutcome::Delivered {
-                    rejected_spans: 0,
+                    status,
+                    rejected: 0,
                     message: None
                 }
             );
@@ -663,14 +777,16 @@ mod tests {
         assert_eq!(
             classify_response(200, &proto, &body, now()),
             ExportOutcome::Delivered {
-                rejected_spans: 3,
+                status: 200,
+                rejected: 3,
                 message: Some("3 spans had no name".into())
             }
         );
         assert_eq!(
             classify_response(200, &proto, b"\xff\xff not protobuf", now()),
             ExportOutcome::Delivered {
-                rejected_spans: 0,
+                status: 200,
+                rejected: 0,
                 message: None
             },
             "an undecodable success is still a success"

@@ -65,6 +65,14 @@ pub fn decide(
     Decision::RetryIn(delay)
 }
 
+/// Whether a retryable export failure gives up instead: when the next attempt (`retry_at`) would
+/// come more than `retry_for` after the round began. Times are unix ms.
+pub fn export_gives_up(round_started_at_ms: i64, retry_at_ms: i64, retry_for: Duration) -> bool {
+    let deadline =
+        round_started_at_ms.saturating_add(retry_for.as_millis().min(i64::MAX as u128) as i64);
+    retry_at_ms > deadline
+}
+
 /// How long a round of attempts can take at most: every delay at its longest jitter, every
 /// attempt at its timeout, plus an hour of slack for `Retry-After` and restarts. The deadline
 /// of the operation that logs the round.
@@ -152,6 +160,20 @@ mod tests {
                 Decision::Failed(reason) if reason.contains("3 attempts")
             ));
         }
+    }
+
+    #[test]
+    fn exports_give_up_once_the_next_attempt_would_pass_the_retry_window() {
+        let day = Duration::from_secs(86_400);
+        let start = 1_700_000_000_000;
+        assert!(!export_gives_up(start, start + 1_000, day));
+        assert!(
+            !export_gives_up(start, start + 86_400_000, day),
+            "the edge still retries"
+        );
+        assert!(export_gives_up(start, start + 86_400_001, day));
+        assert!(export_gives_up(start, start + 5, Duration::ZERO));
+        assert!(!export_gives_up(start, i64::MAX, Duration::MAX));
     }
 
     #[test]

@@ -7,33 +7,45 @@
 use bincode::{Decode, Encode};
 
 use super::StoreError;
-use crate::model::{Id, Message, Operation};
-use crate::outbox::{Attempt, Job};
-use crate::settings::{StoredIngress, StoredWebhooks};
+use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
+use crate::outbox::{Attempt, Job, JobKind};
+use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 
 const V1: u8 = 1;
-/// Message records from version 2 on leave out the two ids: they are the record's key.
-const MESSAGE_V2: u8 = 2;
+/// Outbox attempts gained `batch_size` and `rejected` (batched OTLP exports); outbox jobs gained
+/// `round_started_at` (the export retry cap); message records leave out their two ids (the
+/// record's key holds them).
+const V2: u8 = 2;
 
 fn encode<T: Encode>(value: &T) -> Vec<u8> {
-    let mut out = vec![V1];
+    encode_as(V1, value)
+}
+
+fn encode_as<T: Encode>(version: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![version];
     bincode::encode_into_std_write(value, &mut out, bincode::config::standard())
         .expect("encoding into a Vec cannot fail");
     out
 }
 
 fn decode<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    match bytes.split_first() {
-        Some((&V1, rest)) => decode_body(what, rest),
-        Some((version, _)) => Err(unknown_version(what, *version)),
-        None => Err(StoreError::Corrupt(format!("{what}: empty record"))),
+    match split_version(what, bytes)? {
+        (V1, rest) => decode_body(what, rest),
+        (version, _) => Err(unknown_version(what, version)),
     }
 }
 
-fn decode_body<T: Decode<()>>(what: &str, body: &[u8]) -> Result<T, StoreError> {
-    let (value, used) = bincode::decode_from_slice(body, bincode::config::standard())
+fn split_version<'a>(what: &str, bytes: &'a [u8]) -> Result<(u8, &'a [u8]), StoreError> {
+    bytes
+        .split_first()
+        .map(|(version, rest)| (*version, rest))
+        .ok_or_else(|| StoreError::Corrupt(format!("{what}: empty record")))
+}
+
+fn decode_body<T: Decode<()>>(what: &str, rest: &[u8]) -> Result<T, StoreError> {
+    let (value, used) = bincode::decode_from_slice(rest, bincode::config::standard())
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
-    if used != body.len() {
+    if used != rest.len() {
         return Err(StoreError::Corrupt(format!("{what}: trailing bytes")));
     }
     Ok(value)
@@ -59,7 +71,7 @@ pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
 pub(crate) fn encode_message(message: &Message) -> Vec<u8> {
     let config = bincode::config::standard();
     let mut out = Vec::with_capacity(256);
-    out.push(MESSAGE_V2);
+    out.push(V2);
     bincode::encode_into_std_write(message, &mut out, config)
         .expect("encoding into a Vec cannot fail");
     let mut scratch = [0u8; 32];
@@ -79,7 +91,7 @@ pub(crate) fn decode_message(
 ) -> Result<Message, StoreError> {
     match bytes.split_first() {
         Some((&V1, rest)) => decode_body("message", rest),
-        Some((&MESSAGE_V2, rest)) => {
+        Some((&V2, rest)) => {
             let mut message: Message = decode_body("message", rest)?;
             if message.id != Id(0) || message.operation_id != Id(0) {
                 return Err(StoreError::Corrupt(
@@ -137,19 +149,98 @@ pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecord, Stor
 }
 
 pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
-    encode(job)
+    encode_as(V2, job)
 }
 
 pub(crate) fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
-    decode("outbox job", bytes)
+    const WHAT: &str = "outbox job";
+    match split_version(WHAT, bytes)? {
+        (V1, rest) => decode_body::<JobV1>(WHAT, rest).map(Job::from),
+        (V2, rest) => decode_body(WHAT, rest),
+        (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// A job as format version 1 wrote it (frozen: never change this struct; `JobKind` only ever
+/// gains variants at its end, so it is shared).
+#[derive(Decode)]
+struct JobV1 {
+    id: Id,
+    environment: String,
+    kind: JobKind,
+    status: DeliveryStatus,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    attempts: u32,
+    round_attempts: u32,
+    next_attempt_at: Option<Timestamp>,
+    last_error: Option<String>,
+}
+
+impl From<JobV1> for Job {
+    fn from(v1: JobV1) -> Job {
+        Job {
+            id: v1.id,
+            environment: v1.environment,
+            kind: v1.kind,
+            status: v1.status,
+            // The best guess: rounds restarted by hand before the upgrade count from creation.
+            round_started_at: v1.created_at,
+            created_at: v1.created_at,
+            updated_at: v1.updated_at,
+            attempts: v1.attempts,
+            round_attempts: v1.round_attempts,
+            next_attempt_at: v1.next_attempt_at,
+            last_error: v1.last_error,
+        }
+    }
 }
 
 pub(crate) fn encode_attempt(attempt: &Attempt) -> Vec<u8> {
-    encode(attempt)
+    encode_as(V2, attempt)
 }
 
 pub(crate) fn decode_attempt(bytes: &[u8]) -> Result<Attempt, StoreError> {
-    decode("outbox attempt", bytes)
+    const WHAT: &str = "outbox attempt";
+    match split_version(WHAT, bytes)? {
+        (V1, rest) => decode_body::<AttemptV1>(WHAT, rest).map(Attempt::from),
+        (V2, rest) => decode_body(WHAT, rest),
+        (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// An attempt as format version 1 wrote it (frozen: never change this struct).
+#[derive(Decode)]
+struct AttemptV1 {
+    number: u32,
+    started_at: Timestamp,
+    url: String,
+    status: Option<u16>,
+    error: Option<String>,
+    response_excerpt: Option<String>,
+    duration_ms: u64,
+    webhook_timestamp: i64,
+    outcome: DeliveryStatus,
+    retry_at: Option<Timestamp>,
+}
+
+impl From<AttemptV1> for Attempt {
+    fn from(v1: AttemptV1) -> Attempt {
+        Attempt {
+            number: v1.number,
+            started_at: v1.started_at,
+            url: v1.url,
+            status: v1.status,
+            error: v1.error,
+            response_excerpt: v1.response_excerpt,
+            duration_ms: v1.duration_ms,
+            webhook_timestamp: v1.webhook_timestamp,
+            outcome: v1.outcome,
+            retry_at: v1.retry_at,
+            batch_size: None,
+            rejected: None,
+        }
+    }
 }
 
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
@@ -158,6 +249,14 @@ pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
     decode("webhook settings", bytes)
+}
+
+pub(crate) fn encode_otel_settings(settings: &StoredOtel) -> Vec<u8> {
+    encode(settings)
+}
+
+pub(crate) fn decode_otel_settings(bytes: &[u8]) -> Result<StoredOtel, StoreError> {
+    decode("otel settings", bytes)
 }
 
 pub(crate) fn encode_ingress_settings(settings: &StoredIngress) -> Vec<u8> {
@@ -284,7 +383,7 @@ pub(crate) mod tests {
         let m = sample_message();
         let (op, id) = (m.operation_id.0, m.id.0);
         let v2 = encode_message(&m);
-        assert_eq!(v2[0], MESSAGE_V2);
+        assert_eq!(v2[0], V2);
         assert_eq!(decode_message(op, id, &v2).unwrap(), m);
         // Two 17-byte ids became two zero bytes.
         assert_eq!(encode(&m).len() - v2.len(), 32);
@@ -292,7 +391,7 @@ pub(crate) mod tests {
             assert!(decode_message(op, id, &v2[..cut]).is_err(), "cut at {cut}");
         }
         let mut with_ids = encode(&m);
-        with_ids[0] = MESSAGE_V2;
+        with_ids[0] = V2;
         assert!(decode_message(op, id, &with_ids).is_err());
     }
 
@@ -335,6 +434,7 @@ pub(crate) mod tests {
             round_attempts: 1,
             next_attempt_at: Some(Timestamp(1_700_000_005_000)),
             last_error: Some("HTTP 503".into()),
+            round_started_at: Timestamp(1_700_000_000_000),
         }
     }
 
@@ -350,6 +450,8 @@ pub(crate) mod tests {
             webhook_timestamp: 1_700_000_000,
             outcome: DeliveryStatus::Pending,
             retry_at: Some(Timestamp(1_700_000_005_000)),
+            batch_size: None,
+            rejected: None,
         }
     }
 
@@ -368,15 +470,24 @@ pub(crate) mod tests {
 
     /// Outbox and settings records as first written. If this fails, the format changed: keep
     /// a reader for these bytes and add a new version (bless as above for a new version only).
+    /// `outbox_job_v1.bin` and `outbox_attempt_v1.bin` are frozen: both are written as version 2
+    /// now.
     #[test]
     fn reads_outbox_and_settings_records_written_by_an_earlier_binary() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
         let files = [
-            ("outbox_job_v1.bin", encode_job(&sample_job())),
-            ("outbox_attempt_v1.bin", encode_attempt(&sample_attempt())),
+            ("outbox_job_v2.bin", encode_job(&sample_export_job())),
+            (
+                "outbox_attempt_v2.bin",
+                encode_attempt(&sample_export_attempt()),
+            ),
             (
                 "webhook_settings_v1.bin",
                 encode_webhook_settings(&sample_webhook_settings()),
+            ),
+            (
+                "otel_settings_v1.bin",
+                encode_otel_settings(&sample_otel_settings()),
             ),
         ];
         for (name, bytes) in &files {
@@ -387,17 +498,69 @@ pub(crate) mod tests {
             assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name}");
         }
         let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
+        let v1 = read("outbox_job_v1.bin");
+        assert_eq!(v1[0], V1);
+        assert_eq!(decode_job(&v1).unwrap(), sample_job());
         assert_eq!(
-            decode_job(&read("outbox_job_v1.bin")).unwrap(),
-            sample_job()
+            decode_job(&read("outbox_job_v2.bin")).unwrap(),
+            sample_export_job()
         );
+        let v1 = read("outbox_attempt_v1.bin");
+        assert_eq!(v1[0], V1);
+        assert_eq!(decode_attempt(&v1).unwrap(), sample_attempt());
         assert_eq!(
-            decode_attempt(&read("outbox_attempt_v1.bin")).unwrap(),
-            sample_attempt()
+            decode_attempt(&read("outbox_attempt_v2.bin")).unwrap(),
+            sample_export_attempt()
         );
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v1.bin")).unwrap(),
             sample_webhook_settings()
         );
+        assert_eq!(
+            decode_otel_settings(&read("otel_settings_v1.bin")).unwrap(),
+            sample_otel_settings()
+        );
+    }
+
+    fn sample_otel_settings() -> StoredOtel {
+        StoredOtel {
+            endpoint: Some("https://otlp.example.com".into()),
+            headers: [("x-api-key".to_owned(), "k".to_owned())].into(),
+            service_name: Some("opslog-prod".into()),
+            resource_attributes: [("deployment.environment.name".to_owned(), "prod".to_owned())]
+                .into(),
+            max_events_per_span: Some(64),
+            timeout_ms: Some(5_000),
+            logs: true,
+        }
+    }
+
+    fn sample_export_job() -> Job {
+        use crate::outbox::{OtlpSpanJob, OTLP_SPAN_FORMAT_V1};
+        Job {
+            kind: JobKind::OtlpSpan(OtlpSpanJob {
+                format: OTLP_SPAN_FORMAT_V1,
+                operation_id: Id(42),
+                url: "http://127.0.0.1:4318/v1/traces".into(),
+                span: vec![1, 2, 3],
+            }),
+            round_started_at: Timestamp(1_700_000_001_000),
+            ..sample_job()
+        }
+    }
+
+    fn sample_export_attempt() -> Attempt {
+        Attempt {
+            url: "http://127.0.0.1:4318/v1/traces".into(),
+            response_excerpt: None,
+            webhook_timestamp: 0,
+            status: Some(200),
+            outcome: DeliveryStatus::Delivered,
+            retry_at: None,
+            error: Some("partial success: 2 of the request's spans rejected: too big".into()),
+            batch_size: Some(512),
+            rejected: Some(2),
+            ..sample_attempt()
+        }
     }
 }

@@ -19,10 +19,11 @@ use tables::*;
 
 use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
 use crate::outbox::{Attempt, Job, JobKind};
-use crate::settings::{StoredIngress, StoredWebhooks};
+use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 
 const WEBHOOKS_SECTION: &str = "webhooks";
 const INGRESS_SECTION: &str = "ingress";
+const OTEL_SECTION: &str = "otel";
 
 /// The id range of jobs (or operations) created in `[from, to]`: ULIDs start with their
 /// creation time in ms, so a time window is a key range.
@@ -325,7 +326,7 @@ impl ReadTx {
     ) -> Result<(), StoreError> {
         let table = self.txn.open_table(MESSAGES)?;
         for row in table.range((operation.0, 0)..=(operation.0, u128::MAX))? {
-            f(codec::decode_message(row?.1.value())?)?;
+            f(decode_message_row(row?)?)?;
         }
         Ok(())
     }
@@ -496,11 +497,11 @@ pub struct RemovedJobs {
 
 /// Outbox rows per job kind and status (or, in a write transaction, the change to them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OutboxDepth(pub [[i64; 3]; 2]);
+pub struct OutboxDepth(pub [[i64; 3]; 3]);
 
 impl OutboxDepth {
     /// The kinds and statuses, in the order of the counts.
-    pub const KINDS: [&'static str; 2] = ["webhook", "otlp_span"];
+    pub const KINDS: [&'static str; 3] = ["webhook", "otlp_span", "otlp_logs"];
     pub const STATUSES: [DeliveryStatus; 3] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Delivered,
@@ -511,6 +512,7 @@ impl OutboxDepth {
         let kind = match job.kind {
             JobKind::Webhook(_) => 0,
             JobKind::OtlpSpan(_) => 1,
+            JobKind::OtlpLogs(_) => 2,
         };
         let status = match job.status {
             DeliveryStatus::Pending => 0,
@@ -850,6 +852,26 @@ impl WriteTx {
     /// How this transaction changed the outbox's rows per kind and status so far.
     pub fn outbox_depth_change(&self) -> OutboxDepth {
         self.outbox_depth
+    }
+
+    pub fn otel_settings(&self, environment: &str) -> Result<Option<StoredOtel>, StoreError> {
+        let table = self.txn.open_table(SETTINGS)?;
+        let value = table.get((environment, OTEL_SECTION))?;
+        value
+            .map(|v| codec::decode_otel_settings(v.value()))
+            .transpose()
+    }
+
+    pub fn put_otel_settings(
+        &mut self,
+        environment: &str,
+        settings: &StoredOtel,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(SETTINGS)?.insert(
+            (environment, OTEL_SECTION),
+            codec::encode_otel_settings(settings).as_slice(),
+        )?;
+        Ok(())
     }
 
     /// Makes everything written in this transaction durable (fsync) before returning.

@@ -28,8 +28,8 @@ pub(crate) const OPEN_OPERATIONS: TableDefinition<(i64, u128), ()> =
 pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 
 /// (environment, section) → encoded settings section: `webhooks` (`settings::StoredWebhooks`),
-/// `ingress` (`settings::StoredIngress`). A new section (e.g. `otel`) is a new row, so adding one
-/// changes no existing record.
+/// `ingress` (`settings::StoredIngress`), `otel` (`settings::StoredOtel`). A new section is a new
+/// row, so adding one changes no existing record.
 pub(crate) const SETTINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("settings");
 
 /// Job id → encoded `outbox::Job`: every delivery (and later every export), in creation order.

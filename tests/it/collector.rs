@@ -1,16 +1,17 @@
 //! An OTLP/HTTP collector for tests: a real HTTP/1.1 server on 127.0.0.1:0 that records every
-//! request (headers and raw body) and answers from a script, then decodes what it received with
-//! opentelemetry-proto. One request per connection (`connection: close`), bodies by Content-Length.
+//! request (headers and raw body) and answers from a script, then decodes what it received (traces
+//! or logs) with opentelemetry-proto. One request per connection (`connection: close`), bodies by Content-Length.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use flate2::read::GzDecoder;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 
@@ -24,6 +25,9 @@ pub enum Answer {
     },
     /// Read the request, then say nothing until the client gives up and closes.
     Hang,
+    /// Read the request, then say nothing until the test calls `Collector::release_held`, then
+    /// close the connection without an answer.
+    Hold,
 }
 
 impl Answer {
@@ -72,8 +76,15 @@ impl Received {
     }
 
     pub fn decode(&self) -> ExportTraceServiceRequest {
+        assert!(self.path.ends_with("/v1/traces"), "{}", self.path);
         ExportTraceServiceRequest::decode(&self.protobuf()[..])
             .expect("body is an ExportTraceServiceRequest")
+    }
+
+    pub fn decode_logs(&self) -> ExportLogsServiceRequest {
+        assert!(self.path.ends_with("/v1/logs"), "{}", self.path);
+        ExportLogsServiceRequest::decode(&self.protobuf()[..])
+            .expect("body is an ExportLogsServiceRequest")
     }
 }
 
@@ -81,6 +92,7 @@ struct Shared {
     script: Mutex<VecDeque<Answer>>,
     received: Mutex<Vec<Received>>,
     stopping: AtomicBool,
+    released: (Mutex<bool>, Condvar),
 }
 
 pub struct Collector {
@@ -98,6 +110,7 @@ impl Collector {
             script: Mutex::new(script.into()),
             received: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            released: (Mutex::new(false), Condvar::new()),
         });
         let state = shared.clone();
         let thread = std::thread::spawn(move || {
@@ -124,10 +137,18 @@ impl Collector {
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }
+
+    /// Lets every `Answer::Hold` request end (without an answer).
+    pub fn release_held(&self) {
+        let (released, changed) = &self.shared.released;
+        *released.lock().unwrap() = true;
+        changed.notify_all();
+    }
 }
 
 impl Drop for Collector {
     fn drop(&mut self) {
+        self.release_held();
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Wake the accept loop.
         let _ = TcpStream::connect(self.addr);
@@ -184,6 +205,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
         Answer::Hang => {
             // Returns when the client closes the connection (its timeout) or after 30 s.
             let _ = reader.read_to_end(&mut Vec::new());
+        }
+        Answer::Hold => {
+            let (released, changed) = &shared.released;
+            let guard = released.lock().unwrap();
+            let _ = changed
+                .wait_timeout_while(guard, Duration::from_secs(60), |released| !*released)
+                .unwrap();
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
         Answer::Reply {
             status,

@@ -176,7 +176,8 @@ fn export_sample() -> Received {
     assert_eq!(
         outcome,
         ExportOutcome::Delivered {
-            rejected_spans: 0,
+            status: 200,
+            rejected: 0,
             message: None
         }
     );
@@ -478,10 +479,7 @@ fn unavailable_collector_is_retried_after_its_delay_then_gets_the_same_spans() {
     );
     assert!(matches!(
         export_spans(&agent, &target, &spans),
-        ExportOutcome::Delivered {
-            rejected_spans: 0,
-            ..
-        }
+        ExportOutcome::Delivered { rejected: 0, .. }
     ));
     let received = collector.received();
     assert_eq!(received.len(), 2);
@@ -533,7 +531,8 @@ fn partial_success_reports_the_rejected_spans() {
     assert_eq!(
         export_spans(&export_agent(), &target, &spans(&target)),
         ExportOutcome::Delivered {
-            rejected_spans: 2,
+            status: 200,
+            rejected: 2,
             message: Some("2 spans exceeded the attribute limit".into())
         }
     );
