@@ -185,7 +185,7 @@ timeout = "60s"
     process.child.kill().unwrap();
     process.child.wait().unwrap();
 
-    let _process = spawn(&config);
+    let mut process = spawn(&config);
     let sent = eventually(Duration::from_secs(60), || {
         let all = spans(&collector);
         (all.len() >= 2).then_some(all)
@@ -196,4 +196,6 @@ timeout = "60s"
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(spans(&collector).len(), 2, "answered once: not sent again");
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
 }
