@@ -94,6 +94,19 @@ struct BenchArgs {
     /// Measure opslog only.
     #[arg(long)]
     skip_sqlite: bool,
+    /// Soak instead: measure the maximum ingest briefly, then run --minutes at half of it with
+    /// searches and a webhook receiver failing 30% of requests; print a table and a verdict.
+    #[arg(long)]
+    soak: bool,
+    /// Length of the soak.
+    #[arg(long, default_value_t = 10, requires = "soak")]
+    minutes: u64,
+    /// Messages ingested at full speed to measure the maximum before the soak.
+    #[arg(long, default_value = "20k", value_parser = opslog::bench::workload::parse_count, requires = "soak")]
+    probe_messages: u64,
+    /// Seconds between two samples of the daemon's memory and outbox depth during the soak.
+    #[arg(long, default_value_t = 5, requires = "soak")]
+    sample_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -199,6 +212,16 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.soak {
+        return opslog::bench::soak::run(&opslog::bench::soak::SoakOptions {
+            minutes: args.minutes,
+            clients: args.clients,
+            batch: args.batch,
+            seed: args.seed,
+            probe_messages: args.probe_messages,
+            sample_every: std::time::Duration::from_secs(args.sample_secs.max(1)),
+        });
+    }
     let report = opslog::bench::run(&opslog::bench::Options {
         messages: args.messages,
         clients: args.clients,

@@ -10,6 +10,7 @@
 
 pub mod drive;
 pub mod opslog;
+pub mod soak;
 pub mod sqlite;
 pub mod workload;
 

@@ -59,6 +59,8 @@ pub struct Received {
     pub headers: BTreeMap<String, String>,
     /// The body as sent (gzipped when content-encoding says so).
     pub body: Vec<u8>,
+    /// The status the collector answered with (`None`: it hung).
+    pub answered: Option<u16>,
 }
 
 impl Received {
@@ -144,6 +146,11 @@ impl Collector {
         *released.lock().unwrap() = true;
         changed.notify_all();
     }
+
+    /// Drops what is left of the script: every later request is answered 200.
+    pub fn heal(&self) {
+        self.shared.script.lock().unwrap().clear();
+    }
 }
 
 impl Drop for Collector {
@@ -171,9 +178,12 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let method = parts.next().unwrap_or("").to_owned();
     let path = parts.next().unwrap_or("").to_owned();
     let mut headers = BTreeMap::new();
+    // A client killed mid-request (the crash tests) leaves a truncated request: drop it.
     loop {
         let mut header = String::new();
-        reader.read_line(&mut header).unwrap();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+            return;
+        }
         let header = header.trim_end();
         if header.is_empty() {
             break;
@@ -187,19 +197,25 @@ fn serve(stream: TcpStream, shared: &Shared) {
         .parse()
         .unwrap();
     let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    shared.received.lock().unwrap().push(Received {
-        method,
-        path,
-        headers,
-        body,
-    });
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
     let answer = shared
         .script
         .lock()
         .unwrap()
         .pop_front()
         .unwrap_or(Answer::status(200));
+    shared.received.lock().unwrap().push(Received {
+        method,
+        path,
+        headers,
+        body,
+        answered: match &answer {
+            Answer::Reply { status, .. } => Some(*status),
+            Answer::Hang => None,
+        },
+    });
     let mut stream = stream;
     match answer {
         Answer::Hang => {

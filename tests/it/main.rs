@@ -8,6 +8,7 @@ mod bad_input;
 mod bench;
 mod cli;
 mod collector;
+mod crash_matrix;
 mod dashboard;
 mod disk_full;
 mod format_fixture;
