@@ -4,9 +4,12 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod index;
 pub mod ingest;
+pub mod login_limit;
 pub mod metrics;
 pub mod model;
 pub mod otel;

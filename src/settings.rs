@@ -319,14 +319,14 @@ pub fn default_schedule() -> Vec<Duration> {
 
 /// `PUT /settings`: sections to change. A section left out is unchanged; inside a section, a
 /// field left out is unchanged and `null` resets it to its default.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
     #[serde(default)]
     pub webhooks: Option<WebhooksUpdate>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhooksUpdate {
     #[serde(default, deserialize_with = "present")]
@@ -343,6 +343,7 @@ pub struct WebhooksUpdate {
     pub allow_insecure_http: Option<Option<bool>>,
     /// Refused with a pointer to the rotate call, rather than as an unknown field.
     #[serde(default, deserialize_with = "present")]
+    #[schema(ignore)]
     pub secret: Option<Option<serde::de::IgnoredAny>>,
 }
 
@@ -604,14 +605,14 @@ pub fn generate_ingress_token() -> String {
 }
 
 /// The JSON of `GET /settings`: every section, secrets masked, read-only fields listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SettingsView {
     pub environment: String,
     pub webhooks: WebhooksView,
     pub ingress: IngressView,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhooksView {
     pub url: Option<String>,
     pub secondary_url: Option<String>,
@@ -628,7 +629,7 @@ pub struct WebhooksView {
     pub read_only: Vec<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngressView {
     pub token: String,
     /// Where third parties post, with `{integration}` to fill in.

@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{parse_query, Auth};
+use super::extract::{parse_query, Auth, Path};
 use super::{json, AppState, DataPage};
 use crate::ingest::{Command, Outcome, Requeue};
 use crate::model::{DeliveryStatus, EventType, Id, Timestamp};
@@ -144,8 +144,8 @@ struct ReplayQuery {
     status: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Replayed {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Replayed {
     requeued: usize,
     /// Whether the window held more than one call requeues (call again for the rest).
     limit_reached: bool,

@@ -20,10 +20,17 @@ fn encode<T: Encode>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The most a decoded record may claim: bincode allocates a container as large as the length
+/// its bytes announce before reading the elements, so a damaged length must not ask for more.
+/// (Without a limit, a few flipped bits in a record abort the process on allocation.)
+/// Far above any real record: bodies are capped by `server.max_body_bytes`.
+const MAX_DECODE_BYTES: usize = 1 << 30;
+
 fn decode<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
         Some((&V1, rest)) => {
-            let (value, used) = bincode::decode_from_slice(rest, bincode::config::standard())
+            let config = bincode::config::standard().with_limit::<MAX_DECODE_BYTES>();
+            let (value, used) = bincode::decode_from_slice(rest, config)
                 .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
             if used != rest.len() {
                 return Err(StoreError::Corrupt(format!("{what}: trailing bytes")));

@@ -10,6 +10,7 @@ mod collector;
 mod dashboard;
 mod disk_full;
 mod lifecycle;
+mod openapi;
 mod otel_export;
 mod otlp;
 mod packaging;
