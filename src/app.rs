@@ -133,6 +133,7 @@ pub async fn start(
         cursor_key,
         sessions: crate::session::Sessions::new(config.server.session_ttl.0),
         cookie_secure: config.server.cookie_secure,
+        login_limit: Default::default(),
     });
     let options = ServeOptions {
         header_read_timeout: config.server.header_read_timeout.0,

@@ -42,6 +42,20 @@ impl Serialize for HumanDuration {
     }
 }
 
+impl utoipa::PartialSchema for HumanDuration {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "a duration like \"15s\", \"5m\", \"24h\" or \"1h 30m\"",
+            ))
+            .examples([serde_json::Value::from("15s")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for HumanDuration {}
+
 fn duration(text: &str) -> HumanDuration {
     HumanDuration(humantime::parse_duration(text).expect("built-in durations parse"))
 }

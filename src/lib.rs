@@ -5,9 +5,12 @@ pub mod archive;
 pub mod auth;
 pub mod bench;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod index;
 pub mod ingest;
+pub mod login_limit;
 pub mod metrics;
 pub mod model;
 pub mod otel;

@@ -18,6 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use ulid::Ulid;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// Milliseconds since the Unix epoch, shown as RFC 3339 UTC with milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
@@ -79,6 +82,28 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// A string schema for a type with its own text form, for the OpenAPI document.
+fn text_schema(format: Option<SchemaFormat>, description: &str, example: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(format)
+        .description(Some(description))
+        .examples([serde_json::Value::from(example)])
+        .into()
+}
+
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        text_schema(
+            Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)),
+            "RFC 3339 timestamp; answers are UTC with milliseconds",
+            "2026-11-25T19:27:49.123Z",
+        )
+    }
+}
+
+impl ToSchema for Timestamp {}
+
 /// Free-form JSON kept as its exact text.
 #[derive(Clone, Debug)]
 pub struct Json(pub Box<RawValue>);
@@ -127,6 +152,24 @@ impl<Context> Decode<Context> for Json {
 }
 bincode::impl_borrow_decode!(Json);
 
+impl PartialSchema for Json {
+    fn schema() -> RefOr<Schema> {
+        // Never null: a JSON `null` is the field left out (`Option<Json>` is `None`).
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::Array(vec![
+                Type::Object,
+                Type::Array,
+                Type::String,
+                Type::Number,
+                Type::Boolean,
+            ]))
+            .description(Some("any JSON value but null"))
+            .into()
+    }
+}
+
+impl ToSchema for Json {}
+
 /// A time-sortable identifier (ULID), shown as its 26-character text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Id(pub u128);
@@ -171,10 +214,25 @@ impl<Context> Decode<Context> for Id {
 }
 bincode::impl_borrow_decode!(Id);
 
+impl PartialSchema for Id {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))
+            .description(Some(
+                "server-assigned ULID (26 characters): unique and sortable by creation time",
+            ))
+            .examples([serde_json::Value::from("01ARZ3NDEKTSV4RRFFQ69G5FAV")])
+            .into()
+    }
+}
+
+impl ToSchema for Id {}
+
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Encode, Decode)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Encode, Decode, ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -289,7 +347,19 @@ string_enum!(
 /// Something the user's backend is notified of (DESIGN.md section 4); the name is the `type` of
 /// the webhook body.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Encode, Decode,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Encode,
+    Decode,
+    ToSchema,
 )]
 pub enum EventType {
     #[serde(rename = "sync.completed")]
@@ -346,7 +416,7 @@ impl fmt::Display for EventType {
 /// Header name → value. Sensitive values are redacted before they are stored.
 pub type Headers = BTreeMap<String, String>;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -358,7 +428,7 @@ pub struct ErrorInfo {
     pub payload: Option<Json>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpRequest {
     pub method: String,
@@ -368,12 +438,13 @@ pub struct HttpRequest {
         deserialize_with = "deserialize_headers",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub headers: Option<Headers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Json>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpResponse {
     pub status: u16,
@@ -382,12 +453,13 @@ pub struct HttpResponse {
         deserialize_with = "deserialize_headers",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub headers: Option<Headers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Json>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     pub attempt: u32,
@@ -396,7 +468,7 @@ pub struct Retry {
     pub waited_ms: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordCount {
     pub model: String,
@@ -409,7 +481,7 @@ pub struct RecordCount {
 }
 
 /// Deserialized only from `opslog export` files (`archive`); the API takes `ingest::input` types.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 pub struct Operation {
     pub id: Id,
     pub environment: String,
@@ -438,7 +510,7 @@ pub struct Operation {
 }
 
 /// Deserialized only from `opslog export` files (`archive`); the API takes `ingest::input` types.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 pub struct Message {
     pub id: Id,
     pub operation_id: Id,

@@ -415,7 +415,7 @@ pub fn default_schedule() -> Vec<Duration> {
 
 /// `PUT /settings`: sections to change. A section left out is unchanged; inside a section, a
 /// field left out is unchanged and `null` resets it to its default.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
     #[serde(default)]
@@ -427,7 +427,7 @@ pub struct SettingsUpdate {
 /// `PUT /settings` `otel`: a field left out is unchanged; `null` resets it to its default
 /// (`endpoint: null` turns export off). `headers` replaces the whole map, except that a value
 /// equal to the masked one `GET /settings` shows keeps the stored secret.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtelUpdate {
     #[serde(default, deserialize_with = "present")]
@@ -446,6 +446,7 @@ pub struct OtelUpdate {
     pub logs: Option<Option<bool>>,
     /// What `GET /settings` shows; ignored, so a UI can send back what it read.
     #[serde(default)]
+    #[schema(ignore)]
     pub read_only: Option<serde::de::IgnoredAny>,
 }
 
@@ -530,7 +531,7 @@ pub fn apply_otel_update(
     Ok(next)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhooksUpdate {
     #[serde(default, deserialize_with = "present")]
@@ -547,6 +548,7 @@ pub struct WebhooksUpdate {
     pub allow_insecure_http: Option<Option<bool>>,
     /// Refused with a pointer to the rotate call, rather than as an unknown field.
     #[serde(default, deserialize_with = "present")]
+    #[schema(ignore)]
     pub secret: Option<Option<serde::de::IgnoredAny>>,
 }
 
@@ -808,7 +810,7 @@ pub fn generate_ingress_token() -> String {
 }
 
 /// The JSON of `GET /settings`: every section, secrets masked, read-only fields listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SettingsView {
     pub environment: String,
     pub webhooks: WebhooksView,
@@ -816,7 +818,7 @@ pub struct SettingsView {
     pub ingress: IngressView,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OtelView {
     /// `null`: nothing is exported.
     pub endpoint: Option<String>,
@@ -851,7 +853,7 @@ impl OtelView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhooksView {
     pub url: Option<String>,
     pub secondary_url: Option<String>,
@@ -868,7 +870,7 @@ pub struct WebhooksView {
     pub read_only: Vec<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngressView {
     pub token: String,
     /// Where third parties post, with `{integration}` to fill in.

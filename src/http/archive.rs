@@ -8,14 +8,14 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::channel::{Channel, Sender};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::{parse_query, read_limited_body, Auth};
+use super::extract::{parse_query, read_limited_body, Auth, Path};
 use super::settings::require_admin;
 use super::{json, AppState};
 use crate::archive::{self, Line};

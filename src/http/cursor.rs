@@ -32,6 +32,11 @@ impl CursorKey {
         Ok(CursorKey(key))
     }
 
+    /// A key from known bytes (fuzzing and tests; the daemon generates its own).
+    pub(crate) fn from_bytes(key: [u8; 32]) -> CursorKey {
+        CursorKey(key)
+    }
+
     fn mac(&self, body: &[u8], scope: &str) -> [u8; MAC_LEN] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
         mac.update(body);

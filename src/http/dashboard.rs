@@ -5,17 +5,18 @@
 //! Must not: accept an environment key as a login (sessions stand for the admin), echo tokens or
 //! session ids anywhere but the one `Set-Cookie`, or log them.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{parse_json, read_json_body, Auth};
+use super::extract::{parse_json, read_json_body, Auth, Path};
 use super::{json, AppState, DataPage};
 use crate::auth::Principal;
 use crate::session;
@@ -91,36 +92,59 @@ fn asset_response(asset: &Asset, request: &HeaderMap) -> Response {
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub struct Login {
+    /// The admin token.
     token: String,
 }
 
-/// POST /v1/session `{"token": "<admin token>"}`: sets the session cookie.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoggedIn {
+    /// Always `admin`.
+    principal: &'static str,
+    expires_in_seconds: u64,
+}
+
+/// POST /v1/session `{"token": "<admin token>"}`: sets the session cookie. Failed logins are
+/// limited per client address (`login_limit`).
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let client = peer.ip();
+    if let Err(wait) = state.login_limit.check(client, Instant::now()) {
+        return Err(too_many_logins(wait));
+    }
     let bytes = read_json_body(&headers, body, 64 * 1024).await?;
     let login: Login = parse_json(&bytes)?;
-    match state.credentials.authenticate(login.token.trim()) {
-        Some(Principal::Admin) => {}
-        Some(Principal::Environment(_)) => {
-            return Err(ApiError::unauthorized(
-                "that is an environment API key; the dashboard needs the admin token",
-            ))
-        }
-        None => return Err(ApiError::unauthorized(
+    let refused = match state.credentials.authenticate(login.token.trim()) {
+        Some(Principal::Admin) => None,
+        Some(Principal::Environment(_)) => Some(ApiError::unauthorized(
+            "that is an environment API key; the dashboard needs the admin token",
+        )),
+        None => Some(ApiError::unauthorized(
             "wrong admin token; use the one printed on first start or set in server.admin_tokens",
         )),
+    };
+    if let Some(refused) = refused {
+        if let Some(wait) = state.login_limit.failed(client, Instant::now()) {
+            tracing::warn!(client = %client, "failed dashboard logins; refusing this address for a while");
+            return Err(too_many_logins(wait));
+        }
+        return Err(refused);
     }
+    state.login_limit.succeeded(client);
     let id = state.sessions.create(Instant::now());
     let ttl = state.sessions.ttl();
     let mut response = json(
         StatusCode::OK,
-        &serde_json::json!({"principal": "admin", "expires_in_seconds": ttl.as_secs()}),
+        &LoggedIn {
+            principal: "admin",
+            expires_in_seconds: ttl.as_secs(),
+        },
     );
     let cookie = session::set_cookie(&id, ttl, state.cookie_secure);
     response.headers_mut().insert(
@@ -131,6 +155,16 @@ pub async fn login(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+fn too_many_logins(wait: std::time::Duration) -> ApiError {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_logins",
+        format!("too many failed logins from your address; try again in {seconds} s"),
+    )
+    .with_retry_after(wait)
 }
 
 /// DELETE /v1/session: ends the session server-side and clears the cookie. Always 204, so a
@@ -157,14 +191,15 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 /// GET /v1/session: whether the caller is logged in. Always 200, so the page can ask on load
 /// without a failed request in the browser console.
 pub async fn session_status(auth: Result<Auth, ApiError>) -> Response {
-    let body = match auth {
-        Ok(Auth(Principal::Admin)) => {
-            serde_json::json!({"authenticated": true, "principal": "admin"})
-        }
-        Ok(Auth(Principal::Environment(env))) => {
-            serde_json::json!({"authenticated": true, "principal": "environment", "environment": env})
-        }
-        Err(_) => serde_json::json!({"authenticated": false}),
+    let (principal, environment) = match &auth {
+        Ok(Auth(Principal::Admin)) => (Some("admin"), None),
+        Ok(Auth(Principal::Environment(env))) => (Some("environment"), Some(env.clone())),
+        Err(_) => (None, None),
+    };
+    let body = SessionStatus {
+        authenticated: auth.is_ok(),
+        principal,
+        environment,
     };
     let mut response = json(StatusCode::OK, &body);
     response
@@ -173,8 +208,20 @@ pub async fn session_status(auth: Result<Auth, ApiError>) -> Response {
     response
 }
 
-#[derive(serde::Serialize)]
-struct Environment {
+/// Whether the caller (a bearer token or the session cookie) is authenticated, and as whom.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionStatus {
+    authenticated: bool,
+    /// `admin` or `environment`, when authenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal: Option<&'static str>,
+    /// The environment of an environment key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Environment {
     name: String,
 }
 

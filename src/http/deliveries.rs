@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::{parse_query, Auth};
+use super::extract::{parse_query, Auth, Path};
 use super::outbox_jobs::{self, Family, Listing};
 use super::{json, AppState};
 use crate::model::EventType;

@@ -19,17 +19,23 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Sent as `Retry-After` (whole seconds, rounded up); a 503 without one says 1.
+    pub retry_after: Option<std::time::Duration>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every non-2xx answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable, machine-readable, e.g. `invalid_field` or `operation_not_found`.
     code: &'a str,
+    /// What went wrong and what to do about it, for a person.
     message: &'a str,
+    /// The input at fault (a body field path like `[1].level`, a query parameter or a header).
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -41,7 +47,13 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> ApiError {
+        self.retry_after = Some(wait);
+        self
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
@@ -147,8 +159,8 @@ impl From<SettingsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&Body {
-            error: Inner {
+        let body = serde_json::to_vec(&ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
@@ -164,8 +176,12 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry_after = match self.retry_after {
+            Some(wait) => Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            None => (self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
+        };
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

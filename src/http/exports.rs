@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::deliveries::ReplayQuery;
 use super::error::ApiError;
-use super::extract::{parse_query, Auth};
+use super::extract::{parse_query, Auth, Path};
 use super::outbox_jobs::{self, Family, Listing};
 use super::{json, AppState};
 use crate::outbox::job::ExportDetail;

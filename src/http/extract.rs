@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -71,6 +71,28 @@ fn session_principal(parts: &Parts, state: &AppState) -> Result<Auth, ApiError> 
     }
 }
 
+/// Path parameters, like axum's `Path`, but a parameter that does not decode (say, `%FF`, which
+/// is not UTF-8) is a 400 in the API's error shape rather than axum's plain-text rejection.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Path<T>, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_path",
+                format!("the URL path: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
 /// Reads a body of at most `limit` bytes; more is a 413. A declared non-JSON type is a 415.
 pub async fn read_json_body(
     headers: &HeaderMap,
@@ -104,20 +126,59 @@ pub async fn read_limited_body(
             format!("the request body is larger than the limit of {limit} bytes (server.max_body_bytes); send smaller batches"),
         )
     };
+    match read_limited(headers, body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyRefused::TooLarge) => Err(too_large()),
+        Err(BodyRefused::Unreadable(e)) => Err(ApiError::bad_request(
+            "body_unreadable",
+            format!("the request body could not be read: {e}"),
+        )),
+    }
+}
+
+/// How much of a refused body is still read (and dropped): enough that a client still sending
+/// it reads the 413 instead of a reset connection, little enough that refusing stays cheap.
+const DRAIN_BYTES: usize = 1024 * 1024;
+
+/// Why [`read_limited`] refused a body.
+pub enum BodyRefused {
+    TooLarge,
+    Unreadable(String),
+}
+
+/// Reads a body of at most `limit` bytes. A larger one is refused; it is read on (and dropped)
+/// for up to `DRAIN_BYTES` more, unless its declared length already says it is beyond that.
+pub async fn read_limited(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: usize,
+) -> Result<Bytes, BodyRefused> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+    let drain_until = limit.saturating_add(DRAIN_BYTES);
+    if declared.is_some_and(|n| n > drain_until as u64) {
+        return Err(BodyRefused::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(
-            "body_unreadable",
-            format!("the request body could not be read: {e}"),
-        )),
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyRefused::Unreadable(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen > drain_until {
+            break;
+        }
+    }
+    if seen > limit {
+        Err(BodyRefused::TooLarge)
+    } else {
+        Ok(Bytes::from(kept))
     }
 }
 

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use http_body_util::{BodyExt, Limited};
 
 use super::error::ApiError;
+use super::extract::{read_limited, BodyRefused, Path};
 use super::{json, AppState};
 use crate::ingest::input::{validate_new_operation, NewOperation, REDACTED};
 use crate::ingest::{Command, Outcome};
@@ -59,10 +59,10 @@ pub async fn receive_webhook(
             ),
         )
     };
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
+    let bytes = match read_limited(&headers, body, limit).await {
+        Ok(bytes) => bytes,
+        Err(BodyRefused::TooLarge) => return Err(too_large()),
+        Err(BodyRefused::Unreadable(e)) => {
             return Err(ApiError::bad_request(
                 "body_unreadable",
                 format!("the request body could not be read: {e}"),
@@ -127,8 +127,20 @@ pub async fn receive_webhook(
     };
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "status": "received", "operation_id": operation.id }),
+        &Received {
+            status: "received",
+            operation_id: operation.id,
+        },
     ))
+}
+
+/// The answer to a third party: its webhook is recorded.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Received {
+    /// Always `received`.
+    status: &'static str,
+    /// The `webhook:incoming` operation that records it.
+    operation_id: crate::model::Id,
 }
 
 /// The body as JSON when it is JSON, else as a JSON string (lossy UTF-8); empty is `null`.

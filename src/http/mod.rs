@@ -13,6 +13,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod hooks;
+pub mod openapi;
 pub mod operations;
 mod outbox_jobs;
 pub mod search;
@@ -23,18 +24,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::auth::{Credentials, Principal};
 use crate::index::SearchIndex;
@@ -63,6 +66,8 @@ pub struct AppState {
     pub sessions: crate::session::Sessions,
     /// Whether the session cookie is marked `Secure` (`server.cookie_secure`).
     pub cookie_secure: bool,
+    /// Failed dashboard logins per client address.
+    pub login_limit: crate::login_limit::LoginLimit,
 }
 
 impl AppState {
@@ -198,6 +203,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -223,17 +229,24 @@ async fn count_responses(
     response
 }
 
+/// The answer of `/healthz` and `/readyz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` (healthz), `ready` or `stopping` (readyz).
+    status: &'static str,
+}
+
 async fn healthz() -> Response {
-    json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+    json(StatusCode::OK, &Health { status: "ok" })
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.writer.is_running() {
-        json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+        json(StatusCode::OK, &Health { status: "ready" })
     } else {
         json(
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "stopping"}),
+            &Health { status: "stopping" },
         )
     }
 }
@@ -292,14 +305,14 @@ pub async fn serve(
     options: ServeOptions,
 ) {
     let graceful = GracefulShutdown::new();
-    let service = TowerToHyperService::new(router);
+    let service = router;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.cancelled() => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -312,7 +325,15 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout);
-        let connection = builder.serve_connection(TokioIo::new(stream), service.clone());
+        // Handlers that care who is calling (login limits) read the peer address.
+        let service = service
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

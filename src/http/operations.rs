@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::extract::{parse_json, read_json_body, Auth};
+use super::extract::{parse_json, read_json_body, Auth, Path};
 use super::{json, AppState, DataPage};
 use crate::ingest::input::{
     validate_message, validate_new_operation, validate_patch, FieldError, NewMessage, NewOperation,

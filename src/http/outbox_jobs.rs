@@ -155,8 +155,8 @@ pub(super) async fn retry(
         .ok_or_else(|| not_found(family, id))
 }
 
-#[derive(Serialize)]
-struct Replayed {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Replayed {
     requeued: usize,
     /// Whether the window held more than one call requeues (call again for the rest).
     limit_reached: bool,

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::extract::Auth;
+use super::extract::{Auth, Path};
 use super::{blocking, json, page_limit, AppState, DataPage};
 use crate::index::query::{self, TextQuery};
 use crate::index::{Bound, Filters, Hits, IndexError, Page, TypeFilter};
@@ -293,8 +293,8 @@ fn next_cursor(state: &AppState, scope: &str, hits: &Hits, ascending: bool) -> O
 }
 
 /// The operation a message hit belongs to, enough to show and filter it.
-#[derive(Serialize)]
-struct OperationSummary {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OperationSummary {
     id: Id,
     #[serde(rename = "type")]
     kind: OpType,
@@ -305,8 +305,9 @@ struct OperationSummary {
     script: Option<String>,
 }
 
-#[derive(Serialize)]
-struct MessageHit {
+/// A message found by `GET /messages`, with the operation it belongs to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MessageHit {
     #[serde(flatten)]
     message: Message,
     operation: OperationSummary,
@@ -459,10 +460,20 @@ pub async fn list_messages(
     ))
 }
 
-#[derive(Serialize)]
-struct FacetValue {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FacetValue {
     value: String,
+    /// Operations with this value among those matching the filters.
     count: u64,
+}
+
+/// The values of one field, most frequent first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Facets {
+    field: &'static str,
+    data: Vec<FacetValue>,
+    /// How many distinct values match (`data` holds at most `limit` of them).
+    total_values: usize,
 }
 
 pub async fn facets(
@@ -522,14 +533,19 @@ pub async fn facets(
         .collect();
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"field": field, "data": data, "total_values": distinct}),
+        &Facets {
+            field,
+            data,
+            total_values: distinct,
+        },
     ))
 }
 
 const MAX_BUCKETS: i64 = 1_000;
 
-#[derive(Serialize)]
-struct Bucket {
+/// Operations created in one time bucket, by state.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Bucket {
     start: Timestamp,
     success: u64,
     failed: u64,
@@ -537,6 +553,17 @@ struct Bucket {
     cancelled: u64,
     /// Waiting or running.
     running: u64,
+}
+
+/// Counts per time bucket, for charts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Insights {
+    from: Timestamp,
+    to: Timestamp,
+    interval_ms: i64,
+    buckets: Vec<Bucket>,
+    /// Operations counted over every bucket.
+    total: u64,
 }
 
 pub async fn insights(
@@ -566,7 +593,14 @@ pub async fn insights(
         .filters
         .from
         .unwrap_or(to.plus_millis(-24 * 3600 * 1000));
-    let span = to.millis() - from.millis();
+    let span = to.millis().saturating_sub(from.millis());
+    if span <= 0 {
+        // Only one end given, on the wrong side of the other's default.
+        return Err(invalid(
+            "from",
+            "must be before `to` (which defaults to now)".into(),
+        ));
+    }
     let interval_ms = match request.other.iter().find(|(n, _)| n == "interval") {
         Some((_, text)) => humantime::parse_duration(text)
             .map_err(|e| {
@@ -575,14 +609,17 @@ pub async fn insights(
                     format!("`{text}` is not a duration ({e}), e.g. 5m or 1h"),
                 )
             })?
-            .as_millis() as i64,
+            .as_millis()
+            .try_into()
+            .unwrap_or(i64::MAX),
         None => auto_interval(span),
     };
     if interval_ms < 1000 {
         return Err(invalid("interval", "must be at least 1s".into()));
     }
-    let buckets = (span + interval_ms - 1) / interval_ms;
-    if buckets > MAX_BUCKETS {
+    // Both are positive here; unsigned, so no interval a client writes can overflow this.
+    let buckets = span.unsigned_abs().div_ceil(interval_ms.unsigned_abs());
+    if buckets > MAX_BUCKETS as u64 {
         return Err(invalid(
             "interval",
             format!("gives {buckets} buckets over this range; the most is {MAX_BUCKETS}"),
@@ -614,7 +651,13 @@ pub async fn insights(
     let total: u64 = counts.iter().flatten().sum();
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"from": from, "to": to, "interval_ms": interval_ms, "buckets": data, "total": total}),
+        &Insights {
+            from,
+            to,
+            interval_ms,
+            buckets: data,
+            total,
+        },
     ))
 }
 

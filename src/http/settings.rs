@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{parse_json, parse_query, read_json_body, Auth};
+use super::extract::{parse_json, parse_query, read_json_body, Auth, Path};
 use super::{json, AppState};
 use crate::auth::Principal;
 use crate::config::HumanDuration;
@@ -55,8 +55,9 @@ pub async fn put_settings(
     ))
 }
 
-#[derive(Serialize)]
-struct SecretReveal<'a> {
+/// The webhook secret in full (admin only).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SecretReveal<'a> {
     secret: &'a str,
     /// The rotated-out secret while it still signs.
     previous_secret: Option<&'a str>,

@@ -49,7 +49,7 @@ impl FieldError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOperation {
     #[serde(rename = "type")]
@@ -71,7 +71,7 @@ pub struct NewOperation {
     pub expires_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperationPatch {
     pub state: Option<OpState>,
@@ -85,7 +85,7 @@ pub struct OperationPatch {
     pub ended_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     pub operation_id: Option<Id>,

@@ -124,7 +124,7 @@ pub struct OtlpLogsJob {
 }
 
 /// One attempt to send a job.
-#[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize)]
+#[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub number: u32,
     pub started_at: Timestamp,
@@ -151,7 +151,7 @@ pub struct Attempt {
 }
 
 /// The JSON of a delivery in `GET /deliveries`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     pub id: Id,
     /// The `webhook-id` header: constant over every attempt, the receiver's dedup key.
@@ -174,7 +174,7 @@ pub struct DeliveryView {
 }
 
 /// The JSON of `GET /deliveries/{id}`: the delivery, its body and every attempt.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: DeliveryView,

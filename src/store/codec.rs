@@ -28,6 +28,12 @@ fn encode_as<T: Encode>(version: u8, value: &T) -> Vec<u8> {
     out
 }
 
+/// The most a decoded record may claim: bincode allocates a container as large as the length
+/// its bytes announce before reading the elements, so a damaged length must not ask for more.
+/// (Without a limit, a few flipped bits in a record abort the process on allocation.)
+/// Far above any real record: bodies are capped by `server.max_body_bytes`.
+const MAX_DECODE_BYTES: usize = 1 << 30;
+
 fn decode<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     match split_version(what, bytes)? {
         (V1, rest) => decode_body(what, rest),
@@ -43,7 +49,8 @@ fn split_version<'a>(what: &str, bytes: &'a [u8]) -> Result<(u8, &'a [u8]), Stor
 }
 
 fn decode_body<T: Decode<()>>(what: &str, rest: &[u8]) -> Result<T, StoreError> {
-    let (value, used) = bincode::decode_from_slice(rest, bincode::config::standard())
+    let config = bincode::config::standard().with_limit::<MAX_DECODE_BYTES>();
+    let (value, used) = bincode::decode_from_slice(rest, config)
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
     if used != rest.len() {
         return Err(StoreError::Corrupt(format!("{what}: trailing bytes")));
@@ -89,22 +96,24 @@ pub(crate) fn decode_message(
     id: u128,
     bytes: &[u8],
 ) -> Result<Message, StoreError> {
-    match bytes.split_first() {
-        Some((&V1, rest)) => decode_body("message", rest),
+    let mut message: Message = match bytes.split_first() {
+        // Format 1 carried the ids too (the same as the key's; the key is what counts).
+        Some((&V1, rest)) => decode_body("message", rest)?,
         Some((&V2, rest)) => {
-            let mut message: Message = decode_body("message", rest)?;
+            let message: Message = decode_body("message", rest)?;
             if message.id != Id(0) || message.operation_id != Id(0) {
                 return Err(StoreError::Corrupt(
                     "message: ids inside a v2 record".into(),
                 ));
             }
-            message.id = Id(id);
-            message.operation_id = Id(operation);
-            Ok(message)
+            message
         }
-        Some((version, _)) => Err(unknown_version("message", *version)),
-        None => Err(StoreError::Corrupt("message: empty record".into())),
-    }
+        Some((version, _)) => return Err(unknown_version("message", *version)),
+        None => return Err(StoreError::Corrupt("message: empty record".into())),
+    };
+    message.id = Id(id);
+    message.operation_id = Id(operation);
+    Ok(message)
 }
 
 /// What one write group changed, for the search index to pick up.

@@ -6,7 +6,7 @@
 //!
 //! Must not: decide policy (state transitions, validation); it stores what it is given.
 
-mod codec;
+pub(crate) mod codec;
 mod tables;
 
 use std::path::{Path, PathBuf};

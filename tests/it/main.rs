@@ -13,8 +13,6 @@ mod dashboard;
 mod disk_full;
 mod format_fixture;
 mod lifecycle;
-mod logging;
-mod metrics;
 mod otel_export;
 mod otlp;
 mod packaging;

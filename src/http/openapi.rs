@@ -1,0 +1,846 @@
+//! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json` and checked in as
+//! `openapi.json` at the repository root.
+//!
+//! Schemas come from the Rust types that are serialized (`utoipa::ToSchema` derives), so a changed
+//! struct changes the document. The paths are declared here, one entry per route, so the whole
+//! API reads as one table and handlers stay free of annotations. Adding an endpoint is one
+//! `api.env(...)` (or `api.add(...)`) entry; a new settings section is a field of `SettingsView`.
+//!
+//! Must not: describe a route the router does not serve, or a status a handler cannot answer.
+//! `tests/it/openapi.rs` validates real answers against this document and compares it with the
+//! checked-in file.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, ParameterStyle, Paths,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required,
+    ResponseBuilder,
+};
+use utoipa::ToSchema;
+
+use super::dashboard::{Environment, LoggedIn, Login, SessionStatus};
+use super::error::ErrorBody;
+use super::hooks::Received;
+use super::outbox_jobs::Replayed;
+use super::search::{Facets, Insights, MessageHit};
+use super::settings::SecretReveal;
+use super::Health;
+use crate::config::HumanDuration;
+use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH};
+use crate::model::{
+    DeliveryStatus, EventType, Id, Level, Message, MessageType, OpState, OpType, Operation,
+    Timestamp,
+};
+use crate::outbox::job::{DeliveryDetail, DeliveryView};
+use crate::session::COOKIE_NAME;
+use crate::settings::{SettingsUpdate, SettingsView};
+
+/// The document as served and checked in: pretty JSON with a trailing newline.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut text = document()
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes");
+        text.push('\n');
+        text
+    })
+}
+
+/// `GET /openapi.json` (no auth).
+pub async fn serve() -> Response {
+    let mut response = (StatusCode::OK, document_json()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Every route of `super::router` except the dashboard page and its assets.
+pub fn document() -> OpenApi {
+    use HttpMethod::{Delete, Get, Patch, Post, Put};
+    let api = Api::default();
+    let operation = api.schema::<Operation>();
+    let message = api.schema::<Message>();
+    let new_message = api.schema::<NewMessage>();
+    let settings = api.schema::<SettingsView>();
+    let reveal = api.schema::<SecretReveal>();
+    let delivery = api.schema::<DeliveryView>();
+    let filters = operation_filters(&api);
+    let page_params = page_params();
+
+    let op = "operation";
+    let id = || path_param("id", "an operation id (26-character ULID)");
+
+    api.env(Post, "/operations", endpoint("createOperation", "Start an operation", op)
+        .param(header_param("Idempotency-Key", "1-255 printable ASCII characters; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
+        .body(api.schema::<NewOperation>(), "the operation to start; `type` is required")
+        .reply(201, "the operation, as stored", operation.clone())
+        .errors(&[400, 413, 415, 422, 503, 507]));
+    api.env(
+        Patch,
+        "/operations/{id}",
+        endpoint(
+            "updateOperation",
+            "Update an operation: state, error, records, meta, request/response, times",
+            op,
+        )
+        .param(id())
+        .body(
+            api.schema::<OperationPatch>(),
+            "the fields to change; a terminal state is final",
+        )
+        .reply(200, "the operation after the change", operation.clone())
+        .errors(&[400, 409, 413, 415, 503, 507]),
+    );
+    api.env(
+        Get,
+        "/operations/{id}",
+        endpoint("getOperation", "One operation", op)
+            .param(id())
+            .reply(200, "the operation", operation.clone())
+            .errors(&[400]),
+    );
+    api.env(
+        Get,
+        "/operations",
+        endpoint("listOperations", "List operations, newest first", op)
+            .params(filters.clone())
+            .params(page_params.clone())
+            .reply(200, "a page of operations", api.page::<Operation>())
+            .errors(&[400, 503]),
+    );
+
+    let one_or_many = OneOfBuilder::new()
+        .item(new_message.clone())
+        .item(array(new_message.clone(), Some(MAX_BATCH)))
+        .into();
+    let message_or_page = OneOfBuilder::new()
+        .item(message.clone())
+        .item(api.page::<Message>())
+        .into();
+    let msg = "message";
+    api.env(
+        Post,
+        "/operations/{id}/messages",
+        endpoint(
+            "appendMessages",
+            "Append one message (an object) or up to 1,000 (an array) to an operation",
+            msg,
+        )
+        .param(id())
+        .body(
+            one_or_many,
+            "a message, or an array of messages; `operation_id` may be left out",
+        )
+        .reply(
+            201,
+            "the stored message for an object; a page of them for an array",
+            message_or_page,
+        )
+        .errors(&[400, 413, 415, 503, 507]),
+    );
+    api.env(Post, "/messages", endpoint("appendBatch", "Append up to 1,000 messages for many operations (each names `operation_id`); all or nothing", msg)
+        .body(array(new_message, Some(MAX_BATCH)), "messages, each with `operation_id`")
+        .reply(201, "the stored messages", api.page::<Message>())
+        .errors(&[400, 413, 415, 503, 507]));
+    api.env(
+        Get,
+        "/operations/{id}/messages",
+        endpoint(
+            "listMessages",
+            "An operation's messages, oldest first; `after`/`before` for live tailing",
+            msg,
+        )
+        .param(id())
+        .param(query("q", text_query(), "full-text query"))
+        .param(repeated(
+            "level",
+            api.schema::<Level>(),
+            "keep these levels",
+        ))
+        .param(repeated(
+            "type",
+            api.schema::<MessageType>(),
+            "keep these message types",
+        ))
+        .params(page_params.clone())
+        .param(query(
+            "after",
+            api.schema::<Id>(),
+            "messages after this message id",
+        ))
+        .param(query(
+            "before",
+            api.schema::<Id>(),
+            "messages before this message id (newest last)",
+        ))
+        .reply(200, "a page of messages", api.page::<Message>())
+        .errors(&[400, 503]),
+    );
+    api.env(
+        Get,
+        "/messages",
+        endpoint(
+            "searchMessages",
+            "Search messages across the environment, newest first",
+            msg,
+        )
+        .params(filters.clone())
+        .param(repeated(
+            "level",
+            api.schema::<Level>(),
+            "keep these levels",
+        ))
+        .param(repeated(
+            "message_type",
+            api.schema::<MessageType>(),
+            "keep these message types",
+        ))
+        .params(page_params.clone())
+        .reply(
+            200,
+            "a page of messages with their operations",
+            api.page::<MessageHit>(),
+        )
+        .errors(&[400, 503]),
+    );
+
+    let search = "search";
+    let facet_field = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["integration", "connection_id", "script"]))
+        .into();
+    let facet_filters: Vec<_> = filters
+        .iter()
+        .filter(|p| ["type", "state", "from", "to"].contains(&p.name.as_str()))
+        .cloned()
+        .collect();
+    api.env(
+        Get,
+        "/facets",
+        endpoint(
+            "facets",
+            "Values of a field with counts, for filter pickers",
+            search,
+        )
+        .param(required(query(
+            "field",
+            facet_field,
+            "the field whose values to count",
+        )))
+        .param(query("prefix", string(), "only values starting with this"))
+        .params(facet_filters)
+        .param(query(
+            "limit",
+            integer(1, 100, 20),
+            "the most values to answer",
+        ))
+        .reply(200, "the most frequent values", api.schema::<Facets>())
+        .errors(&[400, 503]),
+    );
+    let insight_filters: Vec<_> = filters
+        .iter()
+        .filter(|p| !["state", "q"].contains(&p.name.as_str()))
+        .cloned()
+        .collect();
+    api.env(Get, "/insights", endpoint("insights", "Operations per time bucket split by state, for charts", search)
+        .params(insight_filters)
+        .param(query("interval", api.schema::<HumanDuration>(), "bucket width, at least 1s and at most 1,000 buckets (default: 30-100 buckets over the range; `from` defaults to 24h before `to`, `to` to now)"))
+        .reply(200, "the buckets", api.schema::<Insights>())
+        .errors(&[400, 503]));
+
+    let st = "settings";
+    api.env(
+        Get,
+        "/settings",
+        endpoint(
+            "getSettings",
+            "The environment's settings, secrets masked",
+            st,
+        )
+        .reply(200, "the effective settings", settings.clone()),
+    );
+    api.env(Put, "/settings", endpoint("putSettings", "Change settings: a field left out is unchanged, `null` resets it; fields the config file sets are read-only", st)
+        .body(api.schema::<SettingsUpdate>(), "the sections and fields to change")
+        .reply(200, "the settings after the change", settings.clone())
+        .errors(&[400, 409, 413, 415, 503, 507]));
+    api.env(
+        Get,
+        "/settings/webhook-secret",
+        endpoint(
+            "revealWebhookSecret",
+            "The webhook secret in full (admin token only)",
+            st,
+        )
+        .reply(
+            200,
+            "the secret, and the previous one during a rotation's grace period",
+            reveal.clone(),
+        )
+        .errors(&[403]),
+    );
+    api.env(Post, "/settings/webhook-secret/rotate", endpoint("rotateWebhookSecret", "Issue a new webhook secret (admin token only); the old one keeps signing for the grace period", st)
+        .param(query("grace", api.schema::<HumanDuration>(), "how long the old secret keeps signing, at most 7d (default `webhooks.rotation_grace`, 24h)"))
+        .reply(200, "the new secret in full", reveal)
+        .errors(&[400, 403, 409, 503, 507]));
+    api.env(
+        Post,
+        "/settings/ingress-token/rotate",
+        endpoint(
+            "rotateIngressToken",
+            "Issue a new ingress token (admin token only); the old one stops working at once",
+            st,
+        )
+        .reply(200, "the settings with the new token", settings)
+        .errors(&[403, 503, 507]),
+    );
+
+    let dl = "deliveries";
+    let window = [
+        query(
+            "from",
+            api.schema::<Timestamp>(),
+            "created at or after (RFC 3339)",
+        ),
+        query(
+            "to",
+            api.schema::<Timestamp>(),
+            "created at or before (RFC 3339)",
+        ),
+    ];
+    let delivery_id = || path_param("id", "a delivery id (26-character ULID)");
+    api.env(
+        Get,
+        "/deliveries",
+        endpoint("listDeliveries", "Webhook deliveries, newest first", dl)
+            .param(query(
+                "status",
+                api.schema::<DeliveryStatus>(),
+                "keep this status",
+            ))
+            .param(query("event", api.schema::<EventType>(), "keep this event"))
+            .params(window.clone())
+            .params(page_params)
+            .reply(200, "a page of deliveries", api.page::<DeliveryView>())
+            .errors(&[400]),
+    );
+    api.env(
+        Get,
+        "/deliveries/{id}",
+        endpoint(
+            "getDelivery",
+            "One delivery with its body and every attempt",
+            dl,
+        )
+        .param(delivery_id())
+        .reply(200, "the delivery", api.schema::<DeliveryDetail>())
+        .errors(&[400]),
+    );
+    api.env(
+        Post,
+        "/deliveries/{id}/retry",
+        endpoint(
+            "retryDelivery",
+            "Send a delivery again, starting a new round of attempts",
+            dl,
+        )
+        .param(delivery_id())
+        .reply(202, "the delivery, queued", delivery)
+        .errors(&[400, 503, 507]),
+    );
+    let replay_status = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([
+            DeliveryStatus::Failed.as_str(),
+            DeliveryStatus::Delivered.as_str(),
+        ]))
+        .default(Some(Value::from(DeliveryStatus::Failed.as_str())))
+        .into();
+    let [from, to] = window;
+    api.env(
+        Post,
+        "/deliveries/replay",
+        endpoint(
+            "replayDeliveries",
+            "Send every delivery of a window again",
+            dl,
+        )
+        .param(required(from))
+        .param(to)
+        .param(query(
+            "status",
+            replay_status,
+            "which deliveries to send again",
+        ))
+        .reply(
+            202,
+            "what was queued; call again while `limit_reached`",
+            api.schema::<Replayed>(),
+        )
+        .errors(&[400, 503, 507]),
+    );
+
+    api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress")
+        .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
+        .param(path_param("integration", "the integration the webhook is for, e.g. `github`"))
+        .param(query("connection_id", string(), "the connection it is for; other query parameters are kept with the payload"))
+        .body(any_json(), "any body; JSON is kept as JSON, anything else as a string")
+        .reply(200, "recorded", api.schema::<Received>())
+        .errors(&[400, 404, 413, 503, 507]));
+
+    let ui = "dashboard";
+    api.add(
+        Get,
+        "/v1/environments",
+        endpoint(
+            "listEnvironments",
+            "The environments this caller may open (all, for the admin)",
+            ui,
+        )
+        .authenticated()
+        .reply(200, "the environments", api.page::<Environment>())
+        .errors(&[401]),
+    );
+    api.add(
+        Get,
+        "/v1/session",
+        endpoint(
+            "sessionStatus",
+            "Whether the caller (bearer token or session cookie) is authenticated",
+            ui,
+        )
+        .reply(200, "always 200", api.schema::<SessionStatus>()),
+    );
+    api.add(Post, "/v1/session", endpoint("login", "Log the dashboard in with the admin token: sets an HttpOnly, SameSite=Strict session cookie. Failed logins from one client address are rate-limited", ui)
+        .body(api.schema::<Login>(), "the admin token")
+        .reply(200, "logged in; `Set-Cookie` carries the session", api.schema::<LoggedIn>())
+        .errors(&[400, 401, 413, 415, 429]));
+    api.add(
+        Delete,
+        "/v1/session",
+        endpoint("logout", "End the session and clear the cookie", ui)
+            .reply_empty(204, "logged out (also when no session was open)"),
+    );
+
+    let ops = "operations";
+    let health = api.schema::<Health>();
+    api.add(
+        Get,
+        "/healthz",
+        endpoint("healthz", "Liveness", ops).reply(200, "the process is up", health.clone()),
+    );
+    api.add(
+        Get,
+        "/readyz",
+        endpoint("readyz", "Readiness: accepting writes", ops)
+            .reply(200, "ready", health.clone())
+            .reply(503, "shutting down", health),
+    );
+    api.add(
+        Get,
+        "/metrics",
+        endpoint(
+            "metrics",
+            "Prometheus metrics (text exposition format)",
+            ops,
+        )
+        .reply_text(200, "the metrics"),
+    );
+    api.add(
+        Get,
+        "/openapi.json",
+        endpoint("openapi", "This document", ops).reply(
+            200,
+            "the OpenAPI 3.1 document",
+            any_json(),
+        ),
+    );
+
+    api.build()
+}
+
+/// The paths and schemas as they are declared. Shared borrows all through, so a declaration
+/// can register the schemas it refers to in its own arguments.
+#[derive(Default)]
+struct Api {
+    paths: RefCell<Paths>,
+    schemas: RefCell<BTreeMap<String, RefOr<Schema>>>,
+}
+
+impl Api {
+    /// Registers `T` (and every schema it refers to) and answers a reference to it.
+    fn schema<T: ToSchema>(&self) -> RefOr<Schema> {
+        let mut nested = Vec::new();
+        T::schemas(&mut nested);
+        let mut schemas = self.schemas.borrow_mut();
+        schemas.extend(nested);
+        schemas.insert(T::name().into_owned(), T::schema());
+        RefOr::Ref(Ref::from_schema_name(T::name()))
+    }
+
+    /// Registers `<T>Page`, the `{data, next_cursor, total}` answer of a list, and refers to it.
+    fn page<T: ToSchema>(&self) -> RefOr<Schema> {
+        let item = self.schema::<T>();
+        let name = format!("{}Page", T::name());
+        let next_cursor = ObjectBuilder::new()
+            .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+            .description(Some(
+                "pass as `cursor` for the next page; null on the last page",
+            ));
+        let total = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .description(Some("how many match in all, over every page"));
+        let page = ObjectBuilder::new()
+            .property("data", array(item, None))
+            .property("next_cursor", next_cursor)
+            .property("total", total)
+            .required("data")
+            .required("next_cursor")
+            .required("total");
+        self.schemas.borrow_mut().insert(name.clone(), page.into());
+        RefOr::Ref(Ref::from_schema_name(name))
+    }
+
+    /// An endpoint under `/v1/environments/{env}`: bearer (or session) auth, and the 400 (a path
+    /// that does not decode), 401 and 404 every such endpoint can answer.
+    fn env(&self, method: HttpMethod, path: &str, endpoint: Endpoint) {
+        let endpoint = endpoint
+            .param(path_param(
+                "env",
+                "the environment, e.g. `prod`; an environment the key does not belong to answers 404",
+            ))
+            .authenticated()
+            .errors(&[400, 401, 404]);
+        self.add(method, &format!("/v1/environments/{{env}}{path}"), endpoint);
+    }
+
+    fn add(&self, method: HttpMethod, path: &str, endpoint: Endpoint) {
+        let Endpoint {
+            operation,
+            mut params,
+        } = endpoint;
+        // Path parameters first, then the rest as declared (a stable sort keeps their order).
+        params.sort_by_key(|p| p.parameter_in != ParameterIn::Path);
+        let operation = operation.parameters(Some(params)).build();
+        self.paths
+            .borrow_mut()
+            .add_path_operation(path, vec![method], operation);
+    }
+
+    fn build(self) -> OpenApi {
+        self.schema::<ErrorBody>();
+        let components = ComponentsBuilder::new()
+            .schemas_from_iter(self.schemas.into_inner())
+            .security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "an environment API key (its own environment only) or an admin token (every environment)",
+                        ))
+                        .build(),
+                ),
+            )
+            .security_scheme(
+                "session",
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                    COOKIE_NAME,
+                    "the dashboard's session cookie from POST /v1/session; stands for the admin token",
+                ))),
+            )
+            .build();
+        OpenApiBuilder::new()
+            .info(
+                InfoBuilder::new()
+                    .title("opslog")
+                    .version(env!("CARGO_PKG_VERSION"))
+                    .description(Some(
+                        "Operations and their log messages: record, search, notify (signed webhooks) and export (OTLP). \
+                         Every non-2xx answer is `{\"error\": {\"code\", \"message\", \"field\"?}}`. \
+                         Lists answer `{\"data\", \"next_cursor\", \"total\"}`: pass `next_cursor` as `cursor` for the next page.",
+                    ))
+                    .build(),
+            )
+            .paths(self.paths.into_inner())
+            .components(Some(components))
+            .build()
+    }
+}
+
+/// One operation of the document, as declared.
+struct Endpoint {
+    operation: OperationBuilder,
+    params: Vec<utoipa::openapi::path::Parameter>,
+}
+
+fn endpoint(id: &str, summary: &str, tag: &str) -> Endpoint {
+    Endpoint {
+        operation: OperationBuilder::new()
+            .operation_id(Some(id))
+            .summary(Some(summary))
+            .tag(tag),
+        params: Vec::new(),
+    }
+}
+
+impl Endpoint {
+    fn param(mut self, parameter: utoipa::openapi::path::Parameter) -> Endpoint {
+        self.params.push(parameter);
+        self
+    }
+
+    fn params(
+        mut self,
+        parameters: impl IntoIterator<Item = utoipa::openapi::path::Parameter>,
+    ) -> Endpoint {
+        self.params.extend(parameters);
+        self
+    }
+
+    fn body(mut self, schema: RefOr<Schema>, description: &str) -> Endpoint {
+        let body = RequestBodyBuilder::new()
+            .description(Some(description))
+            .required(Some(Required::True))
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(schema)).build(),
+            )
+            .build();
+        self.operation = self.operation.request_body(Some(body));
+        self
+    }
+
+    fn reply(mut self, status: u16, description: &str, schema: RefOr<Schema>) -> Endpoint {
+        let response = ResponseBuilder::new().description(description).content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema)).build(),
+        );
+        self.operation = self
+            .operation
+            .response(status.to_string(), response.build());
+        self
+    }
+
+    fn reply_text(mut self, status: u16, description: &str) -> Endpoint {
+        let response = ResponseBuilder::new().description(description).content(
+            "text/plain",
+            ContentBuilder::new().schema(Some(string())).build(),
+        );
+        self.operation = self
+            .operation
+            .response(status.to_string(), response.build());
+        self
+    }
+
+    fn reply_empty(mut self, status: u16, description: &str) -> Endpoint {
+        let response = ResponseBuilder::new().description(description);
+        self.operation = self
+            .operation
+            .response(status.to_string(), response.build());
+        self
+    }
+
+    /// The error statuses this endpoint answers, each with the error body.
+    fn errors(mut self, statuses: &[u16]) -> Endpoint {
+        for &status in statuses {
+            let response = ResponseBuilder::new()
+                .description(error_meaning(status))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(Ref::from_schema_name(ErrorBody::name()))))
+                        .build(),
+                );
+            self.operation = self
+                .operation
+                .response(status.to_string(), response.build());
+        }
+        self
+    }
+
+    /// A bearer token, or the dashboard's session cookie.
+    fn authenticated(mut self) -> Endpoint {
+        self.operation = self
+            .operation
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .security(SecurityRequirement::new("session", Vec::<String>::new()));
+        self
+    }
+}
+
+fn error_meaning(status: u16) -> &'static str {
+    match status {
+        400 => "bad input; `error.message` says what to fix and `error.field` names it",
+        401 => "missing or unknown token",
+        403 => "needs the admin token, not an environment API key",
+        404 => "not found (an environment this key may not use is not found either)",
+        409 => {
+            "conflicts with the current state (an ended operation, a setting the config file sets)"
+        }
+        413 => "the body (or the batch) is too large",
+        415 => "the body is not JSON",
+        422 => "the Idempotency-Key was used before with another body",
+        429 => "too many failed attempts from this address; retry after `Retry-After` seconds",
+        503 => {
+            "shutting down, or the search index is rebuilding; retry after `Retry-After` seconds"
+        }
+        507 => "the server's disk is full; nothing was written",
+        _ => "error",
+    }
+}
+
+/// The filters the operation list and the message search share (DESIGN.md section 3).
+fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
+    let type_filter = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^({})(:[a-z0-9_-]{{1,64}})?$",
+            OpType::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
+        )))
+        .examples([Value::from("sync"), Value::from("sync:run")])
+        .into();
+    let name = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(256))
+            .into()
+    };
+    vec![
+        repeated("type", type_filter, "operation `type` or `type:action`"),
+        repeated("state", api.schema::<OpState>(), "keep these states"),
+        repeated("integration", name(), "keep these integrations"),
+        repeated("connection_id", name(), "keep these connections"),
+        repeated("script", name(), "keep these scripts"),
+        query(
+            "from",
+            api.schema::<Timestamp>(),
+            "created at or after (RFC 3339)",
+        ),
+        query(
+            "to",
+            api.schema::<Timestamp>(),
+            "created before (RFC 3339); later than `from`",
+        ),
+        query(
+            "q",
+            text_query(),
+            "full text: operations match by their own text fields or any of their messages",
+        ),
+    ]
+}
+
+fn page_params() -> Vec<utoipa::openapi::path::Parameter> {
+    vec![
+        query("limit", integer(1, 500, 50), "page size"),
+        query(
+            "cursor",
+            string(),
+            "the `next_cursor` of the previous page (of the same query)",
+        ),
+    ]
+}
+
+fn text_query() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "at most 1,000 characters: words (all must match), \"exact phrases\", `prefix*` (2+ characters), `a OR b`, `-excluded`; case-insensitive",
+        ))
+        .into()
+}
+
+fn path_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(string()))
+        .build()
+}
+
+fn header_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(string()))
+        .build()
+}
+
+fn query(name: &str, schema: RefOr<Schema>, description: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+/// A query parameter that may be given more than once (`state=failed&state=timeout`): any of
+/// the values matches.
+fn repeated(
+    name: &str,
+    item: RefOr<Schema>,
+    description: &str,
+) -> utoipa::openapi::path::Parameter {
+    let mut parameter = query(name, array(item, None), description);
+    parameter.style = Some(ParameterStyle::Form);
+    parameter.explode = Some(true);
+    parameter
+}
+
+fn required(mut parameter: utoipa::openapi::path::Parameter) -> utoipa::openapi::path::Parameter {
+    parameter.required = Required::True;
+    parameter
+}
+
+fn string() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).into()
+}
+
+fn integer(min: i64, max: i64, default: i64) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .default(Some(Value::from(default)))
+        .into()
+}
+
+fn array(item: RefOr<Schema>, max: Option<usize>) -> RefOr<Schema> {
+    ArrayBuilder::new().items(item).max_items(max).into()
+}
+
+fn any_json() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .format(None::<SchemaFormat>)
+        .into()
+}
