@@ -46,7 +46,7 @@ use crate::model::{
     DeliveryStatus, EventType, Id, Level, Message, MessageType, OpState, OpType, Operation,
     Timestamp,
 };
-use crate::outbox::job::{DeliveryDetail, DeliveryView};
+use crate::outbox::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
 use crate::session::COOKIE_NAME;
 use crate::settings::{SettingsUpdate, SettingsView};
 
@@ -337,7 +337,7 @@ pub fn document() -> OpenApi {
             ))
             .param(query("event", api.schema::<EventType>(), "keep this event"))
             .params(window.clone())
-            .params(page_params)
+            .params(page_params.clone())
             .reply(200, "a page of deliveries", api.page::<DeliveryView>())
             .errors(&[400]),
     );
@@ -365,7 +365,7 @@ pub fn document() -> OpenApi {
         .reply(202, "the delivery, queued", delivery)
         .errors(&[400, 503, 507]),
     );
-    let replay_status = ObjectBuilder::new()
+    let replay_status: RefOr<Schema> = ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some([
             DeliveryStatus::Failed.as_str(),
@@ -373,7 +373,7 @@ pub fn document() -> OpenApi {
         ]))
         .default(Some(Value::from(DeliveryStatus::Failed.as_str())))
         .into();
-    let [from, to] = window;
+    let [from, to] = window.clone();
     api.env(
         Post,
         "/deliveries/replay",
@@ -386,7 +386,7 @@ pub fn document() -> OpenApi {
         .param(to)
         .param(query(
             "status",
-            replay_status,
+            replay_status.clone(),
             "which deliveries to send again",
         ))
         .reply(
@@ -395,6 +395,62 @@ pub fn document() -> OpenApi {
             api.schema::<Replayed>(),
         )
         .errors(&[400, 503, 507]),
+    );
+
+    let ex = "exports";
+    let export_id = || path_param("id", "an export id (26-character ULID)");
+    api.env(
+        Get,
+        "/exports",
+        endpoint("listExports", "OTLP exports (spans, log batches), newest first", ex)
+            .param(query(
+                "status",
+                api.schema::<DeliveryStatus>(),
+                "keep this status",
+            ))
+            .params(window.clone())
+            .params(page_params)
+            .reply(200, "a page of exports", api.page::<ExportView>())
+            .errors(&[400]),
+    );
+    api.env(
+        Get,
+        "/exports/{id}",
+        endpoint("getExport", "One export with every attempt", ex)
+            .param(export_id())
+            .reply(200, "the export", api.schema::<ExportDetail>())
+            .errors(&[400]),
+    );
+    api.env(
+        Post,
+        "/exports/{id}/retry",
+        endpoint(
+            "retryExport",
+            "Send an export again, starting a new round of attempts",
+            ex,
+        )
+        .param(export_id())
+        .reply(202, "the export, queued", api.schema::<ExportView>())
+        .errors(&[400, 503, 507]),
+    );
+    let [from, to] = window;
+    api.env(
+        Post,
+        "/exports/replay",
+        endpoint("replayExports", "Send every export of a window again", ex)
+            .param(required(from))
+            .param(to)
+            .param(query(
+                "status",
+                replay_status,
+                "which exports to send again",
+            ))
+            .reply(
+                202,
+                "what was queued; call again while `limit_reached`",
+                api.schema::<Replayed>(),
+            )
+            .errors(&[400, 503, 507]),
     );
 
     api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress")

@@ -183,7 +183,7 @@ pub struct DeliveryDetail {
 }
 
 /// The JSON of an export in `GET /exports`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExportView {
     pub id: Id,
     /// `traces` (one operation's span) or `logs` (one operation's messages of one commit).
@@ -204,7 +204,7 @@ pub struct ExportView {
 }
 
 /// The JSON of `GET /exports/{id}`: the export and every attempt.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExportDetail {
     #[serde(flatten)]
     pub export: ExportView,
@@ -212,7 +212,7 @@ pub struct ExportDetail {
 }
 
 /// One attempt of an export: the request it was part of and what came back.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExportAttemptView {
     pub number: u32,
     pub started_at: Timestamp,
