@@ -26,9 +26,9 @@ use opslog::model::{Id, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::collector::{self, Collector};
+use crate::otel_export::expected_ids;
 use crate::process::{agent, spawn, Process};
 use crate::receiver::{verify_standard, Answer, Receiver};
 use crate::support::*;
@@ -1305,13 +1305,4 @@ fn operation_of(span: &Span) -> String {
             _ => None,
         })
         .unwrap_or_else(|| panic!("a span without opslog.operation.id: {span:?}"))
-}
-
-/// The ids the wire must carry, derived here independently of the crate's code.
-fn expected_ids(id: Id) -> (String, String) {
-    let digest = |label: &[u8]| Sha256::digest([label, &id.0.to_be_bytes()[..]].concat());
-    (
-        hex::encode(&digest(b"opslog/otel/trace-id/v1\0")[..16]),
-        hex::encode(&digest(b"opslog/otel/span-id/v1\0")[..8]),
-    )
 }

@@ -27,7 +27,7 @@ fn otel_to(endpoint: String) -> impl FnOnce(&mut Config) {
 }
 
 /// The ids the wire must carry, derived independently of the crate's code.
-fn expected_ids(id: Id) -> (String, String) {
+pub(crate) fn expected_ids(id: Id) -> (String, String) {
     let digest = |label: &[u8]| Sha256::digest([label, &id.0.to_be_bytes()[..]].concat());
     (
         hex::encode(&digest(b"opslog/otel/trace-id/v1\0")[..16]),
