@@ -158,7 +158,7 @@ pub async fn login(
 }
 
 fn too_many_logins(wait: std::time::Duration) -> ApiError {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let seconds = super::error::whole_seconds(wait);
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_failed_logins",

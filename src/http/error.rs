@@ -157,6 +157,11 @@ impl From<SettingsError> for ApiError {
     }
 }
 
+/// `wait` in whole seconds, rounded up (a client that waits that long is not early).
+pub fn whole_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&ErrorBody {
@@ -177,7 +182,7 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         let retry_after = match self.retry_after {
-            Some(wait) => Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            Some(wait) => Some(whole_seconds(wait)),
             None => (self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
         };
         if let Some(seconds) = retry_after {

@@ -360,6 +360,15 @@ fn seeded() -> Seeded {
             ..Default::default()
         };
     });
+    let mut d = d;
+    // A fresh connection per request: a hostile request may end its connection (as HTTP allows
+    // after a protocol error), and a pooled one must not carry that into the next request.
+    d.agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections(0)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
     let op = d.start_operation(
         "prod",
         PROD_KEY,
