@@ -402,16 +402,20 @@ pub fn document() -> OpenApi {
     api.env(
         Get,
         "/exports",
-        endpoint("listExports", "OTLP exports (spans, log batches), newest first", ex)
-            .param(query(
-                "status",
-                api.schema::<DeliveryStatus>(),
-                "keep this status",
-            ))
-            .params(window.clone())
-            .params(page_params)
-            .reply(200, "a page of exports", api.page::<ExportView>())
-            .errors(&[400]),
+        endpoint(
+            "listExports",
+            "OTLP exports (spans, log batches), newest first",
+            ex,
+        )
+        .param(query(
+            "status",
+            api.schema::<DeliveryStatus>(),
+            "keep this status",
+        ))
+        .params(window.clone())
+        .params(page_params)
+        .reply(200, "a page of exports", api.page::<ExportView>())
+        .errors(&[400]),
     );
     api.env(
         Get,

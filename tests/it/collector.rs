@@ -213,7 +213,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
         body,
         answered: match &answer {
             Answer::Reply { status, .. } => Some(*status),
-            Answer::Hang => None,
+            Answer::Hang | Answer::Hold => None,
         },
     });
     let mut stream = stream;

@@ -53,7 +53,15 @@ fn openapi_documents_only_routes_that_exist() {
         for method in item.as_object().unwrap().keys() {
             let method = method.to_uppercase();
             let body = (method != "GET").then_some(b"{}".as_slice());
-            let reply = d.raw(&method, &path, Some(ADMIN), &[], body);
+            // Handlers that refuse a request early leave its body unread, and the server then
+            // closes the connection: one connection per probe, so none is reused after that.
+            let reply = d.raw(
+                &method,
+                &path,
+                Some(ADMIN),
+                &[("connection", "close")],
+                body,
+            );
             assert!(
                 reply.status != 405 && reply.code() != "route_not_found",
                 "{method} {template} is documented but not served: {}",
@@ -198,8 +206,14 @@ fn openapi_real_answers_match_the_document() {
     // Every delivery fails on its one attempt, so it can be retried and replayed.
     let receiver = Receiver::start(|_, _| Answer::Status(500, "down for maintenance"));
     let url = receiver.url();
+    // The collector refuses every export for good, so exports fail and can be retried.
+    let collector =
+        crate::collector::Collector::start(vec![crate::collector::Answer::status(400); 64]);
+    let endpoint = collector.url("");
     let d = Daemon::start_with(move |config| {
         config.server.max_body_bytes = 256 * 1024;
+        config.environments.get_mut("prod").unwrap().otel =
+            Some(opslog::config::OtelConfig::with_endpoint(&endpoint));
         config.environments.get_mut("prod").unwrap().webhooks = WebhooksConfig {
             url: Some(url),
             retry_schedule: Some(vec![HumanDuration(Duration::ZERO)]),
@@ -786,6 +800,61 @@ fn openapi_real_answers_match_the_document() {
         d.raw(
             "POST",
             &format!("{prod}/deliveries/replay"),
+            Some(PROD_KEY),
+            &[],
+            None,
+        ),
+    );
+
+    // Exports: the ended sync's span was refused (400), so it is failed.
+    let exports = format!("{ENV}/exports");
+    let list = eventually(WAIT, || {
+        let r = d.get(&format!("{prod}/exports?status=failed"), PROD_KEY);
+        (r.status == 200 && r.body["total"].as_u64() >= Some(1)).then_some(r)
+    });
+    let list = c.expect(200, "GET", &exports, list);
+    let export_id = list.body["data"][0]["id"].as_str().unwrap().to_owned();
+    c.expect(
+        400,
+        "GET",
+        &exports,
+        d.get(&format!("{prod}/exports?status=lost"), PROD_KEY),
+    );
+    let export = format!("{ENV}/exports/{{id}}");
+    c.expect(
+        200,
+        "GET",
+        &export,
+        d.get(&format!("{prod}/exports/{export_id}"), PROD_KEY),
+    );
+    c.expect(
+        404,
+        "GET",
+        &export,
+        d.get(
+            &format!("{prod}/exports/01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+            PROD_KEY,
+        ),
+    );
+    c.expect(
+        202,
+        "POST",
+        &format!("{ENV}/exports/{{id}}/retry"),
+        d.raw(
+            "POST",
+            &format!("{prod}/exports/{export_id}/retry"),
+            Some(PROD_KEY),
+            &[],
+            None,
+        ),
+    );
+    c.expect(
+        202,
+        "POST",
+        &format!("{ENV}/exports/replay"),
+        d.raw(
+            "POST",
+            &format!("{prod}/exports/replay?from=2020-01-01T00:00:00Z&status=failed"),
             Some(PROD_KEY),
             &[],
             None,
