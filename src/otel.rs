@@ -196,20 +196,7 @@ pub fn message_log_record(op: &Operation, message: &Message, observed: Timestamp
             attributes.push(string_kv(key, value.as_str()));
         }
     }
-    push_http(
-        &mut attributes,
-        message.request.as_ref(),
-        message.response.as_ref(),
-    );
-    if let Some(duration_ms) = message.duration_ms {
-        attributes.push(int_kv("opslog.message.duration_ms", duration_ms));
-    }
-    if let Some(error) = &message.error {
-        if let Some(kind) = error.kind.as_deref().or(error.name.as_deref()) {
-            attributes.push(string_kv("error.type", kind));
-        }
-        push_error(&mut attributes, error);
-    }
+    push_message_details(&mut attributes, message);
     LogRecord {
         time_unix_nano: unix_nanos(message.created_at),
         observed_time_unix_nano: unix_nanos(observed),
@@ -288,8 +275,19 @@ fn message_event(message: &Message) -> Event {
             truncate_chars(&message.message, MAX_EVENT_TEXT_CHARS).into_owned(),
         ));
     }
+    push_message_details(&mut attributes, message);
+    Event {
+        time_unix_nano: unix_nanos(message.created_at),
+        name: name.into_owned(),
+        attributes,
+        ..Event::default()
+    }
+}
+
+/// What a message adds to its span event or log record: HTTP fields, duration and error.
+fn push_message_details(attributes: &mut Vec<KeyValue>, message: &Message) {
     push_http(
-        &mut attributes,
+        attributes,
         message.request.as_ref(),
         message.response.as_ref(),
     );
@@ -300,13 +298,7 @@ fn message_event(message: &Message) -> Event {
         if let Some(kind) = error.kind.as_deref().or(error.name.as_deref()) {
             attributes.push(string_kv("error.type", kind));
         }
-        push_error(&mut attributes, error);
-    }
-    Event {
-        time_unix_nano: unix_nanos(message.created_at),
-        name: name.into_owned(),
-        attributes,
-        ..Event::default()
+        push_error(attributes, error);
     }
 }
 
