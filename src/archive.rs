@@ -18,8 +18,9 @@ use crate::store::{id_range, ReadTx, StoreError};
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
 
 /// One line of an export.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schema(as = ExportLine)]
 pub enum Line {
     Operation(Box<Operation>),
     Message(Box<Message>),
@@ -27,8 +28,9 @@ pub enum Line {
 }
 
 /// The closing line: how many operation and message lines came before it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ExportEnd)]
 pub struct End {
     pub operations: u64,
     pub messages: u64,

@@ -40,8 +40,10 @@ use super::outbox_jobs::Replayed;
 use super::search::{Facets, Insights, MessageHit};
 use super::settings::SecretReveal;
 use super::Health;
+use crate::archive::{Line as ExportLine, CONTENT_TYPE as NDJSON};
 use crate::config::HumanDuration;
 use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH};
+use crate::ingest::Imported;
 use crate::model::{
     DeliveryStatus, EventType, Id, Level, Message, MessageType, OpState, OpType, Operation,
     Timestamp,
@@ -457,6 +459,77 @@ pub fn document() -> OpenApi {
             .errors(&[400, 503, 507]),
     );
 
+    let ar = "archive";
+    let line = api.schema::<ExportLine>();
+    api.env(
+        Get,
+        "/export",
+        endpoint(
+            "exportOperations",
+            "The environment's operations created in the window, each followed by its messages, \
+             as newline-delimited JSON from one snapshot, closed by an `end` line with the counts \
+             (a file without it is truncated)",
+            ar,
+        )
+        .param(query(
+            "from",
+            api.schema::<Timestamp>(),
+            "operations created at or after (RFC 3339)",
+        ))
+        .param(query(
+            "to",
+            api.schema::<Timestamp>(),
+            "operations created at or before (RFC 3339)",
+        ))
+        .reply_media(
+            200,
+            NDJSON,
+            "one `ExportLine` per line: an operation, its messages, the next operation..., then the end",
+            line.clone(),
+        )
+        .errors(&[400]),
+    );
+    api.env(
+        Post,
+        "/import",
+        endpoint(
+            "importOperations",
+            "Add the lines of an export with their ids (admin token only); what is already \
+             stored is skipped, so importing twice adds nothing. A message must follow its \
+             operation, in this request or an earlier one. Imports queue no webhooks or exports",
+            ar,
+        )
+        .body_media(
+            NDJSON,
+            line,
+            "`ExportLine`s, one per line, at most `server.max_body_bytes` per request",
+        )
+        .reply(200, "what was added and skipped", api.schema::<Imported>())
+        .errors(&[403, 413, 415, 503, 507]),
+    );
+    api.add(
+        Get,
+        "/v1/backup",
+        endpoint(
+            "backup",
+            "A consistent copy of the whole database (every environment, settings, deliveries) \
+             as a redb file, taken while writes go on (admin token only). Restore: stop opslog, \
+             put the file at `<data_dir>/opslog.redb`, remove `<data_dir>/index`, start",
+            ar,
+        )
+        .authenticated()
+        .reply_media(
+            200,
+            "application/octet-stream",
+            "the redb file",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .content_media_type("application/octet-stream")
+                .into(),
+        )
+        .errors(&[401, 403]),
+    );
+
     api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress")
         .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
         .param(path_param("integration", "the integration the webhook is for, e.g. `github`"))
@@ -676,35 +749,38 @@ impl Endpoint {
         self
     }
 
-    fn body(mut self, schema: RefOr<Schema>, description: &str) -> Endpoint {
+    fn body(self, schema: RefOr<Schema>, description: &str) -> Endpoint {
+        self.body_media("application/json", schema, description)
+    }
+
+    fn body_media(mut self, media: &str, schema: RefOr<Schema>, description: &str) -> Endpoint {
         let body = RequestBodyBuilder::new()
             .description(Some(description))
             .required(Some(Required::True))
-            .content(
-                "application/json",
-                ContentBuilder::new().schema(Some(schema)).build(),
-            )
+            .content(media, ContentBuilder::new().schema(Some(schema)).build())
             .build();
         self.operation = self.operation.request_body(Some(body));
         self
     }
 
-    fn reply(mut self, status: u16, description: &str, schema: RefOr<Schema>) -> Endpoint {
-        let response = ResponseBuilder::new().description(description).content(
-            "application/json",
-            ContentBuilder::new().schema(Some(schema)).build(),
-        );
-        self.operation = self
-            .operation
-            .response(status.to_string(), response.build());
-        self
+    fn reply(self, status: u16, description: &str, schema: RefOr<Schema>) -> Endpoint {
+        self.reply_media(status, "application/json", description, schema)
     }
 
-    fn reply_text(mut self, status: u16, description: &str) -> Endpoint {
-        let response = ResponseBuilder::new().description(description).content(
-            "text/plain",
-            ContentBuilder::new().schema(Some(string())).build(),
-        );
+    fn reply_text(self, status: u16, description: &str) -> Endpoint {
+        self.reply_media(status, "text/plain", description, string())
+    }
+
+    fn reply_media(
+        mut self,
+        status: u16,
+        media: &str,
+        description: &str,
+        schema: RefOr<Schema>,
+    ) -> Endpoint {
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content(media, ContentBuilder::new().schema(Some(schema)).build());
         self.operation = self
             .operation
             .response(status.to_string(), response.build());
@@ -757,7 +833,7 @@ fn error_meaning(status: u16) -> &'static str {
             "conflicts with the current state (an ended operation, a setting the config file sets)"
         }
         413 => "the body (or the batch) is too large",
-        415 => "the body is not JSON",
+        415 => "the body is not of the documented content type",
         422 => "the Idempotency-Key was used before with another body",
         429 => "too many failed attempts from this address; retry after `Retry-After` seconds",
         503 => {

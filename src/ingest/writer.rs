@@ -109,7 +109,7 @@ pub enum Command {
 }
 
 /// What one import command added and skipped (already stored).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Imported {
     pub operations_added: u64,
     pub operations_skipped: u64,

@@ -1024,14 +1024,20 @@ impl Check {
                 "/operations?q={}&limit=500",
                 urlencoding::encode(&q)
             ));
-            let found: BTreeSet<&str> = page["data"]
+            let listed: Vec<(&str, &str)> = page["data"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|o| o["id"].as_str().unwrap())
+                .map(|o| (o["id"].as_str().unwrap(), o["message"].as_str().unwrap()))
                 .collect();
+            let found: BTreeSet<&str> = listed.iter().map(|(id, _)| *id).collect();
             let wanted: BTreeSet<&str> = chunk.iter().map(|o| o.id.as_str()).collect();
-            assert_eq!(page["total"], chunk.len() as u64, "{q}");
+            assert_eq!(
+                page["total"],
+                chunk.len() as u64,
+                "{q}: listed {listed:#?}, missing {:?}",
+                wanted.difference(&found).collect::<Vec<_>>()
+            );
             assert_eq!(found, wanted, "each operation is indexed once");
         }
         let old: Vec<&str> = ledger

@@ -120,12 +120,17 @@ impl Contract {
                     })
                     .get("schema")
                     .expect("a schema");
-                if media == "application/json" {
-                    self.validate(
-                        schema,
-                        &reply.body,
-                        &format!("{method} {template} {status}"),
-                    );
+                let what = format!("{method} {template} {status}");
+                match media.as_str() {
+                    "application/json" => self.validate(schema, &reply.body, &what),
+                    "application/x-ndjson" => {
+                        for (n, line) in reply.text.lines().enumerate() {
+                            let value = serde_json::from_str(line)
+                                .unwrap_or_else(|e| panic!("{what}: line {}: {e}", n + 1));
+                            self.validate(schema, &value, &format!("{what}, line {}", n + 1));
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -859,6 +864,98 @@ fn openapi_real_answers_match_the_document() {
             &[],
             None,
         ),
+    );
+
+    // Export, import, backup.
+    let export = format!("{ENV}/export");
+    let exported = c.expect(
+        200,
+        "GET",
+        &export,
+        d.get(&format!("{prod}/export"), PROD_KEY),
+    );
+    let lines: Vec<Value> = exported
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["operation"]["id"] == id.as_str()),
+        "the export holds the operation created above"
+    );
+    assert!(lines.last().unwrap()["end"]["operations"].as_u64().unwrap() >= 2);
+    c.expect(
+        400,
+        "GET",
+        &export,
+        d.get(&format!("{prod}/export?from=yesterday"), PROD_KEY),
+    );
+    let import = format!("{ENV}/import");
+    let ndjson = [("content-type", "application/x-ndjson")];
+    let imported = c.expect(
+        200,
+        "POST",
+        &import,
+        d.raw(
+            "POST",
+            &format!("{prod}/import"),
+            Some(ADMIN),
+            &ndjson,
+            Some(exported.text.as_bytes()),
+        ),
+    );
+    assert_eq!(imported.body["operations_added"], 0, "all already stored");
+    assert_eq!(
+        imported.body["operations_skipped"],
+        lines.last().unwrap()["end"]["operations"]
+    );
+    c.expect(
+        403,
+        "POST",
+        &import,
+        d.raw(
+            "POST",
+            &format!("{prod}/import"),
+            Some(PROD_KEY),
+            &ndjson,
+            Some(exported.text.as_bytes()),
+        ),
+    );
+    c.expect(
+        415,
+        "POST",
+        &import,
+        d.raw(
+            "POST",
+            &format!("{prod}/import"),
+            Some(ADMIN),
+            &[("content-type", "text/csv")],
+            Some(b"id,type"),
+        ),
+    );
+    c.expect(
+        400,
+        "POST",
+        &import,
+        d.raw(
+            "POST",
+            &format!("{prod}/import"),
+            Some(ADMIN),
+            &ndjson,
+            Some(b"{\"operation\": 1}"),
+        ),
+    );
+    let backup = c.expect(200, "GET", "/v1/backup", d.get("/v1/backup", ADMIN));
+    assert!(
+        !backup.text.is_empty(),
+        "the backup has the database's bytes"
+    );
+    c.expect(403, "GET", "/v1/backup", d.get("/v1/backup", PROD_KEY));
+    c.expect(
+        401,
+        "GET",
+        "/v1/backup",
+        d.raw("GET", "/v1/backup", None, &[], None),
     );
 
     // Dashboard and server-wide endpoints.

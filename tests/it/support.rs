@@ -138,11 +138,13 @@ impl Daemon {
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
             .collect();
         let mut body = response.into_body();
-        let text = body
+        // Lossy: a binary answer (a backup) still has its length and bytes, mostly.
+        let bytes = body
             .with_config()
             .limit(64 * 1024 * 1024)
-            .read_to_string()
+            .read_to_vec()
             .unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
