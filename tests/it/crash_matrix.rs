@@ -221,6 +221,8 @@ struct OpRecord {
     end: Option<End>,
     /// Created with a deadline a few seconds out and never ended: the sweeper times it out.
     times_out: bool,
+    /// What was done to it, with the daemon generation that answered: shown when a check fails.
+    history: Vec<String>,
 }
 
 impl OpRecord {
@@ -280,6 +282,8 @@ struct Writer<'a> {
     /// The generation a request last got no answer from.
     failed: u64,
     batches: usize,
+    /// The generation that answered the last `send`, and how many tries it took.
+    answered: (u64, usize),
 }
 
 impl Writer<'_> {
@@ -314,7 +318,7 @@ impl Writer<'_> {
         body: &Value,
         repeat: bool,
     ) -> Option<(u16, Value)> {
-        for _ in 0..10_000 {
+        for tries in 0..10_000 {
             let Some((generation, base)) = self.live.daemon(self.failed) else {
                 self.ledger
                     .errors
@@ -329,6 +333,7 @@ impl Writer<'_> {
                 Some(body),
             ) {
                 Some(answer) => {
+                    self.answered = (generation, tries + 1);
                     if (200..300).contains(&answer.0) {
                         self.live.acks.fetch_add(1, Ordering::SeqCst);
                     }
@@ -409,6 +414,10 @@ impl Writer<'_> {
             connection_id,
             end: ended_at_creation.clone(),
             times_out,
+            history: vec![format!(
+                "created: g{} try {}",
+                self.answered.0, self.answered.1
+            )],
         });
         if ended_at_creation.is_none() {
             self.open.push(self.ledger.ops.len() - 1);
@@ -525,6 +534,10 @@ impl Writer<'_> {
             return;
         }
         let op = &mut self.ledger.ops[index];
+        op.history.push(format!(
+            "renamed to {token}: g{} try {}",
+            self.answered.0, self.answered.1
+        ));
         op.renames += 1;
         let old = std::mem::replace(&mut op.token, token);
         op.old_tokens.push(old);
@@ -712,6 +725,7 @@ fn sigkill_at_random_moments_under_mixed_load_loses_nothing_acknowledged() {
                     open: Vec::new(),
                     failed: 0,
                     batches: 0,
+                    answered: (0, 0),
                 };
                 s.spawn(move || writer.run())
             })
@@ -1032,12 +1046,29 @@ impl Check {
                 .collect();
             let found: BTreeSet<&str> = listed.iter().map(|(id, _)| *id).collect();
             let wanted: BTreeSet<&str> = chunk.iter().map(|o| o.id.as_str()).collect();
-            assert_eq!(
-                page["total"],
-                chunk.len() as u64,
-                "{q}: listed {listed:#?}, missing {:?}",
-                wanted.difference(&found).collect::<Vec<_>>()
-            );
+            if page["total"] != chunk.len() as u64 {
+                let twice: Vec<String> = chunk
+                    .iter()
+                    .filter(|o| listed.iter().filter(|(id, _)| *id == o.id).count() > 1)
+                    .map(|o| {
+                        let old: Vec<String> = o
+                            .old_tokens
+                            .iter()
+                            .map(|t| {
+                                let total = self.total(&format!("/operations?q={t}&limit=1"));
+                                format!("{t}: {total}")
+                            })
+                            .collect();
+                        format!("{o:#?}; old tokens found: {old:?}")
+                    })
+                    .collect();
+                panic!(
+                    "{q}: total {} for {} operations; listed twice: {twice:#?}; missing {:?}",
+                    page["total"],
+                    chunk.len(),
+                    wanted.difference(&found).collect::<Vec<_>>()
+                );
+            }
             assert_eq!(found, wanted, "each operation is indexed once");
         }
         let old: Vec<&str> = ledger
