@@ -67,12 +67,14 @@ pub async fn start(
     let (store, credentials, generated, settings) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let store = Store::open(&config.server.data_dir).with_context(|| {
-                format!(
-                    "cannot open the store in {}",
-                    config.server.data_dir.display()
-                )
-            })?;
+            let store =
+                Store::open_with_cache(&config.server.data_dir, config.server.store_cache_bytes)
+                    .with_context(|| {
+                        format!(
+                            "cannot open the store in {}",
+                            config.server.data_dir.display()
+                        )
+                    })?;
             let (credentials, generated) = Credentials::load_or_generate(&config, &store)
                 .context("cannot load or generate credentials")?;
             let settings = Settings::load_or_init(&config, &store)

@@ -79,6 +79,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub admin_tokens: Vec<String>,
     pub max_body_bytes: usize,
+    /// Memory the database may use to cache its pages.
+    pub store_cache_bytes: usize,
     pub header_read_timeout: HumanDuration,
     pub shutdown_timeout: HumanDuration,
     /// How long a dashboard login lasts (the session cookie's Max-Age and the server-side expiry).
@@ -376,6 +378,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./opslog-data"),
             admin_tokens: Vec::new(),
             max_body_bytes: 10 * 1024 * 1024,
+            store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             header_read_timeout: duration("10s"),
             shutdown_timeout: duration("30s"),
             session_ttl: duration("12h"),
@@ -511,6 +514,15 @@ impl Config {
                 format!(
                     "{} is too small; use at least 1024",
                     self.server.max_body_bytes
+                ),
+            ));
+        }
+        if self.server.store_cache_bytes < 1024 * 1024 {
+            return Err(invalid(
+                "server.store_cache_bytes",
+                format!(
+                    "{} is too small; use at least 1048576 (1 MiB)",
+                    self.server.store_cache_bytes
                 ),
             ));
         }
@@ -684,6 +696,10 @@ mod tests {
         assert_eq!(parsed.server.listen, defaults.server.listen);
         assert_eq!(parsed.server.data_dir, defaults.server.data_dir);
         assert_eq!(parsed.server.max_body_bytes, defaults.server.max_body_bytes);
+        assert_eq!(
+            parsed.server.store_cache_bytes,
+            defaults.server.store_cache_bytes
+        );
         assert_eq!(parsed.retention.days, defaults.retention.days);
         assert_eq!(
             parsed.deadlines.to_masked(),

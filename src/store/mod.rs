@@ -88,18 +88,34 @@ via_redb_error!(
     redb::CommitError
 );
 
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .create(path)
+}
+
 pub struct Store {
     /// Replaced by `reopen` after an I/O failure: redb refuses further work on a database whose
     /// write hit an I/O error (a full disk), until it is closed and opened again.
     db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
+    cache_bytes: usize,
 }
+
+/// redb's page cache unless the config says otherwise (`server.store_cache_bytes`). redb's own
+/// default, 1 GiB, would let the cache alone take the whole memory budget of a large store.
+pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 impl Store {
     /// Opens (or creates) the database in `data_dir`, creating the directory and every table.
     /// Refuses a file written by a newer format. On error nothing was changed on disk except a
     /// freshly created empty directory.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// `open`, with at most `cache_bytes` of memory caching database pages.
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Storage(format!(
                 "cannot create data dir {}: {e}",
@@ -107,10 +123,11 @@ impl Store {
             ))
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path)?;
+        let db = open_database(&path, cache_bytes)?;
         let store = Store {
             db: RwLock::new(Some(Arc::new(db))),
             path,
+            cache_bytes,
         };
         let tx = store.write()?;
         {
@@ -188,7 +205,7 @@ impl Store {
             }
         }
         loop {
-            match Database::create(&self.path) {
+            match open_database(&self.path, self.cache_bytes) {
                 Ok(db) => {
                     *slot = Some(Arc::new(db));
                     return Ok(());
