@@ -8,6 +8,10 @@
 //! again with the same `webhook-id`. Sinks are chosen by `JobKind`; the claim/retry machinery
 //! knows nothing about HTTP.
 //!
+//! Due jobs are read a page at a time in due order; a destination that is full (slow or dead)
+//! with a long backlog at the front does not hide the jobs behind it (`scan_due_jobs` has the
+//! rule).
+//!
 //! Webhooks go one job per request. Export jobs due for the same environment and collector are
 //! claimed together, up to one request's worth (`otlp::RequestBudget`: 512 items, 4 MiB), and
 //! sent as one request; a batch counts as one attempt in flight, its outcome applies to every job
@@ -20,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -33,12 +37,19 @@ use crate::ingest::{Command, WriteError, Writer};
 use crate::metrics::Metrics;
 use crate::model::{DeliveryStatus, Headers, Id, Timestamp};
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{DueJobs, DueKey, Store, StoreError};
 
 /// The longest the claim thread sleeps without a wake-up (a safety net; commits wake it).
 const IDLE_POLL: Duration = Duration::from_secs(1);
-/// Due rows read per claim pass.
+/// Due rows read per page; a claim pass reads one, and a deep scan up to `DEEP_SCAN_PAGES` more
+/// (see `scan_due_jobs`).
 const CLAIM_SCAN: usize = 1000;
+/// Pages a deep scan reads at most, after the first page of a pass.
+const DEEP_SCAN_PAGES: usize = 10;
+/// How long after a deep scan that claimed nothing the next may start. A deep scan of 10 pages
+/// over a blocked backlog took ~30 ms on a loaded 2-core machine, so this caps it near 6% of a
+/// core.
+const DEEP_SCAN_REST: Duration = Duration::from_millis(500);
 /// After a result could not be recorded, the job is held back this long before it is claimed
 /// again (it is still due in the store).
 const RECORD_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
@@ -201,8 +212,9 @@ impl Dispatcher {
 /// stopped. Dropping `work` on return lets the sender threads finish and end.
 fn claim_due_jobs(context: &Context, work: SyncSender<Work>) {
     let config = &context.deps.config;
+    let mut deep_scan = DeepScan::default();
     loop {
-        let (room, in_flight, mut per_destination) = {
+        let (room, in_flight, per_destination) = {
             let state = context.wake.state.lock().expect("outbox lock");
             if state.stopping {
                 return;
@@ -214,63 +226,28 @@ fn claim_due_jobs(context: &Context, work: SyncSender<Work>) {
             )
         };
         let now = Timestamp::now();
+        let started = Instant::now();
         let mut next_due = None;
-        let mut claimed: Vec<Work> = Vec::new();
-        let mut batches: Vec<OpenBatch> = Vec::new();
+        let mut claims = Claims {
+            room,
+            per_destination_limit: config.per_destination,
+            in_flight: &in_flight,
+            per_destination,
+            deliveries: Vec::new(),
+            batches: Vec::new(),
+        };
         if room > 0 {
-            match context
-                .deps
-                .store
-                .read()
-                .and_then(|read| read.due_jobs(now, CLAIM_SCAN))
-            {
-                Ok(due) => {
-                    next_due = due.next_due;
-                    for job in due.jobs {
-                        if in_flight.contains(&job.id) {
-                            continue;
-                        }
-                        // An export joins an open batch for its collector while the request has room.
-                        if let Some((items, bytes)) = job.kind.export_size() {
-                            let kind = std::mem::discriminant(&job.kind);
-                            if let Some(batch) = batches.iter_mut().find(|b| {
-                                b.environment == job.environment
-                                    && b.kind == kind
-                                    && b.destination == job.kind.destination()
-                            }) {
-                                if batch.budget.try_add(items, bytes) {
-                                    batch.jobs.push(job);
-                                    continue;
-                                }
-                            }
-                        }
-                        // Otherwise it needs a slot of its own.
-                        let destination = job.kind.destination();
-                        let busy = per_destination.get(destination).copied().unwrap_or(0);
-                        if claimed.len() + batches.len() == room || busy >= config.per_destination {
-                            continue;
-                        }
-                        *per_destination.entry(destination.to_owned()).or_default() += 1;
-                        match job.kind.export_size() {
-                            None => claimed.push(Work::Delivery(Box::new(job))),
-                            Some((items, bytes)) => {
-                                let mut budget = otlp::RequestBudget::default();
-                                budget.try_add(items, bytes);
-                                batches.push(OpenBatch {
-                                    environment: job.environment.clone(),
-                                    kind: std::mem::discriminant(&job.kind),
-                                    destination: job.kind.destination().to_owned(),
-                                    budget,
-                                    jobs: vec![job],
-                                });
-                            }
-                        }
-                    }
-                }
+            let scanned = context.deps.store.read().and_then(|read| {
+                scan_due_jobs(&mut claims, &mut deep_scan, started, |after| {
+                    read.due_jobs(now, after, CLAIM_SCAN)
+                })
+            });
+            match scanned {
+                Ok(due) => next_due = due,
                 Err(e) => tracing::error!(error = %e, "cannot read due outbox jobs"),
             }
         }
-        claimed.extend(batches.into_iter().map(|b| Work::Exports(b.jobs)));
+        let claimed = claims.into_work();
         {
             let mut state = context.wake.state.lock().expect("outbox lock");
             for work in &claimed {
@@ -289,10 +266,13 @@ fn claim_due_jobs(context: &Context, work: SyncSender<Work>) {
                 return;
             }
         }
-        let wait = next_due
+        let mut wait = next_due
             .map(|at| Duration::from_millis(at.millis().saturating_sub(now.millis()).max(0) as u64))
             .unwrap_or(IDLE_POLL)
             .min(IDLE_POLL);
+        if let Some(rest_until) = deep_scan.rest_until.filter(|&at| at > started) {
+            wait = wait.min(rest_until - started);
+        }
         let mut state = context.wake.state.lock().expect("outbox lock");
         if !state.woken && !state.stopping {
             state = context
@@ -303,6 +283,148 @@ fn claim_due_jobs(context: &Context, work: SyncSender<Work>) {
                 .0;
         }
         state.woken = false;
+    }
+}
+
+/// Where the deep scan of the due jobs (past the first page) stands between claim passes.
+#[derive(Default)]
+struct DeepScan {
+    /// The next deep scan starts after this row; `None`: right after the first page.
+    resume_after: Option<DueKey>,
+    /// The last deep scan claimed nothing: the next waits until then.
+    rest_until: Option<Instant>,
+}
+
+/// One claim pass over the due jobs: offers them to `claims` in due order, reading pages of
+/// `CLAIM_SCAN` rows with `page(after)`, and returns when the next job after now is due.
+///
+/// The rule, so that one slow or dead destination with a long backlog cannot starve the others:
+/// - Every pass reads the first page, from the front of the due order: the jobs waiting longest
+///   go first, as long as their destination has room.
+/// - If that page was full and the pass still has room (the front is held by destinations that
+///   are full), it reads on — a deep scan of at most `DEEP_SCAN_PAGES` more pages, stopping
+///   early once the pass has no room left. A deep scan starts where the last one stopped and
+///   wraps round to just after the first page at the end of the due jobs, so successive scans
+///   go round the whole backlog rather than rereading its start.
+/// - A deep scan that claimed nothing makes the next one wait `DEEP_SCAN_REST`: a blocked
+///   backlog costs at most `DEEP_SCAN_PAGES` pages per rest, however often commits wake the
+///   claim thread. So every due job is looked at within about
+///   backlog / (`DEEP_SCAN_PAGES` × `CLAIM_SCAN`) rests.
+fn scan_due_jobs(
+    claims: &mut Claims,
+    deep_scan: &mut DeepScan,
+    now: Instant,
+    mut page: impl FnMut(Option<DueKey>) -> Result<DueJobs, StoreError>,
+) -> Result<Option<Timestamp>, StoreError> {
+    let first = page(None)?;
+    for (_, job) in first.jobs {
+        claims.offer(job);
+    }
+    let Some(first_end) = first.more_after else {
+        // Every due job fitted in the first page.
+        *deep_scan = DeepScan::default();
+        return Ok(first.next_due);
+    };
+    if claims.is_full() || deep_scan.rest_until.is_some_and(|at| now < at) {
+        return Ok(first.next_due);
+    }
+    let mut after = deep_scan
+        .resume_after
+        .filter(|&row| row > first_end)
+        .unwrap_or(first_end);
+    let (mut claimed_any, mut went_round) = (false, false);
+    'pages: for _ in 0..DEEP_SCAN_PAGES {
+        let due = page(Some(after))?;
+        for (row, job) in due.jobs {
+            if claims.is_full() {
+                break 'pages;
+            }
+            claimed_any |= claims.offer(job);
+            after = row;
+        }
+        match due.more_after {
+            Some(row) => after = row,
+            None => {
+                went_round = true;
+                break;
+            }
+        }
+    }
+    *deep_scan = DeepScan {
+        resume_after: (!went_round).then_some(after),
+        rest_until: (!claimed_any).then(|| now + DEEP_SCAN_REST),
+    };
+    Ok(first.next_due)
+}
+
+/// The work one claim pass hands out, decided job by job in due order.
+struct Claims<'a> {
+    /// Work items the pass may claim: `outbox.concurrency` less those in flight.
+    room: usize,
+    per_destination_limit: usize,
+    /// Jobs already claimed by earlier passes and not yet released.
+    in_flight: &'a HashSet<Id>,
+    /// Work items in flight per destination, counting those claimed by this pass.
+    per_destination: HashMap<String, usize>,
+    deliveries: Vec<Work>,
+    batches: Vec<OpenBatch>,
+}
+
+impl Claims<'_> {
+    fn is_full(&self) -> bool {
+        self.deliveries.len() + self.batches.len() >= self.room
+    }
+
+    /// Claims `job` if it joins an open export batch for its collector or its destination has
+    /// room for one more work item; says whether it did.
+    fn offer(&mut self, job: Job) -> bool {
+        if self.in_flight.contains(&job.id) {
+            return false;
+        }
+        if let Some((items, bytes)) = job.kind.export_size() {
+            let kind = std::mem::discriminant(&job.kind);
+            if let Some(batch) = self.batches.iter_mut().find(|b| {
+                b.environment == job.environment
+                    && b.kind == kind
+                    && b.destination == job.kind.destination()
+            }) {
+                if batch.budget.try_add(items, bytes) {
+                    batch.jobs.push(job);
+                    return true;
+                }
+            }
+        }
+        // Otherwise it needs a slot of its own.
+        let destination = job.kind.destination();
+        let busy = self.per_destination.get(destination).copied().unwrap_or(0);
+        if self.is_full() || busy >= self.per_destination_limit {
+            return false;
+        }
+        *self
+            .per_destination
+            .entry(destination.to_owned())
+            .or_default() += 1;
+        match job.kind.export_size() {
+            None => self.deliveries.push(Work::Delivery(Box::new(job))),
+            Some((items, bytes)) => {
+                let mut budget = otlp::RequestBudget::default();
+                budget.try_add(items, bytes);
+                self.batches.push(OpenBatch {
+                    environment: job.environment.clone(),
+                    kind: std::mem::discriminant(&job.kind),
+                    destination: destination.to_owned(),
+                    budget,
+                    jobs: vec![job],
+                });
+            }
+        }
+        true
+    }
+
+    fn into_work(self) -> Vec<Work> {
+        let mut work = self.deliveries;
+        work.extend(self.batches.into_iter().map(|b| Work::Exports(b.jobs)));
+        work
     }
 }
 
@@ -635,4 +757,202 @@ fn record(
             request_headers,
         })
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::{OtlpSpanJob, WebhookJob};
+
+    /// Due webhook jobs, one per destination in `destinations`, due one ms apart in that order.
+    fn due_list(destinations: &[&str]) -> Vec<(DueKey, Job)> {
+        destinations
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let mut job = crate::store::tests_support::sample_job();
+                job.id = Id(i as u128 + 1);
+                job.kind = JobKind::Webhook(WebhookJob {
+                    url: (*url).to_owned(),
+                    ..match job.kind {
+                        JobKind::Webhook(w) => w,
+                        _ => unreachable!(),
+                    }
+                });
+                ((i as i64, job.id.0), job)
+            })
+            .collect()
+    }
+
+    /// Pages of `due` as `ReadTx::due_jobs` returns them, counting the pages read.
+    fn pages<'a>(
+        due: &'a [(DueKey, Job)],
+        pages_read: &'a mut usize,
+    ) -> impl FnMut(Option<DueKey>) -> Result<DueJobs, StoreError> + 'a {
+        move |after| {
+            *pages_read += 1;
+            let start = after.map_or(0, |after| due.partition_point(|(row, _)| *row <= after));
+            let jobs: Vec<_> = due[start..].iter().take(CLAIM_SCAN).cloned().collect();
+            let more_after = (jobs.len() == CLAIM_SCAN).then(|| jobs[CLAIM_SCAN - 1].0);
+            Ok(DueJobs {
+                jobs,
+                next_due: None,
+                more_after,
+            })
+        }
+    }
+
+    /// A pass with room for `room` work items while `dead` has no room left.
+    fn claims(room: usize, in_flight: &HashSet<Id>) -> Claims<'_> {
+        Claims {
+            room,
+            per_destination_limit: 4,
+            in_flight,
+            per_destination: HashMap::from([("dead".to_owned(), 4)]),
+            deliveries: Vec::new(),
+            batches: Vec::new(),
+        }
+    }
+
+    fn claimed_ids(claims: Claims) -> Vec<u128> {
+        claims
+            .into_work()
+            .iter()
+            .flat_map(|w| w.jobs().iter().map(|j| j.id.0))
+            .collect()
+    }
+
+    #[test]
+    fn jobs_behind_a_full_destinations_backlog_are_claimed_in_the_same_pass() {
+        let mut destinations = vec!["dead"; 2_500];
+        destinations.extend(["healthy"; 6]);
+        let due = due_list(&destinations);
+        let (in_flight, mut deep_scan, mut pages_read) = (HashSet::new(), DeepScan::default(), 0);
+        let mut pass = claims(12, &in_flight);
+        scan_due_jobs(
+            &mut pass,
+            &mut deep_scan,
+            Instant::now(),
+            pages(&due, &mut pages_read),
+        )
+        .unwrap();
+        assert_eq!(pages_read, 3, "the first page, then two more to the end");
+        assert_eq!(
+            claimed_ids(pass),
+            [2_501, 2_502, 2_503, 2_504],
+            "as many as the healthy destination takes"
+        );
+        assert_eq!(deep_scan.resume_after, None, "it went round to the end");
+        assert_eq!(deep_scan.rest_until, None, "it claimed work");
+    }
+
+    #[test]
+    fn deep_scans_go_round_the_backlog_and_rest_while_they_find_nothing() {
+        let mut destinations = vec!["dead"; 25_000];
+        destinations.push("healthy");
+        let due = due_list(&destinations);
+        let in_flight = HashSet::new();
+        let mut deep_scan = DeepScan::default();
+        let start = Instant::now();
+        let pass = |at: Duration, deep_scan: &mut DeepScan| {
+            let (mut pass, mut pages_read) = (claims(12, &in_flight), 0);
+            scan_due_jobs(
+                &mut pass,
+                deep_scan,
+                start + at,
+                pages(&due, &mut pages_read),
+            )
+            .unwrap();
+            (pages_read, claimed_ids(pass))
+        };
+
+        // Rows 0..1000 are the first page; the deep scan reads 1000..11000 and finds nothing.
+        assert_eq!(pass(Duration::ZERO, &mut deep_scan), (11, vec![]));
+        assert_eq!(deep_scan.resume_after, Some((10_999, 11_000)));
+        // Until the rest is over, a wake-up reads the first page only.
+        assert_eq!(pass(Duration::from_millis(1), &mut deep_scan), (1, vec![]));
+        // The next deep scans go on where the last stopped, not from the front.
+        assert_eq!(pass(DEEP_SCAN_REST, &mut deep_scan), (11, vec![]));
+        assert_eq!(deep_scan.resume_after, Some((20_999, 21_000)));
+        assert_eq!(pass(DEEP_SCAN_REST * 2, &mut deep_scan), (6, vec![25_001]));
+        assert_eq!(deep_scan.resume_after, None, "round to the start");
+        assert_eq!(deep_scan.rest_until, None);
+    }
+
+    #[test]
+    fn a_deep_scan_that_runs_out_of_room_resumes_at_the_first_job_it_left() {
+        let mut destinations = vec!["dead"; 1_000];
+        destinations.extend(["a", "b", "c", "d"]);
+        let due = due_list(&destinations);
+        let in_flight = HashSet::new();
+        let mut deep_scan = DeepScan::default();
+        let pass = |deep_scan: &mut DeepScan| {
+            let (mut pass, mut pages_read) = (claims(2, &in_flight), 0);
+            scan_due_jobs(
+                &mut pass,
+                deep_scan,
+                Instant::now(),
+                pages(&due, &mut pages_read),
+            )
+            .unwrap();
+            claimed_ids(pass)
+        };
+        assert_eq!(pass(&mut deep_scan), [1_001, 1_002]);
+        assert_eq!(deep_scan.resume_after, Some((1_001, 1_002)));
+        assert_eq!(pass(&mut deep_scan), [1_003, 1_004]);
+        assert_eq!(pass(&mut deep_scan), [1_001, 1_002], "round again");
+    }
+
+    #[test]
+    fn a_short_due_list_is_read_in_one_page_and_jobs_in_flight_are_skipped() {
+        let due = due_list(&["a", "a", "b", "dead"]);
+        let in_flight = HashSet::from([Id(1)]);
+        let mut deep_scan = DeepScan {
+            resume_after: Some((7, 7)),
+            rest_until: None,
+        };
+        let mut pages_read = 0;
+        let mut pass = claims(12, &in_flight);
+        scan_due_jobs(
+            &mut pass,
+            &mut deep_scan,
+            Instant::now(),
+            pages(&due, &mut pages_read),
+        )
+        .unwrap();
+        assert_eq!(pages_read, 1);
+        assert_eq!(claimed_ids(pass), [2, 3]);
+        assert_eq!(deep_scan.resume_after, None, "nothing deeper to resume");
+    }
+
+    #[test]
+    fn exports_for_one_collector_join_one_batch_even_when_the_pass_is_full() {
+        let mut due = due_list(&["a", "b", "c", "d"]);
+        for (_, job) in &mut due[1..3] {
+            job.kind = JobKind::OtlpSpan(OtlpSpanJob {
+                format: crate::outbox::OTLP_SPAN_FORMAT_V1,
+                operation_id: job.id,
+                url: "http://collector/v1/traces".into(),
+                span: vec![0; 16],
+            });
+        }
+        let in_flight = HashSet::new();
+        let mut pass = claims(2, &in_flight);
+        let (mut deep_scan, mut pages_read) = (DeepScan::default(), 0);
+        scan_due_jobs(
+            &mut pass,
+            &mut deep_scan,
+            Instant::now(),
+            pages(&due, &mut pages_read),
+        )
+        .unwrap();
+        let work: Vec<Vec<u128>> = pass
+            .into_work()
+            .iter()
+            .map(|w| w.jobs().iter().map(|j| j.id.0).collect())
+            .collect();
+        // The batch opened with the pass's last slot still takes the next export; the webhook
+        // after it waits.
+        assert_eq!(work, [vec![1], vec![2, 3]]);
+    }
 }

@@ -36,10 +36,17 @@ pub fn id_range(from: Option<Timestamp>, to: Option<Timestamp>) -> (u128, u128) 
     (low, high)
 }
 
-/// Jobs due now, in due order, and when the next one after them is due.
+/// A row of the due list: (next attempt at in ms, job id). Rows sort in due order.
+pub type DueKey = (i64, u128);
+
+/// A page of jobs due now, in due order, and when the next one after now is due.
 pub struct DueJobs {
-    pub jobs: Vec<Job>,
+    /// Each job with its due-list row, to resume a later page after.
+    pub jobs: Vec<(DueKey, Job)>,
     pub next_due: Option<Timestamp>,
+    /// Set when the page read all `limit` rows: the last row read, after which more jobs may be
+    /// due.
+    pub more_after: Option<DueKey>,
 }
 
 /// The file name of the database inside the data dir.
@@ -414,27 +421,44 @@ impl ReadTx {
         Ok(value.map(|v| v.value().to_vec()))
     }
 
-    /// Up to `limit` pending jobs due at `now`, oldest due first, and the due time of the first
-    /// one after `now`.
-    pub fn due_jobs(&self, now: Timestamp, limit: usize) -> Result<DueJobs, StoreError> {
+    /// Up to `limit` pending jobs due at `now`, oldest due first, from the front of the due list
+    /// or after the row `after`, and the due time of the first job after `now`.
+    pub fn due_jobs(
+        &self,
+        now: Timestamp,
+        after: Option<DueKey>,
+        limit: usize,
+    ) -> Result<DueJobs, StoreError> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+
         let due = self.txn.open_table(OUTBOX_DUE)?;
         let jobs_table = self.txn.open_table(OUTBOX)?;
+        let end: DueKey = (now.millis(), u128::MAX);
+        let rows = match after {
+            // Nothing is due after a row past now (the clock went back).
+            Some(after) if after >= end => None,
+            Some(after) => Some(due.range::<DueKey>((Excluded(after), Included(end)))?),
+            None => Some(due.range::<DueKey>(..=end)?),
+        };
         let mut jobs = Vec::new();
-        for row in due
-            .range((i64::MIN, 0)..=(now.millis(), u128::MAX))?
-            .take(limit)
-        {
-            let id = row?.0.value().1;
-            if let Some(job) = jobs_table.get(id)? {
-                jobs.push(codec::decode_job(job.value())?);
+        let (mut rows_read, mut last) = (0, None);
+        for row in rows.into_iter().flatten().take(limit) {
+            let key = row?.0.value();
+            (rows_read, last) = (rows_read + 1, Some(key));
+            if let Some(job) = jobs_table.get(key.1)? {
+                jobs.push((key, codec::decode_job(job.value())?));
             }
         }
         let next_due = due
-            .range((now.millis().saturating_add(1), 0)..)?
+            .range::<DueKey>((Excluded(end), Unbounded))?
             .next()
             .transpose()?
             .map(|(key, _)| Timestamp(key.value().0));
-        Ok(DueJobs { jobs, next_due })
+        Ok(DueJobs {
+            jobs,
+            next_due,
+            more_after: last.filter(|_| rows_read == limit),
+        })
     }
 
     pub fn job(&self, id: Id) -> Result<Option<Job>, StoreError> {
@@ -952,7 +976,7 @@ fn idempotency_key(environment: &str, key: &str) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests_support {
-    pub(crate) use super::codec::tests::sample_operation;
+    pub(crate) use super::codec::tests::{sample_job, sample_operation};
 }
 
 #[cfg(test)]
@@ -1099,9 +1123,51 @@ mod tests {
         assert_eq!(read.job(old_pending.id).unwrap(), Some(old_pending.clone()));
         assert_eq!(read.attempts(old_pending.id).unwrap().len(), 1);
         assert_eq!(read.job(new_delivered.id).unwrap(), Some(new_delivered));
-        let due = read.due_jobs(Timestamp(10_000), 10).unwrap();
-        assert_eq!(due.jobs, vec![old_pending]);
+        let due = read.due_jobs(Timestamp(10_000), None, 10).unwrap();
+        assert_eq!(due.jobs, vec![((9_000, old_pending.id.0), old_pending)]);
         assert_eq!(read.outbox_depth().unwrap().0[0], [1, 1, 0]);
+    }
+
+    #[test]
+    fn due_jobs_come_in_pages_that_resume_after_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut tx = store.write().unwrap();
+        // Due at 100, 100, 200, 300; and one at 900, not due yet at 500.
+        for (id, at) in [(1, 100), (2, 100), (3, 200), (4, 300), (5, 900)] {
+            let mut job = codec::tests::sample_job();
+            job.id = Id(id);
+            job.next_attempt_at = Some(Timestamp(at));
+            tx.put_job(&job, None).unwrap();
+        }
+        tx.commit().unwrap();
+        let read = store.read().unwrap();
+        let keys = |due: &DueJobs| due.jobs.iter().map(|(key, _)| *key).collect::<Vec<_>>();
+
+        let first = read.due_jobs(Timestamp(500), None, 2).unwrap();
+        assert_eq!(keys(&first), [(100, 1), (100, 2)]);
+        assert_eq!(first.jobs[1].1.id, Id(2));
+        assert_eq!(first.more_after, Some((100, 2)));
+        assert_eq!(first.next_due, Some(Timestamp(900)));
+        let second = read.due_jobs(Timestamp(500), first.more_after, 2).unwrap();
+        assert_eq!(keys(&second), [(200, 3), (300, 4)]);
+        assert_eq!(
+            second.more_after,
+            Some((300, 4)),
+            "a full page may have more"
+        );
+        let last = read.due_jobs(Timestamp(500), second.more_after, 2).unwrap();
+        assert!(last.jobs.is_empty());
+        assert_eq!(last.more_after, None, "the end of the due jobs");
+        assert_eq!(last.next_due, Some(Timestamp(900)));
+
+        // Resuming after a row in the middle of a page, and after a row past now.
+        let middle = read.due_jobs(Timestamp(500), Some((100, 1)), 10).unwrap();
+        assert_eq!(keys(&middle), [(100, 2), (200, 3), (300, 4)]);
+        assert_eq!(middle.more_after, None);
+        let past_now = read.due_jobs(Timestamp(250), Some((300, 4)), 10).unwrap();
+        assert!(past_now.jobs.is_empty());
+        assert_eq!(past_now.next_due, Some(Timestamp(300)));
     }
 
     fn codec_sample() -> Operation {

@@ -6,6 +6,7 @@ mod archive;
 mod auth;
 mod bad_input;
 mod bench;
+mod claim_fairness;
 mod cli;
 mod collector;
 mod crash_matrix;
