@@ -1,7 +1,8 @@
 //! The dispatcher: one claim thread reads due jobs from the outbox and hands them to a fixed set
 //! of sender threads, keeping at most `outbox.concurrency` attempts in flight overall and
-//! `outbox.per_destination` per URL. Each result goes back through the writer (attempt row, new
-//! job state, log message) in one commit.
+//! `outbox.per_destination` requests at once per URL. Each result goes back through the writer
+//! (attempt row, new job state, log message) in one commit; the URL takes its next request as soon
+//! as a response is in, while the result is still being committed.
 //!
 //! Claims are in memory only: a job stays `pending` with its due time in redb until its attempt
 //! is recorded, so one in flight at a crash is simply due again after the restart and is sent
@@ -70,6 +71,7 @@ struct ClaimState {
     in_flight: HashSet<Id>,
     /// Work items (a delivery or an export batch) claimed and not yet released.
     in_flight_work: usize,
+    /// Requests in flight per destination URL (released when the response is in).
     per_destination: HashMap<String, usize>,
 }
 
@@ -80,19 +82,27 @@ impl Wake {
         self.changed.notify_all();
     }
 
-    fn release(&self, work: &Work) {
+    /// The work's request is over: its URL may take another.
+    fn release_destination(&self, work: &Work) {
         let destination = work.destination();
         let mut state = self.state.lock().expect("outbox lock");
-        for job in work.jobs() {
-            state.in_flight.remove(&job.id);
-        }
-        state.in_flight_work -= 1;
         if let Some(n) = state.per_destination.get_mut(destination) {
             *n -= 1;
             if *n == 0 {
                 state.per_destination.remove(destination);
             }
         }
+        state.woken = true;
+        self.changed.notify_all();
+    }
+
+    /// The work's outcome is recorded (or given up on): its jobs may be claimed again.
+    fn release(&self, work: &Work) {
+        let mut state = self.state.lock().expect("outbox lock");
+        for job in work.jobs() {
+            state.in_flight.remove(&job.id);
+        }
+        state.in_flight_work -= 1;
         state.woken = true;
         self.changed.notify_all();
     }
@@ -437,16 +447,21 @@ fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Work>>) {
         };
         if context.wake.state.lock().expect("outbox lock").stopping {
             // Claimed but not started: leave it due in the store for the next start.
+            context.wake.release_destination(&item);
             context.wake.release(&item);
             continue;
         }
-        let recorded = match &item {
+        let outcome = match &item {
             Work::Delivery(job) => match &job.kind {
                 JobKind::Webhook(webhook) => attempt_webhook(context, job, webhook),
                 _ => unreachable!("exports are claimed as batches"),
             },
             Work::Exports(jobs) => attempt_exports(context, jobs),
         };
+        // The request is over: another may go to this URL while this outcome is committed.
+        // The jobs stay claimed until it is, so none is sent twice meanwhile.
+        context.wake.release_destination(&item);
+        let recorded = context.deps.writer.submit_blocking(outcome);
         if let Err(e) = recorded {
             if !matches!(e, WriteError::ShuttingDown) {
                 let job_id = item.jobs()[0].id;
@@ -458,8 +473,8 @@ fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Work>>) {
     }
 }
 
-/// Signs and sends one attempt of a webhook delivery and records what happened.
-fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Result<(), WriteError> {
+/// Signs and sends one attempt of a webhook delivery; answers the command that records it.
+fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Command {
     let deps = &context.deps;
     let started_at = Timestamp::now();
     let number = job.attempts + 1;
@@ -481,7 +496,7 @@ fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Result
             batch_size: None,
             rejected: None,
         };
-        return record(deps, job, attempt, Headers::new());
+        return record(job, attempt, Headers::new());
     };
     let timestamp = started_at.millis().div_euclid(1000);
     let secrets = settings.webhooks.signing_secrets(started_at);
@@ -554,14 +569,14 @@ fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Result
         .filter(|(name, _)| !name.contains("signature") && !name.contains("hmac"))
         .map(|(name, value)| (name.to_string(), value.clone()))
         .collect();
-    record(deps, job, attempt, logged)
+    record(job, attempt, logged)
 }
 
 /// Exports a batch of queued jobs (one environment, one signal) in one request to the
 /// environment's collector and records what happened: one attempt row per job, all in one commit.
 /// A job whose stored payload cannot be read fails alone; the rest are still sent. Exports cause
 /// no events and have no log operation.
-fn attempt_exports(context: &Context, jobs: &[Job]) -> Result<(), WriteError> {
+fn attempt_exports(context: &Context, jobs: &[Job]) -> Command {
     let deps = &context.deps;
     let started_at = Timestamp::now();
     let environment = &jobs[0].environment;
@@ -638,9 +653,7 @@ fn attempt_exports(context: &Context, jobs: &[Job]) -> Result<(), WriteError> {
             ));
         }
     }
-    deps.writer
-        .submit_blocking(Command::RecordAttempts { attempts })
-        .map(|_| ())
+    Command::RecordAttempts { attempts }
 }
 
 /// The attempt row of one job of an export request to `url` that came to `outcome`.
@@ -744,19 +757,12 @@ fn decode_span(job: &OtlpSpanJob) -> Result<opentelemetry_proto::tonic::trace::v
     prost::Message::decode(&job.span[..]).map_err(|e| format!("cannot decode the stored span: {e}"))
 }
 
-fn record(
-    deps: &DispatcherDeps,
-    job: &Job,
-    attempt: Attempt,
-    request_headers: Headers,
-) -> Result<(), WriteError> {
-    deps.writer
-        .submit_blocking(Command::RecordAttempt {
-            job: job.id,
-            attempt,
-            request_headers,
-        })
-        .map(|_| ())
+fn record(job: &Job, attempt: Attempt, request_headers: Headers) -> Command {
+    Command::RecordAttempt {
+        job: job.id,
+        attempt,
+        request_headers,
+    }
 }
 
 #[cfg(test)]
