@@ -104,14 +104,6 @@ pub async fn retry_delivery(
     Ok(json(StatusCode::ACCEPTED, &view))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ReplayQuery {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub status: Option<String>,
-}
-
 pub async fn replay_deliveries(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
@@ -119,16 +111,7 @@ pub async fn replay_deliveries(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env)?;
-    let query: ReplayQuery = parse_query(query.as_deref())?;
-    outbox_jobs::replay(
-        &state,
-        env,
-        &DELIVERIES,
-        query.from.as_deref(),
-        query.to.as_deref(),
-        query.status.as_deref(),
-    )
-    .await
+    outbox_jobs::replay(&state, env, &DELIVERIES, query.as_deref()).await
 }
 
 fn parse_event(text: &str) -> Result<EventType, ApiError> {

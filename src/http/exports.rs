@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::deliveries::ReplayQuery;
 use super::error::ApiError;
 use super::extract::{parse_query, Auth, Path};
 use super::outbox_jobs::{self, Family, Listing};
@@ -98,14 +97,5 @@ pub async fn replay_exports(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env)?;
-    let query: ReplayQuery = parse_query(query.as_deref())?;
-    outbox_jobs::replay(
-        &state,
-        env,
-        &EXPORTS,
-        query.from.as_deref(),
-        query.to.as_deref(),
-        query.status.as_deref(),
-    )
-    .await
+    outbox_jobs::replay(&state, env, &EXPORTS, query.as_deref()).await
 }

@@ -6,9 +6,10 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::extract::parse_query;
 use super::{json, AppState, DataPage};
 use crate::ingest::{Command, Outcome, Requeue};
 use crate::model::{DeliveryStatus, Id, Timestamp};
@@ -163,16 +164,28 @@ pub(super) struct Replayed {
     ids: Vec<Id>,
 }
 
-/// `POST /{family}/replay?from=&to=&status=`: requeues the window's `failed` (default) or
-/// `delivered` jobs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayQuery {
+    from: Option<String>,
+    to: Option<String>,
+    status: Option<String>,
+}
+
+/// `POST /{family}/replay?from=&to=&status=` with its raw query: requeues the window's `failed`
+/// (default) or `delivered` jobs.
 pub(super) async fn replay(
     state: &AppState,
     env: String,
     family: &Family,
-    from: Option<&str>,
-    to: Option<&str>,
-    status: Option<&str>,
+    query: Option<&str>,
 ) -> Result<Response, ApiError> {
+    let query: ReplayQuery = parse_query(query)?;
+    let (from, to, status) = (
+        query.from.as_deref(),
+        query.to.as_deref(),
+        query.status.as_deref(),
+    );
     if from.is_none() {
         return Err(ApiError::bad_request(
             "invalid_query",
