@@ -29,6 +29,11 @@ pub fn record_codec(data: &[u8]) {
             .expect("a re-encoded record decodes");
         assert_eq!(again, message, "a record changed on re-encoding");
     }
+    if let Ok(records) = codec::decode_block_records(data) {
+        let again = codec::decode_block_records(&codec::encode_block(&records))
+            .expect("a re-encoded block decodes");
+        assert_eq!(again, records, "a block changed on re-encoding");
+    }
     round_trip!(codec::decode_feed, codec::encode_feed);
     round_trip!(codec::decode_idempotency, codec::encode_idempotency);
     round_trip!(codec::decode_job, codec::encode_job);
@@ -164,7 +169,12 @@ mod tests {
             messages: vec![(Id(1), Id(u128::MAX))],
             removed_operations: vec![],
         };
-        let seeds = vec![codec::encode_operation(&op), codec::encode_feed(&feed)];
+        let block = codec::encode_block(&[(1, vec![2, 0, 0]), (u128::MAX, vec![1, 2, 3, 4])]);
+        let seeds = vec![
+            codec::encode_operation(&op),
+            codec::encode_feed(&feed),
+            block,
+        ];
         for input in inputs(1, &seeds, &[]) {
             record_codec(&input);
         }

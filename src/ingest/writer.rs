@@ -396,6 +396,11 @@ impl WriterThread {
             let messages = feed.messages.len() as u64;
             for (id, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
                 tx.put_operation(&op.current, op.stored.as_ref())?;
+                // An ended operation's messages are only read from now on: pack them (and any
+                // that arrive late) into compressed blocks, after this group's last append.
+                if op.current.state.is_terminal() {
+                    tx.pack_messages(id)?;
+                }
                 if op.reindex {
                     feed.operations.push(id);
                 }
@@ -762,10 +767,8 @@ impl WriterThread {
             counts.operations_added += 1;
         }
         let mut fresh = Vec::new();
-        let mut fresh_ids = std::collections::HashSet::new();
         for message in messages {
-            let repeated = !fresh_ids.insert((message.operation_id, message.id));
-            if repeated || tx.has_message(message.operation_id, message.id)? {
+            if !tx.insert_message(&message)? {
                 counts.messages_skipped += 1;
                 continue;
             }
@@ -774,7 +777,6 @@ impl WriterThread {
             entry.dirty = true;
             fresh.push(message);
         }
-        tx.insert_messages(&fresh)?;
         touched
             .feed
             .messages

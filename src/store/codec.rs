@@ -116,6 +116,150 @@ pub(crate) fn decode_message(
     Ok(message)
 }
 
+/// A block of one operation's messages, stored under the key `(operation, first message id)`:
+/// the version-3 byte, the number of messages (u32 LE), the size of the payload uncompressed
+/// (u32 LE), the last message id (u128 LE), then the payload as one zstd frame. The payload is each
+/// message in id order as its id (u128 LE), its record's length (u32 LE) and its record: the bytes
+/// it had as a row of its own (version 1 or 2), so packing never re-encodes a message.
+const V3_BLOCK: u8 = 3;
+const BLOCK_HEADER: usize = 1 + 4 + 4 + 16;
+/// The most a block's payload may claim uncompressed (blocks are packed to about 16 KiB; a
+/// single message is far smaller than this).
+const MAX_BLOCK_BYTES: usize = 64 << 20;
+/// zstd's default level: on message text it compresses about 3.4x, at ~150 MB/s on one core.
+const BLOCK_LEVEL: i32 = 3;
+
+/// What a block's header says, read without decompressing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockHeader {
+    pub count: u32,
+    pub last: u128,
+}
+
+/// The header of a stored message row if it is a block; `None` for a row holding one message.
+pub(crate) fn block_header(bytes: &[u8]) -> Result<Option<BlockHeader>, StoreError> {
+    if bytes.first() != Some(&V3_BLOCK) {
+        return Ok(None);
+    }
+    let header = bytes
+        .get(..BLOCK_HEADER)
+        .ok_or_else(|| StoreError::Corrupt("message block: short header".into()))?;
+    let count = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes"));
+    let last = u128::from_le_bytes(header[9..25].try_into().expect("16 bytes"));
+    Ok(Some(BlockHeader { count, last }))
+}
+
+/// Messages a stored row holds: 1, or a block's count.
+pub(crate) fn row_message_count(bytes: &[u8]) -> Result<u64, StoreError> {
+    Ok(block_header(bytes)?.map_or(1, |h| u64::from(h.count)))
+}
+
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Encodes `records` (id, stored record), which must be non-empty and in id order, as a block.
+pub(crate) fn encode_block(records: &[(u128, Vec<u8>)]) -> Vec<u8> {
+    let (first, last) = match (records.first(), records.last()) {
+        (Some(first), Some(last)) => (first.0, last.0),
+        _ => panic!("a block holds at least one message"),
+    };
+    debug_assert!(records.windows(2).all(|w| w[0].0 < w[1].0) && first <= last);
+    let mut payload = Vec::with_capacity(records.iter().map(|r| 20 + r.1.len()).sum());
+    for (id, record) in records {
+        payload.extend_from_slice(&id.to_le_bytes());
+        payload.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        payload.extend_from_slice(record);
+    }
+    let compressed = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        let compressor = match c.as_mut() {
+            Some(compressor) => compressor,
+            None => c.insert(
+                zstd::bulk::Compressor::new(BLOCK_LEVEL).expect("a zstd context at level 3"),
+            ),
+        };
+        compressor
+            .compress(&payload)
+            .expect("compressing into a Vec cannot fail")
+    });
+    let mut out = Vec::with_capacity(BLOCK_HEADER + compressed.len());
+    out.push(V3_BLOCK);
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&last.to_le_bytes());
+    out.extend_from_slice(&compressed);
+    out
+}
+
+/// The (id, stored record) pairs of a block, in id order.
+pub(crate) fn decode_block_records(bytes: &[u8]) -> Result<Vec<(u128, Vec<u8>)>, StoreError> {
+    let corrupt = |why: &str| StoreError::Corrupt(format!("message block: {why}"));
+    let header = block_header(bytes)?.ok_or_else(|| corrupt("not a block"))?;
+    let size = u32::from_le_bytes(bytes[5..9].try_into().expect("4 bytes")) as usize;
+    if size > MAX_BLOCK_BYTES {
+        return Err(corrupt("claims an impossible size"));
+    }
+    let payload = DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        let decompressor = match d.as_mut() {
+            Some(decompressor) => decompressor,
+            None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| corrupt(&e.to_string()))?),
+        };
+        decompressor
+            .decompress(&bytes[BLOCK_HEADER..], size)
+            .map_err(|e| corrupt(&e.to_string()))
+    })?;
+    if payload.len() != size {
+        return Err(corrupt("payload size differs from its header"));
+    }
+    let mut records = Vec::with_capacity((header.count as usize).min(4096));
+    let mut rest = payload.as_slice();
+    while !rest.is_empty() {
+        let (head, tail) = rest
+            .split_at_checked(20)
+            .ok_or_else(|| corrupt("cut record"))?;
+        let id = u128::from_le_bytes(head[..16].try_into().expect("16 bytes"));
+        let len = u32::from_le_bytes(head[16..].try_into().expect("4 bytes")) as usize;
+        let (record, tail) = tail
+            .split_at_checked(len)
+            .ok_or_else(|| corrupt("cut record"))?;
+        if records.last().is_some_and(|(previous, _)| *previous >= id) {
+            return Err(corrupt("ids out of order"));
+        }
+        records.push((id, record.to_vec()));
+        rest = tail;
+    }
+    if records.len() != header.count as usize || records.last().map(|r| r.0) != Some(header.last) {
+        return Err(corrupt("header does not match its messages"));
+    }
+    Ok(records)
+}
+
+/// The messages of a stored row of `operation` whose key holds `id`: one, or a block's, in id order.
+pub(crate) fn decode_message_row_of(
+    operation: u128,
+    id: u128,
+    bytes: &[u8],
+) -> Result<Vec<Message>, StoreError> {
+    if block_header(bytes)?.is_none() {
+        return Ok(vec![decode_message(operation, id, bytes)?]);
+    }
+    let records = decode_block_records(bytes)?;
+    if records.first().map(|r| r.0) != Some(id) {
+        return Err(StoreError::Corrupt(
+            "message block: its first message is not its key".into(),
+        ));
+    }
+    records
+        .iter()
+        .map(|(id, record)| decode_message(operation, *id, record))
+        .collect()
+}
+
 /// What one write group changed, for the search index to pick up.
 #[derive(Debug, Clone, Default, PartialEq, Encode, Decode)]
 pub struct FeedEntry {
@@ -402,6 +546,46 @@ pub(crate) mod tests {
         let mut with_ids = encode(&m);
         with_ids[0] = V2;
         assert!(decode_message(op, id, &with_ids).is_err());
+    }
+
+    #[test]
+    fn blocks_keep_their_records_and_refuse_damage() {
+        let m = sample_message();
+        let records: Vec<(u128, Vec<u8>)> = (0..20u128)
+            .map(|i| {
+                let mut m = m.clone();
+                m.message = format!("fetched page {i} of contacts");
+                (m.id.0 + i, encode_message(&m))
+            })
+            .collect();
+        let block = encode_block(&records);
+        let raw: usize = records.iter().map(|r| r.1.len()).sum();
+        assert!(block.len() < raw / 2, "{} bytes for {raw}", block.len());
+        assert_eq!(decode_block_records(&block).unwrap(), records);
+        let header = block_header(&block).unwrap().unwrap();
+        assert_eq!((header.count, header.last), (20, m.id.0 + 19));
+        assert_eq!(row_message_count(&block).unwrap(), 20);
+        assert_eq!(row_message_count(&records[0].1).unwrap(), 1);
+        let messages = decode_message_row_of(m.operation_id.0, m.id.0, &block).unwrap();
+        assert_eq!(messages.len(), 20);
+        assert_eq!(messages[3].id.0, m.id.0 + 3);
+        assert_eq!(messages[3].message, "fetched page 3 of contacts");
+        // Keyed by another id than its first message's: damaged.
+        assert!(decode_message_row_of(m.operation_id.0, m.id.0 + 1, &block).is_err());
+        for cut in 0..block.len() {
+            assert!(decode_block_records(&block[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in 1..block.len() {
+            let mut damaged = block.clone();
+            damaged[at] ^= 0x55;
+            // Never a panic; a decoded block still has what its header promises.
+            if let Ok(decoded) = decode_block_records(&damaged) {
+                assert_eq!(
+                    decoded.len(),
+                    block_header(&damaged).unwrap().unwrap().count as usize
+                );
+            }
+        }
     }
 
     /// A message record as format 1 wrote it (ids inside): still read, ids from the record.

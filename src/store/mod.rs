@@ -7,6 +7,7 @@
 //! Must not: decide policy (state transitions, validation); it stores what it is given.
 
 pub(crate) mod codec;
+mod messages;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -149,8 +150,9 @@ impl Store {
                         store.path.display()
                     )))
                 }
-                Some(_) => {}
-                None => {
+                Some(v) if v == FORMAT_VERSION => {}
+                // Older formats are read as they are (see `FORMAT_VERSION`); new rows are not.
+                Some(_) | None => {
                     meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
             }
@@ -182,6 +184,7 @@ impl Store {
     pub fn read(&self) -> Result<ReadTx, StoreError> {
         Ok(ReadTx {
             txn: self.database()?.begin_read()?,
+            last_block: Default::default(),
         })
     }
 
@@ -251,6 +254,9 @@ pub struct MessageRange {
 
 pub struct ReadTx {
     txn: redb::ReadTransaction,
+    /// The block `message` decoded last, as (operation, key id, its messages): hits and feed
+    /// entries come in runs from one operation, so each block is decompressed once per run.
+    last_block: std::cell::RefCell<Option<(u128, u128, Vec<Message>)>>,
 }
 
 impl ReadTx {
@@ -272,47 +278,62 @@ impl ReadTx {
         let table = self.txn.open_table(MESSAGES)?;
         let low = match range.after {
             Some(after) if after.0 == u128::MAX => return Ok((Vec::new(), false)),
-            Some(after) => (operation.0, after.0 + 1),
-            None => (operation.0, 0),
+            Some(after) => after.0 + 1,
+            None => 0,
         };
         let high = match range.before {
-            Some(before) => (operation.0, before.0),
-            None => (operation.0, u128::MAX),
+            Some(before) if before.0 == 0 => return Ok((Vec::new(), false)),
+            Some(before) => before.0 - 1,
+            None => u128::MAX,
         };
-        if low >= high {
-            return Ok((Vec::new(), false));
-        }
-        let rows = table.range(low..high)?;
         let mut out = Vec::with_capacity(range.limit.min(512));
-        let tail_first = range.before.is_some() && range.after.is_none();
         let mut more = false;
-        if tail_first {
-            for row in rows.rev() {
-                if out.len() == range.limit {
-                    more = true;
-                    break;
-                }
-                out.push(decode_message_row(row?)?);
+        let newest_first = range.before.is_some() && range.after.is_none();
+        messages::scan(&table, operation.0, (low, high), newest_first, |m| {
+            if out.len() == range.limit {
+                more = true;
+                return Ok(false);
             }
+            out.push(m);
+            Ok(true)
+        })?;
+        if newest_first {
             out.reverse();
-        } else {
-            for row in rows {
-                if out.len() == range.limit {
-                    more = true;
-                    break;
-                }
-                out.push(decode_message_row(row?)?);
-            }
         }
         Ok((out, more))
     }
 
     pub fn message(&self, operation: Id, id: Id) -> Result<Option<Message>, StoreError> {
         let table = self.txn.open_table(MESSAGES)?;
-        let value = table.get((operation.0, id.0))?;
-        value
-            .map(|v| codec::decode_message(operation.0, id.0, v.value()))
-            .transpose()
+        let (key, block) = match messages::covering(&table, operation.0, id.0)? {
+            Some((key, None)) if key == id.0 => {
+                let value = table.get((operation.0, key))?;
+                return value
+                    .map(|v| codec::decode_message(operation.0, key, v.value()))
+                    .transpose();
+            }
+            Some((key, Some(block))) if id.0 <= block.last => (key, block),
+            _ => return Ok(None),
+        };
+        let mut cache = self.last_block.borrow_mut();
+        let cached = matches!(&*cache, Some((op, k, _)) if (*op, *k) == (operation.0, key));
+        if !cached {
+            let value = table
+                .get((operation.0, key))?
+                .ok_or_else(|| StoreError::Corrupt("message block vanished".into()))?;
+            let decoded = codec::decode_message_row_of(operation.0, key, value.value())?;
+            if decoded.len() != block.count as usize {
+                return Err(StoreError::Corrupt("message block: count differs".into()));
+            }
+            *cache = Some((operation.0, key, decoded));
+        }
+        let Some((_, _, messages)) = &*cache else {
+            unreachable!("filled above");
+        };
+        Ok(messages
+            .binary_search_by_key(&id, |m| m.id)
+            .ok()
+            .map(|i| messages[i].clone()))
     }
 
     /// Calls `f` with every operation, in id order.
@@ -349,10 +370,10 @@ impl ReadTx {
         mut f: impl FnMut(Message) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let table = self.txn.open_table(MESSAGES)?;
-        for row in table.range((operation.0, 0)..=(operation.0, u128::MAX))? {
-            f(decode_message_row(row?)?)?;
-        }
-        Ok(())
+        messages::scan(&table, operation.0, (0, u128::MAX), false, |m| {
+            f(m)?;
+            Ok(true)
+        })
     }
 
     /// Writes a copy of the whole database as this transaction sees it (a consistent snapshot
@@ -387,7 +408,11 @@ impl ReadTx {
     ) -> Result<(), StoreError> {
         let table = self.txn.open_table(MESSAGES)?;
         for row in table.iter()? {
-            f(decode_message_row(row?)?)?;
+            let (key, value) = row?;
+            let (operation, id) = key.value();
+            for message in codec::decode_message_row_of(operation, id, value.value())? {
+                f(message)?;
+            }
         }
         Ok(())
     }
@@ -599,11 +624,12 @@ impl WriteTx {
     /// there are at most `2 * each`), as seen by this transaction.
     pub fn message_ends(&self, operation: Id, each: usize) -> Result<Vec<Message>, StoreError> {
         let table = self.txn.open_table(MESSAGES)?;
-        let range = (operation.0, 0u128)..=(operation.0, u128::MAX);
+        let all = (0, u128::MAX);
         let mut out = Vec::new();
-        for row in table.range(range.clone())?.take(each) {
-            out.push(decode_message_row(row?)?);
-        }
+        messages::scan(&table, operation.0, all, false, |m| {
+            out.push(m);
+            Ok(out.len() < each)
+        })?;
         let Some(last_head) = out.last().map(|m| m.id.0) else {
             return Ok(out);
         };
@@ -611,35 +637,33 @@ impl WriteTx {
             return Ok(out);
         }
         let mut tail = Vec::new();
-        for row in table.range(range)?.rev().take(each) {
-            let message = decode_message_row(row?)?;
-            if message.id.0 <= last_head {
-                break;
-            }
-            tail.push(message);
-        }
+        messages::scan(&table, operation.0, (last_head + 1, u128::MAX), true, |m| {
+            tail.push(m);
+            Ok(tail.len() < each)
+        })?;
         tail.reverse();
         out.extend(tail);
         Ok(out)
     }
 
-    pub fn has_message(&self, operation: Id, id: Id) -> Result<bool, StoreError> {
-        Ok(self
-            .txn
-            .open_table(MESSAGES)?
-            .get((operation.0, id.0))?
-            .is_some())
-    }
-
+    /// Stores each message unless one with its id is stored already (fresh ids never are).
     pub fn insert_messages(&mut self, messages: &[Message]) -> Result<(), StoreError> {
         let mut table = self.txn.open_table(MESSAGES)?;
         for m in messages {
-            table.insert(
-                (m.operation_id.0, m.id.0),
-                codec::encode_message(m).as_slice(),
-            )?;
+            messages::insert(&mut table, m)?;
         }
         Ok(())
+    }
+
+    /// Stores `message` unless one with its id is stored already; returns whether it was new.
+    pub fn insert_message(&mut self, message: &Message) -> Result<bool, StoreError> {
+        messages::insert(&mut self.txn.open_table(MESSAGES)?, message)
+    }
+
+    /// Packs the messages of `operation` stored one per row at its end into compressed blocks:
+    /// called once an operation has ended, and after messages arrive at an ended one.
+    pub fn pack_messages(&mut self, operation: Id) -> Result<(), StoreError> {
+        messages::pack(&mut self.txn.open_table(MESSAGES)?, operation.0)
     }
 
     pub fn last_feed_seq(&self) -> Result<u64, StoreError> {
@@ -731,8 +755,9 @@ impl WriteTx {
             }
             let op = codec::decode_operation(&op)?;
             let mut gone = 0;
-            messages.retain_in((id, 0)..=(id, u128::MAX), |_, _| {
-                gone += 1;
+            messages.retain_in((id, 0)..=(id, u128::MAX), |_, value| {
+                // A damaged block still leaves; it counts as one message.
+                gone += codec::row_message_count(value).unwrap_or(1);
                 false
             })?;
             if !op.state.is_terminal() {
@@ -943,17 +968,6 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
         rows += 1;
     }
     Ok(rows)
-}
-
-/// A row of `MESSAGES`: its key holds the ids the record leaves out.
-type MessageRow<'a> = (
-    redb::AccessGuard<'a, (u128, u128)>,
-    redb::AccessGuard<'a, &'static [u8]>,
-);
-
-fn decode_message_row(row: MessageRow<'_>) -> Result<Message, StoreError> {
-    let (operation, id) = row.0.value();
-    codec::decode_message(operation, id, row.1.value())
 }
 
 /// When a job is due, if it is pending.

@@ -7,7 +7,10 @@
 use redb::TableDefinition;
 
 /// The format this binary writes. `store::open` refuses a data dir written by a newer one.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// 2: a `MESSAGES` row may be a compressed block of several messages (keyed by its first), which
+/// format 1 binaries cannot read; a format 1 file is upgraded by writing the number (its rows are
+/// all valid in format 2).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Server-wide facts: the format version and generated credentials. Key → small value.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -15,8 +18,9 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 /// Operation id → encoded `Operation`.
 pub(crate) const OPERATIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("operations");
 
-/// (operation id, message id) → encoded `Message`: one operation's messages are one range, in
-/// insertion order.
+/// (operation id, message id) → encoded `Message`, or (operation id, first message id) → a block
+/// of the operation's messages once it has ended (`store::messages`): one operation's messages
+/// are one range, in id (= insertion) order.
 pub(crate) const MESSAGES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("messages");
 
 /// (expires_at in ms, operation id) for operations not yet in a terminal state: the sweeper's
