@@ -16,7 +16,8 @@ use tantivy::TantivyDocument;
 use crate::model::{Message, OpState, Operation};
 
 /// 2: no field norms, no per-message `doc_id` term (about 25 bytes less per message).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: operation text in `op_text`, so a text clause alone says which kind a query wants.
+pub const SCHEMA_VERSION: u32 = 3;
 
 pub const KIND_OPERATION: u64 = 0;
 pub const KIND_MESSAGE: u64 = 1;
@@ -47,7 +48,10 @@ pub struct Fields {
     pub created: Field,
     pub level: Field,
     pub message_type: Field,
+    /// Message text. Only messages have it, so a query with a text clause needs no `kind` clause.
     pub text: Field,
+    /// Operation text (message, error, context values); only operations have it.
+    pub op_text: Field,
 }
 
 pub const INTEGRATION: &str = "integration";
@@ -91,7 +95,8 @@ pub fn build() -> (Schema, Fields) {
         created: b.add_i64_field("created", indexed_fast),
         level: b.add_text_field("level", keyword.clone()),
         message_type: b.add_text_field("message_type", keyword.clone()),
-        text: b.add_text_field("text", text),
+        text: b.add_text_field("text", text.clone()),
+        op_text: b.add_text_field("op_text", text),
     };
     (b.build(), fields)
 }
@@ -154,7 +159,7 @@ pub fn operation_document(f: &Fields, op: &Operation) -> TantivyDocument {
         text.push('\n');
         text.push_str(value);
     }
-    doc.add_text(f.text, text);
+    doc.add_text(f.op_text, text);
     doc
 }
 
