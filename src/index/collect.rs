@@ -3,6 +3,7 @@
 //!
 //! Each reads only columnar fast fields, so collecting a million hits costs milliseconds.
 
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -432,7 +433,62 @@ impl SegmentCollector for OperationIdsSegment {
     }
 }
 
-/// How many hits carry each value of a keyword fast field, as (value, count) in value order.
+/// Values with a count, in value order, packed in one buffer: a list of thousands of values
+/// per segment costs two allocations, not one per value.
+#[derive(Default)]
+pub struct ValueList {
+    bytes: Vec<u8>,
+    /// Where each value ends in `bytes`, and its count.
+    entries: Vec<(usize, u64)>,
+}
+
+impl ValueList {
+    fn push(&mut self, value: &[u8], count: u64) {
+        self.bytes.extend_from_slice(value);
+        self.entries.push((self.bytes.len(), count));
+    }
+
+    fn value(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.entries[i - 1].0 };
+        &self.bytes[start..self.entries[i].0]
+    }
+
+    /// (value, count) in value order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        (0..self.entries.len()).map(|i| {
+            // Only whole UTF-8 values are pushed.
+            let value = std::str::from_utf8(self.value(i)).unwrap_or_default();
+            (value, self.entries[i].1)
+        })
+    }
+
+    /// Merges lists in value order into one, adding the counts of equal values.
+    fn merge(lists: &[ValueList]) -> ValueList {
+        let mut out = ValueList::default();
+        let mut next = vec![0usize; lists.len()];
+        let mut heads: BinaryHeap<Reverse<(&[u8], usize)>> = lists
+            .iter()
+            .enumerate()
+            .filter(|(_, list)| !list.entries.is_empty())
+            .map(|(l, list)| Reverse((list.value(0), l)))
+            .collect();
+        while let Some(Reverse((value, l))) = heads.pop() {
+            let count = lists[l].entries[next[l]].1;
+            next[l] += 1;
+            if next[l] < lists[l].entries.len() {
+                heads.push(Reverse((lists[l].value(next[l]), l)));
+            }
+            let last = out.entries.len().checked_sub(1);
+            match last {
+                Some(i) if out.value(i) == value => out.entries[i].1 += count,
+                _ => out.push(value, count),
+            }
+        }
+        out
+    }
+}
+
+/// How many hits carry each value of a keyword fast field.
 pub struct ValueCounts {
     pub field: &'static str,
 }
@@ -444,7 +500,7 @@ pub struct ValueCountsSegment {
 }
 
 impl Collector for ValueCounts {
-    type Fruit = Vec<(String, u64)>;
+    type Fruit = ValueList;
     type Child = ValueCountsSegment;
 
     fn for_segment(
@@ -464,40 +520,13 @@ impl Collector for ValueCounts {
         false
     }
 
-    /// Merges the segments' lists, each in value order (a dictionary's), without hashing a
-    /// value: for thousands of values per segment hashing was most of the cost.
-    fn merge_fruits(&self, fruits: Vec<Vec<(String, u64)>>) -> tantivy::Result<Self::Fruit> {
-        Ok(fruits
-            .into_iter()
-            .reduce(merge_value_counts)
-            .unwrap_or_default())
-    }
-}
-
-/// Two lists of (value, count) in value order, merged into one in value order.
-fn merge_value_counts(a: Vec<(String, u64)>, b: Vec<(String, u64)>) -> Vec<(String, u64)> {
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let order = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => x.0.cmp(&y.0),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => return out,
-        };
-        match order {
-            std::cmp::Ordering::Less => out.extend(a.next()),
-            std::cmp::Ordering::Greater => out.extend(b.next()),
-            std::cmp::Ordering::Equal => {
-                let ((value, n), (_, m)) = (a.next().expect("peeked"), b.next().expect("peeked"));
-                out.push((value, n + m));
-            }
-        }
+    fn merge_fruits(&self, fruits: Vec<ValueList>) -> tantivy::Result<ValueList> {
+        Ok(ValueList::merge(&fruits))
     }
 }
 
 impl SegmentCollector for ValueCountsSegment {
-    type Fruit = Vec<(String, u64)>;
+    type Fruit = ValueList;
 
     fn collect(&mut self, doc: DocId, _: Score) {
         if let Some(column) = &self.column {
@@ -511,7 +540,7 @@ impl SegmentCollector for ValueCountsSegment {
 
     fn harvest(self) -> Self::Fruit {
         let Some(column) = &self.column else {
-            return Vec::new();
+            return ValueList::default();
         };
         // One sequential pass over the dictionary for all hit ordinals: looking each one up on
         // its own restarts decoding at a block boundary every time, which dominated facets.
@@ -522,12 +551,12 @@ impl SegmentCollector for ValueCountsSegment {
             .filter(|(_, n)| *n > 0)
             .map(|(ord, n)| (ord as u64, n))
             .unzip();
-        let mut out = Vec::with_capacity(ords.len());
+        let mut out = ValueList::default();
         let mut counts = counts.into_iter();
         let found = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
             let n = counts.next().unwrap_or(0);
-            if let Ok(value) = std::str::from_utf8(term) {
-                out.push((value.to_owned(), n));
+            if std::str::from_utf8(term).is_ok() {
+                out.push(term, n);
             }
         });
         if let Err(e) = found {
@@ -606,5 +635,133 @@ impl SegmentCollector for StateBucketsSegment {
 
     fn harvest(self) -> Vec<u64> {
         self.counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    use tantivy::query::AllQuery;
+    use tantivy::{Index, IndexReader, TantivyDocument};
+
+    use super::*;
+    use crate::index::schema;
+
+    /// Three segments, added newest first, each a few ascending runs with a shuffled stretch:
+    /// the orders a page must rank correctly, however few ids it reads.
+    fn shuffled_index(ids: &mut [u128], rng: &mut StdRng) -> (IndexReader, Arc<IdBlocksCache>) {
+        let (schema, f) = schema::build();
+        let index = Index::create_in_ram(schema);
+        let mut writer = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        ids.sort_unstable();
+        let third = ids.len() / 3;
+        for part in ids.chunks_mut(third).rev() {
+            let stretch = part.len() / 4;
+            part[stretch..2 * stretch].shuffle(rng);
+            part[3 * stretch..].rotate_left(stretch / 2);
+            for &id in part.iter() {
+                let op = id >> 8;
+                let mut doc = TantivyDocument::default();
+                doc.add_u64(f.id_hi, (id >> 64) as u64);
+                doc.add_u64(f.id_lo, id as u64);
+                doc.add_u64(f.op_hi, (op >> 64) as u64);
+                doc.add_u64(f.op_lo, op as u64);
+                writer.add_document(doc).unwrap();
+            }
+            writer.commit().unwrap();
+        }
+        let cache = Arc::new(IdBlocksCache::default());
+        let warmer: Arc<dyn Warmer> = cache.clone();
+        let reader = index
+            .reader_builder()
+            .warmers(vec![Arc::downgrade(&warmer)])
+            .try_into()
+            .unwrap();
+        (reader, cache)
+    }
+
+    #[test]
+    fn pages_agree_with_sorting_every_id_in_any_doc_order() {
+        let mut rng = StdRng::seed_from_u64(7);
+        // Ids sharing their high half too, as ULIDs of one millisecond do.
+        let mut ids: Vec<u128> = (0..6_000)
+            .map(|i| {
+                let hi: u64 = if i % 3 == 0 { 42 } else { rng.random() };
+                (u128::from(hi) << 64) | u128::from(rng.random::<u64>())
+            })
+            .collect();
+        let (reader, cache) = shuffled_index(&mut ids, &mut rng);
+        let searcher = reader.searcher();
+        assert_eq!(searcher.segment_readers().len(), 3);
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        let allowed: OpSet = sorted
+            .iter()
+            .map(|id| id >> 8)
+            .filter(|op| op % 3 != 1)
+            .collect();
+        for case in 0..200 {
+            let ascending = rng.random_bool(0.5);
+            let limit = rng.random_range(1..=80);
+            let pivot = sorted[rng.random_range(0..sorted.len())];
+            let bound = match rng.random_range(0..3) {
+                0 => None,
+                1 => Some(Bound::After(pivot)),
+                _ => Some(Bound::Before(pivot)),
+            };
+            let allow = rng.random_bool(0.3).then(|| Arc::new(allowed.clone()));
+            let counted: Vec<u128> = sorted
+                .iter()
+                .copied()
+                .filter(|id| allow.as_ref().is_none_or(|a| a.contains(&(id >> 8))))
+                .collect();
+            let mut expected: Vec<(u128, u128)> = counted
+                .iter()
+                .copied()
+                .filter(|id| match bound {
+                    Some(Bound::After(after)) => *id > after,
+                    Some(Bound::Before(before)) => *id < before,
+                    None => true,
+                })
+                .map(|id| (id, id >> 8))
+                .collect();
+            if !ascending {
+                expected.reverse();
+            }
+            expected.truncate(limit + 1);
+            let collector = TopIds {
+                limit,
+                ascending,
+                bound,
+                allow,
+                blocks: cache.clone(),
+            };
+            let (count, page) = searcher.search(&AllQuery, &collector).unwrap();
+            assert_eq!(count, counted.len() as u64, "case {case}");
+            assert_eq!(page, expected, "case {case}: {ascending} {limit} {bound:?}");
+        }
+    }
+
+    #[test]
+    fn value_lists_merge_in_value_order() {
+        let list = |values: &[(&str, u64)]| {
+            let mut l = ValueList::default();
+            for (v, n) in values {
+                l.push(v.as_bytes(), *n);
+            }
+            l
+        };
+        let merged = ValueList::merge(&[
+            list(&[("a", 1), ("c", 2)]),
+            list(&[]),
+            list(&[("b", 5), ("c", 1), ("d", 1)]),
+            list(&[("a", 2)]),
+        ]);
+        assert_eq!(
+            merged.iter().collect::<Vec<_>>(),
+            vec![("a", 3), ("b", 5), ("c", 3), ("d", 1)]
+        );
     }
 }

@@ -320,19 +320,20 @@ impl SearchIndex {
     ) -> Result<(Vec<(String, u64)>, usize), IndexError> {
         let searcher = self.searcher()?;
         let query = BooleanQuery::new(self.operation_clauses(env, f, false));
-        let mut values = searcher.search(&query, &ValueCounts { field })?;
-        if !prefix.is_empty() {
-            let prefix = prefix.to_lowercase();
-            values.retain(|(v, _)| v.to_lowercase().starts_with(&prefix));
-        }
+        let counts = searcher.search(&query, &ValueCounts { field })?;
+        let prefix = prefix.to_lowercase();
+        let mut values: Vec<(&str, u64)> = counts
+            .iter()
+            .filter(|(v, _)| prefix.is_empty() || v.to_lowercase().starts_with(&prefix))
+            .collect();
         let distinct = values.len();
-        let order =
-            |a: &(String, u64), b: &(String, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+        let order = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
         if values.len() > limit {
             values.select_nth_unstable_by(limit, order);
             values.truncate(limit);
         }
         values.sort_unstable_by(order);
+        let values = values.into_iter().map(|(v, n)| (v.to_owned(), n)).collect();
         Ok((values, distinct))
     }
 
