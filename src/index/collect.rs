@@ -1,7 +1,9 @@
 //! tantivy collectors over fast fields: the exact-count + top-N-by-id page, sets of operation ids,
 //! value counts for facets, and per-bucket state counts for insights.
 //!
-//! Each reads only columnar fast fields, so collecting a million hits costs milliseconds.
+//! Each reads only columnar fast fields, so collecting a million hits costs milliseconds; a page
+//! reads ids only near its end, found through per-segment id bounds (`IdBlocks`) that a reader
+//! warmer keeps for every live segment.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -160,9 +162,13 @@ impl IdBlocksCache {
 }
 
 impl Warmer for IdBlocksCache {
+    /// Never fails: a reload (the indexer's commit) must not fail over this; a search that
+    /// cannot compute the bounds fails on its own.
     fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
         for segment in searcher.segment_readers() {
-            self.get(segment)?;
+            if let Err(e) = self.get(segment) {
+                tracing::warn!(error = %e, segment = %segment.segment_id(), "reading id bounds failed");
+            }
         }
         Ok(())
     }
