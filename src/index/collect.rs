@@ -1,43 +1,185 @@
 //! tantivy collectors over fast fields: the exact-count + top-N-by-id page, sets of operation ids,
 //! value counts for facets, and per-bucket state counts for insights.
 //!
-//! Each reads only columnar fast fields, so collecting a million hits costs milliseconds.
+//! Each reads only columnar fast fields, so collecting a million hits costs milliseconds; a page
+//! reads ids only near its end, found through per-segment id bounds (`IdBlocks`) that a reader
+//! warmer keeps for every live segment.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::fmt::Debug;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
-use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::columnar::{Column, ColumnIndex, StrColumn};
+use tantivy::index::SegmentId;
+use tantivy::{DocId, Score, Searcher, SearcherGeneration, SegmentOrdinal, SegmentReader, Warmer};
 
-fn join(hi: Option<u64>, lo: Option<u64>) -> u128 {
-    (u128::from(hi.unwrap_or(0)) << 64) | u128::from(lo.unwrap_or(0))
+/// A numeric fast field. Read straight from its values when every document has one (ids,
+/// times): going through the column index for each hit cost as much as the value itself.
+struct FastColumn<T> {
+    column: Column<T>,
+    full: bool,
+}
+
+type U64Column = FastColumn<u64>;
+
+impl<T: PartialOrd + Copy + Debug + Send + Sync + Default + 'static> FastColumn<T> {
+    fn new(column: Column<T>) -> FastColumn<T> {
+        let full = matches!(column.index, ColumnIndex::Full);
+        FastColumn { column, full }
+    }
+
+    /// The value of `doc`, if it has one.
+    #[inline]
+    fn value(&self, doc: DocId) -> Option<T> {
+        if self.full {
+            Some(self.column.values.get_val(doc))
+        } else {
+            self.column.first(doc)
+        }
+    }
+
+    #[inline]
+    fn get(&self, doc: DocId) -> T {
+        self.value(doc).unwrap_or_default()
+    }
+
+    /// The values of documents `start..start + out.len()`.
+    fn read_range(&self, start: DocId, out: &mut [T]) {
+        if self.full {
+            self.column.values.get_range(u64::from(start), out);
+        } else {
+            for (doc, value) in (start..).zip(out.iter_mut()) {
+                *value = self.get(doc);
+            }
+        }
+    }
+}
+
+fn open_u64(segment: &SegmentReader, name: &str) -> tantivy::Result<U64Column> {
+    Ok(FastColumn::new(segment.fast_fields().u64(name)?))
+}
+
+fn join(hi: u64, lo: u64) -> u128 {
+    (u128::from(hi) << 64) | u128::from(lo)
 }
 
 struct IdColumns {
-    id_hi: Column<u64>,
-    id_lo: Column<u64>,
-    op_hi: Column<u64>,
-    op_lo: Column<u64>,
+    id_hi: U64Column,
+    id_lo: U64Column,
+    op_hi: U64Column,
+    op_lo: U64Column,
 }
 
 impl IdColumns {
     fn open(segment: &SegmentReader) -> tantivy::Result<IdColumns> {
-        let ff = segment.fast_fields();
         Ok(IdColumns {
-            id_hi: ff.u64("id_hi")?,
-            id_lo: ff.u64("id_lo")?,
-            op_hi: ff.u64("op_hi")?,
-            op_lo: ff.u64("op_lo")?,
+            id_hi: open_u64(segment, "id_hi")?,
+            id_lo: open_u64(segment, "id_lo")?,
+            op_hi: open_u64(segment, "op_hi")?,
+            op_lo: open_u64(segment, "op_lo")?,
         })
     }
 
     fn id(&self, doc: DocId) -> u128 {
-        join(self.id_hi.first(doc), self.id_lo.first(doc))
+        join(self.id_hi.get(doc), self.id_lo.get(doc))
     }
 
     fn op(&self, doc: DocId) -> u128 {
-        join(self.op_hi.first(doc), self.op_lo.first(doc))
+        join(self.op_hi.get(doc), self.op_lo.get(doc))
+    }
+}
+
+/// Documents per block of `IdBlocks`.
+const BLOCK_SHIFT: u32 = 8;
+const BLOCK_DOCS: usize = 1 << BLOCK_SHIFT;
+
+/// The smallest and largest id of each block of `BLOCK_DOCS` documents (deleted ones included)
+/// of one segment, and the blocks in the order a page visits them: what lets a page stop once
+/// no block left can hold a hit that ranks. Documents are added in id order, so a segment is a
+/// few ascending runs (one per merged segment) and a page reads a few hundred ids instead of
+/// one per hit; any order stays correct, only slower.
+pub struct IdBlocks {
+    min: Vec<u128>,
+    max: Vec<u128>,
+    /// Blocks by their largest id, descending: the visiting order of a newest-first page.
+    by_max_desc: Vec<u32>,
+    /// Blocks by their smallest id, ascending: the visiting order of an oldest-first page.
+    by_min_asc: Vec<u32>,
+}
+
+impl IdBlocks {
+    fn compute(segment: &SegmentReader) -> tantivy::Result<IdBlocks> {
+        let columns = IdColumns::open(segment)?;
+        let max_doc = segment.max_doc();
+        let mut min = Vec::new();
+        let mut max = Vec::new();
+        let (mut hi, mut lo) = (vec![0u64; BLOCK_DOCS], vec![0u64; BLOCK_DOCS]);
+        for start in (0..max_doc).step_by(BLOCK_DOCS) {
+            let n = (max_doc - start).min(BLOCK_DOCS as u32) as usize;
+            columns.id_hi.read_range(start, &mut hi[..n]);
+            columns.id_lo.read_range(start, &mut lo[..n]);
+            let ids = hi[..n].iter().zip(&lo[..n]).map(|(h, l)| join(*h, *l));
+            let (lowest, highest) = ids.fold((u128::MAX, 0), |(lowest, highest), id| {
+                (lowest.min(id), highest.max(id))
+            });
+            min.push(lowest);
+            max.push(highest);
+        }
+        let mut by_max_desc: Vec<u32> = (0..max.len() as u32).collect();
+        by_max_desc.sort_unstable_by(|a, b| max[*b as usize].cmp(&max[*a as usize]));
+        let mut by_min_asc: Vec<u32> = (0..min.len() as u32).collect();
+        by_min_asc.sort_unstable_by_key(|b| min[*b as usize]);
+        Ok(IdBlocks {
+            min,
+            max,
+            by_max_desc,
+            by_min_asc,
+        })
+    }
+}
+
+/// The `IdBlocks` of every live segment. A reader reload computes them for new segments (as a
+/// tantivy warmer, on the indexer's thread), so searches find them ready.
+#[derive(Default)]
+pub struct IdBlocksCache {
+    by_segment: Mutex<HashMap<SegmentId, Arc<IdBlocks>>>,
+}
+
+impl IdBlocksCache {
+    fn get(&self, segment: &SegmentReader) -> tantivy::Result<Arc<IdBlocks>> {
+        let id = segment.segment_id();
+        let lock = || self.by_segment.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(blocks) = lock().get(&id) {
+            return Ok(blocks.clone());
+        }
+        let blocks = Arc::new(IdBlocks::compute(segment)?);
+        lock().insert(id, blocks.clone());
+        Ok(blocks)
+    }
+}
+
+impl Warmer for IdBlocksCache {
+    /// Never fails: a reload (the indexer's commit) must not fail over this; a search that
+    /// cannot compute the bounds fails on its own.
+    fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
+        for segment in searcher.segment_readers() {
+            if let Err(e) = self.get(segment) {
+                tracing::warn!(error = %e, segment = %segment.segment_id(), "reading id bounds failed");
+            }
+        }
+        Ok(())
+    }
+
+    fn garbage_collect(&self, live_generations: &[&SearcherGeneration]) {
+        let mut by_segment = self.by_segment.lock().unwrap_or_else(|e| e.into_inner());
+        by_segment.retain(|id, _| {
+            live_generations
+                .iter()
+                .any(|g| g.segments().contains_key(id))
+        });
     }
 }
 
@@ -48,42 +190,50 @@ pub enum Bound {
     Before(u128),
 }
 
+/// Hashes an id by its low half: ULIDs end in random bits (or a counter), so a multiply spreads
+/// them well, at a fraction of SipHash's cost per hit.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u128(&mut self, id: u128) {
+        self.0 = (id as u64 ^ (id >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A set of operation ids.
+pub type OpSet = HashSet<u128, BuildHasherDefault<IdHasher>>;
+
 /// Counts every hit whose operation is in `allow` (when given) and keeps the first `limit + 1`
 /// by document id, in `ascending` or descending order, beyond `bound`.
 pub struct TopIds {
     pub limit: usize,
     pub ascending: bool,
     pub bound: Option<Bound>,
-    pub allow: Option<Arc<HashSet<u128>>>,
+    pub allow: Option<Arc<OpSet>>,
+    pub blocks: Arc<IdBlocksCache>,
 }
 
 pub struct TopIdsSegment {
     columns: IdColumns,
+    blocks: Arc<IdBlocks>,
     keep: usize,
     ascending: bool,
     bound: Option<Bound>,
-    allow: Option<Arc<HashSet<u128>>>,
-    count: u64,
-    /// Candidate hits as (rank, doc): the rank is the id, or its complement for a descending
-    /// page, so smaller is always better. Trimmed to the best `keep` whenever it fills up.
-    candidates: Vec<(u128, DocId)>,
-    /// The worst rank kept by the last trim: a hit ranked past it cannot make the page.
-    threshold: Option<u128>,
-}
-
-/// Candidates gathered between two trims, per kept hit. Hits mostly arrive in id order, so in a
-/// newest-first page nearly every hit beats the worst kept one: a heap would pop and push on
-/// each, while a trim every few hundred hits is one linear selection.
-const TRIM_FACTOR: usize = 4;
-
-impl TopIdsSegment {
-    fn trim(&mut self) {
-        if self.candidates.len() > self.keep {
-            self.candidates.select_nth_unstable(self.keep - 1);
-            self.candidates.truncate(self.keep);
-        }
-        self.threshold = self.candidates.iter().map(|c| c.0).max();
-    }
+    allow: Option<Arc<OpSet>>,
+    /// Every counted hit, in doc order: ranking waits for the end, when it can start from the
+    /// end the page wants and stop early.
+    hits: Vec<DocId>,
 }
 
 impl Collector for TopIds {
@@ -97,13 +247,12 @@ impl Collector for TopIds {
     ) -> tantivy::Result<Self::Child> {
         Ok(TopIdsSegment {
             columns: IdColumns::open(segment)?,
+            blocks: self.blocks.get(segment)?,
             keep: self.limit + 1,
             ascending: self.ascending,
             bound: self.bound,
             allow: self.allow.clone(),
-            count: 0,
-            candidates: Vec::with_capacity((self.limit + 1) * TRIM_FACTOR),
-            threshold: None,
+            hits: Vec::new(),
         })
     }
 
@@ -124,6 +273,81 @@ impl Collector for TopIds {
     }
 }
 
+impl TopIdsSegment {
+    /// The best `keep` hits inside the bound, as (rank, doc); the rank is the id, or its
+    /// complement for a descending page, so smaller is always better.
+    fn best(&self) -> Vec<(u128, DocId)> {
+        let blocks = &self.blocks;
+        let rank = |id: u128| if self.ascending { id } else { !id };
+        // A max-heap: its top is the worst hit kept.
+        let mut kept: BinaryHeap<(u128, DocId)> = BinaryHeap::with_capacity(self.keep);
+        let consider = |kept: &mut BinaryHeap<(u128, DocId)>, doc: DocId| {
+            let worst = (kept.len() == self.keep)
+                .then(|| kept.peek().map(|w| w.0))
+                .flatten();
+            if let Some(worst) = worst {
+                // The high half decides nearly always: read the low one only on a tie.
+                let high = rank(join(self.columns.id_hi.get(doc), 0)) >> 64;
+                if high > worst >> 64 {
+                    return;
+                }
+            }
+            let id = self.columns.id(doc);
+            let outside = match self.bound {
+                Some(Bound::After(after)) => id <= after,
+                Some(Bound::Before(before)) => id >= before,
+                None => false,
+            };
+            match worst {
+                _ if outside => {}
+                // Replacing the top sifts once; a push and a pop would sift twice.
+                Some(worst) if rank(id) < worst => {
+                    if let Some(mut top) = kept.peek_mut() {
+                        *top = (rank(id), doc);
+                    }
+                }
+                Some(_) => {}
+                None => kept.push((rank(id), doc)),
+            }
+        };
+        // Few hits: read them all rather than look for their blocks.
+        if self.hits.len() <= 2 * self.keep {
+            for &doc in &self.hits {
+                consider(&mut kept, doc);
+            }
+            return kept.into_vec();
+        }
+        let order = if self.ascending {
+            &blocks.by_min_asc
+        } else {
+            &blocks.by_max_desc
+        };
+        for &block in order {
+            let (min, max) = (blocks.min[block as usize], blocks.max[block as usize]);
+            let best_possible = if self.ascending { min } else { !max };
+            // Blocks come best first: once one cannot beat the worst kept, none after it can.
+            if kept.len() == self.keep && kept.peek().is_some_and(|w| best_possible >= w.0) {
+                break;
+            }
+            let beyond = match self.bound {
+                Some(Bound::After(after)) => max <= after,
+                Some(Bound::Before(before)) => min >= before,
+                None => false,
+            };
+            if beyond {
+                continue;
+            }
+            let first_doc = block << BLOCK_SHIFT;
+            let start = self.hits.partition_point(|d| *d < first_doc);
+            let end = self.hits[start..].partition_point(|d| *d < first_doc + BLOCK_DOCS as u32);
+            for &doc in &self.hits[start..start + end] {
+                consider(&mut kept, doc);
+            }
+        }
+        kept.into_vec()
+    }
+}
+
 impl SegmentCollector for TopIdsSegment {
     type Fruit = (u64, Vec<(u128, u128)>);
 
@@ -133,33 +357,29 @@ impl SegmentCollector for TopIdsSegment {
                 return;
             }
         }
-        self.count += 1;
-        let id = self.columns.id(doc);
-        match self.bound {
-            Some(Bound::After(after)) if id <= after => return,
-            Some(Bound::Before(before)) if id >= before => return,
-            _ => {}
-        }
-        let rank = if self.ascending { id } else { !id };
-        if self.threshold.is_some_and(|worst| rank >= worst) {
-            return;
-        }
-        self.candidates.push((rank, doc));
-        if self.candidates.len() >= self.keep * TRIM_FACTOR {
-            self.trim();
+        self.hits.push(doc);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        if self.allow.is_none() {
+            self.hits.extend_from_slice(docs);
+        } else {
+            for &doc in docs {
+                self.collect(doc, 0.0);
+            }
         }
     }
 
-    fn harvest(mut self) -> Self::Fruit {
-        self.trim();
-        let columns = &self.columns;
-        let ascending = self.ascending;
+    fn harvest(self) -> Self::Fruit {
         let kept = self
-            .candidates
-            .iter()
-            .map(|&(rank, doc)| (if ascending { rank } else { !rank }, columns.op(doc)))
+            .best()
+            .into_iter()
+            .map(|(rank, doc)| {
+                let id = if self.ascending { rank } else { !rank };
+                (id, self.columns.op(doc))
+            })
             .collect();
-        (self.count, kept)
+        (self.hits.len() as u64, kept)
     }
 }
 
@@ -168,11 +388,13 @@ pub struct OperationIds;
 
 pub struct OperationIdsSegment {
     columns: IdColumns,
-    ids: HashSet<u128>,
+    ids: OpSet,
+    /// The last id inserted: a message's neighbours in doc order are mostly of its operation.
+    last: Option<u128>,
 }
 
 impl Collector for OperationIds {
-    type Fruit = HashSet<u128>;
+    type Fruit = OpSet;
     type Child = OperationIdsSegment;
 
     fn for_segment(
@@ -182,7 +404,8 @@ impl Collector for OperationIds {
     ) -> tantivy::Result<Self::Child> {
         Ok(OperationIdsSegment {
             columns: IdColumns::open(segment)?,
-            ids: HashSet::new(),
+            ids: OpSet::default(),
+            last: None,
         })
     }
 
@@ -190,7 +413,7 @@ impl Collector for OperationIds {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<HashSet<u128>>) -> tantivy::Result<HashSet<u128>> {
+    fn merge_fruits(&self, fruits: Vec<OpSet>) -> tantivy::Result<OpSet> {
         let mut fruits = fruits.into_iter();
         let mut all = fruits.next().unwrap_or_default();
         for f in fruits {
@@ -201,14 +424,73 @@ impl Collector for OperationIds {
 }
 
 impl SegmentCollector for OperationIdsSegment {
-    type Fruit = HashSet<u128>;
+    type Fruit = OpSet;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        self.ids.insert(self.columns.op(doc));
+        let op = self.columns.op(doc);
+        if self.last != Some(op) {
+            self.ids.insert(op);
+            self.last = Some(op);
+        }
     }
 
-    fn harvest(self) -> HashSet<u128> {
+    fn harvest(self) -> OpSet {
         self.ids
+    }
+}
+
+/// Values with a count, in value order, packed in one buffer: a list of thousands of values
+/// per segment costs two allocations, not one per value.
+#[derive(Default)]
+pub struct ValueList {
+    bytes: Vec<u8>,
+    /// Where each value ends in `bytes`, and its count.
+    entries: Vec<(usize, u64)>,
+}
+
+impl ValueList {
+    fn push(&mut self, value: &[u8], count: u64) {
+        self.bytes.extend_from_slice(value);
+        self.entries.push((self.bytes.len(), count));
+    }
+
+    fn value(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.entries[i - 1].0 };
+        &self.bytes[start..self.entries[i].0]
+    }
+
+    /// (value, count) in value order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        (0..self.entries.len()).map(|i| {
+            // Only whole UTF-8 values are pushed.
+            let value = std::str::from_utf8(self.value(i)).unwrap_or_default();
+            (value, self.entries[i].1)
+        })
+    }
+
+    /// Merges lists in value order into one, adding the counts of equal values.
+    fn merge(lists: &[ValueList]) -> ValueList {
+        let mut out = ValueList::default();
+        let mut next = vec![0usize; lists.len()];
+        let mut heads: BinaryHeap<Reverse<(&[u8], usize)>> = lists
+            .iter()
+            .enumerate()
+            .filter(|(_, list)| !list.entries.is_empty())
+            .map(|(l, list)| Reverse((list.value(0), l)))
+            .collect();
+        while let Some(Reverse((value, l))) = heads.pop() {
+            let count = lists[l].entries[next[l]].1;
+            next[l] += 1;
+            if next[l] < lists[l].entries.len() {
+                heads.push(Reverse((lists[l].value(next[l]), l)));
+            }
+            let last = out.entries.len().checked_sub(1);
+            match last {
+                Some(i) if out.value(i) == value => out.entries[i].1 += count,
+                _ => out.push(value, count),
+            }
+        }
+        out
     }
 }
 
@@ -224,7 +506,7 @@ pub struct ValueCountsSegment {
 }
 
 impl Collector for ValueCounts {
-    type Fruit = HashMap<String, u64>;
+    type Fruit = ValueList;
     type Child = ValueCountsSegment;
 
     fn for_segment(
@@ -244,19 +526,13 @@ impl Collector for ValueCounts {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<HashMap<String, u64>>) -> tantivy::Result<Self::Fruit> {
-        let mut all = HashMap::new();
-        for fruit in fruits {
-            for (value, n) in fruit {
-                *all.entry(value).or_insert(0) += n;
-            }
-        }
-        Ok(all)
+    fn merge_fruits(&self, fruits: Vec<ValueList>) -> tantivy::Result<ValueList> {
+        Ok(ValueList::merge(&fruits))
     }
 }
 
 impl SegmentCollector for ValueCountsSegment {
-    type Fruit = HashMap<String, u64>;
+    type Fruit = ValueList;
 
     fn collect(&mut self, doc: DocId, _: Score) {
         if let Some(column) = &self.column {
@@ -269,9 +545,8 @@ impl SegmentCollector for ValueCountsSegment {
     }
 
     fn harvest(self) -> Self::Fruit {
-        let mut out = HashMap::new();
         let Some(column) = &self.column else {
-            return out;
+            return ValueList::default();
         };
         // One sequential pass over the dictionary for all hit ordinals: looking each one up on
         // its own restarts decoding at a block boundary every time, which dominated facets.
@@ -282,11 +557,12 @@ impl SegmentCollector for ValueCountsSegment {
             .filter(|(_, n)| *n > 0)
             .map(|(ord, n)| (ord as u64, n))
             .unzip();
+        let mut out = ValueList::default();
         let mut counts = counts.into_iter();
         let found = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
             let n = counts.next().unwrap_or(0);
-            if let Ok(value) = std::str::from_utf8(term) {
-                out.insert(value.to_owned(), n);
+            if std::str::from_utf8(term).is_ok() {
+                out.push(term, n);
             }
         });
         if let Err(e) = found {
@@ -305,8 +581,8 @@ pub struct StateBuckets {
 }
 
 pub struct StateBucketsSegment {
-    created: Column<i64>,
-    state: Column<u64>,
+    created: FastColumn<i64>,
+    state: U64Column,
     spec: (i64, i64, usize, usize),
     counts: Vec<u64>,
 }
@@ -322,8 +598,8 @@ impl Collector for StateBuckets {
     ) -> tantivy::Result<Self::Child> {
         let ff = segment.fast_fields();
         Ok(StateBucketsSegment {
-            created: ff.i64("created")?,
-            state: ff.u64("state_code")?,
+            created: FastColumn::new(ff.i64("created")?),
+            state: FastColumn::new(ff.u64("state_code")?),
             spec: (self.from, self.interval, self.buckets, self.states),
             counts: vec![0; self.buckets * self.states],
         })
@@ -349,7 +625,7 @@ impl SegmentCollector for StateBucketsSegment {
 
     fn collect(&mut self, doc: DocId, _: Score) {
         let (from, interval, buckets, states) = self.spec;
-        let (Some(created), Some(state)) = (self.created.first(doc), self.state.first(doc)) else {
+        let (Some(created), Some(state)) = (self.created.value(doc), self.state.value(doc)) else {
             return;
         };
         let offset = created - from;
@@ -365,5 +641,133 @@ impl SegmentCollector for StateBucketsSegment {
 
     fn harvest(self) -> Vec<u64> {
         self.counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    use tantivy::query::AllQuery;
+    use tantivy::{Index, IndexReader, TantivyDocument};
+
+    use super::*;
+    use crate::index::schema;
+
+    /// Three segments, added newest first, each a few ascending runs with a shuffled stretch:
+    /// the orders a page must rank correctly, however few ids it reads.
+    fn shuffled_index(ids: &mut [u128], rng: &mut StdRng) -> (IndexReader, Arc<IdBlocksCache>) {
+        let (schema, f) = schema::build();
+        let index = Index::create_in_ram(schema);
+        let mut writer = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        ids.sort_unstable();
+        let third = ids.len() / 3;
+        for part in ids.chunks_mut(third).rev() {
+            let stretch = part.len() / 4;
+            part[stretch..2 * stretch].shuffle(rng);
+            part[3 * stretch..].rotate_left(stretch / 2);
+            for &id in part.iter() {
+                let op = id >> 8;
+                let mut doc = TantivyDocument::default();
+                doc.add_u64(f.id_hi, (id >> 64) as u64);
+                doc.add_u64(f.id_lo, id as u64);
+                doc.add_u64(f.op_hi, (op >> 64) as u64);
+                doc.add_u64(f.op_lo, op as u64);
+                writer.add_document(doc).unwrap();
+            }
+            writer.commit().unwrap();
+        }
+        let cache = Arc::new(IdBlocksCache::default());
+        let warmer: Arc<dyn Warmer> = cache.clone();
+        let reader = index
+            .reader_builder()
+            .warmers(vec![Arc::downgrade(&warmer)])
+            .try_into()
+            .unwrap();
+        (reader, cache)
+    }
+
+    #[test]
+    fn pages_agree_with_sorting_every_id_in_any_doc_order() {
+        let mut rng = StdRng::seed_from_u64(7);
+        // Ids sharing their high half too, as ULIDs of one millisecond do.
+        let mut ids: Vec<u128> = (0..6_000)
+            .map(|i| {
+                let hi: u64 = if i % 3 == 0 { 42 } else { rng.random() };
+                (u128::from(hi) << 64) | u128::from(rng.random::<u64>())
+            })
+            .collect();
+        let (reader, cache) = shuffled_index(&mut ids, &mut rng);
+        let searcher = reader.searcher();
+        assert_eq!(searcher.segment_readers().len(), 3);
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        let allowed: OpSet = sorted
+            .iter()
+            .map(|id| id >> 8)
+            .filter(|op| op % 3 != 1)
+            .collect();
+        for case in 0..200 {
+            let ascending = rng.random_bool(0.5);
+            let limit = rng.random_range(1..=80);
+            let pivot = sorted[rng.random_range(0..sorted.len())];
+            let bound = match rng.random_range(0..3) {
+                0 => None,
+                1 => Some(Bound::After(pivot)),
+                _ => Some(Bound::Before(pivot)),
+            };
+            let allow = rng.random_bool(0.3).then(|| Arc::new(allowed.clone()));
+            let counted: Vec<u128> = sorted
+                .iter()
+                .copied()
+                .filter(|id| allow.as_ref().is_none_or(|a| a.contains(&(id >> 8))))
+                .collect();
+            let mut expected: Vec<(u128, u128)> = counted
+                .iter()
+                .copied()
+                .filter(|id| match bound {
+                    Some(Bound::After(after)) => *id > after,
+                    Some(Bound::Before(before)) => *id < before,
+                    None => true,
+                })
+                .map(|id| (id, id >> 8))
+                .collect();
+            if !ascending {
+                expected.reverse();
+            }
+            expected.truncate(limit + 1);
+            let collector = TopIds {
+                limit,
+                ascending,
+                bound,
+                allow,
+                blocks: cache.clone(),
+            };
+            let (count, page) = searcher.search(&AllQuery, &collector).unwrap();
+            assert_eq!(count, counted.len() as u64, "case {case}");
+            assert_eq!(page, expected, "case {case}: {ascending} {limit} {bound:?}");
+        }
+    }
+
+    #[test]
+    fn value_lists_merge_in_value_order() {
+        let list = |values: &[(&str, u64)]| {
+            let mut l = ValueList::default();
+            for (v, n) in values {
+                l.push(v.as_bytes(), *n);
+            }
+            l
+        };
+        let merged = ValueList::merge(&[
+            list(&[("a", 1), ("c", 2)]),
+            list(&[]),
+            list(&[("b", 5), ("c", 1), ("d", 1)]),
+            list(&[("a", 2)]),
+        ]);
+        assert_eq!(
+            merged.iter().collect::<Vec<_>>(),
+            vec![("a", 3), ("b", 5), ("c", 3), ("d", 1)]
+        );
     }
 }

@@ -72,6 +72,8 @@ pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// Also the reader's warmer, which holds it weakly.
+    id_blocks: Arc<collect::IdBlocksCache>,
     pub shared: Arc<IndexShared>,
 }
 
@@ -150,9 +152,12 @@ pub fn open(
             }
         }
     };
+    let id_blocks = Arc::new(collect::IdBlocksCache::default());
+    let warmer: Arc<dyn tantivy::Warmer> = id_blocks.clone();
     let reader = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
+        .warmers(vec![Arc::downgrade(&warmer)])
         .try_into()?;
     let (wake, woken): (SyncSender<()>, Receiver<()>) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(IndexShared {
@@ -166,6 +171,7 @@ pub fn open(
         index: index.clone(),
         reader: reader.clone(),
         fields,
+        id_blocks,
         shared: shared.clone(),
     });
     let indexer = indexer::Indexer::new(

@@ -16,7 +16,9 @@ use tantivy::TantivyDocument;
 use crate::model::{Message, OpState, Operation};
 
 /// 2: no field norms, no per-message `doc_id` term (about 25 bytes less per message).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: operation text in `op_text`, so a text clause alone says which kind a query wants;
+///    `state_code` on every document (`NO_STATE` on messages), so it reads without an index.
+pub const SCHEMA_VERSION: u32 = 3;
 
 pub const KIND_OPERATION: u64 = 0;
 pub const KIND_MESSAGE: u64 = 1;
@@ -42,12 +44,17 @@ pub struct Fields {
     pub connection_id: Field,
     pub script: Field,
     pub state: Field,
+    /// On every document, `NO_STATE` on messages: a column with a value per document reads
+    /// straight from its values, which made insights twice as fast.
     pub state_code: Field,
     /// Creation time in ms (of the operation, or of the message).
     pub created: Field,
     pub level: Field,
     pub message_type: Field,
+    /// Message text. Only messages have it, so a query with a text clause needs no `kind` clause.
     pub text: Field,
+    /// Operation text (message, error, context values); only operations have it.
+    pub op_text: Field,
 }
 
 pub const INTEGRATION: &str = "integration";
@@ -91,10 +98,14 @@ pub fn build() -> (Schema, Fields) {
         created: b.add_i64_field("created", indexed_fast),
         level: b.add_text_field("level", keyword.clone()),
         message_type: b.add_text_field("message_type", keyword.clone()),
-        text: b.add_text_field("text", text),
+        text: b.add_text_field("text", text.clone()),
+        op_text: b.add_text_field("op_text", text),
     };
     (b.build(), fields)
 }
+
+/// The `state_code` of a message: past every state's.
+pub const NO_STATE: u64 = OpState::ALL.len() as u64;
 
 pub fn state_code(state: OpState) -> u64 {
     OpState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u64
@@ -154,7 +165,7 @@ pub fn operation_document(f: &Fields, op: &Operation) -> TantivyDocument {
         text.push('\n');
         text.push_str(value);
     }
-    doc.add_text(f.text, text);
+    doc.add_text(f.op_text, text);
     doc
 }
 
@@ -167,6 +178,7 @@ pub fn message_document(f: &Fields, message: &Message, op: &Operation) -> Tantiv
     doc.add_u64(f.id_lo, lo);
     add_operation_context(&mut doc, f, op);
     doc.add_i64(f.created, message.created_at.millis());
+    doc.add_u64(f.state_code, NO_STATE);
     doc.add_text(f.level, message.level.as_str());
     doc.add_text(f.message_type, message.kind.as_str());
     let mut text = message.message.clone();

@@ -3,7 +3,6 @@
 //! Results are ids with exact totals; callers load the records from the store. An operation
 //! matches a text query when its own text does or when one of its messages does.
 
-use std::collections::{HashMap, HashSet};
 use std::ops::Bound as RangeBound;
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TokenStream;
 use tantivy::Term;
 
-use super::collect::{Bound, OperationIds, StateBuckets, TopIds, ValueCounts};
+use super::collect::{Bound, OpSet, OperationIds, StateBuckets, TopIds, ValueCounts};
 use super::query::{Atom, TextQuery};
 use super::schema::{self, KIND_MESSAGE, KIND_OPERATION};
 use super::{IndexError, SearchIndex};
@@ -81,17 +80,22 @@ fn any_of<'a>(field: Field, values: impl IntoIterator<Item = &'a str>) -> Option
 }
 
 impl SearchIndex {
-    fn base(&self, kind: u64, env: &str) -> Clauses {
-        vec![
-            (
+    /// The clauses every query of documents of `kind` starts with. The `kind` clause is left
+    /// out when another clause implies it (`kind_implied`): intersecting a clause that matches
+    /// nearly every document costs a seek per hit. The `env` clause costs nothing while one
+    /// environment holds everything: tantivy drops a term every document of a segment has.
+    fn base(&self, kind: u64, env: &str, kind_implied: bool) -> Clauses {
+        let mut clauses = vec![(Occur::Must, term(self.fields.env, env))];
+        if !kind_implied {
+            clauses.push((
                 Occur::Must,
                 Box::new(TermQuery::new(
                     Term::from_field_u64(self.fields.kind, kind),
                     IndexRecordOption::Basic,
                 )),
-            ),
-            (Occur::Must, term(self.fields.env, env)),
-        ]
+            ));
+        }
+        clauses
     }
 
     /// Filters on what an operation never changes: valid for operation and message documents.
@@ -126,8 +130,11 @@ impl SearchIndex {
         clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
     }
 
-    fn operation_clauses(&self, env: &str, f: &Filters) -> Clauses {
-        let mut clauses = self.base(KIND_OPERATION, env);
+    /// `text_implies_kind`: the caller adds a text clause on `op_text`, which only operations
+    /// have. So does `state`.
+    fn operation_clauses(&self, env: &str, f: &Filters, text_implies_kind: bool) -> Clauses {
+        let kind_implied = text_implies_kind || !f.states.is_empty();
+        let mut clauses = self.base(KIND_OPERATION, env, kind_implied);
         self.add_context_filters(&mut clauses, f);
         if let Some(q) = any_of(self.fields.state, f.states.iter().map(|s| s.as_str())) {
             clauses.push((Occur::Must, q));
@@ -136,14 +143,15 @@ impl SearchIndex {
         clauses
     }
 
-    /// Compiles the text query into clauses on the `text` field.
-    fn text_clauses(&self, q: &TextQuery) -> Result<Clauses, IndexError> {
+    /// Compiles the text query into clauses on `field` (`text` or `op_text`). When the query
+    /// has no required clause they match documents of both kinds.
+    fn text_clauses(&self, q: &TextQuery, field: Field) -> Result<Clauses, IndexError> {
         let mut out = Clauses::new();
         for clause in &q.clauses {
             let alternatives = clause
                 .any_of
                 .iter()
-                .map(|atom| self.atom_query(atom))
+                .map(|atom| self.atom_query(atom, field))
                 .collect::<Result<Vec<_>, _>>()?;
             let query: Box<dyn Query> = if alternatives.len() == 1 {
                 alternatives.into_iter().next().expect("one")
@@ -168,15 +176,15 @@ impl SearchIndex {
         Ok(out)
     }
 
-    fn atom_query(&self, atom: &Atom) -> Result<Box<dyn Query>, IndexError> {
+    fn atom_query(&self, atom: &Atom, field: Field) -> Result<Box<dyn Query>, IndexError> {
         let text = match atom {
             Atom::Word(t) | Atom::Phrase(t) | Atom::Prefix(t) => t,
         };
-        let mut analyzer = self.index.tokenizer_for_field(self.fields.text)?;
+        let mut analyzer = self.index.tokenizer_for_field(field)?;
         let mut stream = analyzer.token_stream(text);
         let mut terms = Vec::new();
         while let Some(token) = stream.next() {
-            terms.push(Term::from_field_text(self.fields.text, &token.text));
+            terms.push(Term::from_field_text(field, &token.text));
         }
         if terms.is_empty() {
             return Err(IndexError::Query(format!(
@@ -211,23 +219,24 @@ impl SearchIndex {
         page: Page,
     ) -> Result<Hits, IndexError> {
         let searcher = self.searcher()?;
-        let filters = self.operation_clauses(env, f);
-        let text = text.filter(|t| !t.is_empty());
-        let (query, allow) = match text {
-            None => (BooleanQuery::new(filters), None),
-            Some(t) => {
-                // Operations whose own text matches, and operations with a matching message.
-                let mut own = self.operation_clauses(env, f);
-                own.extend(self.text_clauses(t)?);
-                let mut ids = searcher.search(&BooleanQuery::new(own), &OperationIds)?;
-                let mut via_messages = self.base(KIND_MESSAGE, env);
-                self.add_context_filters(&mut via_messages, f);
-                via_messages.extend(self.text_clauses(t)?);
-                ids.extend(searcher.search(&BooleanQuery::new(via_messages), &OperationIds)?);
-                (BooleanQuery::new(filters), Some(Arc::new(ids)))
-            }
+        let Some(t) = text.filter(|t| !t.is_empty()) else {
+            let query = BooleanQuery::new(self.operation_clauses(env, f, false));
+            return self.page(&searcher, &query, page, None);
         };
-        self.page(&searcher, &query, page, allow)
+        // Operations whose own text matches, and operations with a matching message.
+        let mut own = self.operation_clauses(env, f, t.has_required());
+        own.extend(self.text_clauses(t, self.fields.op_text)?);
+        let mut ids = searcher.search(&BooleanQuery::new(own), &OperationIds)?;
+        let mut via_messages = self.base(KIND_MESSAGE, env, t.has_required());
+        self.add_context_filters(&mut via_messages, f);
+        via_messages.extend(self.text_clauses(t, self.fields.text)?);
+        ids.extend(searcher.search(&BooleanQuery::new(via_messages), &OperationIds)?);
+        if f.states.is_empty() && f.from.is_none() && f.to.is_none() {
+            // Messages carry every other filter of their operation, so the ids are the answer.
+            return Ok(page_of_ids(ids, page));
+        }
+        let query = BooleanQuery::new(self.operation_clauses(env, f, false));
+        self.page(&searcher, &query, page, Some(Arc::new(ids)))
     }
 
     /// Messages of `env`, newest first unless `page.ascending`. A state filter applies to each
@@ -240,7 +249,12 @@ impl SearchIndex {
         page: Page,
     ) -> Result<Hits, IndexError> {
         let searcher = self.searcher()?;
-        let mut clauses = self.base(KIND_MESSAGE, env);
+        let text = text.filter(|t| !t.is_empty());
+        // Only messages have `text`, `level` and `message_type`.
+        let kind_implied = text.is_some_and(TextQuery::has_required)
+            || !f.levels.is_empty()
+            || !f.message_types.is_empty();
+        let mut clauses = self.base(KIND_MESSAGE, env, kind_implied);
         self.add_context_filters(&mut clauses, f);
         self.add_time_filter(&mut clauses, f);
         let levels = any_of(self.fields.level, f.levels.iter().map(|l| l.as_str()));
@@ -252,13 +266,13 @@ impl SearchIndex {
         if let Some(op) = f.operation {
             clauses.push((Occur::Must, term(self.fields.op, &op.to_string())));
         }
-        if let Some(t) = text.filter(|t| !t.is_empty()) {
-            clauses.extend(self.text_clauses(t)?);
+        if let Some(t) = text {
+            clauses.extend(self.text_clauses(t, self.fields.text)?);
         }
         let allow = if f.states.is_empty() {
             None
         } else {
-            let mut ops = self.base(KIND_OPERATION, env);
+            let mut ops = self.base(KIND_OPERATION, env, true);
             self.add_context_filters(&mut ops, f);
             if let Some(q) = any_of(self.fields.state, f.states.iter().map(|s| s.as_str())) {
                 ops.push((Occur::Must, q));
@@ -275,13 +289,14 @@ impl SearchIndex {
         searcher: &tantivy::Searcher,
         query: &dyn Query,
         page: Page,
-        allow: Option<Arc<HashSet<u128>>>,
+        allow: Option<Arc<OpSet>>,
     ) -> Result<Hits, IndexError> {
         let collector = TopIds {
             limit: page.limit,
             ascending: page.ascending,
             bound: page.bound,
             allow,
+            blocks: self.id_blocks.clone(),
         };
         let (total, mut ids) = searcher.search(query, &collector)?;
         let more = ids.len() > page.limit;
@@ -304,16 +319,21 @@ impl SearchIndex {
         limit: usize,
     ) -> Result<(Vec<(String, u64)>, usize), IndexError> {
         let searcher = self.searcher()?;
-        let query = BooleanQuery::new(self.operation_clauses(env, f));
-        let counts: HashMap<String, u64> = searcher.search(&query, &ValueCounts { field })?;
+        let query = BooleanQuery::new(self.operation_clauses(env, f, false));
+        let counts = searcher.search(&query, &ValueCounts { field })?;
         let prefix = prefix.to_lowercase();
-        let mut values: Vec<(String, u64)> = counts
-            .into_iter()
-            .filter(|(v, _)| v.to_lowercase().starts_with(&prefix))
+        let mut values: Vec<(&str, u64)> = counts
+            .iter()
+            .filter(|(v, _)| prefix.is_empty() || v.to_lowercase().starts_with(&prefix))
             .collect();
         let distinct = values.len();
-        values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        values.truncate(limit);
+        let order = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+        if values.len() > limit {
+            values.select_nth_unstable_by(limit, order);
+            values.truncate(limit);
+        }
+        values.sort_unstable_by(order);
+        let values = values.into_iter().map(|(v, n)| (v.to_owned(), n)).collect();
         Ok((values, distinct))
     }
 
@@ -327,7 +347,7 @@ impl SearchIndex {
         buckets: usize,
     ) -> Result<Vec<Vec<u64>>, IndexError> {
         let searcher = self.searcher()?;
-        let query = BooleanQuery::new(self.operation_clauses(env, f));
+        let query = BooleanQuery::new(self.operation_clauses(env, f, false));
         let states = OpState::ALL.len();
         let flat = searcher.search(
             &query,
@@ -339,6 +359,37 @@ impl SearchIndex {
             },
         )?;
         Ok(flat.chunks(states).map(<[u64]>::to_vec).collect())
+    }
+}
+
+/// The page of operation ids `page` asks for, out of all of them.
+fn page_of_ids(ids: OpSet, page: Page) -> Hits {
+    let total = ids.len() as u64;
+    let rank = |id: u128| if page.ascending { id } else { !id };
+    let mut ranks: Vec<u128> = ids
+        .into_iter()
+        .filter(|id| match page.bound {
+            Some(Bound::After(after)) => *id > after,
+            Some(Bound::Before(before)) => *id < before,
+            None => true,
+        })
+        .map(rank)
+        .collect();
+    let keep = page.limit + 1;
+    if ranks.len() > keep {
+        ranks.select_nth_unstable(keep - 1);
+        ranks.truncate(keep);
+    }
+    ranks.sort_unstable();
+    let more = ranks.len() > page.limit;
+    ranks.truncate(page.limit);
+    Hits {
+        ids: ranks
+            .into_iter()
+            .map(|r| (Id(rank(r)), Id(rank(r))))
+            .collect(),
+        total,
+        more,
     }
 }
 
