@@ -123,13 +123,11 @@ pub(super) fn pack(
         }
         singles.push((key.value().1, value.value().to_vec()));
     }
-    let (Some(&(last, _)), Some(&(first, _))) = (singles.first(), singles.last()) else {
-        return Ok(());
-    };
     if singles.len() < 2 {
         return Ok(());
     }
     singles.reverse();
+    let (first, last) = (singles[0].0, singles[singles.len() - 1].0);
     table.retain_in((operation, first)..=(operation, last), |_, _| false)?;
     let mut block = Vec::new();
     let mut bytes = 0;

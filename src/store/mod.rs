@@ -305,30 +305,26 @@ impl ReadTx {
 
     pub fn message(&self, operation: Id, id: Id) -> Result<Option<Message>, StoreError> {
         let table = self.txn.open_table(MESSAGES)?;
-        let (key, block) = match messages::covering(&table, operation.0, id.0)? {
+        let key = match messages::covering(&table, operation.0, id.0)? {
             Some((key, None)) if key == id.0 => {
                 let value = table.get((operation.0, key))?;
                 return value
                     .map(|v| codec::decode_message(operation.0, key, v.value()))
                     .transpose();
             }
-            Some((key, Some(block))) if id.0 <= block.last => (key, block),
+            Some((key, Some(block))) if id.0 <= block.last => key,
             _ => return Ok(None),
         };
         let mut cache = self.last_block.borrow_mut();
-        let cached = matches!(&*cache, Some((op, k, _)) if (*op, *k) == (operation.0, key));
-        if !cached {
-            let value = table
-                .get((operation.0, key))?
-                .ok_or_else(|| StoreError::Corrupt("message block vanished".into()))?;
-            let decoded = codec::decode_message_row_of(operation.0, key, value.value())?;
-            if decoded.len() != block.count as usize {
-                return Err(StoreError::Corrupt("message block: count differs".into()));
+        let messages = match &mut *cache {
+            Some((op, k, messages)) if (*op, *k) == (operation.0, key) => messages,
+            slot => {
+                let value = table
+                    .get((operation.0, key))?
+                    .ok_or_else(|| StoreError::Corrupt("message block vanished".into()))?;
+                let decoded = codec::decode_message_row_of(operation.0, key, value.value())?;
+                &mut slot.insert((operation.0, key, decoded)).2
             }
-            *cache = Some((operation.0, key, decoded));
-        }
-        let Some((_, _, messages)) = &*cache else {
-            unreachable!("filled above");
         };
         Ok(messages
             .binary_search_by_key(&id, |m| m.id)
