@@ -820,6 +820,19 @@ mod tests {
         }
     }
 
+    /// One claim pass with `room` slots over `due` at `now`, and the pages of it that it read.
+    fn run_pass<'a>(
+        due: &[(DueKey, Job)],
+        in_flight: &'a HashSet<Id>,
+        room: usize,
+        deep_scan: &mut DeepScan,
+        now: Instant,
+    ) -> (Claims<'a>, usize) {
+        let (mut pass, mut pages_read) = (claims(room, in_flight), 0);
+        scan_due_jobs(&mut pass, deep_scan, now, pages(due, &mut pages_read)).unwrap();
+        (pass, pages_read)
+    }
+
     fn claimed_ids(claims: Claims) -> Vec<u128> {
         claims
             .into_work()
@@ -833,15 +846,8 @@ mod tests {
         let mut destinations = vec!["dead"; 2_500];
         destinations.extend(["healthy"; 6]);
         let due = due_list(&destinations);
-        let (in_flight, mut deep_scan, mut pages_read) = (HashSet::new(), DeepScan::default(), 0);
-        let mut pass = claims(12, &in_flight);
-        scan_due_jobs(
-            &mut pass,
-            &mut deep_scan,
-            Instant::now(),
-            pages(&due, &mut pages_read),
-        )
-        .unwrap();
+        let (in_flight, mut deep_scan) = (HashSet::new(), DeepScan::default());
+        let (pass, pages_read) = run_pass(&due, &in_flight, 12, &mut deep_scan, Instant::now());
         assert_eq!(pages_read, 3, "the first page, then two more to the end");
         assert_eq!(
             claimed_ids(pass),
@@ -861,14 +867,7 @@ mod tests {
         let mut deep_scan = DeepScan::default();
         let start = Instant::now();
         let pass = |at: Duration, deep_scan: &mut DeepScan| {
-            let (mut pass, mut pages_read) = (claims(12, &in_flight), 0);
-            scan_due_jobs(
-                &mut pass,
-                deep_scan,
-                start + at,
-                pages(&due, &mut pages_read),
-            )
-            .unwrap();
+            let (pass, pages_read) = run_pass(&due, &in_flight, 12, deep_scan, start + at);
             (pages_read, claimed_ids(pass))
         };
 
@@ -893,15 +892,7 @@ mod tests {
         let in_flight = HashSet::new();
         let mut deep_scan = DeepScan::default();
         let pass = |deep_scan: &mut DeepScan| {
-            let (mut pass, mut pages_read) = (claims(2, &in_flight), 0);
-            scan_due_jobs(
-                &mut pass,
-                deep_scan,
-                Instant::now(),
-                pages(&due, &mut pages_read),
-            )
-            .unwrap();
-            claimed_ids(pass)
+            claimed_ids(run_pass(&due, &in_flight, 2, deep_scan, Instant::now()).0)
         };
         assert_eq!(pass(&mut deep_scan), [1_001, 1_002]);
         assert_eq!(deep_scan.resume_after, Some((1_001, 1_002)));
@@ -917,15 +908,7 @@ mod tests {
             resume_after: Some((7, 7)),
             rest_until: None,
         };
-        let mut pages_read = 0;
-        let mut pass = claims(12, &in_flight);
-        scan_due_jobs(
-            &mut pass,
-            &mut deep_scan,
-            Instant::now(),
-            pages(&due, &mut pages_read),
-        )
-        .unwrap();
+        let (pass, pages_read) = run_pass(&due, &in_flight, 12, &mut deep_scan, Instant::now());
         assert_eq!(pages_read, 1);
         assert_eq!(claimed_ids(pass), [2, 3]);
         assert_eq!(deep_scan.resume_after, None, "nothing deeper to resume");
@@ -943,15 +926,8 @@ mod tests {
             });
         }
         let in_flight = HashSet::new();
-        let mut pass = claims(2, &in_flight);
-        let (mut deep_scan, mut pages_read) = (DeepScan::default(), 0);
-        scan_due_jobs(
-            &mut pass,
-            &mut deep_scan,
-            Instant::now(),
-            pages(&due, &mut pages_read),
-        )
-        .unwrap();
+        let mut deep_scan = DeepScan::default();
+        let (pass, _) = run_pass(&due, &in_flight, 2, &mut deep_scan, Instant::now());
         let work: Vec<Vec<u128>> = pass
             .into_work()
             .iter()

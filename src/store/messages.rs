@@ -49,30 +49,20 @@ pub(super) fn scan(
         _ => low,
     };
     let rows = table.range((operation, start)..=(operation, high))?;
-    let in_range = |m: &Message| (low..=high).contains(&m.id.0);
-    if newest_first {
-        for row in rows.rev() {
-            let (key, value) = row?;
-            for message in codec::decode_message_row_of(operation, key.value().1, value.value())?
-                .into_iter()
-                .rev()
-                .filter(in_range)
-            {
-                if !f(message)? {
-                    return Ok(());
-                }
-            }
-        }
+    let rows: Box<dyn Iterator<Item = _>> = if newest_first {
+        Box::new(rows.rev())
     } else {
-        for row in rows {
-            let (key, value) = row?;
-            for message in codec::decode_message_row_of(operation, key.value().1, value.value())?
-                .into_iter()
-                .filter(in_range)
-            {
-                if !f(message)? {
-                    return Ok(());
-                }
+        Box::new(rows)
+    };
+    for row in rows {
+        let (key, value) = row?;
+        let mut messages = codec::decode_message_row_of(operation, key.value().1, value.value())?;
+        if newest_first {
+            messages.reverse();
+        }
+        for message in messages {
+            if (low..=high).contains(&message.id.0) && !f(message)? {
+                return Ok(());
             }
         }
     }
