@@ -77,6 +77,7 @@ fn populate(dir: &std::path::Path, count: u64) {
         messages: count,
         batch: 100,
         rate: None,
+        progress: None,
     };
     drive::ingest(&daemon, &plan, None).unwrap();
     daemon.stop().unwrap();

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use opslog::app::{self, Running};
+
 use opslog::config::Config;
 
 #[derive(Parser)]
@@ -94,6 +95,9 @@ struct BenchArgs {
     /// Measure opslog only.
     #[arg(long)]
     skip_sqlite: bool,
+    /// The opslog binary whose `serve` is benchmarked (default: this one), to compare builds.
+    #[arg(long, conflicts_with = "url")]
+    daemon_bin: Option<PathBuf>,
     /// Soak instead: measure the maximum ingest briefly, then run --minutes at half of it with
     /// searches and a webhook receiver failing 30% of requests; print a table and a verdict.
     #[arg(long)]
@@ -230,6 +234,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         token: args.token,
         environment: args.environment,
         skip_sqlite: args.skip_sqlite,
+        daemon_bin: args.daemon_bin,
         batch: args.batch,
         query_runs: args.query_runs,
     })?;

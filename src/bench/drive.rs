@@ -5,8 +5,9 @@
 //!
 //! Must not: know which store it drives; a `Target` hides that.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::workload::{ClientStream, MessageSpec, OperationSpec};
@@ -35,6 +36,8 @@ pub struct Plan {
     pub batch: usize,
     /// Total messages per second to aim at; `None` is as fast as possible.
     pub rate: Option<f64>,
+    /// Counts acknowledged messages as they come, for progress reports.
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 #[derive(Default)]
@@ -54,6 +57,7 @@ struct ClientRun<'a, C: TargetClient> {
     interval: Option<Duration>,
     next_send: Instant,
     probe: Option<&'a SyncSender<(String, Instant)>>,
+    progress: Option<&'a AtomicU64>,
 }
 
 impl<C: TargetClient> ClientRun<'_, C> {
@@ -73,6 +77,9 @@ impl<C: TargetClient> ClientRun<'_, C> {
         let acked = Instant::now();
         self.done.ack.push(acked - t);
         self.done.messages += self.batch.len() as u64;
+        if let Some(progress) = self.progress {
+            progress.fetch_add(self.batch.len() as u64, Ordering::Relaxed);
+        }
         if let Some(probe) = self.probe {
             if let Some(token) = self.batch.iter().find_map(|(_, m)| m.rare.clone()) {
                 let _ = probe.try_send((token, acked));
@@ -115,6 +122,7 @@ pub fn ingest<T: Target>(
                     next_send: Instant::now()
                         + interval.unwrap_or_default() * c as u32 / plan.clients as u32,
                     probe,
+                    progress: plan.progress.as_deref(),
                 };
                 for mut op in ClientStream::new(plan.seed, plan.first_client + c, quota) {
                     let t = Instant::now();

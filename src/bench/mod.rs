@@ -10,11 +10,15 @@
 
 pub mod drive;
 pub mod opslog;
+pub mod process;
 pub mod soak;
 pub mod sqlite;
 pub mod workload;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -34,6 +38,8 @@ pub struct Options {
     pub token: Option<String>,
     pub environment: String,
     pub skip_sqlite: bool,
+    /// The binary whose `serve` runs the daemon; this one when `None`.
+    pub daemon_bin: Option<std::path::PathBuf>,
     /// Messages per batch request.
     pub batch: usize,
     /// Runs of each query (fewer when a query is slow: each gets at most ~10 s).
@@ -187,6 +193,13 @@ pub struct SideReport {
     pub bytes_on_disk: Option<u64>,
     pub bytes_per_message: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
+    /// CPU per acknowledged message over the ingest: opslog's is the daemon process's own
+    /// (from the first request until the index caught up and commits and merges went quiet);
+    /// SQLite's is this process's, clients included, since it runs in it.
+    pub cpu_us_per_message: Option<f64>,
+    /// opslog's `cpu_us_per_message` split by thread role (http, writer, indexer, tantivy
+    /// indexing, merges, other, unattributed).
+    pub cpu_us_per_message_by_role: Option<BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -224,6 +237,7 @@ fn ingest_both_phases<T: Target>(
     target: &T,
     opts: &Options,
     probe: Option<&std::sync::mpsc::SyncSender<(String, Instant)>>,
+    progress: &Progress,
 ) -> anyhow::Result<(Ingested, Ingested)> {
     let (full, paced) = phases(opts);
     let mut plan = Plan {
@@ -233,6 +247,7 @@ fn ingest_both_phases<T: Target>(
         messages: full,
         batch: opts.batch,
         rate: None,
+        progress: Some(progress.acked.clone()),
     };
     let fast = drive::ingest(target, &plan, probe)?;
     let rate = fast.messages as f64 / fast.seconds.max(1e-9);
@@ -245,6 +260,46 @@ fn ingest_both_phases<T: Target>(
         Ingested::default()
     };
     Ok((fast, slow))
+}
+
+/// Ingest progress on stderr every few seconds while a phase runs.
+struct Progress {
+    acked: Arc<AtomicU64>,
+    done: AtomicBool,
+}
+
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            acked: Arc::new(AtomicU64::new(0)),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// Prints `store: n / total messages acknowledged` (and what `cpu` says) until `finish`.
+    fn report(&self, store: &str, total: u64, cpu: impl Fn(u64) -> String) {
+        let started = Instant::now();
+        let mut next = started + PROGRESS_EVERY;
+        while !self.done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if Instant::now() < next {
+                continue;
+            }
+            next += PROGRESS_EVERY;
+            let acked = self.acked.load(Ordering::Relaxed);
+            eprintln!(
+                "{store}: {acked} / {total} messages acknowledged, {:.0} msgs/s{}",
+                acked as f64 / started.elapsed().as_secs_f64(),
+                cpu(acked)
+            );
+        }
+    }
+
+    fn finish(&self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
 }
 
 fn side_report(
@@ -273,6 +328,8 @@ fn side_report(
         bytes_on_disk: None,
         bytes_per_message: None,
         peak_rss_bytes: None,
+        cpu_us_per_message: None,
+        cpu_us_per_message_by_role: None,
     }
 }
 
@@ -382,8 +439,17 @@ fn run_sqlite(
         .tempdir()?;
     let rss_reset = reset_peak_rss();
     let mut db = sqlite::Sqlite::create(dir.path())?;
-    let (fast, slow) = ingest_both_phases(&db, opts, None)?;
+    // SQLite runs in this process: its CPU is this process's, clients and workload included.
+    let cpu_before = process::own_cpu_seconds();
+    let progress = Progress::new();
+    let (fast, slow) = std::thread::scope(|s| {
+        s.spawn(|| progress.report("sqlite", opts.messages, |_| String::new()));
+        let ingested = ingest_both_phases(&db, opts, None, &progress);
+        progress.finish();
+        ingested
+    })?;
     db.finish()?;
+    let cpu = process::own_cpu_seconds() - cpu_before;
     let conn = db.reader()?;
     let counted: u64 = conn.query_row("SELECT count(*) FROM messages", [], |r| {
         r.get::<_, i64>(0).map(|n| n as u64)
@@ -399,6 +465,7 @@ fn run_sqlite(
         .collect::<anyhow::Result<Vec<_>>>()?;
     drop(conn);
     let mut report = side_report("sqlite-fts5", fast, slow, counted, Vec::new(), figures);
+    report.cpu_us_per_message = Some(cpu * 1e6 / report.messages.max(1) as f64);
     let bytes = disk_usage(dir.path());
     report.bytes_on_disk = Some(bytes);
     report.bytes_per_message = Some(bytes as f64 / report.messages.max(1) as f64);
@@ -408,26 +475,47 @@ fn run_sqlite(
 
 fn run_opslog(opts: &Options, queries: &[BenchQuery]) -> anyhow::Result<SideReport> {
     let dir = tempfile::Builder::new().prefix("opslog-bench").tempdir()?;
-    let rss_reset = reset_peak_rss();
     let mut daemon = match (&opts.url, &opts.token) {
         (Some(url), Some(token)) => opslog::Daemon::remote(url, &opts.environment, token),
         (Some(_), None) => anyhow::bail!("--url needs --token (an API key or admin token)"),
-        _ => opslog::Daemon::start(dir.path().to_owned())?,
+        _ => {
+            let exe = match &opts.daemon_bin {
+                Some(exe) => exe.clone(),
+                None => std::env::current_exe().context("cannot find the opslog binary")?,
+            };
+            opslog::Daemon::spawn(&exe, dir.path())?
+        }
     };
     eprintln!(
-        "opslog: ingesting {} messages with {} clients over HTTP",
-        opts.messages, opts.clients
+        "opslog: ingesting {} messages with {} clients over HTTP{}",
+        opts.messages,
+        opts.clients,
+        daemon
+            .pid()
+            .map_or(String::new(), |pid| format!(" (daemon pid {pid})"))
     );
     let before = daemon
         .get("/messages?limit=1")?
         .get("total")
         .and_then(|t| t.as_u64())
         .unwrap_or(0);
+    let meter = daemon.pid().map(process::CpuMeter::start);
+    let progress = Progress::new();
     let (probe_tx, probe_rx) = std::sync::mpsc::sync_channel(1);
     let (fast, slow, lags) = std::thread::scope(|s| -> anyhow::Result<_> {
         let daemon = &daemon;
         let prober = s.spawn(move || opslog::probe_visibility(daemon, probe_rx));
-        let ingested = ingest_both_phases(daemon, opts, Some(&probe_tx));
+        s.spawn(|| {
+            progress.report("opslog", opts.messages, |acked| match &meter {
+                Some(meter) => format!(
+                    ", daemon CPU {:.1} µs/msg",
+                    meter.so_far() * 1e6 / acked.max(1) as f64
+                ),
+                None => String::new(),
+            })
+        });
+        let ingested = ingest_both_phases(daemon, opts, Some(&probe_tx), &progress);
+        progress.finish();
         drop(probe_tx);
         let lags = prober.join().expect("the probe thread panicked")?;
         let (fast, slow) = ingested?;
@@ -445,6 +533,13 @@ fn run_opslog(opts: &Options, queries: &[BenchQuery]) -> anyhow::Result<SideRepo
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // The ingest's cost includes the index commits and merges it left behind.
+    let cpu = meter.map(|meter| {
+        if let Some(pid) = daemon.pid() {
+            process::wait_until_quiet(pid, Duration::from_secs(60));
+        }
+        meter.finish()
+    });
     eprintln!("opslog: running the query set");
     let figures = queries
         .iter()
@@ -457,10 +552,17 @@ fn run_opslog(opts: &Options, queries: &[BenchQuery]) -> anyhow::Result<SideRepo
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut report = side_report("opslog", fast, slow, counted, lags, figures);
-    if daemon.data_dir.is_some() {
-        report.peak_rss_bytes = if rss_reset { peak_rss() } else { None };
+    if let Some(cpu) = cpu {
+        let (total, by_role) = cpu.per_message(report.messages);
+        report.cpu_us_per_message = Some(total);
+        report.cpu_us_per_message_by_role = Some(by_role);
+    }
+    if let Some(pid) = daemon.pid() {
+        report.peak_rss_bytes = process::peak_rss_of(pid);
+    }
+    if let Some(data_dir) = daemon.data_dir.clone() {
         daemon.stop()?;
-        let bytes = disk_usage(dir.path());
+        let bytes = disk_usage(&data_dir);
         report.bytes_on_disk = Some(bytes);
         report.bytes_per_message = Some(bytes as f64 / report.messages.max(1) as f64);
     }
@@ -501,6 +603,9 @@ fn ratios(o: &SideReport, s: &SideReport) -> Vec<Ratio> {
         push(&format!("{} p50 ms", a.name), a.p50_ms, b.p50_ms, false);
         push(&format!("{} p99 ms", a.name), a.p99_ms, b.p99_ms, false);
     }
+    if let (Some(a), Some(b)) = (o.cpu_us_per_message, s.cpu_us_per_message) {
+        push("CPU µs per message", a, b, false);
+    }
     if let (Some(a), Some(b)) = (o.bytes_per_message, s.bytes_per_message) {
         push("bytes on disk per message", a, b, false);
     }
@@ -533,7 +638,8 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "(ingest: the first 90% at full speed, the last 10% paced at 80% of it; opslog over HTTP)\n"
+        "(ingest: the first 90% at full speed, the last 10% paced at 80% of it; opslog over HTTP,\n \
+         its daemon in its own process: its CPU is its own, split below by thread role)\n"
     );
     let _ = writeln!(
         out,
@@ -566,6 +672,25 @@ pub fn render(report: &Report) -> String {
         true,
         0,
     );
+    if let Some(a) = o.cpu_us_per_message {
+        row(
+            &mut out,
+            "CPU µs per message (ingest)",
+            a,
+            s.and_then(|s| s.cpu_us_per_message),
+            false,
+            1,
+        );
+        for (role, us) in o.cpu_us_per_message_by_role.iter().flatten() {
+            let _ = writeln!(
+                out,
+                "{:<42} {us:>12.1} {:>12} {:>9}",
+                format!("  {role}"),
+                "",
+                ""
+            );
+        }
+    }
     row(
         &mut out,
         "ingest MB/s (JSON payload)",

@@ -1,9 +1,10 @@
-//! opslog under test: the real daemon started in-process on a temp dir (or one already running
-//! at `--url`), driven through its HTTP API like any client would.
+//! opslog under test: the real daemon as a child process on a temp dir (what `opslog bench`
+//! measures, so the daemon's CPU and memory are its own), in this process (for the criterion
+//! benches), or one already running at `--url`; driven through its HTTP API like any client would.
 //!
 //! Must not: reach into the daemon's internals; everything goes through HTTP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::drive::{Target, TargetClient};
+use super::process::DaemonProcess;
 use super::workload::{MessageSpec, OperationSpec};
 use crate::config::{Config, EnvironmentConfig};
 
@@ -24,12 +26,21 @@ pub struct Daemon {
     pub base: String,
     pub token: String,
     pub data_dir: Option<PathBuf>,
-    stop: Option<(
-        CancellationToken,
-        std::thread::JoinHandle<anyhow::Result<()>>,
-    )>,
+    running: Running,
     agent: ureq::Agent,
 }
+
+enum Running {
+    InProcess(
+        CancellationToken,
+        std::thread::JoinHandle<anyhow::Result<()>>,
+    ),
+    Child(DaemonProcess),
+    /// Started elsewhere, or stopped.
+    Elsewhere,
+}
+
+const ADMIN: &str = "bench-admin-token-0123456789abcdef";
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -44,7 +55,7 @@ impl Daemon {
     pub fn start(data_dir: PathBuf) -> anyhow::Result<Daemon> {
         let mut config = Config::default();
         config.server.data_dir = data_dir.clone();
-        config.server.admin_tokens = vec!["bench-admin-token-0123456789abcdef".into()];
+        config.server.admin_tokens = vec![ADMIN.into()];
         config.environments.insert(
             ENVIRONMENT.into(),
             EnvironmentConfig {
@@ -76,9 +87,32 @@ impl Daemon {
             base: format!("http://{addr}/v1/environments/{ENVIRONMENT}"),
             token: KEY.into(),
             data_dir: Some(data_dir),
-            stop: Some((shutdown, thread)),
+            running: Running::InProcess(shutdown, thread),
             agent: agent(),
         })
+    }
+
+    /// Starts `exe serve` as a child process with its config and data in `dir`.
+    pub fn spawn(exe: &Path, dir: &Path) -> anyhow::Result<Daemon> {
+        let config = format!(
+            "[server]\nadmin_tokens = [\"{ADMIN}\"]\n\n[environments.{ENVIRONMENT}]\napi_keys = [\"{KEY}\"]\n"
+        );
+        let process = DaemonProcess::start(exe, dir, &config)?;
+        Ok(Daemon {
+            base: format!("{}/v1/environments/{ENVIRONMENT}", process.base),
+            token: KEY.into(),
+            data_dir: Some(process.data_dir.clone()),
+            running: Running::Child(process),
+            agent: agent(),
+        })
+    }
+
+    /// The daemon's process id, when it runs as a child of this one.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.running {
+            Running::Child(process) => Some(process.pid()),
+            _ => None,
+        }
     }
 
     /// A daemon already running at `url` (its root), with an API key or admin token for `env`.
@@ -87,7 +121,7 @@ impl Daemon {
             base: format!("{}/v1/environments/{env}", url.trim_end_matches('/')),
             token: token.into(),
             data_dir: None,
-            stop: None,
+            running: Running::Elsewhere,
             agent: agent(),
         }
     }
@@ -96,13 +130,17 @@ impl Daemon {
         get(&self.agent, &self.base, &self.token, path)
     }
 
-    /// Stops an in-process daemon and waits for its final index commit.
+    /// Stops a daemon started here and waits for its final index commit.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some((token, thread)) = self.stop.take() {
-            token.cancel();
-            thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("the daemon panicked"))??;
+        match std::mem::replace(&mut self.running, Running::Elsewhere) {
+            Running::InProcess(token, thread) => {
+                token.cancel();
+                thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the daemon panicked"))??;
+            }
+            Running::Child(mut process) => process.stop()?,
+            Running::Elsewhere => {}
         }
         Ok(())
     }

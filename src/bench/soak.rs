@@ -11,7 +11,6 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +21,7 @@ use rand::{Rng, SeedableRng};
 
 use super::drive::{self, percentile_ms, Plan};
 use super::opslog::{Daemon, ENVIRONMENT};
+use super::process::{memory_of, DaemonProcess};
 use super::query_set;
 use crate::model::Timestamp;
 
@@ -74,9 +74,9 @@ pub fn run(opts: &SoakOptions) -> anyhow::Result<()> {
     anyhow::ensure!(opts.clients > 0, "--clients must be at least 1");
     let dir = tempfile::Builder::new().prefix("opslog-soak").tempdir()?;
     let receiver = FlakyReceiver::start(opts.seed)?;
-    let mut daemon = DaemonProcess::start(dir.path(), &receiver.url())?;
+    let mut daemon = start_daemon(dir.path(), &receiver.url())?;
     let result = soak(opts, &daemon, &receiver);
-    daemon.stop();
+    daemon.kill();
     result
 }
 
@@ -88,7 +88,7 @@ fn soak(
     let target = Daemon::remote(&daemon.base, ENVIRONMENT, KEY);
     eprintln!(
         "soak: daemon pid {} at {}; measuring the maximum ingest with {} messages",
-        daemon.child.id(),
+        daemon.pid(),
         daemon.base,
         opts.probe_messages
     );
@@ -99,6 +99,7 @@ fn soak(
         messages: opts.probe_messages.max(opts.clients as u64),
         batch: opts.batch,
         rate: None,
+        progress: None,
     };
     let probe = drive::ingest(&target, &plan, None).context("the maximum-ingest probe failed")?;
     let max_rate = probe.messages as f64 / probe.seconds.max(1e-9);
@@ -142,7 +143,7 @@ fn soak(
         }
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
-                if let Some(sample) = daemon.sample(&target, started.elapsed()) {
+                if let Some(sample) = sample(daemon, &target, started.elapsed()) {
                     samples.lock().expect("not poisoned").push(sample);
                 }
                 sleep_unless(&stop, opts.sample_every);
@@ -168,7 +169,7 @@ fn soak(
                 ack_p99_ms: percentile_ms(&mut done.ack, 0.99),
                 search_p99_ms: percentile_ms(&mut searches, 0.99),
                 searches: searches.len(),
-                sample: daemon.sample(&target, started.elapsed()),
+                sample: sample(daemon, &target, started.elapsed()),
                 errors: errors - errors_before,
             };
             errors_before = errors;
@@ -416,35 +417,13 @@ fn slope(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     Some((sxy / sxx, mean_y))
 }
 
-/// `VmRSS` and `RssAnon` of process `pid`, in bytes (Linux).
-fn memory_of(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    };
-    Some((field("VmRSS:")?, field("RssAnon:")?))
-}
-
 // ---------------------------------------------------------------------------------------------
 
-/// The daemon under test: this binary's `serve`, on a loopback port and a temp data dir.
-struct DaemonProcess {
-    child: Child,
-    /// Root URL, e.g. `http://127.0.0.1:40123`.
-    base: String,
-}
-
-impl DaemonProcess {
-    fn start(dir: &Path, webhook_url: &str) -> anyhow::Result<DaemonProcess> {
-        let config = dir.join("opslog.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"[server]
-listen = "127.0.0.1:0"
-data_dir = "{data}"
+/// The daemon under test, with a webhook receiver that fails some of its requests.
+fn start_daemon(dir: &Path, webhook_url: &str) -> anyhow::Result<DaemonProcess> {
+    let exe = std::env::current_exe().context("cannot find the opslog binary")?;
+    let config = format!(
+        r#"[server]
 admin_tokens = ["{ADMIN}"]
 
 [environments.{ENVIRONMENT}]
@@ -454,49 +433,19 @@ api_keys = ["{KEY}"]
 url = "{webhook_url}"
 timeout = "5s"
 retry_schedule = ["0s", "1s", "2s", "4s", "8s", "15s", "15s", "15s", "15s", "15s", "15s", "15s"]
-"#,
-                data = dir.join("data").display(),
-            ),
-        )?;
-        let exe = std::env::current_exe().context("cannot find the opslog binary")?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start the daemon")?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines
-            .next()
-            .transpose()?
-            .context("the daemon exited before listening")?;
-        let Some(base) = first.split("listening on ").nth(1) else {
-            let _ = child.kill();
-            bail!("unexpected first line from the daemon: {first}");
-        };
-        let base = base.trim().to_owned();
-        // Keep draining stdout so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(DaemonProcess { child, base })
-    }
+"#
+    );
+    DaemonProcess::start(&exe, dir, &config)
+}
 
-    fn sample(&self, target: &Daemon, at: Duration) -> Option<Sample> {
-        let (rss_bytes, anon_bytes) = memory_of(self.child.id())?;
-        Some(Sample {
-            at,
-            rss_bytes,
-            anon_bytes,
-            outbox_pending: pending_deliveries(target),
-        })
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn sample(daemon: &DaemonProcess, target: &Daemon, at: Duration) -> Option<Sample> {
+    let (rss_bytes, anon_bytes) = memory_of(daemon.pid())?;
+    Some(Sample {
+        at,
+        rss_bytes,
+        anon_bytes,
+        outbox_pending: pending_deliveries(target),
+    })
 }
 
 /// A counter from the daemon's `/metrics` (no auth) at `root`, by its name.

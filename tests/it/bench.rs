@@ -79,6 +79,7 @@ fn bench_reports_every_figure_for_both_stores() {
         }
         assert!(figure("bytes_per_message") > 10.0, "{side}");
         assert!(figure("peak_rss_bytes") > 1e6, "{side}");
+        assert!(figure("cpu_us_per_message") > 0.0, "{side}");
         let got: Vec<&str> = s["queries"]
             .as_array()
             .unwrap()
@@ -112,6 +113,23 @@ fn bench_reports_every_figure_for_both_stores() {
             "query {i}"
         );
     }
+    // The daemon ran as its own process: its CPU is split by what its threads do, and the
+    // split adds up to the whole.
+    let opslog = &report["opslog"];
+    let roles = opslog["cpu_us_per_message_by_role"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no CPU split in {opslog}"));
+    for role in ["http", "writer", "indexer"] {
+        assert!(roles[role].as_f64().unwrap() > 0.0, "{role} in {roles:?}");
+    }
+    let split: f64 = roles.values().map(|v| v.as_f64().unwrap()).sum();
+    let whole = opslog["cpu_us_per_message"].as_f64().unwrap();
+    assert!((split - whole).abs() <= whole * 0.01, "{split} vs {whole}");
+    let stderr_lines = stderr.lines().collect::<Vec<_>>();
+    assert!(
+        stderr_lines.iter().any(|l| l.contains("daemon pid")),
+        "{stderr}"
+    );
     let visibility = &report["opslog"]["visibility"];
     assert!(visibility["p50_ms"].as_f64().unwrap() > 0.0);
     assert!(report["opslog"]["visibility_probes"].as_u64().unwrap() > 0);
