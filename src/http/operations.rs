@@ -158,7 +158,7 @@ pub async fn append_messages(
     }
     let stored = submit_messages(&state, env, messages).await?;
     Ok(if is_batch {
-        json(StatusCode::CREATED, &DataPage::all(stored))
+        json(StatusCode::CREATED, &DataPage::all(stored.iter().collect()))
     } else {
         json(StatusCode::CREATED, &stored[0])
     })
@@ -201,7 +201,10 @@ pub async fn append_batch(
         messages.push((op_id, draft));
     }
     let stored = submit_messages(&state, env, messages).await?;
-    Ok(json(StatusCode::CREATED, &DataPage::all(stored)))
+    Ok(json(
+        StatusCode::CREATED,
+        &DataPage::all(stored.iter().collect()),
+    ))
 }
 
 fn check_batch_size(len: usize) -> Result<(), ApiError> {
@@ -219,9 +222,9 @@ async fn submit_messages(
     state: &Arc<AppState>,
     environment: String,
     messages: Vec<(Id, crate::ingest::input::MessageDraft)>,
-) -> Result<Vec<Message>, ApiError> {
+) -> Result<Arc<[Message]>, ApiError> {
     if messages.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Arc::new([]));
     }
     match state
         .writer

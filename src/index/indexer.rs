@@ -7,6 +7,7 @@
 //!
 //! Must not: write to the store (the writer trims the feed from `indexed_seq`), or block writers.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -17,10 +18,10 @@ use std::time::{Duration, Instant};
 use tantivy::indexer::LogMergePolicy;
 use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
 
-use super::schema::{self, Fields};
-use super::{CommitPayload, IndexError, IndexShared};
+use super::schema::{self, Fields, OpContext};
+use super::{CommitPayload, Fed, IndexError, IndexShared};
 use crate::model::{Id, Operation};
-use crate::store::{ReadTx, Store};
+use crate::store::{FeedEntry, ReadTx, Store};
 
 /// Changes become searchable within this (plus the commit itself): well under the 1 s promise.
 const COMMIT_EVERY: Duration = Duration::from_millis(400);
@@ -149,49 +150,62 @@ impl Indexer {
         }
     }
 
-    /// Adds what the feed holds after `pulled`; returns how many documents were added.
+    /// Adds the changes after `pulled`, from the writer's hand-off when it holds the next
+    /// entry, else from the store's feed; returns how many documents were added or deleted.
     fn pull(&mut self) -> Result<usize, IndexError> {
+        if let Some(fed) = self.shared.take_after(self.pulled) {
+            let added = self.add(&fed)?;
+            self.pulled = fed.seq;
+            // An entry with nothing left to add still moves the position.
+            return Ok(added.max(1));
+        }
         let read = self.store.read()?;
         let entries = read.feed_after(self.pulled, PULL_ENTRIES)?;
         let Some(&(last, _)) = entries.last() else {
             return Ok(0);
         };
-        let mut operations: HashMap<Id, Option<Operation>> = HashMap::new();
         let mut added = 0;
-        for (_, entry) in &entries {
-            for &id in &entry.operations {
-                let op = cached_operation(&read, &mut operations, id)?;
-                self.writer.delete_term(Term::from_field_text(
-                    self.fields.doc_id,
-                    &schema::doc_term_operation(id),
-                ));
-                if let Some(op) = op {
-                    self.writer
-                        .add_document(schema::operation_document(&self.fields, &op))?;
-                    added += 1;
-                }
-            }
-            for &(op_id, message_id) in &entry.messages {
-                let (Some(op), Some(message)) = (
-                    cached_operation(&read, &mut operations, op_id)?,
-                    read.message(op_id, message_id)?,
-                ) else {
-                    continue; // removed since (retention)
-                };
+        for (seq, entry) in entries {
+            let fed = read_back(&read, seq, entry)?;
+            added += self.add(&fed)?;
+        }
+        self.pulled = last;
+        Ok(added.max(1))
+    }
+
+    fn add(&mut self, fed: &Fed) -> Result<usize, IndexError> {
+        let contexts: HashMap<Id, OpContext> = fed
+            .operations
+            .iter()
+            .map(|(id, op)| (*id, OpContext::new(op)))
+            .collect();
+        let mut added = 0;
+        for id in &fed.entry.operations {
+            self.writer.delete_term(Term::from_field_text(
+                self.fields.doc_id,
+                &schema::doc_term_operation(*id),
+            ));
+            if let Some(ctx) = contexts.get(id) {
                 self.writer
-                    .add_document(schema::message_document(&self.fields, &message, &op))?;
-                added += 1;
-            }
-            for id in &entry.removed_operations {
-                // The operation's document and all its messages' carry its id in `op`.
-                self.writer
-                    .delete_term(Term::from_field_text(self.fields.op, &id.to_string()));
+                    .add_document(schema::operation_document(&self.fields, ctx))?;
                 added += 1;
             }
         }
-        self.pulled = last;
-        // An entry with nothing left to add still moves the position.
-        Ok(added.max(1))
+        for message in fed.messages.iter().flat_map(|chunk| chunk.iter()) {
+            let Some(ctx) = contexts.get(&message.operation_id) else {
+                continue; // removed since (retention)
+            };
+            self.writer
+                .add_document(schema::message_document(&self.fields, message, ctx))?;
+            added += 1;
+        }
+        for id in &fed.entry.removed_operations {
+            // The operation's document and all its messages' carry its id in `op`.
+            self.writer
+                .delete_term(Term::from_field_text(self.fields.op, &id.to_string()));
+            added += 1;
+        }
+        Ok(added)
     }
 
     fn commit(&mut self) -> Result<(), IndexError> {
@@ -223,7 +237,9 @@ impl Indexer {
         let (writer, fields) = (&self.writer, &self.fields);
         let mut failure: Option<IndexError> = None;
         read.for_each_operation(|op| {
-            if let Err(e) = writer.add_document(schema::operation_document(fields, &op)) {
+            if let Err(e) =
+                writer.add_document(schema::operation_document(fields, &OpContext::new(&op)))
+            {
                 failure.get_or_insert(e.into());
             }
             progress.fetch_add(1, Ordering::Relaxed);
@@ -235,7 +251,9 @@ impl Indexer {
                 current = read.operation(message.operation_id)?;
             }
             if let Some(op) = &current {
-                if let Err(e) = writer.add_document(schema::message_document(fields, &message, op))
+                let ctx = OpContext::new(op);
+                if let Err(e) =
+                    writer.add_document(schema::message_document(fields, &message, &ctx))
                 {
                     failure.get_or_insert(e.into());
                 }
@@ -284,17 +302,33 @@ fn take_reused_opstamp(writer: &mut IndexWriter<TantivyDocument>, field: tantivy
     writer.delete_term(Term::from_field_text(field, ""));
 }
 
-fn cached_operation(
-    read: &ReadTx,
-    cache: &mut HashMap<Id, Option<Operation>>,
-    id: Id,
-) -> Result<Option<Operation>, IndexError> {
-    if let Some(op) = cache.get(&id) {
-        return Ok(op.clone());
+/// A feed entry with what it names read from the store: what the writer would have handed
+/// off, less what retention removed since.
+fn read_back(read: &ReadTx, seq: u64, entry: FeedEntry) -> Result<Fed, IndexError> {
+    let mut operations = HashMap::new();
+    let ids = entry
+        .operations
+        .iter()
+        .chain(entry.messages.iter().map(|(op, _)| op));
+    for &id in ids {
+        if let Entry::Vacant(slot) = operations.entry(id) {
+            if let Some(op) = read.operation(id)? {
+                slot.insert(op);
+            }
+        }
     }
-    let op = read.operation(id)?;
-    cache.insert(id, op.clone());
-    Ok(op)
+    let mut messages = Vec::with_capacity(entry.messages.len());
+    for &(op_id, message_id) in &entry.messages {
+        if let Some(message) = read.message(op_id, message_id)? {
+            messages.push(message);
+        }
+    }
+    Ok(Fed {
+        seq,
+        entry,
+        operations,
+        messages: vec![messages.into()],
+    })
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@ pub mod query;
 mod schema;
 pub mod search;
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
@@ -24,7 +25,8 @@ use tantivy::{Index, IndexReader, ReloadPolicy};
 pub use collect::Bound;
 pub use search::{Filters, Hits, Page, TypeFilter};
 
-use crate::store::{Store, StoreError};
+use crate::model::{Id, Message, Operation};
+use crate::store::{FeedEntry, Store, StoreError};
 use schema::Fields;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +43,39 @@ pub enum IndexError {
     Query(String),
 }
 
-/// What the writer and the indexer share: the indexed position and a wake-up signal.
+/// One committed write group's changes, handed from the writer to the indexer in memory, so the
+/// indexer never reads back what was just written. The store's feed holds the same entry: when
+/// the hand-off is full, or after a restart, the indexer reads the feed instead, with the same
+/// result.
+pub struct Fed {
+    pub seq: u64,
+    pub entry: FeedEntry,
+    /// Every operation the group changed, as committed: those of `entry.operations` and the
+    /// operations of `messages`.
+    pub operations: HashMap<Id, Operation>,
+    /// The messages of `entry.messages`, in the same order.
+    pub messages: Vec<Arc<[Message]>>,
+}
+
+impl Fed {
+    fn message_count(&self) -> usize {
+        self.entry.messages.len()
+    }
+}
+
+/// Most messages the hand-off holds; past it the writer leaves entries to the feed (the indexer
+/// is behind, rebuilding, or stopped), so memory stays bounded.
+const HANDOFF_MESSAGES: usize = 50_000;
+const HANDOFF_ENTRIES: usize = 4_096;
+
+#[derive(Default)]
+struct Handoff {
+    entries: VecDeque<Fed>,
+    messages: usize,
+}
+
+/// What the writer and the indexer share: the indexed position, a wake-up signal and the
+/// hand-off of committed changes.
 pub struct IndexShared {
     /// The newest feed sequence whose changes are committed in the index.
     pub indexed_seq: AtomicU64,
@@ -51,9 +85,38 @@ pub struct IndexShared {
     /// Set when the indexer must finish what the feed holds and stop.
     pub stopping: AtomicBool,
     wake: SyncSender<()>,
+    handoff: Mutex<Handoff>,
 }
 
 impl IndexShared {
+    /// Offers a committed group's changes to the indexer; dropped when the hand-off is full.
+    pub fn hand_off(&self, fed: Fed) {
+        let mut handoff = self.handoff.lock().expect("not poisoned");
+        if handoff.entries.len() >= HANDOFF_ENTRIES
+            || handoff.messages + fed.message_count() > HANDOFF_MESSAGES
+        {
+            return;
+        }
+        handoff.messages += fed.message_count();
+        handoff.entries.push_back(fed);
+    }
+
+    /// The handed-off entry right after `seq`, if there is one; older entries are dropped.
+    fn take_after(&self, seq: u64) -> Option<Fed> {
+        let mut handoff = self.handoff.lock().expect("not poisoned");
+        while let Some(front) = handoff.entries.front() {
+            if front.seq > seq + 1 {
+                return None;
+            }
+            let fed = handoff.entries.pop_front().expect("not empty");
+            handoff.messages -= fed.message_count();
+            if fed.seq == seq + 1 {
+                return Some(fed);
+            }
+        }
+        None
+    }
+
     /// Tells the indexer there is something new in the feed. Never blocks.
     pub fn wake(&self) {
         let _ = self.wake.try_send(());
@@ -166,6 +229,7 @@ pub fn open(
         rebuild_progress: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         wake,
+        handoff: Mutex::new(Handoff::default()),
     });
     let search = Arc::new(SearchIndex {
         index: index.clone(),
@@ -194,5 +258,62 @@ impl SearchIndex {
                 self.shared.rebuild_progress.load(Ordering::Relaxed),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> IndexShared {
+        let (wake, _) = std::sync::mpsc::sync_channel(1);
+        IndexShared {
+            indexed_seq: AtomicU64::new(0),
+            ready: AtomicBool::new(true),
+            rebuild_progress: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            wake,
+            handoff: Mutex::new(Handoff::default()),
+        }
+    }
+
+    fn fed(seq: u64, messages: usize) -> Fed {
+        Fed {
+            seq,
+            entry: FeedEntry {
+                messages: (0..messages as u128).map(|i| (Id(1), Id(i))).collect(),
+                ..FeedEntry::default()
+            },
+            operations: HashMap::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_hand_off_gives_only_the_next_entry_and_drops_older_ones() {
+        let shared = shared();
+        for seq in [3, 4, 6] {
+            shared.hand_off(fed(seq, 1));
+        }
+        // The indexer is at 1: entry 2 was not handed off, so it reads the feed.
+        assert!(shared.take_after(1).is_none());
+        // Having read 2 and 3 from the feed, 3 is dropped and 4 is next.
+        assert_eq!(shared.take_after(3).map(|f| f.seq), Some(4));
+        // 5 is missing again: 6 stays until the indexer is past 5.
+        assert!(shared.take_after(4).is_none());
+        assert_eq!(shared.take_after(5).map(|f| f.seq), Some(6));
+        assert!(shared.take_after(6).is_none());
+        assert_eq!(shared.handoff.lock().unwrap().messages, 0);
+    }
+
+    #[test]
+    fn a_full_hand_off_leaves_entries_to_the_feed() {
+        let shared = shared();
+        shared.hand_off(fed(1, HANDOFF_MESSAGES - 10));
+        shared.hand_off(fed(2, 20)); // would pass the bound: left to the feed
+        shared.hand_off(fed(3, 10));
+        assert_eq!(shared.take_after(0).map(|f| f.seq), Some(1));
+        assert!(shared.take_after(1).is_none());
+        assert_eq!(shared.take_after(2).map(|f| f.seq), Some(3));
     }
 }

@@ -119,14 +119,32 @@ fn split(id: u128) -> (u64, u64) {
     ((id >> 64) as u64, id as u64)
 }
 
-fn add_operation_context(doc: &mut TantivyDocument, f: &Fields, op: &Operation) {
+/// What every document of one operation repeats, formatted once per operation.
+pub struct OpContext<'a> {
+    pub op: &'a Operation,
+    id: String,
+    type_action: String,
+}
+
+impl<'a> OpContext<'a> {
+    pub fn new(op: &'a Operation) -> OpContext<'a> {
+        OpContext {
+            op,
+            id: op.id.to_string(),
+            type_action: format!("{}:{}", op.kind, op.action),
+        }
+    }
+}
+
+fn add_operation_context(doc: &mut TantivyDocument, f: &Fields, ctx: &OpContext) {
+    let op = ctx.op;
     let (hi, lo) = split(op.id.0);
     doc.add_text(f.env, &op.environment);
-    doc.add_text(f.op, op.id.to_string());
+    doc.add_text(f.op, &ctx.id);
     doc.add_u64(f.op_hi, hi);
     doc.add_u64(f.op_lo, lo);
     doc.add_text(f.op_type, op.kind.as_str());
-    doc.add_text(f.type_action, format!("{}:{}", op.kind, op.action));
+    doc.add_text(f.type_action, &ctx.type_action);
     for (field, value) in [
         (f.integration, &op.integration),
         (f.connection_id, &op.connection_id),
@@ -138,14 +156,15 @@ fn add_operation_context(doc: &mut TantivyDocument, f: &Fields, op: &Operation) 
     }
 }
 
-pub fn operation_document(f: &Fields, op: &Operation) -> TantivyDocument {
+pub fn operation_document(f: &Fields, ctx: &OpContext) -> TantivyDocument {
+    let op = ctx.op;
     let mut doc = TantivyDocument::default();
     let (hi, lo) = split(op.id.0);
     doc.add_text(f.doc_id, doc_term_operation(op.id));
     doc.add_u64(f.kind, KIND_OPERATION);
     doc.add_u64(f.id_hi, hi);
     doc.add_u64(f.id_lo, lo);
-    add_operation_context(&mut doc, f, op);
+    add_operation_context(&mut doc, f, ctx);
     doc.add_text(f.state, op.state.as_str());
     doc.add_u64(f.state_code, state_code(op.state));
     doc.add_i64(f.created, op.created_at.millis());
@@ -169,14 +188,14 @@ pub fn operation_document(f: &Fields, op: &Operation) -> TantivyDocument {
     doc
 }
 
-/// A message document; `op` is its operation (for the fields that never change).
-pub fn message_document(f: &Fields, message: &Message, op: &Operation) -> TantivyDocument {
+/// A message document; `ctx` is its operation's (for the fields that never change).
+pub fn message_document(f: &Fields, message: &Message, ctx: &OpContext) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     let (hi, lo) = split(message.id.0);
     doc.add_u64(f.kind, KIND_MESSAGE);
     doc.add_u64(f.id_hi, hi);
     doc.add_u64(f.id_lo, lo);
-    add_operation_context(&mut doc, f, op);
+    add_operation_context(&mut doc, f, ctx);
     doc.add_i64(f.created, message.created_at.millis());
     doc.add_u64(f.state_code, NO_STATE);
     doc.add_text(f.level, message.level.as_str());

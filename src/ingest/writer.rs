@@ -26,7 +26,7 @@ use ulid::Ulid;
 use super::input::{MessageDraft, NewOperation, OperationDraft, OperationPatch};
 use super::lifecycle::{self, Change, LifecycleError};
 use crate::config::DeadlinesConfig;
-use crate::index::IndexShared;
+use crate::index::{Fed, IndexShared};
 use crate::metrics::Metrics;
 use crate::model::*;
 use crate::outbox::{
@@ -148,7 +148,8 @@ pub enum Outcome {
         operation: Box<Operation>,
         replayed: bool,
     },
-    Messages(Vec<Message>),
+    /// Shared with the search index, which takes them from the commit instead of the store.
+    Messages(Arc<[Message]>),
     TimedOut(usize),
     Removed(Removed),
     AttemptRecorded,
@@ -306,8 +307,8 @@ struct WriterThread {
 
 /// What a committed group leaves for the writer to record.
 struct Committed {
-    /// The newest feed sequence after the commit.
-    seq: u64,
+    /// What the commit added to the search index's feed, if anything.
+    fed: Option<Fed>,
     trimmed_to: u64,
     /// Messages the group wrote.
     messages: u64,
@@ -323,6 +324,8 @@ struct Touched {
     /// Messages appended in this group to operations of environments that export logs, by
     /// operation: each operation's become one `OtlpLogs` job at the end of the group.
     logged: BTreeMap<Id, Vec<Message>>,
+    /// The messages of `feed.messages`, in the same order, handed to the index after the commit.
+    fed_messages: Vec<Arc<[Message]>>,
 }
 
 struct TouchedOp {
@@ -394,6 +397,7 @@ impl WriterThread {
             self.queue_logs(&mut tx, &mut touched)?;
             let mut feed = std::mem::take(&mut touched.feed);
             let messages = feed.messages.len() as u64;
+            let mut changed = HashMap::new();
             for (id, op) in touched.ops.into_iter().filter(|(_, op)| op.dirty) {
                 tx.put_operation(&op.current, op.stored.as_ref())?;
                 // An ended operation's messages are only read from now on: pack them (and any
@@ -404,13 +408,20 @@ impl WriterThread {
                 if op.reindex {
                     feed.operations.push(id);
                 }
+                changed.insert(id, op.current);
             }
-            let seq = if feed.is_empty() {
-                self.feed_seq
+            let fed = if feed.is_empty() {
+                None
             } else {
                 tx.append_feed(self.feed_seq + 1, &feed)?;
-                self.feed_seq + 1
+                Some(Fed {
+                    seq: self.feed_seq + 1,
+                    entry: feed,
+                    operations: changed,
+                    messages: touched.fed_messages,
+                })
             };
+            let seq = fed.as_ref().map_or(self.feed_seq, |fed| fed.seq);
             // What the index has committed is no longer needed, but the newest entry stays so the
             // sequence survives a restart.
             let indexed = self
@@ -428,7 +439,7 @@ impl WriterThread {
             let outbox_depth = tx.outbox_depth_change();
             tx.commit()?;
             Ok(Committed {
-                seq,
+                fed,
                 trimmed_to,
                 messages,
                 outbox_depth,
@@ -442,9 +453,10 @@ impl WriterThread {
                 let metrics = &self.deps.metrics;
                 metrics.record_commit(started.elapsed(), committed.messages);
                 metrics.add_outbox_depth(committed.outbox_depth);
-                if committed.seq != self.feed_seq {
-                    self.feed_seq = committed.seq;
-                    metrics.feed_seq.store(committed.seq, Ordering::Relaxed);
+                if let Some(fed) = committed.fed {
+                    self.feed_seq = fed.seq;
+                    metrics.feed_seq.store(fed.seq, Ordering::Relaxed);
+                    self.deps.index.hand_off(fed);
                     self.deps.index.wake();
                 }
                 for settings in settings_changed {
@@ -563,22 +575,19 @@ impl WriterThread {
                 for (op_id, _) in &messages {
                     touched.get_in(tx, *op_id, &environment)?;
                 }
-                let stored: Vec<Message> = messages
+                let stored: Arc<[Message]> = messages
                     .into_iter()
                     .map(|(op_id, draft)| draft.into_message(self.next_id(), op_id, now))
                     .collect();
                 tx.insert_messages(&stored)?;
-                touched
-                    .feed
-                    .messages
-                    .extend(stored.iter().map(|m| (m.operation_id, m.id)));
-                for m in &stored {
+                touched.feed_messages(stored.clone());
+                for m in stored.iter() {
                     let entry = touched.get_in(tx, m.operation_id, &environment)?;
                     entry.current.message_count += 1;
                     entry.dirty = true;
                 }
                 if self.exports_logs(&environment) {
-                    for m in &stored {
+                    for m in stored.iter() {
                         touched
                             .logged
                             .entry(m.operation_id)
@@ -777,11 +786,8 @@ impl WriterThread {
             entry.dirty = true;
             fresh.push(message);
         }
-        touched
-            .feed
-            .messages
-            .extend(fresh.iter().map(|m| (m.operation_id, m.id)));
         counts.messages_added = fresh.len() as u64;
+        touched.feed_messages(fresh.into());
         Ok(Outcome::Imported(counts))
     }
 
@@ -1174,7 +1180,6 @@ impl WriterThread {
             created_at: attempt.started_at,
         };
         tx.insert_messages(std::slice::from_ref(&message))?;
-        touched.feed.messages.push((log_id, message.id));
         if self.exports_logs(&job.environment) {
             touched
                 .logged
@@ -1182,6 +1187,7 @@ impl WriterThread {
                 .or_default()
                 .push(message.clone());
         }
+        touched.feed_messages(Arc::new([message]));
         let entry = touched.get(tx, log_id)?;
         entry.current.message_count += 1;
         entry.dirty = true;
@@ -1244,6 +1250,14 @@ fn first_attempt_at(settings: &EnvSettings, now: Timestamp) -> Timestamp {
 }
 
 impl Touched {
+    /// Puts messages this group stored on their way to the search index.
+    fn feed_messages(&mut self, messages: Arc<[Message]>) {
+        self.feed
+            .messages
+            .extend(messages.iter().map(|m| (m.operation_id, m.id)));
+        self.fed_messages.push(messages);
+    }
+
     fn insert_new(&mut self, operation: Operation) {
         self.ops.insert(
             operation.id,
