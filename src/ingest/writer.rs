@@ -572,14 +572,20 @@ impl WriterThread {
                 messages,
             } => {
                 // Check every operation first: a refused batch writes nothing.
+                let mut all_running = true;
                 for (op_id, _) in &messages {
-                    touched.get_in(tx, *op_id, &environment)?;
+                    let op = &touched.get_in(tx, *op_id, &environment)?.current;
+                    all_running &= !op.state.is_terminal();
                 }
                 let stored: Arc<[Message]> = messages
                     .into_iter()
                     .map(|(op_id, draft)| draft.into_message(self.next_id(), op_id, now))
                     .collect();
-                tx.insert_messages(&stored)?;
+                if all_running {
+                    tx.insert_fresh_messages_of_running(&stored)?;
+                } else {
+                    tx.insert_messages(&stored)?;
+                }
                 touched.feed_messages(stored.clone());
                 for m in stored.iter() {
                     let entry = touched.get_in(tx, m.operation_id, &environment)?;

@@ -93,10 +93,20 @@ pub(super) fn insert(
             Ok(true)
         }
         _ => {
-            table.insert((operation, id), codec::encode_message(message).as_slice())?;
+            insert_row(table, message)?;
             Ok(true)
         }
     }
+}
+
+/// Stores `message` as a row of its own.
+pub(super) fn insert_row(
+    table: &mut Table<Key, &'static [u8]>,
+    message: &Message,
+) -> Result<(), StoreError> {
+    let key = (message.operation_id.0, message.id.0);
+    table.insert(key, codec::encode_message(message).as_slice())?;
+    Ok(())
 }
 
 /// Packs the rows of one message each at the end of `operation` (all of them, once it has
@@ -218,6 +228,26 @@ mod tests {
         let mut tx = store.write().unwrap();
         f(&mut tx);
         tx.commit().unwrap();
+    }
+
+    #[test]
+    fn fresh_messages_of_a_running_operation_are_stored_as_any_others() {
+        let messages: Vec<Message> = (1..=50).map(|i| message(i * 10, i as usize)).collect();
+        let (checked, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (checked, fresh) = (
+            Store::open(checked.path()).unwrap(),
+            Store::open(fresh.path()).unwrap(),
+        );
+        write(&checked, |tx| tx.insert_messages(&messages).unwrap());
+        write(&fresh, |tx| {
+            tx.insert_fresh_messages_of_running(&messages).unwrap()
+        });
+        assert_eq!(answers(&fresh), answers(&checked));
+        assert_eq!(rows(&fresh), 50);
+        // Once the operation ends they pack and read the same.
+        write(&fresh, |tx| tx.pack_messages(OP).unwrap());
+        assert_eq!(answers(&fresh), answers(&checked));
+        assert!(rows(&fresh) < 50);
     }
 
     #[test]

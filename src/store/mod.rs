@@ -651,6 +651,20 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Stores messages the writer just gave fresh ids, all of operations that have not ended:
+    /// such an operation has no blocks (only ended ones are packed), and a fresh id is stored
+    /// nowhere yet, so each is one insert, without looking for a block or a duplicate.
+    pub fn insert_fresh_messages_of_running(
+        &mut self,
+        messages: &[Message],
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(MESSAGES)?;
+        for m in messages {
+            messages::insert_row(&mut table, m)?;
+        }
+        Ok(())
+    }
+
     /// Stores `message` unless one with its id is stored already; returns whether it was new.
     pub fn insert_message(&mut self, message: &Message) -> Result<bool, StoreError> {
         messages::insert(&mut self.txn.open_table(MESSAGES)?, message)
