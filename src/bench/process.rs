@@ -4,7 +4,8 @@
 //! Must not: reach into the daemon; everything here is the child's stdout, signals and `/proc`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +45,14 @@ impl DaemonProcess {
             Some(rest) => format!("{server}{rest}"),
             None => format!("{server}\n{config}"),
         };
-        std::fs::write(&path, body)?;
+        // It holds the bench's keys: only its owner may read it (opslog refuses it otherwise).
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.write_all(body.as_bytes())?;
+        drop(file);
         let mut child = Command::new(exe)
             .args(["serve", "--config"])
             .arg(&path)
