@@ -458,6 +458,11 @@ retry_schedule = ["0s", "1s", "2s", "4s", "8s", "15s", "15s", "15s", "15s", "15s
                 data = dir.join("data").display(),
             ),
         )?;
+        // The file holds the bench's keys: opslog refuses one that others can read.
+        std::fs::set_permissions(
+            &config,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )?;
         let exe = std::env::current_exe().context("cannot find the opslog binary")?;
         let mut child = Command::new(exe)
             .args(["serve", "--config"])

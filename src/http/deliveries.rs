@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::extract::{parse_query, Auth, Path};
 use super::outbox_jobs::{self, Family, Listing};
 use super::{json, AppState};
+use crate::scope::Scope;
 use crate::model::EventType;
 use crate::outbox::job::DeliveryDetail;
 use crate::outbox::JobFamily;
@@ -39,7 +40,7 @@ pub async fn list_deliveries(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let query: ListQuery = parse_query(query.as_deref())?;
     let listing = Listing::parse(
         query.status.as_deref(),
@@ -68,7 +69,7 @@ pub async fn get_delivery(
     Path((env, id)): Path<(String, String)>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let (job, attempt_log) = outbox_jobs::load(&state, env, &DELIVERIES, &id).await?;
     let body = job
         .webhook()
@@ -93,7 +94,7 @@ pub async fn retry_delivery(
     Path((env, id)): Path<(String, String)>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     let job = outbox_jobs::retry(&state, env, &DELIVERIES, &id).await?;
     let mut view = job
         .view()
@@ -110,7 +111,7 @@ pub async fn replay_deliveries(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     outbox_jobs::replay(&state, env, &DELIVERIES, query.as_deref()).await
 }
 

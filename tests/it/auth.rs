@@ -404,7 +404,7 @@ fn secrets_stay_out_of_logs_and_answers() {
     let prod_secret = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM0NQ==";
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("opslog.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_tokens = [\"{ADMIN}\"]\n\n\

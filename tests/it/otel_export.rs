@@ -154,7 +154,7 @@ fn sigkill_with_an_export_in_flight_exports_it_after_the_restart() {
     let collector = Collector::start(vec![Answer::Hang]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("opslog.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             r#"[server]

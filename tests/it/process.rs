@@ -45,7 +45,7 @@ fn write_config(dir: &Path, with_keys: bool) -> std::path::PathBuf {
         dir.join("data").display()
     );
     let path = dir.join("opslog.toml");
-    std::fs::write(&path, text).unwrap();
+    write_private(&path, text).unwrap();
     path
 }
 
