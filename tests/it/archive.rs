@@ -279,7 +279,7 @@ fn imports_refuse_truncated_files_bad_lines_and_environment_keys() {
         &ndjson,
         Some(line.as_bytes()),
     );
-    assert_eq!((key.status, key.code()), (403, "admin_only"));
+    assert_eq!((key.status, key.code()), (403, "insufficient_scope"));
     let wrong_type = target.raw(
         "POST",
         &format!("{PROD}/import"),
@@ -315,7 +315,7 @@ fn a_backup_of_a_running_daemon_restores_everything() {
     let source = Daemon::start();
     seed(&source, &receiver);
     let refused = source.get("/v1/backup", PROD_KEY);
-    assert_eq!((refused.status, refused.code()), (403, "admin_only"));
+    assert_eq!((refused.status, refused.code()), (403, "insufficient_scope"));
     let response = source
         .agent
         .get(source.url("/v1/backup"))
@@ -343,10 +343,10 @@ fn a_backup_of_a_running_daemon_restores_everything() {
     let before = snapshot(&source, SEEDED_OPERATIONS + 1);
     let after = snapshot(&restored, SEEDED_OPERATIONS);
     assert_eq!(&before[..SEEDED_OPERATIONS], &after[..]);
-    let settings = restored.get(&format!("{PROD}/settings"), PROD_KEY);
+    let settings = restored.get(&format!("{PROD}/settings"), ADMIN);
     assert_eq!(settings.body["webhooks"]["url"], receiver.url());
     let deliveries =
-        |d: &Daemon| d.get(&format!("{PROD}/deliveries"), PROD_KEY).body["data"].clone();
+        |d: &Daemon| d.get(&format!("{PROD}/deliveries"), ADMIN).body["data"].clone();
     assert_eq!(deliveries(&restored), deliveries(&source));
     assert_eq!(deliveries(&restored).as_array().unwrap().len(), 2);
     eventually(Duration::from_secs(10), || {
