@@ -151,6 +151,9 @@ fn export_to(d: &Daemon, file: &Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    use std::os::unix::fs::MetadataExt;
+    let mode = std::fs::metadata(file).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o600, "an export holds log lines: its owner's alone");
 }
 
 fn import_from(d: &Daemon, file: &Path) -> (std::process::Output, Value) {
