@@ -122,12 +122,12 @@ impl Credentials {
         for (name, keys) in &api_keys {
             // The one key an older release generated keeps its meaning (ingest+read).
             let legacy = match config.environments[name].api_keys.is_empty() {
-                true => stored_text(&tx, &format!("{LEGACY_GENERATED_KEY}:{name}"))?.map(|key| {
-                    ApiKey {
+                true => {
+                    stored_text(&tx, &format!("{LEGACY_GENERATED_KEY}:{name}"))?.map(|key| ApiKey {
                         key,
                         scope: KeyScope::IngestRead,
-                    }
-                }),
+                    })
+                }
                 false => None,
             };
             for ApiKey { key, scope } in keys.iter().chain(legacy.iter()) {

@@ -730,14 +730,12 @@ impl Config {
             settings::check_webhooks_config(&env.webhooks, &destinations)
                 .map_err(|e| invalid(&format!("environments.{name}.{}", e.field()), e.reason()))?;
             if let Some(otel) = &env.otel {
-                destinations
-                    .check_url(&otel.endpoint)
-                    .map_err(|refused| {
-                        invalid(
-                            &format!("environments.{name}.otel.endpoint"),
-                            refused.to_string(),
-                        )
-                    })?;
+                destinations.check_url(&otel.endpoint).map_err(|refused| {
+                    invalid(
+                        &format!("environments.{name}.otel.endpoint"),
+                        refused.to_string(),
+                    )
+                })?;
             }
         }
         Ok(())
@@ -1113,6 +1111,52 @@ mod tests {
                 .max_events_per_span,
             128
         );
+    }
+
+    #[test]
+    fn api_keys_are_plain_strings_or_tables_with_a_scope() {
+        let config = Config::from_toml(
+            "[environments.prod]\napi_keys = [\"plain-key-0123456789\", \
+             { key = \"ingest-key-0123456789\", scope = \"ingest\" }, \
+             { key = \"read-key-0123456789ab\", scope = \"read\" }]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let scopes: Vec<KeyScope> = config.environments["prod"]
+            .api_keys
+            .iter()
+            .map(|k| k.scope)
+            .collect();
+        assert_eq!(
+            scopes,
+            [KeyScope::IngestRead, KeyScope::Ingest, KeyScope::Read]
+        );
+        for (entry, words) in [
+            (
+                "{ key = \"k-0123456789abcdef\", scope = \"admin\" }",
+                "unknown variant `admin`",
+            ),
+            ("{ key = \"k-0123456789abcdef\" }", "missing field `scope`"),
+            ("{ key = \"short\", scope = \"read\" }", "16"),
+            (
+                "{ key = \"k-0123456789abcdef\", scope = \"read\", x = 1 }",
+                "unknown field `x`",
+            ),
+        ] {
+            let err = Config::from_toml(
+                &format!("[environments.prod]\napi_keys = [{entry}]\n"),
+                "t.toml",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("environments.prod.api_keys") && err.contains(words),
+                "{entry}: {err}"
+            );
+        }
+        let masked = config.to_masked_toml();
+        assert!(!masked.contains("read-key-0123456789ab"), "{masked}");
+        assert!(masked.contains("scope = \"read\""), "{masked}");
     }
 
     #[test]

@@ -46,7 +46,9 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -69,7 +71,9 @@ impl FromStr for Cidr {
             None => (text, None),
         };
         let network: IpAddr = address.trim().parse().map_err(|_| {
-            format!("`{text}` is not an address range; write it like \"10.0.0.0/8\" or \"fd00::/8\"")
+            format!(
+                "`{text}` is not an address range; write it like \"10.0.0.0/8\" or \"fd00::/8\""
+            )
         })?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
@@ -107,7 +111,10 @@ impl Serialize for Cidr {
 
 /// `[outbox] allow_private_destinations` by default: loopback.
 pub fn default_allowed() -> Vec<Cidr> {
-    vec![Cidr::v4(127, 0, 0, 0, 8), Cidr::v6([0, 0, 0, 0, 0, 0, 0, 1], 128)]
+    vec![
+        Cidr::v4(127, 0, 0, 0, 8),
+        Cidr::v6([0, 0, 0, 0, 0, 0, 0, 1], 128),
+    ]
 }
 
 /// Ranges never sent to, whatever the config allows.
@@ -138,22 +145,36 @@ const PRIVATE: [(Cidr, &str); 15] = [
     (Cidr::v4(172, 16, 0, 0, 12), "private (RFC 1918)"),
     (Cidr::v4(192, 168, 0, 0, 16), "private (RFC 1918)"),
     (Cidr::v4(100, 64, 0, 0, 10), "shared (carrier-grade NAT)"),
-    (Cidr::v4(192, 0, 0, 0, 24), "reserved (IETF protocol assignments)"),
+    (
+        Cidr::v4(192, 0, 0, 0, 24),
+        "reserved (IETF protocol assignments)",
+    ),
     (Cidr::v4(198, 18, 0, 0, 15), "reserved (benchmarking)"),
     (Cidr::v4(192, 0, 2, 0, 24), "reserved (documentation)"),
     (Cidr::v4(198, 51, 100, 0, 24), "reserved (documentation)"),
     (Cidr::v4(203, 0, 113, 0, 24), "reserved (documentation)"),
     (Cidr::v4(240, 0, 0, 0, 4), "reserved"),
     (Cidr::v6([0, 0, 0, 0, 0, 0, 0, 1], 128), "loopback"),
-    (Cidr::v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "private (unique local)"),
-    (Cidr::v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), "private (site-local)"),
-    (Cidr::v6([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32), "reserved (documentation)"),
+    (
+        Cidr::v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
+        "private (unique local)",
+    ),
+    (
+        Cidr::v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
+        "private (site-local)",
+    ),
+    (
+        Cidr::v6([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32),
+        "reserved (documentation)",
+    ),
 ];
 
 /// Why a destination is refused: the address (or host) and the rule it breaks.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("{host} is a cloud metadata host; metadata and link-local destinations are always refused")]
+    #[error(
+        "{host} is a cloud metadata host; metadata and link-local destinations are always refused"
+    )]
     MetadataHost { host: String },
     #[error("{address} is link-local (169.254.0.0/16, fe80::/10) or a cloud metadata address; these destinations are always refused")]
     LinkLocal { address: IpAddr },
@@ -196,9 +217,7 @@ impl DestinationPolicy {
             return Err(Refused::LinkLocal { address });
         }
         let not_unicast = match address {
-            IpAddr::V4(v4) => {
-                v4.octets()[0] == 0 || v4.is_multicast() || v4.is_broadcast()
-            }
+            IpAddr::V4(v4) => v4.octets()[0] == 0 || v4.is_multicast() || v4.is_broadcast(),
             IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
         };
         if not_unicast {
@@ -231,7 +250,11 @@ impl DestinationPolicy {
         if name == "localhost" || name.ends_with(".localhost") {
             return self.check_address(IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
-        match host.parse::<IpAddr>().ok().or_else(|| legacy_ipv4(&name).map(IpAddr::V4)) {
+        match host
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| legacy_ipv4(&name).map(IpAddr::V4))
+        {
             Some(address) => self.check_address(address),
             None => Ok(()),
         }
@@ -377,17 +400,40 @@ mod tests {
 
     #[test]
     fn link_local_and_metadata_are_refused_whatever_is_allowed() {
-        let everything = DestinationPolicy::new(vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()]);
-        for address in ["169.254.169.254", "169.254.0.1", "fe80::1", "::ffff:169.254.169.254", "fd00:ec2::254", "100.100.100.200"] {
+        let everything =
+            DestinationPolicy::new(vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()]);
+        for address in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "100.100.100.200",
+        ] {
             let refused = everything.check_address(ip(address)).unwrap_err();
-            assert!(matches!(refused, Refused::LinkLocal { .. }), "{address}: {refused}");
+            assert!(
+                matches!(refused, Refused::LinkLocal { .. }),
+                "{address}: {refused}"
+            );
             assert!(refused.to_string().contains("always refused"), "{refused}");
         }
-        for host in ["metadata.google.internal", "METADATA.GOOGLE.INTERNAL.", "instance-data", "[fe80::1]", "169.254.169.254"] {
+        for host in [
+            "metadata.google.internal",
+            "METADATA.GOOGLE.INTERNAL.",
+            "instance-data",
+            "[fe80::1]",
+            "169.254.169.254",
+        ] {
             assert!(everything.check_host(host).is_err(), "{host}");
         }
         for address in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255", "ff02::1"] {
-            assert!(matches!(everything.check_address(ip(address)), Err(Refused::NotUnicast { .. })), "{address}");
+            assert!(
+                matches!(
+                    everything.check_address(ip(address)),
+                    Err(Refused::NotUnicast { .. })
+                ),
+                "{address}"
+            );
         }
     }
 
@@ -403,11 +449,24 @@ mod tests {
             refused.to_string(),
             "10.1.2.3 is a private (RFC 1918) address (10.0.0.0/8); add the range to `[outbox] allow_private_destinations` in the config file to send there"
         );
-        for address in ["172.16.0.1", "192.168.1.1", "100.64.0.1", "fd12::1", "::ffff:10.0.0.1", "64:ff9b::a00:1"] {
+        for address in [
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "fd12::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
             assert!(default.check_address(ip(address)).is_err(), "{address}");
         }
         let none = DestinationPolicy::new(Vec::new());
-        assert!(matches!(none.check_address(ip("127.0.0.2")), Err(Refused::Private { kind: "loopback", .. })));
+        assert!(matches!(
+            none.check_address(ip("127.0.0.2")),
+            Err(Refused::Private {
+                kind: "loopback",
+                ..
+            })
+        ));
         assert!(none.check_host("localhost").is_err());
         assert!(none.check_host("api.localhost.").is_err());
         assert!(none.check_host("[::1]").is_err());
@@ -419,7 +478,13 @@ mod tests {
     #[test]
     fn hosts_are_read_as_the_system_resolver_would() {
         let none = DestinationPolicy::new(Vec::new());
-        for host in ["2130706433", "127.1", "0x7f.0.0.1", "0177.0.0.1", "0x7f000001"] {
+        for host in [
+            "2130706433",
+            "127.1",
+            "0x7f.0.0.1",
+            "0177.0.0.1",
+            "0x7f000001",
+        ] {
             assert!(
                 matches!(none.check_host(host), Err(Refused::Private { .. })),
                 "{host}"
@@ -428,17 +493,28 @@ mod tests {
         assert_eq!(legacy_ipv4("10.1"), Some(Ipv4Addr::new(10, 0, 0, 1)));
         assert_eq!(legacy_ipv4("256.1.1.1"), None);
         assert_eq!(legacy_ipv4("backend"), None);
-        assert!(none.check_host("backend.example.com").is_ok(), "names wait for DNS");
+        assert!(
+            none.check_host("backend.example.com").is_ok(),
+            "names wait for DNS"
+        );
         assert!(none.check_url("https://hooks.example.com/x").is_ok());
-        assert!(none.check_url("http://169.254.169.254/latest/meta-data").is_err());
+        assert!(none
+            .check_url("http://169.254.169.254/latest/meta-data")
+            .is_err());
         assert!(none.check_url("http://[::ffff:127.0.0.1]:8080/").is_err());
     }
 
     #[test]
     fn allowed_ranges_parse_and_may_not_cover_link_local() {
-        assert_eq!("10.0.0.0/8".parse::<Cidr>().unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            "10.0.0.0/8".parse::<Cidr>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
         assert_eq!("::1".parse::<Cidr>().unwrap().to_string(), "::1/128");
-        assert!("10.0.0.0/33".parse::<Cidr>().unwrap_err().contains("0 to 32"));
+        assert!("10.0.0.0/33"
+            .parse::<Cidr>()
+            .unwrap_err()
+            .contains("0 to 32"));
         assert!("ten".parse::<Cidr>().is_err());
         assert!(check_allowed_range(&"169.254.0.0/16".parse().unwrap()).is_err());
         assert!(check_allowed_range(&"0.0.0.0/0".parse().unwrap()).is_err());
@@ -454,9 +530,19 @@ mod tests {
             .send("x")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("destination refused before connecting"), "{err}");
-        assert!(err.contains("loopback") && err.contains("allow_private_destinations"), "{err}");
-        let err = agent.get("http://metadata.google.internal/").call().unwrap_err().to_string();
+        assert!(
+            err.contains("destination refused before connecting"),
+            "{err}"
+        );
+        assert!(
+            err.contains("loopback") && err.contains("allow_private_destinations"),
+            "{err}"
+        );
+        let err = agent
+            .get("http://metadata.google.internal/")
+            .call()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("metadata"), "{err}");
     }
 }

@@ -82,7 +82,8 @@ struct BenchArgs {
     /// Benchmark a running daemon at this root URL instead of starting one (needs --token).
     #[arg(long)]
     url: Option<String>,
-    /// API key (or admin token) for --url.
+    /// For --url: a key with both scopes (`ingest+read`: it writes, then searches) or an admin
+    /// token.
     #[arg(long)]
     token: Option<String>,
     /// Environment to write into with --url.

@@ -214,7 +214,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("server.admin_tokens") && err.contains("0644") && err.contains("chmod 600"),
+            err.contains("server.admin_tokens")
+                && err.contains("0644")
+                && err.contains("chmod 600"),
             "{err}"
         );
         std::fs::set_permissions(&path, Permissions::from_mode(0o640)).unwrap();

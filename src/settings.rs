@@ -348,8 +348,14 @@ impl Settings {
 fn warn_refused_destinations(settings: &EnvSettings, policy: &DestinationPolicy) {
     let urls = [
         ("webhooks.url", settings.webhooks.url.as_deref()),
-        ("webhooks.secondary_url", settings.webhooks.secondary_url.as_deref()),
-        ("otel.endpoint", Some(settings.otel.config.endpoint.as_str()).filter(|e| !e.is_empty())),
+        (
+            "webhooks.secondary_url",
+            settings.webhooks.secondary_url.as_deref(),
+        ),
+        (
+            "otel.endpoint",
+            Some(settings.otel.config.endpoint.as_str()).filter(|e| !e.is_empty()),
+        ),
     ];
     for (field, url) in urls {
         if let Some(Err(refused)) = url.map(|url| policy.check_url(url)) {
@@ -1003,7 +1009,13 @@ mod tests {
         assert!(next.logs);
         assert_eq!(next.endpoint, stored.endpoint, "absent: unchanged");
 
-        let off = apply_otel_update(None, &next, otel_update(r#"{"endpoint":null}"#), &DestinationPolicy::default()).unwrap();
+        let off = apply_otel_update(
+            None,
+            &next,
+            otel_update(r#"{"endpoint":null}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap();
         assert_eq!(off.endpoint, None);
         assert!(OtelSettings::new("prod", None, &off).target.is_none());
         assert!(OtelSettings::new("prod", None, &next).target.is_some());
@@ -1021,19 +1033,36 @@ mod tests {
             (r#"{"timeout":"1h"}"#, "otel.timeout"),
             (r#"{"service_name":" "}"#, "otel.service_name"),
         ] {
-            let err = apply_otel_update(None, &stored, otel_update(json), &DestinationPolicy::default()).unwrap_err();
+            let err = apply_otel_update(
+                None,
+                &stored,
+                otel_update(json),
+                &DestinationPolicy::default(),
+            )
+            .unwrap_err();
             assert_eq!(err.field(), field, "{json}");
         }
 
         let file = OtelConfig::with_endpoint("http://127.0.0.1:4318");
-        let err = apply_otel_update(Some(&file), &stored, otel_update(r#"{"logs":true}"#), &DestinationPolicy::default());
+        let err = apply_otel_update(
+            Some(&file),
+            &stored,
+            otel_update(r#"{"logs":true}"#),
+            &DestinationPolicy::default(),
+        );
         assert_eq!(
             err.unwrap_err(),
             SettingsError::ReadOnly {
                 field: "otel.logs".into()
             }
         );
-        assert!(apply_otel_update(Some(&file), &stored, otel_update("{}"), &DestinationPolicy::default()).is_ok());
+        assert!(apply_otel_update(
+            Some(&file),
+            &stored,
+            otel_update("{}"),
+            &DestinationPolicy::default()
+        )
+        .is_ok());
     }
 
     #[test]
@@ -1114,25 +1143,49 @@ mod tests {
         assert_eq!(next.secondary_url, None, "null resets");
         assert_eq!(next.events, Some(vec![EventType::SyncCompleted]));
 
-        let err = apply_update(&file, &stored, update(r#"{"timeout":"9s"}"#), &DestinationPolicy::default()).unwrap_err();
+        let err = apply_update(
+            &file,
+            &stored,
+            update(r#"{"timeout":"9s"}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             SettingsError::ReadOnly {
                 field: "webhooks.timeout".into()
             }
         );
-        let err =
-            apply_update(&file, &stored, update(r#"{"url":"http://example.com"}"#), &DestinationPolicy::default()).unwrap_err();
+        let err = apply_update(
+            &file,
+            &stored,
+            update(r#"{"url":"http://example.com"}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.field(), "webhooks.url");
         let ok = apply_update(
             &file,
             &stored,
-            update(r#"{"url":"http://example.com","allow_insecure_http":true}"#), &DestinationPolicy::default()
+            update(r#"{"url":"http://example.com","allow_insecure_http":true}"#),
+            &DestinationPolicy::default(),
         );
         assert!(ok.is_ok(), "{ok:?}");
-        let err = apply_update(&file, &stored, update(r#"{"retry_schedule":[]}"#), &DestinationPolicy::default()).unwrap_err();
+        let err = apply_update(
+            &file,
+            &stored,
+            update(r#"{"retry_schedule":[]}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.field(), "webhooks.retry_schedule");
-        let err = apply_update(&file, &stored, update(r#"{"secret":"whsec_x"}"#), &DestinationPolicy::default()).unwrap_err();
+        let err = apply_update(
+            &file,
+            &stored,
+            update(r#"{"secret":"whsec_x"}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("rotate"), "{err}");
     }
 

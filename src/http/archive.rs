@@ -17,10 +17,10 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::extract::{parse_query, read_limited_body, Auth, Path};
 use super::{json, AppState};
-use crate::scope::Scope;
 use crate::archive::{self, Line};
 use crate::ingest::{Command, Outcome};
 use crate::model::Timestamp;
+use crate::scope::Scope;
 
 /// Bytes gathered before a chunk goes to the client.
 const CHUNK: usize = 64 * 1024;

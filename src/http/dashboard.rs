@@ -194,9 +194,11 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 pub async fn session_status(auth: Result<Auth, ApiError>) -> Response {
     let (principal, environment, scope) = match &auth {
         Ok(Auth(Principal::Admin)) => (Some("admin"), None, None),
-        Ok(Auth(Principal::Environment { name, scope })) => {
-            (Some("environment"), Some(name.clone()), Some(scope.as_str()))
-        }
+        Ok(Auth(Principal::Environment { name, scope })) => (
+            Some("environment"),
+            Some(name.clone()),
+            Some(scope.as_str()),
+        ),
         Err(_) => (None, None, None),
     };
     let body = SessionStatus {

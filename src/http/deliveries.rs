@@ -12,10 +12,10 @@ use super::error::ApiError;
 use super::extract::{parse_query, Auth, Path};
 use super::outbox_jobs::{self, Family, Listing};
 use super::{json, AppState};
-use crate::scope::Scope;
 use crate::model::EventType;
 use crate::outbox::job::DeliveryDetail;
 use crate::outbox::JobFamily;
+use crate::scope::Scope;
 
 const DELIVERIES: Family = Family {
     family: JobFamily::Delivery,

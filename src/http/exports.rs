@@ -13,9 +13,9 @@ use super::error::ApiError;
 use super::extract::{parse_query, Auth, Path};
 use super::outbox_jobs::{self, Family, Listing};
 use super::{json, AppState};
-use crate::scope::Scope;
 use crate::outbox::job::ExportDetail;
 use crate::outbox::JobFamily;
+use crate::scope::Scope;
 
 const EXPORTS: Family = Family {
     family: JobFamily::Export,

@@ -40,11 +40,11 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::auth::{Credentials, Principal};
-use crate::scope::Scope;
 use crate::index::SearchIndex;
 use crate::ingest::input::Redaction;
 use crate::ingest::Writer;
 use crate::metrics::Metrics;
+use crate::scope::Scope;
 use crate::settings::Settings;
 use crate::store::Store;
 use cursor::CursorKey;
@@ -75,7 +75,12 @@ impl AppState {
     /// Whether `principal` may do what needs `scope` in `env`. An unknown environment, or one
     /// the key does not belong to, is the same 404: a key learns nothing about other
     /// environments. A key of the environment without the scope is a 403 naming it.
-    pub fn authorize(&self, principal: &Principal, env: &str, scope: Scope) -> Result<(), ApiError> {
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        env: &str,
+        scope: Scope,
+    ) -> Result<(), ApiError> {
         if !(self.environments.contains(env) && principal.may_access(env)) {
             return Err(ApiError::not_found(
                 "environment_not_found",

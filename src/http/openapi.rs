@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, ParameterStyle, Paths,
 };
@@ -31,7 +32,6 @@ use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required,
     ResponseBuilder,
 };
-use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::ToSchema;
 
 use super::dashboard::{Environment, LoggedIn, Login, SessionStatus};
@@ -49,8 +49,8 @@ use crate::model::{
     DeliveryStatus, EventType, Id, Level, Message, MessageType, OpState, OpType, Operation,
     Timestamp,
 };
-use crate::scope::Scope;
 use crate::outbox::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
+use crate::scope::Scope;
 use crate::session::COOKIE_NAME;
 use crate::settings::{SettingsUpdate, SettingsView};
 
@@ -108,7 +108,8 @@ pub fn document() -> OpenApi {
             "updateOperation",
             "Update an operation: state, error, records, meta, request/response, times",
             op,
-        ).scope(Scope::Ingest)
+        )
+        .scope(Scope::Ingest)
         .param(id())
         .body(
             api.schema::<OperationPatch>(),
@@ -120,7 +121,8 @@ pub fn document() -> OpenApi {
     api.env(
         Get,
         "/operations/{id}",
-        endpoint("getOperation", "One operation", op).scope(Scope::Read)
+        endpoint("getOperation", "One operation", op)
+            .scope(Scope::Read)
             .param(id())
             .reply(200, "the operation", operation.clone())
             .errors(&[400]),
@@ -128,7 +130,8 @@ pub fn document() -> OpenApi {
     api.env(
         Get,
         "/operations",
-        endpoint("listOperations", "List operations, newest first", op).scope(Scope::Read)
+        endpoint("listOperations", "List operations, newest first", op)
+            .scope(Scope::Read)
             .params(filters.clone())
             .params(page_params.clone())
             .reply(200, "a page of operations", api.page::<Operation>())
@@ -151,7 +154,8 @@ pub fn document() -> OpenApi {
             "appendMessages",
             "Append one message (an object) or up to 1,000 (an array) to an operation",
             msg,
-        ).scope(Scope::Ingest)
+        )
+        .scope(Scope::Ingest)
         .param(id())
         .body(
             one_or_many,
@@ -175,7 +179,8 @@ pub fn document() -> OpenApi {
             "listMessages",
             "An operation's messages, oldest first; `after`/`before` for live tailing",
             msg,
-        ).scope(Scope::Read)
+        )
+        .scope(Scope::Read)
         .param(id())
         .param(query("q", text_query(), "full-text query"))
         .param(repeated(
@@ -209,7 +214,8 @@ pub fn document() -> OpenApi {
             "searchMessages",
             "Search messages across the environment, newest first",
             msg,
-        ).scope(Scope::Read)
+        )
+        .scope(Scope::Read)
         .params(filters.clone())
         .param(repeated(
             "level",
@@ -247,7 +253,8 @@ pub fn document() -> OpenApi {
             "facets",
             "Values of a field with counts, for filter pickers",
             search,
-        ).scope(Scope::Read)
+        )
+        .scope(Scope::Read)
         .param(required(query(
             "field",
             facet_field,
@@ -282,7 +289,8 @@ pub fn document() -> OpenApi {
             "getSettings",
             "The environment's settings, secrets masked",
             st,
-        ).scope(Scope::Admin)
+        )
+        .scope(Scope::Admin)
         .reply(200, "the effective settings", settings.clone()),
     );
     api.env(Put, "/settings", endpoint("putSettings", "Change settings: a field left out is unchanged, `null` resets it; fields the config file sets are read-only", st).scope(Scope::Admin)
@@ -296,7 +304,8 @@ pub fn document() -> OpenApi {
             "revealWebhookSecret",
             "The webhook secret in full (admin token only)",
             st,
-        ).scope(Scope::Admin)
+        )
+        .scope(Scope::Admin)
         .reply(
             200,
             "the secret, and the previous one during a rotation's grace period",
@@ -315,7 +324,8 @@ pub fn document() -> OpenApi {
             "rotateIngressToken",
             "Issue a new ingress token (admin token only); the old one stops working at once",
             st,
-        ).scope(Scope::Admin)
+        )
+        .scope(Scope::Admin)
         .reply(200, "the settings with the new token", settings)
         .errors(&[403, 503, 507]),
     );
@@ -337,7 +347,8 @@ pub fn document() -> OpenApi {
     api.env(
         Get,
         "/deliveries",
-        endpoint("listDeliveries", "Webhook deliveries, newest first", dl).scope(Scope::Read)
+        endpoint("listDeliveries", "Webhook deliveries, newest first", dl)
+            .scope(Scope::Read)
             .param(query(
                 "status",
                 api.schema::<DeliveryStatus>(),
@@ -356,7 +367,8 @@ pub fn document() -> OpenApi {
             "getDelivery",
             "One delivery with its body and every attempt",
             dl,
-        ).scope(Scope::Read)
+        )
+        .scope(Scope::Read)
         .param(delivery_id())
         .reply(200, "the delivery", api.schema::<DeliveryDetail>())
         .errors(&[400]),
@@ -368,7 +380,8 @@ pub fn document() -> OpenApi {
             "retryDelivery",
             "Send a delivery again, starting a new round of attempts",
             dl,
-        ).scope(Scope::Admin)
+        )
+        .scope(Scope::Admin)
         .param(delivery_id())
         .reply(202, "the delivery, queued", delivery)
         .errors(&[400, 503, 507]),
@@ -389,7 +402,8 @@ pub fn document() -> OpenApi {
             "replayDeliveries",
             "Send every delivery of a window again",
             dl,
-        ).scope(Scope::Admin)
+        )
+        .scope(Scope::Admin)
         .param(required(from))
         .param(to)
         .param(query(
@@ -414,7 +428,8 @@ pub fn document() -> OpenApi {
             "listExports",
             "OTLP exports (spans, log batches), newest first",
             ex,
-        ).scope(Scope::Read)
+        )
+        .scope(Scope::Read)
         .param(query(
             "status",
             api.schema::<DeliveryStatus>(),
@@ -428,7 +443,8 @@ pub fn document() -> OpenApi {
     api.env(
         Get,
         "/exports/{id}",
-        endpoint("getExport", "One export with every attempt", ex).scope(Scope::Read)
+        endpoint("getExport", "One export with every attempt", ex)
+            .scope(Scope::Read)
             .param(export_id())
             .reply(200, "the export", api.schema::<ExportDetail>())
             .errors(&[400]),
@@ -440,7 +456,8 @@ pub fn document() -> OpenApi {
             "retryExport",
             "Send an export again, starting a new round of attempts",
             ex,
-        ).scope(Scope::Admin)
+        )
+        .scope(Scope::Admin)
         .param(export_id())
         .reply(202, "the export, queued", api.schema::<ExportView>())
         .errors(&[400, 503, 507]),
@@ -449,7 +466,8 @@ pub fn document() -> OpenApi {
     api.env(
         Post,
         "/exports/replay",
-        endpoint("replayExports", "Send every export of a window again", ex).scope(Scope::Admin)
+        endpoint("replayExports", "Send every export of a window again", ex)
+            .scope(Scope::Admin)
             .param(required(from))
             .param(to)
             .param(query(
@@ -504,7 +522,8 @@ pub fn document() -> OpenApi {
              stored is skipped, so importing twice adds nothing. A message must follow its \
              operation, in this request or an earlier one. Imports queue no webhooks or exports",
             ar,
-        ).scope(Scope::Admin)
+        )
+        .scope(Scope::Admin)
         .body_media(
             NDJSON,
             line,
@@ -522,7 +541,8 @@ pub fn document() -> OpenApi {
              as a redb file, taken while writes go on (admin token only). Restore: stop opslog, \
              put the file at `<data_dir>/opslog.redb`, remove `<data_dir>/index`, start",
             ar,
-        ).scope(Scope::Admin)
+        )
+        .scope(Scope::Admin)
         .reply_media(
             200,
             "application/octet-stream",
@@ -551,7 +571,8 @@ pub fn document() -> OpenApi {
             "listEnvironments",
             "The environments this caller may open (all, for the admin)",
             ui,
-        ).scope(Scope::Read)
+        )
+        .scope(Scope::Read)
         .reply(200, "the environments", api.page::<Environment>())
         .errors(&[401]),
     );
@@ -562,7 +583,8 @@ pub fn document() -> OpenApi {
             "sessionStatus",
             "Whether the caller (bearer token or session cookie) is authenticated",
             ui,
-        ).public()
+        )
+        .public()
         .reply(200, "always 200", api.schema::<SessionStatus>()),
     );
     api.add(Post, "/v1/session", endpoint("login", "Log the dashboard in with the admin token: sets an HttpOnly, SameSite=Strict session cookie. Failed logins from one client address are rate-limited", ui).public()
@@ -572,7 +594,8 @@ pub fn document() -> OpenApi {
     api.add(
         Delete,
         "/v1/session",
-        endpoint("logout", "End the session and clear the cookie", ui).public()
+        endpoint("logout", "End the session and clear the cookie", ui)
+            .public()
             .reply_empty(204, "logged out (also when no session was open)"),
     );
 
@@ -581,12 +604,17 @@ pub fn document() -> OpenApi {
     api.add(
         Get,
         "/healthz",
-        endpoint("healthz", "Liveness", ops).public().reply(200, "the process is up", health.clone()),
+        endpoint("healthz", "Liveness", ops).public().reply(
+            200,
+            "the process is up",
+            health.clone(),
+        ),
     );
     api.add(
         Get,
         "/readyz",
-        endpoint("readyz", "Readiness: accepting writes", ops).public()
+        endpoint("readyz", "Readiness: accepting writes", ops)
+            .public()
             .reply(200, "ready", health.clone())
             .reply(503, "shutting down", health),
     );
@@ -597,7 +625,8 @@ pub fn document() -> OpenApi {
             "metrics",
             "Prometheus metrics (text exposition format)",
             ops,
-        ).public()
+        )
+        .public()
         .reply_text(200, "the metrics"),
     );
     api.add(
@@ -821,7 +850,9 @@ impl Endpoint {
     /// for tools, and the description says which keys have it.
     fn scope(mut self, scope: Scope) -> Endpoint {
         let who = match scope {
-            Scope::Ingest => "an `ingest` or `ingest+read` key of the environment, or the admin token",
+            Scope::Ingest => {
+                "an `ingest` or `ingest+read` key of the environment, or the admin token"
+            }
             Scope::Read => "a `read` or `ingest+read` key of the environment, or the admin token",
             Scope::Admin => "the admin token (or a dashboard session)",
         };
@@ -831,7 +862,9 @@ impl Endpoint {
             .security(SecurityRequirement::new("bearer", [scope.as_str()]))
             .security(SecurityRequirement::new("session", Vec::<String>::new()))
             .extensions(Some(
-                ExtensionsBuilder::new().add(SCOPE_EXTENSION, scope.as_str()).build(),
+                ExtensionsBuilder::new()
+                    .add(SCOPE_EXTENSION, scope.as_str())
+                    .build(),
             ));
         self.errors(&[401, 403])
     }
@@ -839,7 +872,9 @@ impl Endpoint {
     /// Needs no bearer token (public, or authenticated by what the request carries itself).
     fn public(mut self) -> Endpoint {
         self.operation = self.operation.extensions(Some(
-            ExtensionsBuilder::new().add(SCOPE_EXTENSION, "none").build(),
+            ExtensionsBuilder::new()
+                .add(SCOPE_EXTENSION, "none")
+                .build(),
         ));
         self
     }

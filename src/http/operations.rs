@@ -13,13 +13,13 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::extract::{parse_json, read_json_body, Auth, Path};
 use super::{json, AppState, DataPage};
-use crate::scope::Scope;
 use crate::ingest::input::{
     validate_message, validate_new_operation, validate_patch, FieldError, NewMessage, NewOperation,
     OperationPatch, MAX_BATCH,
 };
 use crate::ingest::{Command, Outcome};
 use crate::model::{Id, Message, Operation};
+use crate::scope::Scope;
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;

@@ -15,10 +15,10 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::extract::{Auth, Path};
 use super::{blocking, json, page_limit, AppState, DataPage};
-use crate::scope::Scope;
 use crate::index::query::{self, TextQuery};
 use crate::index::{Bound, Filters, Hits, IndexError, Page, TypeFilter};
 use crate::model::{Id, Level, Message, MessageType, OpState, OpType, Operation, Timestamp};
+use crate::scope::Scope;
 use crate::store::{MessageRange, StoreError};
 
 impl From<IndexError> for ApiError {

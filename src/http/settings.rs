@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{parse_json, parse_query, read_json_body, Auth, Path};
 use super::{json, AppState};
-use crate::scope::Scope;
 use crate::config::HumanDuration;
 use crate::ingest::{Command, Outcome, SettingsChange};
 use crate::model::Timestamp;
+use crate::scope::Scope;
 use crate::settings::{EnvSettings, SettingsUpdate, SettingsView};
 
 pub async fn get_settings(

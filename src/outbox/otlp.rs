@@ -35,8 +35,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 
-use crate::destination::{guarded_agent, DestinationPolicy};
 use crate::config::{mask, OtelConfig};
+use crate::destination::{guarded_agent, DestinationPolicy};
 
 /// Most spans in one export request (issue #5).
 pub const MAX_SPANS_PER_REQUEST: usize = 512;
@@ -289,10 +289,7 @@ fn gzip(protobuf: &[u8]) -> Result<Vec<u8>, OtlpError> {
 /// serves every target (its connection pool is per host); timeouts are set per request from the
 /// target.
 pub fn export_agent(destinations: DestinationPolicy) -> ureq::Agent {
-    guarded_agent(
-        destinations,
-        concat!("opslog/", env!("CARGO_PKG_VERSION")),
-    )
+    guarded_agent(destinations, concat!("opslog/", env!("CARGO_PKG_VERSION")))
 }
 
 /// Sends one batch (at most [`MAX_SPANS_PER_REQUEST`] spans) to `target` and classifies the answer.

@@ -318,7 +318,10 @@ fn a_backup_of_a_running_daemon_restores_everything() {
     let source = Daemon::start();
     seed(&source, &receiver);
     let refused = source.get("/v1/backup", PROD_KEY);
-    assert_eq!((refused.status, refused.code()), (403, "insufficient_scope"));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "insufficient_scope")
+    );
     let response = source
         .agent
         .get(source.url("/v1/backup"))
@@ -348,8 +351,7 @@ fn a_backup_of_a_running_daemon_restores_everything() {
     assert_eq!(&before[..SEEDED_OPERATIONS], &after[..]);
     let settings = restored.get(&format!("{PROD}/settings"), ADMIN);
     assert_eq!(settings.body["webhooks"]["url"], receiver.url());
-    let deliveries =
-        |d: &Daemon| d.get(&format!("{PROD}/deliveries"), ADMIN).body["data"].clone();
+    let deliveries = |d: &Daemon| d.get(&format!("{PROD}/deliveries"), ADMIN).body["data"].clone();
     assert_eq!(deliveries(&restored), deliveries(&source));
     assert_eq!(deliveries(&restored).as_array().unwrap().len(), 2);
     eventually(Duration::from_secs(10), || {

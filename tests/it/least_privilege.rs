@@ -85,14 +85,18 @@ fn every_operation_declares_its_scope_and_each_key_gets_exactly_that() {
                     .is_some_and(|d| d.contains(&format!("`{scope}`"))),
                 "{method} {template}: the description names the scope"
             );
-            assert!(operation["responses"]["403"].is_object(), "{method} {template}");
+            assert!(
+                operation["responses"]["403"].is_object(),
+                "{method} {template}"
+            );
             let path = concrete(template);
             for (name, token, holds) in keys {
                 let (headers, body): (&[(&str, &str)], _) = match method.as_str() {
                     "GET" | "DELETE" => (&[], None),
-                    _ if path.ends_with("/import") => {
-                        (&[("content-type", "application/x-ndjson")], Some(b"".as_slice()))
-                    }
+                    _ if path.ends_with("/import") => (
+                        &[("content-type", "application/x-ndjson")],
+                        Some(b"".as_slice()),
+                    ),
                     _ => (&[], Some(b"{}".as_slice())),
                 };
                 let reply = d.raw(&method, &path, Some(token), headers, body);
@@ -120,7 +124,10 @@ fn every_operation_declares_its_scope_and_each_key_gets_exactly_that() {
             }
         }
     }
-    assert!(checked >= 100, "only {checked} (operation, key) pairs checked");
+    assert!(
+        checked >= 100,
+        "only {checked} (operation, key) pairs checked"
+    );
     // The ingest key writes what integration code writes, and cannot read it back.
     let op = d.start_operation("prod", INGEST_KEY, &json!({"type": "sync"}));
     let logged = d.post(
@@ -131,7 +138,11 @@ fn every_operation_declares_its_scope_and_each_key_gets_exactly_that() {
     assert_eq!(logged.status, 201, "{}", logged.text);
     let read = d.get(&format!("{PROD}/operations/{op}"), READ_KEY);
     assert_eq!(read.body["message_count"], 1, "{}", read.text);
-    let written = d.patch(&format!("{PROD}/operations/{op}"), READ_KEY, &json!({"state": "success"}));
+    let written = d.patch(
+        &format!("{PROD}/operations/{op}"),
+        READ_KEY,
+        &json!({"state": "success"}),
+    );
     assert_eq!(written.status, 403, "{}", written.text);
 }
 
@@ -144,7 +155,12 @@ fn an_environment_key_cannot_redirect_the_data_stream() {
         json!({"otel": {"headers": {"x-api-key": "mine"}}}),
     ] {
         let reply = d.send("PUT", &format!("{PROD}/settings"), PROD_KEY, &body);
-        assert_eq!((reply.status, reply.code()), (403, "insufficient_scope"), "{}", reply.text);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (403, "insufficient_scope"),
+            "{}",
+            reply.text
+        );
         assert!(reply.message().contains("admin token"), "{}", reply.text);
     }
     let settings = d.get(&format!("{PROD}/settings"), ADMIN).body;
@@ -206,7 +222,11 @@ fn destinations_are_refused_by_rule_when_set() {
         assert!(reply.message().contains(words), "{body}: {}", reply.text);
     }
     let settings = d.get(&format!("{PROD}/settings"), ADMIN).body;
-    assert_eq!(settings["webhooks"]["url"], Value::Null, "nothing refused was stored");
+    assert_eq!(
+        settings["webhooks"]["url"],
+        Value::Null,
+        "nothing refused was stored"
+    );
     assert_eq!(settings["otel"]["endpoint"], Value::Null);
     // Loopback is allowed by default: a backend on the same host.
     let local = put(json!({"webhooks": {"url": "http://127.0.0.1:9/hook"}}));
@@ -231,7 +251,8 @@ fn without_loopback_allowed_loopback_names_and_addresses_are_refused_and_allowed
         );
         assert_eq!(reply.status, 400, "{url}: {}", reply.text);
         assert!(
-            reply.message().contains("loopback") && reply.message().contains("allow_private_destinations"),
+            reply.message().contains("loopback")
+                && reply.message().contains("allow_private_destinations"),
             "{url}: {}",
             reply.text
         );
@@ -310,7 +331,11 @@ fn a_name_that_resolves_into_a_refused_range_fails_before_connecting() {
         c.outbox.allow_private_destinations = Vec::new();
     });
     let op = d.start_operation("prod", PROD_KEY, &json!({"type": "sync"}));
-    let ended = d.patch(&format!("{PROD}/operations/{op}"), PROD_KEY, &json!({"state": "success"}));
+    let ended = d.patch(
+        &format!("{PROD}/operations/{op}"),
+        PROD_KEY,
+        &json!({"state": "success"}),
+    );
     assert_eq!(ended.status, 200, "{}", ended.text);
     for list in ["deliveries", "exports"] {
         let failure = eventually(Duration::from_secs(20), || {
@@ -325,7 +350,10 @@ fn a_name_that_resolves_into_a_refused_range_fails_before_connecting() {
             "{list}: {failure}"
         );
     }
-    assert!(receiver.requests().is_empty(), "nothing reached the receiver");
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing reached the receiver"
+    );
     drop(d);
     drop(dir);
 }
@@ -355,7 +383,11 @@ fn the_data_dir_and_everything_in_it_are_the_owners_alone() {
     let data = root.path().join("data");
     let path = data.clone();
     let d = Daemon::start_with(move |c| c.server.data_dir = path);
-    d.start_operation("prod", PROD_KEY, &json!({"type": "sync", "integration": "github"}));
+    d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "sync", "integration": "github"}),
+    );
     eventually(Duration::from_secs(10), || {
         let hits = d.get(&format!("{PROD}/operations?q=github"), PROD_KEY);
         (hits.body["total"] == 1).then_some(())
@@ -367,7 +399,12 @@ fn the_data_dir_and_everything_in_it_are_the_owners_alone() {
     let entries = walk(&data);
     assert!(entries.len() > 3, "{entries:?}");
     for entry in entries {
-        assert_eq!(mode(&entry) & 0o077, 0, "{} is open to others", entry.display());
+        assert_eq!(
+            mode(&entry) & 0o077,
+            0,
+            "{} is open to others",
+            entry.display()
+        );
     }
     drop(d);
 }
@@ -446,7 +483,11 @@ fn a_data_dir_open_to_others_and_owned_by_another_user_stops_start_up() {
             && error.contains(&format!("chmod -R go-rwx {}", data.display())),
         "{error}"
     );
-    assert_eq!(mode(&foreign), 0o644, "nothing of another user's was changed");
+    assert_eq!(
+        mode(&foreign),
+        0o644,
+        "nothing of another user's was changed"
+    );
 }
 
 #[test]
@@ -488,7 +529,10 @@ fn a_config_file_with_secrets_that_others_can_read_stops_start_up() {
             && stderr.contains(&format!("chmod 600 {}", config.display())),
         "{stderr}"
     );
-    assert!(!dir.path().join("data").exists(), "refused before the data dir was made");
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before the data dir was made"
+    );
 }
 
 /// A data dir of the first release kept one generated `ingest+read` key per environment; it
@@ -507,7 +551,8 @@ fn a_first_release_data_dir_keeps_its_generated_key() {
         // What the first release wrote on its first start (auth.rs of that release).
         let store = opslog::store::Store::open(dir.path()).unwrap();
         let mut tx = store.write().unwrap();
-        tx.put_meta("generated_api_key:prod", legacy.as_bytes()).unwrap();
+        tx.put_meta("generated_api_key:prod", legacy.as_bytes())
+            .unwrap();
         tx.commit().unwrap();
     }
     let path = dir.path().to_owned();
@@ -525,7 +570,11 @@ fn a_first_release_data_dir_keeps_its_generated_key() {
     });
     d.start_operation("prod", legacy, &json!({"type": "sync"}));
     let settings = d.get(&format!("{PROD}/settings"), legacy);
-    assert_eq!(settings.status, 403, "settings are the admin token's now: {}", settings.text);
+    assert_eq!(
+        settings.status, 403,
+        "settings are the admin token's now: {}",
+        settings.text
+    );
     let session = d.get("/v1/session", legacy);
     assert_eq!(session.body["scope"], "ingest+read", "{}", session.text);
 }

@@ -380,11 +380,7 @@ fn exports_are_listed_shown_retried_and_replayed() {
         d.get(&format!("{PROD}/deliveries"), PROD_KEY).body["total"],
         0
     );
-    let wrong = d.post(
-        &format!("{PROD}/deliveries/{id}/retry"),
-        ADMIN,
-        &json!({}),
-    );
+    let wrong = d.post(&format!("{PROD}/deliveries/{id}/retry"), ADMIN, &json!({}));
     assert_eq!(wrong.status, 404, "{}", wrong.text);
     assert_eq!(
         d.get(&format!("{PROD}/exports"), DEV_KEY).status,

@@ -173,7 +173,11 @@ fn expected_ids(id: Id) -> (String, String) {
 fn export_sample() -> Received {
     let collector = Collector::start(Vec::new());
     let target = OtelTarget::new("prod", &settings(&collector.url("/otlp/"))).unwrap();
-    let outcome = export_spans(&export_agent(DestinationPolicy::default()), &target, &spans(&target));
+    let outcome = export_spans(
+        &export_agent(DestinationPolicy::default()),
+        &target,
+        &spans(&target),
+    );
     assert_eq!(
         outcome,
         ExportOutcome::Delivered {
@@ -506,7 +510,11 @@ fn bad_request_is_a_permanent_failure_with_the_collectors_message() {
     )]);
     let target = OtelTarget::new("prod", &settings(&collector.url(""))).unwrap();
     assert_eq!(
-        export_spans(&export_agent(DestinationPolicy::default()), &target, &spans(&target)),
+        export_spans(
+            &export_agent(DestinationPolicy::default()),
+            &target,
+            &spans(&target)
+        ),
         ExportOutcome::Failed {
             status: Some(400),
             reason: "collector answered 400 Bad Request: span has invalid trace id".into()
@@ -530,7 +538,11 @@ fn partial_success_reports_the_rejected_spans() {
     )]);
     let target = OtelTarget::new("prod", &settings(&collector.url(""))).unwrap();
     assert_eq!(
-        export_spans(&export_agent(DestinationPolicy::default()), &target, &spans(&target)),
+        export_spans(
+            &export_agent(DestinationPolicy::default()),
+            &target,
+            &spans(&target)
+        ),
         ExportOutcome::Delivered {
             status: 200,
             rejected: 2,
@@ -547,7 +559,11 @@ fn unreachable_or_silent_collectors_are_retried() {
         listener.local_addr().unwrap().port()
     };
     let target = OtelTarget::new("prod", &settings(&format!("http://127.0.0.1:{port}"))).unwrap();
-    let outcome = export_spans(&export_agent(DestinationPolicy::default()), &target, &spans(&target));
+    let outcome = export_spans(
+        &export_agent(DestinationPolicy::default()),
+        &target,
+        &spans(&target),
+    );
     assert!(
         matches!(&outcome, ExportOutcome::Retry { status: None, after: None, reason } if reason.contains("collector")),
         "{outcome:?}"
@@ -557,7 +573,11 @@ fn unreachable_or_silent_collectors_are_retried() {
     let mut silent = settings(&collector.url(""));
     silent.timeout.0 = Duration::from_millis(300);
     let target = OtelTarget::new("prod", &silent).unwrap();
-    let outcome = export_spans(&export_agent(DestinationPolicy::default()), &target, &spans(&target));
+    let outcome = export_spans(
+        &export_agent(DestinationPolicy::default()),
+        &target,
+        &spans(&target),
+    );
     assert!(
         matches!(&outcome, ExportOutcome::Retry { status: None, after: None, reason } if reason.contains("in time")),
         "{outcome:?}"
