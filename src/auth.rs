@@ -121,14 +121,13 @@ impl Credentials {
         }
         for (name, keys) in &api_keys {
             // The one key an older release generated keeps its meaning (ingest+read).
-            let legacy = match config.environments[name].api_keys.is_empty() {
-                true => {
-                    stored_text(&tx, &format!("{LEGACY_GENERATED_KEY}:{name}"))?.map(|key| ApiKey {
-                        key,
-                        scope: KeyScope::IngestRead,
-                    })
-                }
-                false => None,
+            let legacy = if config.environments[name].api_keys.is_empty() {
+                stored_text(&tx, &format!("{LEGACY_GENERATED_KEY}:{name}"))?.map(|key| ApiKey {
+                    key,
+                    scope: KeyScope::IngestRead,
+                })
+            } else {
+                None
             };
             for ApiKey { key, scope } in keys.iter().chain(legacy.iter()) {
                 let principal = Principal::Environment {
@@ -160,16 +159,6 @@ impl Credentials {
             }
         }
         found
-    }
-
-    /// The key of `scope` for `environment`, when it has one (for the banner's example and the
-    /// tests).
-    pub fn key(&self, environment: &str, scope: KeyScope) -> Option<&str> {
-        self.api_keys
-            .get(environment)?
-            .iter()
-            .find(|k| k.scope == scope)
-            .map(|k| k.key.as_str())
     }
 }
 
@@ -246,10 +235,14 @@ mod tests {
                 scope,
             })
         };
-        let ingest = first.key("dev", KeyScope::Ingest).unwrap();
+        let key = |scope| {
+            let keys = &first.api_keys["dev"];
+            keys.iter().find(|k| k.scope == scope).unwrap().key.as_str()
+        };
+        let ingest = key(KeyScope::Ingest);
         assert!(ingest.starts_with("opslog_dev_ingest_"), "{ingest}");
         assert_eq!(second.authenticate(ingest), dev(KeyScope::Ingest));
-        let read = first.key("dev", KeyScope::Read).unwrap();
+        let read = key(KeyScope::Read);
         assert_eq!(second.authenticate(read), dev(KeyScope::Read));
         assert_eq!(
             second.authenticate("opslog_dev_0123456789abcdef"),

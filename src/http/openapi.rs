@@ -96,7 +96,8 @@ pub fn document() -> OpenApi {
     let op = "operation";
     let id = || path_param("id", "an operation id (26-character ULID)");
 
-    api.env(Post, "/operations", endpoint("createOperation", "Start an operation", op).scope(Scope::Ingest)
+    api.env(Post, "/operations", endpoint("createOperation", "Start an operation", op)
+        .scope(Scope::Ingest)
         .param(header_param("Idempotency-Key", "1-255 printable ASCII characters; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
         .body(api.schema::<NewOperation>(), "the operation to start; `type` is required")
         .reply(201, "the operation, as stored", operation.clone())
@@ -168,7 +169,8 @@ pub fn document() -> OpenApi {
         )
         .errors(&[400, 413, 415, 503, 507]),
     );
-    api.env(Post, "/messages", endpoint("appendBatch", "Append up to 1,000 messages for many operations (each names `operation_id`); all or nothing", msg).scope(Scope::Ingest)
+    api.env(Post, "/messages", endpoint("appendBatch", "Append up to 1,000 messages for many operations (each names `operation_id`); all or nothing", msg)
+        .scope(Scope::Ingest)
         .body(array(new_message, Some(MAX_BATCH)), "messages, each with `operation_id`")
         .reply(201, "the stored messages", api.page::<Message>())
         .errors(&[400, 413, 415, 503, 507]));
@@ -275,7 +277,8 @@ pub fn document() -> OpenApi {
         .filter(|p| !["state", "q"].contains(&p.name.as_str()))
         .cloned()
         .collect();
-    api.env(Get, "/insights", endpoint("insights", "Operations per time bucket split by state, for charts", search).scope(Scope::Read)
+    api.env(Get, "/insights", endpoint("insights", "Operations per time bucket split by state, for charts", search)
+        .scope(Scope::Read)
         .params(insight_filters)
         .param(query("interval", api.schema::<HumanDuration>(), "bucket width, at least 1s and at most 1,000 buckets (default: 30-100 buckets over the range; `from` defaults to 24h before `to`, `to` to now)"))
         .reply(200, "the buckets", api.schema::<Insights>())
@@ -293,7 +296,8 @@ pub fn document() -> OpenApi {
         .scope(Scope::Admin)
         .reply(200, "the effective settings", settings.clone()),
     );
-    api.env(Put, "/settings", endpoint("putSettings", "Change settings: a field left out is unchanged, `null` resets it; fields the config file sets are read-only", st).scope(Scope::Admin)
+    api.env(Put, "/settings", endpoint("putSettings", "Change settings: a field left out is unchanged, `null` resets it; fields the config file sets are read-only", st)
+        .scope(Scope::Admin)
         .body(api.schema::<SettingsUpdate>(), "the sections and fields to change")
         .reply(200, "the settings after the change", settings.clone())
         .errors(&[400, 409, 413, 415, 503, 507]));
@@ -313,7 +317,8 @@ pub fn document() -> OpenApi {
         )
         .errors(&[403]),
     );
-    api.env(Post, "/settings/webhook-secret/rotate", endpoint("rotateWebhookSecret", "Issue a new webhook secret (admin token only); the old one keeps signing for the grace period", st).scope(Scope::Admin)
+    api.env(Post, "/settings/webhook-secret/rotate", endpoint("rotateWebhookSecret", "Issue a new webhook secret (admin token only); the old one keeps signing for the grace period", st)
+        .scope(Scope::Admin)
         .param(query("grace", api.schema::<HumanDuration>(), "how long the old secret keeps signing, at most 7d (default `webhooks.rotation_grace`, 24h)"))
         .reply(200, "the new secret in full", reveal)
         .errors(&[400, 403, 409, 503, 507]));
@@ -555,7 +560,8 @@ pub fn document() -> OpenApi {
         .errors(&[401, 403]),
     );
 
-    api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress").public()
+    api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress")
+        .public()
         .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
         .param(path_param("integration", "the integration the webhook is for, e.g. `github`"))
         .param(query("connection_id", string(), "the connection it is for; other query parameters are kept with the payload"))
@@ -587,7 +593,8 @@ pub fn document() -> OpenApi {
         .public()
         .reply(200, "always 200", api.schema::<SessionStatus>()),
     );
-    api.add(Post, "/v1/session", endpoint("login", "Log the dashboard in with the admin token: sets an HttpOnly, SameSite=Strict session cookie. Failed logins from one client address are rate-limited", ui).public()
+    api.add(Post, "/v1/session", endpoint("login", "Log the dashboard in with the admin token: sets an HttpOnly, SameSite=Strict session cookie. Failed logins from one client address are rate-limited", ui)
+        .public()
         .body(api.schema::<Login>(), "the admin token")
         .reply(200, "logged in; `Set-Cookie` carries the session", api.schema::<LoggedIn>())
         .errors(&[400, 401, 413, 415, 429]));

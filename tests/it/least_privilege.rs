@@ -146,6 +146,36 @@ fn every_operation_declares_its_scope_and_each_key_gets_exactly_that() {
     assert_eq!(written.status, 403, "{}", written.text);
 }
 
+/// The query commands work with a read key; an ingest key is refused with the scope to use.
+#[test]
+fn the_cli_reads_with_a_read_key() {
+    let d = Daemon::start_with(with_scoped_keys);
+    d.start_operation(
+        "prod",
+        INGEST_KEY,
+        &json!({"type": "sync", "integration": "github"}),
+    );
+    let run = |token: &str| {
+        std::process::Command::new(BIN)
+            .args([
+                "ops", "--url", &d.base, "--env", "prod", "--token", token, "--json",
+            ])
+            .env_remove("OPSLOG_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let found = eventually(Duration::from_secs(10), || {
+        let out = run(READ_KEY);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && stdout.contains("github")).then_some(stdout)
+    });
+    assert_eq!(found.lines().count(), 1, "{found}");
+    let refused = run(INGEST_KEY);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("`read` scope"), "{stderr}");
+}
+
 #[test]
 fn an_environment_key_cannot_redirect_the_data_stream() {
     let d = Daemon::start();
