@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "bench-prod-key-0123456789";
+/// Replays need the admin token.
+const ADMIN: &str = "bench-admin-token-0123456789";
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -94,7 +96,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.server.data_dir = dir.path().to_owned();
-    config.server.admin_tokens = vec!["bench-admin-token-0123456789".into()];
+    config.server.admin_tokens = vec![ADMIN.into()];
     config.outbox.concurrency = concurrency;
     config.outbox.per_destination = per_url;
     config.environments.insert(
@@ -189,7 +191,7 @@ fn main() {
             .post(&format!(
                 "{base}/v1/environments/prod/deliveries/replay?from=2000-01-01T00:00:00Z&status={status}"
             ))
-            .header("authorization", &format!("Bearer {KEY}"))
+            .header("authorization", &format!("Bearer {ADMIN}"))
             .send_empty()
             .unwrap();
         assert_eq!(response.status(), 202);

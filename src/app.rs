@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credentials, GeneratedSecret};
-use crate::config::{Config, RetentionConfig};
+use crate::config::{ApiKey, Config, RetentionConfig};
 use crate::http::cursor::CursorKey;
 use crate::http::{self, AppState, ServeOptions};
 use crate::ingest::input::Redaction;
@@ -36,7 +36,8 @@ pub struct Running {
     /// Credentials created on this start (first start only), to show once.
     pub generated: Vec<GeneratedSecret>,
     pub admin_token: String,
-    pub api_keys: BTreeMap<String, String>,
+    /// Each environment's keys (from the config, or generated).
+    pub api_keys: BTreeMap<String, Vec<ApiKey>>,
     stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -67,6 +68,7 @@ pub async fn start(
     let (store, credentials, generated, settings) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            open_data_dir(&config.server.data_dir)?;
             let store =
                 Store::open_with_cache(&config.server.data_dir, config.server.store_cache_bytes)
                     .with_context(|| {
@@ -185,6 +187,22 @@ pub async fn start(
         api_keys,
         stopped,
     })
+}
+
+/// Makes the data dir private before anything in it is opened: files created from now on are
+/// the owner's alone, and what others could read is tightened (or start-up stops, saying how to
+/// fix it). Also for `opslog reindex`.
+pub fn open_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    crate::permissions::private_umask();
+    let tightened = crate::permissions::prepare_data_dir(data_dir)?;
+    if !tightened.is_empty() {
+        tracing::info!(
+            data_dir = %data_dir.display(),
+            entries = tightened.len(),
+            "made the data dir private: removed group and world access (directories 0700, files 0600)"
+        );
+    }
+    Ok(())
 }
 
 async fn join_writer(thread: JoinHandle<()>) -> anyhow::Result<()> {

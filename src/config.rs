@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::destination::{Cidr, DestinationPolicy};
 use crate::model::EventType;
 use crate::model::OpType;
+use crate::scope::KeyScope;
 use crate::settings;
 
 /// A duration written as a string with a unit: `500ms`, `15s`, `5m`, `24h`, `7d`.
@@ -140,18 +142,91 @@ pub struct OutboxConfig {
     /// OTLP exports stop retrying this long after they were queued (or retried/replayed by hand)
     /// and become `failed`, replayable.
     pub export_retry_for: HumanDuration,
+    /// Loopback and private ranges webhooks and exports may be sent to (link-local and cloud
+    /// metadata addresses never are). Default: loopback only.
+    pub allow_private_destinations: Vec<Cidr>,
+}
+
+impl OutboxConfig {
+    /// Where the outbox may send, as this config allows.
+    pub fn destinations(&self) -> DestinationPolicy {
+        DestinationPolicy::new(self.allow_private_destinations.clone())
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnvironmentConfig {
-    /// Empty means one key generated on first start and kept in the data dir.
-    pub api_keys: Vec<String>,
+    /// Empty means an ingest key and a read key generated on first start and kept in the data
+    /// dir. A plain string is a key with both scopes (`ingest+read`).
+    pub api_keys: Vec<ApiKey>,
     /// What the file sets here is authoritative; the rest is editable through the API.
     pub webhooks: WebhooksConfig,
     /// Where finished operations are exported as OTLP spans; `None`: not set in the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otel: Option<OtelConfig>,
+}
+
+/// One entry of `api_keys`: `"<key>"` (scope `ingest+read`, what every key could do before
+/// scopes existed) or `{ key = "<key>", scope = "ingest" | "read" | "ingest+read" }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub key: String,
+    pub scope: KeyScope,
+}
+
+impl From<&str> for ApiKey {
+    fn from(key: &str) -> ApiKey {
+        ApiKey::from(key.to_owned())
+    }
+}
+
+impl From<String> for ApiKey {
+    fn from(key: String) -> ApiKey {
+        ApiKey {
+            key,
+            scope: KeyScope::IngestRead,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Scoped {
+            key: String,
+            scope: KeyScope,
+        }
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = ApiKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a key as a string, or a table { key = \"...\", scope = \"ingest\" | \"read\" | \"ingest+read\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<ApiKey, E> {
+                Ok(ApiKey::from(key))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ApiKey, A::Error> {
+                let Scoped { key, scope } =
+                    Scoped::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ApiKey { key, scope })
+            }
+        }
+        d.deserialize_any(Entry)
+    }
+}
+
+impl Serialize for ApiKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut table = s.serialize_struct("ApiKey", 2)?;
+        table.serialize_field("key", &self.key)?;
+        table.serialize_field("scope", &self.scope)?;
+        table.end()
+    }
 }
 
 /// `[environments.<name>.webhooks]`: every key optional. A key set here is read-only in the API.
@@ -185,6 +260,7 @@ impl Default for OutboxConfig {
             max_retry_after: duration("10h"),
             drain_timeout: duration("10s"),
             export_retry_for: duration("24h"),
+            allow_private_destinations: crate::destination::default_allowed(),
         }
     }
 }
@@ -449,6 +525,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("invalid config: `{key}`: {message}")]
     Invalid { key: String, message: String },
+    #[error("{0}")]
+    Exposed(String),
 }
 
 pub const ADMIN_TOKEN_ENV: &str = "OPSLOG_ADMIN_TOKEN";
@@ -460,7 +538,32 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(&text, &path.display().to_string())?.finish()
+        let config = Config::from_toml(&text, &path.display().to_string())?;
+        crate::permissions::check_config_file(path, &config.secrets_held())
+            .map_err(|e| ConfigError::Exposed(e.to_string()))?;
+        config.finish()
+    }
+
+    /// The keys of the file that hold secrets, for the check that others cannot read it.
+    fn secrets_held(&self) -> Vec<&'static str> {
+        let mut held = Vec::new();
+        if !self.server.admin_tokens.is_empty() {
+            held.push("server.admin_tokens");
+        }
+        let envs = self.environments.values();
+        if envs.clone().any(|env| !env.api_keys.is_empty()) {
+            held.push("api_keys");
+        }
+        if envs.clone().any(|env| env.webhooks.secret.is_some()) {
+            held.push("webhooks.secret");
+        }
+        if envs
+            .clone()
+            .any(|env| env.otel.as_ref().is_some_and(|o| !o.headers.is_empty()))
+        {
+            held.push("otel.headers");
+        }
+        held
     }
 
     /// The embedded defaults, with `OPSLOG_ADMIN_TOKEN` applied.
@@ -589,6 +692,12 @@ impl Config {
                 "must be at least 1024".into(),
             ));
         }
+        for (i, range) in self.outbox.allow_private_destinations.iter().enumerate() {
+            crate::destination::check_allowed_range(range).map_err(|message| {
+                invalid(&format!("outbox.allow_private_destinations[{i}]"), message)
+            })?;
+        }
+        let destinations = self.outbox.destinations();
         let mut seen_keys = BTreeMap::new();
         for (name, env) in &self.environments {
             if !valid_environment_name(name) {
@@ -602,7 +711,7 @@ impl Config {
                     invalid(&format!("environments.{name}.otel.{}", p.field), p.message)
                 })?;
             }
-            for key in &env.api_keys {
+            for ApiKey { key, .. } in &env.api_keys {
                 let field = format!("environments.{name}.api_keys");
                 check_secret(&field, key)?;
                 if self.server.admin_tokens.contains(key) {
@@ -618,8 +727,16 @@ impl Config {
                     ));
                 }
             }
-            settings::check_webhooks_config(&env.webhooks)
+            settings::check_webhooks_config(&env.webhooks, &destinations)
                 .map_err(|e| invalid(&format!("environments.{name}.{}", e.field()), e.reason()))?;
+            if let Some(otel) = &env.otel {
+                destinations.check_url(&otel.endpoint).map_err(|refused| {
+                    invalid(
+                        &format!("environments.{name}.otel.endpoint"),
+                        refused.to_string(),
+                    )
+                })?;
+            }
         }
         Ok(())
     }
@@ -631,8 +748,8 @@ impl Config {
             *token = mask(token);
         }
         for env in masked.environments.values_mut() {
-            for key in &mut env.api_keys {
-                *key = mask(key);
+            for entry in &mut env.api_keys {
+                entry.key = mask(&entry.key);
             }
             if let Some(secret) = &mut env.webhooks.secret {
                 *secret = mask(secret);
@@ -994,6 +1111,52 @@ mod tests {
                 .max_events_per_span,
             128
         );
+    }
+
+    #[test]
+    fn api_keys_are_plain_strings_or_tables_with_a_scope() {
+        let config = Config::from_toml(
+            "[environments.prod]\napi_keys = [\"plain-key-0123456789\", \
+             { key = \"ingest-key-0123456789\", scope = \"ingest\" }, \
+             { key = \"read-key-0123456789ab\", scope = \"read\" }]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let scopes: Vec<KeyScope> = config.environments["prod"]
+            .api_keys
+            .iter()
+            .map(|k| k.scope)
+            .collect();
+        assert_eq!(
+            scopes,
+            [KeyScope::IngestRead, KeyScope::Ingest, KeyScope::Read]
+        );
+        for (entry, words) in [
+            (
+                "{ key = \"k-0123456789abcdef\", scope = \"admin\" }",
+                "unknown variant `admin`",
+            ),
+            ("{ key = \"k-0123456789abcdef\" }", "missing field `scope`"),
+            ("{ key = \"short\", scope = \"read\" }", "16"),
+            (
+                "{ key = \"k-0123456789abcdef\", scope = \"read\", x = 1 }",
+                "unknown field `x`",
+            ),
+        ] {
+            let err = Config::from_toml(
+                &format!("[environments.prod]\napi_keys = [{entry}]\n"),
+                "t.toml",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("environments.prod.api_keys") && err.contains(words),
+                "{entry}: {err}"
+            );
+        }
+        let masked = config.to_masked_toml();
+        assert!(!masked.contains("read-key-0123456789ab"), "{masked}");
+        assert!(masked.contains("scope = \"read\""), "{masked}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod destination;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
@@ -15,6 +16,8 @@ pub mod metrics;
 pub mod model;
 pub mod otel;
 pub mod outbox;
+pub mod permissions;
+pub mod scope;
 pub mod session;
 pub mod settings;
 pub mod store;

@@ -88,7 +88,8 @@ struct BenchArgs {
     /// Benchmark a running daemon at this root URL instead of starting one (needs --token).
     #[arg(long)]
     url: Option<String>,
-    /// API key (or admin token) for --url.
+    /// For --url: a key with both scopes (`ingest+read`: it writes, then searches) or an admin
+    /// token.
     #[arg(long)]
     token: Option<String>,
     /// Environment to write into with --url.
@@ -253,6 +254,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
 
 fn reindex(data_dir: &std::path::Path) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    app::open_data_dir(data_dir)?;
     let store = std::sync::Arc::new(
         opslog::store::Store::open(data_dir)
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
@@ -310,17 +312,21 @@ fn print_banner(running: &Running) {
     println!();
     println!("First start: these credentials were generated and saved in the data dir.");
     println!("They are shown only now; set your own in the config file to replace them.");
+    println!("Ingest keys write (integration code), read keys search (CLI), the admin token does");
+    println!("everything else (settings, destinations, replays, import, backup, dashboard).");
     for secret in &running.generated {
-        match &secret.environment {
-            None => println!("  admin token:          {}", secret.token),
-            Some(env) => println!(
-                "  api key for `{env}`: {}{}",
-                " ".repeat(8usize.saturating_sub(env.len())),
-                secret.token
-            ),
-        }
+        let label = match &secret.environment {
+            None => "admin token:".to_owned(),
+            Some((env, scope)) => format!("{scope} key for `{env}`:"),
+        };
+        println!("  {label:<26}{}", secret.token);
     }
-    if let Some((env, key)) = running.api_keys.iter().next() {
+    let ingest_key = running.api_keys.iter().find_map(|(env, keys)| {
+        keys.iter()
+            .find(|k| k.scope.allows(opslog::scope::Scope::Ingest))
+            .map(|k| (env, &k.key))
+    });
+    if let Some((env, key)) = ingest_key {
         println!();
         println!("Try it:");
         println!(

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{mask, Config, HumanDuration, OtelConfig, WebhooksConfig};
+use crate::destination::{DestinationPolicy, Refused};
 use crate::model::{EventType, Timestamp};
 use crate::outbox::otlp::OtelTarget;
 use crate::store::{Store, StoreError};
@@ -48,6 +49,8 @@ pub enum SettingsError {
     Invalid { field: String, message: String },
     #[error("`{field}` is set in the config file, which is authoritative; change it there")]
     ReadOnly { field: String },
+    #[error("`{field}` is refused: {refused}")]
+    DestinationRefused { field: String, refused: Refused },
 }
 
 impl SettingsError {
@@ -60,7 +63,9 @@ impl SettingsError {
 
     pub fn field(&self) -> &str {
         match self {
-            SettingsError::Invalid { field, .. } | SettingsError::ReadOnly { field } => field,
+            SettingsError::Invalid { field, .. }
+            | SettingsError::ReadOnly { field }
+            | SettingsError::DestinationRefused { field, .. } => field,
         }
     }
 
@@ -69,6 +74,7 @@ impl SettingsError {
         match self {
             SettingsError::Invalid { message, .. } => message.clone(),
             SettingsError::ReadOnly { .. } => "is read-only here".into(),
+            SettingsError::DestinationRefused { refused, .. } => format!("is refused: {refused}"),
         }
     }
 }
@@ -238,6 +244,8 @@ pub struct Settings {
     files: BTreeMap<String, WebhooksConfig>,
     /// Each environment's `[environments.<env>.otel]` table, when the file has one.
     otel_files: BTreeMap<String, OtelConfig>,
+    /// Where destinations set through the API may point (`[outbox] allow_private_destinations`).
+    destinations: DestinationPolicy,
     current: RwLock<BTreeMap<String, Arc<EnvSettings>>>,
 }
 
@@ -249,6 +257,7 @@ impl Settings {
         let mut current = BTreeMap::new();
         let mut files = BTreeMap::new();
         let mut otel_files = BTreeMap::new();
+        let destinations = config.outbox.destinations();
         for (name, env) in &config.environments {
             if let Some(file) = &env.otel {
                 otel_files.insert(name.clone(), file.clone());
@@ -271,6 +280,7 @@ impl Settings {
             let stored_otel = tx.otel_settings(name)?.unwrap_or_default();
             let otel = OtelSettings::new(name, env.otel.as_ref(), &stored_otel);
             let effective = effective(name, &env.webhooks, &webhooks, otel, &ingress);
+            warn_refused_destinations(&effective, &destinations);
             current.insert(name.clone(), Arc::new(effective));
             files.insert(name.clone(), env.webhooks.clone());
         }
@@ -278,8 +288,14 @@ impl Settings {
         Ok(Settings {
             files,
             otel_files,
+            destinations,
             current: RwLock::new(current),
         })
+    }
+
+    /// Where destinations may point.
+    pub fn destinations(&self) -> &DestinationPolicy {
+        &self.destinations
     }
 
     pub fn get(&self, environment: &str) -> Option<Arc<EnvSettings>> {
@@ -324,6 +340,32 @@ impl Settings {
             .write()
             .expect("settings lock")
             .insert(settings.environment.clone(), Arc::new(settings));
+    }
+}
+
+/// A destination stored through the API before the config refused its range still stays set;
+/// each attempt to it fails with the rule. Say so once at start.
+fn warn_refused_destinations(settings: &EnvSettings, policy: &DestinationPolicy) {
+    let urls = [
+        ("webhooks.url", settings.webhooks.url.as_deref()),
+        (
+            "webhooks.secondary_url",
+            settings.webhooks.secondary_url.as_deref(),
+        ),
+        (
+            "otel.endpoint",
+            Some(settings.otel.config.endpoint.as_str()).filter(|e| !e.is_empty()),
+        ),
+    ];
+    for (field, url) in urls {
+        if let Some(Err(refused)) = url.map(|url| policy.check_url(url)) {
+            tracing::warn!(
+                environment = %settings.environment,
+                field,
+                reason = %refused,
+                "a stored destination is refused by the config; its deliveries will fail until it is changed"
+            );
+        }
     }
 }
 
@@ -476,6 +518,7 @@ pub fn apply_otel_update(
     file: Option<&OtelConfig>,
     stored: &StoredOtel,
     update: OtelUpdate,
+    destinations: &DestinationPolicy,
 ) -> Result<StoredOtel, SettingsError> {
     if file.is_some() {
         return match update.sent().first() {
@@ -528,6 +571,9 @@ pub fn apply_otel_update(
             field: format!("otel.{}", problem.field),
             message: problem.message,
         })?;
+    if let Some(endpoint) = &next.endpoint {
+        check_destination("otel.endpoint", endpoint, destinations)?;
+    }
     Ok(next)
 }
 
@@ -565,6 +611,7 @@ pub fn apply_update(
     file: &WebhooksConfig,
     stored: &StoredWebhooks,
     update: WebhooksUpdate,
+    destinations: &DestinationPolicy,
 ) -> Result<StoredWebhooks, SettingsError> {
     let mut next = stored.clone();
     let read_only = |name: &str, from_file: bool, sent: bool| {
@@ -639,7 +686,7 @@ pub fn apply_update(
         allow_insecure_http: file.allow_insecure_http.or(next.allow_insecure_http),
         rotation_grace: None,
     };
-    check_webhooks_config(&merged)?;
+    check_webhooks_config(&merged, destinations)?;
     Ok(next)
 }
 
@@ -670,14 +717,19 @@ pub fn rotate_secret(
 
 /// Checks a `[webhooks]` table (or the merged result of an API change). Fields are named
 /// `webhooks.<key>`.
-pub fn check_webhooks_config(config: &WebhooksConfig) -> Result<(), SettingsError> {
+pub fn check_webhooks_config(
+    config: &WebhooksConfig,
+    destinations: &DestinationPolicy,
+) -> Result<(), SettingsError> {
     let insecure = config.allow_insecure_http.unwrap_or(false);
-    if let Some(url) = &config.url {
-        check_url(url, insecure).map_err(|m| SettingsError::invalid("webhooks.url", m))?;
-    }
-    if let Some(url) = &config.secondary_url {
-        check_url(url, insecure)
-            .map_err(|m| SettingsError::invalid("webhooks.secondary_url", m))?;
+    for (field, url) in [
+        ("webhooks.url", &config.url),
+        ("webhooks.secondary_url", &config.secondary_url),
+    ] {
+        if let Some(url) = url {
+            check_url(url, insecure).map_err(|m| SettingsError::invalid(field, m))?;
+            check_destination(field, url, destinations)?;
+        }
     }
     if let Some(secret) = &config.secret {
         check_secret(secret).map_err(|m| SettingsError::invalid("webhooks.secret", m))?;
@@ -723,6 +775,19 @@ pub fn check_webhooks_config(config: &WebhooksConfig) -> Result<(), SettingsErro
         }
     }
     Ok(())
+}
+
+fn check_destination(
+    field: &str,
+    url: &str,
+    destinations: &DestinationPolicy,
+) -> Result<(), SettingsError> {
+    destinations
+        .check_url(url)
+        .map_err(|refused| SettingsError::DestinationRefused {
+            field: field.to_owned(),
+            refused,
+        })
 }
 
 /// A webhook URL must be absolute http(s) with a host; plain http only to a loopback host
@@ -936,7 +1001,7 @@ mod tests {
             &stored,
             otel_update(&format!(
                 r#"{{"headers":{{"x-api-key":"{shown}","x-team":"blue"}},"logs":true,"read_only":[]}}"#
-            )),
+            )), &DestinationPolicy::default()
         )
         .unwrap();
         assert_eq!(next.headers["x-api-key"], "secret-key-0123456789", "kept");
@@ -944,7 +1009,13 @@ mod tests {
         assert!(next.logs);
         assert_eq!(next.endpoint, stored.endpoint, "absent: unchanged");
 
-        let off = apply_otel_update(None, &next, otel_update(r#"{"endpoint":null}"#)).unwrap();
+        let off = apply_otel_update(
+            None,
+            &next,
+            otel_update(r#"{"endpoint":null}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap();
         assert_eq!(off.endpoint, None);
         assert!(OtelSettings::new("prod", None, &off).target.is_none());
         assert!(OtelSettings::new("prod", None, &next).target.is_some());
@@ -962,19 +1033,36 @@ mod tests {
             (r#"{"timeout":"1h"}"#, "otel.timeout"),
             (r#"{"service_name":" "}"#, "otel.service_name"),
         ] {
-            let err = apply_otel_update(None, &stored, otel_update(json)).unwrap_err();
+            let err = apply_otel_update(
+                None,
+                &stored,
+                otel_update(json),
+                &DestinationPolicy::default(),
+            )
+            .unwrap_err();
             assert_eq!(err.field(), field, "{json}");
         }
 
         let file = OtelConfig::with_endpoint("http://127.0.0.1:4318");
-        let err = apply_otel_update(Some(&file), &stored, otel_update(r#"{"logs":true}"#));
+        let err = apply_otel_update(
+            Some(&file),
+            &stored,
+            otel_update(r#"{"logs":true}"#),
+            &DestinationPolicy::default(),
+        );
         assert_eq!(
             err.unwrap_err(),
             SettingsError::ReadOnly {
                 field: "otel.logs".into()
             }
         );
-        assert!(apply_otel_update(Some(&file), &stored, otel_update("{}")).is_ok());
+        assert!(apply_otel_update(
+            Some(&file),
+            &stored,
+            otel_update("{}"),
+            &DestinationPolicy::default()
+        )
+        .is_ok());
     }
 
     #[test]
@@ -1048,32 +1136,56 @@ mod tests {
         let next = apply_update(
             &file,
             &stored,
-            update(r#"{"url":"https://one.example.com/h","secondary_url":null,"events":["sync.completed"]}"#),
+            update(r#"{"url":"https://one.example.com/h","secondary_url":null,"events":["sync.completed"]}"#), &DestinationPolicy::default()
         )
         .unwrap();
         assert_eq!(next.url.as_deref(), Some("https://one.example.com/h"));
         assert_eq!(next.secondary_url, None, "null resets");
         assert_eq!(next.events, Some(vec![EventType::SyncCompleted]));
 
-        let err = apply_update(&file, &stored, update(r#"{"timeout":"9s"}"#)).unwrap_err();
+        let err = apply_update(
+            &file,
+            &stored,
+            update(r#"{"timeout":"9s"}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             SettingsError::ReadOnly {
                 field: "webhooks.timeout".into()
             }
         );
-        let err =
-            apply_update(&file, &stored, update(r#"{"url":"http://example.com"}"#)).unwrap_err();
+        let err = apply_update(
+            &file,
+            &stored,
+            update(r#"{"url":"http://example.com"}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.field(), "webhooks.url");
         let ok = apply_update(
             &file,
             &stored,
             update(r#"{"url":"http://example.com","allow_insecure_http":true}"#),
+            &DestinationPolicy::default(),
         );
         assert!(ok.is_ok(), "{ok:?}");
-        let err = apply_update(&file, &stored, update(r#"{"retry_schedule":[]}"#)).unwrap_err();
+        let err = apply_update(
+            &file,
+            &stored,
+            update(r#"{"retry_schedule":[]}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.field(), "webhooks.retry_schedule");
-        let err = apply_update(&file, &stored, update(r#"{"secret":"whsec_x"}"#)).unwrap_err();
+        let err = apply_update(
+            &file,
+            &stored,
+            update(r#"{"secret":"whsec_x"}"#),
+            &DestinationPolicy::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("rotate"), "{err}");
     }
 

@@ -58,7 +58,8 @@ pub fn export(args: ExportArgs) -> Result<(), CliError> {
     let body = client.stream("GET", "/export", &query, None)?;
     let written = match &args.output {
         Some(path) => {
-            let file = File::create(path)
+            // An export holds log lines (often personal data): only its owner reads it.
+            let file = opslog::permissions::create_private_file(path)
                 .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", path.display())))?;
             let written = copy_export(body, BufWriter::new(file));
             if written.is_err() {

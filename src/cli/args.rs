@@ -10,7 +10,7 @@ pub struct ConnectArgs {
     /// Base URL of the running daemon.
     #[arg(long, env = "OPSLOG_URL", default_value = "http://127.0.0.1:7400")]
     pub url: String,
-    /// API key of the environment, or an admin token.
+    /// A read key of the environment (search, ops, tail, export), or an admin token (import).
     #[arg(long, env = "OPSLOG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Environment to query.

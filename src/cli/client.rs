@@ -33,7 +33,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::NoToken | CliError::Usage(_) => 2,
-            CliError::Api { status: 401, .. } => 3,
+            // Unknown, or without the scope the command needs (a read key for queries).
+            CliError::Api {
+                status: 401 | 403, ..
+            } => 3,
             CliError::Api { status, .. } if (400..500).contains(status) => 2,
             _ => 1,
         }
@@ -253,6 +256,7 @@ mod tests {
             message: "m".into(),
         };
         assert_eq!(api(401).exit_code(), 3);
+        assert_eq!(api(403).exit_code(), 3);
         assert_eq!(api(400).exit_code(), 2);
         assert_eq!(api(500).exit_code(), 1);
     }

@@ -16,11 +16,11 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::extract::{parse_query, read_limited_body, Auth, Path};
-use super::settings::require_admin;
 use super::{json, AppState};
 use crate::archive::{self, Line};
 use crate::ingest::{Command, Outcome};
 use crate::model::Timestamp;
+use crate::scope::Scope;
 
 /// Bytes gathered before a chunk goes to the client.
 const CHUNK: usize = 64 * 1024;
@@ -51,7 +51,7 @@ pub async fn export(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let query: ExportQuery = parse_query(query.as_deref())?;
     let from = parse_time(query.from.as_deref(), "from")?;
     let to = parse_time(query.to.as_deref(), "to")?;
@@ -76,8 +76,7 @@ pub async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
-    require_admin(&principal, "importing")?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
@@ -144,7 +143,7 @@ pub async fn backup(
     State(state): State<Arc<AppState>>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    require_admin(&principal, "a backup")?;
+    super::require_scope(&principal, Scope::Admin)?;
     let store = state.store.clone();
     // The copy goes to an unnamed temporary file beside the database (same disk, no leftovers
     // after a crash) and is streamed from there.

@@ -19,6 +19,7 @@ use super::error::ApiError;
 use super::extract::{parse_json, read_json_body, Auth, Path};
 use super::{json, AppState, DataPage};
 use crate::auth::Principal;
+use crate::scope::Scope;
 use crate::session;
 use crate::ui::{Asset, Assets};
 
@@ -122,7 +123,7 @@ pub async fn login(
     let login: Login = parse_json(&bytes)?;
     let refused = match state.credentials.authenticate(login.token.trim()) {
         Some(Principal::Admin) => None,
-        Some(Principal::Environment(_)) => Some(ApiError::unauthorized(
+        Some(Principal::Environment { .. }) => Some(ApiError::unauthorized(
             "that is an environment API key; the dashboard needs the admin token",
         )),
         None => Some(ApiError::unauthorized(
@@ -191,15 +192,20 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 /// GET /v1/session: whether the caller is logged in. Always 200, so the page can ask on load
 /// without a failed request in the browser console.
 pub async fn session_status(auth: Result<Auth, ApiError>) -> Response {
-    let (principal, environment) = match &auth {
-        Ok(Auth(Principal::Admin)) => (Some("admin"), None),
-        Ok(Auth(Principal::Environment(env))) => (Some("environment"), Some(env.clone())),
-        Err(_) => (None, None),
+    let (principal, environment, scope) = match &auth {
+        Ok(Auth(Principal::Admin)) => (Some("admin"), None, None),
+        Ok(Auth(Principal::Environment { name, scope })) => (
+            Some("environment"),
+            Some(name.clone()),
+            Some(scope.as_str()),
+        ),
+        Err(_) => (None, None, None),
     };
     let body = SessionStatus {
         authenticated: auth.is_ok(),
         principal,
         environment,
+        scope,
     };
     let mut response = json(StatusCode::OK, &body);
     response
@@ -218,6 +224,9 @@ pub struct SessionStatus {
     /// The environment of an environment key.
     #[serde(skip_serializing_if = "Option::is_none")]
     environment: Option<String>,
+    /// The scope of an environment key: `ingest`, `read` or `ingest+read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'static str>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -225,8 +234,13 @@ pub struct Environment {
     name: String,
 }
 
-/// GET /v1/environments: the environments this caller may open (all, for the admin).
-pub async fn environments(State(state): State<Arc<AppState>>, Auth(principal): Auth) -> Response {
+/// GET /v1/environments: the environments this caller may open (all, for the admin; its own,
+/// for a key with the `read` scope).
+pub async fn environments(
+    State(state): State<Arc<AppState>>,
+    Auth(principal): Auth,
+) -> Result<Response, ApiError> {
+    super::require_scope(&principal, Scope::Read)?;
     let data: Vec<Environment> = state
         .environments
         .iter()
@@ -237,5 +251,5 @@ pub async fn environments(State(state): State<Arc<AppState>>, Auth(principal): A
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    Ok(response)
 }

@@ -15,6 +15,7 @@ use super::{json, AppState};
 use crate::model::EventType;
 use crate::outbox::job::DeliveryDetail;
 use crate::outbox::JobFamily;
+use crate::scope::Scope;
 
 const DELIVERIES: Family = Family {
     family: JobFamily::Delivery,
@@ -39,7 +40,7 @@ pub async fn list_deliveries(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let query: ListQuery = parse_query(query.as_deref())?;
     let listing = Listing::parse(
         query.status.as_deref(),
@@ -68,7 +69,7 @@ pub async fn get_delivery(
     Path((env, id)): Path<(String, String)>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let (job, attempt_log) = outbox_jobs::load(&state, env, &DELIVERIES, &id).await?;
     let body = job
         .webhook()
@@ -93,7 +94,7 @@ pub async fn retry_delivery(
     Path((env, id)): Path<(String, String)>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     let job = outbox_jobs::retry(&state, env, &DELIVERIES, &id).await?;
     let mut view = job
         .view()
@@ -110,7 +111,7 @@ pub async fn replay_deliveries(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     outbox_jobs::replay(&state, env, &DELIVERIES, query.as_deref()).await
 }
 

@@ -153,6 +153,9 @@ impl From<SettingsError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "setting_read_only", e.to_string())
                     .with_field(field)
             }
+            SettingsError::DestinationRefused { .. } => {
+                ApiError::bad_request("destination_refused", e.to_string()).with_field(field)
+            }
         }
     }
 }

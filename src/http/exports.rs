@@ -15,6 +15,7 @@ use super::outbox_jobs::{self, Family, Listing};
 use super::{json, AppState};
 use crate::outbox::job::ExportDetail;
 use crate::outbox::JobFamily;
+use crate::scope::Scope;
 
 const EXPORTS: Family = Family {
     family: JobFamily::Export,
@@ -38,7 +39,7 @@ pub async fn list_exports(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let query: ListQuery = parse_query(query.as_deref())?;
     let listing = Listing::parse(
         query.status.as_deref(),
@@ -63,7 +64,7 @@ pub async fn get_export(
     Path((env, id)): Path<(String, String)>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let (job, attempts) = outbox_jobs::load(&state, env, &EXPORTS, &id).await?;
     let export = job
         .export_view()
@@ -82,7 +83,7 @@ pub async fn retry_export(
     Path((env, id)): Path<(String, String)>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     let job = outbox_jobs::retry(&state, env, &EXPORTS, &id).await?;
     let view = job
         .export_view()
@@ -96,6 +97,6 @@ pub async fn replay_exports(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     outbox_jobs::replay(&state, env, &EXPORTS, query.as_deref()).await
 }

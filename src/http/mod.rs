@@ -44,6 +44,7 @@ use crate::index::SearchIndex;
 use crate::ingest::input::Redaction;
 use crate::ingest::Writer;
 use crate::metrics::Metrics;
+use crate::scope::Scope;
 use crate::settings::Settings;
 use crate::store::Store;
 use cursor::CursorKey;
@@ -71,18 +72,44 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Whether `principal` may use `env`. An unknown environment, or one the key does not belong
-    /// to, is the same 404: a key learns nothing about other environments.
-    pub fn authorize(&self, principal: &Principal, env: &str) -> Result<(), ApiError> {
-        if self.environments.contains(env) && principal.may_access(env) {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(
+    /// Whether `principal` may do what needs `scope` in `env`. An unknown environment, or one
+    /// the key does not belong to, is the same 404: a key learns nothing about other
+    /// environments. A key of the environment without the scope is a 403 naming it.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        env: &str,
+        scope: Scope,
+    ) -> Result<(), ApiError> {
+        if !(self.environments.contains(env) && principal.may_access(env)) {
+            return Err(ApiError::not_found(
                 "environment_not_found",
                 format!("environment `{env}` not found for this key"),
-            ))
+            ));
         }
+        require_scope(principal, scope)
     }
+}
+
+/// A 403 unless `principal` holds `needed`; the message names the scope and the key to use.
+pub fn require_scope(principal: &Principal, needed: Scope) -> Result<(), ApiError> {
+    let Principal::Environment { name, scope } = principal else {
+        return Ok(());
+    };
+    if scope.allows(needed) {
+        return Ok(());
+    }
+    let which = match needed {
+        Scope::Admin => "the admin token".to_owned(),
+        scope => format!("a key of `{name}` with the `{scope}` scope, or the admin token"),
+    };
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!(
+            "this needs the `{needed}` scope; this key of `{name}` has the `{scope}` scope. Use {which}"
+        ),
+    ))
 }
 
 pub const DEFAULT_PAGE: usize = 50;

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, ParameterStyle, Paths,
 };
@@ -49,8 +50,13 @@ use crate::model::{
     Timestamp,
 };
 use crate::outbox::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
+use crate::scope::Scope;
 use crate::session::COOKIE_NAME;
 use crate::settings::{SettingsUpdate, SettingsView};
+
+/// The extension on every operation naming the scope it needs: `ingest`, `read`, `admin`, or
+/// `none` (no bearer token).
+pub const SCOPE_EXTENSION: &str = "x-opslog-scope";
 
 /// The document as served and checked in: pretty JSON with a trailing newline.
 pub fn document_json() -> &'static str {
@@ -91,6 +97,7 @@ pub fn document() -> OpenApi {
     let id = || path_param("id", "an operation id (26-character ULID)");
 
     api.env(Post, "/operations", endpoint("createOperation", "Start an operation", op)
+        .scope(Scope::Ingest)
         .param(header_param("Idempotency-Key", "1-255 printable ASCII characters; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
         .body(api.schema::<NewOperation>(), "the operation to start; `type` is required")
         .reply(201, "the operation, as stored", operation.clone())
@@ -103,6 +110,7 @@ pub fn document() -> OpenApi {
             "Update an operation: state, error, records, meta, request/response, times",
             op,
         )
+        .scope(Scope::Ingest)
         .param(id())
         .body(
             api.schema::<OperationPatch>(),
@@ -115,6 +123,7 @@ pub fn document() -> OpenApi {
         Get,
         "/operations/{id}",
         endpoint("getOperation", "One operation", op)
+            .scope(Scope::Read)
             .param(id())
             .reply(200, "the operation", operation.clone())
             .errors(&[400]),
@@ -123,6 +132,7 @@ pub fn document() -> OpenApi {
         Get,
         "/operations",
         endpoint("listOperations", "List operations, newest first", op)
+            .scope(Scope::Read)
             .params(filters.clone())
             .params(page_params.clone())
             .reply(200, "a page of operations", api.page::<Operation>())
@@ -146,6 +156,7 @@ pub fn document() -> OpenApi {
             "Append one message (an object) or up to 1,000 (an array) to an operation",
             msg,
         )
+        .scope(Scope::Ingest)
         .param(id())
         .body(
             one_or_many,
@@ -159,6 +170,7 @@ pub fn document() -> OpenApi {
         .errors(&[400, 413, 415, 503, 507]),
     );
     api.env(Post, "/messages", endpoint("appendBatch", "Append up to 1,000 messages for many operations (each names `operation_id`); all or nothing", msg)
+        .scope(Scope::Ingest)
         .body(array(new_message, Some(MAX_BATCH)), "messages, each with `operation_id`")
         .reply(201, "the stored messages", api.page::<Message>())
         .errors(&[400, 413, 415, 503, 507]));
@@ -170,6 +182,7 @@ pub fn document() -> OpenApi {
             "An operation's messages, oldest first; `after`/`before` for live tailing",
             msg,
         )
+        .scope(Scope::Read)
         .param(id())
         .param(query("q", text_query(), "full-text query"))
         .param(repeated(
@@ -204,6 +217,7 @@ pub fn document() -> OpenApi {
             "Search messages across the environment, newest first",
             msg,
         )
+        .scope(Scope::Read)
         .params(filters.clone())
         .param(repeated(
             "level",
@@ -242,6 +256,7 @@ pub fn document() -> OpenApi {
             "Values of a field with counts, for filter pickers",
             search,
         )
+        .scope(Scope::Read)
         .param(required(query(
             "field",
             facet_field,
@@ -263,6 +278,7 @@ pub fn document() -> OpenApi {
         .cloned()
         .collect();
     api.env(Get, "/insights", endpoint("insights", "Operations per time bucket split by state, for charts", search)
+        .scope(Scope::Read)
         .params(insight_filters)
         .param(query("interval", api.schema::<HumanDuration>(), "bucket width, at least 1s and at most 1,000 buckets (default: 30-100 buckets over the range; `from` defaults to 24h before `to`, `to` to now)"))
         .reply(200, "the buckets", api.schema::<Insights>())
@@ -277,9 +293,11 @@ pub fn document() -> OpenApi {
             "The environment's settings, secrets masked",
             st,
         )
+        .scope(Scope::Admin)
         .reply(200, "the effective settings", settings.clone()),
     );
     api.env(Put, "/settings", endpoint("putSettings", "Change settings: a field left out is unchanged, `null` resets it; fields the config file sets are read-only", st)
+        .scope(Scope::Admin)
         .body(api.schema::<SettingsUpdate>(), "the sections and fields to change")
         .reply(200, "the settings after the change", settings.clone())
         .errors(&[400, 409, 413, 415, 503, 507]));
@@ -291,6 +309,7 @@ pub fn document() -> OpenApi {
             "The webhook secret in full (admin token only)",
             st,
         )
+        .scope(Scope::Admin)
         .reply(
             200,
             "the secret, and the previous one during a rotation's grace period",
@@ -299,6 +318,7 @@ pub fn document() -> OpenApi {
         .errors(&[403]),
     );
     api.env(Post, "/settings/webhook-secret/rotate", endpoint("rotateWebhookSecret", "Issue a new webhook secret (admin token only); the old one keeps signing for the grace period", st)
+        .scope(Scope::Admin)
         .param(query("grace", api.schema::<HumanDuration>(), "how long the old secret keeps signing, at most 7d (default `webhooks.rotation_grace`, 24h)"))
         .reply(200, "the new secret in full", reveal)
         .errors(&[400, 403, 409, 503, 507]));
@@ -310,6 +330,7 @@ pub fn document() -> OpenApi {
             "Issue a new ingress token (admin token only); the old one stops working at once",
             st,
         )
+        .scope(Scope::Admin)
         .reply(200, "the settings with the new token", settings)
         .errors(&[403, 503, 507]),
     );
@@ -332,6 +353,7 @@ pub fn document() -> OpenApi {
         Get,
         "/deliveries",
         endpoint("listDeliveries", "Webhook deliveries, newest first", dl)
+            .scope(Scope::Read)
             .param(query(
                 "status",
                 api.schema::<DeliveryStatus>(),
@@ -351,6 +373,7 @@ pub fn document() -> OpenApi {
             "One delivery with its body and every attempt",
             dl,
         )
+        .scope(Scope::Read)
         .param(delivery_id())
         .reply(200, "the delivery", api.schema::<DeliveryDetail>())
         .errors(&[400]),
@@ -363,6 +386,7 @@ pub fn document() -> OpenApi {
             "Send a delivery again, starting a new round of attempts",
             dl,
         )
+        .scope(Scope::Admin)
         .param(delivery_id())
         .reply(202, "the delivery, queued", delivery)
         .errors(&[400, 503, 507]),
@@ -384,6 +408,7 @@ pub fn document() -> OpenApi {
             "Send every delivery of a window again",
             dl,
         )
+        .scope(Scope::Admin)
         .param(required(from))
         .param(to)
         .param(query(
@@ -409,6 +434,7 @@ pub fn document() -> OpenApi {
             "OTLP exports (spans, log batches), newest first",
             ex,
         )
+        .scope(Scope::Read)
         .param(query(
             "status",
             api.schema::<DeliveryStatus>(),
@@ -423,6 +449,7 @@ pub fn document() -> OpenApi {
         Get,
         "/exports/{id}",
         endpoint("getExport", "One export with every attempt", ex)
+            .scope(Scope::Read)
             .param(export_id())
             .reply(200, "the export", api.schema::<ExportDetail>())
             .errors(&[400]),
@@ -435,6 +462,7 @@ pub fn document() -> OpenApi {
             "Send an export again, starting a new round of attempts",
             ex,
         )
+        .scope(Scope::Admin)
         .param(export_id())
         .reply(202, "the export, queued", api.schema::<ExportView>())
         .errors(&[400, 503, 507]),
@@ -444,6 +472,7 @@ pub fn document() -> OpenApi {
         Post,
         "/exports/replay",
         endpoint("replayExports", "Send every export of a window again", ex)
+            .scope(Scope::Admin)
             .param(required(from))
             .param(to)
             .param(query(
@@ -470,7 +499,7 @@ pub fn document() -> OpenApi {
              as newline-delimited JSON from one snapshot, closed by an `end` line with the counts \
              (a file without it is truncated)",
             ar,
-        )
+        ).scope(Scope::Read)
         .param(query(
             "from",
             api.schema::<Timestamp>(),
@@ -499,6 +528,7 @@ pub fn document() -> OpenApi {
              operation, in this request or an earlier one. Imports queue no webhooks or exports",
             ar,
         )
+        .scope(Scope::Admin)
         .body_media(
             NDJSON,
             line,
@@ -517,7 +547,7 @@ pub fn document() -> OpenApi {
              put the file at `<data_dir>/opslog.redb`, remove `<data_dir>/index`, start",
             ar,
         )
-        .authenticated()
+        .scope(Scope::Admin)
         .reply_media(
             200,
             "application/octet-stream",
@@ -531,6 +561,7 @@ pub fn document() -> OpenApi {
     );
 
     api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress")
+        .public()
         .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
         .param(path_param("integration", "the integration the webhook is for, e.g. `github`"))
         .param(query("connection_id", string(), "the connection it is for; other query parameters are kept with the payload"))
@@ -547,7 +578,7 @@ pub fn document() -> OpenApi {
             "The environments this caller may open (all, for the admin)",
             ui,
         )
-        .authenticated()
+        .scope(Scope::Read)
         .reply(200, "the environments", api.page::<Environment>())
         .errors(&[401]),
     );
@@ -559,9 +590,11 @@ pub fn document() -> OpenApi {
             "Whether the caller (bearer token or session cookie) is authenticated",
             ui,
         )
+        .public()
         .reply(200, "always 200", api.schema::<SessionStatus>()),
     );
     api.add(Post, "/v1/session", endpoint("login", "Log the dashboard in with the admin token: sets an HttpOnly, SameSite=Strict session cookie. Failed logins from one client address are rate-limited", ui)
+        .public()
         .body(api.schema::<Login>(), "the admin token")
         .reply(200, "logged in; `Set-Cookie` carries the session", api.schema::<LoggedIn>())
         .errors(&[400, 401, 413, 415, 429]));
@@ -569,6 +602,7 @@ pub fn document() -> OpenApi {
         Delete,
         "/v1/session",
         endpoint("logout", "End the session and clear the cookie", ui)
+            .public()
             .reply_empty(204, "logged out (also when no session was open)"),
     );
 
@@ -577,12 +611,17 @@ pub fn document() -> OpenApi {
     api.add(
         Get,
         "/healthz",
-        endpoint("healthz", "Liveness", ops).reply(200, "the process is up", health.clone()),
+        endpoint("healthz", "Liveness", ops).public().reply(
+            200,
+            "the process is up",
+            health.clone(),
+        ),
     );
     api.add(
         Get,
         "/readyz",
         endpoint("readyz", "Readiness: accepting writes", ops)
+            .public()
             .reply(200, "ready", health.clone())
             .reply(503, "shutting down", health),
     );
@@ -594,12 +633,13 @@ pub fn document() -> OpenApi {
             "Prometheus metrics (text exposition format)",
             ops,
         )
+        .public()
         .reply_text(200, "the metrics"),
     );
     api.add(
         Get,
         "/openapi.json",
-        endpoint("openapi", "This document", ops).reply(
+        endpoint("openapi", "This document", ops).public().reply(
             200,
             "the OpenAPI 3.1 document",
             any_json(),
@@ -652,16 +692,15 @@ impl Api {
         RefOr::Ref(Ref::from_schema_name(name))
     }
 
-    /// An endpoint under `/v1/environments/{env}`: bearer (or session) auth, and the 400 (a path
-    /// that does not decode), 401 and 404 every such endpoint can answer.
+    /// An endpoint under `/v1/environments/{env}` (its scope declared with `Endpoint::scope`),
+    /// and the 400 (a path that does not decode) and 404 every such endpoint can answer.
     fn env(&self, method: HttpMethod, path: &str, endpoint: Endpoint) {
         let endpoint = endpoint
             .param(path_param(
                 "env",
                 "the environment, e.g. `prod`; an environment the key does not belong to answers 404",
             ))
-            .authenticated()
-            .errors(&[400, 401, 404]);
+            .errors(&[400, 404]);
         self.add(method, &format!("/v1/environments/{{env}}{path}"), endpoint);
     }
 
@@ -688,7 +727,7 @@ impl Api {
                     HttpBuilder::new()
                         .scheme(HttpAuthScheme::Bearer)
                         .description(Some(
-                            "an environment API key (its own environment only) or an admin token (every environment)",
+                            "an environment API key (its own environment only, within its scope: `ingest`, `read` or `ingest+read`) or an admin token (every environment, every scope); each operation names the scope it needs in `x-opslog-scope` and as the role of its security requirement",
                         ))
                         .build(),
                 ),
@@ -813,12 +852,37 @@ impl Endpoint {
         self
     }
 
-    /// A bearer token, or the dashboard's session cookie.
-    fn authenticated(mut self) -> Endpoint {
+    /// Needs a bearer token (or the dashboard's session cookie, which stands for the admin token)
+    /// holding `scope`: the security requirement lists it as the role, `x-opslog-scope` names it
+    /// for tools, and the description says which keys have it.
+    fn scope(mut self, scope: Scope) -> Endpoint {
+        let who = match scope {
+            Scope::Ingest => {
+                "an `ingest` or `ingest+read` key of the environment, or the admin token"
+            }
+            Scope::Read => "a `read` or `ingest+read` key of the environment, or the admin token",
+            Scope::Admin => "the admin token (or a dashboard session)",
+        };
         self.operation = self
             .operation
-            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
-            .security(SecurityRequirement::new("session", Vec::<String>::new()));
+            .description(Some(format!("Scope: `{scope}` — {who}.")))
+            .security(SecurityRequirement::new("bearer", [scope.as_str()]))
+            .security(SecurityRequirement::new("session", Vec::<String>::new()))
+            .extensions(Some(
+                ExtensionsBuilder::new()
+                    .add(SCOPE_EXTENSION, scope.as_str())
+                    .build(),
+            ));
+        self.errors(&[401, 403])
+    }
+
+    /// Needs no bearer token (public, or authenticated by what the request carries itself).
+    fn public(mut self) -> Endpoint {
+        self.operation = self.operation.extensions(Some(
+            ExtensionsBuilder::new()
+                .add(SCOPE_EXTENSION, "none")
+                .build(),
+        ));
         self
     }
 }
@@ -827,7 +891,7 @@ fn error_meaning(status: u16) -> &'static str {
     match status {
         400 => "bad input; `error.message` says what to fix and `error.field` names it",
         401 => "missing or unknown token",
-        403 => "needs the admin token, not an environment API key",
+        403 => "the key lacks the scope this endpoint needs (`error.message` names it)",
         404 => "not found (an environment this key may not use is not found either)",
         409 => {
             "conflicts with the current state (an ended operation, a setting the config file sets)"

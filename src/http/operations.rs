@@ -19,6 +19,7 @@ use crate::ingest::input::{
 };
 use crate::ingest::{Command, Outcome};
 use crate::model::{Id, Message, Operation};
+use crate::scope::Scope;
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -30,7 +31,7 @@ pub async fn create_operation(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Ingest)?;
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let input: NewOperation = parse_json(&bytes)?;
@@ -85,7 +86,7 @@ pub async fn update_operation(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Ingest)?;
     let id = parse_id(&id)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let patch: OperationPatch = parse_json(&bytes)?;
@@ -109,7 +110,7 @@ pub async fn get_operation(
     Path((env, id)): Path<(String, String)>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let id = parse_id(&id)?;
     let operation = load_operation(&state, &env, id).await?;
     Ok(json(StatusCode::OK, &operation))
@@ -131,7 +132,7 @@ pub async fn append_messages(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Ingest)?;
     let op_id = parse_id(&id)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let is_batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -171,7 +172,7 @@ pub async fn append_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Ingest)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let inputs: Vec<NewMessage> = parse_json(&bytes).map_err(|e| {
         if e.code == "invalid_field" && e.field.is_none() {

@@ -18,6 +18,7 @@ use super::{blocking, json, page_limit, AppState, DataPage};
 use crate::index::query::{self, TextQuery};
 use crate::index::{Bound, Filters, Hits, IndexError, Page, TypeFilter};
 use crate::model::{Id, Level, Message, MessageType, OpState, OpType, Operation, Timestamp};
+use crate::scope::Scope;
 use crate::store::{MessageRange, StoreError};
 
 impl From<IndexError> for ApiError {
@@ -250,7 +251,7 @@ pub async fn list_operations(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let request = Request::parse(pairs(query.as_deref(), &with(&["limit", "cursor"]))?, "")?;
     let (scope, page) = request.newest_first_page(&state, "operations", &env)?;
     let st = state.clone();
@@ -319,7 +320,7 @@ pub async fn search_messages(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let request = Request::parse(
         pairs(
             query.as_deref(),
@@ -375,7 +376,7 @@ pub async fn list_messages(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let op_id = super::operations::parse_id(&id)?;
     let mut request = Request::parse(
         pairs(
@@ -482,7 +483,7 @@ pub async fn facets(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let request = Request::parse(
         pairs(
             query.as_deref(),
@@ -572,7 +573,7 @@ pub async fn insights(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Read)?;
     let mut request = Request::parse(
         pairs(
             query.as_deref(),

@@ -1,5 +1,6 @@
 //! Handlers for an environment's settings: read (secrets masked), change, reveal the webhook
-//! secret (admin), rotate the webhook secret and the ingress token (admin).
+//! secret, rotate the webhook secret and the ingress token. All need the admin token: settings
+//! hold the destinations an environment's data goes to, and its secrets.
 //!
 //! Changes go through the writer, which validates them against the file's values and installs
 //! them once committed.
@@ -15,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{parse_json, parse_query, read_json_body, Auth, Path};
 use super::{json, AppState};
-use crate::auth::Principal;
 use crate::config::HumanDuration;
 use crate::ingest::{Command, Outcome, SettingsChange};
 use crate::model::Timestamp;
+use crate::scope::Scope;
 use crate::settings::{EnvSettings, SettingsUpdate, SettingsView};
 
 pub async fn get_settings(
@@ -26,7 +27,7 @@ pub async fn get_settings(
     Path(env): Path<String>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     let settings = current(&state, &env)?;
     Ok(json(
         StatusCode::OK,
@@ -41,7 +42,7 @@ pub async fn put_settings(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let update: SettingsUpdate = parse_json(&bytes)?;
     let settings = if update.webhooks.is_some() || update.otel.is_some() {
@@ -69,8 +70,7 @@ pub async fn reveal_webhook_secret(
     Path(env): Path<String>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
-    require_admin(&principal, "revealing the webhook secret")?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     let settings = current(&state, &env)?;
     Ok(reveal(&settings))
 }
@@ -107,8 +107,7 @@ pub async fn rotate_webhook_secret(
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
-    require_admin(&principal, "rotating the webhook secret")?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     let query: RotateQuery = parse_query(query.as_deref())?;
     if let Some(grace) = query.grace {
         if grace.0 > std::time::Duration::from_secs(7 * 24 * 3600) {
@@ -135,24 +134,12 @@ pub async fn rotate_ingress_token(
     Path(env): Path<String>,
     Auth(principal): Auth,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env)?;
-    require_admin(&principal, "rotating the ingress token")?;
+    state.authorize(&principal, &env, Scope::Admin)?;
     let settings = change(&state, env, SettingsChange::RotateIngressToken).await?;
     Ok(json(
         StatusCode::OK,
         &SettingsView::new(&settings, Timestamp::now()),
     ))
-}
-
-pub(crate) fn require_admin(principal: &Principal, what: &str) -> Result<(), ApiError> {
-    match principal {
-        Principal::Admin => Ok(()),
-        Principal::Environment(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "admin_only",
-            format!("{what} needs the admin token, not an environment API key"),
-        )),
-    }
 }
 
 fn current(state: &AppState, env: &str) -> Result<Arc<EnvSettings>, ApiError> {

@@ -711,10 +711,20 @@ impl WriterThread {
                     SettingsChange::Update(update) => {
                         let update = *update;
                         if let Some(update) = update.webhooks {
-                            webhooks = settings::apply_update(&file, &webhooks, update)?;
+                            webhooks = settings::apply_update(
+                                &file,
+                                &webhooks,
+                                update,
+                                self.deps.settings.destinations(),
+                            )?;
                         }
                         if let Some(update) = update.otel {
-                            otel = settings::apply_otel_update(otel_file.as_ref(), &otel, update)?;
+                            otel = settings::apply_otel_update(
+                                otel_file.as_ref(),
+                                &otel,
+                                update,
+                                self.deps.settings.destinations(),
+                            )?;
                             tx.put_otel_settings(&environment, &otel)?;
                         }
                     }

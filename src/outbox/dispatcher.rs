@@ -164,11 +164,12 @@ struct Context {
 impl Dispatcher {
     pub fn start(deps: DispatcherDeps, wake: Arc<Wake>) -> Dispatcher {
         let senders = deps.config.concurrency;
+        let destinations = deps.settings.destinations().clone();
         let context = Arc::new(Context {
             deps,
             wake: wake.clone(),
-            webhooks: WebhookSender::default(),
-            otlp: otlp::export_agent(),
+            webhooks: WebhookSender::new(destinations.clone()),
+            otlp: otlp::export_agent(destinations),
         });
         let (work_tx, work_rx) = sync_channel::<Work>(senders);
         let work_rx = Arc::new(Mutex::new(work_rx));

@@ -36,6 +36,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 
 use crate::config::{mask, OtelConfig};
+use crate::destination::{guarded_agent, DestinationPolicy};
 
 /// Most spans in one export request (issue #5).
 pub const MAX_SPANS_PER_REQUEST: usize = 512;
@@ -283,16 +284,12 @@ fn gzip(protobuf: &[u8]) -> Result<Vec<u8>, OtlpError> {
     gzip.finish().map_err(OtlpError::Compress)
 }
 
-/// The agent exports go through: status codes are answers, not errors, and redirects are not
-/// followed. One agent serves every target (its connection pool is per host); timeouts are set per
-/// request from the target.
-pub fn export_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("opslog/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+/// The agent exports go through: status codes are answers, not errors, redirects are not
+/// followed, and every address is checked against `destinations` before connecting. One agent
+/// serves every target (its connection pool is per host); timeouts are set per request from the
+/// target.
+pub fn export_agent(destinations: DestinationPolicy) -> ureq::Agent {
+    guarded_agent(destinations, concat!("opslog/", env!("CARGO_PKG_VERSION")))
 }
 
 /// Sends one batch (at most [`MAX_SPANS_PER_REQUEST`] spans) to `target` and classifies the answer.

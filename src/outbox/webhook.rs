@@ -13,6 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::policy::{parse_retry_after, AttemptResult};
+use crate::destination::{guarded_agent, DestinationPolicy};
 use crate::settings::SECRET_PREFIX;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -110,19 +111,15 @@ pub struct WebhookSender {
     agent: ureq::Agent,
 }
 
-impl Default for WebhookSender {
-    fn default() -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(USER_AGENT)
-            .build()
-            .into();
-        WebhookSender { agent }
-    }
-}
-
 impl WebhookSender {
+    /// A sender that connects only where `destinations` allows, checked on every address DNS
+    /// answers.
+    pub fn new(destinations: DestinationPolicy) -> WebhookSender {
+        WebhookSender {
+            agent: guarded_agent(destinations, USER_AGENT),
+        }
+    }
+
     /// POSTs `request`, giving up after `timeout` (connect, send and read together).
     pub fn send(&self, request: &SignedRequest, timeout: Duration) -> Sent {
         let started = Instant::now();

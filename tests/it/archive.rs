@@ -151,6 +151,9 @@ fn export_to(d: &Daemon, file: &Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    use std::os::unix::fs::MetadataExt;
+    let mode = std::fs::metadata(file).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o600, "an export holds log lines: its owner's alone");
 }
 
 fn import_from(d: &Daemon, file: &Path) -> (std::process::Output, Value) {
@@ -279,7 +282,7 @@ fn imports_refuse_truncated_files_bad_lines_and_environment_keys() {
         &ndjson,
         Some(line.as_bytes()),
     );
-    assert_eq!((key.status, key.code()), (403, "admin_only"));
+    assert_eq!((key.status, key.code()), (403, "insufficient_scope"));
     let wrong_type = target.raw(
         "POST",
         &format!("{PROD}/import"),
@@ -315,7 +318,10 @@ fn a_backup_of_a_running_daemon_restores_everything() {
     let source = Daemon::start();
     seed(&source, &receiver);
     let refused = source.get("/v1/backup", PROD_KEY);
-    assert_eq!((refused.status, refused.code()), (403, "admin_only"));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "insufficient_scope")
+    );
     let response = source
         .agent
         .get(source.url("/v1/backup"))
@@ -343,10 +349,9 @@ fn a_backup_of_a_running_daemon_restores_everything() {
     let before = snapshot(&source, SEEDED_OPERATIONS + 1);
     let after = snapshot(&restored, SEEDED_OPERATIONS);
     assert_eq!(&before[..SEEDED_OPERATIONS], &after[..]);
-    let settings = restored.get(&format!("{PROD}/settings"), PROD_KEY);
+    let settings = restored.get(&format!("{PROD}/settings"), ADMIN);
     assert_eq!(settings.body["webhooks"]["url"], receiver.url());
-    let deliveries =
-        |d: &Daemon| d.get(&format!("{PROD}/deliveries"), PROD_KEY).body["data"].clone();
+    let deliveries = |d: &Daemon| d.get(&format!("{PROD}/deliveries"), ADMIN).body["data"].clone();
     assert_eq!(deliveries(&restored), deliveries(&source));
     assert_eq!(deliveries(&restored).as_array().unwrap().len(), 2);
     eventually(Duration::from_secs(10), || {

@@ -272,11 +272,6 @@ fn every_endpoint_keeps_environments_apart() {
             format!("{dev}/deliveries/{prod_delivery}"),
             "delivery_not_found",
         ),
-        (
-            "POST",
-            format!("{dev}/deliveries/{prod_delivery}/retry"),
-            "delivery_not_found",
-        ),
     ];
     for (method, path, code) in &through_dev {
         let body = match (*method, path.ends_with("/messages")) {
@@ -299,6 +294,22 @@ fn every_endpoint_keeps_environments_apart() {
         &json!([{"operation_id": prod_op, "message": "sneaky"}]),
     );
     assert_eq!(batch.status, 404, "{}", batch.text);
+    // Retrying needs the admin token, which reaches prod's delivery through prod's path only.
+    let retry = d.raw(
+        "POST",
+        &format!("{dev}/deliveries/{prod_delivery}/retry"),
+        Some(ADMIN),
+        &[],
+        None,
+    );
+    assert_eq!(
+        (retry.status, retry.code()),
+        (404, "delivery_not_found"),
+        "{}",
+        retry.text
+    );
+    let dev_settings = d.get(&format!("{dev}/settings"), ADMIN);
+    assert!(!dev_settings.text.contains("prodmarker") && !dev_settings.text.contains(&prod_op));
     let dev_reads = [
         format!("{dev}/operations"),
         format!("{dev}/operations?q=prodmarker"),
@@ -308,7 +319,6 @@ fn every_endpoint_keeps_environments_apart() {
         format!("{dev}/facets?field=connection_id"),
         format!("{dev}/facets?field=script"),
         format!("{dev}/deliveries"),
-        format!("{dev}/settings"),
     ];
     for path in &dev_reads {
         let reply = d.get(path, DEV_KEY);
@@ -340,7 +350,7 @@ fn every_endpoint_keeps_environments_apart() {
     let replay = d.raw(
         "POST",
         &format!("{dev}/deliveries/replay?from=2020-01-01T00:00:00Z&status=delivered"),
-        Some(DEV_KEY),
+        Some(ADMIN),
         &[],
         None,
     );
@@ -404,7 +414,7 @@ fn secrets_stay_out_of_logs_and_answers() {
     let prod_secret = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM0NQ==";
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("opslog.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_tokens = [\"{ADMIN}\"]\n\n\
@@ -584,7 +594,7 @@ fn secrets_stay_out_of_logs_and_answers() {
     let (_, _, text) = call(
         "GET",
         "/v1/environments/dev/settings",
-        Some(&bearer(DEV_KEY)),
+        Some(&bearer(ADMIN)),
         None,
     );
     let ingress = serde_json::from_str::<Value>(&text).unwrap()["ingress"]["token"]

@@ -73,7 +73,7 @@ fn secret() -> String {
 
 fn write_config(dir: &Path, webhook_url: &str, otel_endpoint: &str) -> PathBuf {
     let config = dir.join("opslog.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             r#"[server]

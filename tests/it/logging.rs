@@ -30,7 +30,7 @@ fn json_logs_are_one_object_per_line_without_secrets() {
     let collector = Collector::start(Vec::new());
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("opslog.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             r#"[server]

@@ -13,6 +13,7 @@ mod crash_matrix;
 mod dashboard;
 mod disk_full;
 mod format_fixture;
+mod least_privilege;
 mod lifecycle;
 mod logging;
 mod metrics;

@@ -584,10 +584,10 @@ fn openapi_real_answers_match_the_document() {
         200,
         "GET",
         &settings,
-        d.get(&format!("{prod}/settings"), PROD_KEY),
+        d.get(&format!("{prod}/settings"), ADMIN),
     );
-    c.expect(200, "PUT", &settings, d.send("PUT", &format!("{prod}/settings"), PROD_KEY, &json!({"webhooks": {"events": ["sync.completed", "sync.records", "webhook.received"]}})));
-    c.expect(200, "PUT", &settings, d.send("PUT", "/v1/environments/dev/settings", DEV_KEY, &json!({"webhooks": {"url": "https://backend.example.com/hooks", "secondary_url": null}})));
+    c.expect(200, "PUT", &settings, d.send("PUT", &format!("{prod}/settings"), ADMIN, &json!({"webhooks": {"events": ["sync.completed", "sync.records", "webhook.received"]}})));
+    c.expect(200, "PUT", &settings, d.send("PUT", "/v1/environments/dev/settings", ADMIN, &json!({"webhooks": {"url": "https://backend.example.com/hooks", "secondary_url": null}})));
     c.expect(
         400,
         "PUT",
@@ -595,7 +595,7 @@ fn openapi_real_answers_match_the_document() {
         d.send(
             "PUT",
             "/v1/environments/dev/settings",
-            DEV_KEY,
+            ADMIN,
             &json!({"webhooks": {"url": "http://backend.example.com/hooks"}}),
         ),
     );
@@ -606,7 +606,7 @@ fn openapi_real_answers_match_the_document() {
         d.send(
             "PUT",
             &format!("{prod}/settings"),
-            PROD_KEY,
+            ADMIN,
             &json!({"webhooks": {"url": "https://elsewhere.example.com"}}),
         ),
     );
@@ -768,7 +768,7 @@ fn openapi_real_answers_match_the_document() {
         d.raw(
             "POST",
             &format!("{prod}/deliveries/{delivery_id}/retry"),
-            Some(PROD_KEY),
+            Some(ADMIN),
             &[],
             None,
         ),
@@ -780,7 +780,7 @@ fn openapi_real_answers_match_the_document() {
         d.raw(
             "POST",
             &format!("{prod}/deliveries/01ARZ3NDEKTSV4RRFFQ69G5FAV/retry"),
-            Some(PROD_KEY),
+            Some(ADMIN),
             &[],
             None,
         ),
@@ -793,7 +793,7 @@ fn openapi_real_answers_match_the_document() {
         d.raw(
             "POST",
             &format!("{prod}/deliveries/replay?from=2020-01-01T00:00:00Z&status=failed"),
-            Some(PROD_KEY),
+            Some(ADMIN),
             &[],
             None,
         ),
@@ -805,7 +805,7 @@ fn openapi_real_answers_match_the_document() {
         d.raw(
             "POST",
             &format!("{prod}/deliveries/replay"),
-            Some(PROD_KEY),
+            Some(ADMIN),
             &[],
             None,
         ),
@@ -848,7 +848,7 @@ fn openapi_real_answers_match_the_document() {
         d.raw(
             "POST",
             &format!("{prod}/exports/{export_id}/retry"),
-            Some(PROD_KEY),
+            Some(ADMIN),
             &[],
             None,
         ),
@@ -860,7 +860,7 @@ fn openapi_real_answers_match_the_document() {
         d.raw(
             "POST",
             &format!("{prod}/exports/replay?from=2020-01-01T00:00:00Z&status=failed"),
-            Some(PROD_KEY),
+            Some(ADMIN),
             &[],
             None,
         ),

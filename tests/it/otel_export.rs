@@ -154,7 +154,7 @@ fn sigkill_with_an_export_in_flight_exports_it_after_the_restart() {
     let collector = Collector::start(vec![Answer::Hang]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("opslog.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             r#"[server]
@@ -380,11 +380,7 @@ fn exports_are_listed_shown_retried_and_replayed() {
         d.get(&format!("{PROD}/deliveries"), PROD_KEY).body["total"],
         0
     );
-    let wrong = d.post(
-        &format!("{PROD}/deliveries/{id}/retry"),
-        PROD_KEY,
-        &json!({}),
-    );
+    let wrong = d.post(&format!("{PROD}/deliveries/{id}/retry"), ADMIN, &json!({}));
     assert_eq!(wrong.status, 404, "{}", wrong.text);
     assert_eq!(
         d.get(&format!("{PROD}/exports"), DEV_KEY).status,
@@ -408,7 +404,7 @@ fn exports_are_listed_shown_retried_and_replayed() {
         assert_eq!(reply.status, 400, "{path}: {}", reply.text);
         assert_eq!(reply.body["error"]["field"], field, "{path}");
     }
-    let reply = d.post(&format!("{PROD}/exports/replay"), PROD_KEY, &json!({}));
+    let reply = d.post(&format!("{PROD}/exports/replay"), ADMIN, &json!({}));
     assert_eq!(
         (reply.status, reply.body["error"]["field"].as_str()),
         (400, Some("from")),
@@ -417,11 +413,11 @@ fn exports_are_listed_shown_retried_and_replayed() {
     );
 
     // Retried by hand, it is sent again (the collector now answers 200).
-    let retried = d.post(&format!("{PROD}/exports/{id}/retry"), PROD_KEY, &json!({}));
+    let retried = d.post(&format!("{PROD}/exports/{id}/retry"), ADMIN, &json!({}));
     assert_eq!(retried.status, 202, "{}", retried.text);
     assert_eq!(retried.body["status"], "pending");
     let detail = eventually(WAIT, || {
-        let detail = d.get(&format!("{PROD}/exports/{id}"), PROD_KEY);
+        let detail = d.get(&format!("{PROD}/exports/{id}"), ADMIN);
         (detail.body["status"] == "delivered").then_some(detail)
     });
     assert_eq!(detail.body["attempt_log"][1]["status"], 200);
@@ -430,7 +426,7 @@ fn exports_are_listed_shown_retried_and_replayed() {
     // Replayed by window: the delivered one goes out once more, the same span.
     let replayed = d.post(
         &format!("{PROD}/exports/replay?from=2000-01-01T00:00:00Z&status=delivered"),
-        PROD_KEY,
+        ADMIN,
         &json!({}),
     );
     assert_eq!(replayed.status, 202, "{}", replayed.text);
@@ -470,7 +466,7 @@ fn exports_are_listed_shown_retried_and_replayed() {
 fn otel_settings_are_editable_through_the_api_when_the_file_has_none() {
     let collector = Collector::start(Vec::new());
     let d = Daemon::start();
-    let get = d.get(&format!("{PROD}/settings"), PROD_KEY);
+    let get = d.get(&format!("{PROD}/settings"), ADMIN);
     assert_eq!(
         get.body["otel"],
         json!({
@@ -480,7 +476,7 @@ fn otel_settings_are_editable_through_the_api_when_the_file_has_none() {
         "{}",
         get.text
     );
-    let put = |body: serde_json::Value| d.send("PUT", &format!("{PROD}/settings"), PROD_KEY, &body);
+    let put = |body: serde_json::Value| d.send("PUT", &format!("{PROD}/settings"), ADMIN, &body);
     let bad = put(json!({"otel": {"endpoint": "ftp://collector"}}));
     assert_eq!(bad.status, 400, "{}", bad.text);
     assert_eq!(bad.body["error"]["field"], "otel.endpoint");
@@ -504,7 +500,7 @@ fn otel_settings_are_editable_through_the_api_when_the_file_has_none() {
     assert_eq!(shown["headers"]["x-api-key"], "coll…(masked)");
     assert_eq!(shown["endpoint"], collector.url("").as_str());
     assert!(!d
-        .get(&format!("{PROD}/settings"), PROD_KEY)
+        .get(&format!("{PROD}/settings"), ADMIN)
         .text
         .contains(SECRET));
 
@@ -539,7 +535,7 @@ fn otel_settings_are_editable_through_the_api_when_the_file_has_none() {
 fn otel_settings_from_the_file_are_read_only() {
     let collector = Collector::start(Vec::new());
     let d = Daemon::start_with(otel_to(collector.url("")));
-    let get = d.get(&format!("{PROD}/settings"), PROD_KEY);
+    let get = d.get(&format!("{PROD}/settings"), ADMIN);
     assert_eq!(
         get.body["otel"]["read_only"],
         json!([
@@ -555,7 +551,7 @@ fn otel_settings_from_the_file_are_read_only() {
     let refused = d.send(
         "PUT",
         &format!("{PROD}/settings"),
-        PROD_KEY,
+        ADMIN,
         &json!({"otel": {"logs": true}}),
     );
     assert_eq!(

@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opslog::config::OtelConfig;
+use opslog::destination::DestinationPolicy;
 use opslog::model::{
     ErrorInfo, HttpRequest, HttpResponse, Id, Level, Message, MessageType, OpState, OpType,
     Operation, RecordCount, Source, Timestamp,
@@ -172,7 +173,11 @@ fn expected_ids(id: Id) -> (String, String) {
 fn export_sample() -> Received {
     let collector = Collector::start(Vec::new());
     let target = OtelTarget::new("prod", &settings(&collector.url("/otlp/"))).unwrap();
-    let outcome = export_spans(&export_agent(), &target, &spans(&target));
+    let outcome = export_spans(
+        &export_agent(DestinationPolicy::default()),
+        &target,
+        &spans(&target),
+    );
     assert_eq!(
         outcome,
         ExportOutcome::Delivered {
@@ -467,7 +472,7 @@ fn unavailable_collector_is_retried_after_its_delay_then_gets_the_same_spans() {
         b"collector restarting".to_vec(),
     )]);
     let target = OtelTarget::new("prod", &settings(&collector.url(""))).unwrap();
-    let agent = export_agent();
+    let agent = export_agent(DestinationPolicy::default());
     let spans = spans(&target);
     assert_eq!(
         export_spans(&agent, &target, &spans),
@@ -505,7 +510,11 @@ fn bad_request_is_a_permanent_failure_with_the_collectors_message() {
     )]);
     let target = OtelTarget::new("prod", &settings(&collector.url(""))).unwrap();
     assert_eq!(
-        export_spans(&export_agent(), &target, &spans(&target)),
+        export_spans(
+            &export_agent(DestinationPolicy::default()),
+            &target,
+            &spans(&target)
+        ),
         ExportOutcome::Failed {
             status: Some(400),
             reason: "collector answered 400 Bad Request: span has invalid trace id".into()
@@ -529,7 +538,11 @@ fn partial_success_reports_the_rejected_spans() {
     )]);
     let target = OtelTarget::new("prod", &settings(&collector.url(""))).unwrap();
     assert_eq!(
-        export_spans(&export_agent(), &target, &spans(&target)),
+        export_spans(
+            &export_agent(DestinationPolicy::default()),
+            &target,
+            &spans(&target)
+        ),
         ExportOutcome::Delivered {
             status: 200,
             rejected: 2,
@@ -546,7 +559,11 @@ fn unreachable_or_silent_collectors_are_retried() {
         listener.local_addr().unwrap().port()
     };
     let target = OtelTarget::new("prod", &settings(&format!("http://127.0.0.1:{port}"))).unwrap();
-    let outcome = export_spans(&export_agent(), &target, &spans(&target));
+    let outcome = export_spans(
+        &export_agent(DestinationPolicy::default()),
+        &target,
+        &spans(&target),
+    );
     assert!(
         matches!(&outcome, ExportOutcome::Retry { status: None, after: None, reason } if reason.contains("collector")),
         "{outcome:?}"
@@ -556,7 +573,11 @@ fn unreachable_or_silent_collectors_are_retried() {
     let mut silent = settings(&collector.url(""));
     silent.timeout.0 = Duration::from_millis(300);
     let target = OtelTarget::new("prod", &silent).unwrap();
-    let outcome = export_spans(&export_agent(), &target, &spans(&target));
+    let outcome = export_spans(
+        &export_agent(DestinationPolicy::default()),
+        &target,
+        &spans(&target),
+    );
     assert!(
         matches!(&outcome, ExportOutcome::Retry { status: None, after: None, reason } if reason.contains("in time")),
         "{outcome:?}"

@@ -82,7 +82,7 @@ fn systemd_analyze_verifies_the_unit() {
 fn sighup_is_logged_and_the_daemon_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("opslog.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_tokens = [\"{ADMIN}\"]\n\n[environments.prod]\napi_keys = [\"{PROD_KEY}\"]\n",

@@ -45,7 +45,7 @@ fn write_config(dir: &Path, with_keys: bool) -> std::path::PathBuf {
         dir.join("data").display()
     );
     let path = dir.join("opslog.toml");
-    std::fs::write(&path, text).unwrap();
+    write_private(&path, text).unwrap();
     path
 }
 
@@ -314,14 +314,23 @@ fn first_start_prints_generated_credentials_once() {
     let mut first = spawn(&config);
     let banner = first.banner.join("\n");
     assert!(banner.contains("admin token:"), "{banner}");
-    let key_line = first
-        .banner
-        .iter()
-        .find(|l| l.contains("api key for `prod`"))
-        .expect(&banner);
-    let key = key_line.split_whitespace().last().unwrap().to_owned();
-    assert!(banner.contains("api key for `dev`"), "{banner}");
-    assert!(banner.contains("curl -s -X POST"), "{banner}");
+    let key_of = |label: &str| {
+        let line = first
+            .banner
+            .iter()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no `{label}` in {banner}"));
+        line.split_whitespace().last().unwrap().to_owned()
+    };
+    let key = key_of("read key for `prod`:");
+    let ingest = key_of("ingest key for `prod`:");
+    assert!(ingest.starts_with("opslog_prod_ingest_"), "{ingest}");
+    assert!(banner.contains("read key for `dev`:"), "{banner}");
+    let dev_ingest = key_of("ingest key for `dev`:");
+    assert!(
+        banner.contains(&format!("Bearer {dev_ingest}")),
+        "the example writes with the ingest key: {banner}"
+    );
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
@@ -341,8 +350,15 @@ fn first_start_prints_generated_credentials_once() {
     );
     assert_eq!(
         status, 404,
-        "the generated key still works (the operation just does not exist)"
+        "the generated read key still works (the operation just does not exist)"
     );
+    let (status, text) = ureq_get_with(
+        &agent(),
+        &format!("{}/v1/environments/prod/operations", second.base),
+        &ingest,
+    );
+    assert_eq!(status, 403, "an ingest key cannot read: {text}");
+    assert!(text.contains("`read` scope"), "{text}");
     second.child.kill().unwrap();
     second.child.wait().unwrap();
 }

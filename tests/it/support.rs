@@ -205,6 +205,14 @@ impl Drop for Daemon {
     }
 }
 
+/// Writes a file only its owner can read: opslog refuses a config file holding secrets that
+/// other users can read.
+pub fn write_private(path: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 /// Polls `check` until it returns `Some`, for at most `limit`.
 pub fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;

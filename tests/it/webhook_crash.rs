@@ -14,7 +14,7 @@ use crate::support::*;
 
 fn write_config(dir: &Path, url: &str, per_url: usize, drain: &str) -> PathBuf {
     let config = dir.join("opslog.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             r#"[server]

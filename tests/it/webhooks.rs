@@ -537,7 +537,7 @@ fn server_errors_retry_then_fail_and_can_be_resent() {
     let retried = d.raw(
         "POST",
         &format!("{PROD}/deliveries/{id}/retry"),
-        Some(PROD_KEY),
+        Some(ADMIN),
         &[],
         None,
     );
@@ -562,7 +562,7 @@ fn server_errors_retry_then_fail_and_can_be_resent() {
         d.raw(
             "POST",
             &format!("{PROD}/deliveries/replay?from={from}{status}"),
-            Some(PROD_KEY),
+            Some(ADMIN),
             &[],
             None,
         )
@@ -674,7 +674,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
             .timeout = Some(HumanDuration(Duration::from_secs(5)));
     });
     let path = format!("{PROD}/settings");
-    let got = d.get(&path, PROD_KEY);
+    let got = d.get(&path, ADMIN);
     assert_eq!(got.status, 200, "{}", got.text);
     let webhooks = &got.body["webhooks"];
     assert_eq!(webhooks["url"], Value::Null);
@@ -693,7 +693,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
     );
     assert!(got.body["ingress"]["token"].as_str().unwrap().len() >= 40);
 
-    let put = |body: Value| d.send("PUT", &path, PROD_KEY, &body);
+    let put = |body: Value| d.send("PUT", &path, ADMIN, &body);
     let ok = put(
         json!({"webhooks": {"url": "https://backend.example.com/opslog",
         "events": ["sync.completed", "auth.failed"], "retry_schedule": ["0s", "1m"]}}),
@@ -704,7 +704,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
         "https://backend.example.com/opslog"
     );
     assert_eq!(ok.body["webhooks"]["retry_schedule"], json!(["0s", "1m"]));
-    let again = d.get(&path, PROD_KEY);
+    let again = d.get(&path, ADMIN);
     assert_eq!(
         again.body["webhooks"]["events"],
         json!(["sync.completed", "auth.failed"])
@@ -782,7 +782,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
         }
     }
     // A refused change wrote nothing.
-    assert_eq!(d.get(&path, PROD_KEY).body, again.body);
+    assert_eq!(d.get(&path, ADMIN).body, again.body);
     let insecure = put(
         json!({"webhooks": {"url": "http://backend.example.com/x", "allow_insecure_http": true}}),
     );
@@ -792,7 +792,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
 
     // Revealing and rotating secrets is for admins.
     let reveal = d.get(&format!("{path}/webhook-secret"), PROD_KEY);
-    assert_eq!((reveal.status, reveal.code()), (403, "admin_only"));
+    assert_eq!((reveal.status, reveal.code()), (403, "insufficient_scope"));
     let rotate = format!("{path}/webhook-secret/rotate");
     let denied = d.raw("POST", &rotate, Some(PROD_KEY), &[], None);
     assert_eq!(denied.status, 403);
@@ -818,7 +818,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
     );
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     assert_eq!(rotated.body["previous_secret"], secret.as_str());
-    let after = d.get(&path, PROD_KEY);
+    let after = d.get(&path, ADMIN);
     assert!(after.body["webhooks"]["previous_secret_expires_at"].is_string());
 
     // Settings survive a restart.
@@ -832,7 +832,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
             .webhooks
             .timeout = Some(HumanDuration(Duration::from_secs(5)));
     });
-    let restarted = d.get(&path, PROD_KEY);
+    let restarted = d.get(&path, ADMIN);
     assert_eq!(
         restarted.body["webhooks"]["events"],
         json!(["sync.completed", "auth.failed"])
@@ -883,7 +883,7 @@ fn deliveries_endpoints_reject_bad_input() {
     let retry_missing = d.raw(
         "POST",
         &format!("{PROD}/deliveries/01ARZ3NDEKTSV4RRFFQ69G5FAV/retry"),
-        Some(PROD_KEY),
+        Some(ADMIN),
         &[],
         None,
     );
@@ -896,7 +896,7 @@ fn deliveries_endpoints_reject_bad_input() {
         let reply = d.raw(
             "POST",
             &format!("{PROD}/deliveries/replay?{query}"),
-            Some(PROD_KEY),
+            Some(ADMIN),
             &[],
             None,
         );
@@ -956,7 +956,7 @@ fn ingress_records_the_payload_and_notifies() {
         webhooks_to(&receiver.url(), &["0s"])(config);
         config.ingest.incoming_webhook_max_bytes = 2048;
     });
-    let token = d.get(&format!("{PROD}/settings"), PROD_KEY).body["ingress"]["token"]
+    let token = d.get(&format!("{PROD}/settings"), ADMIN).body["ingress"]["token"]
         .as_str()
         .unwrap()
         .to_owned();

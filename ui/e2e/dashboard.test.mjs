@@ -35,8 +35,10 @@ async function eventually(check, ms = 10000, what = 'condition') {
 }
 
 async function api(method, path, body) {
+  // Settings need the admin token; records are written and read with the environment's key.
+  const token = path.startsWith('/settings') ? ADMIN : KEY;
   const res = await fetch(`${base}/v1/environments/prod${path}`, {
-    method, headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await res.json().catch(() => null);
@@ -57,10 +59,11 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'opslog-e2e-'));
   mkdirSync(SHOTS, { recursive: true });
   const config = join(tmp, 'opslog.toml');
+  // It holds secrets: opslog refuses a config file others can read.
   writeFileSync(config, `[server]\nlisten = "127.0.0.1:0"\ndata_dir = "${join(tmp, 'data')}"\nadmin_tokens = ["${ADMIN}"]\n\n` +
     `[environments.prod]\napi_keys = ["${KEY}"]\n\n[environments.dev]\n\n` +
     // A value the file sets, to see it read-only in the dashboard.
-    `[environments.dev.webhooks]\ntimeout = "5s"\n`);
+    `[environments.dev.webhooks]\ntimeout = "5s"\n`, { mode: 0o600 });
   daemon = spawn(BIN, ['serve', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
   base = await new Promise((resolve, reject) => {
     const lines = createInterface({ input: daemon.stdout });

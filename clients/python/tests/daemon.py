@@ -12,17 +12,22 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("OPSLOG_BIN") or os.path.join(HERE, "..", "..", "..", "target", "release", "opslog")
-TOKEN = "test-prod-key-0123456789ab"
+# The client writes with an ingest key (all integration code needs); the test reads back with a
+# read key, as the CLI or a dashboard user would.
+TOKEN = "test-prod-ingest-key-0123456789"
+READ_KEY = "test-prod-read-key-0123456789"
 
 
 class Daemon:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="opslog-py-")
         config = os.path.join(self.dir, "opslog.toml")
-        with open(config, "w") as f:
+        # It holds secrets: opslog refuses a config file others can read.
+        with open(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(
                 '[server]\nlisten = "127.0.0.1:0"\ndata_dir = %s\nadmin_tokens = ["test-admin-token-0123456789"]\n\n'
-                '[environments.prod]\napi_keys = ["%s"]\n' % (json.dumps(os.path.join(self.dir, "data")), TOKEN)
+                '[environments.prod]\napi_keys = [{ key = "%s", scope = "ingest" }, { key = "%s", scope = "read" }]\n'
+                % (json.dumps(os.path.join(self.dir, "data")), TOKEN, READ_KEY)
             )
         env = dict(os.environ, RUST_LOG="warn")
         self.process = subprocess.Popen(
@@ -38,7 +43,7 @@ class Daemon:
 
     def get(self, path):
         request = urllib.request.Request(self.base + "/v1/environments/prod" + path)
-        request.add_header("Authorization", "Bearer " + TOKEN)
+        request.add_header("Authorization", "Bearer " + READ_KEY)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 

@@ -7,7 +7,7 @@ export type OperationType =
 export interface OpslogOptions {
   /** Daemon URL; default `OPSLOG_URL` or http://127.0.0.1:7400. */
   url?: string;
-  /** API key of the environment (or an admin token); default `OPSLOG_TOKEN`. */
+  /** The environment's ingest key (all the client needs: it only writes); default `OPSLOG_TOKEN`. */
   token?: string;
   /** Environment; default `OPSLOG_ENV` or `prod`. */
   environment?: string;

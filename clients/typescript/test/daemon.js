@@ -8,7 +8,10 @@ const path = require('node:path');
 const readline = require('node:readline');
 
 const BIN = process.env.OPSLOG_BIN || path.resolve(__dirname, '../../../target/release/opslog');
-const TOKEN = 'test-prod-key-0123456789ab';
+// The client writes with an ingest key (all integration code needs); the test reads back with a
+// read key, as the CLI or a dashboard user would.
+const TOKEN = 'test-prod-ingest-key-0123456789';
+const READ_KEY = 'test-prod-read-key-0123456789';
 
 async function startDaemon() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opslog-js-'));
@@ -16,7 +19,9 @@ async function startDaemon() {
   fs.writeFileSync(
     config,
     `[server]\nlisten = "127.0.0.1:0"\ndata_dir = ${JSON.stringify(path.join(dir, 'data'))}\n` +
-      `admin_tokens = ["test-admin-token-0123456789"]\n\n[environments.prod]\napi_keys = ["${TOKEN}"]\n`,
+      `admin_tokens = ["test-admin-token-0123456789"]\n\n[environments.prod]\n` +
+      `api_keys = [{ key = "${TOKEN}", scope = "ingest" }, { key = "${READ_KEY}", scope = "read" }]\n`,
+    { mode: 0o600 }, // it holds secrets: opslog refuses a config file others can read
   );
   const child = spawn(BIN, ['serve', '--config', config], {
     env: { ...process.env, RUST_LOG: 'warn' },
@@ -39,7 +44,7 @@ async function startDaemon() {
     token: TOKEN,
     async get(pathAndQuery) {
       const response = await fetch(`${base}/v1/environments/prod${pathAndQuery}`, {
-        headers: { authorization: `Bearer ${TOKEN}` },
+        headers: { authorization: `Bearer ${READ_KEY}` },
       });
       const body = await response.json();
       if (!response.ok) throw new Error(`GET ${pathAndQuery}: ${response.status} ${JSON.stringify(body)}`);
