@@ -32,7 +32,11 @@ pub enum Line {
 #[serde(deny_unknown_fields)]
 #[schema(as = ExportEnd)]
 pub struct End {
+    #[serde(deserialize_with = "crate::model::whole")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub operations: u64,
+    #[serde(deserialize_with = "crate::model::whole")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub messages: u64,
 }
 

@@ -130,9 +130,50 @@ impl Serialize for Json {
     }
 }
 
+/// The deepest nesting of arrays and objects a `Json` value may have: deeper input is refused
+/// (a client's) or kept as text (a third party's webhook), so every reader of a stored record,
+/// recursive JSON parsers included, can read it back.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// How deeply arrays and objects nest in the JSON `text`, counted up to `MAX_JSON_DEPTH + 1`.
+pub fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_JSON_DEPTH {
+                    break;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 impl<'de> Deserialize<'de> for Json {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Json(Box::<RawValue>::deserialize(d)?))
+        let raw = Box::<RawValue>::deserialize(d)?;
+        if json_depth(raw.get().as_bytes()) > MAX_JSON_DEPTH {
+            return Err(serde::de::Error::custom(format!(
+                "nests arrays and objects more than {MAX_JSON_DEPTH} levels deep; flatten it (or send it as a string)"
+            )));
+        }
+        Ok(Json(raw))
     }
 }
 
@@ -169,6 +210,88 @@ impl PartialSchema for Json {
 }
 
 impl ToSchema for Json {}
+
+/// A struct read only from a JSON object. serde also builds a struct from an array of its fields
+/// in order (`[null, null]`), which the API neither documents nor means to take.
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Fields<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Fields(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// For `#[serde(default, deserialize_with = "optional_object")]`: an optional struct field,
+/// only from a JSON object.
+pub fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(Option::<Object<T>>::deserialize(d)?.map(|Object(t)| t))
+}
+
+/// For `#[serde(default, deserialize_with = "optional_objects")]`: an optional list of structs,
+/// each only from a JSON object.
+pub fn optional_objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(Option::<Vec<Object<T>>>::deserialize(d)?
+        .map(|items| items.into_iter().map(|Object(t)| t).collect()))
+}
+
+/// For `#[serde(deserialize_with = "whole")]`: an unsigned integer field that also takes a
+/// number with a zero fraction (`3.0`), which JSON Schema counts as an integer too.
+pub fn whole<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number, 0 or more")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            // 2^64 is the first float past u64::MAX.
+            if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                Ok(v as u64)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    let n = d.deserialize_any(Whole)?;
+    T::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is too large for this field")))
+}
+
+/// `whole` for an optional field.
+pub fn optional_whole<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "whole")] u64);
+    let n = Option::<Wrapped>::deserialize(d)?;
+    n.map(|Wrapped(n)| {
+        T::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is too large")))
+    })
+    .transpose()
+}
+
+/// The text of an `Id`: what `Id::parse` takes (case-insensitive Crockford base32).
+pub const ID_PATTERN: &str = "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$";
 
 /// A time-sortable identifier (ULID), shown as its 26-character text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -218,7 +341,7 @@ impl PartialSchema for Id {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .pattern(Some("^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))
+            .pattern(Some(ID_PATTERN))
             .description(Some(
                 "server-assigned ULID (26 characters): unique and sortable by creation time",
             ))
@@ -447,6 +570,8 @@ pub struct HttpRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpResponse {
+    #[schema(format = "uint16", maximum = 65535)]
+    #[serde(deserialize_with = "whole")]
     pub status: u16,
     #[serde(
         default,
@@ -462,9 +587,14 @@ pub struct HttpResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
+    #[schema(format = "uint32", maximum = 4294967295_u64)]
+    #[serde(deserialize_with = "whole")]
     pub attempt: u32,
+    #[schema(format = "uint32", maximum = 4294967295_u64)]
+    #[serde(deserialize_with = "whole")]
     pub max: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub waited_ms: u64,
 }
 
@@ -472,11 +602,14 @@ pub struct Retry {
 #[serde(deny_unknown_fields)]
 pub struct RecordCount {
     pub model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub added: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub updated: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub deleted: u64,
 }
 
@@ -504,8 +637,12 @@ pub struct Operation {
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     pub expires_at: Timestamp,
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
+    #[serde(default, deserialize_with = "optional_whole")]
     pub duration_ms: Option<u64>,
     /// How many messages the operation holds; kept so pages can report a total without a scan.
+    #[serde(deserialize_with = "whole")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub message_count: u64,
 }
 
@@ -524,6 +661,8 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<HttpResponse>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
+    #[serde(default, deserialize_with = "optional_whole")]
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,

@@ -25,7 +25,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{mask, Config, HumanDuration, OtelConfig, WebhooksConfig};
+use crate::config::{
+    mask, ApiDelay, ApiDuration, ApiTimeout, Config, HumanDuration, OtelConfig, WebhooksConfig,
+};
 use crate::destination::{DestinationPolicy, Refused};
 use crate::model::{EventType, Timestamp};
 use crate::outbox::otlp::OtelTarget;
@@ -460,9 +462,9 @@ pub fn default_schedule() -> Vec<Duration> {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::model::optional_object")]
     pub webhooks: Option<WebhooksUpdate>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::model::optional_object")]
     pub otel: Option<OtelUpdate>,
 }
 
@@ -480,10 +482,11 @@ pub struct OtelUpdate {
     pub service_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub resource_attributes: Option<Option<BTreeMap<String, String>>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_whole")]
+    #[schema(format = "uint32", maximum = 4294967295_u64)]
     pub max_events_per_span: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
-    pub timeout: Option<Option<HumanDuration>>,
+    pub timeout: Option<Option<ApiTimeout>>,
     #[serde(default, deserialize_with = "present")]
     pub logs: Option<Option<bool>>,
     /// What `GET /settings` shows; ignored, so a UI can send back what it read.
@@ -587,15 +590,22 @@ pub struct WebhooksUpdate {
     #[serde(default, deserialize_with = "present")]
     pub events: Option<Option<Vec<EventType>>>,
     #[serde(default, deserialize_with = "present")]
-    pub timeout: Option<Option<HumanDuration>>,
+    pub timeout: Option<Option<ApiTimeout>>,
+    /// One delay per attempt, the first usually `0s`.
     #[serde(default, deserialize_with = "present")]
-    pub retry_schedule: Option<Option<Vec<HumanDuration>>>,
+    #[schema(min_items = 1, max_items = 30)]
+    pub retry_schedule: Option<Option<Vec<ApiDelay>>>,
     #[serde(default, deserialize_with = "present")]
     pub allow_insecure_http: Option<Option<bool>>,
     /// Refused with a pointer to the rotate call, rather than as an unknown field.
     #[serde(default, deserialize_with = "present")]
     #[schema(ignore)]
     pub secret: Option<Option<serde::de::IgnoredAny>>,
+}
+
+/// `present` for a whole number (`crate::model::whole`).
+fn present_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    crate::model::optional_whole(d).map(Some)
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -892,7 +902,7 @@ pub struct OtelView {
     pub service_name: String,
     pub resource_attributes: BTreeMap<String, String>,
     pub max_events_per_span: usize,
-    pub timeout: HumanDuration,
+    pub timeout: ApiTimeout,
     pub logs: bool,
     /// Fields the config file sets (all of them when it has an otel table): change them there.
     pub read_only: Vec<&'static str>,
@@ -907,7 +917,7 @@ impl OtelView {
             service_name: masked.service_name,
             resource_attributes: masked.resource_attributes,
             max_events_per_span: masked.max_events_per_span,
-            timeout: masked.timeout,
+            timeout: ApiDuration(masked.timeout.0),
             logs: masked.logs,
             read_only: if otel.from_file {
                 OTEL_FIELDS.to_vec()
@@ -923,14 +933,14 @@ pub struct WebhooksView {
     pub url: Option<String>,
     pub secondary_url: Option<String>,
     pub events: Vec<EventType>,
-    pub timeout: HumanDuration,
-    pub retry_schedule: Vec<HumanDuration>,
+    pub timeout: ApiTimeout,
+    pub retry_schedule: Vec<ApiDelay>,
     pub allow_insecure_http: bool,
     /// Masked; `GET /settings/webhook-secret` shows it to an admin.
     pub secret: String,
     /// Until when the rotated-out secret still signs, during a rotation's grace period.
     pub previous_secret_expires_at: Option<Timestamp>,
-    pub rotation_grace: HumanDuration,
+    pub rotation_grace: ApiDelay,
     /// Fields the config file sets: change them there.
     pub read_only: Vec<&'static str>,
 }
@@ -951,8 +961,8 @@ impl SettingsView {
                 url: w.url.clone(),
                 secondary_url: w.secondary_url.clone(),
                 events: w.events.clone(),
-                timeout: HumanDuration(w.timeout),
-                retry_schedule: w.retry_schedule.iter().map(|d| HumanDuration(*d)).collect(),
+                timeout: ApiDuration(w.timeout),
+                retry_schedule: w.retry_schedule.iter().map(|d| ApiDuration(*d)).collect(),
                 allow_insecure_http: w.allow_insecure_http,
                 secret: mask(&w.secret),
                 previous_secret_expires_at: w
@@ -960,7 +970,7 @@ impl SettingsView {
                     .as_ref()
                     .map(|(_, until)| *until)
                     .filter(|until| now < *until),
-                rotation_grace: HumanDuration(w.rotation_grace),
+                rotation_grace: ApiDuration(w.rotation_grace),
                 read_only: w.read_only.iter().copied().collect(),
             },
             otel: OtelView::new(&settings.otel),

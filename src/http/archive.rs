@@ -101,6 +101,12 @@ pub async fn import(
             ),
         )
     })?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty; send the lines of an export (GET /export), one per line",
+        ));
+    }
     let (mut operations, mut messages) = (Vec::new(), Vec::new());
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

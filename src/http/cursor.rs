@@ -1,6 +1,6 @@
 //! Opaque page cursors: a position (after/before an id) sealed with an HMAC over the position and
 //! the query it belongs to, so a forged cursor, or one from another query or environment, is a
-//! 400 instead of a wrong page. The key is generated once and kept in the store.
+//! 404 (no such page) instead of a wrong page. The key is generated once and kept in the store.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -13,6 +13,10 @@ use crate::store::{Store, StoreError};
 
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 12;
+/// A cursor's bytes: version, direction, id, MAC.
+const BYTES: usize = 2 + 16 + MAC_LEN;
+/// Its length as unpadded base64url text (`BYTES` is a multiple of 3: no partial last character).
+pub const TEXT_LEN: usize = BYTES / 3 * 4;
 const META_KEY: &str = "cursor_key";
 
 pub struct CursorKey([u8; 32]);
@@ -58,28 +62,42 @@ impl CursorKey {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
+    /// A cursor that is not of the documented form is a 400; one of that form that this server
+    /// did not give out for this query (another query's, another server's, altered) names no
+    /// page here: a 404.
     pub fn decode(&self, scope: &str, text: &str) -> Result<Bound, ApiError> {
-        let invalid = || {
-            ApiError::bad_request(
+        let well_formed = text.len() == TEXT_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !well_formed {
+            return Err(ApiError::bad_request(
                 "invalid_cursor",
+                format!("`cursor` must be a `next_cursor` of an earlier page ({TEXT_LEN} characters A-Z, a-z, 0-9, - or _)"),
+            )
+            .with_field("cursor"));
+        }
+        let not_found = || {
+            ApiError::not_found(
+                "cursor_not_found",
                 "`cursor` is not a `next_cursor` of this query; start again without a cursor",
             )
             .with_field("cursor")
         };
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-        if bytes.len() != 2 + 16 + MAC_LEN || bytes[0] != VERSION {
-            return Err(invalid());
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| not_found())?;
+        if bytes.len() != BYTES || bytes[0] != VERSION {
+            return Err(not_found());
         }
         let (body, mac) = bytes.split_at(2 + 16);
         let expected = self.mac(body, scope);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], mac)) {
-            return Err(invalid());
+            return Err(not_found());
         }
         let id = u128::from_be_bytes(body[2..].try_into().expect("16 bytes"));
         match body[1] {
             0 => Ok(Bound::After(id)),
             1 => Ok(Bound::Before(id)),
-            _ => Err(invalid()),
+            _ => Err(not_found()),
         }
     }
 }
@@ -96,7 +114,7 @@ mod tests {
             assert_eq!(key.decode("ops|prod|q=x", &text).unwrap(), bound);
             assert_eq!(
                 key.decode("ops|dev|q=x", &text).unwrap_err().code,
-                "invalid_cursor",
+                "cursor_not_found",
                 "foreign cursor"
             );
         }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{parse_json, read_json_body, Auth, Path};
+use super::extract::{parse_json_object, read_json_body, Auth, Path};
 use super::{json, AppState, DataPage};
 use crate::auth::Principal;
 use crate::scope::Scope;
@@ -120,7 +120,7 @@ pub async fn login(
         return Err(too_many_logins(wait));
     }
     let bytes = read_json_body(&headers, body, 64 * 1024).await?;
-    let login: Login = parse_json(&bytes)?;
+    let login: Login = parse_json_object(&bytes)?;
     let refused = match state.credentials.authenticate(login.token.trim()) {
         Some(Principal::Admin) => None,
         Some(Principal::Environment { .. }) => Some(ApiError::unauthorized(

@@ -1,20 +1,28 @@
 //! Turning requests into typed input, with errors that say what to fix: the principal (a bearer
 //! token, or the dashboard's session cookie standing for the admin),
-//! JSON bodies (size, encoding, syntax with position, the path of a bad field) and query strings.
+//! JSON bodies (size, encoding, syntax with position, the path of a bad field) and query strings;
+//! and the middleware that reads what a handler left of a body, so refused clients read the answer.
 
-use axum::body::{Body, Bytes};
-use axum::extract::FromRequestParts;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
 use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::Principal;
+use crate::model::Object;
 use crate::session;
-use std::sync::Arc;
-use std::time::Instant;
 
 /// The authenticated caller. Missing or unknown tokens are a 401.
 pub struct Auth(pub Principal);
@@ -119,66 +127,183 @@ pub async fn read_limited_body(
     body: Body,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
+    match read_limited(headers, body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyRefused::TooLarge) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the request body is larger than the limit of {limit} bytes (server.max_body_bytes); send smaller batches"),
-        )
-    };
-    match read_limited(headers, body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(BodyRefused::TooLarge) => Err(too_large()),
-        Err(BodyRefused::Unreadable(e)) => Err(ApiError::bad_request(
-            "body_unreadable",
-            format!("the request body could not be read: {e}"),
         )),
+        Err(BodyRefused::Unreadable(e)) => Err(e),
     }
 }
-
-/// How much of a refused body is still read (and dropped): enough that a client still sending
-/// it reads the 413 instead of a reset connection, little enough that refusing stays cheap.
-const DRAIN_BYTES: usize = 1024 * 1024;
 
 /// Why [`read_limited`] refused a body.
 pub enum BodyRefused {
     TooLarge,
-    Unreadable(String),
+    Unreadable(ApiError),
 }
 
-/// Reads a body of at most `limit` bytes. A larger one is refused; it is read on (and dropped)
-/// for up to `DRAIN_BYTES` more, unless its declared length already says it is beyond that.
+/// Reads a body of at most `limit` bytes. A larger one is refused as soon as that is known (from
+/// its declared length or from what arrived); [`drain_unread_body`] reads the rest.
 pub async fn read_limited(
     headers: &HeaderMap,
     mut body: Body,
     limit: usize,
 ) -> Result<Bytes, BodyRefused> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let drain_until = limit.saturating_add(DRAIN_BYTES);
-    if declared.is_some_and(|n| n > drain_until as u64) {
+    if content_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(BodyRefused::TooLarge);
     }
     let mut kept = Vec::new();
-    let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| BodyRefused::Unreadable(e.to_string()))?;
+        let frame = frame.map_err(|e| {
+            BodyRefused::Unreadable(ApiError::bad_request(
+                "body_unreadable",
+                format!("the request body could not be read: {e}"),
+            ))
+        })?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        seen = seen.saturating_add(data.len());
-        if seen <= limit {
-            kept.extend_from_slice(&data);
-        } else if seen > drain_until {
-            break;
+        if kept.len() + data.len() > limit {
+            return Err(BodyRefused::TooLarge);
+        }
+        kept.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(kept))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The most bytes of a body left unread by its handler (refused as too large, or answered without
+/// it) that are still read and dropped before the answer goes out. Clients that send the whole
+/// body before they read (Python's urllib and requests, many others) then read the answer
+/// instead of a connection reset mid-upload.
+const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+/// How long such a body is read at most.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// Middleware: reads and drops what a handler left of the request body (at most `DRAIN_BYTES`
+/// for at most `DRAIN_TIME`) before the answer is sent. A body beyond those bounds is not read
+/// on; the answer then says `connection: close`.
+pub async fn drain_unread_body(request: Request, next: Next) -> Response {
+    let declared = content_length(request.headers());
+    let expects_continue = request
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (parts, body) = request.into_parts();
+    let left = Arc::new(Mutex::new(None));
+    let body = Body::new(Tracked {
+        inner: body,
+        read: 0,
+        polled: false,
+        ended: false,
+        left: left.clone(),
+    });
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let unread = left.lock().map(|mut slot| slot.take()).unwrap_or(None);
+    let Some(unread) = unread else {
+        return response;
+    };
+    // A client waiting for `100 Continue` has sent nothing yet and will not, if we do not ask.
+    let worth_draining = (unread.polled || !expects_continue)
+        && declared.is_none_or(|n| n.saturating_sub(unread.read) <= DRAIN_BYTES);
+    let drained = worth_draining
+        && tokio::time::timeout(DRAIN_TIME, drain(unread.body))
+            .await
+            .unwrap_or(false);
+    if !drained {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Reads `body` to its end and drops it: true when it ended within `DRAIN_BYTES`.
+async fn drain(mut body: Body) -> bool {
+    let mut read = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return false;
+        };
+        if let Some(data) = frame.data_ref() {
+            read += data.len() as u64;
+            if read > DRAIN_BYTES {
+                return false;
+            }
         }
     }
-    if seen > limit {
-        Err(BodyRefused::TooLarge)
-    } else {
-        Ok(Bytes::from(kept))
+    true
+}
+
+/// What a handler left of a request body.
+struct Unread {
+    body: Body,
+    /// Bytes the handler read.
+    read: u64,
+    /// Whether the handler asked for the body at all.
+    polled: bool,
+}
+
+/// A request body that, when dropped before its end, hands what is left to `left`.
+struct Tracked {
+    inner: Body,
+    read: u64,
+    polled: bool,
+    ended: bool,
+    left: Arc<Mutex<Option<Unread>>>,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        this.polled = true;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            // A broken body is not drained: the connection is gone or unusable.
+            Poll::Ready(None | Some(Err(_))) => this.ended = true,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.ended || self.inner.is_end_stream() {
+            return;
+        }
+        if let Ok(mut slot) = self.left.lock() {
+            *slot = Some(Unread {
+                body: std::mem::replace(&mut self.inner, Body::empty()),
+                read: self.read,
+                polled: self.polled,
+            });
+        }
     }
 }
 
@@ -206,6 +331,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| json_error(e, ""))?;
     Ok(value)
+}
+
+/// Parses a JSON object into the struct `T` (never from an array of its fields).
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_json::<Object<T>>(bytes).map(|Object(value)| value)
+}
+
+/// Parses a JSON array of objects into structs `T`.
+pub fn parse_json_objects<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ApiError> {
+    let items: Vec<Object<T>> = parse_json(bytes)?;
+    Ok(items.into_iter().map(|Object(item)| item).collect())
 }
 
 fn json_error(inner: serde_json::Error, path: &str) -> ApiError {

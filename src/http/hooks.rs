@@ -18,7 +18,7 @@ use super::extract::{read_limited, BodyRefused, Path};
 use super::{json, AppState};
 use crate::ingest::input::{validate_new_operation, NewOperation, REDACTED};
 use crate::ingest::{Command, Outcome};
-use crate::model::{Headers, HttpRequest, Json, OpState, OpType};
+use crate::model::{json_depth, Headers, HttpRequest, Json, OpState, OpType, MAX_JSON_DEPTH};
 
 /// Transport headers that say nothing about the event; left out of what is stored.
 const DROPPED_HEADERS: &[&str] = &[
@@ -62,12 +62,7 @@ pub async fn receive_webhook(
     let bytes = match read_limited(&headers, body, limit).await {
         Ok(bytes) => bytes,
         Err(BodyRefused::TooLarge) => return Err(too_large()),
-        Err(BodyRefused::Unreadable(e)) => {
-            return Err(ApiError::bad_request(
-                "body_unreadable",
-                format!("the request body could not be read: {e}"),
-            ))
-        }
+        Err(BodyRefused::Unreadable(e)) => return Err(e),
     };
     let mut kept = Headers::new();
     for (name, value) in &headers {
@@ -143,7 +138,8 @@ pub struct Received {
     operation_id: crate::model::Id,
 }
 
-/// The body as JSON when it is JSON, else as a JSON string (lossy UTF-8); empty is `null`.
+/// The body as JSON when it is JSON (at most `MAX_JSON_DEPTH` deep), else as a JSON string (lossy
+/// UTF-8); empty is `null`.
 fn payload(headers: &HeaderMap, bytes: &[u8]) -> Json {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Json::from_value(&serde_json::Value::Null);
@@ -152,7 +148,8 @@ fn payload(headers: &HeaderMap, bytes: &[u8]) -> Json {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|ct| ct.contains("json"));
-    if declared_json {
+    // JSON nested deeper than a stored value may be is kept as text, like any other body.
+    if declared_json && json_depth(bytes) <= MAX_JSON_DEPTH {
         if let Ok(raw) = serde_json::from_slice::<Box<serde_json::value::RawValue>>(bytes) {
             return Json(raw);
         }

@@ -236,6 +236,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(extract::drain_unread_body))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_responses,

@@ -18,12 +18,15 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::link::{Link, LinkBuilder};
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, ParameterStyle, Paths,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder,
+    Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -38,16 +41,16 @@ use super::dashboard::{Environment, LoggedIn, Login, SessionStatus};
 use super::error::ErrorBody;
 use super::hooks::Received;
 use super::outbox_jobs::Replayed;
-use super::search::{Facets, Insights, MessageHit};
+use super::search::{Facets, Insights, Interval, MessageHit};
 use super::settings::SecretReveal;
 use super::Health;
-use crate::archive::{Line as ExportLine, CONTENT_TYPE as NDJSON};
-use crate::config::HumanDuration;
-use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH};
+use crate::archive::CONTENT_TYPE as NDJSON;
+use crate::config::ApiDelay;
+use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH, MAX_NAME_CHARS};
 use crate::ingest::Imported;
 use crate::model::{
     DeliveryStatus, EventType, Id, Level, Message, MessageType, OpState, OpType, Operation,
-    Timestamp,
+    Timestamp, ID_PATTERN,
 };
 use crate::outbox::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
 use crate::scope::Scope;
@@ -86,20 +89,25 @@ pub fn document() -> OpenApi {
     let api = Api::default();
     let operation = api.schema::<Operation>();
     let message = api.schema::<Message>();
-    let new_message = api.schema::<NewMessage>();
+    let new_message = message_input(&api);
     let settings = api.schema::<SettingsView>();
     let reveal = api.schema::<SecretReveal>();
     let delivery = api.schema::<DeliveryView>();
     let filters = operation_filters(&api);
-    let page_params = page_params();
+    let job_page_params = page_params(job_cursor());
+    let page_params = page_params(search_cursor());
 
     let op = "operation";
-    let id = || path_param("id", "an operation id (26-character ULID)");
+    let id = || id_param(&api, "an operation id (26-character ULID)");
 
     api.env(Post, "/operations", endpoint("createOperation", "Start an operation", op)
         .scope(Scope::Ingest)
-        .param(header_param("Idempotency-Key", "1-255 printable ASCII characters; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
-        .body(api.schema::<NewOperation>(), "the operation to start; `type` is required")
+        .param(header_param("Idempotency-Key", idempotency_key(), "1-255 printable ASCII characters; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
+        .body(ends_in_terminal_state(api.schema::<NewOperation>()), "the operation to start; `type` is required")
+        .link("getOperation", "getOperation")
+        .link("updateOperation", "updateOperation")
+        .link("appendMessages", "appendMessages")
+        .link("listMessages", "listMessages")
         .reply(201, "the operation, as stored", operation.clone())
         .errors(&[400, 413, 415, 422, 503, 507]));
     api.env(
@@ -113,7 +121,7 @@ pub fn document() -> OpenApi {
         .scope(Scope::Ingest)
         .param(id())
         .body(
-            api.schema::<OperationPatch>(),
+            ends_in_terminal_state(api.schema::<OperationPatch>()),
             "the fields to change; a terminal state is final",
         )
         .reply(200, "the operation after the change", operation.clone())
@@ -139,9 +147,10 @@ pub fn document() -> OpenApi {
             .errors(&[400, 503]),
     );
 
+    let in_operation = without_operation_id(new_message.clone());
     let one_or_many = OneOfBuilder::new()
-        .item(new_message.clone())
-        .item(array(new_message.clone(), Some(MAX_BATCH)))
+        .item(in_operation.clone())
+        .item(array(in_operation, Some(MAX_BATCH)))
         .into();
     let message_or_page = OneOfBuilder::new()
         .item(message.clone())
@@ -171,7 +180,7 @@ pub fn document() -> OpenApi {
     );
     api.env(Post, "/messages", endpoint("appendBatch", "Append up to 1,000 messages for many operations (each names `operation_id`); all or nothing", msg)
         .scope(Scope::Ingest)
-        .body(array(new_message, Some(MAX_BATCH)), "messages, each with `operation_id`")
+        .body(array(with_operation_id(&api, new_message), Some(MAX_BATCH)), "messages, each with `operation_id`")
         .reply(201, "the stored messages", api.page::<Message>())
         .errors(&[400, 413, 415, 503, 507]));
     api.env(
@@ -280,7 +289,7 @@ pub fn document() -> OpenApi {
     api.env(Get, "/insights", endpoint("insights", "Operations per time bucket split by state, for charts", search)
         .scope(Scope::Read)
         .params(insight_filters)
-        .param(query("interval", api.schema::<HumanDuration>(), "bucket width, at least 1s and at most 1,000 buckets (default: 30-100 buckets over the range; `from` defaults to 24h before `to`, `to` to now)"))
+        .param(query("interval", api.schema::<Interval>(), "bucket width, widened when the range would have more than 1,000 buckets (the answer's `interval_ms` is the width used; default: 30-100 buckets over the range). `from` defaults to 24h before `to`, `to` to now; an empty range has no buckets"))
         .reply(200, "the buckets", api.schema::<Insights>())
         .errors(&[400, 503]));
 
@@ -319,7 +328,7 @@ pub fn document() -> OpenApi {
     );
     api.env(Post, "/settings/webhook-secret/rotate", endpoint("rotateWebhookSecret", "Issue a new webhook secret (admin token only); the old one keeps signing for the grace period", st)
         .scope(Scope::Admin)
-        .param(query("grace", api.schema::<HumanDuration>(), "how long the old secret keeps signing, at most 7d (default `webhooks.rotation_grace`, 24h)"))
+        .param(query("grace", api.schema::<ApiDelay>(), "how long the old secret keeps signing (default `webhooks.rotation_grace`, 24h)"))
         .reply(200, "the new secret in full", reveal)
         .errors(&[400, 403, 409, 503, 507]));
     api.env(
@@ -348,7 +357,7 @@ pub fn document() -> OpenApi {
             "created at or before (RFC 3339)",
         ),
     ];
-    let delivery_id = || path_param("id", "a delivery id (26-character ULID)");
+    let delivery_id = || id_param(&api, "a delivery id (26-character ULID)");
     api.env(
         Get,
         "/deliveries",
@@ -361,7 +370,7 @@ pub fn document() -> OpenApi {
             ))
             .param(query("event", api.schema::<EventType>(), "keep this event"))
             .params(window.clone())
-            .params(page_params.clone())
+            .params(job_page_params.clone())
             .reply(200, "a page of deliveries", api.page::<DeliveryView>())
             .errors(&[400]),
     );
@@ -388,6 +397,7 @@ pub fn document() -> OpenApi {
         )
         .scope(Scope::Admin)
         .param(delivery_id())
+        .link("getDelivery", "getDelivery")
         .reply(202, "the delivery, queued", delivery)
         .errors(&[400, 503, 507]),
     );
@@ -425,7 +435,7 @@ pub fn document() -> OpenApi {
     );
 
     let ex = "exports";
-    let export_id = || path_param("id", "an export id (26-character ULID)");
+    let export_id = || id_param(&api, "an export id (26-character ULID)");
     api.env(
         Get,
         "/exports",
@@ -441,7 +451,7 @@ pub fn document() -> OpenApi {
             "keep this status",
         ))
         .params(window.clone())
-        .params(page_params)
+        .params(job_page_params)
         .reply(200, "a page of exports", api.page::<ExportView>())
         .errors(&[400]),
     );
@@ -464,6 +474,7 @@ pub fn document() -> OpenApi {
         )
         .scope(Scope::Admin)
         .param(export_id())
+        .link("getExport", "getExport")
         .reply(202, "the export, queued", api.schema::<ExportView>())
         .errors(&[400, 503, 507]),
     );
@@ -489,7 +500,7 @@ pub fn document() -> OpenApi {
     );
 
     let ar = "archive";
-    let line = api.schema::<ExportLine>();
+    let line = export_line(&api);
     api.env(
         Get,
         "/export",
@@ -563,9 +574,9 @@ pub fn document() -> OpenApi {
     api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress")
         .public()
         .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
-        .param(path_param("integration", "the integration the webhook is for, e.g. `github`"))
-        .param(query("connection_id", string(), "the connection it is for; other query parameters are kept with the payload"))
-        .body(any_json(), "any body; JSON is kept as JSON, anything else as a string")
+        .param(typed_path_param("integration", name(), "the integration the webhook is for, e.g. `github`"))
+        .param(query("connection_id", name(), "the connection it is for; other query parameters are kept with the payload"))
+        .optional_body(any_json(), "any body, or none; JSON is kept as JSON (as text when nested deeper than 64 levels), anything else as a string")
         .reply(200, "recorded", api.schema::<Received>())
         .errors(&[400, 404, 413, 503, 507]));
 
@@ -708,6 +719,7 @@ impl Api {
         let Endpoint {
             operation,
             mut params,
+            ..
         } = endpoint;
         // Path parameters first, then the rest as declared (a stable sort keeps their order).
         params.sort_by_key(|p| p.parameter_in != ParameterIn::Path);
@@ -762,6 +774,8 @@ impl Api {
 struct Endpoint {
     operation: OperationBuilder,
     params: Vec<utoipa::openapi::path::Parameter>,
+    /// Links of the success reply declared next.
+    links: Vec<(String, Link)>,
 }
 
 fn endpoint(id: &str, summary: &str, tag: &str) -> Endpoint {
@@ -771,6 +785,7 @@ fn endpoint(id: &str, summary: &str, tag: &str) -> Endpoint {
             .summary(Some(summary))
             .tag(tag),
         params: Vec::new(),
+        links: Vec::new(),
     }
 }
 
@@ -792,10 +807,25 @@ impl Endpoint {
         self.body_media("application/json", schema, description)
     }
 
-    fn body_media(mut self, media: &str, schema: RefOr<Schema>, description: &str) -> Endpoint {
+    /// A JSON body a client may leave out.
+    fn optional_body(self, schema: RefOr<Schema>, description: &str) -> Endpoint {
+        self.body_required("application/json", schema, description, Required::False)
+    }
+
+    fn body_media(self, media: &str, schema: RefOr<Schema>, description: &str) -> Endpoint {
+        self.body_required(media, schema, description, Required::True)
+    }
+
+    fn body_required(
+        mut self,
+        media: &str,
+        schema: RefOr<Schema>,
+        description: &str,
+        required: Required,
+    ) -> Endpoint {
         let body = RequestBodyBuilder::new()
             .description(Some(description))
-            .required(Some(Required::True))
+            .required(Some(required))
             .content(media, ContentBuilder::new().schema(Some(schema)).build())
             .build();
         self.operation = self.operation.request_body(Some(body));
@@ -810,6 +840,20 @@ impl Endpoint {
         self.reply_media(status, "text/plain", description, string())
     }
 
+    /// The operation `operation_id` can follow the next reply, with the `id` that reply's body
+    /// carries (in the same environment).
+    fn link(mut self, name: &str, operation_id: &str) -> Endpoint {
+        // utoipa 5.5 writes `Link::operation_id` as `operation_id`; OpenAPI names it `operationId`.
+        let key = Extensions::from_iter([("operationId", operation_id)]);
+        let link = LinkBuilder::new()
+            .parameter("env", "$request.path.env")
+            .parameter("id", "$response.body#/id")
+            .extensions(Some(key))
+            .build();
+        self.links.push((name.to_owned(), link));
+        self
+    }
+
     fn reply_media(
         mut self,
         status: u16,
@@ -817,9 +861,12 @@ impl Endpoint {
         description: &str,
         schema: RefOr<Schema>,
     ) -> Endpoint {
-        let response = ResponseBuilder::new()
+        let mut response = ResponseBuilder::new()
             .description(description)
             .content(media, ContentBuilder::new().schema(Some(schema)).build());
+        for (name, link) in std::mem::take(&mut self.links) {
+            response = response.link(name, link);
+        }
         self.operation = self
             .operation
             .response(status.to_string(), response.build());
@@ -908,6 +955,116 @@ fn error_meaning(status: u16) -> &'static str {
     }
 }
 
+/// A message as clients send it: `NewMessage`, and the rule serde cannot state: a `log` message
+/// (the type given, or inferred when there is neither `request` nor `response`) needs `message`.
+fn message_input(api: &Api) -> RefOr<Schema> {
+    let has = |field: &str, schema: RefOr<Schema>| -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .property(field, schema)
+            .required(field)
+            .into()
+    };
+    let object = || ObjectBuilder::new().schema_type(Type::Object).into();
+    let inferred_http = AllOfBuilder::new()
+        .item(ObjectBuilder::new().property("type", ObjectBuilder::new().schema_type(Type::Null)))
+        .item(
+            AnyOfBuilder::new()
+                .item(has("request", object()))
+                .item(has("response", object())),
+        );
+    let rule = AnyOfBuilder::new()
+        .description(Some(
+            "`message` is required unless the message is `http` (given as `type`, or inferred from `request` or `response`)",
+        ))
+        .item(has("message", string()))
+        .item(has(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([MessageType::Http.as_str()]))
+                .into(),
+        ))
+        .item(inferred_http);
+    AllOfBuilder::new()
+        .item(api.schema::<NewMessage>())
+        .item(rule)
+        .into()
+}
+
+/// A message posted to its operation's URL: the URL names the operation, so the body does not.
+fn without_operation_id(message: RefOr<Schema>) -> RefOr<Schema> {
+    let absent = ObjectBuilder::new()
+        .schema_type(Type::Null)
+        .description(Some("leave it out: the URL names the operation"));
+    AllOfBuilder::new()
+        .item(message)
+        .item(ObjectBuilder::new().property("operation_id", absent))
+        .into()
+}
+
+/// `ExportLine`: one object with exactly one of `operation`, `message` or `end`.
+fn export_line(api: &Api) -> RefOr<Schema> {
+    let variant = |key: &str, schema: RefOr<Schema>| {
+        ObjectBuilder::new()
+            .property(key, schema)
+            .required(key)
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+    };
+    let line = OneOfBuilder::new()
+        .description(Some(
+            "one line of an export: an operation, one of its messages, or the closing counts",
+        ))
+        .item(variant("operation", api.schema::<Operation>()))
+        .item(variant("message", api.schema::<Message>()))
+        .item(variant("end", api.schema::<crate::archive::End>()));
+    api.schemas
+        .borrow_mut()
+        .insert("ExportLine".into(), line.into());
+    RefOr::Ref(Ref::from_schema_name("ExportLine"))
+}
+
+/// An operation body with the rule serde cannot state: `ended_at` comes with a terminal `state`.
+fn ends_in_terminal_state(body: RefOr<Schema>) -> RefOr<Schema> {
+    let terminal: Vec<&str> = OpState::ALL
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| s.as_str())
+        .collect();
+    let no_end =
+        ObjectBuilder::new().property("ended_at", ObjectBuilder::new().schema_type(Type::Null));
+    let ended = ObjectBuilder::new()
+        .property(
+            "state",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(terminal)),
+        )
+        .required("state");
+    AllOfBuilder::new()
+        .item(body)
+        .item(
+            AnyOfBuilder::new()
+                .description(Some(
+                    "`ended_at` only with a terminal `state` (success, failed, timeout, cancelled)",
+                ))
+                .item(no_end)
+                .item(ended),
+        )
+        .into()
+}
+
+/// A message for `POST /messages`, where each one names its operation.
+fn with_operation_id(api: &Api, message: RefOr<Schema>) -> RefOr<Schema> {
+    AllOfBuilder::new()
+        .item(message)
+        .item(
+            ObjectBuilder::new()
+                .property("operation_id", api.schema::<Id>())
+                .required("operation_id"),
+        )
+        .into()
+}
+
 /// The filters the operation list and the message search share (DESIGN.md section 3).
 fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
     let type_filter = ObjectBuilder::new()
@@ -922,13 +1079,6 @@ fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
         )))
         .examples([Value::from("sync"), Value::from("sync:run")])
         .into();
-    let name = || {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(256))
-            .into()
-    };
     vec![
         repeated("type", type_filter, "operation `type` or `type:action`"),
         repeated("state", api.schema::<OpState>(), "keep these states"),
@@ -953,15 +1103,54 @@ fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
     ]
 }
 
-fn page_params() -> Vec<utoipa::openapi::path::Parameter> {
+fn page_params(cursor: RefOr<Schema>) -> Vec<utoipa::openapi::path::Parameter> {
     vec![
         query("limit", integer(1, 500, 50), "page size"),
         query(
             "cursor",
-            string(),
-            "the `next_cursor` of the previous page (of the same query)",
+            cursor,
+            "the `next_cursor` of the previous page (of the same query); one this server did not give out for this query answers 404",
         ),
     ]
+}
+
+/// The sealed cursor of searches (`super::cursor`): unpadded base64url.
+fn search_cursor() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^[A-Za-z0-9_-]{{{}}}$",
+            super::cursor::TEXT_LEN
+        )))
+        .into()
+}
+
+/// The cursor of delivery and export lists: `before.` and an id.
+fn job_cursor() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^before\\.{}",
+            ID_PATTERN.trim_start_matches('^')
+        )))
+        .into()
+}
+
+/// `Idempotency-Key`: what `operations::idempotency_key` takes.
+fn idempotency_key() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[!-~]{1,255}$"))
+        .into()
+}
+
+/// A name (integration, connection, script): `ingest::input::check_name`.
+fn name() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_NAME_CHARS))
+        .into()
 }
 
 fn text_query() -> RefOr<Schema> {
@@ -974,22 +1163,39 @@ fn text_query() -> RefOr<Schema> {
 }
 
 fn path_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    typed_path_param(name, string(), description)
+}
+
+/// The `{id}` of a path: a ULID.
+fn id_param(api: &Api, description: &str) -> utoipa::openapi::path::Parameter {
+    typed_path_param("id", api.schema::<Id>(), description)
+}
+
+fn typed_path_param(
+    name: &str,
+    schema: RefOr<Schema>,
+    description: &str,
+) -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .description(Some(description))
-        .schema(Some(string()))
+        .schema(Some(schema))
         .build()
 }
 
-fn header_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+fn header_param(
+    name: &str,
+    schema: RefOr<Schema>,
+    description: &str,
+) -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Header)
         .required(Required::False)
         .description(Some(description))
-        .schema(Some(string()))
+        .schema(Some(schema))
         .build()
 }
 

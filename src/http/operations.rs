@@ -11,7 +11,7 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::extract::{parse_json, read_json_body, Auth, Path};
+use super::extract::{parse_json_object, parse_json_objects, read_json_body, Auth, Path};
 use super::{json, AppState, DataPage};
 use crate::ingest::input::{
     validate_message, validate_new_operation, validate_patch, FieldError, NewMessage, NewOperation,
@@ -34,7 +34,7 @@ pub async fn create_operation(
     state.authorize(&principal, &env, Scope::Ingest)?;
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
-    let input: NewOperation = parse_json(&bytes)?;
+    let input: NewOperation = parse_json_object(&bytes)?;
     let draft = validate_new_operation(input, &state.redaction)?;
     let idempotency = idempotency_key.map(|k| (k, Sha256::digest(&bytes).into()));
     let outcome = state
@@ -89,7 +89,7 @@ pub async fn update_operation(
     state.authorize(&principal, &env, Scope::Ingest)?;
     let id = parse_id(&id)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
-    let patch: OperationPatch = parse_json(&bytes)?;
+    let patch: OperationPatch = parse_json_object(&bytes)?;
     let patch = validate_patch(patch, &state.redaction)?;
     let outcome = state
         .writer
@@ -137,18 +137,18 @@ pub async fn append_messages(
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let is_batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let inputs: Vec<NewMessage> = if is_batch {
-        parse_json(&bytes)?
+        parse_json_objects(&bytes)?
     } else {
-        vec![parse_json(&bytes)?]
+        vec![parse_json_object(&bytes)?]
     };
     check_batch_size(inputs.len())?;
     let mut messages = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.into_iter().enumerate() {
         let located = |e: FieldError| if is_batch { e.in_item(i) } else { e };
-        if input.operation_id.is_some_and(|given| given != op_id) {
+        if input.operation_id.is_some() {
             return Err(located(FieldError::new(
                 "operation_id",
-                "differs from the operation in the URL; leave it out or post to /messages",
+                "must be left out here: the URL names the operation (POST /messages takes messages for many operations)",
             ))
             .into());
         }
@@ -174,7 +174,7 @@ pub async fn append_batch(
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Ingest)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
-    let inputs: Vec<NewMessage> = parse_json(&bytes).map_err(|e| {
+    let inputs: Vec<NewMessage> = parse_json_objects(&bytes).map_err(|e| {
         if e.code == "invalid_field" && e.field.is_none() {
             ApiError::bad_request(
                 "invalid_field",
@@ -210,8 +210,7 @@ pub async fn append_batch(
 
 fn check_batch_size(len: usize) -> Result<(), ApiError> {
     if len > MAX_BATCH {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
+        return Err(ApiError::bad_request(
             "batch_too_large",
             format!("{len} messages in one request; the limit is {MAX_BATCH}. Split the batch"),
         ));

@@ -268,15 +268,7 @@ fn window(
         })
         .transpose()
     };
-    let (from, to) = (parse("from", from)?, parse("to", to)?);
-    if let (Some(f), Some(t)) = (from, to) {
-        if t < f {
-            return Err(
-                ApiError::bad_request("invalid_query", "`to` is before `from`").with_field("to"),
-            );
-        }
-    }
-    Ok((from, to))
+    Ok((parse("from", from)?, parse("to", to)?))
 }
 
 fn decode_cursor(text: &str) -> Result<Id, ApiError> {

@@ -54,16 +54,25 @@ impl FieldError {
 pub struct NewOperation {
     #[serde(rename = "type")]
     pub kind: OpType,
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub action: Option<String>,
     pub state: Option<OpState>,
+    #[schema(min_length = 1, max_length = 256)]
     pub integration: Option<String>,
+    #[schema(min_length = 1, max_length = 256)]
     pub connection_id: Option<String>,
+    #[schema(min_length = 1, max_length = 256)]
     pub script: Option<String>,
+    #[schema(min_length = 1, max_length = 256)]
     pub provider: Option<String>,
     pub message: Option<String>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub error: Option<ErrorInfo>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub request: Option<HttpRequest>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub response: Option<HttpResponse>,
+    #[serde(default, deserialize_with = "optional_objects")]
     pub records: Option<Vec<RecordCount>>,
     pub meta: Option<Json>,
     pub started_at: Option<Timestamp>,
@@ -76,10 +85,14 @@ pub struct NewOperation {
 pub struct OperationPatch {
     pub state: Option<OpState>,
     pub message: Option<String>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub error: Option<ErrorInfo>,
+    #[serde(default, deserialize_with = "optional_objects")]
     pub records: Option<Vec<RecordCount>>,
     pub meta: Option<Json>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub request: Option<HttpRequest>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub response: Option<HttpResponse>,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
@@ -94,10 +107,16 @@ pub struct NewMessage {
     pub level: Option<Level>,
     pub source: Option<Source>,
     pub message: Option<String>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub request: Option<HttpRequest>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub response: Option<HttpResponse>,
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
+    #[serde(default, deserialize_with = "optional_whole")]
     pub duration_ms: Option<u64>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub retry: Option<Retry>,
+    #[serde(default, deserialize_with = "optional_object")]
     pub error: Option<ErrorInfo>,
     pub meta: Option<Json>,
     pub created_at: Option<Timestamp>,

@@ -220,7 +220,7 @@ fn oversized_bodies_and_batches() {
         PROD_KEY,
         &Value::Array(batch),
     );
-    assert_eq!((r.status, r.code()), (413, "batch_too_large"));
+    assert_eq!((r.status, r.code()), (400, "batch_too_large"));
     let batch: Vec<Value> = (0..1000)
         .map(|i| json!({"message": format!("m{i}")}))
         .collect();

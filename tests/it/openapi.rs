@@ -411,7 +411,7 @@ fn openapi_real_answers_match_the_document() {
         .map(|i| json!({"message": format!("m{i}")}))
         .collect();
     c.expect(
-        413,
+        400,
         "POST",
         &msgs,
         d.post(&posted, PROD_KEY, &Value::Array(too_many)),

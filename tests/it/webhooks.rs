@@ -852,11 +852,6 @@ fn deliveries_endpoints_reject_bad_input() {
         ("status=done", "status", "pending, delivered, failed"),
         ("event=sync", "event", "sync.completed"),
         ("from=yesterday", "from", "RFC 3339"),
-        (
-            "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
-            "to",
-            "before",
-        ),
         ("limit=0", "limit", "between 1 and 500"),
         ("cursor=zzz", "cursor", "next_cursor"),
         ("colour=red", "colour", "unknown field"),
