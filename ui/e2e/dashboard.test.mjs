@@ -367,7 +367,7 @@ test('settings: edit, reveal and rotate; deliveries: list, filter, retry, replay
     // Cancelling the dialog changes nothing.
     await page.click('#rotate-secret');
     await page.locator('dialog[open]').waitFor();
-    assert.match(await page.locator('dialog[open]').innerText(), /keeps signing for 1day/);
+    assert.match(await page.locator('dialog[open]').innerText(), /keeps signing for 1d:/);
     await page.keyboard.press('Escape');
     await page.locator('dialog').waitFor({ state: 'detached' });
     await page.click('#rotate-secret');
