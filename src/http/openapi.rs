@@ -17,8 +17,8 @@ use std::sync::OnceLock;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::link::{Link, LinkBuilder};
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, ParameterStyle, Paths,
