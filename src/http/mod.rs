@@ -156,11 +156,8 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    // Most answers are pages of records: start past the small sizes a doubling buffer would
-    // otherwise copy through.
-    let mut body = Vec::with_capacity(8 * 1024);
-    match serde_json::to_writer(&mut body, value) {
-        Ok(()) => {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
             let mut response = (status, body).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -53,7 +53,8 @@ pub struct Fed {
     /// Every operation the group changed, as committed: those of `entry.operations` and the
     /// operations of `messages`.
     pub operations: HashMap<Id, Operation>,
-    /// The messages of `entry.messages`, in the same order.
+    /// The messages of `entry.messages`, in the same order (read back from the store: those
+    /// retention has not removed since).
     pub messages: Vec<Arc<[Message]>>,
 }
 
