@@ -18,6 +18,7 @@ use tantivy::{DocId, Score, Searcher, SearcherGeneration, SegmentOrdinal, Segmen
 
 /// A numeric fast field. Read straight from its values when every document has one (ids,
 /// times): going through the column index for each hit cost as much as the value itself.
+#[derive(Clone)]
 struct FastColumn<T> {
     column: Column<T>,
     full: bool,
@@ -66,6 +67,7 @@ fn join(hi: u64, lo: u64) -> u128 {
     (u128::from(hi) << 64) | u128::from(lo)
 }
 
+#[derive(Clone)]
 struct IdColumns {
     id_hi: U64Column,
     id_lo: U64Column,
@@ -111,8 +113,7 @@ pub struct IdBlocks {
 }
 
 impl IdBlocks {
-    fn compute(segment: &SegmentReader) -> tantivy::Result<IdBlocks> {
-        let columns = IdColumns::open(segment)?;
+    fn compute(segment: &SegmentReader, columns: &IdColumns) -> IdBlocks {
         let max_doc = segment.max_doc();
         let mut min = Vec::new();
         let mut max = Vec::new();
@@ -132,32 +133,42 @@ impl IdBlocks {
         by_max_desc.sort_unstable_by(|a, b| max[*b as usize].cmp(&max[*a as usize]));
         let mut by_min_asc: Vec<u32> = (0..min.len() as u32).collect();
         by_min_asc.sort_unstable_by_key(|b| min[*b as usize]);
-        Ok(IdBlocks {
+        IdBlocks {
             min,
             max,
             by_max_desc,
             by_min_asc,
-        })
+        }
     }
 }
 
-/// The `IdBlocks` of every live segment. A reader reload computes them for new segments (as a
+/// What a search reads of one segment before its first hit: its id columns, opened (opening a
+/// column decodes its block headers, a third of a one-hit search's CPU when done per query), and
+/// their `IdBlocks`.
+pub struct SegmentIds {
+    columns: IdColumns,
+    blocks: IdBlocks,
+}
+
+/// The `SegmentIds` of every live segment. A reader reload computes them for new segments (as a
 /// tantivy warmer, on the indexer's thread), so searches find them ready.
 #[derive(Default)]
 pub struct IdBlocksCache {
-    by_segment: Mutex<HashMap<SegmentId, Arc<IdBlocks>>>,
+    by_segment: Mutex<HashMap<SegmentId, Arc<SegmentIds>>>,
 }
 
 impl IdBlocksCache {
-    fn get(&self, segment: &SegmentReader) -> tantivy::Result<Arc<IdBlocks>> {
+    fn get(&self, segment: &SegmentReader) -> tantivy::Result<Arc<SegmentIds>> {
         let id = segment.segment_id();
         let lock = || self.by_segment.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(blocks) = lock().get(&id) {
-            return Ok(blocks.clone());
+        if let Some(ids) = lock().get(&id) {
+            return Ok(ids.clone());
         }
-        let blocks = Arc::new(IdBlocks::compute(segment)?);
-        lock().insert(id, blocks.clone());
-        Ok(blocks)
+        let columns = IdColumns::open(segment)?;
+        let blocks = IdBlocks::compute(segment, &columns);
+        let ids = Arc::new(SegmentIds { columns, blocks });
+        lock().insert(id, ids.clone());
+        Ok(ids)
     }
 }
 
@@ -225,8 +236,7 @@ pub struct TopIds {
 }
 
 pub struct TopIdsSegment {
-    columns: IdColumns,
-    blocks: Arc<IdBlocks>,
+    ids: Arc<SegmentIds>,
     keep: usize,
     ascending: bool,
     bound: Option<Bound>,
@@ -246,8 +256,7 @@ impl Collector for TopIds {
         segment: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
         Ok(TopIdsSegment {
-            columns: IdColumns::open(segment)?,
-            blocks: self.blocks.get(segment)?,
+            ids: self.blocks.get(segment)?,
             keep: self.limit + 1,
             ascending: self.ascending,
             bound: self.bound,
@@ -277,7 +286,7 @@ impl TopIdsSegment {
     /// The best `keep` hits inside the bound, as (rank, doc); the rank is the id, or its
     /// complement for a descending page, so smaller is always better.
     fn best(&self) -> Vec<(u128, DocId)> {
-        let blocks = &self.blocks;
+        let (blocks, columns) = (&self.ids.blocks, &self.ids.columns);
         let rank = |id: u128| if self.ascending { id } else { !id };
         // A max-heap: its top is the worst hit kept.
         let mut kept: BinaryHeap<(u128, DocId)> = BinaryHeap::with_capacity(self.keep);
@@ -287,12 +296,12 @@ impl TopIdsSegment {
                 .flatten();
             if let Some(worst) = worst {
                 // The high half decides nearly always: read the low one only on a tie.
-                let high = rank(join(self.columns.id_hi.get(doc), 0)) >> 64;
+                let high = rank(join(columns.id_hi.get(doc), 0)) >> 64;
                 if high > worst >> 64 {
                     return;
                 }
             }
-            let id = self.columns.id(doc);
+            let id = columns.id(doc);
             let outside = match self.bound {
                 Some(Bound::After(after)) => id <= after,
                 Some(Bound::Before(before)) => id >= before,
@@ -353,7 +362,7 @@ impl SegmentCollector for TopIdsSegment {
 
     fn collect(&mut self, doc: DocId, _: Score) {
         if let Some(allow) = &self.allow {
-            if !allow.contains(&self.columns.op(doc)) {
+            if !allow.contains(&self.ids.columns.op(doc)) {
                 return;
             }
         }
@@ -376,7 +385,7 @@ impl SegmentCollector for TopIdsSegment {
             .into_iter()
             .map(|(rank, doc)| {
                 let id = if self.ascending { rank } else { !rank };
-                (id, self.columns.op(doc))
+                (id, self.ids.columns.op(doc))
             })
             .collect();
         (self.hits.len() as u64, kept)
@@ -384,10 +393,12 @@ impl SegmentCollector for TopIdsSegment {
 }
 
 /// The set of operation ids of every hit.
-pub struct OperationIds;
+pub struct OperationIds {
+    pub segments: Arc<IdBlocksCache>,
+}
 
 pub struct OperationIdsSegment {
-    columns: IdColumns,
+    segment: Arc<SegmentIds>,
     ids: OpSet,
     /// The last id inserted: a message's neighbours in doc order are mostly of its operation.
     last: Option<u128>,
@@ -403,7 +414,7 @@ impl Collector for OperationIds {
         segment: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
         Ok(OperationIdsSegment {
-            columns: IdColumns::open(segment)?,
+            segment: self.segments.get(segment)?,
             ids: OpSet::default(),
             last: None,
         })
@@ -427,7 +438,7 @@ impl SegmentCollector for OperationIdsSegment {
     type Fruit = OpSet;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        let op = self.columns.op(doc);
+        let op = self.segment.columns.op(doc);
         if self.last != Some(op) {
             self.ids.insert(op);
             self.last = Some(op);

@@ -205,6 +205,12 @@ impl SearchIndex {
         })
     }
 
+    fn operation_ids(&self) -> OperationIds {
+        OperationIds {
+            segments: self.id_blocks.clone(),
+        }
+    }
+
     fn searcher(&self) -> Result<tantivy::Searcher, IndexError> {
         self.check_ready()?;
         Ok(self.reader.searcher())
@@ -226,11 +232,11 @@ impl SearchIndex {
         // Operations whose own text matches, and operations with a matching message.
         let mut own = self.operation_clauses(env, f, t.has_required());
         own.extend(self.text_clauses(t, self.fields.op_text)?);
-        let mut ids = searcher.search(&BooleanQuery::new(own), &OperationIds)?;
+        let mut ids = searcher.search(&BooleanQuery::new(own), &self.operation_ids())?;
         let mut via_messages = self.base(KIND_MESSAGE, env, t.has_required());
         self.add_context_filters(&mut via_messages, f);
         via_messages.extend(self.text_clauses(t, self.fields.text)?);
-        ids.extend(searcher.search(&BooleanQuery::new(via_messages), &OperationIds)?);
+        ids.extend(searcher.search(&BooleanQuery::new(via_messages), &self.operation_ids())?);
         if f.states.is_empty() && f.from.is_none() && f.to.is_none() {
             // Messages carry every other filter of their operation, so the ids are the answer.
             return Ok(page_of_ids(ids, page));
@@ -278,7 +284,7 @@ impl SearchIndex {
                 ops.push((Occur::Must, q));
             }
             Some(Arc::new(
-                searcher.search(&BooleanQuery::new(ops), &OperationIds)?,
+                searcher.search(&BooleanQuery::new(ops), &self.operation_ids())?,
             ))
         };
         self.page(&searcher, &BooleanQuery::new(clauses), page, allow)
