@@ -120,6 +120,14 @@ struct BenchArgs {
 }
 
 fn main() -> ExitCode {
+    // No transparent huge pages for this process: mimalloc asks for them, so each fresh region
+    // (tantivy allocates a new arena for every segment it writes, several a second under ingest)
+    // was zeroed 2 MiB at a time; that zeroing was 5-8 % of the CPU of an index rebuild, which
+    // without it took ~15 % less CPU and ~10 % less peak memory (perf, 1M messages).
+    // SAFETY: prctl with these arguments only sets a flag of the calling process.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let parsed = Cli::parse();
     // The query commands talk to a daemon over HTTP: no runtime, no daemon logging.
     let query = match parsed.command {
