@@ -92,7 +92,32 @@ impl IdColumns {
     fn op(&self, doc: DocId) -> u128 {
         join(self.op_hi.get(doc), self.op_lo.get(doc))
     }
+
+    /// The operation ids of `docs` (at most `BATCH`), calling `each(doc, op)` in order. Reading a
+    /// batch from each column in one call lets the CPU wait for several cache misses at once:
+    /// per-hit reads of these random 64-bit values were a third of a search for the operations
+    /// whose messages match.
+    fn for_each_op(&self, docs: &[DocId], mut each: impl FnMut(DocId, u128)) {
+        if !(self.op_hi.full && self.op_lo.full) {
+            for &doc in docs {
+                each(doc, self.op(doc));
+            }
+            return;
+        }
+        let (mut hi, mut lo) = ([0u64; BATCH], [0u64; BATCH]);
+        for chunk in docs.chunks(BATCH) {
+            let n = chunk.len();
+            self.op_hi.column.values.get_vals(chunk, &mut hi[..n]);
+            self.op_lo.column.values.get_vals(chunk, &mut lo[..n]);
+            for (i, &doc) in chunk.iter().enumerate() {
+                each(doc, join(hi[i], lo[i]));
+            }
+        }
+    }
 }
+
+/// Documents per batched column read (tantivy hands collectors blocks of 64).
+const BATCH: usize = 64;
 
 /// Documents per block of `IdBlocks`.
 const BLOCK_SHIFT: u32 = 8;
@@ -370,11 +395,15 @@ impl SegmentCollector for TopIdsSegment {
     }
 
     fn collect_block(&mut self, docs: &[DocId]) {
-        if self.allow.is_none() {
-            self.hits.extend_from_slice(docs);
-        } else {
-            for &doc in docs {
-                self.collect(doc, 0.0);
+        match &self.allow {
+            None => self.hits.extend_from_slice(docs),
+            Some(allow) => {
+                let hits = &mut self.hits;
+                self.ids.columns.for_each_op(docs, |doc, op| {
+                    if allow.contains(&op) {
+                        hits.push(doc);
+                    }
+                });
             }
         }
     }
@@ -438,11 +467,17 @@ impl SegmentCollector for OperationIdsSegment {
     type Fruit = OpSet;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        let op = self.segment.columns.op(doc);
-        if self.last != Some(op) {
-            self.ids.insert(op);
-            self.last = Some(op);
-        }
+        self.collect_block(&[doc]);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let (ids, last) = (&mut self.ids, &mut self.last);
+        self.segment.columns.for_each_op(docs, |_, op| {
+            if *last != Some(op) {
+                ids.insert(op);
+                *last = Some(op);
+            }
+        });
     }
 
     fn harvest(self) -> OpSet {
