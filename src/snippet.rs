@@ -164,7 +164,11 @@ pub fn snippet(
     let char_at = |byte: usize| text[..byte].chars().count();
     let total = text.chars().count();
     let first = char_at(ranges[0].0);
-    let start = first.saturating_sub(LEAD_CHARS);
+    // The text's leading separators (an operation with no message starts with the newline
+    // before its error) are not context.
+    let leading = text.chars().take_while(|c| c.is_whitespace()).count();
+    let start = first.saturating_sub(LEAD_CHARS).max(leading.min(first));
+    let cut_before = start > leading;
     let end = (start + FRAGMENT_CHARS).min(total);
     let fragment: String = text.chars().skip(start).take(end - start).collect();
     let highlights = ranges
@@ -178,7 +182,7 @@ pub fn snippet(
         message_id,
         text: fragment,
         highlights,
-        truncated_start: start > 0,
+        truncated_start: cut_before,
         truncated_end: end < total,
     })
 }
@@ -251,6 +255,16 @@ mod tests {
             marked("ünïcode", "<b>ÜNÏCODE</b> ✓ ünïcode").as_deref(),
             Some("<b>[ÜNÏCODE]</b> ✓ [ünïcode]")
         );
+    }
+
+    #[test]
+    fn leading_separators_are_not_context() {
+        assert_eq!(
+            marked("invalid_grant", "\ninvalid_grant: revoked\ngithub").as_deref(),
+            Some("[invalid_grant]: revoked\ngithub")
+        );
+        let s = snippet(&parse("x").unwrap(), "\n x", SnippetSource::Operation, None).unwrap();
+        assert!(!s.truncated_start);
     }
 
     #[test]

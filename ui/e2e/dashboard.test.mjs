@@ -543,9 +543,11 @@ test('why: matches in context, signal trends, an alert rule in Settings, insight
     const filler = Array.from({ length: 150 }, (_, i) => ({ message: `page ${i} fetched` }));
     await api('POST', `/operations/${id}/messages`, filler);
     await api('POST', `/operations/${id}/messages`, { level: 'error', message: 'quota exhausted for <b>tenant</b> deep' });
-    await page.goto(`${base}/?env=prod&q=${encodeURIComponent('"quota exhausted"')}`);
+    const q = encodeURIComponent('"quota exhausted"');
+    await eventually(async () => (await api('GET', `/operations?q=${q}`)).total === 1, 10000, 'indexed');
+    await page.goto(`${base}/?env=prod&q=${q}`);
     const under = page.locator(`#operations tr.snippet-row[data-for="${id}"]`);
-    await eventually(async () => (await under.count()) === 1, 10000, 'indexed and shown');
+    await under.waitFor();
     await under.click();
     assert.ok(new URL(page.url()).searchParams.get('at'), 'the message is in the URL');
     const current = page.locator('#messages li.current');
@@ -595,7 +597,7 @@ test('why: matches in context, signal trends, an alert rule in Settings, insight
     await rule.locator('input[name=window]').fill('30s');
     await page.click('#alerts-save');
     await eventually(async () => (await rule.locator('.field-error').textContent()).includes('out of range'), 10000, 'refused window');
-    expectErrors(/http 400 PUT/);
+    expectErrors(/http 400 PUT|status of 400/);
     assert.deepEqual((await api('GET', '/settings')).alerts.rules, [], 'nothing saved');
     await rule.locator('input[name=window]').fill('15m');
     await page.click('#alerts-save');
@@ -622,6 +624,7 @@ test('why: matches in context, signal trends, an alert rule in Settings, insight
       await Promise.all(Array.from({ length: 50 }, (_, k) => api('POST', '/operations',
         { type: 'auth', action: 'refresh', integration: `bulk-${(i + k) % 7}`, state: 'success', started_at: started, ended_at: started })));
     }
+    await eventually(async () => (await api('GET', '/operations?type=auth&limit=1')).total === 1101, 15000, 'indexed');
     await page.goto(`${base}/?env=prod&page=insights&range=1h`);
     const figure = page.locator('figure[data-type=auth]');
     await eventually(async () => (await figure.locator('figcaption').textContent()).includes('1,101 operations'), 15000, 'auth chart');
