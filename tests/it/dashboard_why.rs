@@ -98,8 +98,10 @@ fn searches_say_where_they_matched() {
     assert_eq!(page["data"][0]["id"], auth.as_str(), "{page}");
     assert_eq!(page["data"][0]["snippet"]["source"], "operation");
     assert!(page["data"][0]["snippet"].get("message_id").is_none());
-    assert!(
-        marked(&page["data"][0]["snippet"]).starts_with("[invalid_grant]: refresh token revoked")
+    assert_eq!(
+        marked(&page["data"][0]["snippet"]),
+        "auth refresh\n[invalid_grant]: refresh token revoked\ngithub",
+        "title, error, integration: the operation's own text"
     );
 
     // Without the opt-in, the answer is as before.
