@@ -30,6 +30,8 @@ use crate::settings::{Settings, SettingsError};
 
 /// The most rules one environment may have.
 pub const MAX_RULES: usize = 20;
+/// The largest threshold.
+pub const MAX_ABOVE: u64 = 1_000_000_000;
 /// A rule's window: 1m to 24h.
 pub type AlertWindow = ApiDuration<60_000, 86_400_000>;
 
@@ -135,9 +137,10 @@ pub struct AlertRule {
     pub signal: Signal,
     /// Count only this integration's; absent: every integration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
     pub integration: Option<String>,
-    /// Fires when the count over `window` is above this.
-    #[schema(minimum = 0)]
+    /// Fires when the count over `window` is above this (at most 1,000,000,000).
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub above: u64,
     /// How far back the count looks, 1m to 24h (`"15m"`).
     pub window: AlertWindow,
@@ -220,6 +223,12 @@ pub fn check_rules(field: &str, rules: &[AlertRule]) -> Result<(), SettingsError
     }
     let mut keys = BTreeSet::new();
     for (i, rule) in rules.iter().enumerate() {
+        if rule.above > MAX_ABOVE {
+            return Err(SettingsError::Invalid {
+                field: format!("{field}[{i}].above"),
+                message: format!("{} is more than {MAX_ABOVE}", rule.above),
+            });
+        }
         if let Some(integration) = &rule.integration {
             if integration.is_empty() || integration.chars().count() > 256 {
                 return Err(SettingsError::Invalid {
@@ -446,6 +455,12 @@ mod tests {
         assert_eq!(
             check_rules("alerts", &twice).unwrap_err().field(),
             "alerts[1]"
+        );
+        let mut huge = rule(Signal::AuthFailures, None);
+        huge.above = MAX_ABOVE + 1;
+        assert_eq!(
+            check_rules("alerts", &[huge]).unwrap_err().field(),
+            "alerts[0].above"
         );
         let empty = vec![rule(Signal::AuthFailures, Some(""))];
         assert_eq!(

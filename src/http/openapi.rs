@@ -306,7 +306,7 @@ pub fn document() -> OpenApi {
             "count only this integration's",
         )])
         .collect();
-    api.env(Get, "/signals", endpoint("signals", "The four signals (failed syncs, action errors, auth failures, failed incoming webhooks) over a range: count, previous equal period, a 12-point series and the top integrations. `from` defaults to 24h before `to`, `to` to now", search)
+    api.env(Get, "/signals", endpoint("signals", "The four signals (failed syncs, action errors, auth failures, failed incoming webhooks) over a range: count, previous equal period, a 12-point series and the top integrations. `from` defaults to 24h before `to`, `to` to now; an empty range counts nothing", search)
         .scope(Scope::Read)
         .params(signal_params)
         .reply(200, "each signal's summary", api.schema::<Signals>())

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::{Auth, Path};
-use super::search::{check_value, invalid, pairs, parse_time};
+use super::search::{check_value, pairs, parse_time};
 use super::{blocking, json, AppState};
 use crate::alerts::{self, Signal};
 use crate::index::SearchIndex;
@@ -51,7 +51,7 @@ pub struct SignalSummary {
     count: u64,
     /// The count over the equal period just before `from`.
     previous_count: u64,
-    /// The range in `SERIES_POINTS` equal steps.
+    /// The range in `SERIES_POINTS` equal steps (none for an empty range).
     series: Vec<SeriesPoint>,
     /// The integrations with the most, most first (at most 5).
     top_integrations: Vec<IntegrationCount>,
@@ -84,10 +84,8 @@ pub async fn signals(
     }
     let to = to.unwrap_or_else(Timestamp::now);
     let from = from.unwrap_or(to.plus_millis(-24 * 3600 * 1000));
-    let span = to.millis() - from.millis();
-    if span <= 0 {
-        return Err(invalid("from", "must be before `to`".into()));
-    }
+    // An empty range (`to` at or before `from`) counts nothing, as with insights.
+    let span = (to.millis() - from.millis()).max(0);
     let st = state.clone();
     let data = blocking(move || {
         Signal::ALL
@@ -116,6 +114,17 @@ fn summary(
     to: Timestamp,
 ) -> Result<SignalSummary, ApiError> {
     let span = to.millis() - from.millis();
+    if span <= 0 {
+        return Ok(SignalSummary {
+            signal,
+            title: signal.title(),
+            counts: counted(signal),
+            count: 0,
+            previous_count: 0,
+            series: Vec::new(),
+            top_integrations: Vec::new(),
+        });
+    }
     let count =
         |i: Option<&str>, a: Timestamp, b: Timestamp| alerts::count(index, env, signal, i, a, b);
     let step = span.div_euclid(SERIES_POINTS as i64).max(1);
@@ -142,11 +151,7 @@ fn summary(
     Ok(SignalSummary {
         signal,
         title: signal.title(),
-        counts: if signal.counts_messages() {
-            "messages"
-        } else {
-            "operations"
-        },
+        counts: counted(signal),
         count: count(integration, from, to)?,
         previous_count: count(integration, from.plus_millis(-span), from)?,
         series,
@@ -155,6 +160,14 @@ fn summary(
             .filter(|c| c.count > 0)
             .collect(),
     })
+}
+
+fn counted(signal: Signal) -> &'static str {
+    if signal.counts_messages() {
+        "messages"
+    } else {
+        "operations"
+    }
 }
 
 fn top_integrations(

@@ -740,14 +740,15 @@ impl WriterThread {
                             tx.put_otel_settings(&environment, &otel)?;
                         }
                         if let Some(rules) = update.alerts {
+                            let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
+                            alerts = settings::apply_alerts_update(alerts_file.as_ref(), rules)?;
                             // A rule taken away forgets whether it fired: added again, it
                             // starts from not firing.
                             for (key, _) in tx.alert_states(&environment)? {
-                                if !rules.iter().any(|r| r.key() == key) {
+                                if !keys.contains(&key) {
                                     tx.remove_alert_state(&environment, &key)?;
                                 }
                             }
-                            alerts = settings::apply_alerts_update(alerts_file.as_ref(), rules)?;
                             tx.put_alert_settings(&environment, &alerts)?;
                         }
                     }

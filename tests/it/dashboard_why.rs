@@ -200,11 +200,18 @@ fn signals_compare_with_the_previous_period_and_name_integrations() {
     );
     let slack = get(&d, "/signals?integration=slack");
     assert_eq!(slack["data"][0]["count"], 1, "{slack}");
-    let bad = d.get(
-        &format!("{PROD}/signals?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"),
-        PROD_KEY,
+    let empty = get(
+        &d,
+        "/signals?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
     );
+    assert_eq!(
+        empty["data"][0]["count"], 0,
+        "an empty range counts nothing"
+    );
+    assert_eq!(empty["data"][0]["series"], json!([]));
+    let bad = d.get(&format!("{PROD}/signals?from=yesterday"), PROD_KEY);
     assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"]["field"], "from");
 
     let insights = get(
         &d,

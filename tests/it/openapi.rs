@@ -606,10 +606,7 @@ fn openapi_real_answers_match_the_document() {
         400,
         "GET",
         &signals,
-        d.get(
-            &format!("{prod}/signals?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"),
-            PROD_KEY,
-        ),
+        d.get(&format!("{prod}/signals?from=yesterday"), PROD_KEY),
     );
 
     // Ending the sync queues sync.completed and sync.records; a terminal state is final.
