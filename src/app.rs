@@ -38,6 +38,8 @@ pub struct Running {
     pub admin_token: String,
     /// Each environment's keys (from the config, or generated).
     pub api_keys: BTreeMap<String, Vec<ApiKey>>,
+    /// Where people open the dashboard (`server.public_url`, or the listening address).
+    pub dashboard_url: String,
     stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -64,6 +66,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
     let local_addr = listener.local_addr()?;
+    let dashboard_url = config.server.dashboard_url(local_addr);
     let data_dir = config.server.data_dir.clone();
     let (store, credentials, generated, settings) = {
         let config = config.clone();
@@ -155,13 +158,27 @@ pub async fn start(
         state.metrics.clone(),
         sweeper_stop.clone(),
     ));
+    let alerting = tokio::spawn(crate::alerts::evaluate(
+        index.clone(),
+        state.settings.clone(),
+        writer.clone(),
+        dashboard_url.clone(),
+        config.alerts.every.0,
+        sweeper_stop.clone(),
+    ));
     let router = http::router(state);
-    tracing::info!(addr = %local_addr, data_dir = %data_dir.display(), "opslog listening");
+    tracing::info!(
+        addr = %local_addr,
+        dashboard = %dashboard_url,
+        data_dir = %data_dir.display(),
+        "opslog listening"
+    );
     let stopped = tokio::spawn(async move {
         http::serve(listener, router, shutdown, options).await;
         sweeper_stop.cancel();
         let _ = sweeper.await;
         let _ = retention.await;
+        let _ = alerting.await;
         // The dispatcher records results through the writer: stop it first.
         dispatcher.stop(drain_timeout).await;
         writer.stop().await;
@@ -185,6 +202,7 @@ pub async fn start(
         generated,
         admin_token,
         api_keys,
+        dashboard_url,
         stopped,
     })
 }

@@ -250,6 +250,7 @@ pub struct Config {
     pub deadlines: DeadlinesConfig,
     pub ingest: IngestConfig,
     pub outbox: OutboxConfig,
+    pub alerts: AlertsConfig,
     /// Empty means the embedded defaults: `dev` and `prod`.
     pub environments: BTreeMap<String, EnvironmentConfig>,
 }
@@ -270,6 +271,9 @@ pub struct ServerConfig {
     /// Mark the session cookie `Secure`; set it when a TLS proxy serves opslog over https,
     /// which opslog cannot detect itself.
     pub cookie_secure: bool,
+    /// The dashboard's address as people reach it (behind a proxy, say), for the banner and the
+    /// links in alert events; empty means `http://<listen>/`.
+    pub public_url: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -327,6 +331,22 @@ pub struct OutboxConfig {
     pub allow_private_destinations: Vec<Cidr>,
 }
 
+/// How alert rules are evaluated.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// How often every rule's count is taken (one index count per rule).
+    pub every: HumanDuration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            every: duration("1m"),
+        }
+    }
+}
+
 impl OutboxConfig {
     /// Where the outbox may send, as this config allows.
     pub fn destinations(&self) -> DestinationPolicy {
@@ -345,6 +365,10 @@ pub struct EnvironmentConfig {
     /// Where finished operations are exported as OTLP spans; `None`: not set in the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otel: Option<OtelConfig>,
+    /// `[[environments.<env>.alerts]]`: when the file has any, the rules are read-only in the
+    /// API; `None`: not set in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<Vec<crate::alerts::AlertRule>>,
 }
 
 /// One entry of `api_keys`: `"<key>"` (scope `ingest+read`, what every key could do before
@@ -627,6 +651,25 @@ pub fn check_otel_endpoint(endpoint: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl ServerConfig {
+    /// Where people open the dashboard: `public_url`, or the address the daemon listens on
+    /// (`localhost` when it listens on every interface). Always ends with `/`.
+    pub fn dashboard_url(&self, listening: SocketAddr) -> String {
+        if !self.public_url.is_empty() {
+            let mut url = self.public_url.clone();
+            if !url.ends_with('/') {
+                url.push('/');
+            }
+            return url;
+        }
+        if listening.ip().is_unspecified() {
+            format!("http://localhost:{}/", listening.port())
+        } else {
+            format!("http://{listening}/")
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -639,6 +682,7 @@ impl Default for ServerConfig {
             shutdown_timeout: duration("30s"),
             session_ttl: duration("12h"),
             cookie_secure: false,
+            public_url: String::new(),
         }
     }
 }
@@ -812,6 +856,20 @@ impl Config {
         if self.server.data_dir.as_os_str().is_empty() {
             return Err(invalid("server.data_dir", "must not be empty".into()));
         }
+        let public_url = &self.server.public_url;
+        if !public_url.is_empty() {
+            let ok = public_url.parse::<http::Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            });
+            if !ok {
+                return Err(invalid(
+                    "server.public_url",
+                    format!(
+                        "`{public_url}` is not an http(s) URL such as https://opslog.example.com/"
+                    ),
+                ));
+            }
+        }
         for token in &self.server.admin_tokens {
             check_secret("server.admin_tokens", token)?;
         }
@@ -821,6 +879,10 @@ impl Config {
                 "server.session_ttl",
                 "must be between 1s and 30d".into(),
             ));
+        }
+        let every = self.alerts.every.0;
+        if every < Duration::from_secs(1) || every > Duration::from_secs(3600) {
+            return Err(invalid("alerts.every", "must be between 1s and 1h".into()));
         }
         if !(self.retention.days > 0.0 && self.retention.days <= 36_500.0) {
             return Err(invalid(
@@ -906,6 +968,10 @@ impl Config {
                         format!("the same key is also an api key of environment `{other}`"),
                     ));
                 }
+            }
+            if let Some(rules) = &env.alerts {
+                crate::alerts::check_rules(&format!("environments.{name}.alerts"), rules)
+                    .map_err(|e| invalid(e.field(), e.reason()))?;
             }
             settings::check_webhooks_config(&env.webhooks, &destinations)
                 .map_err(|e| invalid(&format!("environments.{name}.{}", e.field()), e.reason()))?;

@@ -1,5 +1,6 @@
 //! opslog: activity logs for an integration platform. See README.md and DESIGN.md.
 
+pub mod alerts;
 pub mod app;
 pub mod archive;
 pub mod auth;
@@ -20,5 +21,6 @@ pub mod permissions;
 pub mod scope;
 pub mod session;
 pub mod settings;
+pub mod snippet;
 pub mod store;
 pub mod ui;

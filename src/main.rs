@@ -313,6 +313,7 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 fn print_banner(running: &Running) {
     let base = format!("http://{}", running.local_addr);
     println!("opslog {} listening on {base}", env!("CARGO_PKG_VERSION"));
+    println!("dashboard: {}", running.dashboard_url);
     println!("data dir: {}", running.data_dir.display());
     if running.generated.is_empty() {
         return;
@@ -322,6 +323,10 @@ fn print_banner(running: &Running) {
     println!("They are shown only now; set your own in the config file to replace them.");
     println!("Ingest keys write (integration code), read keys search (CLI), the admin token does");
     println!("everything else (settings, destinations, replays, import, backup, dashboard).");
+    println!(
+        "Open {} and sign in with the admin token.",
+        running.dashboard_url
+    );
     for secret in &running.generated {
         let label = match &secret.environment {
             None => "admin token:".to_owned(),

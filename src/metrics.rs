@@ -99,6 +99,10 @@ pub struct Metrics {
     pub export_attempts: AtomicU64,
     pub exports_delivered: AtomicU64,
     pub exports_failed: AtomicU64,
+    /// Alert rule evaluations recorded (one per environment per tick with rules).
+    pub alert_evaluations: AtomicU64,
+    /// `alert.triggered` and `alert.resolved` transitions recorded.
+    pub alert_transitions: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -127,6 +131,8 @@ impl Default for Metrics {
             export_attempts: AtomicU64::new(0),
             exports_delivered: AtomicU64::new(0),
             exports_failed: AtomicU64::new(0),
+            alert_evaluations: AtomicU64::new(0),
+            alert_transitions: AtomicU64::new(0),
         }
     }
 }
@@ -217,6 +223,16 @@ impl Metrics {
             "opslog_http_server_errors_total",
             "HTTP requests answered with a 5xx.",
             &self.http_server_errors,
+        );
+        counter(
+            "opslog_alert_evaluations_total",
+            "Alert rule evaluations recorded (one per environment with rules per tick).",
+            &self.alert_evaluations,
+        );
+        counter(
+            "opslog_alert_transitions_total",
+            "Alert rules that started (alert.triggered) or stopped (alert.resolved) firing.",
+            &self.alert_transitions,
         );
         counter(
             "opslog_webhook_deliveries_queued_total",

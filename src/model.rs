@@ -495,6 +495,12 @@ pub enum EventType {
     AuthFailed,
     #[serde(rename = "webhook.received")]
     WebhookReceived,
+    /// An alert rule's count went above its threshold. Appended: stored jobs encode the index.
+    #[serde(rename = "alert.triggered")]
+    AlertTriggered,
+    /// An alert rule's count is back at or under its threshold.
+    #[serde(rename = "alert.resolved")]
+    AlertResolved,
 }
 
 impl EventType {
@@ -504,6 +510,8 @@ impl EventType {
         EventType::AuthCreated,
         EventType::AuthFailed,
         EventType::WebhookReceived,
+        EventType::AlertTriggered,
+        EventType::AlertResolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -513,6 +521,8 @@ impl EventType {
             EventType::AuthCreated => "auth.created",
             EventType::AuthFailed => "auth.failed",
             EventType::WebhookReceived => "webhook.received",
+            EventType::AlertTriggered => "alert.triggered",
+            EventType::AlertResolved => "alert.resolved",
         }
     }
 
@@ -527,6 +537,14 @@ impl EventType {
             .map(|e| e.as_str())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+impl EventType {
+    /// Events a binary from before alerts cannot decode: records holding one are written with a
+    /// newer format version, so that binary refuses them clearly.
+    pub fn is_alert(self) -> bool {
+        matches!(self, EventType::AlertTriggered | EventType::AlertResolved)
     }
 }
 

@@ -25,6 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::alerts::{AlertRule, StoredAlerts};
 use crate::config::{
     mask, ApiDelay, ApiDuration, ApiTimeout, Config, HumanDuration, OtelConfig, WebhooksConfig,
 };
@@ -238,6 +239,34 @@ pub struct EnvSettings {
     pub webhooks: WebhookSettings,
     pub otel: OtelSettings,
     pub ingress_token: String,
+    pub alerts: AlertSettings,
+}
+
+/// An environment's alert rules: the config file's (`[[environments.<env>.alerts]]`, then all
+/// read-only) or else those set through the API.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertSettings {
+    pub rules: Vec<AlertRule>,
+    pub from_file: bool,
+}
+
+impl AlertSettings {
+    pub fn new(
+        environment: &str,
+        file: Option<&Vec<AlertRule>>,
+        stored: &StoredAlerts,
+    ) -> AlertSettings {
+        match file {
+            Some(rules) => AlertSettings {
+                rules: rules.clone(),
+                from_file: true,
+            },
+            None => AlertSettings {
+                rules: stored.rules(environment),
+                from_file: false,
+            },
+        }
+    }
 }
 
 /// The effective settings of every environment. Read by anyone; replaced only by the writer
@@ -246,6 +275,8 @@ pub struct Settings {
     files: BTreeMap<String, WebhooksConfig>,
     /// Each environment's `[environments.<env>.otel]` table, when the file has one.
     otel_files: BTreeMap<String, OtelConfig>,
+    /// Each environment's `[[environments.<env>.alerts]]` rules, when the file has some.
+    alert_files: BTreeMap<String, Vec<AlertRule>>,
     /// Where destinations set through the API may point (`[outbox] allow_private_destinations`).
     destinations: DestinationPolicy,
     current: RwLock<BTreeMap<String, Arc<EnvSettings>>>,
@@ -259,6 +290,7 @@ impl Settings {
         let mut current = BTreeMap::new();
         let mut files = BTreeMap::new();
         let mut otel_files = BTreeMap::new();
+        let mut alert_files = BTreeMap::new();
         let destinations = config.outbox.destinations();
         for (name, env) in &config.environments {
             if let Some(file) = &env.otel {
@@ -281,7 +313,12 @@ impl Settings {
             };
             let stored_otel = tx.otel_settings(name)?.unwrap_or_default();
             let otel = OtelSettings::new(name, env.otel.as_ref(), &stored_otel);
-            let effective = effective(name, &env.webhooks, &webhooks, otel, &ingress);
+            if let Some(rules) = &env.alerts {
+                alert_files.insert(name.clone(), rules.clone());
+            }
+            let stored_alerts = tx.alert_settings(name)?.unwrap_or_default();
+            let alerts = AlertSettings::new(name, env.alerts.as_ref(), &stored_alerts);
+            let effective = effective(name, &env.webhooks, &webhooks, otel, &ingress, alerts);
             warn_refused_destinations(&effective, &destinations);
             current.insert(name.clone(), Arc::new(effective));
             files.insert(name.clone(), env.webhooks.clone());
@@ -290,6 +327,7 @@ impl Settings {
         Ok(Settings {
             files,
             otel_files,
+            alert_files,
             destinations,
             current: RwLock::new(current),
         })
@@ -316,6 +354,21 @@ impl Settings {
     /// What the config file sets for `environment`'s webhooks.
     pub fn file(&self, environment: &str) -> WebhooksConfig {
         self.files.get(environment).cloned().unwrap_or_default()
+    }
+
+    /// The config file's alert rules of `environment`, when it sets them.
+    pub fn alerts_file(&self, environment: &str) -> Option<&Vec<AlertRule>> {
+        self.alert_files.get(environment)
+    }
+
+    /// Every configured environment, in name order.
+    pub fn environments(&self) -> Vec<String> {
+        self.current
+            .read()
+            .expect("settings lock")
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// The config file's otel table of `environment`, when it has one.
@@ -378,6 +431,7 @@ pub fn effective(
     stored: &StoredWebhooks,
     otel: OtelSettings,
     ingress: &StoredIngress,
+    alerts: AlertSettings,
 ) -> EnvSettings {
     let mut read_only = BTreeSet::new();
     let mut pick = |name: &'static str, from_file: bool| {
@@ -447,6 +501,7 @@ pub fn effective(
         webhooks,
         otel,
         ingress_token: ingress.token.clone(),
+        alerts,
     }
 }
 
@@ -466,6 +521,25 @@ pub struct SettingsUpdate {
     pub webhooks: Option<WebhooksUpdate>,
     #[serde(default, deserialize_with = "crate::model::optional_object")]
     pub otel: Option<OtelUpdate>,
+    /// Replaces every alert rule of the environment (`[]` removes them all); refused when the
+    /// config file sets them.
+    #[serde(default, deserialize_with = "crate::model::optional_objects")]
+    pub alerts: Option<Vec<AlertRule>>,
+}
+
+/// Applies a new alert rule list: refused when the file sets the rules, or when the list is not
+/// valid. On error nothing changed.
+pub fn apply_alerts_update(
+    file: Option<&Vec<AlertRule>>,
+    rules: Vec<AlertRule>,
+) -> Result<StoredAlerts, SettingsError> {
+    if file.is_some() {
+        return Err(SettingsError::ReadOnly {
+            field: "alerts".into(),
+        });
+    }
+    crate::alerts::check_rules("alerts", &rules)?;
+    Ok(StoredAlerts::from_rules(&rules))
 }
 
 /// `PUT /settings` `otel`: a field left out is unchanged; `null` resets it to its default
@@ -891,6 +965,16 @@ pub struct SettingsView {
     pub webhooks: WebhooksView,
     pub otel: OtelView,
     pub ingress: IngressView,
+    pub alerts: AlertsView,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertsView {
+    /// Each fires `alert.triggered` when its signal's count over its window goes above `above`,
+    /// and `alert.resolved` when it is back at or under it.
+    pub rules: Vec<AlertRule>,
+    /// The config file sets the rules: change them there.
+    pub read_only: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -977,6 +1061,10 @@ impl SettingsView {
             ingress: IngressView {
                 path: format!("/v1/hooks/{}/{{integration}}", settings.ingress_token),
                 token: settings.ingress_token.clone(),
+            },
+            alerts: AlertsView {
+                rules: settings.alerts.rules.clone(),
+                read_only: settings.alerts.from_file,
             },
         }
     }
@@ -1224,7 +1312,14 @@ mod tests {
             "whsec_new".into(),
         )
         .unwrap();
-        let env = effective("prod", &file, &rotated, no_otel(), &ingress);
+        let env = effective(
+            "prod",
+            &file,
+            &rotated,
+            no_otel(),
+            &ingress,
+            AlertSettings::default(),
+        );
         assert_eq!(
             env.webhooks.url.as_deref(),
             Some("https://file.example.com")
@@ -1264,6 +1359,7 @@ mod tests {
             &StoredIngress {
                 token: "hook_abc".into(),
             },
+            AlertSettings::default(),
         );
         let json = serde_json::to_string(&SettingsView::new(&env, Timestamp(0))).unwrap();
         assert!(!json.contains("c2VjcmV0LXNl"), "{json}");

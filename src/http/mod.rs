@@ -18,6 +18,7 @@ pub mod operations;
 mod outbox_jobs;
 pub mod search;
 pub mod settings;
+pub mod signals;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -185,6 +186,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/messages", post(append_batch).get(search_messages))
         .route("/facets", get(facets))
         .route("/insights", get(insights))
+        .route("/signals", get(signals::signals))
         .route(
             "/settings",
             get(settings::get_settings).put(settings::put_settings),

@@ -41,8 +41,9 @@ use super::dashboard::{Environment, LoggedIn, Login, SessionStatus};
 use super::error::ErrorBody;
 use super::hooks::Received;
 use super::outbox_jobs::Replayed;
-use super::search::{Facets, Insights, Interval, MessageHit};
+use super::search::{Facets, Insights, Interval, MessageHit, MessageInContext, OperationHit};
 use super::settings::SecretReveal;
+use super::signals::Signals;
 use super::Health;
 use crate::archive::CONTENT_TYPE as NDJSON;
 use crate::config::ApiDelay;
@@ -143,7 +144,8 @@ pub fn document() -> OpenApi {
             .scope(Scope::Read)
             .params(filters.clone())
             .params(page_params.clone())
-            .reply(200, "a page of operations", api.page::<Operation>())
+            .param(snippets_param())
+            .reply(200, "a page of operations", api.page::<OperationHit>())
             .errors(&[400, 503]),
     );
 
@@ -215,7 +217,8 @@ pub fn document() -> OpenApi {
             api.schema::<Id>(),
             "messages before this message id (newest last)",
         ))
-        .reply(200, "a page of messages", api.page::<Message>())
+        .param(snippets_param())
+        .reply(200, "a page of messages", api.page::<MessageInContext>())
         .errors(&[400, 503]),
     );
     api.env(
@@ -239,6 +242,7 @@ pub fn document() -> OpenApi {
             "keep these message types",
         ))
         .params(page_params.clone())
+        .param(snippets_param())
         .reply(
             200,
             "a page of messages with their operations",
@@ -291,6 +295,21 @@ pub fn document() -> OpenApi {
         .params(insight_filters)
         .param(query("interval", api.schema::<Interval>(), "bucket width, widened when the range would have more than 1,000 buckets (the answer's `interval_ms` is the width used; default: 30-100 buckets over the range). `from` defaults to 24h before `to`, `to` to now; an empty range has no buckets"))
         .reply(200, "the buckets", api.schema::<Insights>())
+        .errors(&[400, 503]));
+    let signal_params: Vec<_> = filters
+        .iter()
+        .filter(|p| ["from", "to"].contains(&p.name.as_str()))
+        .cloned()
+        .chain([query(
+            "integration",
+            name(),
+            "count only this integration's",
+        )])
+        .collect();
+    api.env(Get, "/signals", endpoint("signals", "The four signals (failed syncs, action errors, auth failures, failed incoming webhooks) over a range: count, previous equal period, a 12-point series and the top integrations. `from` defaults to 24h before `to`, `to` to now; an empty range counts nothing", search)
+        .scope(Scope::Read)
+        .params(signal_params)
+        .reply(200, "each signal's summary", api.schema::<Signals>())
         .errors(&[400, 503]));
 
     let st = "settings";
@@ -1101,6 +1120,19 @@ fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
             "full text: operations match by their own text fields or any of their messages",
         ),
     ]
+}
+
+/// `snippets`: with a `q`, each hit carries where the query matched it.
+fn snippets_param() -> utoipa::openapi::path::Parameter {
+    query(
+        "snippets",
+        ObjectBuilder::new()
+            .schema_type(Type::Boolean)
+            .default(Some(false.into()))
+            .into(),
+        "with `q`: give each hit a `snippet`, the matching text (at most 200 characters) with \
+         highlight ranges in characters; never markup",
+    )
 }
 
 fn page_params(cursor: RefOr<Schema>) -> Vec<utoipa::openapi::path::Parameter> {

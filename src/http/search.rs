@@ -17,10 +17,11 @@ use super::extract::{Auth, Path};
 use super::{blocking, json, page_limit, AppState, DataPage};
 use crate::config::ApiDuration;
 use crate::index::query::{self, TextQuery};
-use crate::index::{Bound, Filters, Hits, IndexError, Page, TypeFilter};
+use crate::index::{self, Bound, Filters, Hits, IndexError, Page, TypeFilter};
 use crate::model::{Id, Level, Message, MessageType, OpState, OpType, Operation, Timestamp};
 use crate::scope::Scope;
-use crate::store::{MessageRange, StoreError};
+use crate::snippet::{self, Snippet, SnippetSource};
+use crate::store::{MessageRange, ReadTx};
 
 impl From<IndexError> for ApiError {
     fn from(e: IndexError) -> ApiError {
@@ -40,7 +41,10 @@ impl From<IndexError> for ApiError {
 }
 
 /// The query string as (name, value) pairs; names outside `allowed` are a 400.
-fn pairs(query: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+pub(super) fn pairs(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, ApiError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .into_owned()
         .collect();
@@ -59,7 +63,7 @@ fn pairs(query: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>,
     Ok(pairs)
 }
 
-fn invalid(field: &str, message: String) -> ApiError {
+pub(super) fn invalid(field: &str, message: String) -> ApiError {
     ApiError::bad_request("invalid_query", format!("`{field}`: {message}")).with_field(field)
 }
 
@@ -72,7 +76,7 @@ fn parse_enum<T>(
     parse(value).ok_or_else(|| invalid(field, format!("`{value}` is not one of {allowed}")))
 }
 
-fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
+pub(super) fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
     Timestamp::parse(value).map_err(|e| invalid(field, e))
 }
 
@@ -100,7 +104,7 @@ fn parse_type(value: &str) -> Result<TypeFilter, ApiError> {
     })
 }
 
-fn check_value(field: &str, value: &str) -> Result<String, ApiError> {
+pub(super) fn check_value(field: &str, value: &str) -> Result<String, ApiError> {
     if value.is_empty() || value.chars().count() > 256 {
         return Err(invalid(field, "must be 1-256 characters".into()));
     }
@@ -117,6 +121,8 @@ struct Request {
     cursor: Option<String>,
     after: Option<Id>,
     before: Option<Id>,
+    /// `snippets=true`: each hit says where the query matched it.
+    snippets: bool,
     other: Vec<(String, String)>,
 }
 
@@ -163,6 +169,18 @@ impl Request {
                     )
                 }
                 "cursor" => r.cursor = Some(value),
+                "snippets" => {
+                    r.snippets = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(invalid(
+                                "snippets",
+                                format!("`{value}` is not true or false"),
+                            ))
+                        }
+                    }
+                }
                 "after" | "before" => {
                     let id = Id::parse(&value).ok_or_else(|| {
                         ApiError::bad_request(
@@ -241,6 +259,16 @@ fn with(extra: &[&'static str]) -> Vec<&'static str> {
     FILTERS.iter().chain(extra).copied().collect()
 }
 
+/// An operation found by `GET /operations`; with `snippets=true` and a `q`, where it matched.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OperationHit {
+    #[serde(flatten)]
+    operation: Operation,
+    /// Where the query matched: the operation's own text, or else its first matching message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snippet: Option<Snippet>,
+}
+
 pub async fn list_operations(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
@@ -248,32 +276,77 @@ pub async fn list_operations(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
-    let request = Request::parse(pairs(query.as_deref(), &with(&["limit", "cursor"]))?, "")?;
+    let request = Request::parse(
+        pairs(query.as_deref(), &with(&["limit", "cursor", "snippets"]))?,
+        "",
+    )?;
     let (scope, page) = request.newest_first_page(&state, "operations", &env)?;
     let st = state.clone();
-    let (hits, operations) = blocking(move || {
+    let (hits, data) = blocking(move || {
         let hits = st
             .index
             .operations(&env, &request.filters, request.q.as_ref(), page)?;
         let read = st.store.read()?;
-        let operations = hits
-            .ids
-            .iter()
-            .map(|(id, _)| read.operation(*id))
-            .filter_map(Result::transpose)
-            .collect::<Result<Vec<Operation>, StoreError>>()?;
-        Ok((hits, operations))
+        let mut data = Vec::with_capacity(hits.ids.len());
+        for (id, _) in &hits.ids {
+            let Some(operation) = read.operation(*id)? else {
+                continue;
+            };
+            let snippet = match (&request.q, request.snippets) {
+                (Some(q), true) => operation_snippet(&st, &read, q, &operation)?,
+                _ => None,
+            };
+            data.push(OperationHit { operation, snippet });
+        }
+        Ok((hits, data))
     })
     .await?;
     let next_cursor = next_cursor(&state, &scope, &hits, false);
     Ok(json(
         StatusCode::OK,
         &DataPage {
-            data: operations,
+            data,
             next_cursor,
             total: hits.total,
         },
     ))
+}
+
+/// Where `q` matched `op`: its own text when that matches, else its oldest matching message
+/// (one index lookup, limit 1, within the operation).
+fn operation_snippet(
+    state: &AppState,
+    read: &ReadTx,
+    q: &TextQuery,
+    op: &Operation,
+) -> Result<Option<Snippet>, ApiError> {
+    let own = index::operation_text(op);
+    if let Some(s) = snippet::snippet(q, &own, SnippetSource::Operation, None) {
+        return Ok(Some(s));
+    }
+    let within = Filters {
+        operation: Some(op.id),
+        ..Filters::default()
+    };
+    let first = Page {
+        limit: 1,
+        ascending: true,
+        bound: None,
+    };
+    let hits = state
+        .index
+        .messages(&op.environment, &within, Some(q), first)?;
+    let Some((message_id, _)) = hits.ids.first() else {
+        return Ok(None);
+    };
+    Ok(read
+        .message(op.id, *message_id)?
+        .and_then(|m| message_snippet(q, &m)))
+}
+
+fn message_snippet(q: &TextQuery, message: &Message) -> Option<Snippet> {
+    let text = index::message_text(message);
+    snippet::snippet(q, &text, SnippetSource::Message, Some(message.id))
 }
 
 fn next_cursor(state: &AppState, scope: &str, hits: &Hits, ascending: bool) -> Option<String> {
@@ -308,6 +381,9 @@ pub struct MessageHit {
     #[serde(flatten)]
     message: Message,
     operation: OperationSummary,
+    /// With `snippets=true` and a `q`: where the query matched this message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snippet: Option<Snippet>,
 }
 
 pub async fn search_messages(
@@ -320,7 +396,7 @@ pub async fn search_messages(
     let request = Request::parse(
         pairs(
             query.as_deref(),
-            &with(&["level", "message_type", "limit", "cursor"]),
+            &with(&["level", "message_type", "limit", "cursor", "snippets"]),
         )?,
         "message_type",
     )?;
@@ -337,7 +413,12 @@ pub async fn search_messages(
             else {
                 continue;
             };
+            let snippet = match (&request.q, request.snippets) {
+                (Some(q), true) => message_snippet(q, &message),
+                _ => None,
+            };
             data.push(MessageHit {
+                snippet,
                 message,
                 operation: OperationSummary {
                     id: op.id,
@@ -364,6 +445,15 @@ pub async fn search_messages(
     ))
 }
 
+/// A message of one operation; with `snippets=true` and a `q`, where the query matched it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MessageInContext {
+    #[serde(flatten)]
+    message: Message,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snippet: Option<Snippet>,
+}
+
 /// One operation's messages, oldest first. Without `q`/`level`/`type` they are read straight from
 /// the store (so even a just-written message shows); with them, through the index.
 pub async fn list_messages(
@@ -377,7 +467,9 @@ pub async fn list_messages(
     let mut request = Request::parse(
         pairs(
             query.as_deref(),
-            &["q", "level", "type", "limit", "cursor", "after", "before"],
+            &[
+                "q", "level", "type", "limit", "cursor", "after", "before", "snippets",
+            ],
         )?,
         "type",
     )?;
@@ -396,6 +488,7 @@ pub async fn list_messages(
     let filtered = request.q.is_some()
         || !request.filters.levels.is_empty()
         || !request.filters.message_types.is_empty();
+    let snippet_query = request.q.clone().filter(|_| request.snippets);
     let st = state.clone();
     let env_for_read = env.clone();
     let (operation, messages, more, total) = blocking(move || {
@@ -438,19 +531,32 @@ pub async fn list_messages(
     })
     .await?;
     drop(operation);
+    let data: Vec<MessageInContext> = messages
+        .into_iter()
+        .map(|message| MessageInContext {
+            snippet: snippet_query
+                .as_ref()
+                .and_then(|q| message_snippet(q, &message)),
+            message,
+        })
+        .collect();
     let next_cursor = match (more, backwards) {
         (false, _) => None,
-        (true, false) => messages
-            .last()
-            .map(|m| state.cursor_key.encode(&scope, Bound::After(m.id.0))),
-        (true, true) => messages
-            .first()
-            .map(|m| state.cursor_key.encode(&scope, Bound::Before(m.id.0))),
+        (true, false) => data.last().map(|m| {
+            state
+                .cursor_key
+                .encode(&scope, Bound::After(m.message.id.0))
+        }),
+        (true, true) => data.first().map(|m| {
+            state
+                .cursor_key
+                .encode(&scope, Bound::Before(m.message.id.0))
+        }),
     };
     Ok(json(
         StatusCode::OK,
         &DataPage {
-            data: messages,
+            data,
             next_cursor,
             total,
         },
@@ -542,7 +648,7 @@ const MAX_BUCKETS: i64 = 1_000;
 /// An insights bucket width the client asks for: 1s to 366d.
 pub type Interval = ApiDuration<1_000, 31_622_400_000>;
 
-/// Operations created in one time bucket, by state.
+/// Operations started in one time bucket (created, for those with no start), by state.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     start: Timestamp,
@@ -606,6 +712,9 @@ pub async fn insights(
     let buckets = span.unsigned_abs().div_ceil(interval_ms.unsigned_abs());
     request.filters.from = Some(from);
     request.filters.to = Some(to);
+    // Bucketed by when operations happened: history sent (or imported) later lands where it
+    // belongs, not in the last bucket.
+    request.filters.by_start = true;
     let st = state.clone();
     let filters = request.filters.clone();
     let counts = blocking(move || {

@@ -618,8 +618,10 @@ impl SegmentCollector for ValueCountsSegment {
     }
 }
 
-/// Counts per time bucket and state code, for hits created in `[from, from + interval * buckets)`.
+/// Counts per time bucket and state code, for hits whose `time_field` (`created`, `started`) is
+/// in `[from, from + interval * buckets)`.
 pub struct StateBuckets {
+    pub time_field: &'static str,
     pub from: i64,
     pub interval: i64,
     pub buckets: usize,
@@ -644,7 +646,7 @@ impl Collector for StateBuckets {
     ) -> tantivy::Result<Self::Child> {
         let ff = segment.fast_fields();
         Ok(StateBucketsSegment {
-            created: FastColumn::new(ff.i64("created")?),
+            created: FastColumn::new(ff.i64(self.time_field)?),
             state: FastColumn::new(ff.u64("state_code")?),
             spec: (self.from, self.interval, self.buckets, self.states),
             counts: vec![0; self.buckets * self.states],

@@ -23,6 +23,7 @@ use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, ReloadPolicy};
 
 pub use collect::Bound;
+pub use schema::{message_text, operation_text};
 pub use search::{Filters, Hits, Page, TypeFilter};
 
 use crate::model::{Id, Message, Operation};

@@ -18,7 +18,8 @@ use crate::model::{Message, OpState, Operation};
 /// 2: no field norms, no per-message `doc_id` term (about 25 bytes less per message).
 /// 3: operation text in `op_text`, so a text clause alone says which kind a query wants;
 ///    `state_code` on every document (`NO_STATE` on messages), so it reads without an index.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: `started` on operation documents, so insights bucket by when operations happened.
+pub const SCHEMA_VERSION: u32 = 4;
 
 pub const KIND_OPERATION: u64 = 0;
 pub const KIND_MESSAGE: u64 = 1;
@@ -49,6 +50,9 @@ pub struct Fields {
     pub state_code: Field,
     /// Creation time in ms (of the operation, or of the message).
     pub created: Field,
+    /// When an operation started (its creation time when it has no start), in ms; only on
+    /// operation documents. Insights bucket by it.
+    pub started: Field,
     pub level: Field,
     pub message_type: Field,
     /// Message text. Only messages have it, so a query with a text clause needs no `kind` clause.
@@ -60,6 +64,7 @@ pub struct Fields {
 pub const INTEGRATION: &str = "integration";
 pub const CONNECTION_ID: &str = "connection_id";
 pub const SCRIPT: &str = "script";
+pub const STARTED: &str = "started";
 
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -95,7 +100,8 @@ pub fn build() -> (Schema, Fields) {
         script: b.add_text_field(SCRIPT, keyword_fast),
         state: b.add_text_field("state", keyword.clone()),
         state_code: b.add_u64_field("state_code", fast_u64),
-        created: b.add_i64_field("created", indexed_fast),
+        created: b.add_i64_field("created", indexed_fast.clone()),
+        started: b.add_i64_field(STARTED, indexed_fast),
         level: b.add_text_field("level", keyword.clone()),
         message_type: b.add_text_field("message_type", keyword.clone()),
         text: b.add_text_field("text", text.clone()),
@@ -168,6 +174,14 @@ pub fn operation_document(f: &Fields, ctx: &OpContext) -> TantivyDocument {
     doc.add_text(f.state, op.state.as_str());
     doc.add_u64(f.state_code, state_code(op.state));
     doc.add_i64(f.created, op.created_at.millis());
+    let started = op.started_at.unwrap_or(op.created_at);
+    doc.add_i64(f.started, started.millis());
+    doc.add_text(f.op_text, operation_text(op));
+    doc
+}
+
+/// The text an operation's own document is searched by (`op_text`); snippets are cut from it.
+pub fn operation_text(op: &Operation) -> String {
     let mut text = op.message.clone();
     if let Some(e) = &op.error {
         text.push('\n');
@@ -184,8 +198,7 @@ pub fn operation_document(f: &Fields, ctx: &OpContext) -> TantivyDocument {
         text.push('\n');
         text.push_str(value);
     }
-    doc.add_text(f.op_text, text);
-    doc
+    text
 }
 
 /// A message document; `ctx` is its operation's (for the fields that never change).
@@ -200,6 +213,12 @@ pub fn message_document(f: &Fields, message: &Message, ctx: &OpContext) -> Tanti
     doc.add_u64(f.state_code, NO_STATE);
     doc.add_text(f.level, message.level.as_str());
     doc.add_text(f.message_type, message.kind.as_str());
+    doc.add_text(f.text, message_text(message));
+    doc
+}
+
+/// The text a message is searched by (`text`); snippets are cut from it.
+pub fn message_text(message: &Message) -> String {
     let mut text = message.message.clone();
     if let Some(e) = &message.error {
         text.push('\n');
@@ -219,6 +238,5 @@ pub fn message_document(f: &Fields, message: &Message, ctx: &OpContext) -> Tanti
         text.push('\n');
         text.push_str(&r.status.to_string());
     }
-    doc.add_text(f.text, text);
-    doc
+    text
 }

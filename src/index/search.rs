@@ -44,6 +44,9 @@ pub struct Filters {
     pub to: Option<Timestamp>,
     /// Messages of this operation only.
     pub operation: Option<Id>,
+    /// `from`/`to` (and insight buckets) by when operations started, not when they were
+    /// recorded; operations only.
+    pub by_start: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,11 +124,16 @@ impl SearchIndex {
         if f.from.is_none() && f.to.is_none() {
             return;
         }
+        let field = if f.by_start {
+            self.fields.started
+        } else {
+            self.fields.created
+        };
         let lower = f.from.map_or(RangeBound::Unbounded, |t| {
-            RangeBound::Included(Term::from_field_i64(self.fields.created, t.millis()))
+            RangeBound::Included(Term::from_field_i64(field, t.millis()))
         });
         let upper = f.to.map_or(RangeBound::Unbounded, |t| {
-            RangeBound::Excluded(Term::from_field_i64(self.fields.created, t.millis()))
+            RangeBound::Excluded(Term::from_field_i64(field, t.millis()))
         });
         clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
     }
@@ -358,6 +366,11 @@ impl SearchIndex {
         let flat = searcher.search(
             &query,
             &StateBuckets {
+                time_field: if f.by_start {
+                    schema::STARTED
+                } else {
+                    "created"
+                },
                 from: from.millis(),
                 interval: interval_ms,
                 buckets,

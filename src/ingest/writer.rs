@@ -25,6 +25,7 @@ use ulid::Ulid;
 
 use super::input::{MessageDraft, NewOperation, OperationDraft, OperationPatch};
 use super::lifecycle::{self, Change, LifecycleError};
+use crate::alerts;
 use crate::config::DeadlinesConfig;
 use crate::index::{Fed, IndexShared};
 use crate::metrics::Metrics;
@@ -33,7 +34,9 @@ use crate::outbox::{
     events, policy, Attempt, Job, JobFamily, JobKind, OtlpLogsJob, OtlpSpanJob, Wake, WebhookJob,
     OTLP_LOGS_FORMAT_V1, OTLP_SPAN_FORMAT_V1,
 };
-use crate::settings::{self, EnvSettings, OtelSettings, Settings, SettingsError, SettingsUpdate};
+use crate::settings::{
+    self, AlertSettings, EnvSettings, OtelSettings, Settings, SettingsError, SettingsUpdate,
+};
 use crate::store::{
     id_range, FeedEntry, IdempotencyRecord, OutboxDepth, Store, StoreError, WriteTx,
 };
@@ -106,6 +109,12 @@ pub enum Command {
         operations: Vec<Operation>,
         messages: Vec<Message>,
     },
+    /// Alert rules' counts (`alerts::evaluate`): fires and resolves rules that crossed their
+    /// threshold, queueing their events with the new state.
+    ObserveAlerts {
+        environment: String,
+        observations: Vec<alerts::Observation>,
+    },
 }
 
 /// What one import command added and skipped (already stored).
@@ -158,6 +167,7 @@ pub enum Outcome {
     /// The settings now in force (already installed in the registry).
     Settings(Box<EnvSettings>),
     Imported(Imported),
+    AlertsObserved,
 }
 
 /// What one retention command removed.
@@ -707,6 +717,8 @@ impl WriterThread {
                 let mut webhooks = tx.webhook_settings(&environment)?.unwrap_or_default();
                 let mut otel = tx.otel_settings(&environment)?.unwrap_or_default();
                 let mut ingress = tx.ingress_settings(&environment)?.unwrap_or_default();
+                let alerts_file = self.deps.settings.alerts_file(&environment).cloned();
+                let mut alerts = tx.alert_settings(&environment)?.unwrap_or_default();
                 match change {
                     SettingsChange::Update(update) => {
                         let update = *update;
@@ -726,6 +738,18 @@ impl WriterThread {
                                 self.deps.settings.destinations(),
                             )?;
                             tx.put_otel_settings(&environment, &otel)?;
+                        }
+                        if let Some(rules) = update.alerts {
+                            let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
+                            alerts = settings::apply_alerts_update(alerts_file.as_ref(), rules)?;
+                            // A rule taken away forgets whether it fired: added again, it
+                            // starts from not firing.
+                            for (key, _) in tx.alert_states(&environment)? {
+                                if !keys.contains(&key) {
+                                    tx.remove_alert_state(&environment, &key)?;
+                                }
+                            }
+                            tx.put_alert_settings(&environment, &alerts)?;
                         }
                     }
                     SettingsChange::RotateSecret { grace } => {
@@ -749,7 +773,9 @@ impl WriterThread {
                 tx.put_webhook_settings(&environment, &webhooks)?;
                 tx.put_ingress_settings(&environment, &ingress)?;
                 let otel = OtelSettings::new(&environment, otel_file.as_ref(), &otel);
-                let effective = settings::effective(&environment, &file, &webhooks, otel, &ingress);
+                let alerts = AlertSettings::new(&environment, alerts_file.as_ref(), &alerts);
+                let effective =
+                    settings::effective(&environment, &file, &webhooks, otel, &ingress, alerts);
                 self.settings_changed.push(effective.clone());
                 Ok(Outcome::Settings(Box::new(effective)))
             }
@@ -758,6 +784,17 @@ impl WriterThread {
                 operations,
                 messages,
             } => self.import(tx, touched, &environment, operations, messages),
+            Command::ObserveAlerts {
+                environment,
+                observations,
+            } => {
+                self.observe_alerts(tx, touched, &environment, observations)?;
+                self.deps
+                    .metrics
+                    .alert_evaluations
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(Outcome::AlertsObserved)
+            }
         }
     }
 
@@ -829,44 +866,126 @@ impl WriterThread {
             return Ok(());
         };
         let now = Timestamp::now();
+        let cause = DeliveryCause::of(after);
         for event in derived {
-            let urls = settings.webhooks.destinations(event.kind);
-            if urls.is_empty() {
+            let body = |event_id: &str| events::envelope(event_id, &event, after, now);
+            self.queue_deliveries(tx, touched, &settings, event.kind, body, &cause, now)?;
+        }
+        Ok(())
+    }
+
+    /// Queues one delivery of one event per URL subscribed to `kind`, each with the
+    /// `webhook:deliver` operation that logs it. `body` makes the envelope from the event id.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_deliveries(
+        &mut self,
+        tx: &mut WriteTx,
+        touched: &mut Touched,
+        settings: &EnvSettings,
+        kind: EventType,
+        body: impl FnOnce(&str) -> String,
+        cause: &DeliveryCause,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let urls = settings.webhooks.destinations(kind);
+        if urls.is_empty() {
+            return Ok(());
+        }
+        let event_id = format!("evt_{}", self.next_id());
+        let body = body(&event_id);
+        for url in urls {
+            let id = self.next_id();
+            let log = self.delivery_log(id, cause, kind, url, settings, now);
+            let job = Job {
+                id,
+                environment: settings.environment.clone(),
+                kind: JobKind::Webhook(WebhookJob {
+                    event_id: event_id.clone(),
+                    event: kind,
+                    url: url.to_owned(),
+                    body: body.clone(),
+                    // An alert has no operation: its delivery's own log stands for it.
+                    operation_id: cause.operation.unwrap_or(log.id),
+                    log_operation_id: log.id,
+                }),
+                status: DeliveryStatus::Pending,
+                created_at: now,
+                updated_at: now,
+                attempts: 0,
+                round_attempts: 0,
+                next_attempt_at: Some(first_attempt_at(settings, now)),
+                last_error: None,
+                round_started_at: now,
+            };
+            tx.put_job(&job, None)?;
+            touched.insert_new(log);
+            self.deps
+                .metrics
+                .deliveries_queued
+                .fetch_add(1, Ordering::Relaxed);
+            self.outbox_queued = true;
+        }
+        Ok(())
+    }
+
+    /// Records each rule's new count against its stored state and, where it crossed its
+    /// threshold, the new state and the `alert.*` deliveries, in this one commit. Counts of
+    /// rules no longer configured are ignored, and their states removed.
+    fn observe_alerts(
+        &mut self,
+        tx: &mut WriteTx,
+        touched: &mut Touched,
+        environment: &str,
+        observations: Vec<alerts::Observation>,
+    ) -> Result<(), StoreError> {
+        let Some(settings) = self.deps.settings.get(environment) else {
+            return Ok(());
+        };
+        let rules = &settings.alerts.rules;
+        let stored: BTreeMap<String, alerts::AlertState> =
+            tx.alert_states(environment)?.into_iter().collect();
+        for key in stored.keys() {
+            if !rules.iter().any(|r| r.key() == *key) {
+                tx.remove_alert_state(environment, key)?;
+            }
+        }
+        let now = Timestamp::now();
+        for observed in observations {
+            if !rules.contains(&observed.rule) {
+                continue; // changed since it was counted; the next evaluation counts it anew
+            }
+            let key = observed.rule.key();
+            let firing = stored.get(&key).is_some_and(|s| s.firing);
+            let Some(change) = alerts::transition(firing, observed.count, observed.rule.above)
+            else {
                 continue;
-            }
-            let event_id = format!("evt_{}", self.next_id());
-            let body = events::envelope(&event_id, &event, after, now);
-            for url in urls {
-                let id = self.next_id();
-                let log = self.delivery_log(id, after, event.kind, url, &settings, now);
-                let job = Job {
-                    id,
-                    environment: after.environment.clone(),
-                    kind: JobKind::Webhook(WebhookJob {
-                        event_id: event_id.clone(),
-                        event: event.kind,
-                        url: url.to_owned(),
-                        body: body.clone(),
-                        operation_id: after.id,
-                        log_operation_id: log.id,
-                    }),
-                    status: DeliveryStatus::Pending,
-                    created_at: now,
-                    updated_at: now,
-                    attempts: 0,
-                    round_attempts: 0,
-                    next_attempt_at: Some(first_attempt_at(&settings, now)),
-                    last_error: None,
-                    round_started_at: now,
-                };
-                tx.put_job(&job, None)?;
-                touched.insert_new(log);
-                self.deps
-                    .metrics
-                    .deliveries_queued
-                    .fetch_add(1, Ordering::Relaxed);
-                self.outbox_queued = true;
-            }
+            };
+            let state = alerts::AlertState {
+                firing: change == alerts::Transition::Triggered,
+                since: now,
+                count: observed.count,
+            };
+            tx.put_alert_state(environment, &key, &state)?;
+            self.deps
+                .metrics
+                .alert_transitions
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(environment, rule = %key, count = observed.count, above = observed.rule.above, ?change, "alert rule changed");
+            let kind = match change {
+                alerts::Transition::Triggered => EventType::AlertTriggered,
+                alerts::Transition::Resolved => EventType::AlertResolved,
+            };
+            let cause = DeliveryCause {
+                operation: None,
+                environment: environment.to_owned(),
+                integration: observed.rule.integration.clone(),
+                connection_id: None,
+                label: format!("alert {key}"),
+            };
+            let body = |event_id: &str| {
+                events::alert_envelope(event_id, kind, environment, &observed, now)
+            };
+            self.queue_deliveries(tx, touched, &settings, kind, body, &cause, now)?;
         }
         Ok(())
     }
@@ -973,7 +1092,7 @@ impl WriterThread {
     fn delivery_log(
         &mut self,
         delivery: Id,
-        cause: &Operation,
+        cause: &DeliveryCause,
         event: EventType,
         url: &str,
         settings: &EnvSettings,
@@ -1005,7 +1124,7 @@ impl WriterThread {
             meta: Some(Json::from_value(&serde_json::json!({
                 "delivery_id": delivery.to_string(),
                 "event": event,
-                "caused_by": cause.id.to_string(),
+                "caused_by": cause.label,
             }))),
             started_at: None,
             ended_at: None,
@@ -1243,6 +1362,7 @@ impl WriterThread {
             };
             if let (Some(cause), Some(settings)) = (cause, settings) {
                 let url = webhook.url.clone();
+                let cause = DeliveryCause::of(&cause);
                 let log = self.delivery_log(job.id, &cause, webhook.event, &url, &settings, now);
                 webhook.log_operation_id = log.id;
                 touched.insert_new(log);
@@ -1251,6 +1371,29 @@ impl WriterThread {
         tx.put_job(&job, Some(&stored))?;
         self.outbox_queued = true;
         Ok(job)
+    }
+}
+
+/// What caused a delivery: an operation's change, or an alert rule's.
+struct DeliveryCause {
+    /// The operation whose change it was; `None` for an alert.
+    operation: Option<Id>,
+    environment: String,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    /// `caused_by` in the delivery log's `meta`: the operation id, or `alert <rule key>`.
+    label: String,
+}
+
+impl DeliveryCause {
+    fn of(op: &Operation) -> DeliveryCause {
+        DeliveryCause {
+            operation: Some(op.id),
+            environment: op.environment.clone(),
+            integration: op.integration.clone(),
+            connection_id: op.connection_id.clone(),
+            label: op.id.to_string(),
+        }
     }
 }
 

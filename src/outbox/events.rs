@@ -8,6 +8,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::alerts::Observation;
 use crate::model::{EventType, Json, OpState, OpType, Operation, Timestamp};
 
 /// One event and its `data`.
@@ -108,7 +109,8 @@ struct Envelope<'a> {
     environment: &'a str,
     integration: Option<&'a str>,
     connection_id: Option<&'a str>,
-    operation_id: String,
+    /// `null` for events no operation caused (alerts).
+    operation_id: Option<String>,
     data: &'a Value,
 }
 
@@ -121,8 +123,46 @@ pub fn envelope(event_id: &str, event: &Event, operation: &Operation, now: Times
         environment: &operation.environment,
         integration: operation.integration.as_deref(),
         connection_id: operation.connection_id.as_deref(),
-        operation_id: operation.id.to_string(),
+        operation_id: Some(operation.id.to_string()),
         data: &event.data,
+    })
+    .expect("an envelope always serializes")
+}
+
+/// The compact JSON body of an `alert.triggered` / `alert.resolved` event (`kind`) for the rule
+/// count `observed`, with event id `event_id`: the standard envelope, no operation, and in `data`
+/// the rule, the count, the window and a link to the dashboard page listing what was counted.
+/// Every alert body is made here (one place to add another webhook format).
+pub fn alert_envelope(
+    event_id: &str,
+    kind: EventType,
+    environment: &str,
+    observed: &Observation,
+    now: Timestamp,
+) -> String {
+    let rule = &observed.rule;
+    let data = json!({
+        "rule": rule.key(),
+        "signal": rule.signal.as_str(),
+        "title": rule.signal.title(),
+        "integration": rule.integration,
+        "above": rule.above,
+        "count": observed.count,
+        "window": rule.window,
+        "from": observed.from,
+        "to": observed.to,
+        "firing": kind == EventType::AlertTriggered,
+        "dashboard_url": observed.link,
+    });
+    serde_json::to_string(&Envelope {
+        id: event_id,
+        kind: kind.as_str(),
+        timestamp: now,
+        environment,
+        integration: rule.integration.as_deref(),
+        connection_id: None,
+        operation_id: None,
+        data: &data,
     })
     .expect("an envelope always serializes")
 }
@@ -259,5 +299,39 @@ mod tests {
             "{body}"
         );
         assert!(!body.contains(": ") && !body.contains('\n'), "{body}");
+    }
+
+    #[test]
+    fn alert_envelope_names_the_rule_count_window_and_link() {
+        let observed = Observation {
+            rule: serde_json::from_str(
+                r#"{"signal":"sync_failures","integration":"github","above":2,"window":"15m"}"#,
+            )
+            .unwrap(),
+            count: 3,
+            from: Timestamp(0),
+            to: Timestamp(900_000),
+            link: "http://localhost:7400/?env=prod&page=signals".into(),
+        };
+        let body = alert_envelope(
+            "evt_1",
+            EventType::AlertTriggered,
+            "prod",
+            &observed,
+            Timestamp(900_000),
+        );
+        assert!(
+            body.starts_with(r#"{"id":"evt_1","type":"alert.triggered","timestamp":"1970-01-01T00:15:00.000Z","environment":"prod","integration":"github","connection_id":null,"operation_id":null,"data":{"#),
+            "{body}"
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["data"]["count"], 3);
+        assert_eq!(v["data"]["above"], 2);
+        assert_eq!(v["data"]["window"], "15m");
+        assert_eq!(v["data"]["signal"], "sync_failures");
+        assert_eq!(
+            v["data"]["dashboard_url"],
+            "http://localhost:7400/?env=prod&page=signals"
+        );
     }
 }

@@ -7,6 +7,7 @@
 use bincode::{Decode, Encode};
 
 use super::StoreError;
+use crate::alerts::{AlertState, StoredAlerts};
 use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
 use crate::outbox::{Attempt, Job, JobKind};
 use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
@@ -16,6 +17,9 @@ const V1: u8 = 1;
 /// `round_started_at` (the export retry cap); message records leave out their two ids (the
 /// record's key holds them).
 const V2: u8 = 2;
+/// Outbox jobs and webhook settings that name an `alert.*` event (a binary from before alerts
+/// cannot decode those variants, so it must refuse the record by its version).
+const V3: u8 = 3;
 
 fn encode<T: Encode>(value: &T) -> Vec<u8> {
     encode_as(V1, value)
@@ -302,14 +306,15 @@ pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecord, Stor
 }
 
 pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
-    encode_as(V2, job)
+    let names_alert = matches!(&job.kind, JobKind::Webhook(w) if w.event.is_alert());
+    encode_as(if names_alert { V3 } else { V2 }, job)
 }
 
 pub(crate) fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
     const WHAT: &str = "outbox job";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<JobV1>(WHAT, rest).map(Job::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (V2 | V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -397,11 +402,32 @@ impl From<AttemptV1> for Attempt {
 }
 
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
-    encode(settings)
+    let names_alert = settings.events.iter().flatten().any(|e| e.is_alert());
+    encode_as(if names_alert { V3 } else { V1 }, settings)
 }
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
-    decode("webhook settings", bytes)
+    const WHAT: &str = "webhook settings";
+    match split_version(WHAT, bytes)? {
+        (V1 | V3, rest) => decode_body(WHAT, rest),
+        (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+pub(crate) fn encode_alert_settings(settings: &StoredAlerts) -> Vec<u8> {
+    encode(settings)
+}
+
+pub(crate) fn decode_alert_settings(bytes: &[u8]) -> Result<StoredAlerts, StoreError> {
+    decode("alert settings", bytes)
+}
+
+pub(crate) fn encode_alert_state(state: &AlertState) -> Vec<u8> {
+    encode(state)
+}
+
+pub(crate) fn decode_alert_state(bytes: &[u8]) -> Result<AlertState, StoreError> {
+    decode("alert state", bytes)
 }
 
 pub(crate) fn encode_otel_settings(settings: &StoredOtel) -> Vec<u8> {
@@ -665,6 +691,48 @@ pub(crate) mod tests {
     /// a reader for these bytes and add a new version (bless as above for a new version only).
     /// `outbox_job_v1.bin` and `outbox_attempt_v1.bin` are frozen: both are written as version 2
     /// now.
+    #[test]
+    fn records_naming_an_alert_event_carry_a_newer_version() {
+        let mut job = sample_job();
+        let plain = encode_job(&job);
+        assert_eq!(
+            plain[0], V2,
+            "other jobs keep the version older binaries read"
+        );
+        if let JobKind::Webhook(w) = &mut job.kind {
+            w.event = EventType::AlertTriggered;
+        }
+        let alert = encode_job(&job);
+        assert_eq!(
+            alert[0], V3,
+            "a binary from before alerts refuses it by its version"
+        );
+        assert_eq!(decode_job(&alert).unwrap(), job);
+        let mut settings = sample_webhook_settings();
+        assert_eq!(encode_webhook_settings(&settings)[0], V1);
+        settings.events = Some(vec![EventType::SyncCompleted, EventType::AlertResolved]);
+        let bytes = encode_webhook_settings(&settings);
+        assert_eq!(bytes[0], V3);
+        assert_eq!(decode_webhook_settings(&bytes).unwrap(), settings);
+        let state = AlertState {
+            firing: true,
+            since: Timestamp(1),
+            count: 9,
+        };
+        assert_eq!(
+            decode_alert_state(&encode_alert_state(&state)).unwrap(),
+            state
+        );
+        let alerts = StoredAlerts::from_rules(&[serde_json::from_str(
+            r#"{"signal":"auth_failures","above":1,"window":"5m"}"#,
+        )
+        .unwrap()]);
+        assert_eq!(
+            decode_alert_settings(&encode_alert_settings(&alerts)).unwrap(),
+            alerts
+        );
+    }
+
     #[test]
     fn reads_outbox_and_settings_records_written_by_an_earlier_binary() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");

@@ -18,6 +18,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 pub use codec::{FeedEntry, IdempotencyRecord};
 use tables::*;
 
+use crate::alerts::{AlertState, StoredAlerts};
 use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
 use crate::outbox::{Attempt, Job, JobKind};
 use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
@@ -25,6 +26,7 @@ use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 const WEBHOOKS_SECTION: &str = "webhooks";
 const INGRESS_SECTION: &str = "ingress";
 const OTEL_SECTION: &str = "otel";
+const ALERTS_SECTION: &str = "alerts";
 
 /// The id range of jobs (or operations) created in `[from, to]`: ULIDs start with their
 /// creation time in ms, so a time window is a key range.
@@ -162,6 +164,7 @@ impl Store {
         tx.txn.open_table(OPEN_OPERATIONS)?;
         tx.txn.open_table(IDEMPOTENCY)?;
         tx.txn.open_table(SETTINGS)?;
+        tx.txn.open_table(ALERT_STATES)?;
         tx.txn.open_table(OUTBOX)?;
         tx.txn.open_table(OUTBOX_DUE)?;
         tx.txn.open_table(OUTBOX_ATTEMPTS)?;
@@ -388,6 +391,7 @@ impl ReadTx {
             + copy_table(&self.txn, &write, OPEN_OPERATIONS)?
             + copy_table(&self.txn, &write, IDEMPOTENCY)?
             + copy_table(&self.txn, &write, SETTINGS)?
+            + copy_table(&self.txn, &write, ALERT_STATES)?
             + copy_table(&self.txn, &write, OUTBOX)?
             + copy_table(&self.txn, &write, OUTBOX_DUE)?
             + copy_table(&self.txn, &write, OUTBOX_ATTEMPTS)?
@@ -947,6 +951,61 @@ impl WriteTx {
             (environment, OTEL_SECTION),
             codec::encode_otel_settings(settings).as_slice(),
         )?;
+        Ok(())
+    }
+
+    pub fn alert_settings(&self, environment: &str) -> Result<Option<StoredAlerts>, StoreError> {
+        let table = self.txn.open_table(SETTINGS)?;
+        let value = table.get((environment, ALERTS_SECTION))?;
+        value
+            .map(|v| codec::decode_alert_settings(v.value()))
+            .transpose()
+    }
+
+    pub fn put_alert_settings(
+        &mut self,
+        environment: &str,
+        settings: &StoredAlerts,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(SETTINGS)?.insert(
+            (environment, ALERTS_SECTION),
+            codec::encode_alert_settings(settings).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// Every stored alert state of `environment`, by rule key.
+    pub fn alert_states(&self, environment: &str) -> Result<Vec<(String, AlertState)>, StoreError> {
+        let table = self.txn.open_table(ALERT_STATES)?;
+        let mut states = Vec::new();
+        for row in table.range((environment, "")..)? {
+            let (key, value) = row?;
+            let (env, rule) = key.value();
+            if env != environment {
+                break;
+            }
+            states.push((rule.to_owned(), codec::decode_alert_state(value.value())?));
+        }
+        Ok(states)
+    }
+
+    pub fn put_alert_state(
+        &mut self,
+        environment: &str,
+        rule: &str,
+        state: &AlertState,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(ALERT_STATES)?.insert(
+            (environment, rule),
+            codec::encode_alert_state(state).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_alert_state(&mut self, environment: &str, rule: &str) -> Result<(), StoreError> {
+        self.txn
+            .open_table(ALERT_STATES)?
+            .remove((environment, rule))?;
         Ok(())
     }
 

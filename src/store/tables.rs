@@ -32,9 +32,16 @@ pub(crate) const OPEN_OPERATIONS: TableDefinition<(i64, u128), ()> =
 pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 
 /// (environment, section) → encoded settings section: `webhooks` (`settings::StoredWebhooks`),
-/// `ingress` (`settings::StoredIngress`), `otel` (`settings::StoredOtel`). A new section is a new
+/// `ingress` (`settings::StoredIngress`), `otel` (`settings::StoredOtel`), `alerts`
+/// (`alerts::StoredAlerts`). A new section is a new
 /// row, so adding one changes no existing record.
 pub(crate) const SETTINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("settings");
+
+/// (environment, alert rule key) → encoded `alerts::AlertState`: whether the rule is firing.
+/// Written in the same transaction as the `alert.*` deliveries a change queues, so a restart
+/// never fires a rule twice.
+pub(crate) const ALERT_STATES: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("alert_states");
 
 /// Job id → encoded `outbox::Job`: every delivery (and later every export), in creation order.
 /// Written in the same transaction as the operation change that caused it.

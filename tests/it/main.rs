@@ -12,6 +12,7 @@ mod collector;
 mod contract;
 mod crash_matrix;
 mod dashboard;
+mod dashboard_why;
 mod disk_full;
 mod format_fixture;
 mod least_privilege;

@@ -491,6 +491,20 @@ fn openapi_real_answers_match_the_document() {
         (r.status == 200 && r.body["total"] == 1).then_some(r)
     });
     c.expect(200, "GET", &search, hits);
+    let with_snippets = c.expect(
+        200,
+        "GET",
+        &search,
+        d.get(
+            &format!("{prod}/messages?q=rate%20limited&snippets=true"),
+            PROD_KEY,
+        ),
+    );
+    assert!(
+        with_snippets.body["data"][0]["snippet"]["highlights"].is_array(),
+        "{}",
+        with_snippets.text
+    );
     c.expect(200, "GET", &search, d.get(&format!("{prod}/messages?level=warn&level=error&message_type=http&integration=github&limit=1"), PROD_KEY));
     c.expect(
         400,
@@ -518,6 +532,27 @@ fn openapi_real_answers_match_the_document() {
             PROD_KEY,
         ),
     );
+    let op_snippets = c.expect(
+        200,
+        "GET",
+        &ops,
+        d.get(
+            &format!("{prod}/operations?q=rate%20limited&snippets=true"),
+            PROD_KEY,
+        ),
+    );
+    assert!(
+        op_snippets.body["data"][0]["snippet"]["text"].is_string(),
+        "{}",
+        op_snippets.text
+    );
+    let in_context = c.expect(
+        200,
+        "GET",
+        &msgs,
+        d.get(&with_query(&posted, "q=rate&snippets=true"), PROD_KEY),
+    );
+    assert_eq!(in_context.status, 200, "{}", in_context.text);
     let listed = c.expect(
         200,
         "GET",
@@ -559,6 +594,19 @@ fn openapi_real_answers_match_the_document() {
         "GET",
         &insights,
         d.get(&format!("{prod}/insights?interval=1ms"), PROD_KEY),
+    );
+    let signals = format!("{ENV}/signals");
+    c.expect(
+        200,
+        "GET",
+        &signals,
+        d.get(&format!("{prod}/signals?integration=github"), PROD_KEY),
+    );
+    c.expect(
+        400,
+        "GET",
+        &signals,
+        d.get(&format!("{prod}/signals?from=yesterday"), PROD_KEY),
     );
 
     // Ending the sync queues sync.completed and sync.records; a terminal state is final.

@@ -62,7 +62,11 @@ impl Daemon {
     }
 
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        Daemon::start_in(tempfile::tempdir().unwrap(), adjust)
+    }
+
+    /// Starts on the data dir `dir` (one `stop` returned, to restart on what was written).
+    pub fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Daemon {
         let mut config = test_config(dir.path());
         adjust(&mut config);
         config.validate().expect("test config is valid");

@@ -264,7 +264,7 @@ test('log in, filter, search, open an operation, live updates, insights, signals
     assert.equal(await count('auth_failures'), '1');
     assert.equal(await count('webhook_failures'), '1');
     await shot('signals');
-    await page.click('[data-signal=action_errors]');
+    await page.click('[data-signal=action_errors] .signal-main');
     await eventually(async () => (await page.locator('.signal-list').innerText()).includes('salesforce.example/contacts'), 10000, 'action errors');
   });
 
@@ -338,7 +338,7 @@ test('settings: edit, reveal and rotate; deliveries: list, filter, retry, replay
     assert.equal(await page.inputValue('#webhooks-url'), hookUrl);
     assert.equal(await page.inputValue('#webhooks-retry-schedule'), '0s');
     const checked = await page.locator('input[name=event]:checked').evaluateAll((els) => els.map((e) => e.value));
-    assert.deepEqual(checked, ['sync.completed', 'sync.records', 'auth.failed']);
+    assert.deepEqual(checked, ['sync.completed', 'sync.records', 'auth.failed', 'alert.triggered', 'alert.resolved']);
     const saved = await api('GET', '/settings');
     assert.equal(saved.webhooks.url, hookUrl);
     assert.deepEqual(saved.webhooks.retry_schedule, ['0s']);
@@ -501,6 +501,151 @@ test('settings: edit, reveal and rotate; deliveries: list, filter, retry, replay
     await eventually(async () => received.length === 3, 15000, 'replayed delivery received');
     assert.equal(received[2].body.type, 'sync.completed');
     assert.equal(received[2].body.id, received[0].body.id, 'the same event, sent again');
+  });
+
+  assert.deepEqual(pageErrors, [], 'no console errors');
+});
+
+test('why: matches in context, signal trends, an alert rule in Settings, insights labels', async (t) => {
+  const text = (sel) => page.locator(sel).textContent();
+
+  await t.test('log in again', async () => {
+    await page.goto(base);
+    await page.locator('#login-token:visible, #shell:visible').first().waitFor();
+    if (await page.locator('#login-token').isVisible()) {
+      await page.fill('#login-token', ADMIN);
+      await page.press('#login-token', 'Enter');
+    }
+    await page.locator('#shell').waitFor();
+  });
+
+  await t.test('a search shows where each row matched, terms marked, as text', async () => {
+    await page.goto(`${base}/?env=prod&q=validation`);
+    await waitCount(1);
+    const under = page.locator(`#operations tr.snippet-row[data-for="${ids.sync}"]`);
+    await under.waitFor();
+    assert.match(await under.innerText(), /Matched in a message: record 17 failed validation: missing title/);
+    assert.deepEqual(await under.locator('mark').allTextContents(), ['validation']);
+    await shot('logs-snippets');
+
+    // Markup in a record is shown as the characters it is.
+    await page.fill('#search', 'unparseable');
+    const xss = page.locator(`#operations tr.snippet-row[data-for="${ids.webhook}"]`);
+    await xss.waitFor();
+    assert.match(await xss.innerText(), /<img src=x onerror=alert\(1\)> payload unparseable/);
+    assert.deepEqual(await xss.locator('mark').allTextContents(), ['unparseable']);
+    assert.equal(await page.locator('#operations img').count(), 0);
+  });
+
+  await t.test('the drawer opens at the first matching message, matches marked', async () => {
+    // Enough messages before the match that it starts out of view.
+    const id = await startOp({ type: 'sync', integration: 'github', connection_id: 'deep', script: 'long' });
+    const filler = Array.from({ length: 150 }, (_, i) => ({ message: `page ${i} fetched` }));
+    await api('POST', `/operations/${id}/messages`, filler);
+    await api('POST', `/operations/${id}/messages`, { level: 'error', message: 'quota exhausted for <b>tenant</b> deep' });
+    const q = encodeURIComponent('"quota exhausted"');
+    await eventually(async () => (await api('GET', `/operations?q=${q}`)).total === 1, 10000, 'indexed');
+    await page.goto(`${base}/?env=prod&q=${q}`);
+    const under = page.locator(`#operations tr.snippet-row[data-for="${id}"]`);
+    await under.waitFor();
+    await under.click();
+    assert.ok(new URL(page.url()).searchParams.get('at'), 'the message is in the URL');
+    const current = page.locator('#messages li.current');
+    await eventually(async () => (await current.count()) === 1, 10000, 'first match found past the first page');
+    assert.match(await current.innerText(), /quota exhausted for <b>tenant<\/b> deep/);
+    assert.deepEqual(await current.locator('mark').allTextContents(), ['quota exhausted']);
+    const visible = await current.evaluate((li) => {
+      const r = li.getBoundingClientRect();
+      const d = document.getElementById('drawer').getBoundingClientRect();
+      return r.top >= d.top && r.bottom <= d.bottom && r.top >= 0 && r.bottom <= window.innerHeight;
+    });
+    assert.ok(visible, 'scrolled into view');
+    assert.equal(await page.locator('#messages li.match').count(), 1);
+    await shot('drawer-match');
+  });
+
+  await t.test('signals show the trend, a chart and the integrations behind them', async () => {
+    await page.goto(`${base}/?env=prod&page=signals`);
+    const card = page.locator('[data-signal=sync_failures]');
+    await eventually(async () => (await card.locator('.signal-count').textContent()) === '1', 10000, 'sync signal');
+    // Everything was recorded just now: the previous 24 h had none.
+    assert.equal(await card.locator('.signal-change').textContent(), '▲ +1 vs previous period');
+    assert.equal(await card.locator('.signal-change').getAttribute('data-trend'), 'up');
+    assert.equal(await card.locator('svg.sparkline rect').count(), 12);
+    assert.equal(await card.locator('svg.sparkline rect:not(.zero)').count(), 1);
+    assert.deepEqual(await card.locator('.signal-top li').allInnerTexts(), ['github 1']);
+    const auth = page.locator('[data-signal=auth_failures]');
+    assert.equal(await auth.locator('.signal-change').textContent(), '▲ +1 vs previous period');
+    await shot('signals-trends');
+    await card.locator('.signal-top a[data-integration=github]').click();
+    await eventually(async () => (await page.locator('.signal-list').innerText()).includes('sync:run'), 10000, 'listed');
+    const url = new URL(page.url());
+    assert.equal(url.searchParams.get('signal'), 'sync_failures');
+    assert.equal(url.searchParams.get('integration'), 'github');
+    assert.match(await text('#signal-integration'), /integration: github/);
+  });
+
+  await t.test('an alert rule edited in Settings: refused with its reason, then saved', async () => {
+    await page.goto(`${base}/?env=prod&page=settings`);
+    await page.locator('#alerts-form').waitFor();
+    assert.equal(await page.locator('#alerts-form .alert-rule').count(), 0);
+    await page.click('#alerts-add');
+    const rule = page.locator('#alerts-form .alert-rule').first();
+    await rule.locator('select[name=signal]').selectOption('sync_failures');
+    await rule.locator('input[name=integration]').fill('github');
+    await rule.locator('input[name=above]').fill('3');
+    await rule.locator('input[name=window]').fill('30s');
+    await page.click('#alerts-save');
+    await eventually(async () => (await rule.locator('.field-error').textContent()).includes('out of range'), 10000, 'refused window');
+    expectErrors(/http 400 PUT|status of 400/);
+    assert.deepEqual((await api('GET', '/settings')).alerts.rules, [], 'nothing saved');
+    await rule.locator('input[name=window]').fill('15m');
+    await page.click('#alerts-save');
+    await eventually(async () => (await text('#alerts-status')).startsWith('Saved'), 10000, 'saved');
+    assert.deepEqual((await api('GET', '/settings')).alerts.rules,
+      [{ signal: 'sync_failures', integration: 'github', above: 3, window: '15m' }]);
+    await page.reload();
+    const saved = page.locator('#alerts-form .alert-rule').first();
+    await saved.waitFor();
+    assert.equal(await saved.locator('select[name=signal]').inputValue(), 'sync_failures');
+    assert.equal(await saved.locator('input[name=integration]').inputValue(), 'github');
+    assert.equal(await saved.locator('input[name=window]').inputValue(), '15m');
+    await saved.scrollIntoViewIfNeeded();
+    await shot('settings-alerts');
+    await saved.locator('button.remove').click();
+    await page.click('#alerts-save');
+    await eventually(async () => (await api('GET', '/settings')).alerts.rules.length === 0, 10000, 'removed');
+  });
+
+  await t.test('insights bucket by start and show every y-axis label whole', async () => {
+    // 1,100 auth operations sent now that all started 30 minutes ago: one bar of 1,100.
+    const started = new Date(Date.now() - 30 * 60 * 1000).toISOString();
+    for (let i = 0; i < 1100; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, k) => api('POST', '/operations',
+        { type: 'auth', action: 'refresh', integration: `bulk-${(i + k) % 7}`, state: 'success', started_at: started, ended_at: started })));
+    }
+    await eventually(async () => (await api('GET', '/operations?type=auth&limit=1')).total === 1101, 15000, 'indexed');
+    await page.goto(`${base}/?env=prod&page=insights&range=1h`);
+    const figure = page.locator('figure[data-type=auth]');
+    await eventually(async () => (await figure.locator('figcaption').textContent()).includes('1,101 operations'), 15000, 'auth chart');
+    await figure.locator('canvas').waitFor();
+    const axis = await figure.locator('.plot').evaluate((el) => {
+      const u = el._uplot;
+      const y = u.axes[1];
+      u.ctx.font = y.font[0];
+      const labels = y._values || [];
+      const widest = Math.max(...labels.map((l) => u.ctx.measureText(l).width)) / devicePixelRatio;
+      const peak = Math.max(...u.data[1].map((v) => v || 0));
+      const busiest = u.data[1].findIndex((v) => v === peak);
+      return { labels, widest, size: y._size, tick: y.ticks.size, gap: y.gap, peak, at: u.data[0][busiest], from: u.data[0][0] };
+    });
+    assert.ok(axis.labels.includes('1,000'), `labels ${axis.labels}`);
+    assert.ok(axis.widest + axis.tick + axis.gap <= axis.size, `"1,000" fits: ${JSON.stringify(axis)}`);
+    assert.equal(axis.peak, 1100, 'one bucket holds them all');
+    const minutesIn = (axis.at * 1000 - Date.parse(started)) / 60000;
+    assert.ok(minutesIn <= 0 && minutesIn > -1, `the bar is where they started, not where they were sent: ${minutesIn}`);
+    await figure.scrollIntoViewIfNeeded();
+    await shot('insights-labels');
   });
 
   assert.deepEqual(pageErrors, [], 'no console errors');

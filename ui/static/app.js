@@ -11,7 +11,7 @@ import { renderSettings } from './settings.js';
 import { renderDeliveries } from './deliveries.js';
 
 const PAGES = { logs: renderLogs, insights: renderInsights, signals: renderSignals, deliveries: renderDeliveries, settings: renderSettings };
-const DRAWER_KEYS = ['op', 'mq', 'mlevel'];
+const DRAWER_KEYS = ['op', 'mq', 'mlevel', 'at'];
 // What a page shows beside itself (the drawer, a delivery's detail): changing it keeps the page.
 const DETAIL_KEYS = [...DRAWER_KEYS, 'delivery'];
 const $ = (id) => document.getElementById(id);

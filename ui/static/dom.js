@@ -42,6 +42,24 @@ export function fmtDuration(ms) {
   return `${(ms / 3600000).toFixed(1)} h`;
 }
 
+/**
+ * A snippet (`{text, highlights: [[start, end], ...]}`, offsets in characters) as text with the
+ * matched terms in <mark>: every piece goes in as a text node, never as markup.
+ */
+export function marked(snippet, attrs = {}) {
+  const chars = Array.from(snippet.text);
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of snippet.highlights) {
+    if (start > at) parts.push(chars.slice(at, start).join(''));
+    parts.push(h('mark', {}, chars.slice(start, end).join('')));
+    at = end;
+  }
+  if (at < chars.length) parts.push(chars.slice(at).join(''));
+  return h('span', { class: 'snippet', ...attrs },
+    snippet.truncated_start ? '…' : null, parts, snippet.truncated_end ? '…' : null);
+}
+
 export function badge(kind, text) {
   return h('span', { class: `badge ${kind}-${text}` }, text);
 }

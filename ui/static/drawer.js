@@ -1,12 +1,14 @@
 // The operation drawer: what an operation is, its payload, and its messages (searchable,
 // filterable by level), tailed live while the operation runs.
-import { h, clear, fmtTime, fmtDuration, badge, pretty, debounce, copyButton } from './dom.js';
+import { h, clear, fmtTime, fmtDuration, badge, pretty, debounce, copyButton, marked } from './dom.js';
 import { envGet } from './api.js';
 import { navigate } from './filters.js';
 
 const TAIL_EVERY_MS = 1500;
 const ACTIVE = new Set(['running', 'waiting']);
 const LEVELS = ['debug', 'info', 'warn', 'error'];
+// Pages read while looking for the first matching message (100 messages each).
+const MAX_SEEK_PAGES = 20;
 
 export function renderDrawer(drawer, env, id, p, onChange) {
   let disposed = false;
@@ -17,7 +19,10 @@ export function renderDrawer(drawer, env, id, p, onChange) {
   const mq = p.get('mq') || '';
   const mlevels = p.getAll('mlevel');
   const filtered = Boolean(mq || mlevels.length);
-  const close = () => navigate((q) => { q.delete('op'); q.delete('mq'); q.delete('mlevel'); });
+  // The Logs search that led here: its matches are marked, and the first one is scrolled to.
+  const searched = p.get('q')?.trim() || '';
+  const matches = new Map(); // message id -> snippet
+  const close = () => navigate((q) => { q.delete('op'); q.delete('mq'); q.delete('mlevel'); q.delete('at'); });
   const head = h('div', { class: 'drawer-head' });
   const facts = h('dl', { class: 'facts' });
   const payload = h('div', { class: 'payload' });
@@ -75,8 +80,29 @@ export function renderDrawer(drawer, env, id, p, onChange) {
     const body = detailParts.length
       ? h('details', { class: 'msg' }, h('summary', {}, line), ...detailParts.map((k) => h('div', { class: 'detail' }, h('h4', {}, k), pretty(m[k]))))
       : h('div', { class: 'msg' }, line);
-    return h('li', { dataset: { id: m.id, level: m.level } }, body);
+    const match = matches.get(m.id);
+    return h('li', { class: match ? 'match' : null, dataset: { id: m.id, level: m.level } }, body,
+      match ? marked(match, { class: 'snippet msg-snippet' }) : null);
   };
+
+  /** Marks the messages matching the Logs search and scrolls to the first (or to `at`). */
+  async function showMatches() {
+    const page = await envGet(env, `/operations/${id}/messages`, [['q', searched], ['snippets', 'true'], ['limit', '100']]);
+    if (disposed) return;
+    for (const m of page.data) if (m.snippet) matches.set(m.id, m.snippet);
+    for (const li of list.querySelectorAll('li[data-id]')) {
+      const match = matches.get(li.dataset.id);
+      if (match && !li.classList.contains('match')) { li.classList.add('match'); li.append(marked(match, { class: 'snippet msg-snippet' })); }
+    }
+    const target = p.get('at') || page.data[0]?.id;
+    if (!target) return;
+    const find = () => list.querySelector(`li[data-id="${CSS.escape(target)}"]`);
+    for (let i = 0; i < MAX_SEEK_PAGES && !find() && cursor && !disposed; i++) await loadMessages();
+    const li = find();
+    if (!li) return;
+    li.classList.add('current');
+    li.scrollIntoView({ block: 'center' });
+  }
 
   async function loadMessages() {
     const q = [['limit', '100']];
@@ -120,6 +146,7 @@ export function renderDrawer(drawer, env, id, p, onChange) {
     try {
       showOp(await envGet(env, `/operations/${id}`));
       await loadMessages();
+      if (searched && !filtered && !disposed) await showMatches();
       if (ACTIVE.has(op.state) && !disposed) timer = setInterval(tail, TAIL_EVERY_MS);
     } catch (e) { errorBox.textContent = e.message; }
   })();

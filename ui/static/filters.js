@@ -7,7 +7,8 @@ export const DEFAULT_RANGE = '24h';
 export const OP_FILTERS = ['type', 'state', 'integration', 'connection_id', 'script'];
 export const STATES = ['success', 'failed', 'running', 'waiting', 'timeout', 'cancelled'];
 /** What webhooks notify of, in the server's order. */
-export const EVENTS = ['sync.completed', 'sync.records', 'auth.created', 'auth.failed', 'webhook.received'];
+export const EVENTS = ['sync.completed', 'sync.records', 'auth.created', 'auth.failed', 'webhook.received',
+  'alert.triggered', 'alert.resolved'];
 export const TYPES = ['sync', 'sync:run', 'action', 'action:run', 'webhook', 'webhook:incoming', 'auth',
   'auth:create_connection', 'auth:refresh', 'proxy', 'proxy:call', 'deploy', 'admin', 'events', 'function'];
 

@@ -1,4 +1,5 @@
-// Insights: operations per time bucket for each type, stacked by state (uPlot bars). Clicking a
+// Insights: operations per time bucket (by when they started) for each type, stacked by state
+// (uPlot bars). Clicking a
 // bar opens the Logs tab filtered to that type and bucket.
 import { h, clear } from './dom.js';
 import { envGet } from './api.js';
@@ -34,6 +35,23 @@ export function renderInsights(main, env, p) {
   return { dispose() { disposed = true; window.removeEventListener('resize', onResize); charts.forEach((u) => u.destroy()); } };
 }
 
+/**
+ * A y axis as wide as its longest label ("1,000" and "100,000" included) plus the tick and the
+ * gap, so no label is cut at the chart's left edge.
+ */
+export function fitLabels(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  // After two layout passes, keep the width (labels depend on it, it must settle).
+  if (cycleNum > 1) return axis._size;
+  let size = axis.ticks.size + axis.gap;
+  const longest = (values || []).reduce((a, v) => (String(v).length > a.length ? String(v) : a), '');
+  if (longest) {
+    u.ctx.font = axis.font[0];
+    size += u.ctx.measureText(longest).width / devicePixelRatio;
+  }
+  return Math.ceil(size) + 2;
+}
+
 function draw(el, type, res) {
   const xs = res.buckets.map((b) => Date.parse(b.start) / 1000);
   // Cumulative sums: series k is drawn from 0 to the sum of states 0..k, the tallest first.
@@ -53,7 +71,7 @@ function draw(el, type, res) {
     width: el.clientWidth || 400, height: 160, series, legend: { show: false },
     cursor: { drag: { x: false, y: false }, points: { show: false } },
     scales: { x: { time: true, range: (u, min, max) => [xs[0], xs[xs.length - 1] + res.interval_ms / 1000] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
-    axes: [{}, { size: 40, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000, 1e5, 1e6] }],
+    axes: [{}, { size: fitLabels, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000, 1e5, 1e6] }],
   }, data, el);
   el._uplot = u; // lets the browser tests find a bar's position
   el.dataset.buckets = String(xs.length);

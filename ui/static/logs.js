@@ -1,6 +1,6 @@
 // The Logs tab: operations newest first under the filters in the URL, a page at a time, with a
 // live mode that adds new operations and updates running ones without moving the reader.
-import { h, clear, fmtTime, fmtDuration, badge, debounce } from './dom.js';
+import { h, clear, fmtTime, fmtDuration, badge, debounce, marked } from './dom.js';
 import { envGet } from './api.js';
 import { navigate, OP_FILTERS, opQuery, rangeControl, picker, STATES, TYPES, timeRange } from './filters.js';
 
@@ -63,7 +63,12 @@ export function renderLogs(main, env, p) {
       tbody),
     more);
 
-  const open = (id) => navigate((q) => { q.set('op', id); q.delete('mq'); q.delete('mlevel'); });
+  const searching = Boolean(p.get('q')?.trim());
+  // `at`: the message the drawer scrolls to (the one a snippet came from).
+  const open = (id, at) => navigate((q) => {
+    q.set('op', id); q.delete('mq'); q.delete('mlevel');
+    if (at) q.set('at', at); else q.delete('at');
+  });
   const cells = (op) => [
     h('td', { class: 'time' }, fmtTime(op.created_at)),
     h('td', { class: 'num' }, ACTIVE.has(op.state) ? '…' : fmtDuration(op.duration_ms)),
@@ -73,14 +78,21 @@ export function renderLogs(main, env, p) {
     h('td', {}, op.script || ''),
     h('td', {}, op.connection_id || ''),
   ];
+  /** The operation's row and, when the search matched it, the matching text under it. */
   const row = (op) => {
+    const at = op.snippet?.message_id;
     const tr = h('tr', {
       tabindex: '0', dataset: { id: op.id, state: op.state },
-      onclick: () => open(op.id), onkeydown: (e) => { if (e.key === 'Enter') open(op.id); },
+      onclick: () => open(op.id, at), onkeydown: (e) => { if (e.key === 'Enter') open(op.id, at); },
     }, cells(op));
     if (p.get('op') === op.id) tr.classList.add('selected');
     rows.set(op.id, { tr, op });
-    return tr;
+    if (!op.snippet) return [tr];
+    const where = op.snippet.source === 'message' ? 'in a message' : 'in the operation';
+    const under = h('tr', { class: 'snippet-row', dataset: { for: op.id }, onclick: () => open(op.id, at) },
+      h('td', { colspan: '7' }, h('span', { class: 'hint' }, `Matched ${where}: `), marked(op.snippet)));
+    tr.classList.add('has-snippet');
+    return [tr, under];
   };
   const update = (op) => {
     const r = rows.get(op.id);
@@ -98,11 +110,12 @@ export function renderLogs(main, env, p) {
       pagedRange ||= timeRange(p);
       const q = opQuery(p, pagedRange);
       q.push(['limit', '50']);
+      if (searching) q.push(['snippets', 'true']);
       if (cursor) q.push(['cursor', cursor]);
       const page = await envGet(env, '/operations', q);
       if (disposed) return;
       errorBox.textContent = '';
-      for (const op of page.data) if (!rows.has(op.id)) tbody.append(row(op));
+      for (const op of page.data) if (!rows.has(op.id)) tbody.append(...row(op));
       cursor = page.next_cursor;
       more.hidden = !cursor;
       setCount(page.total);
@@ -118,6 +131,7 @@ export function renderLogs(main, env, p) {
     try {
       const q = opQuery(p);
       q.push(['limit', '50']);
+      if (searching) q.push(['snippets', 'true']);
       const page = await envGet(env, '/operations', q);
       if (disposed) return;
       const fresh = page.data.filter((op) => !rows.has(op.id));
@@ -126,7 +140,7 @@ export function renderLogs(main, env, p) {
         tbody.querySelector('tr.empty')?.remove();
         // Keep what the reader looks at in place: grow the page above them, then scroll by as much.
         const before = document.documentElement.scrollHeight;
-        tbody.prepend(...fresh.map((op) => { const tr = row(op); tr.classList.add('new'); return tr; }));
+        tbody.prepend(...fresh.flatMap((op) => { const trs = row(op); trs[0].classList.add('new'); return trs; }));
         if (window.scrollY > 0) window.scrollBy(0, document.documentElement.scrollHeight - before);
       }
       setCount(page.total);

@@ -1,10 +1,11 @@
 // Settings: an environment's webhook destination, events, timeout and retry schedule; its signing
 // secret (reveal, rotate) and ingress URL (copy, rotate); its OTel export when the server has that
-// section. What the config file sets is shown disabled with that reason (the API refuses it too).
+// section; its alert rules. What the config file sets is shown disabled with that reason (the API refuses it too).
 // A refused change shows the server's message beside the field it names, and nothing is saved.
 import { h, clear, fmtTime, copyButton, confirmDialog } from './dom.js';
 import { envGet, envSend } from './api.js';
 import { EVENTS } from './filters.js';
+import { SIGNALS } from './signals.js';
 
 const FROM_FILE = 'Read-only: set in the config file, which wins over the dashboard.';
 
@@ -23,6 +24,7 @@ export function renderSettings(main, env) {
       ingressCard(env, s.ingress, notes.ingress, again),
     ];
     if (s.otel) cards.push(otelCard(env, s.otel, notes.otel, again));
+    if (s.alerts) cards.push(alertsCard(env, s.alerts, notes.alerts, again));
     body.replaceChildren(...cards);
   };
   envGet(env, '/settings').then((s) => show(s))
@@ -234,4 +236,59 @@ function otelCard(env, o, note, again) {
       h('dt', {}, 'Resource attributes'), h('dd', {}, attrs || 'none'),
       h('dt', {}, 'Events per span'), h('dd', {}, String(o.max_events_per_span ?? '')),
       h('dt', {}, 'Export timeout'), h('dd', {}, o.timeout ?? '')));
+}
+
+/**
+ * Alert rules: each fires `alert.triggered` when its signal's count over the window goes above the
+ * threshold and `alert.resolved` when it is back, through the webhooks above. Saved as a whole.
+ */
+function alertsCard(env, a, note, again) {
+  const locked = a.read_only;
+  const rows = h('div', { class: 'alert-rules', id: 'alert-rules' });
+  const status = h('p', { class: 'status', role: 'status', id: 'alerts-status' }, note || '');
+  const ruleRow = (r = { signal: SIGNALS[0].key, above: 0, window: '15m' }) => {
+    const signal = h('select', { name: 'signal', 'aria-label': 'Signal', disabled: locked },
+      SIGNALS.map((s) => h('option', { value: s.key, selected: s.key === r.signal }, s.title)));
+    const integration = textInput(r.integration, { name: 'integration', 'aria-label': 'Integration', placeholder: 'every integration', disabled: locked });
+    const above = h('input', { type: 'number', name: 'above', min: '0', step: '1', value: String(r.above), 'aria-label': 'Above', class: 'short', disabled: locked });
+    const window = textInput(r.window, { name: 'window', 'aria-label': 'Window', placeholder: '15m', class: 'short', disabled: locked });
+    const error = h('p', { class: 'error field-error' });
+    const row = h('div', { class: 'alert-rule' },
+      h('div', { class: 'row' }, signal, integration, h('span', {}, 'above'), above, h('span', {}, 'in'), window,
+        h('button', { type: 'button', class: 'remove', disabled: locked, onclick: () => row.remove() }, 'Remove')),
+      error);
+    row.rule = () => {
+      const rule = { signal: signal.value, above: Number(above.value), window: window.value.trim() };
+      if (integration.value.trim()) rule.integration = integration.value.trim();
+      return rule;
+    };
+    row.error = error;
+    return row;
+  };
+  rows.append(...a.rules.map(ruleRow));
+  const add = h('button', { type: 'button', id: 'alerts-add', disabled: locked, onclick: () => rows.append(ruleRow()) }, 'Add rule');
+  const save = h('button', { type: 'submit', class: 'primary', id: 'alerts-save', disabled: locked }, 'Save');
+  const form = h('form', { class: 'card', id: 'alerts-form', novalidate: true },
+    h('h2', {}, 'Alert rules'),
+    h('p', { class: 'hint' }, 'A rule fires alert.triggered when its signal counts more than the threshold within the window (checked every minute), and alert.resolved when the count is back at or under it. Both go to the webhook URLs above, signed like every event.'),
+    rows, locked ? h('p', { class: 'hint locked' }, FROM_FILE) : null,
+    h('div', { class: 'actions' }, add, save, status));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const all = [...rows.querySelectorAll('.alert-rule')];
+    all.forEach((r) => { r.error.textContent = ''; });
+    status.classList.remove('error');
+    save.disabled = true;
+    try {
+      again(await envSend(env, 'PUT', '/settings', { alerts: all.map((r) => r.rule()) }), 'alerts', 'Saved. Rules are checked from the next minute on.');
+    } catch (err) {
+      // `alerts[1].window` belongs to the second rule.
+      const at = /^alerts\[(\d+)\]/.exec(err.field || '');
+      const row = at ? all[Number(at[1])] : null;
+      status.classList.add('error');
+      status.textContent = row ? 'Not saved: see the rule marked below.' : `Not saved: ${err.message}`;
+      if (row) row.error.textContent = err.message;
+    } finally { save.disabled = locked; }
+  });
+  return form;
 }
