@@ -26,12 +26,13 @@ use ulid::Ulid;
 use super::input::{MessageDraft, NewOperation, OperationDraft, OperationPatch};
 use super::lifecycle::{self, Change, LifecycleError};
 use crate::config::DeadlinesConfig;
+use crate::config::WebhookFormat;
 use crate::index::{Fed, IndexShared};
 use crate::metrics::Metrics;
 use crate::model::*;
 use crate::outbox::{
-    events, policy, Attempt, Job, JobFamily, JobKind, OtlpLogsJob, OtlpSpanJob, Wake, WebhookJob,
-    OTLP_LOGS_FORMAT_V1, OTLP_SPAN_FORMAT_V1,
+    events, policy, Attempt, Job, JobFamily, JobKind, NangoWebhookJob, OtlpLogsJob, OtlpSpanJob,
+    Wake, WebhookJob, OTLP_LOGS_FORMAT_V1, OTLP_SPAN_FORMAT_V1,
 };
 use crate::settings::{self, EnvSettings, OtelSettings, Settings, SettingsError, SettingsUpdate};
 use crate::store::{
@@ -138,6 +139,9 @@ pub enum SettingsChange {
     /// A new webhook secret; the old one keeps signing for the grace period.
     RotateSecret {
         grace: Option<std::time::Duration>,
+        /// The secret to sign with from now on (an existing Nango signing key, checked by the
+        /// caller); `None` issues a fresh `whsec_` one.
+        secret: Option<String>,
     },
     RotateIngressToken,
 }
@@ -728,7 +732,7 @@ impl WriterThread {
                             tx.put_otel_settings(&environment, &otel)?;
                         }
                     }
-                    SettingsChange::RotateSecret { grace } => {
+                    SettingsChange::RotateSecret { grace, secret } => {
                         let grace = grace.unwrap_or(
                             file.rotation_grace
                                 .map(|g| g.0)
@@ -739,7 +743,7 @@ impl WriterThread {
                             &webhooks,
                             now,
                             grace,
-                            settings::generate_secret(),
+                            secret.unwrap_or_else(settings::generate_secret),
                         )?;
                     }
                     SettingsChange::RotateIngressToken => {
@@ -816,7 +820,7 @@ impl WriterThread {
         touched: &mut Touched,
         before: Option<&Operation>,
         after: &Operation,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         if after.state.is_terminal() && before.is_none_or(|b| !b.state.is_terminal()) {
             self.deps.metrics.record_end(after.state);
             self.queue_span(tx, after)?;
@@ -834,38 +838,77 @@ impl WriterThread {
             if urls.is_empty() {
                 continue;
             }
+            // An open incoming webhook is settled by its forwards: their attempts are its own
+            // `http` messages and their outcome its state, within a deadline covering retries.
+            let settles = event.kind == EventType::WebhookReceived && !after.state.is_terminal();
+            if settles {
+                let span = policy::worst_case_span(
+                    &settings.webhooks.retry_schedule,
+                    settings.webhooks.timeout,
+                    self.deps.max_retry_after,
+                );
+                let entry = touched.get(tx, after.id)?;
+                let needed = now.plus_millis(span.as_millis() as i64);
+                if entry.current.expires_at < needed {
+                    entry.current.expires_at = needed;
+                    entry.dirty = true;
+                }
+            }
             let event_id = format!("evt_{}", self.next_id());
-            let body = events::envelope(&event_id, &event, after, now);
-            for url in urls {
-                let id = self.next_id();
-                let log = self.delivery_log(id, after, event.kind, url, &settings, now);
-                let job = Job {
-                    id,
-                    environment: after.environment.clone(),
-                    kind: JobKind::Webhook(WebhookJob {
+            let envelope = events::envelope(&event_id, &event, after, now);
+            let nango = events::nango_bodies(&event, after);
+            for (url, format) in urls {
+                let bodies: Vec<events::NangoBody> = match format {
+                    WebhookFormat::Opslog => vec![events::NangoBody {
+                        body: envelope.clone(),
+                        forwarded_headers: Vec::new(),
+                    }],
+                    WebhookFormat::Nango => nango.clone(),
+                };
+                for body in bodies {
+                    let id = self.next_id();
+                    let log_operation_id = if settles {
+                        after.id
+                    } else {
+                        let log = self.delivery_log(id, after, event.kind, url, &settings, now);
+                        let log_id = log.id;
+                        touched.insert_new(log);
+                        log_id
+                    };
+                    let delivery = WebhookJob {
                         event_id: event_id.clone(),
                         event: event.kind,
                         url: url.to_owned(),
-                        body: body.clone(),
+                        body: body.body,
                         operation_id: after.id,
-                        log_operation_id: log.id,
-                    }),
-                    status: DeliveryStatus::Pending,
-                    created_at: now,
-                    updated_at: now,
-                    attempts: 0,
-                    round_attempts: 0,
-                    next_attempt_at: Some(first_attempt_at(&settings, now)),
-                    last_error: None,
-                    round_started_at: now,
-                };
-                tx.put_job(&job, None)?;
-                touched.insert_new(log);
-                self.deps
-                    .metrics
-                    .deliveries_queued
-                    .fetch_add(1, Ordering::Relaxed);
-                self.outbox_queued = true;
+                        log_operation_id,
+                    };
+                    let job = Job {
+                        id,
+                        environment: after.environment.clone(),
+                        kind: match format {
+                            WebhookFormat::Opslog => JobKind::Webhook(delivery),
+                            WebhookFormat::Nango => JobKind::NangoWebhook(NangoWebhookJob {
+                                delivery,
+                                forwarded_headers: body.forwarded_headers,
+                            }),
+                        },
+                        status: DeliveryStatus::Pending,
+                        created_at: now,
+                        updated_at: now,
+                        attempts: 0,
+                        round_attempts: 0,
+                        next_attempt_at: Some(first_attempt_at(&settings, now)),
+                        last_error: None,
+                        round_started_at: now,
+                    };
+                    tx.put_job(&job, None)?;
+                    self.deps
+                        .metrics
+                        .deliveries_queued
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.outbox_queued = true;
+                }
             }
         }
         Ok(())
@@ -874,16 +917,18 @@ impl WriterThread {
     /// Queues the span of `ended` (just become terminal) for its environment's OTLP collector,
     /// when the environment has one and the operation's type is exported.
     fn queue_span(&mut self, tx: &mut WriteTx, ended: &Operation) -> Result<(), StoreError> {
-        if !crate::otel::is_exported(ended.kind) {
-            return Ok(());
-        }
         let settings = self.deps.settings.clone();
         let Some(target) = settings.otel(&ended.environment) else {
             return Ok(());
         };
+        if !crate::otel::is_exported_as(ended.kind, target.names()) {
+            return Ok(());
+        }
         let max_events = target.max_events_per_span();
         let messages = tx.message_ends(ended.id, max_events)?;
-        let Some(span) = crate::otel::operation_span(ended, &messages, max_events) else {
+        let Some(span) =
+            crate::otel::operation_span_named(ended, &messages, max_events, target.names())
+        else {
             return Ok(());
         };
         let kind = JobKind::OtlpSpan(OtlpSpanJob {
@@ -912,16 +957,16 @@ impl WriterThread {
             let Some(op) = touched.ops.get(&op_id).map(|o| &o.current) else {
                 continue;
             };
-            if !crate::otel::is_exported(op.kind) {
-                continue;
-            }
             let Some(target) = self.deps.settings.otel(&op.environment) else {
                 continue;
             };
+            if !crate::otel::is_exported_as(op.kind, target.names()) {
+                continue;
+            }
             let scope = ScopeLogs {
                 log_records: messages
                     .iter()
-                    .map(|m| crate::otel::message_log_record(op, m, now))
+                    .map(|m| crate::otel::message_log_record_named(op, m, now, target.names()))
                     .collect(),
                 ..ScopeLogs::default()
             };
@@ -1002,6 +1047,9 @@ impl WriterThread {
             }),
             response: None,
             records: None,
+            end_user: None,
+            tags: None,
+            is_async: None,
             meta: Some(Json::from_value(&serde_json::json!({
                 "delivery_id": delivery.to_string(),
                 "event": event,
@@ -1060,7 +1108,7 @@ impl WriterThread {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         // Spans have no log operation: the job and its attempts are the whole record.
-        let JobKind::Webhook(webhook) = &job.kind else {
+        let Some(webhook) = job.webhook() else {
             return Ok(());
         };
         self.log_attempt(
@@ -1231,7 +1279,8 @@ impl WriterThread {
             job.round_attempts = 0;
             job.round_started_at = now;
             let settings = self.deps.settings.get(&job.environment);
-            let JobKind::Webhook(webhook) = &mut job.kind else {
+            let job_id = job.id;
+            let Some(webhook) = job.webhook_mut() else {
                 tx.put_job(&job, Some(&stored))?;
                 self.outbox_queued = true;
                 return Ok(job);
@@ -1243,7 +1292,7 @@ impl WriterThread {
             };
             if let (Some(cause), Some(settings)) = (cause, settings) {
                 let url = webhook.url.clone();
-                let log = self.delivery_log(job.id, &cause, webhook.event, &url, &settings, now);
+                let log = self.delivery_log(job_id, &cause, webhook.event, &url, &settings, now);
                 webhook.log_operation_id = log.id;
                 touched.insert_new(log);
             }
