@@ -524,26 +524,27 @@ pub async fn facets(
             _ => prefix = value.clone(),
         }
     }
-    let field: &'static str =
-        match field.as_deref() {
-            Some("integration") => "integration",
-            Some("connection_id") => "connection_id",
-            Some("script") => "script",
-            Some("end_user_id") => "end_user_id",
-            Some("tag") => "tag",
-            Some(other) => return Err(invalid(
+    let field: &'static str = match field.as_deref() {
+        Some("integration") => "integration",
+        Some("connection_id") => "connection_id",
+        Some("script") => "script",
+        Some("end_user_id") => "end_user_id",
+        Some("tag") => "tag",
+        Some(other) => {
+            return Err(invalid(
                 "field",
                 format!(
                     "`{other}` is not one of integration, connection_id, script, end_user_id, tag"
                 ),
-            )),
-            None => {
-                return Err(invalid(
-                    "field",
-                    "is required: integration, connection_id, script, end_user_id or tag".into(),
-                ))
-            }
-        };
+            ))
+        }
+        None => {
+            return Err(invalid(
+                "field",
+                "is required: integration, connection_id, script, end_user_id or tag".into(),
+            ))
+        }
+    };
     let limit = match request.limit {
         None => 20,
         Some(n) if (1..=100).contains(&n) => n,

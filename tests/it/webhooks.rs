@@ -684,7 +684,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
         webhooks["retry_schedule"],
         json!(["0s", "5s", "5m", "30m", "2h", "5h", "10h", "10h"])
     );
-    assert_eq!(webhooks["events"].as_array().unwrap().len(), 5);
+    assert_eq!(webhooks["events"].as_array().unwrap().len(), 6);
     let secret = secret(&d);
     assert!(
         !got.text.contains(&secret[6..]),
