@@ -120,7 +120,7 @@ pub async fn receive_webhook(
         .submit(Command::CreateOperation {
             environment,
             idempotency: None,
-            draft,
+            draft: Box::new(draft),
         })
         .await?;
     let Outcome::Operation { operation, .. } = outcome else {

@@ -59,7 +59,8 @@ pub enum Command {
         environment: String,
         /// `Idempotency-Key` and the SHA-256 of the request body.
         idempotency: Option<(String, [u8; 32])>,
-        draft: OperationDraft,
+        /// Boxed: a draft is several times larger than any other command.
+        draft: Box<OperationDraft>,
     },
     UpdateOperation {
         environment: String,
@@ -532,7 +533,7 @@ impl WriterThread {
                 let deadline = self.deps.deadlines.for_type(draft.input.kind);
                 // Created ended or not, `operation_changed` below sees it with no `before`.
                 let (operation, _) =
-                    lifecycle::new_operation(id, &environment, draft, now, deadline);
+                    lifecycle::new_operation(id, &environment, *draft, now, deadline);
                 if let Some((key, body_sha256)) = idempotency {
                     let record = IdempotencyRecord {
                         operation_id: id,
