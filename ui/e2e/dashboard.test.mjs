@@ -343,6 +343,8 @@ test('settings: edit, reveal and rotate; deliveries: list, filter, retry, replay
     await page.uncheck('input[name=event][value="auth.created"]');
     await page.uncheck('input[name=event][value="webhook.received"]');
     await page.fill('#webhooks-retry-schedule', '0s');
+    // The secondary URL's receivers were written for Nango.
+    await page.selectOption('#webhooks-secondary-format', 'nango');
     await page.click('#webhooks-save');
     await eventually(async () => (await text('#webhooks-status')).startsWith('Saved'), 10000, 'saved');
     await shot('settings');
@@ -350,10 +352,13 @@ test('settings: edit, reveal and rotate; deliveries: list, filter, retry, replay
     await page.locator('#webhooks-url').waitFor();
     assert.equal(await page.inputValue('#webhooks-url'), hookUrl);
     assert.equal(await page.inputValue('#webhooks-retry-schedule'), '0s');
+    assert.equal(await page.inputValue('#webhooks-secondary-format'), 'nango');
     const checked = await page.locator('input[name=event]:checked').evaluateAll((els) => els.map((e) => e.value));
-    assert.deepEqual(checked, ['sync.completed', 'sync.records', 'auth.failed']);
+    assert.deepEqual(checked, ['sync.completed', 'sync.records', 'auth.failed', 'action.completed']);
     const saved = await api('GET', '/settings');
     assert.equal(saved.webhooks.url, hookUrl);
+    assert.equal(saved.webhooks.format, 'opslog', 'the default body format');
+    assert.equal(saved.webhooks.secondary_format, 'nango');
     assert.deepEqual(saved.webhooks.retry_schedule, ['0s']);
     // Saving again without a change sends nothing.
     await page.click('#webhooks-save');

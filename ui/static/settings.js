@@ -104,10 +104,10 @@ function webhooksCard(env, w, note, again) {
   const timeout = textInput(w.timeout, { placeholder: '15s', class: 'short' });
   const schedule = textInput(w.retry_schedule.join(', '), { placeholder: '0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h' });
   const insecure = checkbox(w.allow_insecure_http);
-  const formatSelect = (value, id) => h('select', { id }, ['opslog', 'nango'].map((f) =>
+  const formatSelect = (value) => h('select', {}, ['opslog', 'nango'].map((f) =>
     h('option', { value: f, selected: f === value }, f === 'nango' ? 'Nango (bodies and signatures as Nango sends them)' : 'opslog')));
-  const format = formatSelect(w.format, 'webhooks-format-select');
-  const secondaryFormat = formatSelect(w.secondary_format, 'webhooks-secondary-format-select');
+  const format = formatSelect(w.format);
+  const secondaryFormat = formatSelect(w.secondary_format);
   form.onSubmit(() => {
     const delays = schedule.value.split(',').map((s) => s.trim()).filter(Boolean);
     return form.changed({
@@ -203,7 +203,7 @@ function otelCard(env, o, note, again) {
   const endpoint = textInput(o.endpoint, { inputmode: 'url', placeholder: 'https://collector.example.com:4318 (empty turns export off)' });
   const service = textInput(o.service_name, { placeholder: 'opslog' });
   const logs = checkbox(o.logs);
-  const names = h('select', { id: 'otel-names-select' }, ['opslog', 'nango'].map((n) =>
+  const names = h('select', {}, ['opslog', 'nango'].map((n) =>
     h('option', { value: n, selected: n === o.names }, n === 'nango' ? 'Nango (nango.sync.run, nango.*)' : 'opslog (sync.run, opslog.*)')));
   const rows = h('div', { class: 'header-rows', id: 'otel-header-rows' });
   const headerRow = (name = '', masked = '') => {
