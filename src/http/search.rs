@@ -613,6 +613,8 @@ pub async fn insights(
                 "integration",
                 "connection_id",
                 "script",
+                "end_user_id",
+                "tag",
                 "from",
                 "to",
                 "interval",

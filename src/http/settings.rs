@@ -103,9 +103,10 @@ struct RotateQuery {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
-    /// An existing Nango signing key (or a `whsec_` secret) to keep using; left out, opslog
-    /// issues a fresh `whsec_` secret.
-    #[schema(min_length = 16, max_length = 256)]
+    /// An existing Nango signing key (16-256 visible ASCII characters; one starting `whsec_`
+    /// must be a valid Standard Webhooks secret) to sign with; left out, opslog issues a fresh
+    /// `whsec_` secret.
+    #[schema(pattern = "^[!-~]{16,256}$")]
     secret: Option<String>,
 }
 

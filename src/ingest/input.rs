@@ -86,8 +86,10 @@ pub struct NewOperation {
     pub end_user: Option<EndUser>,
     /// Labels, at most 32: keys 1-64 characters of letters, digits, `_`, `-`, `.`, `/`; values
     /// 1-256 characters. Fixed once started; filter with `tag=key:value`.
+    #[schema(schema_with = tags_schema)]
     pub tags: Option<Tags>,
-    /// For an action: it runs asynchronously, and its end fires `action.completed`.
+    /// For an action: it runs asynchronously, and its end fires `action.completed` (other types
+    /// keep the flag and fire nothing).
     #[serde(rename = "async")]
     pub is_async: Option<bool>,
     pub started_at: Option<Timestamp>,
@@ -216,6 +218,14 @@ pub fn check_name(field: &str, value: &Option<String>) -> Result<(), FieldError>
     }
 }
 
+/// The bounds of an operation's end user and tags (also checked on import).
+pub fn check_context(user: Option<&EndUser>, tags: &Tags) -> Result<(), FieldError> {
+    if let Some(user) = user {
+        check_end_user(user)?;
+    }
+    check_tags(tags)
+}
+
 fn check_end_user(user: &EndUser) -> Result<(), FieldError> {
     check_name("end_user.id", &Some(user.id.clone()))?;
     check_name("end_user.email", &user.email)?;
@@ -226,6 +236,30 @@ fn check_end_user(user: &EndUser) -> Result<(), FieldError> {
     }
     Ok(())
 }
+
+/// The JSON Schema of `tags`, with the bounds `check_tags` holds them to.
+fn tags_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_TAG_VALUE_CHARS));
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(TAG_KEY_PATTERN));
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
+        .property_names(Some(name))
+        .max_properties(Some(MAX_TAGS))
+        .build()
+}
+
+/// What `is_tag_key` accepts, as a JSON Schema pattern.
+pub const TAG_KEY_PATTERN: &str = "^[A-Za-z0-9_./-]{1,64}$";
 
 /// Whether `key` can be a tag key: what `tag=key:value` can name without ambiguity.
 pub fn is_tag_key(key: &str) -> bool {
@@ -299,18 +333,10 @@ pub fn validate_new_operation(
     check_name("connection_id", &input.connection_id)?;
     check_name("script", &input.script)?;
     check_name("provider", &input.provider)?;
-    if let Some(user) = &input.end_user {
-        check_end_user(user)?;
-    }
-    if let Some(tags) = &input.tags {
-        check_tags(tags)?;
-    }
-    if input.is_async == Some(true) && input.kind != OpType::Action {
-        return Err(FieldError::new(
-            "async",
-            "only an `action` operation can be async",
-        ));
-    }
+    check_context(
+        input.end_user.as_ref(),
+        input.tags.as_ref().unwrap_or(&Tags::new()),
+    )?;
     if let (Some(start), Some(end)) = (input.started_at, input.ended_at) {
         if end < start {
             return Err(FieldError::new("ended_at", "is before started_at"));

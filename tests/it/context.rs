@@ -173,7 +173,6 @@ fn context_past_its_bounds_is_a_400_naming_the_field() {
             json!({"type": "sync", "end_user": {"id": "u", "organization": {"id": "x".repeat(300)}}}),
             "end_user.organization.id",
         ),
-        (json!({"type": "sync", "async": true}), "async"),
     ];
     for (body, field) in cases {
         let reply = d.post(&format!("{PROD}/operations"), PROD_KEY, &body);
