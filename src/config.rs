@@ -454,6 +454,58 @@ pub struct WebhooksConfig {
     /// How long a rotated-out secret keeps signing next to the new one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotation_grace: Option<HumanDuration>,
+    /// The body shape sent to `url` (default `opslog`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<WebhookFormat>,
+    /// The body shape sent to `secondary_url` (default `opslog`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secondary_format: Option<WebhookFormat>,
+}
+
+/// The body shape a webhook URL receives: opslog's envelope (DESIGN.md section 4), or the bodies
+/// Nango sends (`{"from":"nango","type":"sync",...}`), for receivers written for Nango.
+/// The declaration order is part of the stored settings format: append, never reorder.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    bincode::Encode,
+    bincode::Decode,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    #[default]
+    Opslog,
+    Nango,
+}
+
+/// The span names and attribute keys of exported traces: opslog's (`sync.run`, `opslog.*`), or
+/// Nango's (`nango.sync.run`, `nango.*`), for dashboards built on Nango's traces.
+/// The declaration order is part of the stored settings format: append, never reorder.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    bincode::Encode,
+    bincode::Decode,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanNames {
+    #[default]
+    Opslog,
+    Nango,
 }
 
 impl Default for OutboxConfig {
@@ -499,6 +551,9 @@ pub struct OtelConfig {
     /// Also export the messages of exported operations as OTLP log records (`<endpoint>/v1/logs`).
     #[serde(default)]
     pub logs: bool,
+    /// Span names and attribute keys: `opslog` (default) or `nango`.
+    #[serde(default)]
+    pub names: SpanNames,
 }
 
 fn default_service_name() -> String {
@@ -544,6 +599,7 @@ impl OtelConfig {
             max_events_per_span: default_max_events_per_span(),
             timeout: default_otel_timeout(),
             logs: false,
+            names: SpanNames::Opslog,
         }
     }
 

@@ -495,6 +495,8 @@ pub enum EventType {
     AuthFailed,
     #[serde(rename = "webhook.received")]
     WebhookReceived,
+    #[serde(rename = "action.completed")]
+    ActionCompleted,
     /// An alert rule's count went above its threshold. Appended: stored jobs encode the index.
     #[serde(rename = "alert.triggered")]
     AlertTriggered,
@@ -510,6 +512,7 @@ impl EventType {
         EventType::AuthCreated,
         EventType::AuthFailed,
         EventType::WebhookReceived,
+        EventType::ActionCompleted,
         EventType::AlertTriggered,
         EventType::AlertResolved,
     ];
@@ -521,6 +524,7 @@ impl EventType {
             EventType::AuthCreated => "auth.created",
             EventType::AuthFailed => "auth.failed",
             EventType::WebhookReceived => "webhook.received",
+            EventType::ActionCompleted => "action.completed",
             EventType::AlertTriggered => "alert.triggered",
             EventType::AlertResolved => "alert.resolved",
         }
@@ -541,10 +545,13 @@ impl EventType {
 }
 
 impl EventType {
-    /// Events a binary from before alerts cannot decode: records holding one are written with a
-    /// newer format version, so that binary refuses them clearly.
-    pub fn is_alert(self) -> bool {
-        matches!(self, EventType::AlertTriggered | EventType::AlertResolved)
+    /// Events the previous release cannot decode (action completion and alerts): records
+    /// holding one are written with a newer format version, so that binary refuses them clearly.
+    pub fn is_new_in_this_release(self) -> bool {
+        matches!(
+            self,
+            EventType::ActionCompleted | EventType::AlertTriggered | EventType::AlertResolved
+        )
     }
 }
 
@@ -631,6 +638,41 @@ pub struct RecordCount {
     pub deleted: u64,
 }
 
+/// The person of the user's own product an operation acted for (Nango's end user): what matches
+/// a new connection to the user who made it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndUser {
+    #[schema(min_length = 1, max_length = 256)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
+    pub display_name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub organization: Option<Organization>,
+}
+
+/// The end user's organization.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    #[schema(min_length = 1, max_length = 256)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
+    pub display_name: Option<String>,
+}
+
+/// Free-form labels of an operation (`plan: pro`), filterable as `tag=key:value`.
+pub type Tags = BTreeMap<String, String>;
+
 /// Deserialized only from `opslog export` files (`archive`); the API takes `ingest::input` types.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode, ToSchema)]
 pub struct Operation {
@@ -650,6 +692,15 @@ pub struct Operation {
     pub response: Option<HttpResponse>,
     pub records: Option<Vec<RecordCount>>,
     pub meta: Option<Json>,
+    /// Who the operation acted for; set when it starts.
+    #[serde(default)]
+    pub end_user: Option<EndUser>,
+    /// Labels set when it starts; `{}` when none.
+    #[serde(default)]
+    pub tags: Tags,
+    /// An action started as async: its end fires `action.completed`, so a backend need not poll.
+    #[serde(default, rename = "async")]
+    pub is_async: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub started_at: Option<Timestamp>,

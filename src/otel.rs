@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use sha2::{Digest, Sha256};
 
+pub use crate::config::SpanNames;
 use crate::model::{
     ErrorInfo, HttpRequest, HttpResponse, Id, Level, Message, OpState, OpType, Operation, Timestamp,
 };
@@ -27,6 +28,113 @@ use crate::model::{
 /// The operation types that become spans; the others (auth, deploy, ...) are never exported.
 pub const EXPORTED_TYPES: [OpType; 4] =
     [OpType::Sync, OpType::Action, OpType::Webhook, OpType::Proxy];
+
+/// With Nango's names, `events` and `function` operations are exported too, as Nango does.
+pub const NANGO_EXPORTED_TYPES: [OpType; 6] = [
+    OpType::Sync,
+    OpType::Action,
+    OpType::Webhook,
+    OpType::Proxy,
+    OpType::Events,
+    OpType::Function,
+];
+
+/// The attribute keys of one naming scheme (`otel.names`).
+struct Keys {
+    operation_id: &'static str,
+    operation_type: &'static str,
+    operation_action: &'static str,
+    operation_state: &'static str,
+    /// Nango's spans carry the operation's message; opslog's have it as the span's first event.
+    operation_message: Option<&'static str>,
+    environment: &'static str,
+    integration: &'static str,
+    connection: &'static str,
+    script: &'static str,
+    provider: &'static str,
+    records_added: &'static str,
+    records_updated: &'static str,
+    records_deleted: &'static str,
+    /// Nango's `nango.error.message` / `nango.error.type`, beside the semantic-convention ones.
+    error_message: Option<&'static str>,
+    error_type: Option<&'static str>,
+    end_user_id: &'static str,
+    end_user_email: &'static str,
+    end_user_organization: &'static str,
+    /// Followed by the tag's key.
+    tag_prefix: &'static str,
+    message_id: &'static str,
+    message_level: &'static str,
+    message_type: &'static str,
+    message_source: &'static str,
+    message_text: &'static str,
+    message_duration_ms: &'static str,
+}
+
+const OPSLOG_KEYS: Keys = Keys {
+    operation_id: "opslog.operation.id",
+    operation_type: "opslog.operation.type",
+    operation_action: "opslog.operation.action",
+    operation_state: "opslog.operation.state",
+    operation_message: None,
+    environment: "opslog.environment",
+    integration: "opslog.integration",
+    connection: "opslog.connection_id",
+    script: "opslog.script",
+    provider: "opslog.provider",
+    records_added: "opslog.records.added",
+    records_updated: "opslog.records.updated",
+    records_deleted: "opslog.records.deleted",
+    error_message: None,
+    error_type: None,
+    end_user_id: "opslog.end_user.id",
+    end_user_email: "opslog.end_user.email",
+    end_user_organization: "opslog.end_user.organization.id",
+    tag_prefix: "opslog.tag.",
+    message_id: "opslog.message.id",
+    message_level: "opslog.message.level",
+    message_type: "opslog.message.type",
+    message_source: "opslog.message.source",
+    message_text: "opslog.message.text",
+    message_duration_ms: "opslog.message.duration_ms",
+};
+
+/// The keys Nango's own spans use (`nango.operation.*`, `nango.connection`, `nango.sync`, ...);
+/// what Nango has no key for follows its pattern.
+const NANGO_KEYS: Keys = Keys {
+    operation_id: "nango.operation.id",
+    operation_type: "nango.operation.type",
+    operation_action: "nango.operation.action",
+    operation_state: "nango.operation.status",
+    operation_message: Some("nango.operation.message"),
+    environment: "nango.environment",
+    integration: "nango.integration",
+    connection: "nango.connection",
+    script: "nango.sync",
+    provider: "nango.provider",
+    records_added: "nango.records.added",
+    records_updated: "nango.records.updated",
+    records_deleted: "nango.records.deleted",
+    error_message: Some("nango.error.message"),
+    error_type: Some("nango.error.type"),
+    end_user_id: "nango.end_user.id",
+    end_user_email: "nango.end_user.email",
+    end_user_organization: "nango.end_user.organization.id",
+    tag_prefix: "nango.tag.",
+    message_id: "nango.message.id",
+    message_level: "nango.message.level",
+    message_type: "nango.message.type",
+    message_source: "nango.message.source",
+    message_text: "nango.message.text",
+    message_duration_ms: "nango.message.duration_ms",
+};
+
+fn keys(names: SpanNames) -> &'static Keys {
+    match names {
+        SpanNames::Opslog => &OPSLOG_KEYS,
+        SpanNames::Nango => &NANGO_KEYS,
+    }
+}
 
 /// Longest span event name, in characters; the full text then travels in an attribute.
 pub const MAX_EVENT_NAME_CHARS: usize = 256;
@@ -54,7 +162,15 @@ const SENSITIVE_QUERY_PARAMS: &[&str] = &[
 ];
 
 pub fn is_exported(kind: OpType) -> bool {
-    EXPORTED_TYPES.contains(&kind)
+    is_exported_as(kind, SpanNames::Opslog)
+}
+
+/// Whether operations of `kind` become spans under the naming scheme `names`.
+pub fn is_exported_as(kind: OpType, names: SpanNames) -> bool {
+    match names {
+        SpanNames::Opslog => EXPORTED_TYPES.contains(&kind),
+        SpanNames::Nango => NANGO_EXPORTED_TYPES.contains(&kind),
+    }
 }
 
 /// The 16-byte trace id of an operation's span: never all-zero, which OTLP treats as invalid.
@@ -89,27 +205,51 @@ fn derive_id<const N: usize>(label: &[u8], id: Id) -> [u8; N] {
 /// started, the tail how it ended), and `dropped_events_count` counts every message not kept, using
 /// `op.message_count` when that is larger than the slice.
 pub fn operation_span(op: &Operation, messages: &[Message], max_events: usize) -> Option<Span> {
-    if !is_exported(op.kind) || !op.state.is_terminal() {
+    operation_span_named(op, messages, max_events, SpanNames::Opslog)
+}
+
+/// `operation_span` with the span name and attribute keys of `names`: opslog's (`sync.run`,
+/// `opslog.*`) or Nango's (`nango.sync.run`, `nango.*`).
+pub fn operation_span_named(
+    op: &Operation,
+    messages: &[Message],
+    max_events: usize,
+    names: SpanNames,
+) -> Option<Span> {
+    if !is_exported_as(op.kind, names) || !op.state.is_terminal() {
         return None;
     }
+    let k = keys(names);
     let start = op.started_at.unwrap_or(op.created_at);
     let end = op.ended_at.unwrap_or(op.updated_at).max(start);
 
     let mut attributes = vec![
-        string_kv("opslog.operation.id", op.id.to_string()),
-        string_kv("opslog.operation.type", op.kind.as_str()),
-        string_kv("opslog.operation.action", op.action.as_str()),
-        string_kv("opslog.operation.state", op.state.as_str()),
-        string_kv("opslog.environment", op.environment.as_str()),
+        string_kv(k.operation_id, op.id.to_string()),
+        string_kv(k.operation_type, op.kind.as_str()),
+        string_kv(k.operation_action, op.action.as_str()),
+        string_kv(k.operation_state, op.state.as_str()),
+        string_kv(k.environment, op.environment.as_str()),
     ];
+    if let Some(key) = k.operation_message {
+        attributes.push(string_kv(key, op.message.as_str()));
+    }
     for (key, value) in [
-        ("opslog.integration", &op.integration),
-        ("opslog.connection_id", &op.connection_id),
-        ("opslog.script", &op.script),
-        ("opslog.provider", &op.provider),
+        (k.integration, &op.integration),
+        (k.connection, &op.connection_id),
+        (k.script, &op.script),
+        (k.provider, &op.provider),
     ] {
         if let Some(value) = value {
             attributes.push(string_kv(key, value.as_str()));
+        }
+    }
+    push_context(&mut attributes, op, k);
+    if let (Some(error), Some(message_key), Some(type_key)) =
+        (&op.error, k.error_message, k.error_type)
+    {
+        attributes.push(string_kv(message_key, error.message.as_str()));
+        if let Some(kind) = error.kind.as_deref().or(error.name.as_deref()) {
+            attributes.push(string_kv(type_key, kind));
         }
     }
     if op.state != OpState::Success {
@@ -128,9 +268,9 @@ pub fn operation_span(op: &Operation, messages: &[Message], max_events: usize) -
         let sum = |f: fn(&crate::model::RecordCount) -> u64| {
             records.iter().map(f).fold(0u64, u64::saturating_add)
         };
-        attributes.push(int_kv("opslog.records.added", sum(|r| r.added)));
-        attributes.push(int_kv("opslog.records.updated", sum(|r| r.updated)));
-        attributes.push(int_kv("opslog.records.deleted", sum(|r| r.deleted)));
+        attributes.push(int_kv(k.records_added, sum(|r| r.added)));
+        attributes.push(int_kv(k.records_updated, sum(|r| r.updated)));
+        attributes.push(int_kv(k.records_deleted, sum(|r| r.deleted)));
     }
 
     let status = if op.state == OpState::Success {
@@ -156,12 +296,15 @@ pub fn operation_span(op: &Operation, messages: &[Message], max_events: usize) -
         trace_id: trace_id(op.id).to_vec(),
         span_id: span_id(op.id).to_vec(),
         flags: SPAN_FLAGS,
-        name: format!("{}.{}", op.kind, op.action),
+        name: match names {
+            SpanNames::Opslog => format!("{}.{}", op.kind, op.action),
+            SpanNames::Nango => format!("nango.{}.{}", op.kind, op.action).to_lowercase(),
+        },
         kind: span_kind(op.kind, &op.action) as i32,
         start_time_unix_nano: unix_nanos(start),
         end_time_unix_nano: unix_nanos(end),
         attributes,
-        events: kept.into_iter().map(message_event).collect(),
+        events: kept.into_iter().map(|m| message_event(m, k)).collect(),
         dropped_events_count: u32::try_from(dropped).unwrap_or(u32::MAX),
         status: Some(status),
         ..Span::default()
@@ -172,6 +315,17 @@ pub fn operation_span(op: &Operation, messages: &[Message], max_events: usize) -
 /// time, the trace/span ids of `op`'s span (so a backend links the two), and the `opslog.*` and
 /// HTTP attributes. `observed` is when opslog recorded it.
 pub fn message_log_record(op: &Operation, message: &Message, observed: Timestamp) -> LogRecord {
+    message_log_record_named(op, message, observed, SpanNames::Opslog)
+}
+
+/// `message_log_record` with the attribute keys of `names`.
+pub fn message_log_record_named(
+    op: &Operation,
+    message: &Message,
+    observed: Timestamp,
+    names: SpanNames,
+) -> LogRecord {
+    let k = keys(names);
     let severity = match message.level {
         Level::Debug => SeverityNumber::Debug,
         Level::Info => SeverityNumber::Info,
@@ -179,24 +333,25 @@ pub fn message_log_record(op: &Operation, message: &Message, observed: Timestamp
         Level::Error => SeverityNumber::Error,
     };
     let mut attributes = vec![
-        string_kv("opslog.message.id", message.id.to_string()),
-        string_kv("opslog.message.type", message.kind.as_str()),
-        string_kv("opslog.message.source", message.source.as_str()),
-        string_kv("opslog.operation.id", op.id.to_string()),
-        string_kv("opslog.operation.type", op.kind.as_str()),
-        string_kv("opslog.operation.action", op.action.as_str()),
-        string_kv("opslog.environment", op.environment.as_str()),
+        string_kv(k.message_id, message.id.to_string()),
+        string_kv(k.message_type, message.kind.as_str()),
+        string_kv(k.message_source, message.source.as_str()),
+        string_kv(k.operation_id, op.id.to_string()),
+        string_kv(k.operation_type, op.kind.as_str()),
+        string_kv(k.operation_action, op.action.as_str()),
+        string_kv(k.environment, op.environment.as_str()),
     ];
     for (key, value) in [
-        ("opslog.integration", &op.integration),
-        ("opslog.connection_id", &op.connection_id),
-        ("opslog.script", &op.script),
+        (k.integration, &op.integration),
+        (k.connection, &op.connection_id),
+        (k.script, &op.script),
     ] {
         if let Some(value) = value {
             attributes.push(string_kv(key, value.as_str()));
         }
     }
-    push_message_details(&mut attributes, message);
+    push_context(&mut attributes, op, k);
+    push_message_details(&mut attributes, message, k);
     LogRecord {
         time_unix_nano: unix_nanos(message.created_at),
         observed_time_unix_nano: unix_nanos(observed),
@@ -260,22 +415,38 @@ fn kept_messages(messages: &[Message], max_events: usize) -> Vec<&Message> {
         .collect()
 }
 
-fn message_event(message: &Message) -> Event {
+/// The end user and tags of `op`.
+fn push_context(attributes: &mut Vec<KeyValue>, op: &Operation, k: &Keys) {
+    if let Some(user) = &op.end_user {
+        attributes.push(string_kv(k.end_user_id, user.id.as_str()));
+        if let Some(email) = &user.email {
+            attributes.push(string_kv(k.end_user_email, email.as_str()));
+        }
+        if let Some(org) = &user.organization {
+            attributes.push(string_kv(k.end_user_organization, org.id.as_str()));
+        }
+    }
+    for (key, value) in &op.tags {
+        attributes.push(string_kv(&format!("{}{key}", k.tag_prefix), value.as_str()));
+    }
+}
+
+fn message_event(message: &Message, k: &Keys) -> Event {
     let first_line = message.message.lines().next().unwrap_or("");
     let name = truncate_chars(first_line, MAX_EVENT_NAME_CHARS);
     let mut attributes = vec![
-        string_kv("opslog.message.id", message.id.to_string()),
-        string_kv("opslog.message.level", message.level.as_str()),
-        string_kv("opslog.message.type", message.kind.as_str()),
-        string_kv("opslog.message.source", message.source.as_str()),
+        string_kv(k.message_id, message.id.to_string()),
+        string_kv(k.message_level, message.level.as_str()),
+        string_kv(k.message_type, message.kind.as_str()),
+        string_kv(k.message_source, message.source.as_str()),
     ];
     if name.as_ref() != message.message {
         attributes.push(string_kv(
-            "opslog.message.text",
+            k.message_text,
             truncate_chars(&message.message, MAX_EVENT_TEXT_CHARS).into_owned(),
         ));
     }
-    push_message_details(&mut attributes, message);
+    push_message_details(&mut attributes, message, k);
     Event {
         time_unix_nano: unix_nanos(message.created_at),
         name: name.into_owned(),
@@ -285,14 +456,14 @@ fn message_event(message: &Message) -> Event {
 }
 
 /// What a message adds to its span event or log record: HTTP fields, duration and error.
-fn push_message_details(attributes: &mut Vec<KeyValue>, message: &Message) {
+fn push_message_details(attributes: &mut Vec<KeyValue>, message: &Message, k: &Keys) {
     push_http(
         attributes,
         message.request.as_ref(),
         message.response.as_ref(),
     );
     if let Some(duration_ms) = message.duration_ms {
-        attributes.push(int_kv("opslog.message.duration_ms", duration_ms));
+        attributes.push(int_kv(k.message_duration_ms, duration_ms));
     }
     if let Some(error) = &message.error {
         if let Some(kind) = error.kind.as_deref().or(error.name.as_deref()) {
@@ -451,6 +622,9 @@ mod tests {
             response: None,
             records: None,
             meta: None,
+            end_user: None,
+            tags: Default::default(),
+            is_async: false,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_009_000),
             started_at: Some(Timestamp(1_700_000_001_000)),

@@ -27,7 +27,8 @@ use subtle::ConstantTimeEq;
 
 use crate::alerts::{AlertRule, StoredAlerts};
 use crate::config::{
-    mask, ApiDelay, ApiDuration, ApiTimeout, Config, HumanDuration, OtelConfig, WebhooksConfig,
+    mask, ApiDelay, ApiDuration, ApiTimeout, Config, HumanDuration, OtelConfig, SpanNames,
+    WebhookFormat, WebhooksConfig,
 };
 use crate::destination::{DestinationPolicy, Refused};
 use crate::model::{EventType, Timestamp};
@@ -95,6 +96,8 @@ pub struct StoredWebhooks {
     pub secret: Option<String>,
     /// A rotated-out secret and the time until which it still signs.
     pub previous_secret: Option<(String, Timestamp)>,
+    pub format: Option<WebhookFormat>,
+    pub secondary_format: Option<WebhookFormat>,
 }
 
 /// The `ingress` section as stored: the token in `POST /v1/hooks/{token}/{integration}`.
@@ -115,6 +118,7 @@ pub struct StoredOtel {
     pub max_events_per_span: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub logs: bool,
+    pub names: SpanNames,
 }
 
 impl StoredOtel {
@@ -133,12 +137,13 @@ impl StoredOtel {
             config.timeout = HumanDuration(Duration::from_millis(ms));
         }
         config.logs = self.logs;
+        config.names = self.names;
         config
     }
 }
 
 /// The otel fields, as named in the API (`otel.<field>`) and listed as read-only.
-pub const OTEL_FIELDS: [&str; 7] = [
+pub const OTEL_FIELDS: [&str; 8] = [
     "endpoint",
     "headers",
     "service_name",
@@ -146,6 +151,7 @@ pub const OTEL_FIELDS: [&str; 7] = [
     "max_events_per_span",
     "timeout",
     "logs",
+    "names",
 ];
 
 /// Effective OTLP export settings of one environment.
@@ -201,20 +207,26 @@ pub struct WebhookSettings {
     pub secret: String,
     pub previous_secret: Option<(String, Timestamp)>,
     pub rotation_grace: Duration,
+    /// The body shape `url` receives.
+    pub format: WebhookFormat,
+    /// The body shape `secondary_url` receives.
+    pub secondary_format: WebhookFormat,
     /// Fields the config file sets (read-only through the API).
     pub read_only: BTreeSet<&'static str>,
 }
 
 impl WebhookSettings {
-    /// Where each event goes: the primary URL, then the secondary one (one delivery per URL).
-    pub fn destinations(&self, event: EventType) -> Vec<&str> {
+    /// Where each event goes and in which body shape: the primary URL, then the secondary one
+    /// (one delivery per URL).
+    pub fn destinations(&self, event: EventType) -> Vec<(&str, WebhookFormat)> {
         if !self.events.contains(&event) {
             return Vec::new();
         }
-        let mut urls: Vec<&str> = self.url.iter().map(String::as_str).collect();
+        let mut urls: Vec<(&str, WebhookFormat)> =
+            self.url.iter().map(|u| (u.as_str(), self.format)).collect();
         if let Some(second) = self.secondary_url.as_deref() {
-            if !urls.contains(&second) {
-                urls.push(second);
+            if !urls.iter().any(|(u, _)| *u == second) {
+                urls.push((second, self.secondary_format));
             }
         }
         urls
@@ -446,6 +458,8 @@ pub fn effective(
     pick("retry_schedule", file.retry_schedule.is_some());
     pick("allow_insecure_http", file.allow_insecure_http.is_some());
     pick("secret", file.secret.is_some());
+    pick("format", file.format.is_some());
+    pick("secondary_format", file.secondary_format.is_some());
     let mut events: Vec<EventType> = file
         .events
         .clone()
@@ -494,6 +508,11 @@ pub fn effective(
             .rotation_grace
             .map(|d| d.0)
             .unwrap_or(DEFAULT_ROTATION_GRACE),
+        format: file.format.or(stored.format).unwrap_or_default(),
+        secondary_format: file
+            .secondary_format
+            .or(stored.secondary_format)
+            .unwrap_or_default(),
         read_only,
     };
     EnvSettings {
@@ -563,6 +582,8 @@ pub struct OtelUpdate {
     pub timeout: Option<Option<ApiTimeout>>,
     #[serde(default, deserialize_with = "present")]
     pub logs: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    pub names: Option<Option<SpanNames>>,
     /// What `GET /settings` shows; ignored, so a UI can send back what it read.
     #[serde(default)]
     #[schema(ignore)]
@@ -580,6 +601,7 @@ impl OtelUpdate {
             self.max_events_per_span.is_some(),
             self.timeout.is_some(),
             self.logs.is_some(),
+            self.names.is_some(),
         ];
         OTEL_FIELDS
             .iter()
@@ -640,6 +662,9 @@ pub fn apply_otel_update(
     if let Some(logs) = update.logs {
         next.logs = logs.unwrap_or(false);
     }
+    if let Some(names) = update.names {
+        next.names = names.unwrap_or_default();
+    }
     // Every field is checked even while export is off, against a stand-in endpoint.
     let endpoint = next.endpoint.as_deref().unwrap_or("http://127.0.0.1:4318");
     next.to_config(endpoint)
@@ -671,6 +696,12 @@ pub struct WebhooksUpdate {
     pub retry_schedule: Option<Option<Vec<ApiDelay>>>,
     #[serde(default, deserialize_with = "present")]
     pub allow_insecure_http: Option<Option<bool>>,
+    /// The body shape `url` receives: `opslog` (default) or `nango`.
+    #[serde(default, deserialize_with = "present")]
+    pub format: Option<Option<WebhookFormat>>,
+    /// The body shape `secondary_url` receives: `opslog` (default) or `nango`.
+    #[serde(default, deserialize_with = "present")]
+    pub secondary_format: Option<Option<WebhookFormat>>,
     /// Refused with a pointer to the rotate call, rather than as an unknown field.
     #[serde(default, deserialize_with = "present")]
     #[schema(ignore)]
@@ -731,6 +762,18 @@ pub fn apply_update(
         file.allow_insecure_http.is_some(),
         update.allow_insecure_http.is_some(),
     )?;
+    read_only("format", file.format.is_some(), update.format.is_some())?;
+    read_only(
+        "secondary_format",
+        file.secondary_format.is_some(),
+        update.secondary_format.is_some(),
+    )?;
+    if let Some(format) = update.format {
+        next.format = format;
+    }
+    if let Some(format) = update.secondary_format {
+        next.secondary_format = format;
+    }
     if let Some(url) = update.url {
         next.url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
     }
@@ -769,6 +812,8 @@ pub fn apply_update(
         }),
         allow_insecure_http: file.allow_insecure_http.or(next.allow_insecure_http),
         rotation_grace: None,
+        format: None,
+        secondary_format: None,
     };
     check_webhooks_config(&merged, destinations)?;
     Ok(next)
@@ -923,14 +968,20 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A secret is `whsec_` followed by base64 of 24 to 64 random bytes.
+/// A secret is `whsec_` followed by base64 of 24 to 64 random bytes, or an existing Nango
+/// signing key (any other 16 to 256 visible ASCII characters, e.g. a UUID), kept so receivers
+/// written for Nango verify with the key they already have.
 pub fn check_secret(secret: &str) -> Result<(), String> {
-    let key = secret.strip_prefix(SECRET_PREFIX).ok_or_else(|| {
-        format!(
-            "must start with `{SECRET_PREFIX}` (found `{}`)",
+    let Some(key) = secret.strip_prefix(SECRET_PREFIX) else {
+        let visible = secret.bytes().all(|b| b.is_ascii_graphic());
+        if visible && (MIN_NANGO_KEY_LEN..=MAX_NANGO_KEY_LEN).contains(&secret.len()) {
+            return Ok(());
+        }
+        return Err(format!(
+            "must be `{SECRET_PREFIX}` and base64, or a Nango signing key of {MIN_NANGO_KEY_LEN} to {MAX_NANGO_KEY_LEN} visible ASCII characters (found `{}`)",
             mask(secret)
-        )
-    })?;
+        ));
+    };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(key)
         .map_err(|e| format!("the part after `{SECRET_PREFIX}` is not base64 ({e})"))?;
@@ -942,6 +993,10 @@ pub fn check_secret(secret: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The bounds of a secret that is not `whsec_` (an existing Nango signing key).
+pub const MIN_NANGO_KEY_LEN: usize = 16;
+pub const MAX_NANGO_KEY_LEN: usize = 256;
 
 /// A fresh `whsec_` secret: base64 of 32 random bytes.
 pub fn generate_secret() -> String {
@@ -988,6 +1043,7 @@ pub struct OtelView {
     pub max_events_per_span: usize,
     pub timeout: ApiTimeout,
     pub logs: bool,
+    pub names: SpanNames,
     /// Fields the config file sets (all of them when it has an otel table): change them there.
     pub read_only: Vec<&'static str>,
 }
@@ -1003,6 +1059,7 @@ impl OtelView {
             max_events_per_span: masked.max_events_per_span,
             timeout: ApiDuration(masked.timeout.0),
             logs: masked.logs,
+            names: masked.names,
             read_only: if otel.from_file {
                 OTEL_FIELDS.to_vec()
             } else {
@@ -1025,6 +1082,10 @@ pub struct WebhooksView {
     /// Until when the rotated-out secret still signs, during a rotation's grace period.
     pub previous_secret_expires_at: Option<Timestamp>,
     pub rotation_grace: ApiDelay,
+    /// The body shape `url` receives.
+    pub format: WebhookFormat,
+    /// The body shape `secondary_url` receives.
+    pub secondary_format: WebhookFormat,
     /// Fields the config file sets: change them there.
     pub read_only: Vec<&'static str>,
 }
@@ -1055,6 +1116,8 @@ impl SettingsView {
                     .map(|(_, until)| *until)
                     .filter(|until| now < *until),
                 rotation_grace: ApiDuration(w.rotation_grace),
+                format: w.format,
+                secondary_format: w.secondary_format,
                 read_only: w.read_only.iter().copied().collect(),
             },
             otel: OtelView::new(&settings.otel),
@@ -1184,7 +1247,7 @@ mod tests {
             serde_json::json!({
                 "endpoint": null, "headers": {}, "service_name": "opslog",
                 "resource_attributes": {}, "max_events_per_span": 128, "timeout": "10s",
-                "logs": false, "read_only": []
+                "logs": false, "names": "opslog", "read_only": []
             })
         );
     }
@@ -1213,12 +1276,14 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_whsec_base64() {
+    fn secrets_are_whsec_base64_or_a_nango_key() {
         let secret = generate_secret();
         assert!(check_secret(&secret).is_ok(), "{secret}");
-        assert!(check_secret("plain-secret-0123456789")
+        assert!(check_secret("3f1c9a52-7d1e-4b7a-9f0e-2c4d6b8a1e37").is_ok());
+        assert!(check_secret("short").unwrap_err().contains("whsec_"));
+        assert!(check_secret("has a space in it, too long anyway")
             .unwrap_err()
-            .contains("whsec_"));
+            .contains("Nango signing key"));
         assert!(check_secret("whsec_!!!").unwrap_err().contains("base64"));
         assert!(check_secret("whsec_YWJj").unwrap_err().contains("3 bytes"));
     }

@@ -113,7 +113,17 @@ pub async fn import(
             continue;
         }
         match archive::parse_line(line) {
-            Ok(Line::Operation(operation)) => operations.push(*operation),
+            Ok(Line::Operation(operation)) => {
+                // The bounds the API holds new operations to: every stored one keeps them.
+                crate::ingest::input::check_context(operation.end_user.as_ref(), &operation.tags)
+                    .map_err(|e| {
+                    ApiError::bad_request(
+                        "invalid_import_line",
+                        format!("line {}: `operation.{}` {}", number + 1, e.field, e.message),
+                    )
+                })?;
+                operations.push(*operation)
+            }
             Ok(Line::Message(message)) => messages.push(*message),
             Ok(Line::End(_)) => {}
             Err(e) => {

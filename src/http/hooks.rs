@@ -1,7 +1,8 @@
 //! Ingress for third-party webhooks: `POST /v1/hooks/{ingress_token}/{integration}`. The
 //! unguessable per-environment token authenticates (no bearer). The payload is recorded as a
 //! `webhook:incoming` operation, which queues `webhook.received`; the answer is a 200 only once
-//! both are committed.
+//! both are committed. The operation stays `running` until it is processed: the forwards of
+//! `webhook.received` settle it (see the writer), or the platform does through the API.
 //!
 //! Must not: store the token (it is a credential) or sensitive header values.
 
@@ -86,7 +87,9 @@ pub async fn receive_webhook(
     let input = NewOperation {
         kind: OpType::Webhook,
         action: Some("incoming".into()),
-        state: Some(OpState::Success),
+        // Open until something processes it: the backend's answer to `webhook.received`, or
+        // the platform settling it through the API; else its deadline ends it.
+        state: Some(OpState::Running),
         integration: Some(integration),
         connection_id: params.get("connection_id").cloned(),
         script: None,
@@ -104,6 +107,9 @@ pub async fn receive_webhook(
         meta: Some(Json::from_value(
             &serde_json::json!({ "payload_bytes": bytes.len() }),
         )),
+        end_user: None,
+        tags: None,
+        is_async: None,
         started_at: None,
         ended_at: None,
         expires_at: None,
@@ -114,7 +120,7 @@ pub async fn receive_webhook(
         .submit(Command::CreateOperation {
             environment,
             idempotency: None,
-            draft,
+            draft: Box::new(draft),
         })
         .await?;
     let Outcome::Operation { operation, .. } = outcome else {

@@ -254,7 +254,13 @@ pub fn document() -> OpenApi {
     let search = "search";
     let facet_field = ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(["integration", "connection_id", "script"]))
+        .enum_values(Some([
+            "integration",
+            "connection_id",
+            "script",
+            "end_user_id",
+            "tag",
+        ]))
         .into();
     let facet_filters: Vec<_> = filters
         .iter()
@@ -345,11 +351,12 @@ pub fn document() -> OpenApi {
         )
         .errors(&[403]),
     );
-    api.env(Post, "/settings/webhook-secret/rotate", endpoint("rotateWebhookSecret", "Issue a new webhook secret (admin token only); the old one keeps signing for the grace period", st)
+    api.env(Post, "/settings/webhook-secret/rotate", endpoint("rotateWebhookSecret", "Issue a new webhook secret, or install an existing Nango signing key (admin token only); the old one keeps signing for the grace period", st)
         .scope(Scope::Admin)
+        .optional_body(api.schema::<crate::http::settings::RotateBody>(), "`secret`: an existing Nango signing key to sign with; leave the body out for a fresh `whsec_` secret")
         .param(query("grace", api.schema::<ApiDelay>(), "how long the old secret keeps signing (default `webhooks.rotation_grace`, 24h)"))
         .reply(200, "the new secret in full", reveal)
-        .errors(&[400, 403, 409, 503, 507]));
+        .errors(&[400, 403, 409, 413, 415, 503, 507]));
     api.env(
         Post,
         "/settings/ingress-token/rotate",
@@ -1104,6 +1111,16 @@ fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
         repeated("integration", name(), "keep these integrations"),
         repeated("connection_id", name(), "keep these connections"),
         repeated("script", name(), "keep these scripts"),
+        repeated("end_user_id", name(), "keep operations for these end users"),
+        repeated(
+            "tag",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z0-9_./-]{1,64}:.{1,256}$"))
+                .examples([Value::from("plan:pro")])
+                .into(),
+            "keep operations with this tag, as `key:value` (tags of one key: any of them; of different keys: all)",
+        ),
         query(
             "from",
             api.schema::<Timestamp>(),

@@ -42,7 +42,7 @@ pub async fn create_operation(
         .submit(Command::CreateOperation {
             environment: env,
             idempotency,
-            draft,
+            draft: Box::new(draft),
         })
         .await?;
     let Outcome::Operation {

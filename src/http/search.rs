@@ -104,6 +104,25 @@ fn parse_type(value: &str) -> Result<TypeFilter, ApiError> {
     })
 }
 
+/// `key:value`, the form tags are indexed in.
+fn parse_tag(text: &str) -> Result<String, ApiError> {
+    match text.split_once(':') {
+        Some((key, value))
+            if crate::ingest::input::is_tag_key(key)
+                && !value.is_empty()
+                && value.chars().count() <= crate::ingest::input::MAX_TAG_VALUE_CHARS =>
+        {
+            Ok(text.to_owned())
+        }
+        _ => Err(invalid(
+            "tag",
+            format!(
+                "`{text}` is not `key:value` (a tag key, a colon, a value of 1-256 characters)"
+            ),
+        )),
+    }
+}
+
 pub(super) fn check_value(field: &str, value: &str) -> Result<String, ApiError> {
     if value.is_empty() || value.chars().count() > 256 {
         return Err(invalid(field, "must be 1-256 characters".into()));
@@ -150,6 +169,8 @@ impl Request {
                 "integration" => f.integrations.push(check_value("integration", &value)?),
                 "connection_id" => f.connection_ids.push(check_value("connection_id", &value)?),
                 "script" => f.scripts.push(check_value("script", &value)?),
+                "end_user_id" => f.end_user_ids.push(check_value("end_user_id", &value)?),
+                "tag" => f.tags.push(parse_tag(&value)?),
                 "level" => {
                     f.levels
                         .push(parse_enum("level", &value, Level::parse, Level::allowed())?)
@@ -203,7 +224,13 @@ impl Request {
         f.types
             .sort_by(|a, b| (a.kind.as_str(), &a.action).cmp(&(b.kind.as_str(), &b.action)));
         f.types.dedup();
-        for list in [&mut f.integrations, &mut f.connection_ids, &mut f.scripts] {
+        for list in [
+            &mut f.integrations,
+            &mut f.connection_ids,
+            &mut f.scripts,
+            &mut f.end_user_ids,
+            &mut f.tags,
+        ] {
             list.sort();
             list.dedup();
         }
@@ -250,6 +277,8 @@ const FILTERS: &[&str] = &[
     "integration",
     "connection_id",
     "script",
+    "end_user_id",
+    "tag",
     "from",
     "to",
     "q",
@@ -605,16 +634,20 @@ pub async fn facets(
         Some("integration") => "integration",
         Some("connection_id") => "connection_id",
         Some("script") => "script",
+        Some("end_user_id") => "end_user_id",
+        Some("tag") => "tag",
         Some(other) => {
             return Err(invalid(
                 "field",
-                format!("`{other}` is not one of integration, connection_id, script"),
+                format!(
+                    "`{other}` is not one of integration, connection_id, script, end_user_id, tag"
+                ),
             ))
         }
         None => {
             return Err(invalid(
                 "field",
-                "is required: integration, connection_id or script".into(),
+                "is required: integration, connection_id, script, end_user_id or tag".into(),
             ))
         }
     };
@@ -686,6 +719,8 @@ pub async fn insights(
                 "integration",
                 "connection_id",
                 "script",
+                "end_user_id",
+                "tag",
                 "from",
                 "to",
                 "interval",

@@ -100,21 +100,47 @@ struct RotateQuery {
     grace: Option<ApiDelay>,
 }
 
-/// Issues a new secret and answers with it in full (the caller must give it to the receiver);
-/// the old one keeps signing for the grace period.
+/// The optional body of a rotation: the secret to sign with from now on.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// An existing Nango signing key (16-256 visible ASCII characters; one starting `whsec_`
+    /// must be a valid Standard Webhooks secret) to sign with; left out, opslog issues a fresh
+    /// `whsec_` secret.
+    #[schema(pattern = "^[!-~]{16,256}$")]
+    secret: Option<String>,
+}
+
+/// Issues a new secret, or installs the one sent (an existing Nango signing key), and answers
+/// with it in full (the caller must give a new one to the receiver); the old one keeps signing
+/// for the grace period.
 pub async fn rotate_webhook_secret(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
     Auth(principal): Auth,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Admin)?;
     let query: RotateQuery = parse_query(query.as_deref())?;
+    let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
+    let secret = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let body: RotateBody = parse_json_object(&bytes)?;
+        body.secret
+    };
+    if let Some(secret) = &secret {
+        crate::settings::check_secret(secret)
+            .map_err(|m| ApiError::bad_request("invalid_field", format!("`secret` {m}")))?;
+    }
     let settings = change(
         &state,
         env,
         SettingsChange::RotateSecret {
             grace: query.grace.map(|g| g.0),
+            secret,
         },
     )
     .await?;

@@ -18,7 +18,8 @@ use crate::model::{Message, OpState, Operation};
 /// 2: no field norms, no per-message `doc_id` term (about 25 bytes less per message).
 /// 3: operation text in `op_text`, so a text clause alone says which kind a query wants;
 ///    `state_code` on every document (`NO_STATE` on messages), so it reads without an index.
-/// 4: `started` on operation documents, so insights bucket by when operations happened.
+/// 4: `started` on operation documents, so insights bucket by when operations happened;
+///    `end_user_id` and `tag` (`key:value`), context of both kinds (set when an operation starts).
 pub const SCHEMA_VERSION: u32 = 4;
 
 pub const KIND_OPERATION: u64 = 0;
@@ -44,6 +45,10 @@ pub struct Fields {
     pub integration: Field,
     pub connection_id: Field,
     pub script: Field,
+    /// The end user's id; fast, for facets.
+    pub end_user_id: Field,
+    /// One `key:value` term per tag; fast, for facets.
+    pub tag: Field,
     pub state: Field,
     /// On every document, `NO_STATE` on messages: a column with a value per document reads
     /// straight from its values, which made insights twice as fast.
@@ -65,6 +70,8 @@ pub const INTEGRATION: &str = "integration";
 pub const CONNECTION_ID: &str = "connection_id";
 pub const SCRIPT: &str = "script";
 pub const STARTED: &str = "started";
+pub const END_USER_ID: &str = "end_user_id";
+pub const TAG: &str = "tag";
 
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -97,7 +104,9 @@ pub fn build() -> (Schema, Fields) {
         type_action: b.add_text_field("type_action", keyword.clone()),
         integration: b.add_text_field(INTEGRATION, keyword_fast.clone()),
         connection_id: b.add_text_field(CONNECTION_ID, keyword_fast.clone()),
-        script: b.add_text_field(SCRIPT, keyword_fast),
+        script: b.add_text_field(SCRIPT, keyword_fast.clone()),
+        end_user_id: b.add_text_field(END_USER_ID, keyword_fast.clone()),
+        tag: b.add_text_field(TAG, keyword_fast),
         state: b.add_text_field("state", keyword.clone()),
         state_code: b.add_u64_field("state_code", fast_u64),
         created: b.add_i64_field("created", indexed_fast.clone()),
@@ -159,6 +168,12 @@ fn add_operation_context(doc: &mut TantivyDocument, f: &Fields, ctx: &OpContext)
         if let Some(v) = value {
             doc.add_text(field, v);
         }
+    }
+    if let Some(user) = &op.end_user {
+        doc.add_text(f.end_user_id, &user.id);
+    }
+    for (key, value) in &op.tags {
+        doc.add_text(f.tag, format!("{key}:{value}"));
     }
 }
 

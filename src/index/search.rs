@@ -34,6 +34,9 @@ pub struct Filters {
     pub integrations: Vec<String>,
     pub connection_ids: Vec<String>,
     pub scripts: Vec<String>,
+    pub end_user_ids: Vec<String>,
+    /// `key:value`; tags of one key are OR-ed, different keys AND-ed.
+    pub tags: Vec<String>,
     /// Messages only.
     pub levels: Vec<Level>,
     /// Messages only.
@@ -116,8 +119,21 @@ impl SearchIndex {
                 f.connection_ids.iter().map(String::as_str),
             ),
             any_of(fields.script, f.scripts.iter().map(String::as_str)),
+            any_of(
+                fields.end_user_id,
+                f.end_user_ids.iter().map(String::as_str),
+            ),
         ];
         clauses.extend(lists.into_iter().flatten().map(|q| (Occur::Must, q)));
+        // `tags` is sorted, so the tags of one key are adjacent.
+        for same_key in f
+            .tags
+            .chunk_by(|a, b| a.split_once(':').map(|t| t.0) == b.split_once(':').map(|t| t.0))
+        {
+            if let Some(q) = any_of(fields.tag, same_key.iter().map(String::as_str)) {
+                clauses.push((Occur::Must, q));
+            }
+        }
     }
 
     fn add_time_filter(&self, clauses: &mut Clauses, f: &Filters) {

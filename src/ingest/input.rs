@@ -17,6 +17,12 @@ pub const MAX_META_BYTES: usize = 100 * 1024;
 pub const MAX_BATCH: usize = 1_000;
 /// The longest short string field (integration, connection_id, ...), in characters.
 pub const MAX_NAME_CHARS: usize = 256;
+/// The most tags one operation may carry.
+pub const MAX_TAGS: usize = 32;
+/// The longest tag key, in characters (letters, digits, `_`, `-`, `.`, `/`).
+pub const MAX_TAG_KEY_CHARS: usize = 64;
+/// The longest tag value, in characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
 
 pub const REDACTED: &str = "[REDACTED]";
 const ALWAYS_REDACTED: &[&str] = &[
@@ -75,6 +81,17 @@ pub struct NewOperation {
     #[serde(default, deserialize_with = "optional_objects")]
     pub records: Option<Vec<RecordCount>>,
     pub meta: Option<Json>,
+    /// Who the operation acts for (Nango's end user); fixed once started.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub end_user: Option<EndUser>,
+    /// Labels, at most 32: keys 1-64 characters of letters, digits, `_`, `-`, `.`, `/`; values
+    /// 1-256 characters. Fixed once started; filter with `tag=key:value`.
+    #[schema(schema_with = tags_schema)]
+    pub tags: Option<Tags>,
+    /// For an action: it runs asynchronously, and its end fires `action.completed` (other types
+    /// keep the flag and fire nothing).
+    #[serde(rename = "async")]
+    pub is_async: Option<bool>,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
@@ -201,6 +218,85 @@ pub fn check_name(field: &str, value: &Option<String>) -> Result<(), FieldError>
     }
 }
 
+/// The bounds of an operation's end user and tags (also checked on import).
+pub fn check_context(user: Option<&EndUser>, tags: &Tags) -> Result<(), FieldError> {
+    if let Some(user) = user {
+        check_end_user(user)?;
+    }
+    check_tags(tags)
+}
+
+fn check_end_user(user: &EndUser) -> Result<(), FieldError> {
+    check_name("end_user.id", &Some(user.id.clone()))?;
+    check_name("end_user.email", &user.email)?;
+    check_name("end_user.display_name", &user.display_name)?;
+    if let Some(org) = &user.organization {
+        check_name("end_user.organization.id", &Some(org.id.clone()))?;
+        check_name("end_user.organization.display_name", &org.display_name)?;
+    }
+    Ok(())
+}
+
+/// The JSON Schema of `tags`, with the bounds `check_tags` holds them to.
+fn tags_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_TAG_VALUE_CHARS));
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(TAG_KEY_PATTERN));
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
+        .property_names(Some(name))
+        .max_properties(Some(MAX_TAGS))
+        .build()
+}
+
+/// What `is_tag_key` accepts, as a JSON Schema pattern.
+pub const TAG_KEY_PATTERN: &str = "^[A-Za-z0-9_./-]{1,64}$";
+
+/// Whether `key` can be a tag key: what `tag=key:value` can name without ambiguity.
+pub fn is_tag_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.chars().count() <= MAX_TAG_KEY_CHARS
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+}
+
+pub fn check_tags(tags: &Tags) -> Result<(), FieldError> {
+    if tags.len() > MAX_TAGS {
+        return Err(FieldError::new(
+            "tags",
+            format!(
+                "has {} tags; at most {MAX_TAGS} are kept per operation",
+                tags.len()
+            ),
+        ));
+    }
+    for (key, value) in tags {
+        if !is_tag_key(key) {
+            return Err(FieldError::new(
+                format!("tags.{key}"),
+                format!("the key must be 1-{MAX_TAG_KEY_CHARS} characters a-z, A-Z, 0-9, '_', '-', '.' or '/'"),
+            ));
+        }
+        if value.is_empty() || value.chars().count() > MAX_TAG_VALUE_CHARS {
+            return Err(FieldError::new(
+                format!("tags.{key}"),
+                format!("the value must be 1-{MAX_TAG_VALUE_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_action(action: &str) -> Result<(), FieldError> {
     let ok = !action.is_empty()
         && action.len() <= 64
@@ -237,6 +333,10 @@ pub fn validate_new_operation(
     check_name("connection_id", &input.connection_id)?;
     check_name("script", &input.script)?;
     check_name("provider", &input.provider)?;
+    check_context(
+        input.end_user.as_ref(),
+        input.tags.as_ref().unwrap_or(&Tags::new()),
+    )?;
     if let (Some(start), Some(end)) = (input.started_at, input.ended_at) {
         if end < start {
             return Err(FieldError::new("ended_at", "is before started_at"));

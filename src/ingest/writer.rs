@@ -27,12 +27,13 @@ use super::input::{MessageDraft, NewOperation, OperationDraft, OperationPatch};
 use super::lifecycle::{self, Change, LifecycleError};
 use crate::alerts;
 use crate::config::DeadlinesConfig;
+use crate::config::WebhookFormat;
 use crate::index::{Fed, IndexShared};
 use crate::metrics::Metrics;
 use crate::model::*;
 use crate::outbox::{
-    events, policy, Attempt, Job, JobFamily, JobKind, OtlpLogsJob, OtlpSpanJob, Wake, WebhookJob,
-    OTLP_LOGS_FORMAT_V1, OTLP_SPAN_FORMAT_V1,
+    events, policy, Attempt, Job, JobFamily, JobKind, NangoWebhookJob, OtlpLogsJob, OtlpSpanJob,
+    Wake, WebhookJob, OTLP_LOGS_FORMAT_V1, OTLP_SPAN_FORMAT_V1,
 };
 use crate::settings::{
     self, AlertSettings, EnvSettings, OtelSettings, Settings, SettingsError, SettingsUpdate,
@@ -61,7 +62,8 @@ pub enum Command {
         environment: String,
         /// `Idempotency-Key` and the SHA-256 of the request body.
         idempotency: Option<(String, [u8; 32])>,
-        draft: OperationDraft,
+        /// Boxed: a draft is several times larger than any other command.
+        draft: Box<OperationDraft>,
     },
     UpdateOperation {
         environment: String,
@@ -147,6 +149,9 @@ pub enum SettingsChange {
     /// A new webhook secret; the old one keeps signing for the grace period.
     RotateSecret {
         grace: Option<std::time::Duration>,
+        /// The secret to sign with from now on (an existing Nango signing key, checked by the
+        /// caller); `None` issues a fresh `whsec_` one.
+        secret: Option<String>,
     },
     RotateIngressToken,
 }
@@ -538,7 +543,7 @@ impl WriterThread {
                 let deadline = self.deps.deadlines.for_type(draft.input.kind);
                 // Created ended or not, `operation_changed` below sees it with no `before`.
                 let (operation, _) =
-                    lifecycle::new_operation(id, &environment, draft, now, deadline);
+                    lifecycle::new_operation(id, &environment, *draft, now, deadline);
                 if let Some((key, body_sha256)) = idempotency {
                     let record = IdempotencyRecord {
                         operation_id: id,
@@ -752,7 +757,7 @@ impl WriterThread {
                             tx.put_alert_settings(&environment, &alerts)?;
                         }
                     }
-                    SettingsChange::RotateSecret { grace } => {
+                    SettingsChange::RotateSecret { grace, secret } => {
                         let grace = grace.unwrap_or(
                             file.rotation_grace
                                 .map(|g| g.0)
@@ -763,7 +768,7 @@ impl WriterThread {
                             &webhooks,
                             now,
                             grace,
-                            settings::generate_secret(),
+                            secret.unwrap_or_else(settings::generate_secret),
                         )?;
                     }
                     SettingsChange::RotateIngressToken => {
@@ -853,7 +858,7 @@ impl WriterThread {
         touched: &mut Touched,
         before: Option<&Operation>,
         after: &Operation,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         if after.state.is_terminal() && before.is_none_or(|b| !b.state.is_terminal()) {
             self.deps.metrics.record_end(after.state);
             self.queue_span(tx, after)?;
@@ -868,14 +873,40 @@ impl WriterThread {
         let now = Timestamp::now();
         let cause = DeliveryCause::of(after);
         for event in derived {
-            let body = |event_id: &str| events::envelope(event_id, &event, after, now);
-            self.queue_deliveries(tx, touched, &settings, event.kind, body, &cause, now)?;
+            // An open incoming webhook is settled by its forwards: their attempts are its own
+            // `http` messages and their outcome its state, within a deadline covering retries.
+            let settles = event.kind == EventType::WebhookReceived && !after.state.is_terminal();
+            if settles && !settings.webhooks.destinations(event.kind).is_empty() {
+                let span = policy::worst_case_span(
+                    &settings.webhooks.retry_schedule,
+                    settings.webhooks.timeout,
+                    self.deps.max_retry_after,
+                );
+                let entry = touched.get(tx, after.id)?;
+                let needed = now.plus_millis(span.as_millis() as i64);
+                if entry.current.expires_at < needed {
+                    entry.current.expires_at = needed;
+                    entry.dirty = true;
+                }
+            }
+            let bodies = |event_id: &str| {
+                (
+                    events::envelope(event_id, &event, after, now),
+                    events::nango_bodies(&event, after),
+                )
+            };
+            self.queue_deliveries(
+                tx, touched, &settings, event.kind, bodies, &cause, settles, now,
+            )?;
         }
         Ok(())
     }
 
-    /// Queues one delivery of one event per URL subscribed to `kind`, each with the
-    /// `webhook:deliver` operation that logs it. `body` makes the envelope from the event id.
+    /// Queues one delivery of one event per URL subscribed to `kind` (several for a Nango-format
+    /// URL when Nango sends several bodies), each with the `webhook:deliver` operation that logs
+    /// it, or, when the delivery `settles` its cause (a forwarded incoming webhook), logged on
+    /// the cause itself. `bodies` makes, from the event id, the standard envelope and the Nango
+    /// bodies.
     #[allow(clippy::too_many_arguments)]
     fn queue_deliveries(
         &mut self,
@@ -883,8 +914,9 @@ impl WriterThread {
         touched: &mut Touched,
         settings: &EnvSettings,
         kind: EventType,
-        body: impl FnOnce(&str) -> String,
+        bodies: impl FnOnce(&str) -> (String, Vec<events::NangoBody>),
         cause: &DeliveryCause,
+        settles: bool,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let urls = settings.webhooks.destinations(kind);
@@ -892,38 +924,61 @@ impl WriterThread {
             return Ok(());
         }
         let event_id = format!("evt_{}", self.next_id());
-        let body = body(&event_id);
-        for url in urls {
-            let id = self.next_id();
-            let log = self.delivery_log(id, cause, kind, url, settings, now);
-            let job = Job {
-                id,
-                environment: settings.environment.clone(),
-                kind: JobKind::Webhook(WebhookJob {
+        let (envelope, nango) = bodies(&event_id);
+        for (url, format) in urls {
+            let bodies: Vec<events::NangoBody> = match format {
+                WebhookFormat::Opslog => vec![events::NangoBody {
+                    body: envelope.clone(),
+                    forwarded_headers: Vec::new(),
+                }],
+                WebhookFormat::Nango => nango.clone(),
+            };
+            for body in bodies {
+                let id = self.next_id();
+                let log_operation_id = match cause.operation {
+                    Some(operation) if settles => operation,
+                    _ => {
+                        let log = self.delivery_log(id, cause, kind, url, settings, now);
+                        let log_id = log.id;
+                        touched.insert_new(log);
+                        log_id
+                    }
+                };
+                let delivery = WebhookJob {
                     event_id: event_id.clone(),
                     event: kind,
                     url: url.to_owned(),
-                    body: body.clone(),
+                    body: body.body,
                     // An alert has no operation: its delivery's own log stands for it.
-                    operation_id: cause.operation.unwrap_or(log.id),
-                    log_operation_id: log.id,
-                }),
-                status: DeliveryStatus::Pending,
-                created_at: now,
-                updated_at: now,
-                attempts: 0,
-                round_attempts: 0,
-                next_attempt_at: Some(first_attempt_at(settings, now)),
-                last_error: None,
-                round_started_at: now,
-            };
-            tx.put_job(&job, None)?;
-            touched.insert_new(log);
-            self.deps
-                .metrics
-                .deliveries_queued
-                .fetch_add(1, Ordering::Relaxed);
-            self.outbox_queued = true;
+                    operation_id: cause.operation.unwrap_or(log_operation_id),
+                    log_operation_id,
+                };
+                let job = Job {
+                    id,
+                    environment: settings.environment.clone(),
+                    kind: match format {
+                        WebhookFormat::Opslog => JobKind::Webhook(delivery),
+                        WebhookFormat::Nango => JobKind::NangoWebhook(NangoWebhookJob {
+                            delivery,
+                            forwarded_headers: body.forwarded_headers,
+                        }),
+                    },
+                    status: DeliveryStatus::Pending,
+                    created_at: now,
+                    updated_at: now,
+                    attempts: 0,
+                    round_attempts: 0,
+                    next_attempt_at: Some(first_attempt_at(settings, now)),
+                    last_error: None,
+                    round_started_at: now,
+                };
+                tx.put_job(&job, None)?;
+                self.deps
+                    .metrics
+                    .deliveries_queued
+                    .fetch_add(1, Ordering::Relaxed);
+                self.outbox_queued = true;
+            }
         }
         Ok(())
     }
@@ -982,10 +1037,13 @@ impl WriterThread {
                 connection_id: None,
                 label: format!("alert {key}"),
             };
-            let body = |event_id: &str| {
-                events::alert_envelope(event_id, kind, environment, &observed, now)
+            let bodies = |event_id: &str| {
+                (
+                    events::alert_envelope(event_id, kind, environment, &observed, now),
+                    vec![events::nango_alert_body(kind, environment, &observed)],
+                )
             };
-            self.queue_deliveries(tx, touched, &settings, kind, body, &cause, now)?;
+            self.queue_deliveries(tx, touched, &settings, kind, bodies, &cause, false, now)?;
         }
         Ok(())
     }
@@ -993,16 +1051,18 @@ impl WriterThread {
     /// Queues the span of `ended` (just become terminal) for its environment's OTLP collector,
     /// when the environment has one and the operation's type is exported.
     fn queue_span(&mut self, tx: &mut WriteTx, ended: &Operation) -> Result<(), StoreError> {
-        if !crate::otel::is_exported(ended.kind) {
-            return Ok(());
-        }
         let settings = self.deps.settings.clone();
         let Some(target) = settings.otel(&ended.environment) else {
             return Ok(());
         };
+        if !crate::otel::is_exported_as(ended.kind, target.names()) {
+            return Ok(());
+        }
         let max_events = target.max_events_per_span();
         let messages = tx.message_ends(ended.id, max_events)?;
-        let Some(span) = crate::otel::operation_span(ended, &messages, max_events) else {
+        let Some(span) =
+            crate::otel::operation_span_named(ended, &messages, max_events, target.names())
+        else {
             return Ok(());
         };
         let kind = JobKind::OtlpSpan(OtlpSpanJob {
@@ -1031,16 +1091,16 @@ impl WriterThread {
             let Some(op) = touched.ops.get(&op_id).map(|o| &o.current) else {
                 continue;
             };
-            if !crate::otel::is_exported(op.kind) {
-                continue;
-            }
             let Some(target) = self.deps.settings.otel(&op.environment) else {
                 continue;
             };
+            if !crate::otel::is_exported_as(op.kind, target.names()) {
+                continue;
+            }
             let scope = ScopeLogs {
                 log_records: messages
                     .iter()
-                    .map(|m| crate::otel::message_log_record(op, m, now))
+                    .map(|m| crate::otel::message_log_record_named(op, m, now, target.names()))
                     .collect(),
                 ..ScopeLogs::default()
             };
@@ -1121,6 +1181,9 @@ impl WriterThread {
             }),
             response: None,
             records: None,
+            end_user: None,
+            tags: None,
+            is_async: None,
             meta: Some(Json::from_value(&serde_json::json!({
                 "delivery_id": delivery.to_string(),
                 "event": event,
@@ -1179,7 +1242,7 @@ impl WriterThread {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         // Spans have no log operation: the job and its attempts are the whole record.
-        let JobKind::Webhook(webhook) = &job.kind else {
+        let Some(webhook) = job.webhook() else {
             return Ok(());
         };
         self.log_attempt(
@@ -1350,7 +1413,8 @@ impl WriterThread {
             job.round_attempts = 0;
             job.round_started_at = now;
             let settings = self.deps.settings.get(&job.environment);
-            let JobKind::Webhook(webhook) = &mut job.kind else {
+            let job_id = job.id;
+            let Some(webhook) = job.webhook_mut() else {
                 tx.put_job(&job, Some(&stored))?;
                 self.outbox_queued = true;
                 return Ok(job);
@@ -1363,7 +1427,7 @@ impl WriterThread {
             if let (Some(cause), Some(settings)) = (cause, settings) {
                 let url = webhook.url.clone();
                 let cause = DeliveryCause::of(&cause);
-                let log = self.delivery_log(job.id, &cause, webhook.event, &url, &settings, now);
+                let log = self.delivery_log(job_id, &cause, webhook.event, &url, &settings, now);
                 webhook.log_operation_id = log.id;
                 touched.insert_new(log);
             }

@@ -454,7 +454,13 @@ fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Work>>) {
         }
         let outcome = match &item {
             Work::Delivery(job) => match &job.kind {
-                JobKind::Webhook(webhook) => attempt_webhook(context, job, webhook),
+                JobKind::Webhook(webhook) => attempt_webhook(context, job, webhook, None),
+                JobKind::NangoWebhook(nango) => attempt_webhook(
+                    context,
+                    job,
+                    &nango.delivery,
+                    Some(&nango.forwarded_headers),
+                ),
                 _ => unreachable!("exports are claimed as batches"),
             },
             Work::Exports(jobs) => attempt_exports(context, jobs),
@@ -475,7 +481,13 @@ fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Work>>) {
 }
 
 /// Signs and sends one attempt of a webhook delivery; answers the command that records it.
-fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Command {
+/// `nango`: the delivery is in the Nango format, with these forwarded headers.
+fn attempt_webhook(
+    context: &Context,
+    job: &Job,
+    webhook: &WebhookJob,
+    nango: Option<&[(String, String)]>,
+) -> Command {
     let deps = &context.deps;
     let started_at = Timestamp::now();
     let number = job.attempts + 1;
@@ -501,13 +513,23 @@ fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Comman
     };
     let timestamp = started_at.millis().div_euclid(1000);
     let secrets = settings.webhooks.signing_secrets(started_at);
-    let request = webhook::sign(
-        &webhook.url,
-        &job.webhook_id(),
-        &webhook.body,
-        &secrets,
-        timestamp,
-    );
+    let request = match nango {
+        None => webhook::sign(
+            &webhook.url,
+            &job.webhook_id(),
+            &webhook.body,
+            &secrets,
+            timestamp,
+        ),
+        Some(forwarded) => webhook::sign_nango(
+            &webhook.url,
+            &job.webhook_id(),
+            &webhook.body,
+            &secrets,
+            timestamp,
+            forwarded,
+        ),
+    };
     let sent = context.webhooks.send(&request, settings.webhooks.timeout);
     deps.metrics
         .delivery_attempts
@@ -530,9 +552,13 @@ fn attempt_webhook(context: &Context, job: &Job, webhook: &WebhookJob) -> Comman
             Some(Timestamp::now().plus_millis(delay.as_millis() as i64)),
         ),
         Decision::Failed(reason) => {
-            error = Some(match error {
-                Some(e) => format!("{e}; {reason}"),
-                None => reason,
+            // The last answer leads, so an operation failed by this delivery says what it was.
+            error = Some(match (error, status) {
+                (Some(e), _) => format!("{e}; {reason}"),
+                (None, Some(status)) if !reason.starts_with(&status.to_string()) => {
+                    format!("HTTP {status}; {reason}")
+                }
+                (None, _) => reason,
             });
             (DeliveryStatus::Failed, None)
         }
@@ -590,7 +616,9 @@ fn attempt_exports(context: &Context, jobs: &[Job]) -> Command {
         let decoded = match &job.kind {
             JobKind::OtlpSpan(span) => decode_span(span).map(|s| spans.push(s)),
             JobKind::OtlpLogs(logs) => decode_logs(logs).map(|r| records.extend(r)),
-            JobKind::Webhook(_) => Err("a webhook delivery is not an export".to_owned()),
+            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => {
+                Err("a webhook delivery is not an export".to_owned())
+            }
         };
         match decoded {
             Ok(()) => sent.push(job),

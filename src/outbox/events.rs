@@ -2,14 +2,18 @@
 //! each is sent with. Pure functions: the writer calls `derive` inside the write transaction of
 //! the change and enqueues one delivery per event per URL.
 //!
+//! A URL whose `format` is `nango` gets instead the bodies Nango sends for the same change
+//! (`nango_bodies`, one function per event type): keys sorted at every level and compact, as
+//! Nango's stable stringify writes them, so its SDK's checks pass on the bytes sent.
+//!
 //! Must not: do I/O. `webhook:deliver` operations (the log of deliveries) match no rule here, so
 //! deliveries never cause deliveries.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::alerts::Observation;
-use crate::model::{EventType, Json, OpState, OpType, Operation, Timestamp};
+use crate::model::{EndUser, EventType, Json, OpState, OpType, Operation, Tags, Timestamp};
 
 /// One event and its `data`.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,6 +82,21 @@ pub fn derive(before: Option<&Operation>, after: &Operation) -> Vec<Event> {
                 });
             }
         }
+        (OpType::Action, _) if ended_now && after.is_async => {
+            events.push(Event {
+                kind: EventType::ActionCompleted,
+                data: json!({
+                    "script": after.script,
+                    "action": after.action,
+                    "success": after.state == OpState::Success,
+                    "state": after.state,
+                    "error": after.error,
+                    "started_at": after.started_at,
+                    "ended_at": after.ended_at,
+                    "duration_ms": after.duration_ms,
+                }),
+            });
+        }
         (OpType::Webhook, "incoming") if created => {
             let request = after.request.as_ref();
             events.push(Event {
@@ -111,6 +130,10 @@ struct Envelope<'a> {
     connection_id: Option<&'a str>,
     /// `null` for events no operation caused (alerts).
     operation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_user: Option<&'a EndUser>,
+    #[serde(skip_serializing_if = "Tags::is_empty")]
+    tags: &'a Tags,
     data: &'a Value,
 }
 
@@ -124,6 +147,8 @@ pub fn envelope(event_id: &str, event: &Event, operation: &Operation, now: Times
         integration: operation.integration.as_deref(),
         connection_id: operation.connection_id.as_deref(),
         operation_id: Some(operation.id.to_string()),
+        end_user: operation.end_user.as_ref(),
+        tags: &operation.tags,
         data: &event.data,
     })
     .expect("an envelope always serializes")
@@ -162,9 +187,223 @@ pub fn alert_envelope(
         integration: rule.integration.as_deref(),
         connection_id: None,
         operation_id: None,
+        end_user: None,
+        tags: &Tags::default(),
         data: &data,
     })
     .expect("an envelope always serializes")
+}
+
+/// The body of an alert event for a URL in the Nango format. Nango has no alert webhook, so
+/// this one is ours in Nango's style (`from`, `type`, camelCase, keys sorted, compact).
+pub fn nango_alert_body(kind: EventType, environment: &str, observed: &Observation) -> NangoBody {
+    let rule = &observed.rule;
+    let body = json!({
+        "from": "opslog",
+        "type": "alert",
+        "operation": if kind == EventType::AlertTriggered { "triggered" } else { "resolved" },
+        "environment": environment,
+        "providerConfigKey": rule.integration,
+        "rule": rule.key(),
+        "signal": rule.signal.as_str(),
+        "title": rule.signal.title(),
+        "above": rule.above,
+        "count": observed.count,
+        "window": rule.window,
+        "windowStart": observed.from,
+        "windowEnd": observed.to,
+        "dashboardUrl": observed.link,
+    });
+    NangoBody {
+        body: body.to_string(),
+        forwarded_headers: Vec::new(),
+    }
+}
+
+/// One body for a URL in the Nango format, and the third party's headers to send with it (a
+/// forwarded webhook's; empty otherwise).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NangoBody {
+    pub body: String,
+    pub forwarded_headers: Vec<(String, String)>,
+}
+
+/// The bodies Nango sends for `event` (none when Nango has no such webhook: `sync.records` is
+/// carried by the per-model `sync` bodies). One function per event type; a new event type adds
+/// its own.
+pub fn nango_bodies(event: &Event, operation: &Operation) -> Vec<NangoBody> {
+    let plain = |body: Value| NangoBody {
+        body: body.to_string(),
+        forwarded_headers: Default::default(),
+    };
+    match event.kind {
+        EventType::SyncCompleted => nango_sync(operation).into_iter().map(plain).collect(),
+        EventType::SyncRecords => Vec::new(),
+        EventType::AuthCreated | EventType::AuthFailed => vec![plain(nango_auth(operation))],
+        EventType::WebhookReceived => vec![nango_forward(operation)],
+        EventType::ActionCompleted => vec![plain(nango_async_action(operation))],
+        // Alerts are not caused by an operation: `nango_alert_body` makes theirs.
+        EventType::AlertTriggered | EventType::AlertResolved => Vec::new(),
+    }
+}
+
+/// Nango's `sync` webhook, one per model (Nango's `NangoSyncWebhookBody`). A sync that reported
+/// no record counts gets one body with an empty `model`. `syncType` is `meta.sync_type` when it
+/// is one of Nango's (`INITIAL`, `INCREMENTAL`, `WEBHOOK`), else `INCREMENTAL`.
+fn nango_sync(op: &Operation) -> Vec<Value> {
+    let sync_type = meta_str(op, "sync_type")
+        .map(|t| t.to_ascii_uppercase())
+        .filter(|t| matches!(t.as_str(), "INITIAL" | "INCREMENTAL" | "WEBHOOK"))
+        .unwrap_or_else(|| "INCREMENTAL".into());
+    let started = op.started_at.unwrap_or(op.created_at).to_string();
+    let mut models: Vec<(&str, [u64; 3])> = op
+        .records
+        .iter()
+        .flatten()
+        .map(|r| (r.model.as_str(), [r.added, r.updated, r.deleted]))
+        .collect();
+    if models.is_empty() {
+        models.push(("", [0; 3]));
+    }
+    models
+        .into_iter()
+        .map(|(model, [added, updated, deleted])| {
+            let mut body = json!({
+                "from": "nango",
+                "type": "sync",
+                "connectionId": op.connection_id.as_deref().unwrap_or_default(),
+                "providerConfigKey": op.integration.as_deref().unwrap_or_default(),
+                "syncName": op.script.as_deref().unwrap_or(&op.action),
+                "syncVariant": meta_str(op, "sync_variant").unwrap_or_else(|| "base".into()),
+                "model": model,
+                "syncType": sync_type,
+                "success": op.state == OpState::Success,
+            });
+            let fields = body.as_object_mut().expect("an object");
+            if op.state == OpState::Success {
+                fields.insert(
+                    "responseResults".into(),
+                    json!({"added": added, "updated": updated, "deleted": deleted}),
+                );
+                fields.insert("modifiedAfter".into(), json!(started));
+                let query_time = (sync_type != "INITIAL").then(|| started.clone());
+                fields.insert("queryTimeStamp".into(), json!(query_time));
+            } else {
+                fields.insert("error".into(), nango_error(op, "sync_failed"));
+                fields.insert("startedAt".into(), json!(started));
+                let failed = op.ended_at.unwrap_or(op.updated_at).to_string();
+                fields.insert("failedAt".into(), json!(failed));
+            }
+            body
+        })
+        .collect()
+}
+
+/// Nango's `auth` webhook (`NangoAuthWebhookBody`). `operation` from the action
+/// (`create_connection` is a creation, `refresh_token` a refresh, ...); `authMode` is
+/// `meta.auth_mode` when set, else `unknown`.
+fn nango_auth(op: &Operation) -> Value {
+    let operation = match op.action.as_str() {
+        "create_connection" | "create" => "creation",
+        "override" | "reconnect" | "update_connection" => "override",
+        "refresh_token" | "refresh" => "refresh",
+        "delete_connection" | "delete" => "deletion",
+        _ => "unknown",
+    };
+    let mut body = json!({
+        "from": "nango",
+        "type": "auth",
+        "connectionId": op.connection_id.as_deref().unwrap_or_default(),
+        "providerConfigKey": op.integration.as_deref().unwrap_or_default(),
+        "authMode": meta_str(op, "auth_mode").unwrap_or_else(|| "unknown".into()),
+        "provider": op.provider.as_deref().or(op.integration.as_deref()).unwrap_or_default(),
+        "environment": op.environment,
+        "operation": operation,
+        "success": op.state == OpState::Success,
+    });
+    let fields = body.as_object_mut().expect("an object");
+    if op.state != OpState::Success {
+        fields.insert("error".into(), nango_error(op, "auth_failed"));
+    }
+    if !op.tags.is_empty() {
+        fields.insert("tags".into(), json!(op.tags));
+    }
+    if let Some(user) = &op.end_user {
+        let mut end_user = Map::new();
+        end_user.insert("endUserId".into(), json!(user.id));
+        if let Some(email) = &user.email {
+            end_user.insert("endUserEmail".into(), json!(email));
+        }
+        if let Some(org) = &user.organization {
+            end_user.insert("organizationId".into(), json!(org.id));
+        }
+        end_user.insert("tags".into(), json!(op.tags));
+        fields.insert("endUser".into(), Value::Object(end_user));
+    }
+    body
+}
+
+/// Nango's `forward` webhook (`NangoForwardWebhookBody`): the third party's payload as received,
+/// from its provider (or, without one, the integration), with its headers.
+fn nango_forward(op: &Operation) -> NangoBody {
+    let request = op.request.as_ref();
+    let mut body = json!({
+        "from": op.provider.as_deref().or(op.integration.as_deref()).unwrap_or_default(),
+        "type": "forward",
+        "providerConfigKey": op.integration.as_deref().unwrap_or_default(),
+        "payload": request.and_then(|r| r.body.as_ref()).map(raw_value),
+    });
+    if let Some(connection) = &op.connection_id {
+        body["connectionId"] = json!(connection);
+    }
+    NangoBody {
+        body: body.to_string(),
+        forwarded_headers: request
+            .and_then(|r| r.headers.as_ref())
+            .map(super::webhook::forwardable_headers)
+            .unwrap_or_default(),
+    }
+}
+
+/// Nango's `async_action` webhook (`NangoAsyncActionWebhookBody`): the action's id and where its
+/// result is read (`GET /v1/environments/{env}/operations/{id}`).
+fn nango_async_action(op: &Operation) -> Value {
+    json!({
+        "from": "nango",
+        "type": "async_action",
+        "connectionId": op.connection_id.as_deref().unwrap_or_default(),
+        "providerConfigKey": op.integration.as_deref().unwrap_or_default(),
+        "payload": {
+            "id": op.id.to_string(),
+            "statusUrl": format!("/v1/environments/{}/operations/{}", op.environment, op.id),
+        },
+    })
+}
+
+/// Nango's `ErrorPayload`: `{type, description}` from the operation's error (its `type`, else
+/// its `name`, else `fallback` or the state).
+fn nango_error(op: &Operation, fallback: &str) -> Value {
+    let kind = op
+        .error
+        .as_ref()
+        .and_then(|e| e.kind.clone().or_else(|| e.name.clone()))
+        .unwrap_or_else(|| match op.state {
+            OpState::Timeout => "timeout".into(),
+            OpState::Cancelled => "cancelled".into(),
+            _ => fallback.into(),
+        });
+    let description = op
+        .error
+        .as_ref()
+        .map(|e| e.message.clone())
+        .unwrap_or_else(|| format!("the operation ended as {}", op.state));
+    json!({"type": kind, "description": description})
+}
+
+/// The string `key` of the operation's `meta` object, if it has one.
+fn meta_str(op: &Operation, key: &str) -> Option<String> {
+    let meta: Value = serde_json::from_str(op.meta.as_ref()?.text()).ok()?;
+    Some(meta.get(key)?.as_str()?.to_owned())
 }
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ pub enum JobKind {
     OtlpSpan(OtlpSpanJob),
     /// The messages one commit appended to one operation, as OTLP log records.
     OtlpLogs(OtlpLogsJob),
+    /// One Nango-format body on its way to a webhook URL whose `format` is `nango`: signed as
+    /// Nango signs, with the third party's headers when it forwards an incoming webhook.
+    NangoWebhook(NangoWebhookJob),
 }
 
 /// Which API lists a job: webhook deliveries (`/deliveries`) or OTLP exports (`/exports`).
@@ -51,7 +54,7 @@ pub enum JobFamily {
 impl JobKind {
     pub fn family(&self) -> JobFamily {
         match self {
-            JobKind::Webhook(_) => JobFamily::Delivery,
+            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => JobFamily::Delivery,
             JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => JobFamily::Export,
         }
     }
@@ -60,6 +63,7 @@ impl JobKind {
     pub fn destination(&self) -> &str {
         match self {
             JobKind::Webhook(w) => &w.url,
+            JobKind::NangoWebhook(n) => &n.delivery.url,
             JobKind::OtlpSpan(o) => &o.url,
             JobKind::OtlpLogs(o) => &o.url,
         }
@@ -69,7 +73,7 @@ impl JobKind {
     /// size within it. Exports to one collector are batched; webhooks go one per request.
     pub fn export_size(&self) -> Option<(usize, usize)> {
         match self {
-            JobKind::Webhook(_) => None,
+            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => None,
             JobKind::OtlpSpan(o) => Some((1, super::otlp::framed_len(o.span.len()))),
             // `records` is already a sequence of framed log records.
             JobKind::OtlpLogs(o) => Some((o.count as usize, o.records.len())),
@@ -89,6 +93,15 @@ pub struct WebhookJob {
     pub operation_id: Id,
     /// The `webhook:deliver` operation that logs this delivery's attempts (a new one per round).
     pub log_operation_id: Id,
+}
+
+/// A delivery in the Nango format: the body is what Nango would send for the event.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct NangoWebhookJob {
+    pub delivery: WebhookJob,
+    /// Headers of the third party's request, sent along when the body forwards it (`forward`),
+    /// as Nango does; empty otherwise.
+    pub forwarded_headers: Vec<(String, String)>,
 }
 
 /// The `format` of an [`OtlpSpanJob`] whose `span` is a prost-encoded OTLP `Span`.
@@ -159,6 +172,8 @@ pub struct DeliveryView {
     pub event_id: String,
     pub event: EventType,
     pub url: String,
+    /// The body shape sent (the URL's `format` when the delivery was queued).
+    pub format: crate::config::WebhookFormat,
     pub status: DeliveryStatus,
     pub attempts: u32,
     pub next_attempt_at: Option<Timestamp>,
@@ -251,7 +266,7 @@ impl Job {
     /// The JSON of an export, `None` for a webhook delivery.
     pub fn export_view(&self) -> Option<ExportView> {
         let (signal, operation_id, url, items) = match &self.kind {
-            JobKind::Webhook(_) => return None,
+            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => return None,
             JobKind::OtlpSpan(o) => ("traces", o.operation_id, &o.url, 1),
             JobKind::OtlpLogs(o) => ("logs", o.operation_id, &o.url, o.count),
         };
@@ -274,7 +289,24 @@ impl Job {
     pub fn webhook(&self) -> Option<&WebhookJob> {
         match &self.kind {
             JobKind::Webhook(w) => Some(w),
+            JobKind::NangoWebhook(n) => Some(&n.delivery),
             JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => None,
+        }
+    }
+
+    pub fn webhook_mut(&mut self) -> Option<&mut WebhookJob> {
+        match &mut self.kind {
+            JobKind::Webhook(w) => Some(w),
+            JobKind::NangoWebhook(n) => Some(&mut n.delivery),
+            JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => None,
+        }
+    }
+
+    /// The body shape of a delivery.
+    pub fn format(&self) -> crate::config::WebhookFormat {
+        match &self.kind {
+            JobKind::NangoWebhook(_) => crate::config::WebhookFormat::Nango,
+            _ => crate::config::WebhookFormat::Opslog,
         }
     }
 
@@ -291,6 +323,7 @@ impl Job {
             event_id: w.event_id.clone(),
             event: w.event,
             url: w.url.clone(),
+            format: self.format(),
             status: self.status,
             attempts: self.attempts,
             next_attempt_at: self.next_attempt_at,

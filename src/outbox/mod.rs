@@ -20,6 +20,6 @@ pub mod webhook;
 
 pub use dispatcher::{Dispatcher, Wake};
 pub use job::{
-    Attempt, Job, JobFamily, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob, OTLP_LOGS_FORMAT_V1,
-    OTLP_SPAN_FORMAT_V1,
+    Attempt, Job, JobFamily, JobKind, NangoWebhookJob, OtlpLogsJob, OtlpSpanJob, WebhookJob,
+    OTLP_LOGS_FORMAT_V1, OTLP_SPAN_FORMAT_V1,
 };

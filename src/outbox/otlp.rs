@@ -103,6 +103,7 @@ pub struct OtelTarget {
     resource: Resource,
     timeout: Duration,
     max_events_per_span: usize,
+    names: crate::config::SpanNames,
 }
 
 impl OtelTarget {
@@ -128,6 +129,7 @@ impl OtelTarget {
             resource: crate::otel::resource(&settings.service_name, &settings.resource_attributes),
             timeout: settings.timeout.0,
             max_events_per_span: settings.max_events_per_span,
+            names: settings.names,
         })
     }
 
@@ -153,6 +155,11 @@ impl OtelTarget {
     /// The cap to pass to `otel::operation_span` for this environment.
     pub fn max_events_per_span(&self) -> usize {
         self.max_events_per_span
+    }
+
+    /// The span names and attribute keys of this environment's exports.
+    pub fn names(&self) -> crate::config::SpanNames {
+        self.names
     }
 }
 
@@ -575,6 +582,9 @@ mod tests {
             response: None,
             records: None,
             meta: None,
+            end_user: None,
+            tags: Default::default(),
+            is_async: false,
             created_at: Timestamp(1),
             updated_at: Timestamp(2),
             started_at: Some(Timestamp(1)),

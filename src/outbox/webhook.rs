@@ -24,12 +24,16 @@ pub const EXCERPT_BYTES: usize = 4096;
 pub const USER_AGENT: &str = concat!("opslog/", env!("CARGO_PKG_VERSION"));
 
 /// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`, the key being the base64-decoded
-/// part of a `whsec_` secret. `None` for a secret that does not decode.
+/// part of a `whsec_` secret, or the bytes of any other secret (an existing Nango signing key:
+/// Standard Webhooks libraries verify it as `whsec_` + base64 of those bytes). `None` for a
+/// `whsec_` secret that does not decode.
 pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
-    let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
+    let key = match secret.strip_prefix(SECRET_PREFIX) {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?,
+        None => secret.as_bytes().to_vec(),
+    };
     let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
     mac.update(id.as_bytes());
     mac.update(b".");
@@ -59,11 +63,58 @@ pub fn nango_signature(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// `X-Nango-Signature` as Nango computes it: lowercase hex SHA-256 of the secret followed by the
+/// body (what its SDK's legacy `verifyWebhookSignature` checks). Sent only in the Nango format;
+/// receivers should prefer the HMAC in `X-Nango-Hmac-Sha256`.
+pub fn nango_legacy_signature(secret: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut hash = Sha256::new();
+    hash.update(secret.as_bytes());
+    hash.update(body);
+    hex::encode(hash.finalize())
+}
+
+/// Headers of a third party's request that Nango does not forward (by prefix, lowercase): the
+/// transport's, credentials, and those the delivery sets itself.
+const NOT_FORWARDED: &[&str] = &[
+    "host",
+    "authorization",
+    "connection",
+    "keep-alive",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "cookie",
+    "set-cookie",
+    "referer",
+    "user-agent",
+    "sec-",
+    "proxy-",
+    "www-authenticate",
+    "server",
+    "webhook-",
+    "x-nango-",
+];
+
+/// The headers of an incoming webhook a Nango-format `forward` delivery passes on.
+pub fn forwardable_headers(headers: &crate::model::Headers) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, value)| {
+            let name = name.to_ascii_lowercase();
+            !NOT_FORWARDED.iter().any(|p| name.starts_with(p))
+                && value.as_str() != crate::ingest::input::REDACTED
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
 /// The request of one attempt, fully determined before it is sent.
 #[derive(Debug, Clone)]
 pub struct SignedRequest {
     pub url: String,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     pub body: String,
     pub timestamp: i64,
 }
@@ -78,19 +129,58 @@ pub fn sign(
 ) -> SignedRequest {
     let newest = secrets.first().copied().unwrap_or_default();
     let nango = nango_signature(newest, body.as_bytes());
+    let mut request = standard_request(url, webhook_id, body, secrets, timestamp);
+    request
+        .headers
+        .push(("x-nango-signature".into(), nango.clone()));
+    request.headers.push(("x-nango-hmac-sha256".into(), nango));
+    request
+}
+
+/// Signs a Nango-format `body` as Nango does (`X-Nango-Signature`: SHA-256 of secret + body;
+/// `X-Nango-Hmac-Sha256`: HMAC-SHA256 keyed with the secret; both with the newest secret), plus
+/// the Standard Webhooks headers and the `forwarded` headers of the third party.
+pub fn sign_nango(
+    url: &str,
+    webhook_id: &str,
+    body: &str,
+    secrets: &[&str],
+    timestamp: i64,
+    forwarded: &[(String, String)],
+) -> SignedRequest {
+    let newest = secrets.first().copied().unwrap_or_default();
+    let mut request = standard_request(url, webhook_id, body, secrets, timestamp);
+    request.headers.extend(forwarded.iter().cloned());
+    request.headers.push((
+        "x-nango-signature".into(),
+        nango_legacy_signature(newest, body.as_bytes()),
+    ));
+    request.headers.push((
+        "x-nango-hmac-sha256".into(),
+        nango_signature(newest, body.as_bytes()),
+    ));
+    request
+}
+
+/// The content type, user agent and Standard Webhooks headers every delivery carries.
+fn standard_request(
+    url: &str,
+    webhook_id: &str,
+    body: &str,
+    secrets: &[&str],
+    timestamp: i64,
+) -> SignedRequest {
     SignedRequest {
         url: url.to_owned(),
         headers: vec![
-            ("content-type", "application/json".into()),
-            ("user-agent", USER_AGENT.into()),
-            ("webhook-id", webhook_id.to_owned()),
-            ("webhook-timestamp", timestamp.to_string()),
+            ("content-type".into(), "application/json".into()),
+            ("user-agent".into(), USER_AGENT.into()),
+            ("webhook-id".into(), webhook_id.to_owned()),
+            ("webhook-timestamp".into(), timestamp.to_string()),
             (
-                "webhook-signature",
+                "webhook-signature".into(),
                 signature_header(secrets, webhook_id, timestamp, body.as_bytes()),
             ),
-            ("x-nango-signature", nango.clone()),
-            ("x-nango-hmac-sha256", nango),
         ],
         body: body.to_owned(),
         timestamp,
@@ -125,7 +215,7 @@ impl WebhookSender {
         let started = Instant::now();
         let mut builder = self.agent.post(&request.url);
         for (name, value) in &request.headers {
-            builder = builder.header(*name, value);
+            builder = builder.header(name.as_str(), value);
         }
         let response = builder
             .config()

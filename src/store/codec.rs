@@ -8,7 +8,10 @@ use bincode::{Decode, Encode};
 
 use super::StoreError;
 use crate::alerts::{AlertState, StoredAlerts};
-use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
+use crate::model::{
+    DeliveryStatus, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState, OpType,
+    Operation, RecordCount, Timestamp,
+};
 use crate::outbox::{Attempt, Job, JobKind};
 use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 
@@ -68,12 +71,78 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
     ))
 }
 
+/// Operations gained `end_user`, `tags` and `is_async` in version 2.
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode(op)
+    encode_as(V2, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
-    decode("operation", bytes)
+    const WHAT: &str = "operation";
+    match split_version(WHAT, bytes)? {
+        (V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
+        (V2, rest) => decode_body(WHAT, rest),
+        (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// An operation as format version 1 wrote it (frozen: never change this struct; the value types
+/// it holds only ever gain enum variants at their end, so they are shared).
+#[derive(Decode)]
+struct OperationV1 {
+    id: Id,
+    environment: String,
+    kind: OpType,
+    action: String,
+    state: OpState,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    script: Option<String>,
+    provider: Option<String>,
+    message: String,
+    error: Option<ErrorInfo>,
+    request: Option<HttpRequest>,
+    response: Option<HttpResponse>,
+    records: Option<Vec<RecordCount>>,
+    meta: Option<Json>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    started_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    expires_at: Timestamp,
+    duration_ms: Option<u64>,
+    message_count: u64,
+}
+
+impl From<OperationV1> for Operation {
+    fn from(v1: OperationV1) -> Operation {
+        Operation {
+            id: v1.id,
+            environment: v1.environment,
+            kind: v1.kind,
+            action: v1.action,
+            state: v1.state,
+            integration: v1.integration,
+            connection_id: v1.connection_id,
+            script: v1.script,
+            provider: v1.provider,
+            message: v1.message,
+            error: v1.error,
+            request: v1.request,
+            response: v1.response,
+            records: v1.records,
+            meta: v1.meta,
+            end_user: None,
+            tags: Default::default(),
+            is_async: false,
+            created_at: v1.created_at,
+            updated_at: v1.updated_at,
+            started_at: v1.started_at,
+            ended_at: v1.ended_at,
+            expires_at: v1.expires_at,
+            duration_ms: v1.duration_ms,
+            message_count: v1.message_count,
+        }
+    }
 }
 
 /// A message record, stored under the key `(operation_id, id)`: the version-2 byte, then the
@@ -305,9 +374,15 @@ pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecord, Stor
     decode("idempotency record", bytes)
 }
 
+/// A job the previous release cannot decode (a Nango-format delivery, or an event it does not
+/// know) is written as version 3, so that binary refuses it by its version.
 pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
-    let names_alert = matches!(&job.kind, JobKind::Webhook(w) if w.event.is_alert());
-    encode_as(if names_alert { V3 } else { V2 }, job)
+    let new = match &job.kind {
+        JobKind::Webhook(w) => w.event.is_new_in_this_release(),
+        JobKind::NangoWebhook(_) => true,
+        JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => false,
+    };
+    encode_as(if new { V3 } else { V2 }, job)
 }
 
 pub(crate) fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
@@ -401,15 +476,16 @@ impl From<AttemptV1> for Attempt {
     }
 }
 
+/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2.
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
-    let names_alert = settings.events.iter().flatten().any(|e| e.is_alert());
-    encode_as(if names_alert { V3 } else { V1 }, settings)
+    encode_as(V2, settings)
 }
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
     const WHAT: &str = "webhook settings";
     match split_version(WHAT, bytes)? {
-        (V1 | V3, rest) => decode_body(WHAT, rest),
+        (V1, rest) => decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from),
+        (V2, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -430,12 +506,75 @@ pub(crate) fn decode_alert_state(bytes: &[u8]) -> Result<AlertState, StoreError>
     decode("alert state", bytes)
 }
 
+/// Webhook settings as format version 1 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredWebhooksV1 {
+    url: Option<String>,
+    secondary_url: Option<String>,
+    events: Option<Vec<crate::model::EventType>>,
+    timeout_ms: Option<u64>,
+    retry_schedule_ms: Option<Vec<u64>>,
+    allow_insecure_http: Option<bool>,
+    secret: Option<String>,
+    previous_secret: Option<(String, Timestamp)>,
+}
+
+impl From<StoredWebhooksV1> for StoredWebhooks {
+    fn from(v1: StoredWebhooksV1) -> StoredWebhooks {
+        StoredWebhooks {
+            url: v1.url,
+            secondary_url: v1.secondary_url,
+            events: v1.events,
+            timeout_ms: v1.timeout_ms,
+            retry_schedule_ms: v1.retry_schedule_ms,
+            allow_insecure_http: v1.allow_insecure_http,
+            secret: v1.secret,
+            previous_secret: v1.previous_secret,
+            format: None,
+            secondary_format: None,
+        }
+    }
+}
+
+/// Otel settings gained `names` (Nango span names) in version 2.
 pub(crate) fn encode_otel_settings(settings: &StoredOtel) -> Vec<u8> {
-    encode(settings)
+    encode_as(V2, settings)
 }
 
 pub(crate) fn decode_otel_settings(bytes: &[u8]) -> Result<StoredOtel, StoreError> {
-    decode("otel settings", bytes)
+    const WHAT: &str = "otel settings";
+    match split_version(WHAT, bytes)? {
+        (V1, rest) => decode_body::<StoredOtelV1>(WHAT, rest).map(StoredOtel::from),
+        (V2, rest) => decode_body(WHAT, rest),
+        (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// Otel settings as format version 1 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredOtelV1 {
+    endpoint: Option<String>,
+    headers: std::collections::BTreeMap<String, String>,
+    service_name: Option<String>,
+    resource_attributes: std::collections::BTreeMap<String, String>,
+    max_events_per_span: Option<u32>,
+    timeout_ms: Option<u64>,
+    logs: bool,
+}
+
+impl From<StoredOtelV1> for StoredOtel {
+    fn from(v1: StoredOtelV1) -> StoredOtel {
+        StoredOtel {
+            endpoint: v1.endpoint,
+            headers: v1.headers,
+            service_name: v1.service_name,
+            resource_attributes: v1.resource_attributes,
+            max_events_per_span: v1.max_events_per_span,
+            timeout_ms: v1.timeout_ms,
+            logs: v1.logs,
+            names: crate::config::SpanNames::Opslog,
+        }
+    }
 }
 
 pub(crate) fn encode_ingress_settings(settings: &StoredIngress) -> Vec<u8> {
@@ -484,6 +623,9 @@ pub(crate) mod tests {
             meta: Some(Json::from_value(
                 &serde_json::json!({"a": [1, 2, {"b": null}]}),
             )),
+            end_user: None,
+            tags: Default::default(),
+            is_async: false,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_500),
             started_at: Some(Timestamp(1_700_000_000_000)),
@@ -494,11 +636,29 @@ pub(crate) mod tests {
         }
     }
 
+    /// An operation with every field of format version 2 set.
+    pub(crate) fn sample_operation_v2() -> Operation {
+        Operation {
+            end_user: Some(EndUser {
+                id: "u-7".into(),
+                email: Some("ada@example.com".into()),
+                display_name: Some("Ada".into()),
+                organization: Some(Organization {
+                    id: "org-1".into(),
+                    display_name: None,
+                }),
+            }),
+            tags: [("plan".to_owned(), "pro".to_owned())].into(),
+            is_async: true,
+            ..sample_operation()
+        }
+    }
+
     #[test]
     fn operations_round_trip() {
-        let op = sample_operation();
+        let op = sample_operation_v2();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], V1);
+        assert_eq!(bytes[0], V2);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -514,20 +674,22 @@ pub(crate) mod tests {
         assert!(err.contains("unknown record version 9"), "{err}");
     }
 
-    /// Bytes of a version-1 operation record as written by the first release. If this test fails,
-    /// the format changed: keep a reader for these bytes and add a new version.
+    /// Bytes of operation records as written by earlier releases: version 1 (frozen) and 2. If
+    /// this test fails, the format changed: keep a reader for these bytes and add a new version.
     /// Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
     #[test]
     fn reads_format_v1_written_by_an_earlier_binary() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/store/testdata/operation_v1.bin"
-        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
+        let v2 = format!("{dir}/operation_v2.bin");
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(path, encode_operation(&sample_operation())).unwrap();
+            std::fs::write(&v2, encode_operation(&sample_operation_v2())).unwrap();
         }
-        let golden = std::fs::read(path).unwrap();
+        let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
+        assert_eq!(golden[0], V1);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation());
+        let golden = std::fs::read(&v2).unwrap();
+        assert_eq!(golden[0], V2);
+        assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
     }
 
     fn sample_message() -> Message {
@@ -684,13 +846,24 @@ pub(crate) mod tests {
             allow_insecure_http: Some(false),
             secret: Some("whsec_new".into()),
             previous_secret: Some(("whsec_old".into(), Timestamp(1_700_086_400_000))),
+            format: None,
+            secondary_format: None,
+        }
+    }
+
+    fn sample_webhook_settings_v2() -> StoredWebhooks {
+        StoredWebhooks {
+            secondary_url: Some("https://nango-receiver.example.com/h".into()),
+            secondary_format: Some(crate::config::WebhookFormat::Nango),
+            format: Some(crate::config::WebhookFormat::Opslog),
+            ..sample_webhook_settings()
         }
     }
 
     /// Outbox and settings records as first written. If this fails, the format changed: keep
     /// a reader for these bytes and add a new version (bless as above for a new version only).
-    /// `outbox_job_v1.bin` and `outbox_attempt_v1.bin` are frozen: both are written as version 2
-    /// now.
+    /// `outbox_job_v1.bin`, `outbox_attempt_v1.bin` and the `*_settings_v1.bin` files are frozen:
+    /// all are written as version 2 now.
     #[test]
     fn records_naming_an_alert_event_carry_a_newer_version() {
         let mut job = sample_job();
@@ -709,10 +882,12 @@ pub(crate) mod tests {
         );
         assert_eq!(decode_job(&alert).unwrap(), job);
         let mut settings = sample_webhook_settings();
-        assert_eq!(encode_webhook_settings(&settings)[0], V1);
         settings.events = Some(vec![EventType::SyncCompleted, EventType::AlertResolved]);
         let bytes = encode_webhook_settings(&settings);
-        assert_eq!(bytes[0], V3);
+        assert_eq!(
+            bytes[0], V2,
+            "webhook settings are new in this release anyway"
+        );
         assert_eq!(decode_webhook_settings(&bytes).unwrap(), settings);
         let state = AlertState {
             firing: true,
@@ -743,12 +918,12 @@ pub(crate) mod tests {
                 encode_attempt(&sample_export_attempt()),
             ),
             (
-                "webhook_settings_v1.bin",
-                encode_webhook_settings(&sample_webhook_settings()),
+                "webhook_settings_v2.bin",
+                encode_webhook_settings(&sample_webhook_settings_v2()),
             ),
             (
-                "otel_settings_v1.bin",
-                encode_otel_settings(&sample_otel_settings()),
+                "otel_settings_v2.bin",
+                encode_otel_settings(&sample_otel_settings_v2()),
             ),
         ];
         for (name, bytes) in &files {
@@ -773,6 +948,9 @@ pub(crate) mod tests {
             decode_attempt(&read("outbox_attempt_v2.bin")).unwrap(),
             sample_export_attempt()
         );
+        for name in ["webhook_settings_v1.bin", "otel_settings_v1.bin"] {
+            assert_eq!(read(name)[0], V1, "{name}");
+        }
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v1.bin")).unwrap(),
             sample_webhook_settings()
@@ -781,6 +959,21 @@ pub(crate) mod tests {
             decode_otel_settings(&read("otel_settings_v1.bin")).unwrap(),
             sample_otel_settings()
         );
+        assert_eq!(
+            decode_webhook_settings(&read("webhook_settings_v2.bin")).unwrap(),
+            sample_webhook_settings_v2()
+        );
+        assert_eq!(
+            decode_otel_settings(&read("otel_settings_v2.bin")).unwrap(),
+            sample_otel_settings_v2()
+        );
+    }
+
+    fn sample_otel_settings_v2() -> StoredOtel {
+        StoredOtel {
+            names: crate::config::SpanNames::Nango,
+            ..sample_otel_settings()
+        }
     }
 
     fn sample_otel_settings() -> StoredOtel {
@@ -793,6 +986,7 @@ pub(crate) mod tests {
             max_events_per_span: Some(64),
             timeout_ms: Some(5_000),
             logs: true,
+            names: crate::config::SpanNames::Opslog,
         }
     }
 

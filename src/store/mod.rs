@@ -576,7 +576,7 @@ impl OutboxDepth {
 
     fn count(&mut self, job: &Job, by: i64) {
         let kind = match job.kind {
-            JobKind::Webhook(_) => 0,
+            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => 0,
             JobKind::OtlpSpan(_) => 1,
             JobKind::OtlpLogs(_) => 2,
         };

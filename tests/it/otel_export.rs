@@ -471,7 +471,8 @@ fn otel_settings_are_editable_through_the_api_when_the_file_has_none() {
         get.body["otel"],
         json!({
             "endpoint": null, "headers": {}, "service_name": "opslog", "resource_attributes": {},
-            "max_events_per_span": 128, "timeout": "10s", "logs": false, "read_only": []
+            "max_events_per_span": 128, "timeout": "10s", "logs": false, "names": "opslog",
+            "read_only": []
         }),
         "{}",
         get.text
@@ -545,7 +546,8 @@ fn otel_settings_from_the_file_are_read_only() {
             "resource_attributes",
             "max_events_per_span",
             "timeout",
-            "logs"
+            "logs",
+            "names"
         ])
     );
     let refused = d.send(
@@ -748,4 +750,135 @@ print(json.dumps(out))
         assert_eq!(record["span_id"], span.as_str());
         assert!(record["body"].as_str().unwrap().len() > 3);
     }
+}
+
+/// Decodes an OTLP traces request with the PyPI `opentelemetry-proto` package: per span, its
+/// name, the service name of its resource and its string attributes.
+fn decode_spans_with_python(protobuf: &[u8]) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.pb");
+    std::fs::write(&path, protobuf).unwrap();
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import json, sys
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+request = trace_service_pb2.ExportTraceServiceRequest()
+request.ParseFromString(open(sys.argv[1], "rb").read())
+out = []
+for rs in request.resource_spans:
+    service = {kv.key: kv.value.string_value for kv in rs.resource.attributes}["service.name"]
+    for ss in rs.scope_spans:
+        for s in ss.spans:
+            attrs = {kv.key: kv.value.string_value for kv in s.attributes if kv.value.HasField("string_value")}
+            out.append({"service": service, "name": s.name, "status": s.status.code, "attributes": attrs,
+                        "events": [{kv.key: kv.value.string_value for kv in e.attributes} for e in s.events]})
+print(json.dumps(out))
+"#,
+        )
+        .arg(&path)
+        .output()
+        .expect("python3 is needed; ./scripts/test installs opentelemetry-proto");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let decoded: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    decoded.as_array().unwrap().clone()
+}
+
+#[test]
+fn nango_names_export_spans_as_nango_does() {
+    let collector = Collector::start(Vec::new());
+    let endpoint = collector.url("/otlp");
+    let d = Daemon::start_with(move |config| {
+        let mut otel = OtelConfig::with_endpoint(&endpoint);
+        otel.names = opslog::config::SpanNames::Nango;
+        otel.service_name = "my-nango".into();
+        config.environments.get_mut("prod").unwrap().otel = Some(otel);
+    });
+    let sync = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "sync", "integration": "github", "connection_id": "acme", "script": "issues",
+                "provider": "github-app", "message": "Syncing issues",
+                "end_user": {"id": "u-7"}, "tags": {"plan": "pro"}}),
+    );
+    d.post(
+        &format!("{PROD}/operations/{sync}/messages"),
+        PROD_KEY,
+        &json!({"message": "page 1"}),
+    );
+    d.patch(
+        &format!("{PROD}/operations/{sync}"),
+        PROD_KEY,
+        &json!({"state": "failed", "error": {"message": "429 from api", "type": "rate_limit"}}),
+    );
+    // Nango exports events and function operations too; auth still is not.
+    for kind in ["events", "function", "auth"] {
+        d.start_operation(
+            "prod",
+            PROD_KEY,
+            &json!({"type": kind, "state": "success", "integration": "github"}),
+        );
+    }
+    let decoded = eventually(WAIT, || {
+        let spans: Vec<serde_json::Value> = collector
+            .received()
+            .iter()
+            .filter(|r| r.path == "/otlp/v1/traces")
+            .flat_map(|r| decode_spans_with_python(&r.protobuf()))
+            .collect();
+        (spans.len() >= 3).then_some(spans)
+    });
+    let mut names: Vec<&str> = decoded
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["nango.events.event", "nango.function.run", "nango.sync.run"]
+    );
+    let span = decoded
+        .iter()
+        .find(|s| s["name"] == "nango.sync.run")
+        .unwrap();
+    assert_eq!(span["service"], "my-nango");
+    let attrs = &span["attributes"];
+    for (key, value) in [
+        ("nango.operation.id", sync.as_str()),
+        ("nango.operation.type", "sync"),
+        ("nango.operation.action", "run"),
+        ("nango.operation.status", "failed"),
+        ("nango.operation.message", "Syncing issues"),
+        ("nango.environment", "prod"),
+        ("nango.provider", "github-app"),
+        ("nango.integration", "github"),
+        ("nango.connection", "acme"),
+        ("nango.sync", "issues"),
+        ("nango.error.message", "429 from api"),
+        ("nango.error.type", "rate_limit"),
+        ("nango.end_user.id", "u-7"),
+        ("nango.tag.plan", "pro"),
+    ] {
+        assert_eq!(attrs[key], value, "{key} in {attrs}");
+    }
+    assert!(
+        attrs
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("opslog.")),
+        "{attrs}"
+    );
+    assert_eq!(
+        span["events"][0]["nango.message.id"]
+            .as_str()
+            .unwrap()
+            .len(),
+        26
+    );
 }

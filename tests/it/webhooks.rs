@@ -686,7 +686,7 @@ fn settings_are_masked_validated_and_respect_the_file() {
     );
     assert_eq!(
         webhooks["events"].as_array().unwrap().len(),
-        7,
+        8,
         "every event by default, alerts included"
     );
     let secret = secret(&d);
@@ -1054,4 +1054,113 @@ fn ingress_records_the_payload_and_notifies() {
         Some(b"{}"),
     );
     assert_eq!(new.status, 200);
+}
+
+/// The ingress token of prod.
+fn ingress_token(d: &Daemon) -> String {
+    d.get(&format!("{PROD}/settings"), ADMIN).body["ingress"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn receive(d: &Daemon, token: &str, payload: &[u8]) -> String {
+    let reply = d.raw(
+        "POST",
+        &format!("/v1/hooks/{token}/github"),
+        None,
+        &[("content-type", "application/json")],
+        Some(payload),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body["operation_id"].as_str().unwrap().to_owned()
+}
+
+fn wait_state(d: &Daemon, id: &str, state: &str) -> Value {
+    eventually(WAIT, || {
+        let op = d.get(&format!("{PROD}/operations/{id}"), PROD_KEY).body;
+        (op["state"] == state).then_some(op)
+    })
+}
+
+#[test]
+fn an_incoming_webhook_ends_with_the_backends_answer() {
+    // The backend processes payloads saying `ok` and fails the others.
+    let receiver = Receiver::start(|request, _| {
+        if request.json()["data"]["payload"]["ok"] == true {
+            Answer::Status(200, "processed")
+        } else {
+            Answer::Status(500, "cannot process")
+        }
+    });
+    let d = Daemon::start_with(webhooks_to(&receiver.url(), &["0s", "0s"]));
+    let token = ingress_token(&d);
+
+    let processed = receive(&d, &token, br#"{"ok": true}"#);
+    let op = wait_state(&d, &processed, "success");
+    assert_eq!(op["message_count"], 1, "{op}");
+    let messages = d
+        .get(&format!("{PROD}/operations/{processed}/messages"), PROD_KEY)
+        .body;
+    let attempt = &messages["data"][0];
+    assert_eq!(attempt["type"], "http");
+    assert_eq!(attempt["response"]["status"], 200);
+    assert_eq!(attempt["request"]["url"], receiver.url().as_str());
+
+    let refused = receive(&d, &token, br#"{"ok": false}"#);
+    let op = wait_state(&d, &refused, "failed");
+    let error = op["error"]["message"].as_str().unwrap();
+    assert!(
+        error.starts_with("HTTP 500; gave up after 2 attempts"),
+        "{op}"
+    );
+    let messages = d
+        .get(&format!("{PROD}/operations/{refused}/messages"), PROD_KEY)
+        .body;
+    let statuses: Vec<&Value> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["response"]["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!(500), &json!(500)],
+        "every attempt: {messages}"
+    );
+    // Nothing else logs these deliveries: the incoming operation is their log.
+    let logs = d
+        .get(&format!("{PROD}/operations?type=webhook:deliver"), PROD_KEY)
+        .body;
+    assert_eq!(logs["total"], 0, "{logs}");
+}
+
+#[test]
+fn an_incoming_webhook_nobody_forwards_waits_for_the_platform_or_its_deadline() {
+    let d = Daemon::start_with(|config| {
+        config.deadlines.webhook = HumanDuration(Duration::from_millis(400));
+        config.deadlines.sweep_every = HumanDuration(Duration::from_millis(50));
+    });
+    let token = ingress_token(&d);
+    let settled = receive(&d, &token, b"{}");
+    let op = d
+        .get(&format!("{PROD}/operations/{settled}"), PROD_KEY)
+        .body;
+    assert_eq!(op["state"], "running", "not processed yet: {op}");
+    let reply = d.patch(
+        &format!("{PROD}/operations/{settled}"),
+        PROD_KEY,
+        &json!({"state": "failed", "error": {"message": "unknown event type"}}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["state"], "failed");
+
+    let forgotten = receive(&d, &token, b"{}");
+    let op = wait_state(&d, &forgotten, "timeout");
+    assert_eq!(op["type"], "webhook");
+    // The settled one kept what the platform said.
+    let op = d
+        .get(&format!("{PROD}/operations/{settled}"), PROD_KEY)
+        .body;
+    assert_eq!(op["error"]["message"], "unknown event type");
 }

@@ -73,7 +73,8 @@ before(async () => {
 
   // A failed sync with an HTTP 429 and a validation warning, an action whose external call
   // answered 500, a failed incoming webhook, a failed token refresh, successes, and one running.
-  ids.sync = await startOp({ type: 'sync', integration: 'github', connection_id: 'acme', script: 'issues' });
+  ids.sync = await startOp({ type: 'sync', integration: 'github', connection_id: 'acme', script: 'issues',
+    end_user: { id: 'u-ada', display_name: 'Ada', email: 'ada@example.com' }, tags: { plan: 'pro' } });
   await api('POST', `/operations/${ids.sync}/messages`, [
     { message: 'fetching issues since 2026-11-01' },
     { type: 'http', request: { method: 'GET', url: 'https://api.github.com/issues' }, response: { status: 429 }, duration_ms: 120, retry: { attempt: 1, max: 3, waited_ms: 1000 } },
@@ -163,6 +164,18 @@ test('log in, filter, search, open an operation, live updates, insights, signals
     await page.fill('input[name=pick-script]', 'issues');
     await page.press('input[name=pick-script]', 'Enter');
     await waitCount(1);
+
+    // End user and tag pickers, with suggestions from /facets.
+    await page.goto(`${base}/?env=prod`);
+    await waitCount(total);
+    await page.fill('input[name=pick-tag]', 'plan:pro');
+    await page.press('input[name=pick-tag]', 'Enter');
+    await waitCount(1);
+    assert.deepEqual(new URL(page.url()).searchParams.getAll('tag'), ['plan:pro']);
+    await page.fill('input[name=pick-end_user_id]', 'u-ada');
+    await page.press('input[name=pick-end_user_id]', 'Enter');
+    await waitCount(1);
+    assert.match(await rowsText(), /issues/);
   });
 
   await t.test('full-text search', async () => {
@@ -188,7 +201,7 @@ test('log in, filter, search, open an operation, live updates, insights, signals
     await eventually(async () => (await page.locator('#messages li').count()) === 3, 10000, 'three messages');
     assert.equal(new URL(page.url()).searchParams.get('op'), ids.sync);
     const drawer = await page.locator('#drawer').innerText();
-    for (const s of ['sync:run', 'failed', 'acme', 'issues', 'rate limit exceeded']) assert.ok(drawer.includes(s), `${s} in drawer`);
+    for (const s of ['sync:run', 'failed', 'acme', 'issues', 'rate limit exceeded', 'Ada <ada@example.com> (u-ada)', 'plan: pro']) assert.ok(drawer.includes(s), `${s} in drawer`);
     assert.equal(await page.locator('#messages li[data-level=warn] .badge').textContent(), 'warn');
     const http = page.locator('#messages li[data-level=error]');
     assert.match(await http.innerText(), /GET\s+https:\/\/api\.github\.com\/issues\s+429/);
@@ -330,6 +343,8 @@ test('settings: edit, reveal and rotate; deliveries: list, filter, retry, replay
     await page.uncheck('input[name=event][value="auth.created"]');
     await page.uncheck('input[name=event][value="webhook.received"]');
     await page.fill('#webhooks-retry-schedule', '0s');
+    // The secondary URL's receivers were written for Nango.
+    await page.selectOption('#webhooks-secondary-format', 'nango');
     await page.click('#webhooks-save');
     await eventually(async () => (await text('#webhooks-status')).startsWith('Saved'), 10000, 'saved');
     await shot('settings');
@@ -337,10 +352,14 @@ test('settings: edit, reveal and rotate; deliveries: list, filter, retry, replay
     await page.locator('#webhooks-url').waitFor();
     assert.equal(await page.inputValue('#webhooks-url'), hookUrl);
     assert.equal(await page.inputValue('#webhooks-retry-schedule'), '0s');
+    assert.equal(await page.inputValue('#webhooks-secondary-format'), 'nango');
     const checked = await page.locator('input[name=event]:checked').evaluateAll((els) => els.map((e) => e.value));
-    assert.deepEqual(checked, ['sync.completed', 'sync.records', 'auth.failed', 'alert.triggered', 'alert.resolved']);
+    assert.deepEqual(checked, ['sync.completed', 'sync.records', 'auth.failed', 'action.completed',
+      'alert.triggered', 'alert.resolved']);
     const saved = await api('GET', '/settings');
     assert.equal(saved.webhooks.url, hookUrl);
+    assert.equal(saved.webhooks.format, 'opslog', 'the default body format');
+    assert.equal(saved.webhooks.secondary_format, 'nango');
     assert.deepEqual(saved.webhooks.retry_schedule, ['0s']);
     // Saving again without a change sends nothing.
     await page.click('#webhooks-save');

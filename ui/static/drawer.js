@@ -10,6 +10,10 @@ const LEVELS = ['debug', 'info', 'warn', 'error'];
 // Pages read while looking for the first matching message (100 messages each).
 const MAX_SEEK_PAGES = 20;
 
+/** `Ada <ada@example.com> (u-7) · Acme`, or nothing. */
+const endUser = (u) => (u ? [u.display_name, u.email && `<${u.email}>`, `(${u.id})`,
+  u.organization && `· ${u.organization.display_name || u.organization.id}`].filter(Boolean).join(' ') : '');
+
 export function renderDrawer(drawer, env, id, p, onChange) {
   let disposed = false;
   let timer = null;
@@ -58,8 +62,17 @@ export function renderDrawer(drawer, env, id, p, onChange) {
       fact('Status', o.state), fact('Duration', ACTIVE.has(o.state) ? 'running…' : fmtDuration(o.duration_ms)),
       fact('Created', fmtTime(o.created_at)), fact('Started', fmtTime(o.started_at)), fact('Ended', fmtTime(o.ended_at)),
       fact('Type', `${o.type}:${o.action}`), fact('Integration', o.integration), fact('Connection', o.connection_id),
-      fact('Script', o.script), fact('Provider', o.provider), fact('Operation id', o.id),
+      fact('Script', o.script), fact('Provider', o.provider),
+      fact('End user', endUser(o.end_user)),
+      fact('Tags', Object.keys(o.tags || {}).length
+        ? Object.entries(o.tags).map(([k, v]) => h('span', { class: 'chip tag', dataset: { tag: `${k}:${v}` } }, `${k}: ${v}`)) : ''),
+      fact('Async', o.async ? 'yes: its end notifies (action.completed)' : ''),
+      fact('Operation id', o.id),
     ].flat());
+    if (o.type === 'webhook' && o.action === 'incoming' && ACTIVE.has(o.state)) {
+      facts.append(h('dt', {}, 'Processing'), h('dd', { class: 'hint', id: 'incoming-pending' },
+        'Not processed yet: it ends with your backend\'s answer to webhook.received, or when the platform settles it, or at its deadline.'));
+    }
     const part = (name, value) => (value ? h('details', { class: `part part-${name}`, open: name === 'error' }, h('summary', {}, name), pretty(value)) : null);
     payload.replaceChildren(...[part('error', o.error), part('records', o.records), part('request', o.request),
       part('response', o.response), part('meta', o.meta)].filter(Boolean));

@@ -55,6 +55,8 @@ export function renderLogs(main, env, p) {
         picker({ label: 'Integration', name: 'integration', selected: p.getAll('integration'), suggest: facet('integration') }),
         picker({ label: 'Connection', name: 'connection_id', selected: p.getAll('connection_id'), suggest: facet('connection_id') }),
         picker({ label: 'Script', name: 'script', selected: p.getAll('script'), suggest: facet('script') }),
+        picker({ label: 'End user', name: 'end_user_id', selected: p.getAll('end_user_id'), suggest: facet('end_user_id') }),
+        picker({ label: 'Tag', name: 'tag', selected: p.getAll('tag'), suggest: facet('tag') }),
         filtered ? h('a', { href: `?env=${encodeURIComponent(env)}`, class: 'reset' }, 'Reset filters') : null)),
     h('div', { class: 'summary' }, count),
     errorBox,

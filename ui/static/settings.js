@@ -106,6 +106,10 @@ function webhooksCard(env, w, note, again) {
   const timeout = textInput(w.timeout, { placeholder: '15s', class: 'short' });
   const schedule = textInput(w.retry_schedule.join(', '), { placeholder: '0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h' });
   const insecure = checkbox(w.allow_insecure_http);
+  const formatSelect = (value) => h('select', {}, ['opslog', 'nango'].map((f) =>
+    h('option', { value: f, selected: f === value }, f === 'nango' ? 'Nango (bodies and signatures as Nango sends them)' : 'opslog')));
+  const format = formatSelect(w.format);
+  const secondaryFormat = formatSelect(w.secondary_format);
   form.onSubmit(() => {
     const delays = schedule.value.split(',').map((s) => s.trim()).filter(Boolean);
     return form.changed({
@@ -115,12 +119,16 @@ function webhooksCard(env, w, note, again) {
       timeout: timeout.value.trim() || null,
       retry_schedule: delays.length ? delays : null,
       allow_insecure_http: insecure.checked,
+      format: format.value,
+      secondary_format: secondaryFormat.value,
     }, { ...w, events: EVENTS.filter((e) => w.events.includes(e)) });
   }, (view) => again(view, 'webhooks', 'Saved. Events from now on use these settings.'));
   form.status.textContent = note || '';
   return form.finish(
     form.field('url', 'URL', url),
+    form.field('format', 'Body format of the URL', format, { help: 'Nango: for receivers written for Nango (from "nango", X-Nango-Signature); the secret may be your Nango signing key.' }),
     form.field('secondary_url', 'Secondary URL', secondary, { help: 'Every event is also sent here (one delivery per URL).' }),
+    form.field('secondary_format', 'Body format of the secondary URL', secondaryFormat),
     form.field('events', 'Events', h('div', { class: 'checks' },
       events.map((c) => h('label', {}, c, ' ', c.value))), { kind: 'group' }),
     h('div', { class: 'row pair' },
@@ -197,6 +205,8 @@ function otelCard(env, o, note, again) {
   const endpoint = textInput(o.endpoint, { inputmode: 'url', placeholder: 'https://collector.example.com:4318 (empty turns export off)' });
   const service = textInput(o.service_name, { placeholder: 'opslog' });
   const logs = checkbox(o.logs);
+  const names = h('select', {}, ['opslog', 'nango'].map((n) =>
+    h('option', { value: n, selected: n === o.names }, n === 'nango' ? 'Nango (nango.sync.run, nango.*)' : 'opslog (sync.run, opslog.*)')));
   const rows = h('div', { class: 'header-rows', id: 'otel-header-rows' });
   const headerRow = (name = '', masked = '') => {
     const key = textInput(name, { 'aria-label': 'Header name', placeholder: 'x-api-key', class: 'header-name' });
@@ -224,6 +234,7 @@ function otelCard(env, o, note, again) {
     headers: sorted(headers()),
     service_name: service.value.trim(),
     logs: logs.checked,
+    names: names.value,
   }, { ...o, headers: sorted(o.headers) }), (view) => again(view, 'otel', 'Saved. Operations ending from now on are exported with these settings.'));
   form.status.textContent = note || '';
   const attrs = Object.entries(o.resource_attributes || {}).map(([k, v]) => `${k}=${v}`).join(', ');
@@ -232,6 +243,7 @@ function otelCard(env, o, note, again) {
     form.field('headers', 'Headers', h('div', {}, rows, add), { kind: 'group' }),
     form.field('service_name', 'Service name', service),
     form.field('logs', 'Also export log messages (to <endpoint>/v1/logs)', logs, { kind: 'check' }),
+    form.field('names', 'Span names and attributes', names),
     h('dl', { class: 'facts' },
       h('dt', {}, 'Resource attributes'), h('dd', {}, attrs || 'none'),
       h('dt', {}, 'Events per span'), h('dd', {}, String(o.max_events_per_span ?? '')),

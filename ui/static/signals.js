@@ -13,7 +13,7 @@ export const SIGNALS = [
     filters: [['type', 'action'], ['level', 'error'], ['message_type', 'http']] },
   { key: 'auth_failures', title: 'Connection status', what: 'Auth failures and token refresh errors', path: '/operations',
     filters: [['type', 'auth'], ['state', 'failed'], ['state', 'timeout']] },
-  { key: 'webhook_failures', title: 'Webhook processing', what: 'Incoming webhooks that errored', path: '/operations',
+  { key: 'webhook_failures', title: 'Webhook processing', what: 'Incoming webhooks whose processing failed (your backend\'s answer or the platform\'s), or that nobody processed by their deadline', path: '/operations',
     filters: [['type', 'webhook:incoming'], ['state', 'failed'], ['state', 'timeout']] },
 ];
 
