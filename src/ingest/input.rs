@@ -237,25 +237,10 @@ fn check_end_user(user: &EndUser) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// The JSON Schema of `tags`, with the bounds `check_tags` holds them to.
+/// The JSON Schema of `tags` in a request (`null` allowed), with the bounds `check_tags` holds
+/// them to.
 fn tags_schema() -> utoipa::openapi::schema::Object {
-    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
-    let value = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(MAX_TAG_VALUE_CHARS));
-    let name = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .pattern(Some(TAG_KEY_PATTERN));
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
-            Type::Object,
-            Type::Null,
-        ]))
-        .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
-        .property_names(Some(name))
-        .max_properties(Some(MAX_TAGS))
-        .build()
+    crate::model::tags_schema(true)
 }
 
 /// What `is_tag_key` accepts, as a JSON Schema pattern.
