@@ -141,6 +141,7 @@ pub struct AlertRule {
     pub integration: Option<String>,
     /// Fires when the count over `window` is above this (at most 1,000,000,000).
     #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "crate::model::whole")]
     pub above: u64,
     /// How far back the count looks, 1m to 24h (`"15m"`).
     pub window: AlertWindow,
