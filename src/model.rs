@@ -767,6 +767,33 @@ fn deserialize_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Headers
     }))
 }
 
+/// The JSON Schema of `tags`, with the bounds the API holds them to (`ingest::input::check_tags`):
+/// the same for a stored operation (an import) as for a request, which may also send `null`.
+pub(crate) fn tags_schema(nullable: bool) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::ingest::input::MAX_TAG_VALUE_CHARS));
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::ingest::input::TAG_KEY_PATTERN));
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter(
+            [Type::Object]
+                .into_iter()
+                .chain(nullable.then_some(Type::Null)),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
+        .property_names(Some(name))
+        .max_properties(Some(crate::ingest::input::MAX_TAGS))
+        .build()
+}
+
+fn stored_tags_schema() -> utoipa::openapi::schema::Object {
+    tags_schema(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,31 +836,4 @@ mod tests {
         assert_eq!(headers["b"], "2");
         assert_eq!(headers["c"], "x, y");
     }
-}
-
-/// The JSON Schema of `tags`, with the bounds the API holds them to (`ingest::input::check_tags`):
-/// the same for a stored operation (an import) as for a request, which may also send `null`.
-pub(crate) fn tags_schema(nullable: bool) -> utoipa::openapi::schema::Object {
-    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
-    let value = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(crate::ingest::input::MAX_TAG_VALUE_CHARS));
-    let name = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .pattern(Some(crate::ingest::input::TAG_KEY_PATTERN));
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter(
-            [Type::Object]
-                .into_iter()
-                .chain(nullable.then_some(Type::Null)),
-        ))
-        .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
-        .property_names(Some(name))
-        .max_properties(Some(crate::ingest::input::MAX_TAGS))
-        .build()
-}
-
-fn stored_tags_schema() -> utoipa::openapi::schema::Object {
-    tags_schema(false)
 }

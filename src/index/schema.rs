@@ -55,8 +55,10 @@ pub struct Fields {
     pub state_code: Field,
     /// Creation time in ms (of the operation, or of the message).
     pub created: Field,
-    /// When an operation started (its creation time when it has no start), in ms; only on
-    /// operation documents. Insights bucket by it.
+    /// When an operation started (its creation time when it has no start), in ms. Insights bucket
+    /// by it. Messages carry their creation time here: a column with a value per document reads
+    /// straight from its values (as `state_code`); with it on operations only, insights took 6x
+    /// longer (1M bench: 6.2 ms against 1.0).
     pub started: Field,
     pub level: Field,
     pub message_type: Field,
@@ -226,6 +228,7 @@ pub fn message_document(f: &Fields, message: &Message, ctx: &OpContext) -> Tanti
     add_operation_context(&mut doc, f, ctx);
     doc.add_i64(f.created, message.created_at.millis());
     doc.add_u64(f.state_code, NO_STATE);
+    doc.add_i64(f.started, message.created_at.millis());
     doc.add_text(f.level, message.level.as_str());
     doc.add_text(f.message_type, message.kind.as_str());
     doc.add_text(f.text, message_text(message));
