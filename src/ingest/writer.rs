@@ -889,11 +889,9 @@ impl WriterThread {
                     entry.dirty = true;
                 }
             }
-            let bodies = |event_id: &str| {
-                (
-                    events::envelope(event_id, &event, after, now),
-                    events::nango_bodies(&event, after),
-                )
+            let bodies = Bodies {
+                envelope: |event_id: &str| events::envelope(event_id, &event, after, now),
+                nango: || events::nango_bodies(&event, after),
             };
             self.queue_deliveries(
                 tx, touched, &settings, event.kind, bodies, &cause, settles, now,
@@ -905,26 +903,39 @@ impl WriterThread {
     /// Queues one delivery of one event per URL subscribed to `kind` (several for a Nango-format
     /// URL when Nango sends several bodies), each with the `webhook:deliver` operation that logs
     /// it, or, when the delivery `settles` its cause (a forwarded incoming webhook), logged on
-    /// the cause itself. `bodies` makes, from the event id, the standard envelope and the Nango
-    /// bodies.
+    /// the cause itself. Only the body formats some URL takes are made.
     #[allow(clippy::too_many_arguments)]
-    fn queue_deliveries(
+    fn queue_deliveries<E, N>(
         &mut self,
         tx: &mut WriteTx,
         touched: &mut Touched,
         settings: &EnvSettings,
         kind: EventType,
-        bodies: impl FnOnce(&str) -> (String, Vec<events::NangoBody>),
+        bodies: Bodies<E, N>,
         cause: &DeliveryCause,
         settles: bool,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), StoreError>
+    where
+        E: FnOnce(&str) -> String,
+        N: FnOnce() -> Vec<events::NangoBody>,
+    {
         let urls = settings.webhooks.destinations(kind);
         if urls.is_empty() {
             return Ok(());
         }
         let event_id = format!("evt_{}", self.next_id());
-        let (envelope, nango) = bodies(&event_id);
+        let takes = |wanted: WebhookFormat| urls.iter().any(|(_, format)| *format == wanted);
+        let envelope = if takes(WebhookFormat::Opslog) {
+            (bodies.envelope)(&event_id)
+        } else {
+            String::new()
+        };
+        let nango = if takes(WebhookFormat::Nango) {
+            (bodies.nango)()
+        } else {
+            Vec::new()
+        };
         for (url, format) in urls {
             let bodies: Vec<events::NangoBody> = match format {
                 WebhookFormat::Opslog => vec![events::NangoBody {
@@ -1037,11 +1048,11 @@ impl WriterThread {
                 connection_id: None,
                 label: format!("alert {key}"),
             };
-            let bodies = |event_id: &str| {
-                (
-                    events::alert_envelope(event_id, kind, environment, &observed, now),
-                    vec![events::nango_alert_body(kind, environment, &observed)],
-                )
+            let bodies = Bodies {
+                envelope: |event_id: &str| {
+                    events::alert_envelope(event_id, kind, environment, &observed, now)
+                },
+                nango: || vec![events::nango_alert_body(kind, environment, &observed)],
             };
             self.queue_deliveries(tx, touched, &settings, kind, bodies, &cause, false, now)?;
         }
@@ -1436,6 +1447,12 @@ impl WriterThread {
         self.outbox_queued = true;
         Ok(job)
     }
+}
+
+/// How to make an event's bodies: the standard envelope from the event id, and the Nango bodies.
+struct Bodies<E, N> {
+    envelope: E,
+    nango: N,
 }
 
 /// What caused a delivery: an operation's change, or an alert rule's.
