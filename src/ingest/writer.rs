@@ -15,7 +15,7 @@
 //! Must not: run on the async runtime's threads, or answer before the commit returned.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -587,20 +587,22 @@ impl WriterThread {
                 messages,
             } => {
                 // Check every operation first: a refused batch writes nothing.
-                let mut all_running = true;
+                let mut ended = HashSet::new();
                 for (op_id, _) in &messages {
-                    let op = &touched.get_in(tx, *op_id, &environment)?.current;
-                    all_running &= !op.state.is_terminal();
+                    if touched
+                        .get_in(tx, *op_id, &environment)?
+                        .current
+                        .state
+                        .is_terminal()
+                    {
+                        ended.insert(*op_id);
+                    }
                 }
                 let stored: Arc<[Message]> = messages
                     .into_iter()
                     .map(|(op_id, draft)| draft.into_message(self.next_id(), op_id, now))
                     .collect();
-                if all_running {
-                    tx.insert_fresh_messages_of_running(&stored)?;
-                } else {
-                    tx.insert_messages(&stored)?;
-                }
+                tx.insert_fresh_messages(&stored, |op| ended.contains(&op))?;
                 touched.feed_messages(stored.clone());
                 for m in stored.iter() {
                     let entry = touched.get_in(tx, m.operation_id, &environment)?;
@@ -821,7 +823,7 @@ impl WriterThread {
             }
         }
         // Check every message's operation before writing: a refused import writes nothing.
-        let new_ids: std::collections::HashSet<Id> = new_ops.iter().map(|o| o.id).collect();
+        let new_ids: HashSet<Id> = new_ops.iter().map(|o| o.id).collect();
         for message in &messages {
             if !new_ids.contains(&message.operation_id) {
                 touched.get_in(tx, message.operation_id, environment)?;

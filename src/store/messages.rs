@@ -115,23 +115,56 @@ pub(super) fn pack(
     table: &mut Table<Key, &'static [u8]>,
     operation: u128,
 ) -> Result<(), StoreError> {
-    let mut singles = Vec::new();
+    append_packed(table, operation, &[])
+}
+
+/// Stores `fresh` messages of `operation` (in id order) packed into blocks together with the rows
+/// of one message each at its end: an ended operation's messages reach disk compressed in the
+/// commit that accepts them instead of as rows that packing rewrites. Fewer than two messages in
+/// all stay rows. Fresh ids sort after every stored one; should one not (an import from a clock
+/// ahead), the messages go in one by one, joining blocks as `insert` does, and are packed after.
+pub(super) fn append_packed(
+    table: &mut Table<Key, &'static [u8]>,
+    operation: u128,
+    fresh: &[&Message],
+) -> Result<(), StoreError> {
+    let first_fresh = fresh.first().map_or(u128::MAX, |m| m.id.0);
+    let mut records = Vec::new();
+    let mut after_every_stored = true;
     for row in table.range((operation, 0)..=(operation, u128::MAX))?.rev() {
         let (key, value) = row?;
-        if codec::block_header(value.value())?.is_some() {
+        let (id, block) = (key.value().1, codec::block_header(value.value())?);
+        if block.map_or(id, |b| b.last) >= first_fresh {
+            after_every_stored = false;
             break;
         }
-        singles.push((key.value().1, value.value().to_vec()));
+        if block.is_some() {
+            break;
+        }
+        records.push((id, value.value().to_vec()));
     }
-    if singles.len() < 2 {
+    if !after_every_stored {
+        for message in fresh {
+            insert(table, message)?;
+        }
+        return pack(table, operation);
+    }
+    records.reverse();
+    let stored = records.len();
+    records.extend(fresh.iter().map(|m| (m.id.0, codec::encode_message(m))));
+    if records.len() < 2 {
+        for (id, record) in &records[stored..] {
+            table.insert((operation, *id), record.as_slice())?;
+        }
         return Ok(());
     }
-    singles.reverse();
-    let (first, last) = (singles[0].0, singles[singles.len() - 1].0);
-    table.retain_in((operation, first)..=(operation, last), |_, _| false)?;
+    if stored > 0 {
+        let (first, last) = (records[0].0, records[stored - 1].0);
+        table.retain_in((operation, first)..=(operation, last), |_, _| false)?;
+    }
     let mut block = Vec::new();
     let mut bytes = 0;
-    for record in singles {
+    for record in records {
         bytes += record.1.len();
         block.push(record);
         if bytes >= BLOCK_BYTES {
@@ -240,7 +273,7 @@ mod tests {
         );
         write(&checked, |tx| tx.insert_messages(&messages).unwrap());
         write(&fresh, |tx| {
-            tx.insert_fresh_messages_of_running(&messages).unwrap()
+            tx.insert_fresh_messages(&messages, |_| false).unwrap()
         });
         assert_eq!(answers(&fresh), answers(&checked));
         assert_eq!(rows(&fresh), 50);
@@ -248,6 +281,56 @@ mod tests {
         write(&fresh, |tx| tx.pack_messages(OP).unwrap());
         assert_eq!(answers(&fresh), answers(&checked));
         assert!(rows(&fresh) < 50);
+    }
+
+    #[test]
+    fn fresh_messages_of_an_ended_operation_are_packed_as_they_arrive() {
+        let messages: Vec<Message> = (1..=120)
+            .map(|i| message(i * 10, if i % 40 == 0 { 9000 } else { i as usize % 30 }))
+            .collect();
+        let (checked, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (checked, fresh) = (
+            Store::open(checked.path()).unwrap(),
+            Store::open(fresh.path()).unwrap(),
+        );
+        write(&checked, |tx| {
+            tx.insert_messages(&messages).unwrap();
+            tx.pack_messages(OP).unwrap();
+        });
+        // Two rows from while it ran, then batches of 1, 2, 57 and 58 after it ended: the lone
+        // message joins the rows before it, the others go straight into blocks.
+        write(&fresh, |tx| {
+            tx.insert_fresh_messages(&messages[..2], |_| false).unwrap()
+        });
+        let mut at = 2;
+        for n in [1, 2, 57, 58] {
+            let batch = &messages[at..at + n];
+            write(&fresh, |tx| {
+                tx.insert_fresh_messages(batch, |_| true).unwrap()
+            });
+            at += n;
+        }
+        assert_eq!(at, messages.len());
+        assert_eq!(answers(&fresh), answers(&checked));
+        assert!(rows(&fresh) <= 8, "{} rows", rows(&fresh));
+        // Packing after finds nothing left to do.
+        let before = rows(&fresh);
+        write(&fresh, |tx| tx.pack_messages(OP).unwrap());
+        assert_eq!((rows(&fresh), answers(&fresh)), (before, answers(&checked)));
+
+        // A stored message after the "fresh" ones (an import from a clock ahead): they still
+        // land in id order, packed.
+        let ahead = message(99_999, 5);
+        let late = [message(5_000, 1), message(5_010, 2), message(5_020, 3)];
+        write(&fresh, |tx| {
+            assert!(tx.insert_message(&ahead).unwrap());
+            tx.insert_fresh_messages(&late, |_| true).unwrap();
+        });
+        let mut expected = messages.clone();
+        expected.extend(late.iter().cloned());
+        expected.push(ahead);
+        assert_eq!(answers(&fresh)[0], expected);
+        assert_eq!(rows(&fresh), before + 1);
     }
 
     #[test]

@@ -655,16 +655,27 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Stores messages the writer just gave fresh ids, all of operations that have not ended:
-    /// such an operation has no blocks (only ended ones are packed), and a fresh id is stored
-    /// nowhere yet, so each is one insert, without looking for a block or a duplicate.
-    pub fn insert_fresh_messages_of_running(
+    /// Stores messages the writer just gave fresh ids (after every stored one). Those of
+    /// operations that have not ended are one insert each, without looking for a block or a
+    /// duplicate: such an operation has no blocks (only ended ones are packed). Those of ended
+    /// operations are packed into blocks right away, per operation, so they are written once.
+    pub fn insert_fresh_messages(
         &mut self,
         messages: &[Message],
+        ended: impl Fn(Id) -> bool,
     ) -> Result<(), StoreError> {
         let mut table = self.txn.open_table(MESSAGES)?;
+        let mut of_ended = Vec::new();
         for m in messages {
-            messages::insert_row(&mut table, m)?;
+            if ended(m.operation_id) {
+                of_ended.push(m);
+            } else {
+                messages::insert_row(&mut table, m)?;
+            }
+        }
+        of_ended.sort_by_key(|m| (m.operation_id, m.id));
+        for fresh in of_ended.chunk_by(|a, b| a.operation_id == b.operation_id) {
+            messages::append_packed(&mut table, fresh[0].operation_id.0, fresh)?;
         }
         Ok(())
     }
