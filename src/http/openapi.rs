@@ -169,6 +169,7 @@ pub fn document() -> OpenApi {
         )
         .scope(Scope::Ingest)
         .param(id())
+        .param(prefer())
         .body(
             one_or_many,
             "a message, or an array of messages; `operation_id` may be left out",
@@ -178,12 +179,15 @@ pub fn document() -> OpenApi {
             "the stored message for an object; a page of them for an array",
             message_or_page,
         )
+        .reply_empty(204, STORED_MINIMAL)
         .errors(&[400, 413, 415, 503, 507]),
     );
     api.env(Post, "/messages", endpoint("appendBatch", "Append up to 1,000 messages for many operations (each names `operation_id`); all or nothing", msg)
         .scope(Scope::Ingest)
+        .param(prefer())
         .body(array(with_operation_id(&api, new_message), Some(MAX_BATCH)), "messages, each with `operation_id`")
         .reply(201, "the stored messages", api.page::<Message>())
+        .reply_empty(204, STORED_MINIMAL)
         .errors(&[400, 413, 415, 503, 507]));
     api.env(
         Get,
@@ -1183,6 +1187,22 @@ fn job_cursor() -> RefOr<Schema> {
             ID_PATTERN.trim_start_matches('^')
         )))
         .into()
+}
+
+/// What an append answers to `Prefer: return=minimal`.
+const STORED_MINIMAL: &str =
+    "stored and durable, with `Prefer: return=minimal` (`Preference-Applied: return=minimal`, no body)";
+
+/// `Prefer` (RFC 7240) on the appends: `return=minimal` answers 204 without the stored messages.
+fn prefer() -> utoipa::openapi::path::Parameter {
+    header_param(
+        "Prefer",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["return=minimal", "return=representation"]))
+            .into(),
+        "`return=minimal`: answer 204 with no body once the messages are durable, instead of 201 with them all (saves the server serializing them and the client reading them)",
+    )
 }
 
 /// `Idempotency-Key`: what `operations::idempotency_key` takes.

@@ -158,7 +158,9 @@ pub async fn append_messages(
         ));
     }
     let stored = submit_messages(&state, env, messages).await?;
-    Ok(if is_batch {
+    Ok(if prefers_minimal(&headers) {
+        minimal_created()
+    } else if is_batch {
         json(StatusCode::CREATED, &DataPage::all(stored.iter().collect()))
     } else {
         json(StatusCode::CREATED, &stored[0])
@@ -202,10 +204,40 @@ pub async fn append_batch(
         messages.push((op_id, draft));
     }
     let stored = submit_messages(&state, env, messages).await?;
-    Ok(json(
-        StatusCode::CREATED,
-        &DataPage::all(stored.iter().collect()),
-    ))
+    Ok(if prefers_minimal(&headers) {
+        minimal_created()
+    } else {
+        json(StatusCode::CREATED, &DataPage::all(stored.iter().collect()))
+    })
+}
+
+/// `Prefer: return=minimal` (RFC 7240): the client needs only to know its messages are stored,
+/// not to read them back, which spares serializing and sending every stored message.
+fn prefers_minimal(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::HeaderName::from_static("prefer"))
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|preference| {
+            let preference = preference.split(';').next().unwrap_or_default();
+            let (name, value) = preference.split_once('=').unwrap_or((preference, ""));
+            name.trim().eq_ignore_ascii_case("return")
+                && value
+                    .trim()
+                    .trim_matches('"')
+                    .eq_ignore_ascii_case("minimal")
+        })
+}
+
+/// Stored (durable), nothing to read back: 204 with `Preference-Applied`.
+fn minimal_created() -> Response {
+    let mut response = axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT);
+    response.headers_mut().insert(
+        axum::http::header::HeaderName::from_static("preference-applied"),
+        axum::http::HeaderValue::from_static("return=minimal"),
+    );
+    response
 }
 
 fn check_batch_size(len: usize) -> Result<(), ApiError> {

@@ -350,3 +350,81 @@ fn data_survives_a_graceful_restart() {
     assert_eq!(messages.body["data"][0]["id"], posted.body["id"]);
     drop(dir);
 }
+
+#[test]
+fn appends_with_prefer_return_minimal_answer_204_and_keep_everything() {
+    let d = Daemon::start();
+    // An operation that has ended: its messages are packed into blocks as they arrive.
+    let id = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "sync", "integration": "github", "state": "success"}),
+    );
+    let path = format!("{OPS}/{id}/messages");
+    let batch = |from: usize, n: usize| -> Vec<u8> {
+        let messages: Vec<Value> = (from..from + n)
+            .map(|i| json!({"message": format!("line {i}"), "level": "info"}))
+            .collect();
+        serde_json::to_vec(&messages).unwrap()
+    };
+    let minimal = [("Prefer", "return=minimal")];
+    let reply = d.raw("POST", &path, Some(PROD_KEY), &minimal, Some(&batch(0, 30)));
+    assert_eq!((reply.status, reply.text.as_str()), (204, ""));
+    assert_eq!(
+        reply.headers.get("preference-applied").map(String::as_str),
+        Some("return=minimal")
+    );
+    // One object, the preference among others, in any case and quoted.
+    let reply = d.raw(
+        "POST",
+        &path,
+        Some(PROD_KEY),
+        &[("Prefer", "respond-async, RETURN=\"minimal\"")],
+        Some(br#"{"message": "line 30"}"#),
+    );
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    // Across operations.
+    let across: Vec<Value> = (31..40)
+        .map(|i| json!({"operation_id": id, "message": format!("line {i}")}))
+        .collect();
+    let reply = d.raw(
+        "POST",
+        "/v1/environments/prod/messages",
+        Some(PROD_KEY),
+        &minimal,
+        Some(&serde_json::to_vec(&across).unwrap()),
+    );
+    assert_eq!((reply.status, reply.text.as_str()), (204, ""));
+    // Without it, or with another return preference, the stored messages come back.
+    let reply = d.raw(
+        "POST",
+        &path,
+        Some(PROD_KEY),
+        &[("Prefer", "return=representation")],
+        Some(&batch(40, 2)),
+    );
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.body["data"][1]["message"], "line 41");
+    assert!(!reply.headers.contains_key("preference-applied"));
+    // Refused input is still refused, and stores nothing.
+    let reply = d.raw(
+        "POST",
+        &path,
+        Some(PROD_KEY),
+        &minimal,
+        Some(br#"[{"message": "fine"}, {"level": "loud"}]"#),
+    );
+    assert_eq!((reply.status, reply.code()), (400, "invalid_field"));
+
+    let page = d.get(&format!("{path}?limit=100"), PROD_KEY);
+    let texts: Vec<&str> = page.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..42).map(|i| format!("line {i}")).collect();
+    assert_eq!(texts, expected);
+    let op = d.get(&format!("{OPS}/{id}"), PROD_KEY);
+    assert_eq!(op.body["message_count"], 42);
+}
