@@ -49,29 +49,46 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, written digit by digit: every response carries several per
+    /// record, and `fmt`'s padding machinery cost more than the rest of a timestamp's output.
+    /// `None` outside years 0-9999.
+    fn rfc3339(self) -> Option<[u8; 24]> {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).ok()?;
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, u8::from(t.month()).into());
+        put(8, 2, t.day().into());
+        put(11, 2, t.hour().into());
+        put(14, 2, t.minute().into());
+        put(17, 2, t.second().into());
+        put(20, 3, t.millisecond().into());
+        Some(out)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nanos = i128::from(self.0) * 1_000_000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(t) => write!(
-                f,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                t.millisecond()
-            ),
-            Err(_) => write!(f, "invalid-timestamp({})", self.0),
+        match self.rfc3339() {
+            Some(text) => f.write_str(std::str::from_utf8(&text).expect("ASCII digits")),
+            None => write!(f, "invalid-timestamp({})", self.0),
         }
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.rfc3339() {
+            Some(text) => s.serialize_str(std::str::from_utf8(&text).expect("ASCII digits")),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -311,7 +328,7 @@ impl fmt::Display for Id {
 
 impl Serialize for Id {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(Ulid(self.0).array_to_str(&mut [0; ulid::ULID_LEN]))
     }
 }
 
@@ -807,9 +824,52 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_print_as_rfc3339_with_millis_in_json_too() {
+        let reference = |millis: i64| {
+            let t =
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap();
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            )
+        };
+        let last = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        for millis in [
+            0,
+            -1,
+            1,
+            951_782_400_000,
+            1_764_700_000_123,
+            last,
+            -62_167_219_200_000,
+        ]
+        .into_iter()
+        .chain((0..2000).map(|i| i * 7_919_993_337_i64 - 1_000_000_000_000))
+        {
+            let t = Timestamp(millis);
+            assert_eq!(t.to_string(), reference(millis), "{millis}");
+            assert_eq!(serde_json::to_value(t).unwrap(), reference(millis));
+        }
+        assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999Z");
+        let beyond = Timestamp(last + 1);
+        assert_eq!(
+            beyond.to_string(),
+            format!("invalid-timestamp({})", last + 1)
+        );
+        assert_eq!(serde_json::to_value(beyond).unwrap(), beyond.to_string());
+    }
+
+    #[test]
     fn ids_are_ulids() {
         let id = Id(Ulid::new().0);
         assert_eq!(Id::parse(&id.to_string()), Some(id));
+        assert_eq!(serde_json::to_value(id).unwrap(), id.to_string());
         assert_eq!(Id::parse("../../etc/passwd"), None);
     }
 
