@@ -1193,15 +1193,16 @@ fn job_cursor() -> RefOr<Schema> {
 const STORED_MINIMAL: &str =
     "stored and durable, with `Prefer: return=minimal` (`Preference-Applied: return=minimal`, no body)";
 
-/// `Prefer` (RFC 7240) on the appends: `return=minimal` answers 204 without the stored messages.
+/// `Prefer` (RFC 7240) on the appends: `return=minimal` answers 204 without the stored messages;
+/// a server ignores preferences it does not know, so any text is accepted.
 fn prefer() -> utoipa::openapi::path::Parameter {
     header_param(
         "Prefer",
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(["return=minimal", "return=representation"]))
+            .examples(["return=minimal"])
             .into(),
-        "`return=minimal`: answer 204 with no body once the messages are durable, instead of 201 with them all (saves the server serializing them and the client reading them)",
+        "`return=minimal`: answer 204 with no body once the messages are durable, instead of 201 with them all (saves the server serializing them and the client reading them); other preferences are ignored (RFC 7240)",
     )
 }
 
