@@ -1,5 +1,5 @@
-//! Configuration: the TOML file of DESIGN.md section 7 over embedded defaults, validated into typed
-//! values before anything starts.
+//! Configuration: the TOML file (config.example.toml has every key) over embedded defaults,
+//! validated into typed values before anything starts.
 //!
 //! Parsing does the checking: durations, socket addresses and enums are typed fields, so toml names
 //! the key and the line of a bad value. What serde cannot express (environment names, key strength)
@@ -462,7 +462,7 @@ pub struct WebhooksConfig {
     pub secondary_format: Option<WebhookFormat>,
 }
 
-/// The body shape a webhook URL receives: opslog's envelope (DESIGN.md section 4), or the bodies
+/// The body shape a webhook URL receives: opslog's envelope (README "Webhooks"), or the bodies
 /// Nango sends (`{"from":"nango","type":"sync",...}`), for receivers written for Nango.
 /// The declaration order is part of the stored settings format: append, never reorder.
 #[derive(

@@ -1,4 +1,4 @@
-//! opslog: activity logs for an integration platform. See README.md and DESIGN.md.
+//! opslog: activity logs for an integration platform. See README.md and docs/architecture.md.
 
 pub mod alerts;
 pub mod app;

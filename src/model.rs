@@ -1,4 +1,4 @@
-//! The data model of DESIGN.md section 2: operations, messages and the small value types they carry.
+//! The data model (README "API"): operations, messages and the small value types they carry.
 //!
 //! One struct per entity serves both the JSON API (serde) and the stored record (bincode), so the
 //! two can never drift apart. Free-form JSON (meta, payloads, bodies) is kept as raw JSON text,
@@ -484,7 +484,7 @@ string_enum!(
     }
 );
 
-/// Something the user's backend is notified of (DESIGN.md section 4); the name is the `type` of
+/// Something the user's backend is notified of (README "Webhooks"); the name is the `type` of
 /// the webhook body.
 #[derive(
     Clone,

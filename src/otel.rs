@@ -1,4 +1,4 @@
-//! The OpenTelemetry mapping of DESIGN.md section 5: a finished operation and its messages become
+//! The OpenTelemetry mapping (README "OpenTelemetry export"): a finished operation and its messages become
 //! one OTLP span (opentelemetry-proto's prost types), messages become span events, and the
 //! environment's settings become the resource. With the `logs` switch, each message of an exported
 //! operation also becomes one OTLP log record carrying its operation's trace and span ids.

@@ -1095,7 +1095,7 @@ fn with_operation_id(api: &Api, message: RefOr<Schema>) -> RefOr<Schema> {
         .into()
 }
 
-/// The filters the operation list and the message search share (DESIGN.md section 3).
+/// The filters the operation list and the message search share (README "API").
 fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
     let type_filter = ObjectBuilder::new()
         .schema_type(Type::String)

@@ -1,4 +1,4 @@
-//! The operation state machine of DESIGN.md section 2, as pure functions:
+//! The operation state machine (README "API"), as pure functions:
 //! `waiting → running → {success, failed, timeout, cancelled}`; a terminal state is final,
 //! repeating it is a no-op, changing it is a conflict.
 //!

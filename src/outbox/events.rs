@@ -1,4 +1,4 @@
-//! Which webhook events an operation change causes (DESIGN.md section 4), and the exact body
+//! Which webhook events an operation change causes (README "Webhooks"), and the exact body
 //! each is sent with. Pure functions: the writer calls `derive` inside the write transaction of
 //! the change and enqueues one delivery per event per URL.
 //!
@@ -118,7 +118,7 @@ fn raw_value(json: &Json) -> Value {
     serde_json::from_str(json.text()).unwrap_or(Value::Null)
 }
 
-/// The body of DESIGN.md section 4, field order as documented.
+/// The envelope of README "Webhooks", field order as documented there.
 #[derive(Serialize)]
 struct Envelope<'a> {
     id: &'a str,

@@ -1,4 +1,4 @@
-//! The durable outbox (DESIGN.md sections 4-6): work that must reach another system is written
+//! The durable outbox (docs/architecture.md §5): work that must reach another system is written
 //! as a job row in the same redb transaction as the change that caused it, then claimed,
 //! attempted, retried on a schedule and dead-lettered (`failed`) by the dispatcher.
 //!
