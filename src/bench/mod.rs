@@ -193,6 +193,9 @@ pub struct SideReport {
     pub bytes_on_disk: Option<u64>,
     pub bytes_per_message: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
+    /// opslog: the daemon's highest anonymous resident memory (`RssAnon`, sampled), which leaves
+    /// out the index files it maps; `peak_rss_bytes` (`VmHWM`) counts those pages too.
+    pub peak_anon_rss_bytes: Option<u64>,
     /// CPU per acknowledged message over the ingest: opslog's is the daemon process's own
     /// (from the first request until the index caught up and commits and merges went quiet);
     /// SQLite's is this process's, clients included, since it runs in it.
@@ -328,6 +331,7 @@ fn side_report(
         bytes_on_disk: None,
         bytes_per_message: None,
         peak_rss_bytes: None,
+        peak_anon_rss_bytes: None,
         cpu_us_per_message: None,
         cpu_us_per_message_by_role: None,
     }
@@ -500,6 +504,7 @@ fn run_opslog(opts: &Options, queries: &[BenchQuery]) -> anyhow::Result<SideRepo
         .and_then(|t| t.as_u64())
         .unwrap_or(0);
     let meter = daemon.pid().map(process::CpuMeter::start);
+    let anon_peak = daemon.pid().map(process::AnonPeak::start);
     let progress = Progress::new();
     let (probe_tx, probe_rx) = std::sync::mpsc::sync_channel(1);
     let (fast, slow, lags) = std::thread::scope(|s| -> anyhow::Result<_> {
@@ -560,6 +565,7 @@ fn run_opslog(opts: &Options, queries: &[BenchQuery]) -> anyhow::Result<SideRepo
     if let Some(pid) = daemon.pid() {
         report.peak_rss_bytes = process::peak_rss_of(pid);
     }
+    report.peak_anon_rss_bytes = anon_peak.and_then(process::AnonPeak::finish);
     if let Some(data_dir) = daemon.data_dir.clone() {
         daemon.stop()?;
         let bytes = disk_usage(&data_dir);
@@ -775,6 +781,16 @@ pub fn render(report: &Report) -> String {
             a as f64 / 1048576.0,
             s.and_then(|s| s.peak_rss_bytes)
                 .map(|b| b as f64 / 1048576.0),
+            false,
+            0,
+        );
+    }
+    if let Some(a) = o.peak_anon_rss_bytes {
+        row(
+            &mut out,
+            "  of it anonymous (not mapped files)",
+            a as f64 / 1048576.0,
+            None,
             false,
             0,
         );

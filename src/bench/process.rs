@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,6 +137,62 @@ pub fn memory_of(pid: u32) -> Option<(u64, u64)> {
 /// The peak resident memory of process `pid` (`VmHWM`), in bytes.
 pub fn peak_rss_of(pid: u32) -> Option<u64> {
     status_bytes(pid, "VmHWM:")
+}
+
+/// The highest `RssAnon` of a process, read every `SAMPLE_EVERY` until `finish`: the daemon's
+/// own memory (heap, indexing arenas, caches), without the pages of the files it maps. `VmHWM`
+/// counts those too, and tantivy maps the whole index, so at 10M it mostly measures how much of
+/// the index the queries touched (page cache the kernel can drop), not what the daemon holds.
+pub struct AnonPeak {
+    pid: u32,
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    sampler: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AnonPeak {
+    pub fn start(pid: u32) -> AnonPeak {
+        let peak = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, stop) = (peak.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("bench-anon-peak".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Some(anon) = status_bytes(pid, "RssAnon:") {
+                            peak.fetch_max(anon, Ordering::Relaxed);
+                        }
+                        std::thread::sleep(SAMPLE_EVERY);
+                    }
+                })
+                .expect("spawning the memory sampler")
+        };
+        AnonPeak {
+            pid,
+            peak,
+            stop,
+            sampler: Some(sampler),
+        }
+    }
+
+    /// The peak seen, in bytes (`None` when the process could not be read at all).
+    pub fn finish(mut self) -> Option<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
+        if let Some(anon) = status_bytes(self.pid, "RssAnon:") {
+            self.peak.fetch_max(anon, Ordering::Relaxed);
+        }
+        Some(self.peak.load(Ordering::Relaxed)).filter(|&peak| peak > 0)
+    }
+}
+
+impl Drop for AnonPeak {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What a thread does in the daemon, by the name it was given (`comm` keeps 15 bytes of it).

@@ -122,6 +122,12 @@ fn bench_reports_every_figure_for_both_stores() {
     for role in ["http", "writer", "indexer"] {
         assert!(roles[role].as_f64().unwrap() > 0.0, "{role} in {roles:?}");
     }
+    // Its own memory is a part of what it has resident (which also counts the mapped index).
+    let anon = opslog["peak_anon_rss_bytes"].as_f64().unwrap();
+    assert!(
+        anon > 1e6 && anon <= opslog["peak_rss_bytes"].as_f64().unwrap(),
+        "{opslog}"
+    );
     let split: f64 = roles.values().map(|v| v.as_f64().unwrap()).sum();
     let whole = opslog["cpu_us_per_message"].as_f64().unwrap();
     assert!((split - whole).abs() <= whole * 0.01, "{split} vs {whole}");
