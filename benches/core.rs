@@ -11,16 +11,16 @@
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput};
-use opslog::bench::drive::{self, Plan};
-use opslog::bench::opslog::Daemon;
-use opslog::bench::workload::ClientStream;
 use opslog::ingest::input::{validate_message, NewMessage, Redaction};
 use opslog::model::{Id, Message, Timestamp};
 use opslog::store::Store;
+use opslog_bench::drive::{self, Plan};
+use opslog_bench::opslog::Daemon;
+use opslog_bench::workload::ClientStream;
 
 fn messages_wanted() -> Option<u64> {
     let text = std::env::var("OPSLOG_BENCH_MESSAGES").ok()?;
-    opslog::bench::workload::parse_count(&text).ok()
+    opslog_bench::workload::parse_count(&text).ok()
 }
 
 /// `count` stored messages of the workload, as the write path validates them.
@@ -68,8 +68,14 @@ fn store_append(c: &mut Criterion) {
     group.finish();
 }
 
-fn populate(dir: &std::path::Path, count: u64) {
-    let mut daemon = Daemon::start(dir.to_owned()).unwrap();
+/// The daemon under bench: the release binary cargo built for this bench, as its own process
+/// with its config and data in `dir` (its data dir is `dir/data`).
+fn daemon(dir: &std::path::Path) -> Daemon {
+    Daemon::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_opslog")), dir).unwrap()
+}
+
+fn populate(dir: &std::path::Path, count: u64) -> std::path::PathBuf {
+    let mut daemon = daemon(dir);
     let plan = Plan {
         seed: 1,
         first_client: 0,
@@ -81,20 +87,24 @@ fn populate(dir: &std::path::Path, count: u64) {
     };
     drive::ingest(&daemon, &plan, None).unwrap();
     daemon.stop().unwrap();
+    daemon
+        .data_dir
+        .clone()
+        .expect("a daemon started here has its data dir")
 }
 
 fn indexing_and_queries(c: &mut Criterion, count: u64) {
     let dir = tempfile::tempdir().unwrap();
-    populate(dir.path(), count);
+    let data = populate(dir.path(), count);
     let mut group = c.benchmark_group("indexing");
     group.sample_size(10);
     group.throughput(Throughput::Elements(count));
     group.bench_function(format!("rebuild from {count} stored messages"), |b| {
         b.iter_batched(
-            || std::fs::remove_dir_all(opslog::index::index_dir(dir.path())).unwrap(),
+            || std::fs::remove_dir_all(opslog::index::index_dir(&data)).unwrap(),
             |()| {
-                let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
-                let (_, indexer) = opslog::index::open(dir.path(), store).unwrap();
+                let store = std::sync::Arc::new(Store::open(&data).unwrap());
+                let (_, indexer) = opslog::index::open(&data, store).unwrap();
                 indexer.build_offline().unwrap()
             },
             BatchSize::PerIteration,
@@ -102,10 +112,13 @@ fn indexing_and_queries(c: &mut Criterion, count: u64) {
     });
     group.finish();
 
-    let mut daemon = Daemon::start(dir.path().to_owned()).unwrap();
+    // The same data, served again (the config file stays; only the process is new).
+    let again = tempfile::tempdir().unwrap();
+    std::fs::rename(&data, again.path().join("data")).unwrap();
+    let mut daemon = daemon(again.path());
     let mut group = c.benchmark_group("queries");
     group.measurement_time(Duration::from_secs(3));
-    for q in opslog::bench::query_set(Timestamp(0)) {
+    for q in opslog_bench::query_set(opslog_bench::Timestamp(0)) {
         group.bench_function(q.name, |b| b.iter(|| daemon.get(&q.http).unwrap()));
     }
     group.finish();

@@ -4,7 +4,6 @@ pub mod alerts;
 pub mod app;
 pub mod archive;
 pub mod auth;
-pub mod bench;
 pub mod config;
 pub mod destination;
 #[doc(hidden)]

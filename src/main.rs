@@ -71,7 +71,7 @@ enum Commands {
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Messages to generate: 1M, 10M, 250k or a plain number.
-    #[arg(long, default_value = "1M", value_parser = opslog::bench::workload::parse_count)]
+    #[arg(long, default_value = "1M", value_parser = opslog_bench::workload::parse_count)]
     messages: u64,
     /// Concurrent HTTP clients posting batches.
     #[arg(long, default_value_t = 8)]
@@ -112,7 +112,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 10, requires = "soak")]
     minutes: u64,
     /// Messages ingested at full speed to measure the maximum before the soak.
-    #[arg(long, default_value = "20k", value_parser = opslog::bench::workload::parse_count, requires = "soak")]
+    #[arg(long, default_value = "20k", value_parser = opslog_bench::workload::parse_count, requires = "soak")]
     probe_messages: u64,
     /// Seconds between two samples of the daemon's memory and outbox depth during the soak.
     #[arg(long, default_value_t = 5, requires = "soak")]
@@ -231,7 +231,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.soak {
-        return opslog::bench::soak::run(&opslog::bench::soak::SoakOptions {
+        return opslog_bench::soak::run(&opslog_bench::soak::SoakOptions {
             minutes: args.minutes,
             clients: args.clients,
             batch: args.batch,
@@ -240,7 +240,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             sample_every: std::time::Duration::from_secs(args.sample_secs.max(1)),
         });
     }
-    let report = opslog::bench::run(&opslog::bench::Options {
+    let report = opslog_bench::run(&opslog_bench::Options {
         messages: args.messages,
         clients: args.clients,
         seed: args.seed,
@@ -255,7 +255,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", opslog::bench::render(&report));
+        print!("{}", opslog_bench::render(&report));
     }
     Ok(())
 }

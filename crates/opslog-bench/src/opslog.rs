@@ -1,6 +1,6 @@
-//! opslog under test: the real daemon as a child process on a temp dir (what `opslog bench`
-//! measures, so the daemon's CPU and memory are its own), in this process (for the criterion
-//! benches), or one already running at `--url`; driven through its HTTP API like any client would.
+//! opslog under test: the real daemon as a child process on a temp dir (so the daemon's CPU and
+//! memory are its own), or one already running at `--url`; driven through its HTTP API like any
+//! client would.
 //!
 //! Must not: reach into the daemon's internals; everything goes through HTTP.
 
@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use super::drive::{Target, TargetClient};
 use super::process::DaemonProcess;
 use super::workload::{MessageSpec, OperationSpec};
-use crate::config::{Config, EnvironmentConfig};
 
 pub const ENVIRONMENT: &str = "bench";
 const KEY: &str = "bench-api-key-0123456789abcdef";
@@ -31,10 +29,6 @@ pub struct Daemon {
 }
 
 enum Running {
-    InProcess(
-        CancellationToken,
-        std::thread::JoinHandle<anyhow::Result<()>>,
-    ),
     Child(DaemonProcess),
     /// Started elsewhere, or stopped.
     Elsewhere,
@@ -51,47 +45,6 @@ fn agent() -> ureq::Agent {
 }
 
 impl Daemon {
-    /// Starts opslog in this process on a loopback port, with its data in `data_dir`.
-    pub fn start(data_dir: PathBuf) -> anyhow::Result<Daemon> {
-        let mut config = Config::default();
-        config.server.data_dir = data_dir.clone();
-        config.server.admin_tokens = vec![ADMIN.into()];
-        config.environments.insert(
-            ENVIRONMENT.into(),
-            EnvironmentConfig {
-                api_keys: vec![KEY.into()],
-                ..Default::default()
-            },
-        );
-        let shutdown = CancellationToken::new();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let token = shutdown.clone();
-        let thread = std::thread::Builder::new()
-            .name("opslog-daemon".into())
-            .spawn(move || -> anyhow::Result<()> {
-                tokio::runtime::Runtime::new()?.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                    let running = crate::app::start(config, listener, token).await?;
-                    let _ = addr_tx.send(running.local_addr);
-                    running.wait().await
-                })
-            })?;
-        let Ok(addr) = addr_rx.recv() else {
-            return Err(thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("the daemon panicked"))?
-                .err()
-                .unwrap_or_else(|| anyhow::anyhow!("the daemon did not start")));
-        };
-        Ok(Daemon {
-            base: format!("http://{addr}/v1/environments/{ENVIRONMENT}"),
-            token: KEY.into(),
-            data_dir: Some(data_dir),
-            running: Running::InProcess(shutdown, thread),
-            agent: agent(),
-        })
-    }
-
     /// Starts `exe serve` as a child process with its config and data in `dir`.
     pub fn spawn(exe: &Path, dir: &Path) -> anyhow::Result<Daemon> {
         let config = format!(
@@ -133,12 +86,6 @@ impl Daemon {
     /// Stops a daemon started here and waits for its final index commit.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         match std::mem::replace(&mut self.running, Running::Elsewhere) {
-            Running::InProcess(token, thread) => {
-                token.cancel();
-                thread
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("the daemon panicked"))??;
-            }
             Running::Child(mut process) => process.stop()?,
             Running::Elsewhere => {}
         }

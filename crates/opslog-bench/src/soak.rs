@@ -23,7 +23,7 @@ use super::drive::{self, percentile_ms, Plan};
 use super::opslog::{Daemon, ENVIRONMENT};
 use super::process::{memory_of, DaemonProcess};
 use super::query_set;
-use crate::model::Timestamp;
+use crate::Timestamp;
 
 const KEY: &str = "soak-api-key-0123456789abcdef";
 const ADMIN: &str = "soak-admin-token-0123456789abcdef";

@@ -6,7 +6,8 @@
 //! in a fresh process), then opslog; each ingests the same streams at full speed, then a tenth more
 //! paced at 80 % of that speed (the ack latency a provisioned system sees), then runs the query set.
 //!
-//! Must not: assert anything about timings; it measures and reports.
+//! Must not: assert anything about timings; it measures and reports. Nor import the daemon: it
+//! drives a daemon process (`opslog serve`) over HTTP, so the daemon's code knows nothing of it.
 
 pub mod drive;
 pub mod opslog;
@@ -24,8 +25,40 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::model::Timestamp;
 use drive::{percentile_ms, Ingested, Plan, Target};
+
+/// Milliseconds since the Unix epoch: when the run started, for the time-range query (written as
+/// RFC 3339 in its URL, compared as a number in SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(since_epoch.as_millis() as i64)
+    }
+
+    pub fn plus_millis(self, millis: i64) -> Timestamp {
+        Timestamp(self.0 + millis)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .map_err(|_| std::fmt::Error)?;
+        let text = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
