@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod logging;
 mod metrics;
+mod module_graph;
 mod nango;
 mod openapi;
 mod otel_export;
