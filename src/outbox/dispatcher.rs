@@ -31,7 +31,7 @@ use rand::Rng;
 
 use super::job::{Attempt, Job, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob};
 use super::otlp::{self, ExportOutcome};
-use super::policy::{self, AttemptResult, Decision};
+use super::policy::{self, AttemptResult, Decision, Schedule};
 use super::webhook::{self, WebhookSender};
 use crate::config::OutboxConfig;
 use crate::ingest::{Command, WriteError, Writer};
@@ -549,7 +549,7 @@ fn attempt_webhook(
         Decision::Delivered => (DeliveryStatus::Delivered, None),
         Decision::RetryIn(delay) => (
             DeliveryStatus::Pending,
-            Some(Timestamp::now().plus_millis(delay.as_millis() as i64)),
+            Some(Timestamp::now().plus_millis(policy::millis(delay))),
         ),
         Decision::Failed(reason) => {
             // The last answer leads, so an operation failed by this delivery says what it was.
@@ -655,12 +655,21 @@ fn attempt_exports(context: &Context, jobs: &[Job]) -> Command {
                 }
             }
         };
-        // One retry time for the whole batch, so its jobs stay due together.
+        // One retry time for the whole batch, so its jobs stay due together; the backoff never
+        // runs out (each job's retry window ends its round, in `export_attempt`).
         let retry_at = match &outcome {
             ExportOutcome::Retry { after, .. } => {
                 let round = sent.iter().map(|j| j.round_attempts).max().unwrap_or(0);
-                let delay = otlp::retry_delay(*after, round + 1, rand::rng().random());
-                Some(Timestamp::now().plus_millis(delay.as_millis() as i64))
+                policy::retry_in(
+                    Schedule::Backoff {
+                        longest: deps.config.export_max_backoff.0,
+                    },
+                    round + 1,
+                    *after,
+                    deps.config.max_retry_after.0,
+                    rand::rng().random_range(-1.0..=1.0),
+                )
+                .map(|delay| Timestamp::now().plus_millis(policy::millis(delay)))
             }
             _ => None,
         };
