@@ -21,7 +21,6 @@
 //! Must not: run on the async runtime (ureq and redb block), or write to the store directly.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -531,9 +530,7 @@ fn attempt_webhook(
         ),
     };
     let sent = context.webhooks.send(&request, settings.webhooks.timeout);
-    deps.metrics
-        .delivery_attempts
-        .fetch_add(1, Ordering::Relaxed);
+    deps.metrics.delivery_attempts.inc();
     let decision = policy::decide(
         &sent.result,
         job.round_attempts + 1,
@@ -645,7 +642,7 @@ fn attempt_exports(context: &Context, jobs: &[Job]) -> Command {
                 },
             ),
             Some(target) => {
-                deps.metrics.export_attempts.fetch_add(1, Ordering::Relaxed);
+                deps.metrics.export_attempts.inc();
                 if records.is_empty() {
                     let outcome = otlp::export_spans(&context.otlp, &target, &spans);
                     (target.traces_url().to_owned(), outcome)
