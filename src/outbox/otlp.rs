@@ -16,8 +16,9 @@
 //! Classification follows the OTLP/HTTP specification: 2xx is success (possibly partial), 429, 502,
 //! 503 and 504 and connection failures are retryable (with the collector's `Retry-After`, read by
 //! `policy::parse_retry_after`), every other status is a permanent failure. When to try again is
-//! decided by the dispatcher with the one retry policy of every sink (`super::policy`). Redirects are not followed: they would re-send the API-key headers to
-//! another URL and the specification does not ask for them.
+//! decided by the dispatcher with the one retry policy of every sink (`super::policy`). Redirects
+//! are not followed: they would re-send the API-key headers to another URL and the specification
+//! does not ask for them.
 //!
 //! Must not: touch redb, sleep, or retry by itself; the dispatcher owns scheduling and durability.
 //! Must not run on the async runtime's threads: `export_spans` blocks for up to the target timeout.
