@@ -297,9 +297,7 @@ async fn remove_expired(
                 }
             }
         }
-        metrics
-            .retention_sweeps
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics.retention_sweeps.inc();
         if total != Removed::default() {
             tracing::info!(
                 operations = total.operations,

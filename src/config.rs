@@ -318,7 +318,8 @@ pub struct OutboxConfig {
     pub concurrency: usize,
     /// Attempts in flight at once to one destination URL.
     pub per_destination: usize,
-    /// The longest `Retry-After` honoured; a longer one is cut to this.
+    /// The longest `Retry-After` honoured, by webhooks and OTLP exports; a longer one is cut to
+    /// this.
     pub max_retry_after: HumanDuration,
     /// On shutdown, attempts in flight get this long to finish (then they are sent again after
     /// the restart).
@@ -326,6 +327,9 @@ pub struct OutboxConfig {
     /// OTLP exports stop retrying this long after they were queued (or retried/replayed by hand)
     /// and become `failed`, replayable.
     pub export_retry_for: HumanDuration,
+    /// The longest wait between two attempts of an OTLP export: its backoff doubles from 1s up
+    /// to this.
+    pub export_max_backoff: HumanDuration,
     /// Loopback and private ranges webhooks and exports may be sent to (link-local and cloud
     /// metadata addresses never are). Default: loopback only.
     pub allow_private_destinations: Vec<Cidr>,
@@ -516,6 +520,7 @@ impl Default for OutboxConfig {
             max_retry_after: duration("10h"),
             drain_timeout: duration("10s"),
             export_retry_for: duration("24h"),
+            export_max_backoff: duration("5m"),
             allow_private_destinations: crate::destination::default_allowed(),
         }
     }
@@ -984,6 +989,12 @@ impl Config {
                 "must be longer than 0s (e.g. \"24h\")".into(),
             ));
         }
+        if self.outbox.export_max_backoff.0 < Duration::from_secs(1) {
+            return Err(invalid(
+                "outbox.export_max_backoff",
+                "must be at least 1s (the first wait of the backoff)".into(),
+            ));
+        }
         if self.ingest.incoming_webhook_max_bytes < 1024 {
             return Err(invalid(
                 "ingest.incoming_webhook_max_bytes",
@@ -1316,6 +1327,15 @@ mod tests {
             err.contains("environments.prod.api_keys") && err.contains("16"),
             "{err}"
         );
+        let err = Config::from_toml("[outbox]\nexport_max_backoff = \"500ms\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("outbox.export_max_backoff") && err.contains("at least 1s"),
+            "{err}"
+        );
+        let ok = Config::from_toml("[outbox]\nexport_max_backoff = \"1h\"\n", "t.toml").unwrap();
+        assert_eq!(ok.outbox.export_max_backoff.0, Duration::from_secs(3600));
     }
 
     /// The commented `# [environments.prod.otel]` block of the example, uncommented.

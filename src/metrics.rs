@@ -1,17 +1,28 @@
-//! Counters, gauges and histograms behind GET /metrics, in the Prometheus text format.
+//! Counters, gauges and histograms behind GET /metrics, kept and rendered by the `prometheus`
+//! crate (tikv/rust-prometheus) in the Prometheus text format 0.0.4.
 //!
-//! Plain atomics, bumped where the work happens; rendering reads them without locking. Gauges that
-//! live elsewhere (the index's position and segments) are passed in at scrape time.
+//! Every series is a handle resolved once, here, at start-up (labelled ones too), so the work
+//! that bumps one pays a lock-free atomic add and nothing else: no lookup, no lock. Gauges whose
+//! value lives elsewhere (the index's position and segments, the outbox depth, kept as raw sums
+//! that may pass through negative while start-up and live changes interleave) are set at scrape
+//! time. Each `Metrics` has its own registry, so daemons in one process do not share series.
 //!
 //! Must not: read the store or the index on its own; a scrape stays cheap at any data size.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 use crate::ingest::writer::Removed;
 use crate::model::OpState;
 use crate::store::OutboxDepth;
+
+/// The `Content-Type` of [`Metrics::render`]'s text: `text/plain; version=0.0.4`.
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
 /// Upper bounds of the commit latency buckets, in seconds.
 const COMMIT_SECONDS: [f64; 12] = [
@@ -19,48 +30,8 @@ const COMMIT_SECONDS: [f64; 12] = [
 ];
 /// Upper bounds of the messages-per-commit buckets.
 const MESSAGES_PER_COMMIT: [f64; 7] = [0.0, 1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
-
-/// A Prometheus histogram with fixed buckets: per-bucket counts (not cumulative; summed when
-/// rendered), the sum in millionths and the count.
-pub struct Histogram {
-    bounds: &'static [f64],
-    buckets: Vec<AtomicU64>,
-    sum_millionths: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_millionths: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, value: f64) {
-        if let Some(slot) = self.bounds.iter().position(|b| value <= *b) {
-            self.buckets[slot].fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_millionths
-            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_millionths.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
-    }
-}
+/// The `record` label of `opslog_retention_removed_total`, in `Removed`'s order.
+const REMOVED_RECORDS: [&str; 4] = ["operation", "message", "outbox_job", "outbox_attempt"];
 
 /// Gauges read from the search index at scrape time.
 #[derive(Clone, Copy, Debug, Default)]
@@ -71,68 +42,221 @@ pub struct IndexGauges {
 }
 
 pub struct Metrics {
-    pub commits: AtomicU64,
-    pub failed_commits: AtomicU64,
+    registry: Registry,
+    pub commits: IntCounter,
+    pub failed_commits: IntCounter,
     /// Time from a write group's first command to its durable commit.
     pub commit_seconds: Histogram,
     pub messages_per_commit: Histogram,
     /// Requests refused because the disk was full (answered 507).
-    pub disk_full_rejections: AtomicU64,
+    pub disk_full_rejections: IntCounter,
     /// The newest feed sequence the writer committed (the index catches up to it).
     pub feed_seq: AtomicU64,
-    pub messages_appended: AtomicU64,
-    pub operations_created: AtomicU64,
-    pub retention_sweeps: AtomicU64,
-    /// Records removed by retention: operations, messages, outbox jobs, outbox attempts.
-    removed: [AtomicU64; 4],
+    pub messages_appended: IntCounter,
+    pub operations_created: IntCounter,
+    pub retention_sweeps: IntCounter,
+    /// Records removed by retention, in [`REMOVED_RECORDS`] order.
+    removed: [IntCounter; 4],
     /// Outbox rows by kind and status (`OutboxDepth` order), kept by the writer.
     outbox_depth: [[AtomicI64; 3]; 3],
-    ended: [AtomicU64; 6],
-    pub http_requests: AtomicU64,
-    pub http_client_errors: AtomicU64,
-    pub http_server_errors: AtomicU64,
-    pub deliveries_queued: AtomicU64,
-    pub delivery_attempts: AtomicU64,
-    pub deliveries_delivered: AtomicU64,
-    pub deliveries_failed: AtomicU64,
-    pub exports_queued: AtomicU64,
-    pub export_attempts: AtomicU64,
-    pub exports_delivered: AtomicU64,
-    pub exports_failed: AtomicU64,
+    /// `opslog_outbox_jobs`, set from `outbox_depth` at scrape time.
+    outbox_jobs: [[IntGauge; 3]; 3],
+    /// Operations ended, one counter per terminal state.
+    ended: Vec<(OpState, IntCounter)>,
+    index_lag: IntGauge,
+    index_segments: IntGauge,
+    pub http_requests: IntCounter,
+    pub http_client_errors: IntCounter,
+    pub http_server_errors: IntCounter,
+    pub deliveries_queued: IntCounter,
+    pub delivery_attempts: IntCounter,
+    pub deliveries_delivered: IntCounter,
+    pub deliveries_failed: IntCounter,
+    pub exports_queued: IntCounter,
+    pub export_attempts: IntCounter,
+    pub exports_delivered: IntCounter,
+    pub exports_failed: IntCounter,
     /// Alert rule evaluations recorded (one per environment per tick with rules).
-    pub alert_evaluations: AtomicU64,
+    pub alert_evaluations: IntCounter,
     /// `alert.triggered` and `alert.resolved` transitions recorded.
-    pub alert_transitions: AtomicU64,
+    pub alert_transitions: IntCounter,
+}
+
+/// Creates series and registers them. Names and labels are fixed here, so a failure is a
+/// programming mistake caught by the first test that builds `Metrics`.
+struct Series(Registry);
+
+impl Series {
+    fn register<C: prometheus::core::Collector + Clone + 'static>(&self, collector: C) -> C {
+        self.0
+            .register(Box::new(collector.clone()))
+            .expect("metric names are valid and unique");
+        collector
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.register(IntCounter::new(name, help).expect("a valid counter"))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.register(IntGauge::new(name, help).expect("a valid gauge"))
+    }
+
+    /// One counter per value of `label`, resolved now so an increment never looks one up.
+    fn counters<const N: usize>(
+        &self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: [&str; N],
+    ) -> [IntCounter; N] {
+        let family = self.register(
+            IntCounterVec::new(Opts::new(name, help), &[label]).expect("a valid counter family"),
+        );
+        values.map(|value| family.with_label_values(&[value]))
+    }
+
+    fn histogram(&self, name: &str, help: &str, bounds: &[f64]) -> Histogram {
+        let opts = HistogramOpts::new(name, help).buckets(bounds.to_vec());
+        self.register(Histogram::with_opts(opts).expect("a valid histogram"))
+    }
 }
 
 impl Default for Metrics {
     fn default() -> Metrics {
+        let s = Series(Registry::new());
+        let index_lag = s.gauge(
+            "opslog_index_lag",
+            "Committed write groups the search index has not committed yet.",
+        );
+        let index_segments = s.gauge("opslog_index_segments", "Segments in the search index.");
+        let jobs = s.register(
+            IntGaugeVec::new(
+                Opts::new(
+                    "opslog_outbox_jobs",
+                    "Outbox rows (webhook deliveries, OTLP spans) by kind and status.",
+                ),
+                &["kind", "status"],
+            )
+            .expect("a valid gauge family"),
+        );
+        let outbox_jobs = OutboxDepth::KINDS.map(|kind| {
+            OutboxDepth::STATUSES.map(|status| jobs.with_label_values(&[kind, status.as_str()]))
+        });
+        let terminal: Vec<OpState> = OpState::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_terminal())
+            .collect();
+        let ended_family = s.register(
+            IntCounterVec::new(
+                Opts::new(
+                    "opslog_operations_ended_total",
+                    "Operations that reached a terminal state, by state.",
+                ),
+                &["state"],
+            )
+            .expect("a valid counter family"),
+        );
+        let ended = terminal
+            .into_iter()
+            .map(|state| (state, ended_family.with_label_values(&[state.as_str()])))
+            .collect();
         Metrics {
-            commits: AtomicU64::new(0),
-            failed_commits: AtomicU64::new(0),
-            commit_seconds: Histogram::new(&COMMIT_SECONDS),
-            messages_per_commit: Histogram::new(&MESSAGES_PER_COMMIT),
-            disk_full_rejections: AtomicU64::new(0),
+            commits: s.counter(
+                "opslog_store_commits_total",
+                "Durable redb commits (each carries a group of requests).",
+            ),
+            failed_commits: s.counter(
+                "opslog_store_failed_commits_total",
+                "Write groups that failed and were answered with an error.",
+            ),
+            commit_seconds: s.histogram(
+                "opslog_store_commit_seconds",
+                "Time from a write group's first request to its durable commit.",
+                &COMMIT_SECONDS,
+            ),
+            messages_per_commit: s.histogram(
+                "opslog_store_messages_per_commit",
+                "Messages carried by one durable commit.",
+                &MESSAGES_PER_COMMIT,
+            ),
+            disk_full_rejections: s.counter(
+                "opslog_disk_full_rejections_total",
+                "Write requests refused with 507 because the disk was full.",
+            ),
             feed_seq: AtomicU64::new(0),
-            messages_appended: AtomicU64::new(0),
-            operations_created: AtomicU64::new(0),
-            retention_sweeps: AtomicU64::new(0),
-            removed: Default::default(),
+            messages_appended: s.counter(
+                "opslog_messages_appended_total",
+                "Messages acknowledged as durable.",
+            ),
+            operations_created: s
+                .counter("opslog_operations_created_total", "Operations created."),
+            retention_sweeps: s.counter(
+                "opslog_retention_sweeps_total",
+                "Retention sweeps run (each removes what expired since the last).",
+            ),
+            removed: s.counters(
+                "opslog_retention_removed_total",
+                "Records removed by retention, by record kind.",
+                "record",
+                REMOVED_RECORDS,
+            ),
             outbox_depth: Default::default(),
-            ended: Default::default(),
-            http_requests: AtomicU64::new(0),
-            http_client_errors: AtomicU64::new(0),
-            http_server_errors: AtomicU64::new(0),
-            deliveries_queued: AtomicU64::new(0),
-            delivery_attempts: AtomicU64::new(0),
-            deliveries_delivered: AtomicU64::new(0),
-            deliveries_failed: AtomicU64::new(0),
-            exports_queued: AtomicU64::new(0),
-            export_attempts: AtomicU64::new(0),
-            exports_delivered: AtomicU64::new(0),
-            exports_failed: AtomicU64::new(0),
-            alert_evaluations: AtomicU64::new(0),
-            alert_transitions: AtomicU64::new(0),
+            outbox_jobs,
+            ended,
+            index_lag,
+            index_segments,
+            http_requests: s.counter("opslog_http_requests_total", "HTTP requests answered."),
+            http_client_errors: s.counter(
+                "opslog_http_client_errors_total",
+                "HTTP requests answered with a 4xx.",
+            ),
+            http_server_errors: s.counter(
+                "opslog_http_server_errors_total",
+                "HTTP requests answered with a 5xx.",
+            ),
+            deliveries_queued: s.counter(
+                "opslog_webhook_deliveries_queued_total",
+                "Webhook deliveries written to the outbox (one per event per URL).",
+            ),
+            delivery_attempts: s.counter(
+                "opslog_webhook_attempts_total",
+                "Webhook delivery attempts made.",
+            ),
+            deliveries_delivered: s.counter(
+                "opslog_webhook_deliveries_delivered_total",
+                "Webhook deliveries answered with a 2xx.",
+            ),
+            deliveries_failed: s.counter(
+                "opslog_webhook_deliveries_failed_total",
+                "Webhook deliveries that ran out of attempts or got a 410.",
+            ),
+            exports_queued: s.counter(
+                "opslog_exports_queued_total",
+                "OTLP exports written to the outbox (a span per ended exported operation, a log batch per operation per commit).",
+            ),
+            export_attempts: s.counter(
+                "opslog_exports_attempts_total",
+                "OTLP export requests made (one per batch).",
+            ),
+            exports_delivered: s.counter(
+                "opslog_exports_delivered_total",
+                "OTLP exports (spans, log batches) accepted by the collector.",
+            ),
+            exports_failed: s.counter(
+                "opslog_exports_failed_total",
+                "OTLP exports the collector refused for good or that ran out of retries.",
+            ),
+            alert_evaluations: s.counter(
+                "opslog_alert_evaluations_total",
+                "Alert rule evaluations recorded (one per environment with rules per tick).",
+            ),
+            alert_transitions: s.counter(
+                "opslog_alert_transitions_total",
+                "Alert rules that started (alert.triggered) or stopped (alert.resolved) firing.",
+            ),
+            registry: s.0,
         }
     }
 }
@@ -140,7 +264,7 @@ impl Default for Metrics {
 impl Metrics {
     /// One committed write group: how long it took and how many messages it carried.
     pub fn record_commit(&self, took: Duration, messages: u64) {
-        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.commits.inc();
         self.commit_seconds.observe(took.as_secs_f64());
         self.messages_per_commit.observe(messages as f64);
     }
@@ -153,7 +277,7 @@ impl Metrics {
             removed.attempts,
         ];
         for (counter, n) in self.removed.iter().zip(counts) {
-            counter.fetch_add(n, Ordering::Relaxed);
+            counter.inc_by(n);
         }
     }
 
@@ -167,178 +291,164 @@ impl Metrics {
         }
     }
 
+    /// Counts an operation that reached `state`; only terminal states are counted.
     pub fn record_end(&self, state: OpState) {
-        let slot = OpState::ALL.iter().position(|s| *s == state).unwrap_or(0);
-        self.ended[slot].fetch_add(1, Ordering::Relaxed);
+        if let Some((_, counter)) = self.ended.iter().find(|(s, _)| *s == state) {
+            counter.inc();
+        }
     }
 
+    /// Every series in the Prometheus text format ([`CONTENT_TYPE`]), families sorted by name.
     pub fn render(&self, index: IndexGauges) -> String {
-        let mut out = String::new();
-        self.render_gauges(&mut out, index);
-        let mut counter = |name: &str, help: &str, value: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        };
-        counter(
-            "opslog_store_commits_total",
-            "Durable redb commits (each carries a group of requests).",
-            &self.commits,
-        );
-        counter(
-            "opslog_store_failed_commits_total",
-            "Write groups that failed and were answered with an error.",
-            &self.failed_commits,
-        );
-        counter(
-            "opslog_messages_appended_total",
-            "Messages acknowledged as durable.",
-            &self.messages_appended,
-        );
-        counter(
-            "opslog_operations_created_total",
-            "Operations created.",
-            &self.operations_created,
-        );
-        counter(
-            "opslog_retention_sweeps_total",
-            "Retention sweeps run (each removes what expired since the last).",
-            &self.retention_sweeps,
-        );
-        counter(
-            "opslog_disk_full_rejections_total",
-            "Write requests refused with 507 because the disk was full.",
-            &self.disk_full_rejections,
-        );
-        counter(
-            "opslog_http_requests_total",
-            "HTTP requests answered.",
-            &self.http_requests,
-        );
-        counter(
-            "opslog_http_client_errors_total",
-            "HTTP requests answered with a 4xx.",
-            &self.http_client_errors,
-        );
-        counter(
-            "opslog_http_server_errors_total",
-            "HTTP requests answered with a 5xx.",
-            &self.http_server_errors,
-        );
-        counter(
-            "opslog_alert_evaluations_total",
-            "Alert rule evaluations recorded (one per environment with rules per tick).",
-            &self.alert_evaluations,
-        );
-        counter(
-            "opslog_alert_transitions_total",
-            "Alert rules that started (alert.triggered) or stopped (alert.resolved) firing.",
-            &self.alert_transitions,
-        );
-        counter(
-            "opslog_webhook_deliveries_queued_total",
-            "Webhook deliveries written to the outbox (one per event per URL).",
-            &self.deliveries_queued,
-        );
-        counter(
-            "opslog_webhook_attempts_total",
-            "Webhook delivery attempts made.",
-            &self.delivery_attempts,
-        );
-        counter(
-            "opslog_webhook_deliveries_delivered_total",
-            "Webhook deliveries answered with a 2xx.",
-            &self.deliveries_delivered,
-        );
-        counter(
-            "opslog_webhook_deliveries_failed_total",
-            "Webhook deliveries that ran out of attempts or got a 410.",
-            &self.deliveries_failed,
-        );
-        counter(
-            "opslog_exports_queued_total",
-            "OTLP exports written to the outbox (a span per ended exported operation, a log batch per operation per commit).",
-            &self.exports_queued,
-        );
-        counter(
-            "opslog_exports_attempts_total",
-            "OTLP export requests made (one per batch).",
-            &self.export_attempts,
-        );
-        counter(
-            "opslog_exports_delivered_total",
-            "OTLP exports (spans, log batches) accepted by the collector.",
-            &self.exports_delivered,
-        );
-        counter(
-            "opslog_exports_failed_total",
-            "OTLP exports the collector refused for good or that ran out of retries.",
-            &self.exports_failed,
-        );
-        let name = "opslog_operations_ended_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Operations that reached a terminal state, by state.\n# TYPE {name} counter"
-        );
-        for (state, value) in OpState::ALL.iter().zip(&self.ended) {
-            if state.is_terminal() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{state=\"{state}\"}} {}",
-                    value.load(Ordering::Relaxed)
-                );
+        let feed_seq = self.feed_seq.load(Ordering::Relaxed);
+        self.index_lag
+            .set(saturating_i64(feed_seq.saturating_sub(index.indexed_seq)));
+        self.index_segments
+            .set(saturating_i64(index.segments as u64));
+        for (gauges, depths) in self.outbox_jobs.iter().zip(&self.outbox_depth) {
+            for (gauge, depth) in gauges.iter().zip(depths) {
+                gauge.set(depth.load(Ordering::Relaxed).max(0));
             }
         }
-        let name = "opslog_retention_removed_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Records removed by retention, by record kind.\n# TYPE {name} counter"
-        );
-        let records = ["operation", "message", "outbox_job", "outbox_attempt"];
-        for (record, value) in records.iter().zip(&self.removed) {
-            let value = value.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}{{record=\"{record}\"}} {value}");
-        }
-        self.commit_seconds.render(
-            &mut out,
-            "opslog_store_commit_seconds",
-            "Time from a write group's first request to its durable commit.",
-        );
-        self.messages_per_commit.render(
-            &mut out,
-            "opslog_store_messages_per_commit",
-            "Messages carried by one durable commit.",
-        );
-        out
+        let mut text = String::new();
+        TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut text)
+            .expect("our series encode: names, labels and help are fixed here");
+        text
+    }
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The samples of a rendering, by `name{labels}` as written.
+    fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                (series.to_owned(), value.parse().unwrap())
+            })
+            .collect()
     }
 
-    fn render_gauges(&self, out: &mut String, index: IndexGauges) {
-        let mut gauge = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    #[test]
+    fn every_series_is_rendered_with_help_and_type() {
+        let text = Metrics::default().render(IndexGauges::default());
+        for (name, kind) in [
+            ("opslog_store_commits_total", "counter"),
+            ("opslog_operations_ended_total", "counter"),
+            ("opslog_retention_removed_total", "counter"),
+            ("opslog_outbox_jobs", "gauge"),
+            ("opslog_index_lag", "gauge"),
+            ("opslog_store_commit_seconds", "histogram"),
+            ("opslog_store_messages_per_commit", "histogram"),
+        ] {
+            assert!(
+                text.contains(&format!("\n# TYPE {name} {kind}\n")),
+                "{name}"
             );
-        };
-        let feed_seq = self.feed_seq.load(Ordering::Relaxed);
-        gauge(
-            "opslog_index_lag",
-            "Committed write groups the search index has not committed yet.",
-            feed_seq.saturating_sub(index.indexed_seq),
-        );
-        gauge(
-            "opslog_index_segments",
-            "Segments in the search index.",
-            index.segments as u64,
-        );
-        let name = "opslog_outbox_jobs";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Outbox rows (webhook deliveries, OTLP spans) by kind and status.\n# TYPE {name} gauge"
-        );
-        for (kind, gauges) in OutboxDepth::KINDS.iter().zip(&self.outbox_depth) {
-            for (status, value) in OutboxDepth::STATUSES.iter().zip(gauges) {
-                let value = value.load(Ordering::Relaxed).max(0);
-                let _ = writeln!(out, "{name}{{kind=\"{kind}\",status=\"{status}\"}} {value}");
-            }
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }
+        let samples = samples(&text);
+        assert_eq!(samples.len(), 63, "{text}");
+        assert!(samples.values().all(|v| *v == 0.0), "{text}");
+        assert!(samples.contains_key(r#"opslog_operations_ended_total{state="success"}"#));
+        assert!(
+            !samples.contains_key(r#"opslog_operations_ended_total{state="running"}"#),
+            "only terminal states"
+        );
+        assert!(samples.contains_key(r#"opslog_outbox_jobs{kind="otlp_logs",status="failed"}"#));
+    }
+
+    #[test]
+    fn values_follow_what_was_recorded() {
+        let m = Metrics::default();
+        m.record_commit(Duration::from_millis(3), 12);
+        m.record_commit(Duration::from_secs(9), 0);
+        m.messages_appended.inc_by(12);
+        m.record_end(OpState::Failed);
+        m.record_end(OpState::Running);
+        m.record_removed(&Removed {
+            operations: 2,
+            attempts: 5,
+            ..Default::default()
+        });
+        let mut depth = OutboxDepth::default();
+        depth.0[0][0] = 3;
+        m.add_outbox_depth(depth);
+        depth.0[0][0] = -5;
+        depth.0[1][2] = 1;
+        m.add_outbox_depth(depth);
+        m.feed_seq.store(40, Ordering::Relaxed);
+        let samples = samples(&m.render(IndexGauges {
+            indexed_seq: 37,
+            segments: 4,
+        }));
+        let value = |series: &str| samples[series];
+        assert_eq!(value("opslog_store_commits_total"), 2.0);
+        assert_eq!(value("opslog_messages_appended_total"), 12.0);
+        assert_eq!(
+            value(r#"opslog_operations_ended_total{state="failed"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(r#"opslog_retention_removed_total{record="operation"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(r#"opslog_retention_removed_total{record="outbox_attempt"}"#),
+            5.0
+        );
+        assert_eq!(
+            value(r#"opslog_outbox_jobs{kind="webhook",status="pending"}"#),
+            0.0,
+            "a depth below zero shows as 0"
+        );
+        assert_eq!(
+            value(r#"opslog_outbox_jobs{kind="otlp_span",status="failed"}"#),
+            1.0
+        );
+        assert_eq!(value("opslog_index_lag"), 3.0);
+        assert_eq!(value("opslog_index_segments"), 4.0);
+        assert_eq!(
+            value(r#"opslog_store_commit_seconds_bucket{le="0.005"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(r#"opslog_store_commit_seconds_bucket{le="2.5"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(r#"opslog_store_commit_seconds_bucket{le="+Inf"}"#),
+            2.0
+        );
+        assert_eq!(value("opslog_store_commit_seconds_count"), 2.0);
+        assert!((value("opslog_store_commit_seconds_sum") - 9.003).abs() < 1e-9);
+        assert_eq!(
+            value(r#"opslog_store_messages_per_commit_bucket{le="0"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(r#"opslog_store_messages_per_commit_bucket{le="100"}"#),
+            2.0
+        );
+        assert_eq!(value("opslog_store_messages_per_commit_sum"), 12.0);
+    }
+
+    #[test]
+    fn daemons_in_one_process_keep_their_own_series() {
+        let a = Metrics::default();
+        let b = Metrics::default();
+        a.http_requests.inc();
+        let a = samples(&a.render(IndexGauges::default()));
+        let b = samples(&b.render(IndexGauges::default()));
+        assert_eq!(a["opslog_http_requests_total"], 1.0);
+        assert_eq!(b["opslog_http_requests_total"], 0.0);
     }
 }

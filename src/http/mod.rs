@@ -250,11 +250,11 @@ async fn count_responses(
 ) -> Response {
     let response = next.run(request).await;
     let m = &state.metrics;
-    m.http_requests.fetch_add(1, Ordering::Relaxed);
+    m.http_requests.inc();
     if response.status().is_client_error() {
-        m.http_client_errors.fetch_add(1, Ordering::Relaxed);
+        m.http_client_errors.inc();
     } else if response.status().is_server_error() {
-        m.http_server_errors.fetch_add(1, Ordering::Relaxed);
+        m.http_server_errors.inc();
     }
     response
 }
@@ -289,7 +289,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut response = state.metrics.render(index).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }

@@ -383,7 +383,7 @@ impl WriterThread {
                 self.deps
                     .metrics
                     .disk_full_rejections
-                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                    .inc_by(group.len() as u64);
                 for request in group.drain(..) {
                     let _ = request.reply.send(Err(WriteError::Store(error.clone())));
                 }
@@ -487,11 +487,9 @@ impl WriterThread {
             Err(e) => {
                 tracing::error!(error = %e, requests = group.len(), "write group failed");
                 let metrics = &self.deps.metrics;
-                metrics.failed_commits.fetch_add(1, Ordering::Relaxed);
+                metrics.failed_commits.inc();
                 if matches!(e, StoreError::DiskFull(_)) {
-                    metrics
-                        .disk_full_rejections
-                        .fetch_add(group.len() as u64, Ordering::Relaxed);
+                    metrics.disk_full_rejections.inc_by(group.len() as u64);
                 }
                 // redb refuses all further writes after an I/O failure until it is reopened.
                 self.needs_reopen = matches!(e, StoreError::DiskFull(_) | StoreError::Storage(_));
@@ -551,10 +549,7 @@ impl WriterThread {
                     };
                     tx.put_idempotency(&environment, &key, &record)?;
                 }
-                self.deps
-                    .metrics
-                    .operations_created
-                    .fetch_add(1, Ordering::Relaxed);
+                self.deps.metrics.operations_created.inc();
                 touched.insert_new(operation.clone());
                 self.operation_changed(tx, touched, None, &operation)?;
                 Ok(Outcome::Operation {
@@ -621,7 +616,7 @@ impl WriterThread {
                 self.deps
                     .metrics
                     .messages_appended
-                    .fetch_add(stored.len() as u64, Ordering::Relaxed);
+                    .inc_by(stored.len() as u64);
                 Ok(Outcome::Messages(stored))
             }
             Command::TimeOutOverdue { now } => {
@@ -796,10 +791,7 @@ impl WriterThread {
                 observations,
             } => {
                 self.observe_alerts(tx, touched, &environment, observations)?;
-                self.deps
-                    .metrics
-                    .alert_evaluations
-                    .fetch_add(1, Ordering::Relaxed);
+                self.deps.metrics.alert_evaluations.inc();
                 Ok(Outcome::AlertsObserved)
             }
         }
@@ -986,10 +978,7 @@ impl WriterThread {
                     round_started_at: now,
                 };
                 tx.put_job(&job, None)?;
-                self.deps
-                    .metrics
-                    .deliveries_queued
-                    .fetch_add(1, Ordering::Relaxed);
+                self.deps.metrics.deliveries_queued.inc();
                 self.outbox_queued = true;
             }
         }
@@ -1034,10 +1023,7 @@ impl WriterThread {
                 count: observed.count,
             };
             tx.put_alert_state(environment, &key, &state)?;
-            self.deps
-                .metrics
-                .alert_transitions
-                .fetch_add(1, Ordering::Relaxed);
+            self.deps.metrics.alert_transitions.inc();
             tracing::info!(environment, rule = %key, count = observed.count, above = observed.rule.above, ?change, "alert rule changed");
             let kind = match change {
                 alerts::Transition::Triggered => EventType::AlertTriggered,
@@ -1152,10 +1138,7 @@ impl WriterThread {
             round_started_at: now,
         };
         tx.put_job(&job, None)?;
-        self.deps
-            .metrics
-            .exports_queued
-            .fetch_add(1, Ordering::Relaxed);
+        self.deps.metrics.exports_queued.inc();
         self.outbox_queued = true;
         Ok(())
     }
@@ -1252,7 +1235,7 @@ impl WriterThread {
             (JobFamily::Export, DeliveryStatus::Failed) => Some(&metrics.exports_failed),
         };
         if let Some(counter) = counter {
-            counter.fetch_add(1, Ordering::Relaxed);
+            counter.inc();
         }
         // Spans have no log operation: the job and its attempts are the whole record.
         let Some(webhook) = job.webhook() else {

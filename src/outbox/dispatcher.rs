@@ -21,7 +21,6 @@
 //! Must not: run on the async runtime (ureq and redb block), or write to the store directly.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -31,7 +30,7 @@ use rand::Rng;
 
 use super::job::{Attempt, Job, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob};
 use super::otlp::{self, ExportOutcome};
-use super::policy::{self, AttemptResult, Decision};
+use super::policy::{self, AttemptResult, Decision, Schedule};
 use super::webhook::{self, WebhookSender};
 use crate::config::OutboxConfig;
 use crate::ingest::{Command, WriteError, Writer};
@@ -531,9 +530,7 @@ fn attempt_webhook(
         ),
     };
     let sent = context.webhooks.send(&request, settings.webhooks.timeout);
-    deps.metrics
-        .delivery_attempts
-        .fetch_add(1, Ordering::Relaxed);
+    deps.metrics.delivery_attempts.inc();
     let decision = policy::decide(
         &sent.result,
         job.round_attempts + 1,
@@ -549,7 +546,7 @@ fn attempt_webhook(
         Decision::Delivered => (DeliveryStatus::Delivered, None),
         Decision::RetryIn(delay) => (
             DeliveryStatus::Pending,
-            Some(Timestamp::now().plus_millis(delay.as_millis() as i64)),
+            Some(Timestamp::now().plus_millis(policy::millis(delay))),
         ),
         Decision::Failed(reason) => {
             // The last answer leads, so an operation failed by this delivery says what it was.
@@ -645,7 +642,7 @@ fn attempt_exports(context: &Context, jobs: &[Job]) -> Command {
                 },
             ),
             Some(target) => {
-                deps.metrics.export_attempts.fetch_add(1, Ordering::Relaxed);
+                deps.metrics.export_attempts.inc();
                 if records.is_empty() {
                     let outcome = otlp::export_spans(&context.otlp, &target, &spans);
                     (target.traces_url().to_owned(), outcome)
@@ -655,12 +652,21 @@ fn attempt_exports(context: &Context, jobs: &[Job]) -> Command {
                 }
             }
         };
-        // One retry time for the whole batch, so its jobs stay due together.
+        // One retry time for the whole batch, so its jobs stay due together; the backoff never
+        // runs out (each job's retry window ends its round, in `export_attempt`).
         let retry_at = match &outcome {
             ExportOutcome::Retry { after, .. } => {
                 let round = sent.iter().map(|j| j.round_attempts).max().unwrap_or(0);
-                let delay = otlp::retry_delay(*after, round + 1, rand::rng().random());
-                Some(Timestamp::now().plus_millis(delay.as_millis() as i64))
+                policy::retry_in(
+                    Schedule::Backoff {
+                        longest: deps.config.export_max_backoff.0,
+                    },
+                    round + 1,
+                    *after,
+                    deps.config.max_retry_after.0,
+                    rand::rng().random_range(-1.0..=1.0),
+                )
+                .map(|delay| Timestamp::now().plus_millis(policy::millis(delay)))
             }
             _ => None,
         };

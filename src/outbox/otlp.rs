@@ -14,9 +14,11 @@
 //! format is still theirs.
 //!
 //! Classification follows the OTLP/HTTP specification: 2xx is success (possibly partial), 429, 502,
-//! 503 and 504 and connection failures are retryable (honouring `Retry-After`), every other status
-//! is a permanent failure. Redirects are not followed: they would re-send the API-key headers to
-//! another URL and the specification does not ask for them.
+//! 503 and 504 and connection failures are retryable (with the collector's `Retry-After`, read by
+//! `policy::parse_retry_after`), every other status is a permanent failure. When to try again is
+//! decided by the dispatcher with the one retry policy of every sink (`super::policy`). Redirects
+//! are not followed: they would re-send the API-key headers to another URL and the specification
+//! does not ask for them.
 //!
 //! Must not: touch redb, sleep, or retry by itself; the dispatcher owns scheduling and durability.
 //! Must not run on the async runtime's threads: `export_spans` blocks for up to the target timeout.
@@ -35,6 +37,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 
+use super::policy::parse_retry_after;
 use crate::config::{mask, OtelConfig};
 use crate::destination::{guarded_agent, DestinationPolicy};
 
@@ -47,12 +50,6 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 /// Longest excerpt of an error response kept in a failure reason.
 pub const MAX_BODY_EXCERPT: usize = 4096;
-/// A `Retry-After` longer than this is shortened to it, so a bad header cannot park exports for days.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30 * 60);
-/// First retry delay of the exponential backoff, before jitter.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
-/// Longest retry delay of the exponential backoff.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
@@ -69,7 +66,7 @@ pub enum OtlpError {
 }
 
 /// What one export attempt came to. The dispatcher records it and, for `Retry`, schedules the next
-/// attempt with [`retry_delay`].
+/// attempt with `policy::retry_in`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExportOutcome {
     /// The collector accepted the request with this 2xx `status`. `rejected` > 0 is a partial
@@ -81,7 +78,7 @@ pub enum ExportOutcome {
         message: Option<String>,
     },
     /// Try again later: a throttling/unavailable status or a connection failure. `after` is the
-    /// collector's `Retry-After`, already bounded by [`MAX_RETRY_AFTER`].
+    /// collector's `Retry-After` as it asked (the policy caps it at `outbox.max_retry_after`).
     Retry {
         status: Option<u16>,
         after: Option<Duration>,
@@ -416,9 +413,7 @@ pub fn classify_response(
     match status {
         429 | 502 | 503 | 504 => ExportOutcome::Retry {
             status: Some(status),
-            after: header("retry-after")
-                .and_then(|v| parse_retry_after(v, now))
-                .map(|d| d.min(MAX_RETRY_AFTER)),
+            after: header("retry-after").and_then(|v| parse_retry_after(v, now)),
             reason,
         },
         _ => ExportOutcome::Failed {
@@ -500,44 +495,6 @@ pub fn classify_transport_error(error: &ureq::Error) -> ExportOutcome {
             reason: format!("cannot reach the collector: {error}"),
         },
     }
-}
-
-/// A `Retry-After` value: delay-seconds or an HTTP-date (a date in the past means now). `None` when
-/// it is neither; the caller then falls back to backoff.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        let seconds = value.parse::<u64>().unwrap_or(u64::MAX);
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// Exponential backoff with jitter for the `attempt`-th failed attempt (1 = the first):
-/// `BACKOFF_BASE * 2^(attempt-1)`, capped at [`BACKOFF_CAP`], of which the upper half is scaled by
-/// `jitter` (a uniform random number in `[0, 1]`), so retries of many batches spread out but never
-/// come sooner than half the nominal delay.
-pub fn retry_backoff(attempt: u32, jitter: f64) -> Duration {
-    let doublings = attempt.saturating_sub(1).min(30);
-    let nominal = BACKOFF_BASE
-        .saturating_mul(1u32 << doublings)
-        .min(BACKOFF_CAP);
-    let half = nominal / 2;
-    let jitter = if jitter.is_finite() {
-        jitter.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    half + half.mul_f64(jitter)
-}
-
-/// When to try again after a `Retry` outcome: the collector's `Retry-After` when it gave one,
-/// otherwise [`retry_backoff`].
-pub fn retry_delay(retry_after: Option<Duration>, attempt: u32, jitter: f64) -> Duration {
-    retry_after
-        .map(|d| d.min(MAX_RETRY_AFTER))
-        .unwrap_or_else(|| retry_backoff(attempt, jitter))
 }
 
 #[cfg(test)]
@@ -684,26 +641,6 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_takes_seconds_or_an_http_date() {
-        assert_eq!(
-            parse_retry_after("120", now()),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(parse_retry_after(" 0 ", now()), Some(Duration::ZERO));
-        let at = httpdate::fmt_http_date(now() + Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&at, now()), Some(Duration::from_secs(90)));
-        let past = httpdate::fmt_http_date(now() - Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&past, now()), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("-5", now()), None);
-        assert_eq!(parse_retry_after("soon", now()), None);
-        assert_eq!(parse_retry_after("", now()), None);
-        assert_eq!(
-            parse_retry_after("99999999999999999999999", now()),
-            Some(Duration::from_secs(u64::MAX))
-        );
-    }
-
-    #[test]
     fn classification_follows_the_otlp_http_spec() {
         let plain = headers(&[("content-type", "text/plain")]);
         for status in [429u16, 502, 503, 504] {
@@ -744,7 +681,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_honoured_within_bounds() {
+    fn retryable_statuses_carry_the_retry_after_they_asked_for() {
         let outcome = classify_response(503, &headers(&[("retry-after", "7")]), b"", now());
         assert_eq!(
             outcome,
@@ -754,10 +691,11 @@ mod tests {
                 reason: "collector answered 503 Service Unavailable".into()
             }
         );
-        let outcome = classify_response(429, &headers(&[("retry-after", "86400")]), b"", now());
+        let date = httpdate::fmt_http_date(now() + Duration::from_secs(86_400));
+        let outcome = classify_response(429, &headers(&[("retry-after", &date)]), b"", now());
         assert!(
-            matches!(outcome, ExportOutcome::Retry { after: Some(d), .. } if d == MAX_RETRY_AFTER),
-            "{outcome:?}"
+            matches!(outcome, ExportOutcome::Retry { after: Some(d), .. } if d == Duration::from_secs(86_400)),
+            "an HTTP date, as asked (the policy caps it): {outcome:?}"
         );
         let outcome = classify_response(503, &headers(&[("retry-after", "later")]), b"", now());
         assert!(
@@ -873,40 +811,5 @@ mod tests {
             classify_transport_error(&ureq::Error::BadUri("x".into())),
             ExportOutcome::Failed { status: None, .. }
         ));
-    }
-
-    #[test]
-    fn backoff_grows_exponentially_within_bounds() {
-        assert_eq!(retry_backoff(1, 0.0), BACKOFF_BASE / 2);
-        assert_eq!(retry_backoff(1, 1.0), BACKOFF_BASE);
-        assert_eq!(
-            retry_backoff(0, 1.0),
-            BACKOFF_BASE,
-            "attempt 0 counts as the first"
-        );
-        assert_eq!(retry_backoff(4, 1.0), BACKOFF_BASE * 8);
-        let mut previous_ceiling = Duration::ZERO;
-        for attempt in 1..=200 {
-            let floor = retry_backoff(attempt, 0.0);
-            let ceiling = retry_backoff(attempt, 1.0);
-            for jitter in [0.0, 0.25, 0.5, 0.999, f64::NAN, -3.0, 7.0] {
-                let d = retry_backoff(attempt, jitter);
-                assert!(
-                    d >= floor && d <= ceiling,
-                    "attempt {attempt} jitter {jitter}: {d:?}"
-                );
-                assert!(d >= BACKOFF_BASE / 2 && d <= BACKOFF_CAP, "{d:?}");
-            }
-            assert!(ceiling >= previous_ceiling);
-            assert_eq!(floor * 2, ceiling);
-            previous_ceiling = ceiling;
-        }
-        assert_eq!(retry_backoff(u32::MAX, 1.0), BACKOFF_CAP);
-        assert_eq!(
-            retry_delay(Some(Duration::from_secs(7)), 9, 1.0),
-            Duration::from_secs(7)
-        );
-        assert_eq!(retry_delay(Some(Duration::MAX), 1, 1.0), MAX_RETRY_AFTER);
-        assert_eq!(retry_delay(None, 2, 1.0), BACKOFF_BASE * 2);
     }
 }

@@ -233,3 +233,163 @@ fn outbox_depth_is_counted_from_the_store_after_a_restart() {
     drop(again);
     drop(dir);
 }
+
+/// The reference parser, the PyPI `prometheus_client` package's (`./scripts/test` installs it),
+/// reads the daemon's /metrics whole, and its values follow known activity: every family's
+/// type and help, every sample.
+#[test]
+fn prometheus_client_parses_the_exposition_and_reads_the_values() {
+    let d = Daemon::start();
+    for state in ["success", "failed", "failed"] {
+        let id = d.start_operation("prod", PROD_KEY, &json!({"type": "sync"}));
+        let path = format!("/v1/environments/prod/operations/{id}/messages");
+        let batch = json!([{"message": "one"}, {"message": "two"}]);
+        assert_eq!(d.post(&path, PROD_KEY, &batch).status, 201);
+        let end = d.patch(
+            &format!("/v1/environments/prod/operations/{id}"),
+            PROD_KEY,
+            &json!({"state": state}),
+        );
+        assert_eq!(end.status, 200, "{}", end.text);
+    }
+    let missing = d.get("/v1/environments/prod/operations/nope", PROD_KEY);
+    assert_eq!(missing.status / 100, 4);
+    let reply = d.raw("GET", "/metrics", None, &[], None);
+    assert_eq!(reply.headers["content-type"], "text/plain; version=0.0.4");
+
+    let families = parse_with_prometheus_client(&reply.text);
+    let family = |name: &str| {
+        families
+            .get(name)
+            .unwrap_or_else(|| panic!("no family {name} in {families:#?}"))
+    };
+    let sample = |family_name: &str, sample: &str, labels: serde_json::Value| -> f64 {
+        family(family_name)["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s[0] == sample && s[1] == labels)
+            .unwrap_or_else(|| panic!("no {sample} {labels} in {}", family(family_name)))[2]
+            .as_f64()
+            .unwrap()
+    };
+    // The parser names a counter's family without `_total`; its sample keeps it.
+    assert_eq!(family("opslog_operations_created")["type"], "counter");
+    assert_eq!(
+        family("opslog_operations_created")["help"],
+        "Operations created."
+    );
+    assert_eq!(
+        sample(
+            "opslog_operations_created",
+            "opslog_operations_created_total",
+            json!({})
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            "opslog_messages_appended",
+            "opslog_messages_appended_total",
+            json!({})
+        ),
+        6.0
+    );
+    let ended = |state: &str| {
+        sample(
+            "opslog_operations_ended",
+            "opslog_operations_ended_total",
+            json!({ "state": state }),
+        )
+    };
+    assert_eq!(
+        (ended("success"), ended("failed"), ended("timeout")),
+        (1.0, 2.0, 0.0)
+    );
+    assert!(
+        sample(
+            "opslog_http_client_errors",
+            "opslog_http_client_errors_total",
+            json!({})
+        ) >= 1.0
+    );
+    assert_eq!(family("opslog_index_segments")["type"], "gauge");
+    assert_eq!(family("opslog_outbox_jobs")["type"], "gauge");
+    assert_eq!(
+        sample(
+            "opslog_outbox_jobs",
+            "opslog_outbox_jobs",
+            json!({"kind": "webhook", "status": "pending"})
+        ),
+        0.0
+    );
+    let histogram = family("opslog_store_commit_seconds");
+    assert_eq!(histogram["type"], "histogram");
+    let commits = sample(
+        "opslog_store_commit_seconds",
+        "opslog_store_commit_seconds_count",
+        json!({}),
+    );
+    assert!(commits >= 9.0, "{histogram}");
+    assert_eq!(
+        sample(
+            "opslog_store_commit_seconds",
+            "opslog_store_commit_seconds_bucket",
+            json!({"le": "+Inf"})
+        ),
+        commits
+    );
+    assert_eq!(
+        sample(
+            "opslog_store_commits",
+            "opslog_store_commits_total",
+            json!({})
+        ),
+        commits
+    );
+    let messages = sample(
+        "opslog_store_messages_per_commit",
+        "opslog_store_messages_per_commit_sum",
+        json!({}),
+    );
+    assert_eq!(messages, 6.0);
+    // Every family the README lists is there, and nothing the parser could not type.
+    assert!(
+        families.values().all(|f| f["type"] != "unknown"),
+        "{families:#?}"
+    );
+    assert_eq!(families.len(), 26, "{:?}", families.keys());
+}
+
+/// `{family: {"type", "help", "samples": [[name, labels, value]]}}` as `prometheus_client`'s text
+/// parser reads `text`.
+fn parse_with_prometheus_client(text: &str) -> BTreeMap<String, serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.txt");
+    std::fs::write(&path, text).unwrap();
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    assert family.name not in out, "family twice: " + family.name
+    out[family.name] = {"type": family.type, "help": family.documentation,
+                        "samples": [[s.name, s.labels, s.value] for s in family.samples]}
+print(json.dumps(out))
+"#,
+        )
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 is needed for this test ({e}); ./scripts/test installs what it needs")
+        });
+    assert!(
+        output.status.success(),
+        "prometheus_client could not parse /metrics (run `python3 -m pip install prometheus-client`, as ./scripts/test does): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}

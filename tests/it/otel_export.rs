@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opslog::config::{Config, OtelConfig};
-use opslog::model::Id;
+use opslog::model::{Id, Timestamp};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -131,6 +131,50 @@ fn unavailable_collector_gets_the_span_once_it_recovers() {
     }
     assert_eq!(metric(&d, "opslog_exports_attempts_total"), 2);
     assert_eq!(metric(&d, "opslog_exports_failed_total"), 0);
+}
+
+/// Exports follow the retry policy webhooks do: a `Retry-After` given as an HTTP date is waited
+/// out (the backoff alone would try again after a second or so).
+#[test]
+fn a_retry_after_date_is_waited_out_before_the_export_is_sent_again() {
+    let asked = std::time::SystemTime::now() + Duration::from_secs(8);
+    let date = httpdate::fmt_http_date(asked);
+    let asked_ms = httpdate::parse_http_date(&date)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let collector = Collector::start(vec![Answer::with(
+        429,
+        &[("retry-after", &date)],
+        Vec::new(),
+    )]);
+    let d = Daemon::start_with(otel_to(collector.url("")));
+    failed_sync(&d);
+    let list = eventually(WAIT, || {
+        let list = d.get(&format!("{PROD}/exports?status=delivered"), PROD_KEY);
+        (list.body["total"] == 1).then_some(list)
+    });
+    let id = list.body["data"][0]["id"].as_str().unwrap();
+    let detail = d.get(&format!("{PROD}/exports/{id}"), PROD_KEY);
+    let first = &detail.body["attempt_log"][0];
+    assert_eq!(first["status"], 429, "{}", detail.text);
+    let retry_at = Timestamp::parse(first["retry_at"].as_str().unwrap())
+        .unwrap()
+        .millis();
+    assert!(
+        retry_at >= asked_ms - 5 && retry_at <= asked_ms + 2_000,
+        "scheduled at the date asked for ({date}): {first}"
+    );
+    let second = Timestamp::parse(
+        detail.body["attempt_log"][1]["started_at"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+    .millis();
+    assert!(second >= retry_at, "sent again no sooner: {}", detail.text);
+    assert_eq!(collector.received().len(), 2);
 }
 
 #[test]
