@@ -85,13 +85,12 @@ pub struct QueryParameter {
 
 impl Vocabulary {
     pub fn new() -> Vocabulary {
-        let strings = |values: &[&'static str]| values.to_vec();
         Vocabulary {
             types: OpType::ALL
                 .iter()
                 .map(|&kind| VocabularyType {
                     kind,
-                    actions: strings(kind.actions()),
+                    actions: kind.actions().to_vec(),
                 })
                 .collect(),
             states: OpState::ALL
