@@ -489,6 +489,11 @@ pub enum WebhookFormat {
     Nango,
 }
 
+impl WebhookFormat {
+    /// Every format, in declaration order (the dashboard offers these).
+    pub const ALL: [WebhookFormat; 2] = [WebhookFormat::Opslog, WebhookFormat::Nango];
+}
+
 /// The span names and attribute keys of exported traces: opslog's (`sync.run`, `opslog.*`), or
 /// Nango's (`nango.sync.run`, `nango.*`), for dashboards built on Nango's traces.
 /// The declaration order is part of the stored settings format: append, never reorder.
@@ -510,6 +515,11 @@ pub enum SpanNames {
     #[default]
     Opslog,
     Nango,
+}
+
+impl SpanNames {
+    /// Every naming, in declaration order (the dashboard offers these).
+    pub const ALL: [SpanNames; 2] = [SpanNames::Opslog, SpanNames::Nango];
 }
 
 impl Default for OutboxConfig {

@@ -417,17 +417,24 @@ string_enum!(
 );
 
 impl OpType {
+    /// The actions (sub-kinds) the server gives a meaning to: a default title, an event, a span
+    /// kind, or its own operations (`webhook:deliver`). The first is the default, used when a
+    /// client names none. Clients may send any other action too; the dashboard offers these.
+    pub fn actions(self) -> &'static [&'static str] {
+        match self {
+            OpType::Sync | OpType::Action | OpType::Function => &["run"],
+            OpType::Webhook => &["incoming", "forward", "deliver"],
+            OpType::Auth => &["create_connection", "refresh_token"],
+            OpType::Proxy => &["call"],
+            OpType::Deploy => &["deploy"],
+            OpType::Admin => &["admin"],
+            OpType::Events => &["event"],
+        }
+    }
+
     /// The sub-kind used when a client names none.
     pub fn default_action(self) -> &'static str {
-        match self {
-            OpType::Sync | OpType::Action | OpType::Function => "run",
-            OpType::Webhook => "incoming",
-            OpType::Auth => "create_connection",
-            OpType::Proxy => "call",
-            OpType::Deploy => "deploy",
-            OpType::Admin => "admin",
-            OpType::Events => "event",
-        }
+        self.actions()[0]
     }
 }
 

@@ -42,6 +42,7 @@ files! {
     "signals.js" => "text/javascript; charset=utf-8",
     "settings.js" => "text/javascript; charset=utf-8",
     "deliveries.js" => "text/javascript; charset=utf-8",
+    "vocabulary.js" => "text/javascript; charset=utf-8",
     "favicon.svg" => "image/svg+xml",
     "vendor/uPlot.iife.min.js" => "text/javascript; charset=utf-8",
     "vendor/uPlot.min.css" => "text/css; charset=utf-8",

@@ -19,6 +19,7 @@ mod outbox_jobs;
 pub mod search;
 pub mod settings;
 pub mod signals;
+pub mod vocabulary;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -220,6 +221,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(hooks::receive_webhook),
         )
         .route("/v1/environments", get(dashboard::environments))
+        .route("/v1/vocabulary", get(vocabulary::vocabulary))
         .route("/v1/backup", get(archive::backup))
         .route(
             "/v1/session",

@@ -44,6 +44,7 @@ use super::outbox_jobs::Replayed;
 use super::search::{Facets, Insights, Interval, MessageHit, MessageInContext, OperationHit};
 use super::settings::SecretReveal;
 use super::signals::Signals;
+use super::vocabulary::Vocabulary;
 use super::Health;
 use crate::archive::CONTENT_TYPE as NDJSON;
 use crate::config::ApiDelay;
@@ -621,6 +622,18 @@ pub fn document() -> OpenApi {
         )
         .scope(Scope::Read)
         .reply(200, "the environments", api.page::<Environment>())
+        .errors(&[401]),
+    );
+    api.add(
+        Get,
+        "/v1/vocabulary",
+        endpoint(
+            "getVocabulary",
+            "Every value the API's enums take (operation types and the actions the server knows, states, levels, message types, webhook events, delivery statuses, signals with their filters, formats), made from the server's own enums: what the dashboard builds its pickers from",
+            ui,
+        )
+        .scope(Scope::Read)
+        .reply(200, "the vocabulary", api.schema::<Vocabulary>())
         .errors(&[401]),
     );
     api.add(

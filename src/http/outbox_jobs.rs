@@ -172,6 +172,10 @@ struct ReplayQuery {
     status: Option<String>,
 }
 
+/// The statuses a replay may select, the default (`status` left out) first.
+pub(super) const REPLAYABLE: [DeliveryStatus; 2] =
+    [DeliveryStatus::Failed, DeliveryStatus::Delivered];
+
 /// `POST /{family}/replay?from=&to=&status=` with its raw query: requeues the window's `failed`
 /// (default) or `delivered` jobs.
 pub(super) async fn replay(
@@ -198,8 +202,8 @@ pub(super) async fn replay(
     }
     let (from, to) = window(from, to)?;
     let status = match status {
-        None => DeliveryStatus::Failed,
-        Some(s) => parse_status(s, &[DeliveryStatus::Failed, DeliveryStatus::Delivered])?,
+        None => REPLAYABLE[0],
+        Some(s) => parse_status(s, &REPLAYABLE)?,
     };
     let selection = Requeue::Window {
         family: family.family,

@@ -162,7 +162,9 @@ fn summary(
     })
 }
 
-fn counted(signal: Signal) -> &'static str {
+/// `operations` or `messages`: what `signal` counts, and the list (`/operations`, `/messages`)
+/// that shows them.
+pub(super) fn counted(signal: Signal) -> &'static str {
     if signal.counts_messages() {
         "messages"
     } else {

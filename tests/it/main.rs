@@ -32,5 +32,6 @@ mod receiver;
 mod retention;
 mod search;
 mod support;
+mod vocabulary;
 mod webhook_crash;
 mod webhooks;

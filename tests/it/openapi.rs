@@ -1019,6 +1019,13 @@ fn openapi_real_answers_match_the_document() {
         "/v1/environments",
         d.raw("GET", "/v1/environments", None, &[], None),
     );
+    c.expect(200, "GET", "/v1/vocabulary", d.get("/v1/vocabulary", ADMIN));
+    c.expect(
+        401,
+        "GET",
+        "/v1/vocabulary",
+        d.raw("GET", "/v1/vocabulary", None, &[], None),
+    );
     c.expect(
         200,
         "GET",

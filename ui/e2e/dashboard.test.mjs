@@ -86,7 +86,7 @@ before(async () => {
   await api('PATCH', `/operations/${ids.action}`, { state: 'failed', error: { message: 'upstream error' } });
   ids.webhook = await startOp({ type: 'webhook', action: 'incoming', integration: 'hubspot', connection_id: 'initech' });
   await api('PATCH', `/operations/${ids.webhook}`, { state: 'failed', error: { message: '<img src=x onerror=alert(1)> payload unparseable' } });
-  ids.auth = await startOp({ type: 'auth', action: 'refresh', integration: 'github', connection_id: 'umbrella' });
+  ids.auth = await startOp({ type: 'auth', action: 'refresh_token', integration: 'github', connection_id: 'umbrella' });
   await api('PATCH', `/operations/${ids.auth}`, { state: 'failed', error: { message: 'invalid_grant: refresh token revoked' } });
   for (let i = 0; i < 55; i++) {
     const id = await startOp({ type: 'proxy', integration: 'zendesk', connection_id: `tenant-${i % 5}`, script: 'proxy' });
@@ -148,7 +148,7 @@ test('log in, filter, search, open an operation, live updates, insights, signals
     assert.equal(await page.locator('.states button[aria-pressed=true]').textContent(), 'failed');
     const text = await rowsText();
     assert.match(text, /sync:run/);
-    assert.match(text, /auth:refresh/);
+    assert.match(text, /auth:refresh_token/);
     assert.doesNotMatch(text, /salesforce/);
 
     await page.goto(`${base}/?env=prod`);
@@ -665,6 +665,72 @@ test('why: matches in context, signal trends, an alert rule in Settings, insight
     assert.ok(minutesIn <= 0 && minutesIn > -1, `the bar is where they started, not where they were sent: ${minutesIn}`);
     await figure.scrollIntoViewIfNeeded();
     await shot('insights-labels');
+  });
+
+  assert.deepEqual(pageErrors, [], 'no console errors');
+});
+
+test('vocabulary: pickers and lists are the server\'s values, read once per page load', async (t) => {
+  const vocabulary = await (await fetch(`${base}/v1/vocabulary`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  const values = (sel) => page.locator(sel).evaluateAll((els) => els.map((e) => e.value));
+  const texts = (sel) => page.locator(sel).evaluateAll((els) => els.map((e) => e.textContent.trim()));
+  let reads = 0;
+  const onRequest = (r) => { if (new URL(r.url()).pathname === '/v1/vocabulary') reads += 1; };
+  page.on('request', onRequest);
+  t.after(() => page.off('request', onRequest));
+
+  await t.test('log in again', async () => {
+    await page.goto(base);
+    await page.locator('#login-token:visible, #shell:visible').first().waitFor();
+    if (await page.locator('#login-token').isVisible()) {
+      await page.fill('#login-token', ADMIN);
+      await page.press('#login-token', 'Enter');
+    }
+    await page.locator('#shell').waitFor();
+  });
+
+  await t.test('the type picker offers auth:refresh_token, and filtering by it shows that operation', async () => {
+    reads = 0;
+    await page.goto(`${base}/?env=prod`);
+    await page.locator('#result-count').waitFor();
+    await page.focus('input[name=pick-type]');
+    const offered = vocabulary.types.flatMap((ty) => [ty.type, ...ty.actions.map((a) => `${ty.type}:${a}`)]);
+    await eventually(async () => JSON.stringify(await values('#list-type option')) === JSON.stringify(offered), 10000, 'every type and action offered');
+    assert.ok(offered.includes('auth:refresh_token'));
+    assert.ok(!offered.includes('auth:refresh'), 'no action the server does not know');
+    await page.fill('input[name=pick-type]', 'auth:refresh_token');
+    await page.press('input[name=pick-type]', 'Enter');
+    await waitCount(1);
+    assert.deepEqual(new URL(page.url()).searchParams.getAll('type'), ['auth:refresh_token']);
+    await page.locator(`#operations tbody tr[data-id="${ids.auth}"]`).waitFor();
+    assert.match(await rowsText(), /auth:refresh_token/);
+    assert.match(await rowsText(), /umbrella/);
+    // The status chips are the server's states, in its order.
+    assert.deepEqual(await texts('.states button'), vocabulary.states.map((s) => s.state));
+    // The drawer's level chips are the server's levels.
+    await page.locator(`#operations tbody tr[data-id="${ids.auth}"]`).click();
+    await page.locator('#messages').waitFor();
+    assert.deepEqual(await texts('.levels button'), vocabulary.levels);
+    await page.click('#drawer-close');
+  });
+
+  await t.test('the Settings event list and alert signals, and the Deliveries event filter, are the server\'s', async () => {
+    await page.click('nav a[data-page=settings]');
+    await page.locator('#webhooks-url').waitFor();
+    assert.deepEqual(await values('input[name=event]'), vocabulary.events);
+    assert.deepEqual(await texts('#webhooks-form .checks label'), vocabulary.events);
+    assert.deepEqual(await values('#webhooks-format option'), vocabulary.webhook_formats);
+    await page.click('#alerts-add');
+    assert.deepEqual(await values('#alerts-form select[name=signal] option'), vocabulary.signals.map((s) => s.signal));
+    assert.deepEqual(await texts('#alerts-form select[name=signal] option'), vocabulary.signals.map((s) => s.title));
+    await page.click('nav a[data-page=deliveries]');
+    await page.locator('#delivery-event').waitFor();
+    assert.deepEqual((await values('#delivery-event option')).filter(Boolean), vocabulary.events);
+    await page.click('nav a[data-page=signals]');
+    await page.locator('.signals [data-signal]').first().waitFor();
+    assert.deepEqual(await page.locator('.signals [data-signal]').evaluateAll((els) => els.map((e) => e.dataset.signal)),
+      vocabulary.signals.map((s) => s.signal));
+    assert.equal(reads, 1, 'one read of the vocabulary for the page load, whatever the pages visited');
   });
 
   assert.deepEqual(pageErrors, [], 'no console errors');

@@ -3,6 +3,7 @@
 import { h } from './dom.js';
 import * as api from './api.js';
 import { params, navigate, setNavigateHandler } from './filters.js';
+import { loadVocabulary } from './vocabulary.js';
 import { renderLogs } from './logs.js';
 import { renderDrawer } from './drawer.js';
 import { renderInsights } from './insights.js';
@@ -33,7 +34,9 @@ async function boot() {
   try {
     const session = await api.get('/v1/session');
     if (!session.authenticated) return showLogin();
-    environments = (await api.get('/v1/environments')).data.map((e) => e.name);
+    // Pages build their pickers from the server's vocabulary: it is there before any renders.
+    const [envs] = await Promise.all([api.get('/v1/environments'), loadVocabulary()]);
+    environments = envs.data.map((e) => e.name);
   } catch (e) {
     if (e.status === 401) return showLogin();
     return showLogin(e.message);

@@ -3,10 +3,9 @@
 // Retry; and Replay, which sends a time window's deliveries again.
 import { h, clear, fmtTime, fmtDuration, badge, pretty, confirmDialog } from './dom.js';
 import { envGet, envSend } from './api.js';
-import { navigate, EVENTS, toLocalInput } from './filters.js';
+import { navigate, toLocalInput } from './filters.js';
+import { events, vocabulary } from './vocabulary.js';
 
-const STATUSES = ['pending', 'failed', 'delivered'];
-const RETRYABLE = new Set(['pending', 'failed']);
 const FOLLOW_EVERY_MS = 1500;
 const COLUMNS = ['Time', 'Event', 'URL', 'Status', 'Attempts', 'Last response · next attempt'];
 
@@ -19,13 +18,13 @@ export function renderDeliveries(main, env, p) {
   const status = p.get('status');
   const event = p.get('event');
   const statusGroup = h('div', { class: 'states', role: 'group', 'aria-label': 'Status' },
-    STATUSES.map((s) => h('button', {
+    vocabulary().delivery_statuses.map((s) => h('button', {
       type: 'button', class: `chip-toggle delivery-${s}`, 'aria-pressed': String(status === s),
       onclick: () => navigate((q) => { if (status === s) q.delete('status'); else q.set('status', s); }),
     }, s)));
   const eventSelect = h('select', { id: 'delivery-event', 'aria-label': 'Event' },
     h('option', { value: '' }, 'All events'),
-    EVENTS.map((e) => h('option', { value: e, selected: e === event }, e)));
+    events().map((e) => h('option', { value: e, selected: e === event }, e)));
   eventSelect.addEventListener('change', () => navigate((q) => {
     if (eventSelect.value) q.set('event', eventSelect.value); else q.delete('event');
   }));
@@ -168,7 +167,8 @@ function renderDetail(panel, env, id, onChange) {
     ].flat());
     attempts.replaceChildren(...(d.attempt_log.length ? d.attempt_log.map(attemptItem) : [h('li', { class: 'empty' }, 'No attempt yet.')]));
     payload.replaceChildren(pretty(d.body));
-    retry.hidden = !RETRYABLE.has(d.status);
+    // Retrying a delivered one would send it twice: that is what Replay is for.
+    retry.hidden = d.status === 'delivered';
     onChange(d);
   };
   async function load() {
@@ -220,12 +220,12 @@ function attemptItem(a) {
     a.response_excerpt ? h('details', { class: 'part', open: a.outcome !== 'delivered' }, h('summary', {}, 'Response'), pretty(a.response_excerpt)) : null);
 }
 
-/** Sends again every delivery created in a window with a status (failed by default). */
+/** Sends again every delivery created in a window with a status (the server's default first). */
 function replayControl(env, onDone) {
   const from = h('input', { type: 'datetime-local', 'aria-label': 'Replay from', value: toLocalInput(new Date(Date.now() - 86400e3).toISOString()) });
   const to = h('input', { type: 'datetime-local', 'aria-label': 'Replay to' });
   const which = h('select', { 'aria-label': 'Replay which status' },
-    h('option', { value: 'failed' }, 'failed'), h('option', { value: 'delivered' }, 'delivered'));
+    vocabulary().replay_statuses.map((s) => h('option', { value: s }, s)));
   const said = h('span', { class: 'status', role: 'status', id: 'replay-status' });
   const run = async () => {
     said.classList.remove('error');

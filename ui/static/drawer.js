@@ -3,10 +3,9 @@
 import { h, clear, fmtTime, fmtDuration, badge, pretty, debounce, copyButton, marked } from './dom.js';
 import { envGet } from './api.js';
 import { navigate } from './filters.js';
+import { activeStates, levels } from './vocabulary.js';
 
 const TAIL_EVERY_MS = 1500;
-const ACTIVE = new Set(['running', 'waiting']);
-const LEVELS = ['debug', 'info', 'warn', 'error'];
 // Pages read while looking for the first matching message (100 messages each).
 const MAX_SEEK_PAGES = 20;
 
@@ -17,6 +16,7 @@ const endUser = (u) => (u ? [u.display_name, u.email && `<${u.email}>`, `(${u.id
 export function renderDrawer(drawer, env, id, p, onChange) {
   let disposed = false;
   let timer = null;
+  const active = activeStates();
   let op = null;
   let lastId = null;
   let cursor = null;
@@ -37,7 +37,7 @@ export function renderDrawer(drawer, env, id, p, onChange) {
   const search = h('input', { type: 'search', id: 'message-search', placeholder: 'Search messages', 'aria-label': 'Search messages', value: mq });
   search.addEventListener('input', debounce(() => navigate((q) => { if (search.value.trim()) q.set('mq', search.value); else q.delete('mq'); }, { replace: true }), 350));
   const levelGroup = h('div', { class: 'levels', role: 'group', 'aria-label': 'Message level' },
-    LEVELS.map((l) => h('button', {
+    levels().map((l) => h('button', {
       type: 'button', class: `chip-toggle level-${l}`, 'aria-pressed': String(mlevels.includes(l)),
       onclick: () => navigate((q) => {
         const cur = q.getAll('mlevel'); q.delete('mlevel');
@@ -59,7 +59,7 @@ export function renderDrawer(drawer, env, id, p, onChange) {
     head.replaceChildren(h('h2', {}, `${o.type}:${o.action}`, ' ', badge('state', o.state)), o.message ? h('p', {}, o.message) : '');
     const fact = (k, v) => (v ? [h('dt', {}, k), h('dd', {}, v)] : []);
     facts.replaceChildren(...[
-      fact('Status', o.state), fact('Duration', ACTIVE.has(o.state) ? 'running…' : fmtDuration(o.duration_ms)),
+      fact('Status', o.state), fact('Duration', active.has(o.state) ? 'running…' : fmtDuration(o.duration_ms)),
       fact('Created', fmtTime(o.created_at)), fact('Started', fmtTime(o.started_at)), fact('Ended', fmtTime(o.ended_at)),
       fact('Type', `${o.type}:${o.action}`), fact('Integration', o.integration), fact('Connection', o.connection_id),
       fact('Script', o.script), fact('Provider', o.provider),
@@ -69,7 +69,7 @@ export function renderDrawer(drawer, env, id, p, onChange) {
       fact('Async', o.async ? 'yes: its end notifies (action.completed)' : ''),
       fact('Operation id', o.id),
     ].flat());
-    if (o.type === 'webhook' && o.action === 'incoming' && ACTIVE.has(o.state)) {
+    if (o.type === 'webhook' && o.action === 'incoming' && active.has(o.state)) {
       facts.append(h('dt', {}, 'Processing'), h('dd', { class: 'hint', id: 'incoming-pending' },
         'Not processed yet: it ends with your backend\'s answer to webhook.received, or when the platform settles it, or at its deadline.'));
     }
@@ -151,7 +151,7 @@ export function renderDrawer(drawer, env, id, p, onChange) {
         msgCount.textContent = `(${o.message_count})`;
       }
       showOp(o);
-      if (!ACTIVE.has(o.state)) { clearInterval(timer); timer = null; }
+      if (!active.has(o.state)) { clearInterval(timer); timer = null; }
     } catch { /* next tick */ }
   }
 
@@ -160,7 +160,7 @@ export function renderDrawer(drawer, env, id, p, onChange) {
       showOp(await envGet(env, `/operations/${id}`));
       await loadMessages();
       if (searched && !filtered && !disposed) await showMatches();
-      if (ACTIVE.has(op.state) && !disposed) timer = setInterval(tail, TAIL_EVERY_MS);
+      if (active.has(op.state) && !disposed) timer = setInterval(tail, TAIL_EVERY_MS);
     } catch (e) { errorBox.textContent = e.message; }
   })();
   const onKey = (e) => { if (e.key === 'Escape') close(); };

@@ -5,12 +5,6 @@ import { h, debounce } from './dom.js';
 export const PRESETS = { '5m': 300e3, '1h': 3600e3, '24h': 86400e3, '3d': 3 * 86400e3, '7d': 7 * 86400e3, '14d': 14 * 86400e3 };
 export const DEFAULT_RANGE = '24h';
 export const OP_FILTERS = ['type', 'state', 'integration', 'connection_id', 'script', 'end_user_id', 'tag'];
-export const STATES = ['success', 'failed', 'running', 'waiting', 'timeout', 'cancelled'];
-/** What webhooks notify of, in the server's order. */
-export const EVENTS = ['sync.completed', 'sync.records', 'auth.created', 'auth.failed', 'webhook.received',
-  'action.completed', 'alert.triggered', 'alert.resolved'];
-export const TYPES = ['sync', 'sync:run', 'action', 'action:run', 'webhook', 'webhook:incoming', 'auth',
-  'auth:create_connection', 'auth:refresh', 'proxy', 'proxy:call', 'deploy', 'admin', 'events', 'function'];
 
 export const params = () => new URLSearchParams(location.search);
 

@@ -4,12 +4,18 @@
 import { h, clear } from './dom.js';
 import { envGet } from './api.js';
 import { navigate, rangeControl, timeRange } from './filters.js';
+import { vocabulary } from './vocabulary.js';
 
-export const CHART_TYPES = [
-  ['sync', 'Sync runs'], ['action', 'Actions'], ['proxy', 'Proxy calls'], ['webhook', 'Incoming webhooks'], ['auth', 'Auth'],
-];
-// Bottom to top.
-const STACK = [['success', '#2f9e44'], ['failed', '#e03131'], ['timeout', '#f08c00'], ['cancelled', '#868e96'], ['running', '#1c7ed6']];
+// The types charted, in this order, with their titles (those the server lists).
+const CHART_TITLES = { sync: 'Sync runs', action: 'Actions', proxy: 'Proxy calls', webhook: 'Incoming webhooks', auth: 'Auth' };
+const COLORS = { success: '#2f9e44', failed: '#e03131', timeout: '#f08c00', cancelled: '#868e96', running: '#1c7ed6' };
+const OTHER_COLOR = '#adb5bd';
+/**
+ * Bottom to top, with colors: the server's final states, then `running` (a bucket counts waiting
+ * and running operations together).
+ */
+const stack = () => [...vocabulary().states.filter((s) => s.terminal).map((s) => s.state), 'running']
+  .map((state) => [state, COLORS[state] ?? OTHER_COLOR]);
 
 export function renderInsights(main, env, p) {
   const charts = [];
@@ -17,17 +23,19 @@ export function renderInsights(main, env, p) {
   const grid = h('div', { class: 'charts' });
   clear(main).append(h('section', { class: 'filters' }, h('div', { class: 'row' }, rangeControl(p))), grid);
   const { from, to } = timeRange(p);
-  for (const [type, title] of CHART_TYPES) {
+  const types = new Set(vocabulary().types.map((t) => t.type));
+  const layers = stack();
+  for (const [type, title] of Object.entries(CHART_TITLES).filter(([t]) => types.has(t))) {
     const total = h('span', { class: 'count' }, '…');
     const plot = h('div', { class: 'plot' });
-    const legend = h('ul', { class: 'legend' }, STACK.map(([s, c]) => h('li', {}, h('i', { class: `swatch state-${s}`, title: c }), s)));
+    const legend = h('ul', { class: 'legend' }, layers.map(([s, c]) => h('li', {}, h('i', { class: `swatch state-${s}`, title: c }), s)));
     grid.append(h('figure', { class: 'chart', dataset: { type } }, h('figcaption', {}, title, ' ', total), plot, legend));
     const q = [['type', type], ['from', from]];
     if (to) q.push(['to', to]);
     envGet(env, '/insights', q).then((res) => {
       if (disposed) return;
       total.textContent = `${res.total.toLocaleString('en')} operation${res.total === 1 ? '' : 's'}`;
-      charts.push(draw(plot, type, res));
+      charts.push(draw(plot, type, res, layers));
     }).catch((e) => { total.textContent = e.message; });
   }
   const onResize = () => charts.forEach((u) => u.setSize({ width: u.root.parentElement.clientWidth, height: 160 }));
@@ -52,19 +60,19 @@ export function fitLabels(u, values, axisIdx, cycleNum) {
   return Math.ceil(size) + 2;
 }
 
-function draw(el, type, res) {
+function draw(el, type, res, layers) {
   const xs = res.buckets.map((b) => Date.parse(b.start) / 1000);
   // Cumulative sums: series k is drawn from 0 to the sum of states 0..k, the tallest first.
   const cum = [];
   let acc = res.buckets.map(() => 0);
-  for (const [state] of STACK) { acc = acc.map((v, i) => v + res.buckets[i][state]); cum.push(acc); }
+  for (const [state] of layers) { acc = acc.map((v, i) => v + (res.buckets[i][state] ?? 0)); cum.push(acc); }
   const bars = window.uPlot.paths.bars({ size: [0.8, 40], align: 1 });
   const series = [{}];
   const data = [xs];
-  for (let k = STACK.length - 1; k >= 0; k--) {
-    const [state, color] = STACK[k];
+  for (let k = layers.length - 1; k >= 0; k--) {
+    const [state, color] = layers[k];
     series.push({ label: state, fill: color, stroke: color, width: 0, paths: bars, points: { show: false },
-      value: (u, v, si, i) => (i == null ? '' : res.buckets[i][state]) });
+      value: (u, v, si, i) => (i == null ? '' : res.buckets[i][state] ?? 0) });
     data.push(cum[k].map((v) => v || null));
   }
   const u = new window.uPlot({
@@ -77,7 +85,7 @@ function draw(el, type, res) {
   el.dataset.buckets = String(xs.length);
   u.over.addEventListener('click', () => {
     const i = u.cursor.idx;
-    if (i == null || !cum[STACK.length - 1][i]) return;
+    if (i == null || !cum[layers.length - 1][i]) return;
     const start = res.buckets[i].start;
     const end = new Date(Date.parse(start) + res.interval_ms).toISOString();
     navigate((q) => {

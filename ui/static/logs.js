@@ -2,14 +2,15 @@
 // live mode that adds new operations and updates running ones without moving the reader.
 import { h, clear, fmtTime, fmtDuration, badge, debounce, marked } from './dom.js';
 import { envGet } from './api.js';
-import { navigate, OP_FILTERS, opQuery, rangeControl, picker, STATES, TYPES, timeRange } from './filters.js';
+import { navigate, OP_FILTERS, opQuery, rangeControl, picker, timeRange } from './filters.js';
+import { states, activeStates, typeFilters } from './vocabulary.js';
 
 const LIVE_EVERY_MS = 2000;
-const ACTIVE = new Set(['running', 'waiting']);
 
 export function renderLogs(main, env, p) {
   let disposed = false;
   let cursor = null;
+  const active = activeStates();
   let loading = false;
   let pagedRange = null; // the range of the first page, which its cursors are bound to
   const rows = new Map(); // id -> {tr, op}
@@ -30,7 +31,7 @@ export function renderLogs(main, env, p) {
   }, { replace: true }), 350));
   const live = p.get('live') === '1';
   const statusGroup = h('div', { class: 'states', role: 'group', 'aria-label': 'Status' },
-    STATES.map((s) => h('button', {
+    states().map((s) => h('button', {
       type: 'button', class: `chip-toggle state-${s}`, 'aria-pressed': String(p.getAll('state').includes(s)),
       onclick: () => navigate((q) => {
         const cur = q.getAll('state'); q.delete('state');
@@ -51,7 +52,7 @@ export function renderLogs(main, env, p) {
         }, live ? '● Live' : 'Live')),
       h('div', { class: 'row' }, statusGroup, rangeControl(p)),
       h('div', { class: 'row pickers' },
-        picker({ label: 'Type', name: 'type', selected: p.getAll('type'), suggest: async (pre) => TYPES.filter((t) => t.startsWith(pre)).map((value) => ({ value })) }),
+        picker({ label: 'Type', name: 'type', selected: p.getAll('type'), suggest: async (pre) => typeFilters().filter((t) => t.startsWith(pre)).map((value) => ({ value })) }),
         picker({ label: 'Integration', name: 'integration', selected: p.getAll('integration'), suggest: facet('integration') }),
         picker({ label: 'Connection', name: 'connection_id', selected: p.getAll('connection_id'), suggest: facet('connection_id') }),
         picker({ label: 'Script', name: 'script', selected: p.getAll('script'), suggest: facet('script') }),
@@ -73,7 +74,7 @@ export function renderLogs(main, env, p) {
   });
   const cells = (op) => [
     h('td', { class: 'time' }, fmtTime(op.created_at)),
-    h('td', { class: 'num' }, ACTIVE.has(op.state) ? '…' : fmtDuration(op.duration_ms)),
+    h('td', { class: 'num' }, active.has(op.state) ? '…' : fmtDuration(op.duration_ms)),
     h('td', {}, badge('state', op.state)),
     h('td', {}, `${op.type}:${op.action}`),
     h('td', {}, op.integration || ''),
@@ -148,7 +149,7 @@ export function renderLogs(main, env, p) {
       setCount(page.total);
       // Running operations further down are refreshed one by one (a handful at most).
       const seen = new Set(page.data.map((o) => o.id));
-      const stale = [...rows.values()].filter((r) => ACTIVE.has(r.op.state) && !seen.has(r.op.id)).slice(0, 20);
+      const stale = [...rows.values()].filter((r) => active.has(r.op.state) && !seen.has(r.op.id)).slice(0, 20);
       await Promise.all(stale.map(async (r) => update(await envGet(env, `/operations/${r.op.id}`))));
     } catch { /* the next tick tries again */ }
   }

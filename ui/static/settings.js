@@ -4,10 +4,12 @@
 // A refused change shows the server's message beside the field it names, and nothing is saved.
 import { h, clear, fmtTime, copyButton, confirmDialog } from './dom.js';
 import { envGet, envSend } from './api.js';
-import { EVENTS } from './filters.js';
-import { SIGNALS } from './signals.js';
+import { vocabulary, label } from './vocabulary.js';
 
 const FROM_FILE = 'Read-only: set in the config file, which wins over the dashboard.';
+// Labels of the server's values (vocabulary); one without a label shows as its name.
+const FORMAT_LABELS = { nango: 'Nango (bodies and signatures as Nango sends them)' };
+const SPAN_NAME_LABELS = { opslog: 'opslog (sync.run, opslog.*)', nango: 'Nango (nango.sync.run, nango.*)' };
 
 export function renderSettings(main, env) {
   let disposed = false;
@@ -102,12 +104,13 @@ function webhooksCard(env, w, note, again) {
     'Where opslog notifies your backend, signed with the secret below. Empty URLs send nothing.');
   const url = textInput(w.url, { inputmode: 'url', placeholder: 'https://backend.example.com/opslog-events' });
   const secondary = textInput(w.secondary_url, { inputmode: 'url', placeholder: 'Optional: a second receiver' });
-  const events = EVENTS.map((e) => checkbox(w.events.includes(e), { name: 'event', value: e }));
+  const known = vocabulary().events;
+  const events = known.map((e) => checkbox(w.events.includes(e), { name: 'event', value: e }));
   const timeout = textInput(w.timeout, { placeholder: '15s', class: 'short' });
   const schedule = textInput(w.retry_schedule.join(', '), { placeholder: '0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h' });
   const insecure = checkbox(w.allow_insecure_http);
-  const formatSelect = (value) => h('select', {}, ['opslog', 'nango'].map((f) =>
-    h('option', { value: f, selected: f === value }, f === 'nango' ? 'Nango (bodies and signatures as Nango sends them)' : 'opslog')));
+  const formatSelect = (value) => h('select', {}, vocabulary().webhook_formats.map((f) =>
+    h('option', { value: f, selected: f === value }, label(FORMAT_LABELS, f))));
   const format = formatSelect(w.format);
   const secondaryFormat = formatSelect(w.secondary_format);
   form.onSubmit(() => {
@@ -121,7 +124,7 @@ function webhooksCard(env, w, note, again) {
       allow_insecure_http: insecure.checked,
       format: format.value,
       secondary_format: secondaryFormat.value,
-    }, { ...w, events: EVENTS.filter((e) => w.events.includes(e)) });
+    }, { ...w, events: known.filter((e) => w.events.includes(e)) });
   }, (view) => again(view, 'webhooks', 'Saved. Events from now on use these settings.'));
   form.status.textContent = note || '';
   return form.finish(
@@ -205,8 +208,8 @@ function otelCard(env, o, note, again) {
   const endpoint = textInput(o.endpoint, { inputmode: 'url', placeholder: 'https://collector.example.com:4318 (empty turns export off)' });
   const service = textInput(o.service_name, { placeholder: 'opslog' });
   const logs = checkbox(o.logs);
-  const names = h('select', {}, ['opslog', 'nango'].map((n) =>
-    h('option', { value: n, selected: n === o.names }, n === 'nango' ? 'Nango (nango.sync.run, nango.*)' : 'opslog (sync.run, opslog.*)')));
+  const names = h('select', {}, vocabulary().span_names.map((n) =>
+    h('option', { value: n, selected: n === o.names }, label(SPAN_NAME_LABELS, n))));
   const rows = h('div', { class: 'header-rows', id: 'otel-header-rows' });
   const headerRow = (name = '', masked = '') => {
     const key = textInput(name, { 'aria-label': 'Header name', placeholder: 'x-api-key', class: 'header-name' });
@@ -258,9 +261,10 @@ function alertsCard(env, a, note, again) {
   const locked = a.read_only;
   const rows = h('div', { class: 'alert-rules', id: 'alert-rules' });
   const status = h('p', { class: 'status', role: 'status', id: 'alerts-status' }, note || '');
-  const ruleRow = (r = { signal: SIGNALS[0].key, above: 0, window: '15m' }) => {
+  const signals = vocabulary().signals;
+  const ruleRow = (r = { signal: signals[0].signal, above: 0, window: '15m' }) => {
     const signal = h('select', { name: 'signal', 'aria-label': 'Signal', disabled: locked },
-      SIGNALS.map((s) => h('option', { value: s.key, selected: s.key === r.signal }, s.title)));
+      signals.map((s) => h('option', { value: s.signal, selected: s.signal === r.signal }, s.title)));
     const integration = textInput(r.integration, { name: 'integration', 'aria-label': 'Integration', placeholder: 'every integration', disabled: locked });
     const above = h('input', { type: 'number', name: 'above', min: '0', step: '1', value: String(r.above), 'aria-label': 'Above', class: 'short', disabled: locked });
     const window = textInput(r.window, { name: 'window', 'aria-label': 'Window', placeholder: '15m', class: 'short', disabled: locked });

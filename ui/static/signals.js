@@ -5,17 +5,21 @@
 import { h, clear, fmtTime, badge } from './dom.js';
 import { envGet } from './api.js';
 import { navigate, hrefWith, rangeControl, timeRange } from './filters.js';
+import { vocabulary } from './vocabulary.js';
 
-export const SIGNALS = [
-  { key: 'sync_failures', title: 'Sync health', what: 'Failed or timed-out sync runs', path: '/operations',
-    filters: [['type', 'sync'], ['state', 'failed'], ['state', 'timeout']] },
-  { key: 'action_errors', title: 'Action errors', what: '4xx / 5xx responses from external API calls in actions', path: '/messages',
-    filters: [['type', 'action'], ['level', 'error'], ['message_type', 'http']] },
-  { key: 'auth_failures', title: 'Connection status', what: 'Auth failures and token refresh errors', path: '/operations',
-    filters: [['type', 'auth'], ['state', 'failed'], ['state', 'timeout']] },
-  { key: 'webhook_failures', title: 'Webhook processing', what: 'Incoming webhooks whose processing failed (your backend\'s answer or the platform\'s), or that nobody processed by their deadline', path: '/operations',
-    filters: [['type', 'webhook:incoming'], ['state', 'failed'], ['state', 'timeout']] },
-];
+/** What each signal counts, in words; the server names the signals and gives their search. */
+const WHAT = {
+  sync_failures: 'Failed or timed-out sync runs',
+  action_errors: '4xx / 5xx responses from external API calls in actions',
+  auth_failures: 'Auth failures and token refresh errors',
+  webhook_failures: 'Incoming webhooks whose processing failed (your backend\'s answer or the platform\'s), or that nobody processed by their deadline',
+};
+
+/** The server's signals: key, title, the list that shows what they count, and its filters. */
+const signalList = () => vocabulary().signals.map((s) => ({
+  key: s.signal, title: s.title, what: WHAT[s.signal] ?? '', path: `/${s.counts}`,
+  filters: s.filters.map((f) => [f.name, f.value]),
+}));
 
 export function renderSignals(main, env, p) {
   let disposed = false;
@@ -23,9 +27,10 @@ export function renderSignals(main, env, p) {
   const range = [['from', from]];
   if (to) range.push(['to', to]);
   const integration = p.get('integration');
-  const chosen = SIGNALS.find((s) => s.key === p.get('signal'));
+  const signals = signalList();
+  const chosen = signals.find((s) => s.key === p.get('signal'));
   const list = h('div', { class: 'signal-list' });
-  const cards = new Map(SIGNALS.map((s) => [s.key, card(s, chosen === s)]));
+  const cards = new Map(signals.map((s) => [s.key, card(s, chosen === s)]));
   clear(main).append(
     h('section', { class: 'filters' }, h('div', { class: 'row' }, rangeControl(p),
       integration ? h('a', { class: 'chip', id: 'signal-integration', href: hrefWith((q) => q.delete('integration')), title: 'Show every integration' }, `integration: ${integration} ×`) : null)),
