@@ -9,12 +9,12 @@
 
 use std::collections::BTreeMap;
 
-use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{ApiKey, Config};
 use crate::scope::{KeyScope, Scope};
+use crate::secrets::random_hex;
 use crate::store::{Store, StoreError, WriteTx};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,12 +173,6 @@ fn stored_text(tx: &WriteTx, meta_key: &str) -> Result<Option<String>, StoreErro
 
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill(buf.as_mut_slice());
-    hex::encode(buf)
 }
 
 #[cfg(test)]

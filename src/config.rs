@@ -19,6 +19,7 @@ use crate::destination::{Cidr, DestinationPolicy};
 use crate::model::EventType;
 use crate::model::OpType;
 use crate::scope::KeyScope;
+use crate::secrets::mask;
 use crate::settings;
 
 /// A duration written as a string with a unit: `500ms`, `15s`, `5m`, `24h`, `7d`.
@@ -1108,12 +1109,6 @@ fn check_secret(key: &str, secret: &str) -> Result<(), ConfigError> {
         }),
         None => Ok(()),
     }
-}
-
-/// Shows enough of a secret to recognise it, never enough to use it.
-pub fn mask(secret: &str) -> String {
-    let shown: String = secret.chars().take(4).collect();
-    format!("{shown}…(masked)")
 }
 
 impl fmt::Display for Config {

@@ -18,6 +18,7 @@ pub mod otel;
 pub mod outbox;
 pub mod permissions;
 pub mod scope;
+pub mod secrets;
 pub mod session;
 pub mod settings;
 pub mod snippet;

@@ -17,8 +17,8 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::ingest::writer::Removed;
 use crate::model::OpState;
+use crate::model::Removed;
 use crate::store::OutboxDepth;
 
 /// The `Content-Type` of [`Metrics::render`]'s text: `text/plain; version=0.0.4`.

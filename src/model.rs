@@ -791,6 +791,29 @@ fn deserialize_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Headers
     }))
 }
 
+/// What one retention command removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub operations: u64,
+    pub messages: u64,
+    /// Finished outbox jobs (deliveries and exports).
+    pub jobs: u64,
+    pub attempts: u64,
+    /// More expired operations remain for another command.
+    pub more_operations: bool,
+    /// Outbox jobs were left unscanned: the next command continues from this job id.
+    pub jobs_resume_from: Option<u128>,
+}
+
+/// The most tags one operation may carry.
+pub const MAX_TAGS: usize = 32;
+/// The longest tag key, in characters (letters, digits, `_`, `-`, `.`, `/`).
+pub const MAX_TAG_KEY_CHARS: usize = 64;
+/// The longest tag value, in characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+/// What a tag key may be (`ingest::input::is_tag_key`), as a JSON Schema pattern.
+pub const TAG_KEY_PATTERN: &str = "^[A-Za-z0-9_./-]{1,64}$";
+
 /// The JSON Schema of `tags`, with the bounds the API holds them to (`ingest::input::check_tags`):
 /// the same for a stored operation (an import) as for a request, which may also send `null`.
 pub(crate) fn tags_schema(nullable: bool) -> utoipa::openapi::schema::Object {
@@ -798,10 +821,10 @@ pub(crate) fn tags_schema(nullable: bool) -> utoipa::openapi::schema::Object {
     let value = ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
-        .max_length(Some(crate::ingest::input::MAX_TAG_VALUE_CHARS));
+        .max_length(Some(MAX_TAG_VALUE_CHARS));
     let name = ObjectBuilder::new()
         .schema_type(Type::String)
-        .pattern(Some(crate::ingest::input::TAG_KEY_PATTERN));
+        .pattern(Some(TAG_KEY_PATTERN));
     ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::SchemaType::from_iter(
             [Type::Object]
@@ -810,7 +833,7 @@ pub(crate) fn tags_schema(nullable: bool) -> utoipa::openapi::schema::Object {
         ))
         .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
         .property_names(Some(name))
-        .max_properties(Some(crate::ingest::input::MAX_TAGS))
+        .max_properties(Some(MAX_TAGS))
         .build()
 }
 

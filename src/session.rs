@@ -40,7 +40,7 @@ impl Sessions {
 
     /// Creates a session that expires `ttl` after `now`; returns the id for the cookie.
     pub fn create(&self, now: Instant) -> String {
-        let id = crate::auth::random_hex(32);
+        let id = crate::secrets::random_hex(32);
         let mut live = self.live.lock().expect("sessions lock");
         live.retain(|_, expires_at| *expires_at > now);
         if live.len() >= MAX_SESSIONS {

@@ -27,12 +27,13 @@ use subtle::ConstantTimeEq;
 
 use crate::alerts::{AlertRule, StoredAlerts};
 use crate::config::{
-    mask, ApiDelay, ApiDuration, ApiTimeout, Config, HumanDuration, OtelConfig, SpanNames,
-    WebhookFormat, WebhooksConfig,
+    ApiDelay, ApiDuration, ApiTimeout, Config, HumanDuration, OtelConfig, SpanNames, WebhookFormat,
+    WebhooksConfig,
 };
 use crate::destination::{DestinationPolicy, Refused};
 use crate::model::{EventType, Timestamp};
 use crate::outbox::otlp::OtelTarget;
+use crate::secrets::mask;
 use crate::store::{Store, StoreError};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -1010,7 +1011,7 @@ pub fn generate_secret() -> String {
 
 /// A fresh ingress token: 192 random bits, URL-safe.
 pub fn generate_ingress_token() -> String {
-    format!("hook_{}", crate::auth::random_hex(24))
+    format!("hook_{}", crate::secrets::random_hex(24))
 }
 
 /// The JSON of `GET /settings`: every section, secrets masked, read-only fields listed.

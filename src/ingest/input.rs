@@ -17,12 +17,7 @@ pub const MAX_META_BYTES: usize = 100 * 1024;
 pub const MAX_BATCH: usize = 1_000;
 /// The longest short string field (integration, connection_id, ...), in characters.
 pub const MAX_NAME_CHARS: usize = 256;
-/// The most tags one operation may carry.
-pub const MAX_TAGS: usize = 32;
-/// The longest tag key, in characters (letters, digits, `_`, `-`, `.`, `/`).
-pub const MAX_TAG_KEY_CHARS: usize = 64;
-/// The longest tag value, in characters.
-pub const MAX_TAG_VALUE_CHARS: usize = 256;
+pub use crate::model::{MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, TAG_KEY_PATTERN};
 
 pub const REDACTED: &str = "[REDACTED]";
 const ALWAYS_REDACTED: &[&str] = &[
@@ -242,9 +237,6 @@ fn check_end_user(user: &EndUser) -> Result<(), FieldError> {
 fn tags_schema() -> utoipa::openapi::schema::Object {
     crate::model::tags_schema(true)
 }
-
-/// What `is_tag_key` accepts, as a JSON Schema pattern.
-pub const TAG_KEY_PATTERN: &str = "^[A-Za-z0-9_./-]{1,64}$";
 
 /// Whether `key` can be a tag key: what `tag=key:value` can name without ambiguity.
 pub fn is_tag_key(key: &str) -> bool {

@@ -175,19 +175,7 @@ pub enum Outcome {
     AlertsObserved,
 }
 
-/// What one retention command removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Removed {
-    pub operations: u64,
-    pub messages: u64,
-    /// Finished outbox jobs (deliveries and exports).
-    pub jobs: u64,
-    pub attempts: u64,
-    /// More expired operations remain for another command.
-    pub more_operations: bool,
-    /// Outbox jobs were left unscanned: the next command continues from this job id.
-    pub jobs_resume_from: Option<u128>,
-}
+pub use crate::model::Removed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {

@@ -38,8 +38,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 
 use super::policy::parse_retry_after;
-use crate::config::{mask, OtelConfig};
+use crate::config::OtelConfig;
 use crate::destination::{guarded_agent, DestinationPolicy};
+use crate::secrets::mask;
 
 /// Most spans in one export request (issue #5).
 pub const MAX_SPANS_PER_REQUEST: usize = 512;
