@@ -749,7 +749,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./opslog-data"),
             admin_tokens: Vec::new(),
             max_body_bytes: 10 * 1024 * 1024,
-            store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            store_cache_bytes: DEFAULT_STORE_CACHE_BYTES,
             header_read_timeout: duration("10s"),
             shutdown_timeout: duration("30s"),
             session_ttl: duration("12h"),
@@ -1110,6 +1110,10 @@ fn check_secret(key: &str, secret: &str) -> Result<(), ConfigError> {
         None => Ok(()),
     }
 }
+
+/// redb's page cache unless `server.store_cache_bytes` says otherwise. redb's own default, 1 GiB,
+/// would let the cache alone take the whole memory budget of a large store.
+pub const DEFAULT_STORE_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -112,9 +112,8 @@ pub struct Store {
     cache_bytes: usize,
 }
 
-/// redb's page cache unless the config says otherwise (`server.store_cache_bytes`). redb's own
-/// default, 1 GiB, would let the cache alone take the whole memory budget of a large store.
-pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
+/// redb's page cache unless the config says otherwise (`server.store_cache_bytes`).
+pub use crate::config::DEFAULT_STORE_CACHE_BYTES as DEFAULT_CACHE_BYTES;
 
 impl Store {
     /// Opens (or creates) the database in `data_dir`, creating the directory and every table.

@@ -17,7 +17,6 @@ const KNOWN_CYCLE_EDGES: &[(&str, &str)] = &[
     ("alerts", "settings"),
     ("config", "alerts"),
     ("config", "settings"),
-    ("config", "store"),
     ("index", "store"),
     ("ingest", "alerts"),
     ("ingest", "config"),
