@@ -17,17 +17,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credentials, GeneratedSecret};
 use crate::config::{ApiKey, Config, RetentionConfig};
+use crate::dispatch::{Dispatcher, DispatcherDeps, Wake};
 use crate::http::cursor::CursorKey;
 use crate::http::{self, AppState, ServeOptions};
 use crate::ingest::input::Redaction;
-use crate::ingest::writer::{Removed, WriterDeps};
-use crate::ingest::{Command, Outcome, Writer};
 use crate::metrics::Metrics;
+use crate::model::Removed;
 use crate::model::Timestamp;
-use crate::outbox::dispatcher::DispatcherDeps;
-use crate::outbox::{Dispatcher, Wake};
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::write::{RemoveExpired, TimeOutOverdue, Writer, WriterDeps};
 
 /// A started daemon: where it listens, what it generated, and the handle to wait for its end.
 pub struct Running {
@@ -100,14 +99,17 @@ pub async fn start(
     };
     let metrics = Arc::new(Metrics::default());
     let wake = Arc::new(Wake::default());
-    let (writer, writer_thread) = crate::ingest::writer::start(
+    let (writer, writer_thread) = crate::write::start(
         store.clone(),
         WriterDeps {
             deadlines: config.deadlines.clone(),
             metrics: metrics.clone(),
             index: index.shared.clone(),
             settings: settings.clone(),
-            outbox: wake.clone(),
+            outbox_queued: {
+                let wake = wake.clone();
+                Box::new(move || wake.notify())
+            },
             max_retry_after: config.outbox.max_retry_after.0,
         },
     )?;
@@ -239,16 +241,13 @@ async fn sweep_overdue(writer: Writer, every: std::time::Duration, stop: Cancell
             _ = stop.cancelled() => return,
         }
         match writer
-            .submit(Command::TimeOutOverdue {
+            .submit(TimeOutOverdue {
                 now: Timestamp::now(),
             })
             .await
         {
-            Ok(Outcome::TimedOut(0)) => {}
-            Ok(Outcome::TimedOut(n)) => {
-                tracing::info!(operations = n, "timed out overdue operations")
-            }
-            Ok(_) => {}
+            Ok(0) => {}
+            Ok(n) => tracing::info!(operations = n, "timed out overdue operations"),
             Err(e) => tracing::warn!(error = %e, "sweep failed"),
         }
     }
@@ -274,11 +273,8 @@ async fn remove_expired(
         // Each command removes a bounded amount; the outbox scan continues where the last stopped.
         let mut jobs_from = 0;
         loop {
-            match writer
-                .submit(Command::RemoveExpired { cutoff, jobs_from })
-                .await
-            {
-                Ok(Outcome::Removed(removed)) => {
+            match writer.submit(RemoveExpired { cutoff, jobs_from }).await {
+                Ok(removed) => {
                     total.operations += removed.operations;
                     total.messages += removed.messages;
                     total.jobs += removed.jobs;
@@ -290,7 +286,6 @@ async fn remove_expired(
                         break;
                     }
                 }
-                Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "retention failed");
                     break;

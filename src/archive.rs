@@ -5,7 +5,7 @@
 //! can tell a complete file from a truncated one. Records are the API's JSON with their ids:
 //! importing the same file twice adds nothing the second time.
 //!
-//! Must not: write to the store (imports go through `ingest::writer`), or hold a write lock.
+//! Must not: write to the store (imports go through `write`), or hold a write lock.
 
 use std::io::Write;
 

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod destination;
+pub mod dispatch;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
@@ -24,3 +25,4 @@ pub mod settings;
 pub mod snippet;
 pub mod store;
 pub mod ui;
+pub mod write;

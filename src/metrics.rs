@@ -17,9 +17,9 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::model::job::OutboxDepth;
 use crate::model::OpState;
 use crate::model::Removed;
-use crate::store::OutboxDepth;
 
 /// The `Content-Type` of [`Metrics::render`]'s text: `text/plain; version=0.0.4`.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;

@@ -7,7 +7,8 @@
 //! twice (a retry after a crash, a replay) yields the same span and a backend can deduplicate it.
 //!
 //! Must not: do I/O, read the store or know about the outbox. Everything here is a pure function of
-//! its arguments; `outbox::otlp` encodes and sends what it builds.
+//! its arguments; `dispatch::otlp` encodes and sends what it builds. `OtelTarget` is one
+//! environment's checked export settings, ready to send to.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -20,10 +21,12 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use sha2::{Digest, Sha256};
 
-pub use crate::config::SpanNames;
+use crate::config::OtelConfig;
+pub use crate::model::SpanNames;
 use crate::model::{
     ErrorInfo, HttpRequest, HttpResponse, Id, Level, Message, OpState, OpType, Operation, Timestamp,
 };
+use crate::secrets::mask;
 
 /// The operation types that become spans; the others (auth, deploy, ...) are never exported.
 pub const EXPORTED_TYPES: [OpType; 4] =
@@ -598,6 +601,130 @@ fn int_kv(key: &str, value: u64) -> KeyValue {
         }),
         ..KeyValue::default()
     }
+}
+
+/// An environment's OTLP settings that cannot be sent to.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid OTel settings for environment `{environment}`: `{field}`: {message}")]
+pub struct InvalidOtelSettings {
+    pub environment: String,
+    pub field: String,
+    pub message: String,
+}
+
+/// One environment's export destination: its validated settings, ready to send to.
+#[derive(Clone, PartialEq)]
+pub struct OtelTarget {
+    environment: String,
+    traces_url: String,
+    logs_url: String,
+    /// Whether messages are exported as log records too.
+    logs: bool,
+    headers: Vec<(String, String)>,
+    resource: Resource,
+    timeout: std::time::Duration,
+    max_events_per_span: usize,
+    names: SpanNames,
+}
+
+impl OtelTarget {
+    /// Checks `settings` (the same checks as the config file) and resolves the request URL.
+    pub fn new(
+        environment: &str,
+        settings: &OtelConfig,
+    ) -> Result<OtelTarget, InvalidOtelSettings> {
+        settings.check().map_err(|problem| InvalidOtelSettings {
+            environment: environment.to_owned(),
+            field: problem.field,
+            message: problem.message,
+        })?;
+        Ok(OtelTarget {
+            environment: environment.to_owned(),
+            traces_url: traces_url(&settings.endpoint),
+            logs_url: signal_url(&settings.endpoint, "logs"),
+            logs: settings.logs,
+            headers: settings
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            resource: resource(&settings.service_name, &settings.resource_attributes),
+            timeout: settings.timeout.0,
+            max_events_per_span: settings.max_events_per_span,
+            names: settings.names,
+        })
+    }
+
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// Where requests go: `<endpoint>/v1/traces`.
+    pub fn traces_url(&self) -> &str {
+        &self.traces_url
+    }
+
+    /// Where log records go: `<endpoint>/v1/logs`.
+    pub fn logs_url(&self) -> &str {
+        &self.logs_url
+    }
+
+    /// Whether the messages of exported operations are sent as log records.
+    pub fn exports_logs(&self) -> bool {
+        self.logs
+    }
+
+    /// The cap to pass to `otel::operation_span` for this environment.
+    pub fn max_events_per_span(&self) -> usize {
+        self.max_events_per_span
+    }
+
+    /// The headers every request carries (secrets: never logged).
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// How long one request may take.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
+
+    /// The span names and attribute keys of this environment's exports.
+    pub fn names(&self) -> SpanNames {
+        self.names
+    }
+}
+
+/// Header values are secrets: never printed, not even in debug logs.
+impl std::fmt::Debug for OtelTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, String)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), mask(value)))
+            .collect();
+        f.debug_struct("OtelTarget")
+            .field("environment", &self.environment)
+            .field("traces_url", &self.traces_url)
+            .field("logs", &self.logs)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("max_events_per_span", &self.max_events_per_span)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `<endpoint>/v1/traces`, whether or not the endpoint ends in a slash.
+pub fn traces_url(endpoint: &str) -> String {
+    signal_url(endpoint, "traces")
+}
+
+fn signal_url(endpoint: &str, signal: &str) -> String {
+    format!("{}/v1/{signal}", endpoint.trim_end_matches('/'))
 }
 
 #[cfg(test)]

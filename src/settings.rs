@@ -11,7 +11,7 @@
 //! through the API and persisted in redb. The effective values live in `Settings`, a registry the
 //! writer thread replaces after each committed change and everyone else only reads.
 //!
-//! Must not: write to the store outside start-up (changes go through `ingest::writer`), or let a
+//! Must not: write to the store outside start-up (changes go through `write`), or let a
 //! secret reach a log line or a JSON answer unmasked (only `reveal` shows one, to an admin).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,108 +19,28 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
-use bincode::{Decode, Encode};
+
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::alerts::{AlertRule, StoredAlerts};
+pub use crate::config::webhooks::{
+    check_destination, check_secret, check_url, check_webhooks_config, default_schedule,
+    DEFAULT_ROTATION_GRACE, DEFAULT_SCHEDULE_SECS, DEFAULT_TIMEOUT, MAX_NANGO_KEY_LEN,
+    MAX_SCHEDULE_LEN, MAX_SCHEDULE_STEP, MIN_NANGO_KEY_LEN, SECRET_PREFIX,
+};
 use crate::config::{
     ApiDelay, ApiDuration, ApiTimeout, Config, HumanDuration, OtelConfig, SpanNames, WebhookFormat,
     WebhooksConfig,
 };
-use crate::destination::{DestinationPolicy, Refused};
+use crate::destination::DestinationPolicy;
+use crate::model::alert::{AlertRule, StoredAlerts};
+pub use crate::model::settings::{SettingsError, StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{EventType, Timestamp};
-use crate::outbox::otlp::OtelTarget;
+use crate::otel::OtelTarget;
 use crate::secrets::mask;
 use crate::store::{Store, StoreError};
-
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
-pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
-/// `0s,5s,5m,30m,2h,5h,10h,10h`: eight attempts over about a day.
-pub const DEFAULT_SCHEDULE_SECS: &[u64] = &[0, 5, 300, 1800, 7200, 18000, 36000, 36000];
-const MAX_SCHEDULE_LEN: usize = 30;
-const MAX_SCHEDULE_STEP: Duration = Duration::from_secs(7 * 24 * 3600);
-const MAX_TIMEOUT: Duration = Duration::from_secs(300);
-const MAX_URL_LEN: usize = 2048;
-pub const SECRET_PREFIX: &str = "whsec_";
-
-/// Why a settings change or a `[webhooks]` table was refused; `field` is its path, e.g.
-/// `webhooks.url`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    #[error("`{field}` {message}")]
-    Invalid { field: String, message: String },
-    #[error("`{field}` is set in the config file, which is authoritative; change it there")]
-    ReadOnly { field: String },
-    #[error("`{field}` is refused: {refused}")]
-    DestinationRefused { field: String, refused: Refused },
-}
-
-impl SettingsError {
-    fn invalid(field: &str, message: impl Into<String>) -> SettingsError {
-        SettingsError::Invalid {
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    pub fn field(&self) -> &str {
-        match self {
-            SettingsError::Invalid { field, .. }
-            | SettingsError::ReadOnly { field }
-            | SettingsError::DestinationRefused { field, .. } => field,
-        }
-    }
-
-    /// The problem without the field name.
-    pub fn reason(&self) -> String {
-        match self {
-            SettingsError::Invalid { message, .. } => message.clone(),
-            SettingsError::ReadOnly { .. } => "is read-only here".into(),
-            SettingsError::DestinationRefused { refused, .. } => format!("is refused: {refused}"),
-        }
-    }
-}
-
-/// The `webhooks` section as stored in redb: only what the API set (the file wins over it), plus
-/// the generated secret and, during a rotation's grace period, the previous one.
-#[derive(Clone, Debug, Default, PartialEq, Encode, Decode)]
-pub struct StoredWebhooks {
-    pub url: Option<String>,
-    pub secondary_url: Option<String>,
-    pub events: Option<Vec<EventType>>,
-    pub timeout_ms: Option<u64>,
-    pub retry_schedule_ms: Option<Vec<u64>>,
-    pub allow_insecure_http: Option<bool>,
-    pub secret: Option<String>,
-    /// A rotated-out secret and the time until which it still signs.
-    pub previous_secret: Option<(String, Timestamp)>,
-    pub format: Option<WebhookFormat>,
-    pub secondary_format: Option<WebhookFormat>,
-}
-
-/// The `ingress` section as stored: the token in `POST /v1/hooks/{token}/{integration}`.
-#[derive(Clone, Debug, Default, PartialEq, Encode, Decode)]
-pub struct StoredIngress {
-    pub token: String,
-}
-
-/// The `otel` section as stored in redb: what the API set. Only used while the config file has
-/// no `[environments.<env>.otel]` table. No endpoint: nothing is exported.
-#[derive(Clone, Debug, Default, PartialEq, Encode, Decode)]
-pub struct StoredOtel {
-    pub endpoint: Option<String>,
-    /// Secrets: shown masked, kept when a masked value is sent back.
-    pub headers: BTreeMap<String, String>,
-    pub service_name: Option<String>,
-    pub resource_attributes: BTreeMap<String, String>,
-    pub max_events_per_span: Option<u32>,
-    pub timeout_ms: Option<u64>,
-    pub logs: bool,
-    pub names: SpanNames,
-}
 
 impl StoredOtel {
     /// The stored values over the defaults, for `endpoint`.
@@ -525,13 +445,6 @@ pub fn effective(
     }
 }
 
-pub fn default_schedule() -> Vec<Duration> {
-    DEFAULT_SCHEDULE_SECS
-        .iter()
-        .map(|s| Duration::from_secs(*s))
-        .collect()
-}
-
 /// `PUT /settings`: sections to change. A section left out is unchanged; inside a section, a
 /// field left out is unchanged and `null` resets it to its default.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -558,7 +471,7 @@ pub fn apply_alerts_update(
             field: "alerts".into(),
         });
     }
-    crate::alerts::check_rules("alerts", &rules)?;
+    crate::model::alert::check_rules("alerts", &rules)?;
     Ok(StoredAlerts::from_rules(&rules))
 }
 
@@ -844,160 +757,6 @@ pub fn rotate_secret(
     next.secret = Some(new_secret);
     Ok(next)
 }
-
-/// Checks a `[webhooks]` table (or the merged result of an API change). Fields are named
-/// `webhooks.<key>`.
-pub fn check_webhooks_config(
-    config: &WebhooksConfig,
-    destinations: &DestinationPolicy,
-) -> Result<(), SettingsError> {
-    let insecure = config.allow_insecure_http.unwrap_or(false);
-    for (field, url) in [
-        ("webhooks.url", &config.url),
-        ("webhooks.secondary_url", &config.secondary_url),
-    ] {
-        if let Some(url) = url {
-            check_url(url, insecure).map_err(|m| SettingsError::invalid(field, m))?;
-            check_destination(field, url, destinations)?;
-        }
-    }
-    if let Some(secret) = &config.secret {
-        check_secret(secret).map_err(|m| SettingsError::invalid("webhooks.secret", m))?;
-    }
-    if let Some(timeout) = config.timeout {
-        if timeout.0.is_zero() || timeout.0 > MAX_TIMEOUT {
-            return Err(SettingsError::invalid(
-                "webhooks.timeout",
-                format!(
-                    "is {}; it must be longer than 0s and at most 5m",
-                    humantime::format_duration(timeout.0)
-                ),
-            ));
-        }
-    }
-    if let Some(schedule) = &config.retry_schedule {
-        if schedule.is_empty() || schedule.len() > MAX_SCHEDULE_LEN {
-            return Err(SettingsError::invalid(
-                "webhooks.retry_schedule",
-                format!("must list 1 to {MAX_SCHEDULE_LEN} delays, one per attempt (the first is usually \"0s\")"),
-            ));
-        }
-        if let Some((i, step)) = schedule
-            .iter()
-            .enumerate()
-            .find(|(_, d)| d.0 > MAX_SCHEDULE_STEP)
-        {
-            return Err(SettingsError::invalid(
-                &format!("webhooks.retry_schedule[{i}]"),
-                format!(
-                    "is {}; a delay may be at most 7d",
-                    humantime::format_duration(step.0)
-                ),
-            ));
-        }
-    }
-    if let Some(grace) = config.rotation_grace {
-        if grace.0 > MAX_SCHEDULE_STEP {
-            return Err(SettingsError::invalid(
-                "webhooks.rotation_grace",
-                "may be at most 7d",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_destination(
-    field: &str,
-    url: &str,
-    destinations: &DestinationPolicy,
-) -> Result<(), SettingsError> {
-    destinations
-        .check_url(url)
-        .map_err(|refused| SettingsError::DestinationRefused {
-            field: field.to_owned(),
-            refused,
-        })
-}
-
-/// A webhook URL must be absolute http(s) with a host; plain http only to a loopback host
-/// unless `allow_insecure_http`. The message says what is wrong.
-pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), String> {
-    if url.len() > MAX_URL_LEN {
-        return Err(format!("is longer than {MAX_URL_LEN} characters"));
-    }
-    if url.contains('#') {
-        return Err(format!(
-            "`{url}` has a fragment (#...), which is never sent; remove it"
-        ));
-    }
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a valid URL ({e})"))?;
-    let scheme = uri.scheme_str().ok_or_else(|| {
-        format!("`{url}` is not an absolute URL; write it like https://backend.example.com/hooks")
-    })?;
-    let Some(authority) = uri.authority() else {
-        return Err(format!("`{url}` has no host"));
-    };
-    if authority.as_str().contains('@') {
-        return Err(format!(
-            "`{url}` carries credentials (user@host); authenticate with the signature instead"
-        ));
-    }
-    let host = uri.host().unwrap_or("");
-    if host.is_empty() {
-        return Err(format!("`{url}` has no host"));
-    }
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(()),
-        "http" if allow_insecure_http || is_loopback_host(host) => Ok(()),
-        "http" => Err(format!(
-            "`{url}` uses plain http to a non-loopback host; use https, or set allow_insecure_http = true"
-        )),
-        other => Err(format!(
-            "`{url}` uses the scheme `{other}`; only http and https are allowed"
-        )),
-    }
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// A secret is `whsec_` followed by base64 of 24 to 64 random bytes, or an existing Nango
-/// signing key (any other 16 to 256 visible ASCII characters, e.g. a UUID), kept so receivers
-/// written for Nango verify with the key they already have.
-pub fn check_secret(secret: &str) -> Result<(), String> {
-    let Some(key) = secret.strip_prefix(SECRET_PREFIX) else {
-        let visible = secret.bytes().all(|b| b.is_ascii_graphic());
-        if visible && (MIN_NANGO_KEY_LEN..=MAX_NANGO_KEY_LEN).contains(&secret.len()) {
-            return Ok(());
-        }
-        return Err(format!(
-            "must be `{SECRET_PREFIX}` and base64, or a Nango signing key of {MIN_NANGO_KEY_LEN} to {MAX_NANGO_KEY_LEN} visible ASCII characters (found `{}`)",
-            mask(secret)
-        ));
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .map_err(|e| format!("the part after `{SECRET_PREFIX}` is not base64 ({e})"))?;
-    if !(24..=64).contains(&bytes.len()) {
-        return Err(format!(
-            "decodes to {} bytes; use 24 to 64 random bytes",
-            bytes.len()
-        ));
-    }
-    Ok(())
-}
-
-/// The bounds of a secret that is not `whsec_` (an existing Nango signing key).
-pub const MIN_NANGO_KEY_LEN: usize = 16;
-pub const MAX_NANGO_KEY_LEN: usize = 256;
 
 /// A fresh `whsec_` secret: base64 of 32 random bytes.
 pub fn generate_secret() -> String {

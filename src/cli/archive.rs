@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use opslog::archive::{self, End, Line};
-use opslog::ingest::Imported;
 use opslog::model::Timestamp;
+use opslog::write::Imported;
 
 use super::args::ConnectArgs;
 use super::client::{since_to_rfc3339, ApiClient, CliError};

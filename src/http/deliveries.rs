@@ -12,8 +12,8 @@ use super::error::ApiError;
 use super::extract::{parse_query, Auth, Path};
 use super::outbox_jobs::{self, Family, Listing};
 use super::{json, AppState};
+use crate::model::job::DeliveryDetail;
 use crate::model::EventType;
-use crate::outbox::job::DeliveryDetail;
 use crate::outbox::JobFamily;
 use crate::scope::Scope;
 

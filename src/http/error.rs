@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::ingest::input::FieldError;
 use crate::ingest::lifecycle::LifecycleError;
-use crate::ingest::WriteError;
 use crate::settings::SettingsError;
 use crate::store::StoreError;
+use crate::write::WriteError;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::extract::{parse_query, Auth, Path};
 use super::outbox_jobs::{self, Family, Listing};
 use super::{json, AppState};
-use crate::outbox::job::ExportDetail;
+use crate::model::job::ExportDetail;
 use crate::outbox::JobFamily;
 use crate::scope::Scope;
 

@@ -18,8 +18,8 @@ use super::error::ApiError;
 use super::extract::{read_limited, BodyRefused, Path};
 use super::{json, AppState};
 use crate::ingest::input::{validate_new_operation, NewOperation, REDACTED};
-use crate::ingest::{Command, Outcome};
 use crate::model::{json_depth, Headers, HttpRequest, Json, OpState, OpType, MAX_JSON_DEPTH};
+use crate::write::{CreateOperation, Created};
 
 /// Transport headers that say nothing about the event; left out of what is stored.
 const DROPPED_HEADERS: &[&str] = &[
@@ -115,17 +115,14 @@ pub async fn receive_webhook(
         expires_at: None,
     };
     let draft = validate_new_operation(input, &state.redaction)?;
-    let outcome = state
+    let Created { operation, .. } = state
         .writer
-        .submit(Command::CreateOperation {
+        .submit(CreateOperation {
             environment,
             idempotency: None,
-            draft: Box::new(draft),
+            draft,
         })
         .await?;
-    let Outcome::Operation { operation, .. } = outcome else {
-        unreachable!("create answers with an operation")
-    };
     Ok(json(
         StatusCode::OK,
         &Received {

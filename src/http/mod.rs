@@ -44,11 +44,11 @@ use tower::ServiceExt;
 use crate::auth::{Credentials, Principal};
 use crate::index::SearchIndex;
 use crate::ingest::input::Redaction;
-use crate::ingest::Writer;
 use crate::metrics::Metrics;
 use crate::scope::Scope;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::write::Writer;
 use cursor::CursorKey;
 use error::ApiError;
 

@@ -49,15 +49,15 @@ use super::Health;
 use crate::archive::CONTENT_TYPE as NDJSON;
 use crate::config::ApiDelay;
 use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH, MAX_NAME_CHARS};
-use crate::ingest::Imported;
+use crate::model::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
 use crate::model::{
     DeliveryStatus, EventType, Id, Level, Message, MessageType, OpState, OpType, Operation,
     Timestamp, ID_PATTERN,
 };
-use crate::outbox::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
 use crate::scope::Scope;
 use crate::session::COOKIE_NAME;
 use crate::settings::{SettingsUpdate, SettingsView};
+use crate::write::Imported;
 
 /// The extension on every operation naming the scope it needs: `ingest`, `read`, `admin`, or
 /// `none` (no bearer token).

@@ -17,9 +17,9 @@ use crate::ingest::input::{
     validate_message, validate_new_operation, validate_patch, FieldError, NewMessage, NewOperation,
     OperationPatch, MAX_BATCH,
 };
-use crate::ingest::{Command, Outcome};
 use crate::model::{Id, Message, Operation};
 use crate::scope::Scope;
+use crate::write::{AppendMessages, CreateOperation, Created, UpdateOperation};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -37,21 +37,17 @@ pub async fn create_operation(
     let input: NewOperation = parse_json_object(&bytes)?;
     let draft = validate_new_operation(input, &state.redaction)?;
     let idempotency = idempotency_key.map(|k| (k, Sha256::digest(&bytes).into()));
-    let outcome = state
-        .writer
-        .submit(Command::CreateOperation {
-            environment: env,
-            idempotency,
-            draft: Box::new(draft),
-        })
-        .await?;
-    let Outcome::Operation {
+    let Created {
         operation,
         replayed,
-    } = outcome
-    else {
-        unreachable!("create answers with an operation")
-    };
+    } = state
+        .writer
+        .submit(CreateOperation {
+            environment: env,
+            idempotency,
+            draft,
+        })
+        .await?;
     let mut response = json(StatusCode::CREATED, &operation);
     if replayed {
         response
@@ -91,17 +87,14 @@ pub async fn update_operation(
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let patch: OperationPatch = parse_json_object(&bytes)?;
     let patch = validate_patch(patch, &state.redaction)?;
-    let outcome = state
+    let operation = state
         .writer
-        .submit(Command::UpdateOperation {
+        .submit(UpdateOperation {
             environment: env,
             id,
             patch,
         })
         .await?;
-    let Outcome::Operation { operation, .. } = outcome else {
-        unreachable!("update answers with an operation")
-    };
     Ok(json(StatusCode::OK, &operation))
 }
 
@@ -258,17 +251,14 @@ async fn submit_messages(
     if messages.is_empty() {
         return Ok(Arc::new([]));
     }
-    match state
+    let stored = state
         .writer
-        .submit(Command::AppendMessages {
+        .submit(AppendMessages {
             environment,
             messages,
         })
-        .await?
-    {
-        Outcome::Messages(stored) => Ok(stored),
-        _ => unreachable!("append answers with messages"),
-    }
+        .await?;
+    Ok(stored)
 }
 
 pub(super) fn parse_id(text: &str) -> Result<Id, ApiError> {

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::parse_query;
 use super::{json, AppState, DataPage};
-use crate::ingest::{Command, Outcome, Requeue};
 use crate::model::{DeliveryStatus, Id, Timestamp};
 use crate::outbox::{Attempt, Job, JobFamily};
 use crate::store::{id_range, ReadTx, StoreError};
+use crate::write::{Requeue, RequeueJobs, REPLAY_LIMIT};
 
 /// How a family's ids and errors are named.
 pub(super) struct Family {
@@ -216,7 +216,7 @@ pub(super) async fn replay(
         StatusCode::ACCEPTED,
         &Replayed {
             requeued: requeued.len(),
-            limit_reached: requeued.len() == crate::ingest::writer::REPLAY_LIMIT,
+            limit_reached: requeued.len() == REPLAY_LIMIT,
             ids: requeued.iter().map(|j| j.id).collect(),
         },
     ))
@@ -227,17 +227,14 @@ async fn requeue(
     environment: String,
     selection: Requeue,
 ) -> Result<Vec<Job>, ApiError> {
-    match state
+    let requeued = state
         .writer
-        .submit(Command::Requeue {
+        .submit(RequeueJobs {
             environment,
             selection,
         })
-        .await?
-    {
-        Outcome::Requeued(jobs) => Ok(jobs),
-        _ => unreachable!("a requeue answers with jobs"),
-    }
+        .await?;
+    Ok(requeued)
 }
 
 fn plural(family: &Family) -> &'static str {

@@ -17,10 +17,10 @@ use super::error::ApiError;
 use super::extract::{parse_json_object, parse_query, read_json_body, Auth, Path};
 use super::{json, AppState};
 use crate::config::ApiDelay;
-use crate::ingest::{Command, Outcome, SettingsChange};
 use crate::model::Timestamp;
 use crate::scope::Scope;
 use crate::settings::{EnvSettings, SettingsUpdate, SettingsView};
+use crate::write::{ChangeSettings, SettingsChange};
 
 pub async fn get_settings(
     State(state): State<Arc<AppState>>,
@@ -175,15 +175,12 @@ async fn change(
     environment: String,
     change: SettingsChange,
 ) -> Result<Arc<EnvSettings>, ApiError> {
-    match state
+    let settings = state
         .writer
-        .submit(Command::ChangeSettings {
+        .submit(ChangeSettings {
             environment,
             change,
         })
-        .await?
-    {
-        Outcome::Settings(settings) => Ok(Arc::new(*settings)),
-        _ => unreachable!("a settings change answers with settings"),
-    }
+        .await?;
+    Ok(Arc::new(settings))
 }

@@ -1,8 +1,5 @@
-//! The write path: validation of what clients send (`input`), the operation state machine
-//! (`lifecycle`), and the single group-committing writer (`writer`).
+//! What clients send and the rules it follows: validation of requests into drafts (`input`) and
+//! the operation state machine (`lifecycle`). The writer that applies them is `write`.
 
 pub mod input;
 pub mod lifecycle;
-pub mod writer;
-
-pub use writer::{Command, Imported, Outcome, Requeue, SettingsChange, WriteError, Writer};

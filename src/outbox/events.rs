@@ -12,7 +12,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::alerts::Observation;
+use crate::model::alert::Observation;
 use crate::model::{EndUser, EventType, Json, OpState, OpType, Operation, Tags, Timestamp};
 
 /// One event and its `data`.
@@ -360,7 +360,7 @@ fn nango_forward(op: &Operation) -> NangoBody {
         body: body.to_string(),
         forwarded_headers: request
             .and_then(|r| r.headers.as_ref())
-            .map(super::webhook::forwardable_headers)
+            .map(forwardable_headers)
             .unwrap_or_default(),
     }
 }
@@ -404,6 +404,42 @@ fn nango_error(op: &Operation, fallback: &str) -> Value {
 fn meta_str(op: &Operation, key: &str) -> Option<String> {
     let meta: Value = serde_json::from_str(op.meta.as_ref()?.text()).ok()?;
     Some(meta.get(key)?.as_str()?.to_owned())
+}
+
+/// Headers of a third party's request that Nango does not forward (by prefix, lowercase): the
+/// transport's, credentials, and those the delivery sets itself.
+const NOT_FORWARDED: &[&str] = &[
+    "host",
+    "authorization",
+    "connection",
+    "keep-alive",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "cookie",
+    "set-cookie",
+    "referer",
+    "user-agent",
+    "sec-",
+    "proxy-",
+    "www-authenticate",
+    "server",
+    "webhook-",
+    "x-nango-",
+];
+
+/// The headers of an incoming webhook a Nango-format `forward` delivery passes on.
+pub fn forwardable_headers(headers: &crate::model::Headers) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, value)| {
+            let name = name.to_ascii_lowercase();
+            !NOT_FORWARDED.iter().any(|p| name.starts_with(p))
+                && value.as_str() != crate::ingest::input::REDACTED
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,25 +1,18 @@
-//! The durable outbox (docs/architecture.md §5): work that must reach another system is written
-//! as a job row in the same redb transaction as the change that caused it, then claimed,
-//! attempted, retried on a schedule and dead-lettered (`failed`) by the dispatcher.
+//! The durable outbox (docs/architecture.md §6), the part below the writer: what is queued and
+//! why. Work that must reach another system is written as a job row (`model::job`) in the same
+//! redb transaction as the change that caused it (`write::effects`); `dispatch` then claims,
+//! attempts, retries and dead-letters (`failed`) it.
 //!
-//! `job` holds the stored records, `policy` the pure retry/jitter/`Retry-After`/dead-letter rules,
-//! `events` the derivation of webhook events from operation changes, `webhook` the webhook sink
-//! (signing and sending), `dispatcher` the sink-agnostic claim loop and its sender threads.
-//! `otlp` is the OTLP sink: `JobKind::OtlpSpan` and `JobKind::OtlpLogs` jobs are sent through it,
-//! batched per collector.
+//! `events` derives webhook events and their bodies from operation changes and alert crossings;
+//! `policy` is the one retry policy of every sink (schedule, backoff, jitter, `Retry-After`,
+//! dead-letter).
 //!
-//! Must not: write to the store except through `ingest::writer` (the single writer), or send on
-//! the async runtime's threads; sinks block on network I/O.
+//! Must not: do I/O; sending is `dispatch`'s, writing is `write`'s.
 
-pub mod dispatcher;
 pub mod events;
-pub mod job;
-pub mod otlp;
 pub mod policy;
-pub mod webhook;
 
-pub use dispatcher::{Dispatcher, Wake};
-pub use job::{
+pub use crate::model::job::{
     Attempt, Job, JobFamily, JobKind, NangoWebhookJob, OtlpLogsJob, OtlpSpanJob, WebhookJob,
     OTLP_LOGS_FORMAT_V1, OTLP_SPAN_FORMAT_V1,
 };

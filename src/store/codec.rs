@@ -7,13 +7,13 @@
 use bincode::{Decode, Encode};
 
 use super::StoreError;
-use crate::alerts::{AlertState, StoredAlerts};
+use crate::model::alert::{AlertState, StoredAlerts};
+use crate::model::job::{Attempt, Job, JobKind};
+use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{
     DeliveryStatus, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState, OpType,
     Operation, RecordCount, Timestamp,
 };
-use crate::outbox::{Attempt, Job, JobKind};
-use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 
 const V1: u8 = 1;
 /// Outbox attempts gained `batch_size` and `rejected` (batched OTLP exports); outbox jobs gained
@@ -572,7 +572,7 @@ impl From<StoredOtelV1> for StoredOtel {
             max_events_per_span: v1.max_events_per_span,
             timeout_ms: v1.timeout_ms,
             logs: v1.logs,
-            names: crate::config::SpanNames::Opslog,
+            names: crate::model::SpanNames::Opslog,
         }
     }
 }
@@ -796,7 +796,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn sample_job() -> Job {
-        use crate::outbox::{JobKind, WebhookJob};
+        use crate::model::job::{JobKind, WebhookJob};
         Job {
             id: Id(7),
             environment: "prod".into(),
@@ -854,8 +854,8 @@ pub(crate) mod tests {
     fn sample_webhook_settings_v2() -> StoredWebhooks {
         StoredWebhooks {
             secondary_url: Some("https://nango-receiver.example.com/h".into()),
-            secondary_format: Some(crate::config::WebhookFormat::Nango),
-            format: Some(crate::config::WebhookFormat::Opslog),
+            secondary_format: Some(crate::model::WebhookFormat::Nango),
+            format: Some(crate::model::WebhookFormat::Opslog),
             ..sample_webhook_settings()
         }
     }
@@ -971,7 +971,7 @@ pub(crate) mod tests {
 
     fn sample_otel_settings_v2() -> StoredOtel {
         StoredOtel {
-            names: crate::config::SpanNames::Nango,
+            names: crate::model::SpanNames::Nango,
             ..sample_otel_settings()
         }
     }
@@ -986,12 +986,12 @@ pub(crate) mod tests {
             max_events_per_span: Some(64),
             timeout_ms: Some(5_000),
             logs: true,
-            names: crate::config::SpanNames::Opslog,
+            names: crate::model::SpanNames::Opslog,
         }
     }
 
     fn sample_export_job() -> Job {
-        use crate::outbox::{OtlpSpanJob, OTLP_SPAN_FORMAT_V1};
+        use crate::model::job::{OtlpSpanJob, OTLP_SPAN_FORMAT_V1};
         Job {
             kind: JobKind::OtlpSpan(OtlpSpanJob {
                 format: OTLP_SPAN_FORMAT_V1,

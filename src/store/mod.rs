@@ -1,7 +1,7 @@
 //! The durable store: one redb file in the data dir, the source of truth for everything opslog keeps.
 //!
 //! Owns opening (format check), read transactions for the API, and the write-transaction helpers the
-//! single writer (`ingest::writer`) uses. Every call here blocks on disk: never call it from an
+//! single writer (`write`) uses. Every call here blocks on disk: never call it from an
 //! `async fn` on the runtime's threads; use the writer thread or `spawn_blocking`.
 //!
 //! Must not: decide policy (state transitions, validation); it stores what it is given.
@@ -18,10 +18,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 pub use codec::{FeedEntry, IdempotencyRecord};
 use tables::*;
 
-use crate::alerts::{AlertState, StoredAlerts};
+use crate::model::alert::{AlertState, StoredAlerts};
+use crate::model::job::{Attempt, Job, OutboxDepth};
+use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
-use crate::outbox::{Attempt, Job, JobKind};
-use crate::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 
 const WEBHOOKS_SECTION: &str = "webhooks";
 const INGRESS_SECTION: &str = "ingress";
@@ -558,34 +558,6 @@ pub struct RemovedJobs {
     scanned: usize,
     /// The job id to continue from: the scan stopped at its budget.
     pub resume_from: Option<u128>,
-}
-
-/// Outbox rows per job kind and status (or, in a write transaction, the change to them).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OutboxDepth(pub [[i64; 3]; 3]);
-
-impl OutboxDepth {
-    /// The kinds and statuses, in the order of the counts.
-    pub const KINDS: [&'static str; 3] = ["webhook", "otlp_span", "otlp_logs"];
-    pub const STATUSES: [DeliveryStatus; 3] = [
-        DeliveryStatus::Pending,
-        DeliveryStatus::Delivered,
-        DeliveryStatus::Failed,
-    ];
-
-    fn count(&mut self, job: &Job, by: i64) {
-        let kind = match job.kind {
-            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => 0,
-            JobKind::OtlpSpan(_) => 1,
-            JobKind::OtlpLogs(_) => 2,
-        };
-        let status = match job.status {
-            DeliveryStatus::Pending => 0,
-            DeliveryStatus::Delivered => 1,
-            DeliveryStatus::Failed => 2,
-        };
-        self.0[kind][status] += by;
-    }
 }
 
 impl WriteTx {

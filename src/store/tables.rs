@@ -33,17 +33,17 @@ pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::ne
 
 /// (environment, section) → encoded settings section: `webhooks` (`settings::StoredWebhooks`),
 /// `ingress` (`settings::StoredIngress`), `otel` (`settings::StoredOtel`), `alerts`
-/// (`alerts::StoredAlerts`). A new section is a new
+/// (`model::alert::StoredAlerts`). A new section is a new
 /// row, so adding one changes no existing record.
 pub(crate) const SETTINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("settings");
 
-/// (environment, alert rule key) → encoded `alerts::AlertState`: whether the rule is firing.
+/// (environment, alert rule key) → encoded `model::alert::AlertState`: whether the rule is firing.
 /// Written in the same transaction as the `alert.*` deliveries a change queues, so a restart
 /// never fires a rule twice.
 pub(crate) const ALERT_STATES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("alert_states");
 
-/// Job id → encoded `outbox::Job`: every delivery (and later every export), in creation order.
+/// Job id → encoded `model::job::Job`: every delivery (and later every export), in creation order.
 /// Written in the same transaction as the operation change that caused it.
 pub(crate) const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox");
 
@@ -51,7 +51,7 @@ pub(crate) const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("ou
 /// when its job is delivered or failed, and moves when an attempt reschedules it.
 pub(crate) const OUTBOX_DUE: TableDefinition<(i64, u128), ()> = TableDefinition::new("outbox_due");
 
-/// (job id, attempt number) → encoded `outbox::Attempt`: every attempt of a job, in order.
+/// (job id, attempt number) → encoded `model::job::Attempt`: every attempt of a job, in order.
 pub(crate) const OUTBOX_ATTEMPTS: TableDefinition<(u128, u32), &[u8]> =
     TableDefinition::new("outbox_attempts");
 /// Commit sequence number → encoded `FeedEntry`: what each write group changed that the search

@@ -1,48 +1,26 @@
 //! The daemon's module graph (issue #15): which top-level modules of `src/` refer to which
 //! (`crate::x` anywhere in a module's files), and the cycles in it.
 //!
-//! Today nine modules form one cycle; `KNOWN_CYCLE_EDGES` lists the references among them that
-//! close it. The check is a ratchet: a new module drawn into a cycle, or a new reference between
-//! modules of the cycle, fails; a reference that is gone must be taken off the list (so the list
-//! only shrinks). Once the list is empty the graph has no cycle.
+//! The graph has no cycle: a module refers only to modules below it (docs/architecture.md §2),
+//! and the lowest layers — the records in `model`, `config`, `metrics` and the leaf helpers —
+//! refer to nothing above them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// (from, to) references inside today's cycle, to be removed as the layering is put right.
-const KNOWN_CYCLE_EDGES: &[(&str, &str)] = &[
-    ("alerts", "config"),
-    ("alerts", "index"),
-    ("alerts", "ingest"),
-    ("alerts", "settings"),
-    ("config", "alerts"),
-    ("config", "settings"),
-    ("index", "store"),
-    ("ingest", "alerts"),
-    ("ingest", "config"),
-    ("ingest", "index"),
-    ("ingest", "metrics"),
-    ("ingest", "otel"),
-    ("ingest", "outbox"),
-    ("ingest", "settings"),
-    ("ingest", "store"),
-    ("metrics", "store"),
-    ("otel", "config"),
-    ("outbox", "alerts"),
-    ("outbox", "config"),
-    ("outbox", "ingest"),
-    ("outbox", "metrics"),
-    ("outbox", "otel"),
-    ("outbox", "settings"),
-    ("outbox", "store"),
-    ("settings", "alerts"),
-    ("settings", "config"),
-    ("settings", "outbox"),
-    ("settings", "store"),
-    ("store", "alerts"),
-    ("store", "config"),
-    ("store", "outbox"),
-    ("store", "settings"),
+/// The lowest modules and all they may refer to.
+const LOWEST: &[(&str, &[&str])] = &[
+    ("destination", &[]),
+    ("permissions", &[]),
+    ("scope", &[]),
+    ("secrets", &[]),
+    // `SettingsError` names the destination policy's refusal.
+    ("model", &["destination"]),
+    ("metrics", &["model"]),
+    (
+        "config",
+        &["model", "destination", "permissions", "scope", "secrets"],
+    ),
 ];
 
 /// The first path segment of each `crate::…` reference in `text`, including each item of a
@@ -173,41 +151,46 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
     state.found
 }
 
+fn src_graph() -> BTreeMap<String, BTreeSet<String>> {
+    module_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+}
+
 #[test]
-fn module_cycles_only_shrink() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let graph = module_graph(&src);
-    let known: BTreeSet<(String, String)> = KNOWN_CYCLE_EDGES
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let known_modules: BTreeSet<&String> = known.iter().flat_map(|(a, b)| [a, b]).collect();
-    let mut in_cycles = BTreeSet::new();
+fn modules_form_no_cycle() {
+    let graph = src_graph();
     for component in cycles(&graph) {
-        let outside: Vec<&String> = component
+        let edges: Vec<String> = component
             .iter()
-            .filter(|m| !known_modules.contains(m))
+            .flat_map(|from| {
+                graph[from]
+                    .intersection(&component)
+                    .map(move |to| format!("{from} -> {to}"))
+            })
+            .collect();
+        panic!(
+            "modules {component:?} refer to each other ({}): move what the lower one needs \
+             below it (docs/architecture.md §2)",
+            edges.join(", ")
+        );
+    }
+}
+
+#[test]
+fn the_lowest_layers_refer_to_nothing_above_them() {
+    let graph = src_graph();
+    for (module, allowed) in LOWEST {
+        let refs = graph
+            .get(*module)
+            .unwrap_or_else(|| panic!("no module `{module}` in src"));
+        let above: Vec<&String> = refs
+            .iter()
+            .filter(|m| !allowed.contains(&m.as_str()))
             .collect();
         assert!(
-            outside.is_empty(),
-            "{outside:?} joined a module cycle {component:?}: refer only to modules below"
+            above.is_empty(),
+            "`{module}` refers to {above:?}; it may only refer to {allowed:?}"
         );
-        for from in &component {
-            for to in graph[from].intersection(&component) {
-                in_cycles.insert((from.clone(), to.clone()));
-            }
-        }
     }
-    let new: Vec<_> = in_cycles.difference(&known).collect();
-    assert!(
-        new.is_empty(),
-        "new references inside the module cycle (they make it harder to untangle): {new:?}"
-    );
-    let gone: Vec<_> = known.difference(&in_cycles).collect();
-    assert!(
-        gone.is_empty(),
-        "these references no longer close a cycle: take them off KNOWN_CYCLE_EDGES: {gone:?}"
-    );
 }
 
 #[test]

@@ -13,12 +13,13 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opslog::config::OtelConfig;
 use opslog::destination::DestinationPolicy;
+use opslog::dispatch::otlp::{export_agent, export_spans, ExportOutcome};
 use opslog::model::{
     ErrorInfo, HttpRequest, HttpResponse, Id, Level, Message, MessageType, OpState, OpType,
     Operation, RecordCount, Source, Timestamp,
 };
 use opslog::otel::operation_span;
-use opslog::outbox::otlp::{export_agent, export_spans, ExportOutcome, OtelTarget};
+use opslog::otel::OtelTarget;
 use prost::Message as _;
 use serde_json::Value as JsonValue;
 use sha2::{Digest, Sha256};

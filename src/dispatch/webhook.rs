@@ -12,8 +12,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::policy::{parse_retry_after, AttemptResult};
 use crate::destination::{guarded_agent, DestinationPolicy};
+use crate::outbox::policy::{parse_retry_after, AttemptResult};
 use crate::settings::SECRET_PREFIX;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -72,42 +72,6 @@ pub fn nango_legacy_signature(secret: &str, body: &[u8]) -> String {
     hash.update(secret.as_bytes());
     hash.update(body);
     hex::encode(hash.finalize())
-}
-
-/// Headers of a third party's request that Nango does not forward (by prefix, lowercase): the
-/// transport's, credentials, and those the delivery sets itself.
-const NOT_FORWARDED: &[&str] = &[
-    "host",
-    "authorization",
-    "connection",
-    "keep-alive",
-    "content-length",
-    "content-type",
-    "content-encoding",
-    "transfer-encoding",
-    "cookie",
-    "set-cookie",
-    "referer",
-    "user-agent",
-    "sec-",
-    "proxy-",
-    "www-authenticate",
-    "server",
-    "webhook-",
-    "x-nango-",
-];
-
-/// The headers of an incoming webhook a Nango-format `forward` delivery passes on.
-pub fn forwardable_headers(headers: &crate::model::Headers) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(name, value)| {
-            let name = name.to_ascii_lowercase();
-            !NOT_FORWARDED.iter().any(|p| name.starts_with(p))
-                && value.as_str() != crate::ingest::input::REDACTED
-        })
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
 }
 
 /// The request of one attempt, fully determined before it is sent.

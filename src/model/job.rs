@@ -74,7 +74,7 @@ impl JobKind {
     pub fn export_size(&self) -> Option<(usize, usize)> {
         match self {
             JobKind::Webhook(_) | JobKind::NangoWebhook(_) => None,
-            JobKind::OtlpSpan(o) => Some((1, super::otlp::framed_len(o.span.len()))),
+            JobKind::OtlpSpan(o) => Some((1, framed_len(o.span.len()))),
             // `records` is already a sequence of framed log records.
             JobKind::OtlpLogs(o) => Some((o.count as usize, o.records.len())),
         }
@@ -173,7 +173,7 @@ pub struct DeliveryView {
     pub event: EventType,
     pub url: String,
     /// The body shape sent (the URL's `format` when the delivery was queued).
-    pub format: crate::config::WebhookFormat,
+    pub format: super::settings::WebhookFormat,
     pub status: DeliveryStatus,
     pub attempts: u32,
     pub next_attempt_at: Option<Timestamp>,
@@ -303,10 +303,10 @@ impl Job {
     }
 
     /// The body shape of a delivery.
-    pub fn format(&self) -> crate::config::WebhookFormat {
+    pub fn format(&self) -> super::settings::WebhookFormat {
         match &self.kind {
-            JobKind::NangoWebhook(_) => crate::config::WebhookFormat::Nango,
-            _ => crate::config::WebhookFormat::Opslog,
+            JobKind::NangoWebhook(_) => super::settings::WebhookFormat::Nango,
+            _ => super::settings::WebhookFormat::Opslog,
         }
     }
 
@@ -334,5 +334,39 @@ impl Job {
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
+    }
+}
+
+/// The bytes one encoded item (`len` bytes) adds to its OTLP request: its field tag and length
+/// prefix.
+pub fn framed_len(len: usize) -> usize {
+    len + 1 + prost::length_delimiter_len(len)
+}
+
+/// Outbox rows per job kind and status (or, in a write transaction, the change to them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxDepth(pub [[i64; 3]; 3]);
+
+impl OutboxDepth {
+    /// The kinds and statuses, in the order of the counts.
+    pub const KINDS: [&'static str; 3] = ["webhook", "otlp_span", "otlp_logs"];
+    pub const STATUSES: [DeliveryStatus; 3] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ];
+
+    pub fn count(&mut self, job: &Job, by: i64) {
+        let kind = match job.kind {
+            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => 0,
+            JobKind::OtlpSpan(_) => 1,
+            JobKind::OtlpLogs(_) => 2,
+        };
+        let status = match job.status {
+            DeliveryStatus::Pending => 0,
+            DeliveryStatus::Delivered => 1,
+            DeliveryStatus::Failed => 2,
+        };
+        self.0[kind][status] += by;
     }
 }

@@ -4,7 +4,12 @@
 //! two can never drift apart. Free-form JSON (meta, payloads, bodies) is kept as raw JSON text,
 //! because bincode cannot encode a self-describing `serde_json::Value`.
 //!
-//! Must not: know about redb, HTTP or validation rules; those live in `store`, `http` and `ingest`.
+//! Every stored record type lives here, below everything else (docs/architecture.md §2): `job`
+//! holds the outbox's jobs and attempts, `settings` the settings rows, `alert` the alert rules and
+//! their states, `duration` the API's durations.
+//!
+//! Must not: know about redb, HTTP or request validation; those live in `store`, `http` and
+//! `ingest`. Nothing here refers to a module above `model`.
 //! The declaration order of every enum variant is part of the on-disk format: append, never reorder.
 
 use std::collections::BTreeMap;
@@ -21,6 +26,14 @@ use ulid::Ulid;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
+
+pub mod alert;
+mod duration;
+pub mod job;
+pub mod settings;
+
+pub use duration::ApiDuration;
+pub use settings::{SpanNames, WebhookFormat};
 
 /// Milliseconds since the Unix epoch, shown as RFC 3339 UTC with milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]

@@ -28,16 +28,16 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::job::{Attempt, Job, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob};
 use super::otlp::{self, ExportOutcome};
-use super::policy::{self, AttemptResult, Decision, Schedule};
 use super::webhook::{self, WebhookSender};
 use crate::config::OutboxConfig;
-use crate::ingest::{Command, WriteError, Writer};
 use crate::metrics::Metrics;
+use crate::model::job::{Attempt, Job, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob};
 use crate::model::{DeliveryStatus, Headers, Id, Timestamp};
+use crate::outbox::policy::{self, AttemptResult, Decision, Schedule};
 use crate::settings::Settings;
 use crate::store::{DueJobs, DueKey, Store, StoreError};
+use crate::write::{RecordAttempts, RecordedAttempt, WriteError, Writer};
 
 /// The longest the claim thread sleeps without a wake-up (a safety net; commits wake it).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -486,7 +486,7 @@ fn attempt_webhook(
     job: &Job,
     webhook: &WebhookJob,
     nango: Option<&[(String, String)]>,
-) -> Command {
+) -> RecordAttempts {
     let deps = &context.deps;
     let started_at = Timestamp::now();
     let number = job.attempts + 1;
@@ -600,7 +600,7 @@ fn attempt_webhook(
 /// environment's collector and records what happened: one attempt row per job, all in one commit.
 /// A job whose stored payload cannot be read fails alone; the rest are still sent. Exports cause
 /// no events and have no log operation.
-fn attempt_exports(context: &Context, jobs: &[Job]) -> Command {
+fn attempt_exports(context: &Context, jobs: &[Job]) -> RecordAttempts {
     let deps = &context.deps;
     let started_at = Timestamp::now();
     let environment = &jobs[0].environment;
@@ -688,7 +688,7 @@ fn attempt_exports(context: &Context, jobs: &[Job]) -> Command {
             ));
         }
     }
-    Command::RecordAttempts { attempts }
+    RecordAttempts(attempts)
 }
 
 /// The attempt row of one job of an export request to `url` that came to `outcome`.
@@ -700,7 +700,7 @@ fn export_attempt(
     batch_size: usize,
     outcome: &ExportOutcome,
     retry_at: Option<Timestamp>,
-) -> (Id, Attempt) {
+) -> RecordedAttempt {
     let duration_ms = Timestamp::now()
         .millis()
         .saturating_sub(started_at.millis())
@@ -770,13 +770,17 @@ fn export_attempt(
         batch_size: Some(batch_size as u32),
         rejected,
     };
-    (job.id, attempt)
+    RecordedAttempt {
+        job: job.id,
+        attempt,
+        request_headers: Headers::new(),
+    }
 }
 
 fn decode_logs(
     job: &OtlpLogsJob,
 ) -> Result<Vec<opentelemetry_proto::tonic::logs::v1::LogRecord>, String> {
-    if job.format != super::job::OTLP_LOGS_FORMAT_V1 {
+    if job.format != crate::model::job::OTLP_LOGS_FORMAT_V1 {
         return Err(format!("unknown log records format {}", job.format));
     }
     let scope: opentelemetry_proto::tonic::logs::v1::ScopeLogs =
@@ -786,18 +790,18 @@ fn decode_logs(
 }
 
 fn decode_span(job: &OtlpSpanJob) -> Result<opentelemetry_proto::tonic::trace::v1::Span, String> {
-    if job.format != super::job::OTLP_SPAN_FORMAT_V1 {
+    if job.format != crate::model::job::OTLP_SPAN_FORMAT_V1 {
         return Err(format!("unknown span format {}", job.format));
     }
     prost::Message::decode(&job.span[..]).map_err(|e| format!("cannot decode the stored span: {e}"))
 }
 
-fn record(job: &Job, attempt: Attempt, request_headers: Headers) -> Command {
-    Command::RecordAttempt {
+fn record(job: &Job, attempt: Attempt, request_headers: Headers) -> RecordAttempts {
+    RecordAttempts(vec![RecordedAttempt {
         job: job.id,
         attempt,
         request_headers,
-    }
+    }])
 }
 
 #[cfg(test)]

@@ -16,14 +16,13 @@
 //! Classification follows the OTLP/HTTP specification: 2xx is success (possibly partial), 429, 502,
 //! 503 and 504 and connection failures are retryable (with the collector's `Retry-After`, read by
 //! `policy::parse_retry_after`), every other status is a permanent failure. When to try again is
-//! decided by the dispatcher with the one retry policy of every sink (`super::policy`). Redirects
+//! decided by the dispatcher with the one retry policy of every sink (`outbox::policy`). Redirects
 //! are not followed: they would re-send the API-key headers to another URL and the specification
 //! does not ask for them.
 //!
 //! Must not: touch redb, sleep, or retry by itself; the dispatcher owns scheduling and durability.
 //! Must not run on the async runtime's threads: `export_spans` blocks for up to the target timeout.
 
-use std::fmt;
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::time::{Duration, SystemTime};
@@ -33,14 +32,12 @@ use flate2::Compression;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 
-use super::policy::parse_retry_after;
-use crate::config::OtelConfig;
 use crate::destination::{guarded_agent, DestinationPolicy};
-use crate::secrets::mask;
+use crate::otel::OtelTarget;
+use crate::outbox::policy::parse_retry_after;
 
 /// Most spans in one export request (issue #5).
 pub const MAX_SPANS_PER_REQUEST: usize = 512;
@@ -54,12 +51,6 @@ pub const MAX_BODY_EXCERPT: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
-    #[error("invalid OTel settings for environment `{environment}`: `{field}`: {message}")]
-    InvalidSettings {
-        environment: String,
-        field: String,
-        message: String,
-    },
     #[error("a batch of {0} spans is more than the {MAX_SPANS_PER_REQUEST} one request may carry")]
     BatchTooLarge(usize),
     #[error("cannot gzip the export request: {0}")]
@@ -89,106 +80,6 @@ pub enum ExportOutcome {
     Failed { status: Option<u16>, reason: String },
 }
 
-/// One environment's export destination: its validated settings, ready to send to.
-#[derive(Clone, PartialEq)]
-pub struct OtelTarget {
-    environment: String,
-    traces_url: String,
-    logs_url: String,
-    /// Whether messages are exported as log records too.
-    logs: bool,
-    headers: Vec<(String, String)>,
-    resource: Resource,
-    timeout: Duration,
-    max_events_per_span: usize,
-    names: crate::config::SpanNames,
-}
-
-impl OtelTarget {
-    /// Checks `settings` (the same checks as the config file) and resolves the request URL.
-    pub fn new(environment: &str, settings: &OtelConfig) -> Result<OtelTarget, OtlpError> {
-        settings
-            .check()
-            .map_err(|problem| OtlpError::InvalidSettings {
-                environment: environment.to_owned(),
-                field: problem.field,
-                message: problem.message,
-            })?;
-        Ok(OtelTarget {
-            environment: environment.to_owned(),
-            traces_url: traces_url(&settings.endpoint),
-            logs_url: signal_url(&settings.endpoint, "logs"),
-            logs: settings.logs,
-            headers: settings
-                .headers
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect(),
-            resource: crate::otel::resource(&settings.service_name, &settings.resource_attributes),
-            timeout: settings.timeout.0,
-            max_events_per_span: settings.max_events_per_span,
-            names: settings.names,
-        })
-    }
-
-    pub fn environment(&self) -> &str {
-        &self.environment
-    }
-
-    /// Where requests go: `<endpoint>/v1/traces`.
-    pub fn traces_url(&self) -> &str {
-        &self.traces_url
-    }
-
-    /// Where log records go: `<endpoint>/v1/logs`.
-    pub fn logs_url(&self) -> &str {
-        &self.logs_url
-    }
-
-    /// Whether the messages of exported operations are sent as log records.
-    pub fn exports_logs(&self) -> bool {
-        self.logs
-    }
-
-    /// The cap to pass to `otel::operation_span` for this environment.
-    pub fn max_events_per_span(&self) -> usize {
-        self.max_events_per_span
-    }
-
-    /// The span names and attribute keys of this environment's exports.
-    pub fn names(&self) -> crate::config::SpanNames {
-        self.names
-    }
-}
-
-/// Header values are secrets: never printed, not even in debug logs.
-impl fmt::Debug for OtelTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: Vec<(&str, String)> = self
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), mask(value)))
-            .collect();
-        f.debug_struct("OtelTarget")
-            .field("environment", &self.environment)
-            .field("traces_url", &self.traces_url)
-            .field("logs", &self.logs)
-            .field("headers", &headers)
-            .field("timeout", &self.timeout)
-            .field("max_events_per_span", &self.max_events_per_span)
-            .finish_non_exhaustive()
-    }
-}
-
-/// `<endpoint>/v1/traces`, whether or not the endpoint ends in a slash.
-pub fn traces_url(endpoint: &str) -> String {
-    signal_url(endpoint, "traces")
-}
-
-fn signal_url(endpoint: &str, signal: &str) -> String {
-    format!("{}/v1/{signal}", endpoint.trim_end_matches('/'))
-}
-
 /// How full one export request is: at most [`MAX_SPANS_PER_REQUEST`] items (spans or log records)
 /// and, unless a single group is larger, at most [`MAX_REQUEST_BYTES`] of encoded items.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -214,10 +105,7 @@ impl RequestBudget {
     }
 }
 
-/// The bytes one encoded item (`len` bytes) adds to its request: its field tag and length prefix.
-pub fn framed_len(len: usize) -> usize {
-    len + 1 + prost::length_delimiter_len(len)
-}
+pub use crate::model::job::framed_len;
 
 /// Splits spans into request-sized batches ([`RequestBudget`]). Order is kept.
 pub fn plan_batches(spans: &[Span]) -> Vec<Range<usize>> {
@@ -247,7 +135,7 @@ pub fn encode_request(target: &OtelTarget, spans: &[Span]) -> Result<Vec<u8>, Ot
     }
     let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(target.resource.clone()),
+            resource: Some(target.resource().clone()),
             scope_spans: vec![ScopeSpans {
                 scope: Some(crate::otel::scope()),
                 spans: spans.to_vec(),
@@ -268,7 +156,7 @@ pub fn encode_logs_request(
 ) -> Result<Vec<u8>, OtlpError> {
     let request = ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            resource: Some(target.resource.clone()),
+            resource: Some(target.resource().clone()),
             scope_logs: vec![ScopeLogs {
                 scope: Some(crate::otel::scope()),
                 log_records: records.to_vec(),
@@ -301,7 +189,7 @@ pub fn export_agent(destinations: DestinationPolicy) -> ureq::Agent {
 /// Blocks for up to the target's timeout; call it from a dedicated thread. Nothing is retried here.
 pub fn export_spans(agent: &ureq::Agent, target: &OtelTarget, spans: &[Span]) -> ExportOutcome {
     match encode_request(target, spans) {
-        Ok(body) => post(agent, target, &target.traces_url, &body),
+        Ok(body) => post(agent, target, target.traces_url(), &body),
         Err(e) => ExportOutcome::Failed {
             status: None,
             reason: e.to_string(),
@@ -316,7 +204,7 @@ pub fn export_logs(
     records: &[LogRecord],
 ) -> ExportOutcome {
     match encode_logs_request(target, records) {
-        Ok(body) => post(agent, target, &target.logs_url, &body),
+        Ok(body) => post(agent, target, target.logs_url(), &body),
         Err(e) => ExportOutcome::Failed {
             status: None,
             reason: e.to_string(),
@@ -328,11 +216,11 @@ fn post(agent: &ureq::Agent, target: &OtelTarget, url: &str, body: &[u8]) -> Exp
     let mut request = agent
         .post(url)
         .config()
-        .timeout_global(Some(target.timeout))
+        .timeout_global(Some(target.timeout()))
         .build()
         .header("content-type", "application/x-protobuf")
         .header("content-encoding", "gzip");
-    for (name, value) in &target.headers {
+    for (name, value) in target.headers() {
         request = request.header(name.as_str(), value.as_str());
     }
     let mut response = match request.send(body) {
@@ -501,7 +389,9 @@ pub fn classify_transport_error(error: &ureq::Error) -> ExportOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OtelConfig;
     use crate::model::{Id, OpState, OpType, Operation, Timestamp};
+    use crate::otel::traces_url;
     use flate2::read::GzDecoder;
     use opentelemetry_proto::tonic::collector::trace::v1::{
         ExportTracePartialSuccess, ExportTraceServiceResponse,

@@ -1,0 +1,656 @@
+//! The engine: one thread owns redb's write transaction and applies every command.
+//!
+//! Requests queue on a bounded channel. The thread takes what has gathered (up to `MAX_GROUP`),
+//! applies each command in one write transaction, writes back the operations the group changed,
+//! feeds the search index, commits once with `Durability::Immediate`, and only then answers each
+//! request: an answer is a promise that the change is on disk (group commit). After the commit it
+//! hands the group's changes to the indexer, installs changed settings and wakes the dispatcher.
+//!
+//! A command ([`Command`]) is applied through [`Tx`], the group's transaction and what the group
+//! has read and changed so far; each command and its typed reply live with their domain in this
+//! module's siblings. A command refused (unknown operation, a conflict) is answered with its
+//! error and must have written nothing; a storage failure fails the whole group. After an I/O
+//! failure the database is reopened once the disk has room again.
+//!
+//! Must not: run on the async runtime's threads, or answer before the commit returned.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+use ulid::Ulid;
+
+use crate::config::DeadlinesConfig;
+use crate::index::{Fed, IndexShared};
+use crate::ingest::lifecycle::LifecycleError;
+use crate::metrics::Metrics;
+use crate::model::job::OutboxDepth;
+use crate::model::{Id, Message, Operation, Timestamp};
+use crate::settings::{EnvSettings, Settings, SettingsError};
+use crate::store::{FeedEntry, Store, StoreError, WriteTx};
+
+/// The most requests one commit carries.
+const MAX_GROUP: usize = 1024;
+/// Requests waiting for the writer before senders wait too (backpressure).
+const QUEUE: usize = 4096;
+/// Free space needed before writing again after the disk was full.
+const REOPEN_FREE_BYTES: u64 = 4 << 20;
+
+/// One change to apply in a write transaction, answered with `Reply` once it is durable.
+pub trait Command: Send + 'static {
+    type Reply: Send + 'static;
+
+    /// Applies the command inside the group's transaction. Any error but `WriteError::Store`
+    /// refuses this command alone, which must then have written nothing; a storage error fails
+    /// the whole group.
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Self::Reply, WriteError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("operation `{0}` not found")]
+    OperationNotFound(Id),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error("Idempotency-Key `{0}` was already used with a different request body")]
+    IdempotencyMismatch(String),
+    #[error("delivery `{0}` not found")]
+    DeliveryNotFound(Id),
+    #[error("export `{0}` not found")]
+    ExportNotFound(Id),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("the writer is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A command on its way through the engine, with where its answer goes.
+trait Pending: Send {
+    /// Applies the command and keeps its answer; returns only a storage failure.
+    fn apply(&mut self, tx: &mut Tx<'_>) -> Result<(), StoreError>;
+    /// Sends the kept answer (the group committed).
+    fn answer(self: Box<Self>);
+    /// Sends `error` instead (the group failed or was refused).
+    fn fail(self: Box<Self>, error: WriteError);
+}
+
+struct Queued<C: Command> {
+    command: Option<C>,
+    result: Option<Result<C::Reply, WriteError>>,
+    reply: oneshot::Sender<Result<C::Reply, WriteError>>,
+}
+
+impl<C: Command> Pending for Queued<C> {
+    fn apply(&mut self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        let command = self.command.take().expect("a command is applied once");
+        match command.apply(tx) {
+            Err(WriteError::Store(e)) => Err(e),
+            result => {
+                self.result = Some(result);
+                Ok(())
+            }
+        }
+    }
+
+    fn answer(self: Box<Self>) {
+        let result = self.result.expect("answered after being applied");
+        let _ = self.reply.send(result);
+    }
+
+    fn fail(self: Box<Self>, error: WriteError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+enum Request {
+    Apply(Box<dyn Pending>),
+    /// Stop taking requests once the queue is drained.
+    Stop,
+}
+
+/// Sends commands to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Applies `command` and waits until it is durable (or refused).
+    pub async fn submit<C: Command>(&self, command: C) -> Result<C::Reply, WriteError> {
+        let (request, answer) = request(command);
+        self.tx
+            .send(request)
+            .await
+            .map_err(|_| WriteError::ShuttingDown)?;
+        answer.await.map_err(|_| WriteError::ShuttingDown)?
+    }
+
+    /// `submit` for threads outside the async runtime (the dispatcher's sender threads).
+    pub fn submit_blocking<C: Command>(&self, command: C) -> Result<C::Reply, WriteError> {
+        let (request, answer) = request(command);
+        self.tx
+            .blocking_send(request)
+            .map_err(|_| WriteError::ShuttingDown)?;
+        answer
+            .blocking_recv()
+            .map_err(|_| WriteError::ShuttingDown)?
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// Asks the writer to finish what is queued and stop; later submits answer `ShuttingDown`.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Request::Stop).await;
+    }
+}
+
+type Answer<C> = oneshot::Receiver<Result<<C as Command>::Reply, WriteError>>;
+
+fn request<C: Command>(command: C) -> (Request, Answer<C>) {
+    let (reply, answer) = oneshot::channel();
+    let queued = Queued {
+        command: Some(command),
+        result: None,
+        reply,
+    };
+    (Request::Apply(Box::new(queued)), answer)
+}
+
+/// What the writer thread works with besides the store.
+pub struct WriterDeps {
+    pub deadlines: DeadlinesConfig,
+    pub metrics: Arc<Metrics>,
+    /// Woken after a commit that fed the search index.
+    pub index: Arc<IndexShared>,
+    /// Read to route events; replaced after a committed settings change.
+    pub settings: Arc<Settings>,
+    /// Called after a commit that queued outbox work (wakes the dispatcher).
+    pub outbox_queued: Box<dyn Fn() + Send>,
+    pub max_retry_after: std::time::Duration,
+}
+
+/// Starts the writer thread. It ends once every `Writer` is dropped and the queue is drained.
+pub fn start(store: Arc<Store>, deps: WriterDeps) -> Result<(Writer, JoinHandle<()>), StoreError> {
+    let feed_seq = store.write()?.last_feed_seq()?;
+    deps.metrics.feed_seq.store(feed_seq, Ordering::Relaxed);
+    deps.metrics.add_outbox_depth(store.read()?.outbox_depth()?);
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("opslog-writer".into())
+        .spawn(move || {
+            Engine {
+                store,
+                deps,
+                feed_seq,
+                trimmed_to: 0,
+                needs_reopen: false,
+                last_id: 0,
+            }
+            .run(rx)
+        })
+        .expect("spawning the writer thread");
+    Ok((Writer { tx }, thread))
+}
+
+struct Engine {
+    store: Arc<Store>,
+    deps: WriterDeps,
+    /// The sequence of the newest committed feed entry.
+    feed_seq: u64,
+    /// Feed entries up to this one are already trimmed.
+    trimmed_to: u64,
+    /// The last group failed on I/O: reopen the database before the next one.
+    needs_reopen: bool,
+    last_id: u128,
+}
+
+/// What a committed group leaves for the engine to record and hand on.
+struct Committed {
+    /// What the commit added to the search index's feed, if anything.
+    fed: Option<Fed>,
+    trimmed_to: u64,
+    /// Messages the group wrote.
+    messages: u64,
+    outbox_depth: OutboxDepth,
+}
+
+/// What one group has read and changed so far, beyond what is already in the transaction.
+#[derive(Default)]
+pub(super) struct Group {
+    /// Operations read or changed, written back once at the group's end.
+    pub(super) ops: HashMap<Id, TouchedOp>,
+    /// What the search index must pick up from this group.
+    feed: FeedEntry,
+    /// The messages of `feed.messages`, in the same order, handed to the index after the commit.
+    fed_messages: Vec<Arc<[Message]>>,
+    /// Messages appended to operations of environments that export logs, by operation: each
+    /// operation's become one `OtlpLogs` job at the end of the group.
+    pub(super) logged: BTreeMap<Id, Vec<Message>>,
+    /// Settings written by the group; installed once the commit succeeds.
+    settings_changed: Vec<EnvSettings>,
+    /// Whether the group queued outbox work (the dispatcher is woken after the commit).
+    outbox_queued: bool,
+}
+
+/// An operation as the group sees it.
+pub(super) struct TouchedOp {
+    stored: Option<Operation>,
+    pub(super) current: Operation,
+    /// To be written back.
+    pub(super) dirty: bool,
+    /// Changed in a way the index shows (not only its message count).
+    pub(super) reindex: bool,
+}
+
+impl TouchedOp {
+    /// Replaces the operation with `changed`, to be written back and indexed again.
+    pub(super) fn set(&mut self, changed: Operation) {
+        self.current = changed;
+        self.dirty = true;
+        self.reindex = true;
+    }
+
+    /// Counts `n` more messages.
+    pub(super) fn count_messages(&mut self, n: u64) {
+        self.current.message_count += n;
+        self.dirty = true;
+    }
+}
+
+/// What a command works with: the group's transaction, the operations the group has read or
+/// changed, and the writer's dependencies.
+pub struct Tx<'a> {
+    /// The group's redb write transaction.
+    pub(super) db: &'a mut WriteTx,
+    pub(super) deps: &'a WriterDeps,
+    /// When the command is applied (read once per command).
+    pub(super) now: Timestamp,
+    pub(super) group: &'a mut Group,
+    last_id: &'a mut u128,
+}
+
+impl Tx<'_> {
+    /// Ids sort by creation: a fresh ULID, or one past the last if the clock did not move on.
+    pub(super) fn next_id(&mut self) -> Id {
+        let fresh = Ulid::new().0;
+        *self.last_id = if fresh > *self.last_id {
+            fresh
+        } else {
+            *self.last_id + 1
+        };
+        Id(*self.last_id)
+    }
+
+    /// The operation as this group sees it (read from the store the first time).
+    pub(super) fn operation(&mut self, id: Id) -> Result<&mut TouchedOp, WriteError> {
+        match self.group.ops.entry(id) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => {
+                let stored = self
+                    .db
+                    .operation(id)?
+                    .ok_or(WriteError::OperationNotFound(id))?;
+                Ok(entry.insert(TouchedOp {
+                    current: stored.clone(),
+                    stored: Some(stored),
+                    dirty: false,
+                    reindex: false,
+                }))
+            }
+        }
+    }
+
+    /// Like `operation`, but an operation of another environment is not found.
+    pub(super) fn operation_in(
+        &mut self,
+        id: Id,
+        environment: &str,
+    ) -> Result<&mut TouchedOp, WriteError> {
+        let entry = self.operation(id)?;
+        if entry.current.environment != environment {
+            return Err(WriteError::OperationNotFound(id));
+        }
+        Ok(entry)
+    }
+
+    /// A new operation, written at the group's end.
+    pub(super) fn insert_operation(&mut self, operation: Operation) {
+        self.group.ops.insert(
+            operation.id,
+            TouchedOp {
+                stored: None,
+                current: operation,
+                dirty: true,
+                reindex: true,
+            },
+        );
+    }
+
+    /// Operations removed from the store by this group: neither written back nor indexed.
+    pub(super) fn removed_operations(&mut self, ids: Vec<Id>) {
+        for id in &ids {
+            self.group.ops.remove(id);
+        }
+        self.group.feed.removed_operations.extend(ids);
+    }
+
+    /// Puts messages this group stored on their way to the search index.
+    pub(super) fn feed_messages(&mut self, messages: Arc<[Message]>) {
+        self.group
+            .feed
+            .messages
+            .extend(messages.iter().map(|m| (m.operation_id, m.id)));
+        self.group.fed_messages.push(messages);
+    }
+
+    /// Settings to install once the group commits.
+    pub(super) fn settings_changed(&mut self, settings: EnvSettings) {
+        self.group.settings_changed.push(settings);
+    }
+
+    /// The group queued outbox work: wake the dispatcher after the commit.
+    pub(super) fn outbox_queued(&mut self) {
+        self.group.outbox_queued = true;
+    }
+}
+
+impl Engine {
+    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        let mut stopping = false;
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Apply(pending) => group.push(pending),
+                    Request::Stop => stopping = true,
+                }
+                if group.len() < MAX_GROUP {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if stopping {
+                rx.close();
+            }
+            if !group.is_empty() {
+                self.commit_group(&mut group);
+            }
+        }
+        tracing::debug!("writer stopped");
+    }
+
+    fn commit_group(&mut self, requests: &mut Vec<Box<dyn Pending>>) {
+        if self.needs_reopen {
+            // The old handle still serves reads; replace it only once there is room to write,
+            // and until then refuse writes without touching the database.
+            let room = fs4::available_space(self.store.path()).unwrap_or(0);
+            if room < REOPEN_FREE_BYTES {
+                let error = StoreError::DiskFull(format!("{room} bytes free"));
+                self.deps
+                    .metrics
+                    .disk_full_rejections
+                    .inc_by(requests.len() as u64);
+                for request in requests.drain(..) {
+                    request.fail(WriteError::Store(error.clone()));
+                }
+                return;
+            }
+            match self.store.reopen(std::time::Duration::from_secs(2)) {
+                Ok(()) => {
+                    tracing::info!("database reopened after an I/O failure");
+                    self.needs_reopen = false;
+                }
+                Err(e) => tracing::warn!(error = %e, "database not reopened yet"),
+            }
+        }
+        let started = std::time::Instant::now();
+        let mut group = Group::default();
+        let outcome = self.apply_group(requests, &mut group);
+        match outcome {
+            Ok(committed) => {
+                self.trimmed_to = committed.trimmed_to;
+                let metrics = &self.deps.metrics;
+                metrics.record_commit(started.elapsed(), committed.messages);
+                metrics.add_outbox_depth(committed.outbox_depth);
+                if let Some(fed) = committed.fed {
+                    self.feed_seq = fed.seq;
+                    metrics.feed_seq.store(fed.seq, Ordering::Relaxed);
+                    self.deps.index.hand_off(fed);
+                    self.deps.index.wake();
+                }
+                for settings in group.settings_changed {
+                    self.deps.settings.replace(settings);
+                }
+                if group.outbox_queued {
+                    (self.deps.outbox_queued)();
+                }
+                for request in requests.drain(..) {
+                    request.answer();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = requests.len(), "write group failed");
+                let metrics = &self.deps.metrics;
+                metrics.failed_commits.inc();
+                if matches!(e, StoreError::DiskFull(_)) {
+                    metrics.disk_full_rejections.inc_by(requests.len() as u64);
+                }
+                // redb refuses all further writes after an I/O failure until it is reopened.
+                self.needs_reopen = matches!(e, StoreError::DiskFull(_) | StoreError::Storage(_));
+                for request in requests.drain(..) {
+                    request.fail(WriteError::Store(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Applies every request in one transaction, writes back what the group changed, feeds the
+    /// index and commits.
+    fn apply_group(
+        &mut self,
+        requests: &mut [Box<dyn Pending>],
+        group: &mut Group,
+    ) -> Result<Committed, StoreError> {
+        let mut db = self.store.write()?;
+        let mut tx = Tx {
+            db: &mut db,
+            deps: &self.deps,
+            now: Timestamp::now(),
+            group,
+            last_id: &mut self.last_id,
+        };
+        for request in requests.iter_mut() {
+            tx.now = Timestamp::now();
+            request.apply(&mut tx)?;
+        }
+        tx.queue_logs()?;
+        let mut feed = std::mem::take(&mut group.feed);
+        let messages = feed.messages.len() as u64;
+        let mut changed = HashMap::new();
+        for (id, op) in group.ops.drain().filter(|(_, op)| op.dirty) {
+            db.put_operation(&op.current, op.stored.as_ref())?;
+            // An ended operation's messages are only read from now on: pack them (and any that
+            // arrive late) into compressed blocks, after this group's last append.
+            if op.current.state.is_terminal() {
+                db.pack_messages(id)?;
+            }
+            if op.reindex {
+                feed.operations.push(id);
+            }
+            changed.insert(id, op.current);
+        }
+        let fed = if feed.is_empty() {
+            None
+        } else {
+            db.append_feed(self.feed_seq + 1, &feed)?;
+            Some(Fed {
+                seq: self.feed_seq + 1,
+                entry: feed,
+                operations: changed,
+                messages: std::mem::take(&mut group.fed_messages),
+            })
+        };
+        let seq = fed.as_ref().map_or(self.feed_seq, |fed| fed.seq);
+        // What the index has committed is no longer needed, but the newest entry stays so the
+        // sequence survives a restart.
+        let indexed = self
+            .deps
+            .index
+            .indexed_seq
+            .load(Ordering::Acquire)
+            .min(seq.saturating_sub(1));
+        let trimmed_to = if indexed > self.trimmed_to {
+            db.trim_feed(indexed)?;
+            indexed
+        } else {
+            self.trimmed_to
+        };
+        let outbox_depth = db.outbox_depth_change();
+        db.commit()?;
+        Ok(Committed {
+            fed,
+            trimmed_to,
+            messages,
+            outbox_depth,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::ingest::input::{validate_message, validate_new_operation, Redaction};
+    use crate::write::{AppendMessages, CreateOperation, TimeOutOverdue, UpdateOperation};
+
+    fn engine(dir: &std::path::Path) -> (Engine, Arc<Store>) {
+        let store = Arc::new(Store::open(dir).unwrap());
+        let (index, _indexer) = crate::index::open(dir, store.clone()).unwrap();
+        let settings = Settings::load_or_init(&Config::default(), &store).unwrap();
+        let deps = WriterDeps {
+            deadlines: DeadlinesConfig::default(),
+            metrics: Arc::new(Metrics::default()),
+            index: index.shared.clone(),
+            settings: Arc::new(settings),
+            outbox_queued: Box::new(|| {}),
+            max_retry_after: std::time::Duration::from_secs(3600),
+        };
+        let engine = Engine {
+            store: store.clone(),
+            deps,
+            feed_seq: 0,
+            trimmed_to: 0,
+            needs_reopen: false,
+            last_id: 0,
+        };
+        (engine, store)
+    }
+
+    fn queued<C: Command>(command: C) -> (Box<dyn Pending>, Answer<C>) {
+        let (request, answer) = request(command);
+        let Request::Apply(pending) = request else {
+            panic!("a command is queued as one to apply")
+        };
+        (pending, answer)
+    }
+
+    fn create(integration: &str) -> CreateOperation {
+        let input = serde_json::from_value(serde_json::json!({
+            "type": "sync", "integration": integration, "connection_id": "c1"
+        }))
+        .unwrap();
+        CreateOperation {
+            environment: "prod".into(),
+            idempotency: None,
+            draft: validate_new_operation(input, &Redaction::new(&[])).unwrap(),
+        }
+    }
+
+    fn append(operation: Id, text: &str) -> AppendMessages {
+        let input = serde_json::from_value(serde_json::json!({ "message": text })).unwrap();
+        AppendMessages {
+            environment: "prod".into(),
+            messages: vec![(
+                operation,
+                validate_message(input, &Redaction::new(&[])).unwrap(),
+            )],
+        }
+    }
+
+    #[test]
+    fn one_group_answers_each_command_with_its_own_reply_and_a_refused_one_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        let unknown = Id(42);
+        let (first, created) = queued(create("github"));
+        let (second, refused) = queued(append(unknown, "to nowhere"));
+        let (third, swept) = queued(TimeOutOverdue {
+            now: Timestamp::now(),
+        });
+        engine.commit_group(&mut vec![first, second, third]);
+
+        let created = created.blocking_recv().unwrap().unwrap();
+        assert!(!created.replayed);
+        assert_eq!(created.operation.integration.as_deref(), Some("github"));
+        let refused = refused.blocking_recv().unwrap();
+        assert!(
+            matches!(refused, Err(WriteError::OperationNotFound(id)) if id == unknown),
+            "{refused:?}"
+        );
+        assert_eq!(swept.blocking_recv().unwrap().unwrap(), 0);
+        let stored = store.read().unwrap();
+        assert_eq!(
+            stored.operation(created.operation.id).unwrap(),
+            Some(created.operation.clone())
+        );
+        assert_eq!(stored.operation(unknown).unwrap(), None);
+        drop(stored);
+
+        // The next group sees what the first committed: messages count, a patch answers with
+        // the operation as it now is.
+        let id = created.operation.id;
+        let (first, appended) = queued(append(id, "page 1 fetched"));
+        let patch = serde_json::from_value(serde_json::json!({ "state": "success" })).unwrap();
+        let (second, updated) = queued(UpdateOperation {
+            environment: "prod".into(),
+            id,
+            patch,
+        });
+        engine.commit_group(&mut vec![first, second]);
+        let appended = appended.blocking_recv().unwrap().unwrap();
+        assert_eq!(appended.len(), 1);
+        assert_eq!(appended[0].message, "page 1 fetched");
+        assert_eq!(appended[0].operation_id, id);
+        let updated = updated.blocking_recv().unwrap().unwrap();
+        assert_eq!(updated.message_count, 1);
+        assert!(updated.state.is_terminal());
+        let stored = store.read().unwrap().operation(id).unwrap().unwrap();
+        assert_eq!(stored, updated);
+    }
+
+    #[test]
+    fn the_writer_thread_applies_what_is_submitted_and_refuses_after_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, store) = engine(dir.path());
+        let (writer, thread) = start(store.clone(), engine.deps).unwrap();
+        let created = writer.submit_blocking(create("hubspot")).unwrap();
+        let stored = store.read().unwrap().operation(created.operation.id).unwrap();
+        assert_eq!(stored, Some(created.operation));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(writer.stop());
+        thread.join().unwrap();
+        assert!(matches!(
+            writer.submit_blocking(create("late")),
+            Err(WriteError::ShuttingDown)
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+//! The single write path (docs/architecture.md §3): `engine` gathers requests into groups and
+//! commits each group once; every change is a command, which lives here with its domain and
+//! answers with its own reply type.
+//!
+//! - `operations`: create, update, append messages, time out the overdue;
+//! - `effects`: what an operation's change queues in the outbox (deliveries, spans, log records);
+//! - `outbox`: recording attempts, requeueing deliveries and exports;
+//! - `settings`: `PUT /settings` and rotations; `alerts`: alert rules' counts;
+//! - `retention`: removing what expired; `import`: loading an export file.
+//!
+//! The domain rules themselves stay below, in `ingest::lifecycle`, `outbox::{events, policy}`,
+//! `settings` and `model::alert`; a command applies them inside the transaction.
+
+mod alerts;
+mod effects;
+mod engine;
+mod import;
+mod operations;
+mod outbox;
+mod retention;
+mod settings;
+
+pub use alerts::ObserveAlerts;
+pub use engine::{start, Command, Tx, WriteError, Writer, WriterDeps};
+pub use import::{Import, Imported};
+pub use operations::{AppendMessages, CreateOperation, Created, TimeOutOverdue, UpdateOperation};
+pub use outbox::{RecordAttempts, RecordedAttempt, Requeue, RequeueJobs, REPLAY_LIMIT};
+pub use retention::RemoveExpired;
+pub use settings::{ChangeSettings, SettingsChange};
