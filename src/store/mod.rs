@@ -1,13 +1,16 @@
 //! The durable store: one redb file in the data dir, the source of truth for everything opslog keeps.
 //!
 //! Owns opening (format check), read transactions for the API, and the write-transaction helpers the
-//! single writer (`write`) uses. Every call here blocks on disk: never call it from an
+//! single writer (`write`) uses: operations, messages (`messages`), the index feed, idempotency
+//! keys and retention here; the outbox's tables in `outbox`, the settings rows in `settings`. Every call here blocks on disk: never call it from an
 //! `async fn` on the runtime's threads; use the writer thread or `spawn_blocking`.
 //!
 //! Must not: decide policy (state transitions, validation); it stores what it is given.
 
 pub(crate) mod codec;
 mod messages;
+mod outbox;
+mod settings;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -16,17 +19,11 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use codec::{FeedEntry, IdempotencyRecord};
+pub use outbox::{DueJobs, DueKey, RemovedJobs};
 use tables::*;
 
-use crate::model::alert::{AlertState, StoredAlerts};
-use crate::model::job::{Attempt, Job, OutboxDepth};
-use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
-use crate::model::{DeliveryStatus, Id, Message, Operation, Timestamp};
-
-const WEBHOOKS_SECTION: &str = "webhooks";
-const INGRESS_SECTION: &str = "ingress";
-const OTEL_SECTION: &str = "otel";
-const ALERTS_SECTION: &str = "alerts";
+use crate::model::job::OutboxDepth;
+use crate::model::{Id, Message, Operation, Timestamp};
 
 /// The id range of jobs (or operations) created in `[from, to]`: ULIDs start with their
 /// creation time in ms, so a time window is a key range.
@@ -37,19 +34,6 @@ pub fn id_range(from: Option<Timestamp>, to: Option<Timestamp>) -> (u128, u128) 
         .map(|t| at(t.plus_millis(1)).saturating_sub(1))
         .unwrap_or(u128::MAX);
     (low, high)
-}
-
-/// A row of the due list: (next attempt at in ms, job id). Rows sort in due order.
-pub type DueKey = (i64, u128);
-
-/// A page of jobs due now, in due order, and when the next one after now is due.
-pub struct DueJobs {
-    /// Each job with its due-list row, to resume a later page after.
-    pub jobs: Vec<(DueKey, Job)>,
-    pub next_due: Option<Timestamp>,
-    /// Set when the page read all `limit` rows: the last row read, after which more jobs may be
-    /// due.
-    pub more_after: Option<DueKey>,
 }
 
 /// The file name of the database inside the data dir.
@@ -444,95 +428,6 @@ impl ReadTx {
         let value = table.get(key)?;
         Ok(value.map(|v| v.value().to_vec()))
     }
-
-    /// Up to `limit` pending jobs due at `now`, oldest due first, from the front of the due list
-    /// or after the row `after`, and the due time of the first job after `now`.
-    pub fn due_jobs(
-        &self,
-        now: Timestamp,
-        after: Option<DueKey>,
-        limit: usize,
-    ) -> Result<DueJobs, StoreError> {
-        use std::ops::Bound::{Excluded, Included, Unbounded};
-
-        let due = self.txn.open_table(OUTBOX_DUE)?;
-        let jobs_table = self.txn.open_table(OUTBOX)?;
-        let end: DueKey = (now.millis(), u128::MAX);
-        let rows = match after {
-            // Nothing is due after a row past now (the clock went back).
-            Some(after) if after >= end => None,
-            Some(after) => Some(due.range::<DueKey>((Excluded(after), Included(end)))?),
-            None => Some(due.range::<DueKey>(..=end)?),
-        };
-        let mut jobs = Vec::new();
-        let (mut rows_read, mut last) = (0, None);
-        for row in rows.into_iter().flatten().take(limit) {
-            let key = row?.0.value();
-            (rows_read, last) = (rows_read + 1, Some(key));
-            if let Some(job) = jobs_table.get(key.1)? {
-                jobs.push((key, codec::decode_job(job.value())?));
-            }
-        }
-        let next_due = due
-            .range::<DueKey>((Excluded(end), Unbounded))?
-            .next()
-            .transpose()?
-            .map(|(key, _)| Timestamp(key.value().0));
-        Ok(DueJobs {
-            jobs,
-            next_due,
-            more_after: last.filter(|_| rows_read == limit),
-        })
-    }
-
-    pub fn job(&self, id: Id) -> Result<Option<Job>, StoreError> {
-        let table = self.txn.open_table(OUTBOX)?;
-        let value = table.get(id.0)?;
-        value.map(|v| codec::decode_job(v.value())).transpose()
-    }
-
-    /// Every attempt of a job, in order.
-    pub fn attempts(&self, job: Id) -> Result<Vec<Attempt>, StoreError> {
-        let table = self.txn.open_table(OUTBOX_ATTEMPTS)?;
-        let mut out = Vec::new();
-        for row in table.range((job.0, 0)..=(job.0, u32::MAX))? {
-            out.push(codec::decode_attempt(row?.1.value())?);
-        }
-        Ok(out)
-    }
-
-    /// A job's latest attempt, if any.
-    pub fn last_attempt(&self, job: Id) -> Result<Option<Attempt>, StoreError> {
-        let table = self.txn.open_table(OUTBOX_ATTEMPTS)?;
-        let last = table.range((job.0, 0)..=(job.0, u32::MAX))?.next_back();
-        last.map(|row| codec::decode_attempt(row?.1.value()))
-            .transpose()
-    }
-
-    /// Outbox rows per kind and status, counted by reading every job (once, at start-up).
-    pub fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
-        let mut depth = OutboxDepth::default();
-        for row in self.txn.open_table(OUTBOX)?.iter()? {
-            depth.count(&codec::decode_job(row?.1.value())?, 1);
-        }
-        Ok(depth)
-    }
-
-    /// Visits jobs with ids in `[low, high]`, newest first, until `visit` returns false.
-    pub fn scan_jobs_newest_first(
-        &self,
-        low: u128,
-        high: u128,
-        mut visit: impl FnMut(Job) -> bool,
-    ) -> Result<(), StoreError> {
-        let table = self.txn.open_table(OUTBOX)?;
-        for row in table.range(low..=high)?.rev() {
-            if !visit(codec::decode_job(row?.1.value())?) {
-                break;
-            }
-        }
-        Ok(())
-    }
 }
 
 pub struct WriteTx {
@@ -548,16 +443,6 @@ pub struct RemovedOperations {
     pub messages: u64,
     /// More expired operations remain for another call.
     pub more: bool,
-}
-
-/// What `WriteTx::remove_finished_jobs_before` removed.
-#[derive(Debug, Default)]
-pub struct RemovedJobs {
-    pub jobs: u64,
-    pub attempts: u64,
-    scanned: usize,
-    /// The job id to continue from: the scan stopped at its budget.
-    pub resume_from: Option<u128>,
 }
 
 impl WriteTx {
@@ -769,50 +654,6 @@ impl WriteTx {
         }
     }
 
-    /// Removes finished (delivered or failed) outbox jobs created before `cutoff`, with their
-    /// attempts, looking at jobs from id `from` on and at most about `budget` rows. A pending job
-    /// stays whatever its age: it is still owed to its receiver. `resume_from` says where the
-    /// next call continues when the scan stopped early.
-    pub fn remove_finished_jobs_before(
-        &mut self,
-        cutoff: Timestamp,
-        from: u128,
-        budget: usize,
-    ) -> Result<RemovedJobs, StoreError> {
-        let first_kept = first_id_at(cutoff);
-        let mut removed = RemovedJobs::default();
-        if from >= first_kept {
-            return Ok(removed);
-        }
-        let mut jobs = self.txn.open_table(OUTBOX)?;
-        let mut finished = Vec::new();
-        for row in jobs.range(from..first_kept)? {
-            let (id, value) = row?;
-            if removed.scanned >= budget {
-                removed.resume_from = Some(id.value());
-                break;
-            }
-            removed.scanned += 1;
-            let job = codec::decode_job(value.value())?;
-            if job.status != DeliveryStatus::Pending {
-                finished.push(job);
-            }
-        }
-        let mut attempts = self.txn.open_table(OUTBOX_ATTEMPTS)?;
-        for job in finished {
-            let mut gone = 0;
-            attempts.retain_in((job.id.0, 0)..=(job.id.0, u32::MAX), |_, _| {
-                gone += 1;
-                false
-            })?;
-            jobs.remove(job.id.0)?;
-            self.outbox_depth.count(&job, -1);
-            removed.attempts += gone;
-            removed.jobs += 1;
-        }
-        Ok(removed)
-    }
-
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let table = self.txn.open_table(META)?;
         let value = table.get(key)?;
@@ -821,173 +662,6 @@ impl WriteTx {
 
     pub fn put_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.txn.open_table(META)?.insert(key, value)?;
-        Ok(())
-    }
-
-    pub fn job(&self, id: Id) -> Result<Option<Job>, StoreError> {
-        let table = self.txn.open_table(OUTBOX)?;
-        let value = table.get(id.0)?;
-        value.map(|v| codec::decode_job(v.value())).transpose()
-    }
-
-    /// Stores `job`, keeping the due list in step with its status and next attempt time.
-    /// `previous` is the stored version it replaces, if any.
-    pub fn put_job(&mut self, job: &Job, previous: Option<&Job>) -> Result<(), StoreError> {
-        self.txn
-            .open_table(OUTBOX)?
-            .insert(job.id.0, codec::encode_job(job).as_slice())?;
-        if let Some(previous) = previous {
-            self.outbox_depth.count(previous, -1);
-        }
-        self.outbox_depth.count(job, 1);
-        let mut due = self.txn.open_table(OUTBOX_DUE)?;
-        if let Some(at) = previous.and_then(due_at) {
-            due.remove((at.millis(), job.id.0))?;
-        }
-        if let Some(at) = due_at(job) {
-            due.insert((at.millis(), job.id.0), ())?;
-        }
-        Ok(())
-    }
-
-    pub fn put_attempt(&mut self, job: Id, attempt: &Attempt) -> Result<(), StoreError> {
-        self.txn.open_table(OUTBOX_ATTEMPTS)?.insert(
-            (job.0, attempt.number),
-            codec::encode_attempt(attempt).as_slice(),
-        )?;
-        Ok(())
-    }
-
-    /// Ids of jobs created in `[low, high]`, oldest first, at most `limit`.
-    pub fn job_ids(&self, low: u128, high: u128, limit: usize) -> Result<Vec<Id>, StoreError> {
-        let table = self.txn.open_table(OUTBOX)?;
-        let mut ids = Vec::new();
-        for row in table.range(low..=high)?.take(limit) {
-            ids.push(Id(row?.0.value()));
-        }
-        Ok(ids)
-    }
-
-    pub fn webhook_settings(
-        &self,
-        environment: &str,
-    ) -> Result<Option<StoredWebhooks>, StoreError> {
-        let table = self.txn.open_table(SETTINGS)?;
-        let value = table.get((environment, WEBHOOKS_SECTION))?;
-        value
-            .map(|v| codec::decode_webhook_settings(v.value()))
-            .transpose()
-    }
-
-    pub fn put_webhook_settings(
-        &mut self,
-        environment: &str,
-        settings: &StoredWebhooks,
-    ) -> Result<(), StoreError> {
-        self.txn.open_table(SETTINGS)?.insert(
-            (environment, WEBHOOKS_SECTION),
-            codec::encode_webhook_settings(settings).as_slice(),
-        )?;
-        Ok(())
-    }
-
-    pub fn ingress_settings(&self, environment: &str) -> Result<Option<StoredIngress>, StoreError> {
-        let table = self.txn.open_table(SETTINGS)?;
-        let value = table.get((environment, INGRESS_SECTION))?;
-        value
-            .map(|v| codec::decode_ingress_settings(v.value()))
-            .transpose()
-    }
-
-    pub fn put_ingress_settings(
-        &mut self,
-        environment: &str,
-        settings: &StoredIngress,
-    ) -> Result<(), StoreError> {
-        self.txn.open_table(SETTINGS)?.insert(
-            (environment, INGRESS_SECTION),
-            codec::encode_ingress_settings(settings).as_slice(),
-        )?;
-        Ok(())
-    }
-
-    /// How this transaction changed the outbox's rows per kind and status so far.
-    pub fn outbox_depth_change(&self) -> OutboxDepth {
-        self.outbox_depth
-    }
-
-    pub fn otel_settings(&self, environment: &str) -> Result<Option<StoredOtel>, StoreError> {
-        let table = self.txn.open_table(SETTINGS)?;
-        let value = table.get((environment, OTEL_SECTION))?;
-        value
-            .map(|v| codec::decode_otel_settings(v.value()))
-            .transpose()
-    }
-
-    pub fn put_otel_settings(
-        &mut self,
-        environment: &str,
-        settings: &StoredOtel,
-    ) -> Result<(), StoreError> {
-        self.txn.open_table(SETTINGS)?.insert(
-            (environment, OTEL_SECTION),
-            codec::encode_otel_settings(settings).as_slice(),
-        )?;
-        Ok(())
-    }
-
-    pub fn alert_settings(&self, environment: &str) -> Result<Option<StoredAlerts>, StoreError> {
-        let table = self.txn.open_table(SETTINGS)?;
-        let value = table.get((environment, ALERTS_SECTION))?;
-        value
-            .map(|v| codec::decode_alert_settings(v.value()))
-            .transpose()
-    }
-
-    pub fn put_alert_settings(
-        &mut self,
-        environment: &str,
-        settings: &StoredAlerts,
-    ) -> Result<(), StoreError> {
-        self.txn.open_table(SETTINGS)?.insert(
-            (environment, ALERTS_SECTION),
-            codec::encode_alert_settings(settings).as_slice(),
-        )?;
-        Ok(())
-    }
-
-    /// Every stored alert state of `environment`, by rule key.
-    pub fn alert_states(&self, environment: &str) -> Result<Vec<(String, AlertState)>, StoreError> {
-        let table = self.txn.open_table(ALERT_STATES)?;
-        let mut states = Vec::new();
-        for row in table.range((environment, "")..)? {
-            let (key, value) = row?;
-            let (env, rule) = key.value();
-            if env != environment {
-                break;
-            }
-            states.push((rule.to_owned(), codec::decode_alert_state(value.value())?));
-        }
-        Ok(states)
-    }
-
-    pub fn put_alert_state(
-        &mut self,
-        environment: &str,
-        rule: &str,
-        state: &AlertState,
-    ) -> Result<(), StoreError> {
-        self.txn.open_table(ALERT_STATES)?.insert(
-            (environment, rule),
-            codec::encode_alert_state(state).as_slice(),
-        )?;
-        Ok(())
-    }
-
-    pub fn remove_alert_state(&mut self, environment: &str, rule: &str) -> Result<(), StoreError> {
-        self.txn
-            .open_table(ALERT_STATES)?
-            .remove((environment, rule))?;
         Ok(())
     }
 
@@ -1019,14 +693,6 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
         rows += 1;
     }
     Ok(rows)
-}
-
-/// When a job is due, if it is pending.
-fn due_at(job: &Job) -> Option<Timestamp> {
-    match job.status {
-        DeliveryStatus::Pending => job.next_attempt_at,
-        _ => None,
-    }
 }
 
 /// The smallest id created at or after `at`: a ULID's top 48 bits are its creation time in ms,

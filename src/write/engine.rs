@@ -641,7 +641,11 @@ mod tests {
         let (engine, store) = engine(dir.path());
         let (writer, thread) = start(store.clone(), engine.deps).unwrap();
         let created = writer.submit_blocking(create("hubspot")).unwrap();
-        let stored = store.read().unwrap().operation(created.operation.id).unwrap();
+        let stored = store
+            .read()
+            .unwrap()
+            .operation(created.operation.id)
+            .unwrap();
         assert_eq!(stored, Some(created.operation));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
