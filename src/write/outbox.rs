@@ -34,15 +34,8 @@ impl Command for RecordAttempts {
     type Reply = ();
 
     fn apply(self, tx: &mut Tx<'_>) -> Result<(), WriteError> {
-        let now = tx.now;
         for recorded in self.0 {
-            record_attempt(
-                tx,
-                recorded.job,
-                recorded.attempt,
-                recorded.request_headers,
-                now,
-            )?;
+            record_attempt(tx, recorded)?;
         }
         Ok(())
     }
@@ -86,7 +79,6 @@ impl Command for RequeueJobs {
                 (family, tx.db.job_ids(low, high, usize::MAX)?)
             }
         };
-        let now = tx.now;
         let mut requeued = Vec::new();
         for id in ids {
             let found = tx
@@ -110,19 +102,19 @@ impl Command for RequeueJobs {
                     break;
                 }
             }
-            requeued.push(requeue(tx, job, now)?);
+            requeued.push(requeue(tx, job)?);
         }
         Ok(requeued)
     }
 }
 
-fn record_attempt(
-    tx: &mut Tx<'_>,
-    job_id: Id,
-    attempt: Attempt,
-    request_headers: Headers,
-    now: Timestamp,
-) -> Result<(), WriteError> {
+fn record_attempt(tx: &mut Tx<'_>, recorded: RecordedAttempt) -> Result<(), WriteError> {
+    let RecordedAttempt {
+        job: job_id,
+        attempt,
+        request_headers,
+    } = recorded;
+    let now = tx.now;
     let stored = tx
         .db
         .job(job_id)?
@@ -164,21 +156,19 @@ fn record_attempt(
         &job,
         &attempt,
         request_headers,
-        now,
     )
 }
 
 /// One `http` message per attempt on the delivery's `webhook:deliver` operation, which ends
 /// with the delivery.
-#[allow(clippy::too_many_arguments)]
 fn log_attempt(
     tx: &mut Tx<'_>,
     log_id: Id,
     job: &Job,
     attempt: &Attempt,
     request_headers: Headers,
-    now: Timestamp,
 ) -> Result<(), WriteError> {
+    let now = tx.now;
     let entry = match tx.operation(log_id) {
         Ok(entry) => entry,
         // The log is gone (retention): the delivery record still has the attempt.
@@ -227,9 +217,7 @@ fn log_attempt(
         lifecycle::apply_patch(&mut operation, patch, now)?;
     }
     if operation != before {
-        entry.current = operation.clone();
-        entry.dirty = true;
-        entry.reindex = true;
+        entry.set(operation.clone());
     }
     let schedule_len = tx
         .deps
@@ -302,7 +290,8 @@ fn log_attempt(
 
 /// Starts a new round for `job`: due now, the schedule from its start, a fresh log operation
 /// if the last one ended. A pending job is only made due now.
-fn requeue(tx: &mut Tx<'_>, stored: Job, now: Timestamp) -> Result<Job, WriteError> {
+fn requeue(tx: &mut Tx<'_>, stored: Job) -> Result<Job, WriteError> {
+    let now = tx.now;
     let mut job = stored.clone();
     job.next_attempt_at = Some(now);
     job.updated_at = now;
