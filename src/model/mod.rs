@@ -31,6 +31,7 @@ pub mod alert;
 mod duration;
 pub mod job;
 pub mod settings;
+pub mod view;
 
 pub use duration::ApiDuration;
 pub use settings::{SpanNames, WebhookFormat};

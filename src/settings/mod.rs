@@ -30,6 +30,7 @@ use crate::config::{Config, HumanDuration, OtelConfig, WebhookFormat, WebhooksCo
 use crate::destination::DestinationPolicy;
 use crate::model::alert::{AlertRule, StoredAlerts};
 pub use crate::model::settings::{SettingsError, StoredIngress, StoredOtel, StoredWebhooks};
+use crate::model::view::StoredView;
 use crate::model::{EventType, Timestamp};
 use crate::otel::OtelTarget;
 use crate::store::{Store, StoreError};
@@ -174,6 +175,8 @@ pub struct EnvSettings {
     pub otel: OtelSettings,
     pub ingress_token: String,
     pub alerts: AlertSettings,
+    /// The views saved through the API (the built-in ones are `views::all`'s), by id.
+    pub views: Vec<StoredView>,
 }
 
 /// An environment's alert rules: the config file's (`[[environments.<env>.alerts]]`, then all
@@ -252,7 +255,8 @@ impl Settings {
             }
             let stored_alerts = tx.alert_settings(name)?.unwrap_or_default();
             let alerts = AlertSettings::new(name, env.alerts.as_ref(), &stored_alerts);
-            let effective = effective(name, &env.webhooks, &webhooks, otel, &ingress, alerts);
+            let mut effective = effective(name, &env.webhooks, &webhooks, otel, &ingress, alerts);
+            effective.views = tx.views(name)?;
             warn_refused_destinations(&effective, &destinations);
             current.insert(name.clone(), Arc::new(effective));
             files.insert(name.clone(), env.webhooks.clone());
@@ -443,6 +447,7 @@ pub fn effective(
         otel,
         ingress_token: ingress.token.clone(),
         alerts,
+        views: Vec::new(),
     }
 }
 

@@ -63,6 +63,8 @@ pub enum WriteError {
     ExportNotFound(Id),
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    #[error(transparent)]
+    View(#[from] crate::views::ViewRefused),
     #[error("the writer is shutting down")]
     ShuttingDown,
     #[error(transparent)]

@@ -5,7 +5,8 @@
 //! - `operations`: create, update, append messages, time out the overdue;
 //! - `effects`: what an operation's change queues in the outbox (deliveries, spans, log records);
 //! - `outbox`: recording attempts, requeueing deliveries and exports;
-//! - `settings`: `PUT /settings` and rotations; `alerts`: alert rules' counts;
+//! - `settings`: `PUT /settings` and rotations; `views`: saved views; `alerts`: alert rules'
+//!   counts;
 //! - `retention`: removing what expired; `import`: loading an export file.
 //!
 //! The domain rules themselves stay below, in `ingest::lifecycle`, `outbox::{events, policy}`,
@@ -19,6 +20,7 @@ mod operations;
 mod outbox;
 mod retention;
 mod settings;
+mod views;
 
 pub use alerts::ObserveAlerts;
 pub use engine::{start, Command, Tx, WriteError, Writer, WriterDeps};
@@ -27,3 +29,4 @@ pub use operations::{AppendMessages, CreateOperation, Created, TimeOutOverdue, U
 pub use outbox::{RecordAttempts, RecordedAttempt, Requeue, RequeueJobs, REPLAY_LIMIT};
 pub use retention::RemoveExpired;
 pub use settings::{ChangeSettings, SettingsChange};
+pub use views::{ChangeView, ViewChange};

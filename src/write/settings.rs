@@ -3,6 +3,7 @@
 
 use super::engine::{Command, Tx, WriteError};
 use crate::settings::{self, AlertSettings, EnvSettings, OtelSettings, SettingsUpdate};
+use crate::store::StoreError;
 
 pub struct ChangeSettings {
     pub environment: String,
@@ -35,7 +36,6 @@ impl Command for ChangeSettings {
         let mut otel = tx.db.otel_settings(&environment)?.unwrap_or_default();
         let mut ingress = tx.db.ingress_settings(&environment)?.unwrap_or_default();
         let alerts_file = tx.deps.settings.alerts_file(&environment).cloned();
-        let mut alerts = tx.db.alert_settings(&environment)?.unwrap_or_default();
         match self.change {
             SettingsChange::Update(update) => {
                 let update = *update;
@@ -58,7 +58,15 @@ impl Command for ChangeSettings {
                 }
                 if let Some(rules) = update.alerts {
                     let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
-                    alerts = settings::apply_alerts_update(alerts_file.as_ref(), rules)?;
+                    let alerts =
+                        settings::apply_alerts_update(alerts_file.as_ref(), rules.clone())?;
+                    let saved = tx.db.views(&environment)?;
+                    crate::model::alert::check_references(
+                        "alerts",
+                        &rules,
+                        |id| crate::views::find(&saved, id).is_some(),
+                        |_| false,
+                    )?;
                     // A rule taken away forgets whether it fired: added again, it
                     // starts from not firing.
                     for (key, _) in tx.db.alert_states(&environment)? {
@@ -89,10 +97,25 @@ impl Command for ChangeSettings {
         }
         tx.db.put_webhook_settings(&environment, &webhooks)?;
         tx.db.put_ingress_settings(&environment, &ingress)?;
-        let otel = OtelSettings::new(&environment, otel_file.as_ref(), &otel);
-        let alerts = AlertSettings::new(&environment, alerts_file.as_ref(), &alerts);
-        let effective = settings::effective(&environment, &file, &webhooks, otel, &ingress, alerts);
+        let effective = stored_settings(tx, &environment)?;
         tx.settings_changed(effective.clone());
         Ok(effective)
     }
+}
+
+/// The settings of `environment` as this group has written them, merged with the config file:
+/// what a command that changed any of them installs once committed.
+pub(super) fn stored_settings(tx: &Tx<'_>, environment: &str) -> Result<EnvSettings, StoreError> {
+    let registry = &tx.deps.settings;
+    let webhooks = tx.db.webhook_settings(environment)?.unwrap_or_default();
+    let ingress = tx.db.ingress_settings(environment)?.unwrap_or_default();
+    let otel_file = registry.otel_file(environment);
+    let otel = tx.db.otel_settings(environment)?.unwrap_or_default();
+    let otel = OtelSettings::new(environment, otel_file, &otel);
+    let alerts = tx.db.alert_settings(environment)?.unwrap_or_default();
+    let alerts = AlertSettings::new(environment, registry.alerts_file(environment), &alerts);
+    let file = registry.file(environment);
+    let mut effective = settings::effective(environment, &file, &webhooks, otel, &ingress, alerts);
+    effective.views = tx.db.views(environment)?;
+    Ok(effective)
 }

@@ -5,6 +5,8 @@ import { h, debounce } from './dom.js';
 export const PRESETS = { '5m': 300e3, '1h': 3600e3, '24h': 86400e3, '3d': 3 * 86400e3, '7d': 7 * 86400e3, '14d': 14 * 86400e3 };
 export const DEFAULT_RANGE = '24h';
 export const OP_FILTERS = ['type', 'state', 'integration', 'connection_id', 'script', 'end_user_id', 'tag'];
+// Filters only messages have: with any of them the Logs tab lists messages instead of operations.
+export const MESSAGE_FILTERS = ['level', 'message_type'];
 
 export const params = () => new URLSearchParams(location.search);
 
@@ -40,7 +42,7 @@ export function timeRange(p) {
  */
 export function opQuery(p, range = timeRange(p)) {
   const out = [];
-  for (const k of OP_FILTERS) for (const v of p.getAll(k)) out.push([k, v]);
+  for (const k of [...OP_FILTERS, ...MESSAGE_FILTERS]) for (const v of p.getAll(k)) out.push([k, v]);
   const { from, to } = range;
   if (from) out.push(['from', from]);
   if (to) out.push(['to', to]);
@@ -106,4 +108,33 @@ export function picker({ label, name, selected, suggest }) {
       onclick: () => navigate((q) => { const rest = q.getAll(name).filter((x) => x !== v); q.delete(name); rest.forEach((x) => q.append(name, x)); }),
     }, '×')));
   return h('div', { class: 'picker' }, chips, input, datalist);
+}
+
+/** Whether the URL's filters select messages (a level or a message type) rather than operations. */
+export const listsMessages = (p) => MESSAGE_FILTERS.some((k) => p.has(k));
+
+/**
+ * The Logs tab's query in the URL as a saved view's `query`: `q`, every filter as a list, the range
+ * preset (a custom range is not kept: a view is opened over a preset).
+ */
+export function viewQuery(p) {
+  const query = {};
+  if (p.get('q')?.trim()) query.q = p.get('q');
+  for (const k of [...OP_FILTERS, ...MESSAGE_FILTERS]) query[k] = p.getAll(k);
+  const range = p.get('range');
+  if (range && PRESETS[range]) query.range = range;
+  return query;
+}
+
+/** Replaces the URL's query with a view's: its filters, its range preset, `view` naming it. */
+export function openView(q, view) {
+  const keep = ['env', 'page', 'live'];
+  for (const k of [...q.keys()]) if (!keep.includes(k)) q.delete(k);
+  q.set('page', 'logs');
+  q.set('view', view.id);
+  for (const [k, v] of Object.entries(view.query)) {
+    if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
+    else if (k !== 'range' && v) q.set(k, v);
+  }
+  if (view.query.range) q.set('range', view.query.range);
 }
