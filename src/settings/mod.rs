@@ -258,6 +258,11 @@ impl Settings {
             let mut effective = effective(name, &env.webhooks, &webhooks, otel, &ingress, alerts);
             effective.views = tx.views(name)?;
             warn_refused_destinations(&effective, &destinations);
+            for rule in &effective.alerts.rules {
+                if crate::views::find(&effective.views, rule.view_id()).is_none() {
+                    tracing::warn!(environment = %name, rule = %rule.key(), "an alert rule of the config file names a view this environment does not have; it counts nothing until the view is saved");
+                }
+            }
             current.insert(name.clone(), Arc::new(effective));
             files.insert(name.clone(), env.webhooks.clone());
         }

@@ -110,6 +110,7 @@ pub(crate) fn dump(txn: &redb::ReadTransaction) -> Dump {
         rows(txn, IDEMPOTENCY),
         rows(txn, SETTINGS),
         rows(txn, ALERT_STATES),
+        rows(txn, VIEWS),
         rows(txn, OUTBOX),
         rows(txn, OUTBOX_DUE),
         rows(txn, OUTBOX_ATTEMPTS),

@@ -1,7 +1,7 @@
 //! The views command: save, change or delete a saved view of an environment, installed in the
 //! settings registry once committed (alert rules count views off the writer).
 
-use super::engine::{Command, Tx, WriteError};
+use super::engine::{Check, Command, Tx, WriteError};
 use crate::model::alert::AlertRule;
 use crate::model::view::StoredView;
 use crate::store::StoreError;
@@ -40,15 +40,19 @@ pub struct ChangeView {
 impl Command for ChangeView {
     /// The view as saved (`None` once deleted).
     type Reply = Option<View>;
+    type Plan = ViewPlan;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Option<View>, WriteError> {
-        let plan = check(self, tx)?;
-        Ok(write(plan, tx)?)
+    fn check(self, tx: &mut Check<'_>) -> Result<ViewPlan, WriteError> {
+        check(self, tx)
+    }
+
+    fn write(plan: ViewPlan, tx: &mut Tx<'_>) -> Result<Option<View>, StoreError> {
+        write(plan, tx)
     }
 }
 
 /// What `check` decided: the row to write or remove.
-enum Plan {
+pub enum ViewPlan {
     Put {
         environment: String,
         view: StoredView,
@@ -59,7 +63,7 @@ enum Plan {
     },
 }
 
-fn check(command: ChangeView, tx: &mut Tx<'_>) -> Result<Plan, WriteError> {
+fn check(command: ChangeView, tx: &mut Check<'_>) -> Result<ViewPlan, WriteError> {
     let ChangeView {
         environment,
         change,
@@ -121,7 +125,7 @@ fn check(command: ChangeView, tx: &mut Tx<'_>) -> Result<Plan, WriteError> {
                 created_at: tx.now,
                 updated_at: tx.now,
             };
-            Ok(Plan::Put { environment, view })
+            Ok(ViewPlan::Put { environment, view })
         }
         ViewChange::Update { id, name, query } => {
             if views::is_builtin(&id) {
@@ -149,7 +153,7 @@ fn check(command: ChangeView, tx: &mut Tx<'_>) -> Result<Plan, WriteError> {
                 view.query = query;
             }
             view.updated_at = tx.now;
-            Ok(Plan::Put { environment, view })
+            Ok(ViewPlan::Put { environment, view })
         }
         ViewChange::Delete { id } => {
             if views::is_builtin(&id) {
@@ -165,18 +169,18 @@ fn check(command: ChangeView, tx: &mut Tx<'_>) -> Result<Plan, WriteError> {
                     ViewRefused::NeedsAdmin { id, rule }
                 });
             }
-            Ok(Plan::Remove { environment, id })
+            Ok(ViewPlan::Remove { environment, id })
         }
     }
 }
 
-fn write(plan: Plan, tx: &mut Tx<'_>) -> Result<Option<View>, StoreError> {
+fn write(plan: ViewPlan, tx: &mut Tx<'_>) -> Result<Option<View>, StoreError> {
     let (environment, saved) = match plan {
-        Plan::Put { environment, view } => {
+        ViewPlan::Put { environment, view } => {
             tx.db.put_view(&environment, &view)?;
             (environment, Some(View::new(&view)))
         }
-        Plan::Remove { environment, id } => {
+        ViewPlan::Remove { environment, id } => {
             tx.db.remove_view(&environment, &id)?;
             (environment, None)
         }
@@ -190,7 +194,7 @@ fn write(plan: Plan, tx: &mut Tx<'_>) -> Result<Option<View>, StoreError> {
 
 /// The rules in force: the config file's when it sets them, else the stored ones (as this
 /// group has written them).
-fn effective_rules(tx: &Tx<'_>, environment: &str) -> Result<Vec<AlertRule>, StoreError> {
+fn effective_rules(tx: &Check<'_>, environment: &str) -> Result<Vec<AlertRule>, StoreError> {
     Ok(match tx.deps.settings.alerts_file(environment) {
         Some(rules) => rules.clone(),
         None => tx
