@@ -205,7 +205,7 @@ pub fn search(query: &ViewQuery) -> (Filters, Option<TextQuery>) {
 pub fn all(saved: &[StoredView]) -> Vec<View> {
     let mut views = builtin_views();
     let mut mine: Vec<View> = saved.iter().map(View::new).collect();
-    mine.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    mine.sort_by_key(|v| v.name.to_lowercase());
     views.extend(mine);
     views
 }

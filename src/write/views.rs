@@ -55,7 +55,7 @@ impl Command for ChangeView {
 pub enum ViewPlan {
     Put {
         environment: String,
-        view: StoredView,
+        view: Box<StoredView>,
     },
     Remove {
         environment: String,
@@ -125,7 +125,10 @@ fn check(command: ChangeView, tx: &mut Check<'_>) -> Result<ViewPlan, WriteError
                 created_at: tx.now,
                 updated_at: tx.now,
             };
-            Ok(ViewPlan::Put { environment, view })
+            Ok(ViewPlan::Put {
+                environment,
+                view: Box::new(view),
+            })
         }
         ViewChange::Update { id, name, query } => {
             if views::is_builtin(&id) {
@@ -153,7 +156,10 @@ fn check(command: ChangeView, tx: &mut Check<'_>) -> Result<ViewPlan, WriteError
                 view.query = query;
             }
             view.updated_at = tx.now;
-            Ok(ViewPlan::Put { environment, view })
+            Ok(ViewPlan::Put {
+                environment,
+                view: Box::new(view),
+            })
         }
         ViewChange::Delete { id } => {
             if views::is_builtin(&id) {
