@@ -26,7 +26,11 @@ pub struct NewView {
     #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     id: Option<String>,
     /// 1-100 characters, unique in the environment.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
+    )]
     name: String,
     #[serde(default)]
     query: ViewQuery,
@@ -36,7 +40,11 @@ pub struct NewView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ViewUpdate {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
+    )]
     name: Option<String>,
     query: Option<ViewQuery>,
 }

@@ -40,26 +40,26 @@ pub struct ViewQuery {
     pub q: Option<String>,
     /// `sync` or `sync:run`.
     #[serde(rename = "type", default)]
-    #[schema(max_items = 50)]
+    #[schema(schema_with = type_values_schema)]
     pub types: Vec<String>,
     #[serde(rename = "state", default)]
     #[schema(max_items = 50)]
     pub states: Vec<OpState>,
     #[serde(rename = "integration", default)]
-    #[schema(max_items = 50)]
+    #[schema(schema_with = name_values_schema)]
     pub integrations: Vec<String>,
     #[serde(rename = "connection_id", default)]
-    #[schema(max_items = 50)]
+    #[schema(schema_with = name_values_schema)]
     pub connection_ids: Vec<String>,
     #[serde(rename = "script", default)]
-    #[schema(max_items = 50)]
+    #[schema(schema_with = name_values_schema)]
     pub scripts: Vec<String>,
     #[serde(rename = "end_user_id", default)]
-    #[schema(max_items = 50)]
+    #[schema(schema_with = name_values_schema)]
     pub end_user_ids: Vec<String>,
     /// `key:value`.
     #[serde(rename = "tag", default)]
-    #[schema(max_items = 50)]
+    #[schema(schema_with = tag_values_schema)]
     pub tags: Vec<String>,
     /// Message levels: the view lists (and counts) messages.
     #[serde(rename = "level", default)]
@@ -137,6 +137,47 @@ impl ViewQuery {
             self.q = None;
         }
     }
+}
+
+/// A list of at most `MAX_VALUES` strings, each as `item` says.
+fn values_schema(item: utoipa::openapi::schema::ObjectBuilder) -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(item.schema_type(utoipa::openapi::schema::Type::String))
+        .max_items(Some(MAX_VALUES))
+        .build()
+}
+
+/// `type`: `sync` or `sync:run`, the operation types as `GET /operations` reads them.
+fn type_values_schema() -> utoipa::openapi::schema::Array {
+    let kinds: Vec<&str> = super::OpType::ALL.iter().map(|t| t.as_str()).collect();
+    values_schema(
+        utoipa::openapi::schema::ObjectBuilder::new().pattern(Some(format!(
+            "^({})(:[a-z0-9_-]{{1,64}})?$",
+            kinds.join("|")
+        ))),
+    )
+}
+
+/// Integrations, connections, scripts, end users: 1-256 characters each.
+fn name_values_schema() -> utoipa::openapi::schema::Array {
+    values_schema(
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .min_length(Some(1))
+            .max_length(Some(256)),
+    )
+}
+
+/// `key:value` tags.
+fn tag_values_schema() -> utoipa::openapi::schema::Array {
+    let key = super::TAG_KEY_PATTERN
+        .trim_start_matches('^')
+        .trim_end_matches('$');
+    values_schema(
+        utoipa::openapi::schema::ObjectBuilder::new().pattern(Some(format!(
+            "^{key}:[\\s\\S]{{1,{}}}$",
+            super::MAX_TAG_VALUE_CHARS
+        ))),
+    )
 }
 
 /// A view as the API shows it.
