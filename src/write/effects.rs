@@ -173,7 +173,7 @@ impl Tx<'_> {
             return Ok(());
         }
         let max_events = target.max_events_per_span();
-        let messages = self.db.message_ends(ended.id, max_events)?;
+        let messages = self.message_ends(ended.id, max_events)?;
         let Some(span) =
             crate::otel::operation_span_named(ended, &messages, max_events, target.names())
         else {

@@ -1,7 +1,6 @@
 //! Commands on operations and their messages: create (with `Idempotency-Key`), update, append
 //! messages, and time out what is overdue. The state machine itself is `ingest::lifecycle`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::engine::{Check, Command, Tx, WriteError};
@@ -134,55 +133,31 @@ pub struct AppendMessages {
     pub messages: Vec<(Id, MessageDraft)>,
 }
 
-/// Messages whose operations `check` found, and which of those have ended.
-pub struct Appending {
-    append: AppendMessages,
-    ended: HashSet<Id>,
-}
-
 impl Command for AppendMessages {
     /// The messages stored, shared with the search index, which takes them from the commit
     /// instead of the store.
     type Reply = Arc<[Message]>;
-    type Plan = Appending;
+    /// Every operation named is found.
+    type Plan = Self;
 
-    fn check(self, tx: &mut Check<'_>) -> Result<Appending, WriteError> {
-        let mut ended = HashSet::new();
+    fn check(self, tx: &mut Check<'_>) -> Result<Self, WriteError> {
         for (op_id, _) in &self.messages {
-            if tx
-                .operation_in(*op_id, &self.environment)?
-                .state
-                .is_terminal()
-            {
-                ended.insert(*op_id);
-            }
+            tx.operation_in(*op_id, &self.environment)?;
         }
-        Ok(Appending {
-            append: self,
-            ended,
-        })
+        Ok(self)
     }
 
-    fn write(plan: Appending, tx: &mut Tx<'_>) -> Result<Arc<[Message]>, StoreError> {
-        let Appending {
-            append:
-                AppendMessages {
-                    environment,
-                    messages,
-                },
-            ended,
+    fn write(plan: Self, tx: &mut Tx<'_>) -> Result<Arc<[Message]>, StoreError> {
+        let AppendMessages {
+            environment,
+            messages,
         } = plan;
         let now = tx.now;
         let stored: Arc<[Message]> = messages
             .into_iter()
             .map(|(op_id, draft)| draft.into_message(tx.next_id(), op_id, now))
             .collect();
-        tx.db
-            .insert_fresh_messages(&stored, |op| ended.contains(&op))?;
-        tx.feed_messages(stored.clone());
-        for m in stored.iter() {
-            tx.checked_operation(m.operation_id)?.count_messages(1);
-        }
+        tx.store_messages(stored.clone())?;
         tx.export_messages(&environment, &stored);
         tx.deps
             .metrics
