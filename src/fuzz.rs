@@ -39,7 +39,7 @@ pub fn record_codec(data: &[u8]) {
         if !rows.is_empty() {
             let refs: Vec<(u64, &crate::model::Message)> =
                 rows.iter().map(|(s, m)| (*s, m)).collect();
-            let again = block::decode(1, &block::encode(1, &refs))
+            let again = block::decode(1, &block::encode(1, &refs, block::FINAL))
                 .and_then(|b| b.all())
                 .expect("a re-encoded block decodes");
             assert_eq!(again, rows, "a block changed on re-encoding");
@@ -203,7 +203,7 @@ mod tests {
             codec::encode_operation(&op),
             codec::encode_feed(&feed),
             legacy,
-            block::encode(1, &[(1, &message), (3, &message)]),
+            block::encode(1, &[(1, &message), (3, &message)], block::FINAL),
         ];
         for input in inputs(1, &seeds, &[]) {
             record_codec(&input);

@@ -36,9 +36,11 @@ const V4_COLUMNS: u8 = 4;
 const HEADER: usize = 1 + 4 + 4 + 8;
 /// The most a block's payload may claim uncompressed; blocks are written far smaller.
 const MAX_RAW: usize = 64 << 20;
-/// zstd level 3: a block is compressed once or twice in its life and read rarely; level 3 keeps
-/// about 15 % fewer bytes than level 1 on these columns at twice the (small) CPU.
-const LEVEL: i32 = 3;
+/// zstd level of a block meant to stay: level 3 keeps about 15 % fewer bytes than level 1 on these
+/// columns at twice the (small) CPU, paid once per message.
+pub const FINAL: i32 = 3;
+/// zstd level of a small block, which will be merged into a larger one.
+pub const INTERIM: i32 = 1;
 
 /// What a block's header says, read without decompressing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,11 @@ struct Details {
     meta: Option<Json>,
 }
 
+/// The bytes a block's compressed payload takes (the value's length less its header).
+pub fn compressed_len(bytes: &[u8]) -> usize {
+    bytes.len().saturating_sub(HEADER)
+}
+
 pub fn header(bytes: &[u8]) -> Result<Header, StoreError> {
     let head = bytes
         .get(..HEADER)
@@ -75,8 +82,9 @@ fn corrupt(why: &str) -> StoreError {
     StoreError::Corrupt(format!("message block: {why}"))
 }
 
-/// Encodes `messages` (ascending sequence numbers, none before `key`) as the block `key`.
-pub fn encode(key: u64, messages: &[(u64, &Message)]) -> Vec<u8> {
+/// Encodes `messages` (ascending sequence numbers, none before `key`) as the block `key`,
+/// compressed at zstd `level`.
+pub fn encode(key: u64, messages: &[(u64, &Message)], level: i32) -> Vec<u8> {
     let (first, last) = match (messages.first(), messages.last()) {
         (Some(first), Some(last)) => (first.0, last.0),
         _ => panic!("a block holds at least one message"),
@@ -141,7 +149,7 @@ pub fn encode(key: u64, messages: &[(u64, &Message)]) -> Vec<u8> {
         put_varint(&mut payload, details.len() as u128);
         payload.extend_from_slice(&details);
     }
-    let compressed = super::codec::zstd_compress(&payload, LEVEL);
+    let compressed = super::codec::zstd_compress(&payload, level);
     let mut out = Vec::with_capacity(HEADER + compressed.len());
     out.push(V4_COLUMNS);
     out.extend_from_slice(&(messages.len() as u32).to_le_bytes());
@@ -427,7 +435,7 @@ mod tests {
             .enumerate()
             .map(|(i, m)| (100 + i as u64 * 2, m))
             .collect();
-        let bytes = encode(100, &rows);
+        let bytes = encode(100, &rows, FINAL);
         let head = header(&bytes).unwrap();
         assert_eq!((head.count, head.last_seq), (300, 100 + 299 * 2));
         let block = decode(100, &bytes).unwrap();
@@ -439,7 +447,7 @@ mod tests {
         // Ids going backwards (an import) survive too.
         let back = [message(5, 900, "b"), message(5, 10, "a")];
         let rows: Vec<(u64, &Message)> = back.iter().zip([7, 8]).map(|(m, s)| (s, m)).collect();
-        let block = decode(7, &encode(7, &rows)).unwrap();
+        let block = decode(7, &encode(7, &rows, INTERIM)).unwrap();
         assert_eq!(block.id(1), Id(10));
     }
 
@@ -447,7 +455,7 @@ mod tests {
     fn damaged_blocks_are_errors_not_panics() {
         let messages: Vec<Message> = (0..40u128).map(|i| message(1, i, "text")).collect();
         let rows: Vec<(u64, &Message)> = messages.iter().zip(1u64..).map(|(m, s)| (s, m)).collect();
-        let bytes = encode(1, &rows);
+        let bytes = encode(1, &rows, FINAL);
         assert!(decode(2, &bytes).is_err(), "a block read under a later key");
         for cut in [0, 5, HEADER, bytes.len() - 1] {
             assert!(decode(1, &bytes[..cut]).is_err());

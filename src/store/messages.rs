@@ -1,11 +1,12 @@
 //! Messages in blocks: `MESSAGE_BLOCKS` holds them in the order they were stored, as compressed
 //! columns (`store::block`), and `OPERATION_BLOCKS` says which blocks hold an operation's.
 //!
-//! Each write group's messages become one block (more when large), written once, compressed, in
-//! the commit that accepts them: nothing is written as a row first and packed later. A small last
-//! block (a quiet hour's groups of a few messages) takes the next groups' messages until it is
-//! large enough to compress well. Removing operations rewrites the blocks that hold their
-//! messages under the same keys, so the other operations' rows stay valid.
+//! Each write group's messages become one block (more when large), compressed, in the commit that
+//! accepts them: nothing is written as a row first and packed later. Blocks aim at a size that
+//! fills a redb page well (`TARGET`); the small blocks of light traffic are merged into one once
+//! together they are large enough, so a message is compressed at most twice. Removing operations
+//! rewrites the blocks that hold their messages under the same keys, so the other operations'
+//! rows stay valid.
 //!
 //! An operation's rows are keyed by the smallest id of its messages in each block: read in key
 //! order, they give its messages in id order. Fresh ids grow with sequence numbers, so the id
@@ -21,11 +22,15 @@ use super::codec;
 use super::StoreError;
 use crate::model::Message;
 
-/// A block keeps taking later groups' messages while it is smaller than this (uncompressed).
-const SMALL_BLOCK: usize = 16 * 1024;
-/// Blocks are cut at about this much uncompressed: zstd finds most of the repetition within it,
-/// and reading one message decompresses at most this much.
-const BLOCK_BYTES: usize = 64 * 1024;
+/// What a block aims at, compressed. redb gives a value a page of 4 KiB times a power of two: a
+/// block a little under 16 KiB fills its page, one a little over would waste half of a 32 KiB one.
+const TARGET: usize = 14 * 1024;
+/// The compression ratio assumed before any block was written.
+const FIRST_RATIO: f64 = 5.0;
+/// Trailing blocks smaller than this (compressed) are merged once they add up to a block.
+const SMALL: usize = TARGET / 2;
+/// The most trailing small blocks one merge takes.
+const MERGE_MAX: usize = 64;
 
 type OpKey = (u128, u128);
 
@@ -289,48 +294,96 @@ fn approximate_size(m: &Message) -> usize {
     24 + m.message.len() + http + error + m.meta.as_ref().map_or(0, |j| j.0.get().len())
 }
 
-/// Stores `fresh` (ascending sequence numbers, all after every stored one): merged into the last
-/// block while that one is small, else as new blocks of about `BLOCK_BYTES`.
+/// How much uncompressed payload makes a block of about `TARGET` bytes, from how well the last
+/// block compressed.
+fn raw_target(blocks: &impl ReadableTable<u64, &'static [u8]>) -> Result<usize, StoreError> {
+    let ratio = match blocks.last()? {
+        Some((_, value)) => {
+            let head = block::header(value.value())?;
+            f64::from(head.raw_len) / block::compressed_len(value.value()).max(1) as f64
+        }
+        None => FIRST_RATIO,
+    };
+    Ok((TARGET as f64 * ratio.clamp(1.0, 20.0)) as usize)
+}
+
+/// Splits `rows` into runs of about `target` uncompressed bytes.
+fn cut<'a, 'm>(rows: &'a [(u64, &'m Message)], target: usize) -> Vec<&'a [(u64, &'m Message)]> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, (_, m)) in rows.iter().enumerate() {
+        let grows = approximate_size(m);
+        if i > start && size + grows > target {
+            out.push(&rows[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += grows;
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
+/// Stores `fresh` (ascending sequence numbers, all after every stored one) as blocks of about
+/// `TARGET` bytes; a run too small for one is written at once (compressed cheaply) and merged
+/// with the next ones once they add up to a block.
 pub(super) fn append(
     blocks: &mut Table<u64, &'static [u8]>,
     op_runs: &mut Table<OpKey, &'static [u8]>,
     fresh: &[(u64, &Message)],
 ) -> Result<(), StoreError> {
-    let Some(&(first_fresh, _)) = fresh.first() else {
+    if fresh.is_empty() {
         return Ok(());
-    };
-    let tail = match blocks.last()? {
-        Some((key, value)) => {
-            let head = block::header(value.value())?;
-            (head.raw_len as usize) < SMALL_BLOCK && head.last_seq < first_fresh
-        }
-        .then_some(key.value()),
-        None => None,
-    };
-    let tail = tail
-        .map(|key| -> Result<_, StoreError> {
-            let decoded = read_block(blocks, key)?;
-            forget_runs(op_runs, &decoded)?;
-            Ok((key, decoded.all()?))
-        })
-        .transpose()?;
-    let (mut key, mut rows): (u64, Vec<(u64, &Message)>) = match &tail {
-        Some((key, kept)) => (*key, kept.iter().map(|(s, m)| (*s, m)).collect()),
-        None => (first_fresh, Vec::new()),
-    };
-    let mut size: usize = rows.iter().map(|(_, m)| approximate_size(m)).sum();
-    for &(seq, message) in fresh {
-        let grows = approximate_size(message);
-        if !rows.is_empty() && size + grows > BLOCK_BYTES {
-            write_block(blocks, op_runs, key, &rows)?;
-            rows.clear();
-            size = 0;
-            key = seq;
-        }
-        rows.push((seq, message));
-        size += grows;
     }
-    write_block(blocks, op_runs, key, &rows)
+    let target = raw_target(blocks)?;
+    for run in cut(fresh, target) {
+        let size: usize = run.iter().map(|(_, m)| approximate_size(m)).sum();
+        let level = if size * 2 >= target {
+            block::FINAL
+        } else {
+            block::INTERIM
+        };
+        write_block(blocks, op_runs, run[0].0, run, level)?;
+    }
+    merge_small_tail(blocks, op_runs, target)
+}
+
+/// Merges the small blocks at the end into blocks of about `target` bytes once they add up to
+/// most of one.
+fn merge_small_tail(
+    blocks: &mut Table<u64, &'static [u8]>,
+    op_runs: &mut Table<OpKey, &'static [u8]>,
+    target: usize,
+) -> Result<(), StoreError> {
+    let mut tail = Vec::new();
+    let mut raw = 0usize;
+    for row in blocks.iter()?.rev().take(MERGE_MAX) {
+        let (key, value) = row?;
+        if block::compressed_len(value.value()) >= SMALL {
+            break;
+        }
+        raw += block::header(value.value())?.raw_len as usize;
+        tail.push(key.value());
+    }
+    if tail.len() < 2 || (raw * 5 < target * 4 && tail.len() < MERGE_MAX) {
+        return Ok(());
+    }
+    tail.reverse();
+    let mut messages = Vec::new();
+    for &key in &tail {
+        let decoded = read_block(blocks, key)?;
+        forget_runs(op_runs, &decoded)?;
+        messages.extend(decoded.all()?);
+        blocks.remove(key)?;
+    }
+    let rows: Vec<(u64, &Message)> = messages.iter().map(|(s, m)| (*s, m)).collect();
+    let mut key = tail[0];
+    for run in cut(&rows, target) {
+        write_block(blocks, op_runs, key, run, block::FINAL)?;
+        key = run.last().map_or(key, |(seq, _)| seq + 1);
+    }
+    Ok(())
 }
 
 /// Writes `rows` as the block `key` (replacing what was there) and a run row per operation.
@@ -339,8 +392,9 @@ fn write_block(
     op_runs: &mut Table<OpKey, &'static [u8]>,
     key: u64,
     rows: &[(u64, &Message)],
+    level: i32,
 ) -> Result<(), StoreError> {
-    blocks.insert(key, block::encode(key, rows).as_slice())?;
+    blocks.insert(key, block::encode(key, rows, level).as_slice())?;
     let mut by_op: BTreeMap<u128, OpRun> = BTreeMap::new();
     for (_, m) in rows {
         let id = m.id.0;
@@ -409,7 +463,7 @@ pub(super) fn remove_operations(
         } else {
             let rows: Vec<(u64, &Message)> = kept.iter().map(|(s, m)| (*s, m)).collect();
             // The other operations' run rows name this key and keep their counts and ids.
-            blocks.insert(key, block::encode(key, &rows).as_slice())?;
+            blocks.insert(key, block::encode(key, &rows, block::FINAL).as_slice())?;
         }
     }
     Ok(removed)
@@ -599,16 +653,16 @@ mod tests {
     }
 
     #[test]
-    fn small_groups_fill_the_last_block_instead_of_making_many() {
+    fn small_groups_are_merged_instead_of_making_a_block_each() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let messages: Vec<Message> = (1..=300).map(|i| message(OP, i, 20)).collect();
         store_in_groups(&store, &messages, 1);
         let read = store.read().unwrap();
         let blocks = read.txn.open_table(super::super::MESSAGE_BLOCKS).unwrap();
-        let count = redb::ReadableTableMetadata::len(&blocks).unwrap();
+        let count = redb::ReadableTableMetadata::len(&blocks).unwrap() as usize;
         assert!(
-            count <= 2,
+            count < super::MERGE_MAX,
             "{count} blocks for 300 messages of one at a time"
         );
         let mut seqs = Vec::new();

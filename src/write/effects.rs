@@ -314,10 +314,12 @@ impl Tx<'_> {
             started_at: None,
             ended_at: None,
             expires_at: Some(now.plus_millis(span.as_millis() as i64)),
+            messages: None,
         };
         let draft = OperationDraft {
             input,
             action: "deliver".into(),
+            messages: Vec::new(),
         };
         let id = self.next_id();
         let (log, _) = lifecycle::new_operation(id, &cause.environment, draft, now, span);

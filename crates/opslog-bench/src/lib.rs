@@ -76,6 +76,8 @@ pub struct Options {
     pub daemon_bin: Option<std::path::PathBuf>,
     /// Messages per batch request.
     pub batch: usize,
+    /// Whole operations with their messages a request (else creations, then appends).
+    pub whole_operations: bool,
     /// Runs of each query (fewer when a query is slow: each gets at most ~10 s).
     pub query_runs: usize,
 }
@@ -257,6 +259,8 @@ pub struct Report {
     pub clients: usize,
     pub seed: u64,
     pub batch: usize,
+    /// Whole operations with their messages a request (else creations, then appends).
+    pub whole_operations: bool,
     pub machine_cpus: usize,
     pub opslog: SideReport,
     pub sqlite: Option<SideReport>,
@@ -288,6 +292,7 @@ fn ingest_both_phases<T: Target>(
         batch: opts.batch,
         rate: None,
         progress: Some(progress.acked.clone()),
+        whole_operations: opts.whole_operations,
     };
     let fast = drive::ingest(target, &plan, probe)?;
     let rate = fast.messages as f64 / fast.seconds.max(1e-9);
@@ -455,6 +460,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         clients: opts.clients,
         seed: opts.seed,
         batch: opts.batch,
+        whole_operations: opts.whole_operations,
         machine_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sqlite: sqlite.map(|mut s| {
             // Same data, so the same payload: SQLite's MB/s in opslog's JSON bytes.
@@ -674,10 +680,15 @@ pub fn render(report: &Report) -> String {
     let s = report.sqlite.as_ref();
     let _ = writeln!(
         out,
-        "opslog bench: {} messages in {} operations, {} clients, batches of {}, seed {}, {} CPUs",
+        "opslog bench: {} messages in {} operations, {} clients, {} of about {} messages, seed {}, {} CPUs",
         report.messages,
         o.operations,
         report.clients,
+        if report.whole_operations {
+            "whole operations in requests"
+        } else {
+            "operations created alone, messages in batches"
+        },
         report.batch,
         report.seed,
         report.machine_cpus
