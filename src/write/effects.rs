@@ -305,6 +305,10 @@ impl Tx<'_> {
             end_user: None,
             tags: None,
             is_async: None,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             meta: Some(Json::from_value(&serde_json::json!({
                 "delivery_id": delivery.to_string(),
                 "event": event,

@@ -203,6 +203,10 @@ fn log_attempt(
             headers: None,
             body: None,
         }),
+        sync_type: None,
+        checkpoints: None,
+        auth_mode: None,
+        output: None,
         started_at: None,
         ended_at: None,
     };
