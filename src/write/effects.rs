@@ -9,7 +9,7 @@
 
 use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
 
-use super::engine::{Tx, WriteError};
+use super::engine::Tx;
 use crate::ingest::input::{NewOperation, OperationDraft};
 use crate::ingest::lifecycle;
 use crate::model::job::{
@@ -32,7 +32,7 @@ impl Tx<'_> {
         &mut self,
         before: Option<&Operation>,
         after: &Operation,
-    ) -> Result<(), WriteError> {
+    ) -> Result<(), StoreError> {
         if after.state.is_terminal() && before.is_none_or(|b| !b.state.is_terminal()) {
             self.deps.metrics.record_end(after.state);
             self.queue_span(after)?;
@@ -56,11 +56,12 @@ impl Tx<'_> {
                     settings.webhooks.timeout,
                     self.deps.max_retry_after,
                 );
-                let entry = self.operation(after.id)?;
                 let needed = now.plus_millis(span.as_millis() as i64);
-                if entry.current.expires_at < needed {
-                    entry.current.expires_at = needed;
-                    entry.dirty = true;
+                if let Some(entry) = self.find_operation(after.id)? {
+                    if entry.current.expires_at < needed {
+                        entry.current.expires_at = needed;
+                        entry.dirty = true;
+                    }
                 }
             }
             let bodies = Bodies {

@@ -1,7 +1,8 @@
 //! Retention's command: removes what is older than the cutoff, a bounded amount per commit.
 
-use super::engine::{Command, Tx, WriteError};
+use super::engine::{Check, Command, Tx, WriteError};
 use crate::model::{Removed, Timestamp};
+use crate::store::StoreError;
 
 /// About the most records (operations + messages) one retention command removes, so one commit
 /// stays short and writers are not held up.
@@ -16,12 +17,19 @@ pub struct RemoveExpired {
 
 impl Command for RemoveExpired {
     type Reply = Removed;
+    /// Never refused: what expired is read when writing.
+    type Plan = Self;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Removed, WriteError> {
-        let operations = tx.db.remove_created_before(self.cutoff, REMOVE_BUDGET)?;
+    fn check(self, _: &mut Check<'_>) -> Result<Self, WriteError> {
+        Ok(self)
+    }
+
+    fn write(plan: Self, tx: &mut Tx<'_>) -> Result<Removed, StoreError> {
+        let RemoveExpired { cutoff, jobs_from } = plan;
+        let operations = tx.db.remove_created_before(cutoff, REMOVE_BUDGET)?;
         let jobs = tx
             .db
-            .remove_finished_jobs_before(self.cutoff, self.jobs_from, REMOVE_BUDGET)?;
+            .remove_finished_jobs_before(cutoff, jobs_from, REMOVE_BUDGET)?;
         let removed = Removed {
             operations: operations.ids.len() as u64,
             messages: operations.messages,
