@@ -96,11 +96,11 @@ pub async fn receive_webhook(
         return Ok(handshake_response(answer));
     }
     if method != Method::POST {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+        // Nothing to read here: a GET is only ever a provider's URL check.
+        return Err(ApiError::not_found(
+            "no_url_check",
             format!(
-                "this URL takes webhooks as POST; a {method} is answered only as a provider's URL check (provider `{provider}`: set `?provider=` if the integration is named otherwise)"
+                "this URL takes webhooks as POST; a {method} is answered only as a provider's URL check, and this is none that provider `{provider}` makes (set `?provider=` if the integration is named otherwise)"
             ),
         ));
     }

@@ -152,6 +152,7 @@ pub fn document() -> OpenApi {
             200,
             "the output as stored; null when the action reported none",
             ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
                 .description(Some("any JSON value: the action's output"))
                 .into(),
         )
@@ -631,13 +632,13 @@ pub fn document() -> OpenApi {
         .optional_body(any_json(), "any body, or none; JSON is kept as JSON (as text when nested deeper than 64 levels), a form (`application/x-www-form-urlencoded`) as an object of its fields, anything else as a string")
         .reply_handshake(200, &format!("recorded (JSON); or {url_check}"), api.schema::<Received>())
         .errors(&[400, 404, 413, 503, 507]));
-    api.add(Get, "/v1/hooks/{token}/{integration}", endpoint("checkWebhookUrl", "Answer a provider's URL check made with GET (Dropbox, Meta, Strava, Okta) or HEAD (any provider); any other GET is a 405", "ingress")
+    api.add(Get, "/v1/hooks/{token}/{integration}", endpoint("checkWebhookUrl", "Answer a provider's URL check made with GET (Dropbox, Meta, Strava, Okta) or HEAD (any provider); any other GET is a 404 (`no_url_check`)", "ingress")
         .public()
         .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
         .param(typed_path_param("integration", name(), "the integration the webhook is for, e.g. `github`"))
         .param(query("provider", name(), "the provider checking the URL, when the integration is named otherwise"))
-        .reply_handshake(200, url_check, ObjectBuilder::new().into())
-        .errors(&[400, 404, 405]));
+        .reply_handshake(200, url_check, ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue).into())
+        .errors(&[400, 404]));
 
     let ui = "dashboard";
     api.add(
@@ -1029,7 +1030,6 @@ fn error_meaning(status: u16) -> &'static str {
         401 => "missing or unknown token",
         403 => "the key lacks the scope this endpoint needs (`error.message` names it)",
         404 => "not found (an environment this key may not use is not found either)",
-        405 => "this URL does not take this method",
         409 => {
             "conflicts with the current state (an ended operation, a setting the config file sets)"
         }

@@ -667,7 +667,7 @@ pub struct HttpRequest {
         deserialize_with = "deserialize_headers",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(schema_with = headers_schema)]
     pub headers: Option<Headers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Json>,
@@ -684,7 +684,7 @@ pub struct HttpResponse {
         deserialize_with = "deserialize_headers",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(schema_with = headers_schema)]
     pub headers: Option<Headers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Json>,
@@ -838,6 +838,21 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<Json>,
     pub created_at: Timestamp,
+}
+
+/// The JSON Schema of headers: what `deserialize_headers` takes, strings, numbers or arrays of
+/// strings (answers always hold strings).
+fn headers_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, OneOfBuilder, SchemaType};
+    let value = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(value.build())))))
+        .description(Some("header name to value; a number or a list of strings is taken too (a list is joined with \", \"); sensitive values are stored as [REDACTED]"))
+        .build()
 }
 
 /// Accepts header values as strings, numbers or arrays of strings (joined with ", ").

@@ -800,7 +800,7 @@ fn openapi_real_answers_match_the_document() {
         ),
     );
     c.expect(
-        405,
+        404,
         "GET",
         hooks,
         d.raw("GET", &format!("/v1/hooks/{token}/stripe"), None, &[], None),
