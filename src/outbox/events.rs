@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::nango_json;
 use crate::model::alert::Observation;
+use crate::model::settings::NangoToggles;
 use crate::model::{EndUser, EventType, Json, OpState, OpType, Operation, Tags, Timestamp};
 
 /// One event and its `data`.
@@ -235,13 +236,20 @@ pub struct NangoBody {
 /// is carried by the per-model `sync` bodies, a sync that is not a run and an auth operation that
 /// is not one of Nango's have no webhook). One function per event type; a new event type adds
 /// its own.
-pub fn nango_bodies(event: &Event, operation: &Operation) -> Vec<NangoBody> {
+pub fn nango_bodies(
+    event: &Event,
+    operation: &Operation,
+    toggles: &NangoToggles,
+) -> Vec<NangoBody> {
     let plain = |body: Value| NangoBody {
         body: nango_json::stringify(&body),
         forwarded_headers: Default::default(),
     };
     match event.kind {
-        EventType::SyncCompleted => nango_sync(operation).into_iter().map(plain).collect(),
+        EventType::SyncCompleted => nango_sync(operation, toggles.sends_empty_models())
+            .into_iter()
+            .map(plain)
+            .collect(),
         EventType::SyncRecords => Vec::new(),
         EventType::AuthCreated | EventType::AuthFailed => {
             nango_auth(operation).into_iter().map(plain).collect()
@@ -289,7 +297,7 @@ fn checkpoints(op: &Operation) -> Option<Value> {
 /// success one body per model of `records` (one with an empty `model` when there are none), on
 /// failure one body naming every model comma-joined. `modifiedAfter` and the deprecated
 /// `queryTimeStamp` are both the run's start, as Nango's are.
-fn nango_sync(op: &Operation) -> Vec<Value> {
+fn nango_sync(op: &Operation, empty_models: bool) -> Vec<Value> {
     if op.kind != OpType::Sync || op.action != "run" {
         return Vec::new();
     }
@@ -336,6 +344,8 @@ fn nango_sync(op: &Operation) -> Vec<Value> {
     if models.is_empty() {
         models.push(("", [0; 3]));
     }
+    // `on_sync_completion_always` off: as Nango, no body for a model with nothing changed.
+    models.retain(|(_, counts)| empty_models || counts.iter().sum::<u64>() > 0);
     models
         .into_iter()
         .map(|(model, [added, updated, deleted])| {
@@ -647,7 +657,7 @@ mod tests {
     fn nango(op: &Operation) -> Vec<String> {
         derive(None, op)
             .iter()
-            .flat_map(|event| nango_bodies(event, op))
+            .flat_map(|event| nango_bodies(event, op, &NangoToggles::default()))
             .map(|b| b.body)
             .collect()
     }
@@ -780,7 +790,7 @@ mod tests {
         });
         let bodies: Vec<NangoBody> = derive(None, &incoming)
             .iter()
-            .flat_map(|e| nango_bodies(e, &incoming))
+            .flat_map(|e| nango_bodies(e, &incoming, &NangoToggles::default()))
             .collect();
         assert_eq!(
             bodies[0].body,

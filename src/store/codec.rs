@@ -548,16 +548,18 @@ impl From<AttemptV1> for Attempt {
     }
 }
 
-/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2.
+/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2, and
+/// `toggles` and `routes` (Nango's toggles and per-connection URLs) in version 3.
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
-    encode_as(V2, settings)
+    encode_as(V3, settings)
 }
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
     const WHAT: &str = "webhook settings";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (V2, rest) => decode_body::<StoredWebhooksV2>(WHAT, rest).map(StoredWebhooks::from),
+        (V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -604,6 +606,42 @@ impl From<StoredWebhooksV1> for StoredWebhooks {
             previous_secret: v1.previous_secret,
             format: None,
             secondary_format: None,
+            toggles: None,
+            routes: None,
+        }
+    }
+}
+
+/// Webhook settings as format version 2 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredWebhooksV2 {
+    url: Option<String>,
+    secondary_url: Option<String>,
+    events: Option<Vec<crate::model::EventType>>,
+    timeout_ms: Option<u64>,
+    retry_schedule_ms: Option<Vec<u64>>,
+    allow_insecure_http: Option<bool>,
+    secret: Option<String>,
+    previous_secret: Option<(String, Timestamp)>,
+    format: Option<crate::model::WebhookFormat>,
+    secondary_format: Option<crate::model::WebhookFormat>,
+}
+
+impl From<StoredWebhooksV2> for StoredWebhooks {
+    fn from(v2: StoredWebhooksV2) -> StoredWebhooks {
+        StoredWebhooks {
+            url: v2.url,
+            secondary_url: v2.secondary_url,
+            events: v2.events,
+            timeout_ms: v2.timeout_ms,
+            retry_schedule_ms: v2.retry_schedule_ms,
+            allow_insecure_http: v2.allow_insecure_http,
+            secret: v2.secret,
+            previous_secret: v2.previous_secret,
+            format: v2.format,
+            secondary_format: v2.secondary_format,
+            toggles: None,
+            routes: None,
         }
     }
 }
@@ -940,6 +978,8 @@ pub(crate) mod tests {
             previous_secret: Some(("whsec_old".into(), Timestamp(1_700_086_400_000))),
             format: None,
             secondary_format: None,
+            toggles: None,
+            routes: None,
         }
     }
 
@@ -949,6 +989,23 @@ pub(crate) mod tests {
             secondary_format: Some(crate::model::WebhookFormat::Nango),
             format: Some(crate::model::WebhookFormat::Opslog),
             ..sample_webhook_settings()
+        }
+    }
+
+    fn sample_webhook_settings_v3() -> StoredWebhooks {
+        StoredWebhooks {
+            toggles: Some(crate::model::settings::NangoToggles {
+                on_sync_error: false,
+                ..Default::default()
+            }),
+            routes: Some(vec![crate::model::settings::WebhookRoute {
+                url: "https://dev-tunnel.example.com/h".into(),
+                format: Some(crate::model::WebhookFormat::Nango),
+                connection_ids: vec!["acme".into()],
+                end_user_ids: Vec::new(),
+                tags: [("plan".to_owned(), "pro".to_owned())].into(),
+            }]),
+            ..sample_webhook_settings_v2()
         }
     }
 
@@ -976,10 +1033,7 @@ pub(crate) mod tests {
         let mut settings = sample_webhook_settings();
         settings.events = Some(vec![EventType::SyncCompleted, EventType::AlertResolved]);
         let bytes = encode_webhook_settings(&settings);
-        assert_eq!(
-            bytes[0], V2,
-            "webhook settings are new in this release anyway"
-        );
+        assert_eq!(bytes[0], V3, "webhook settings are version 3 (routes)");
         assert_eq!(decode_webhook_settings(&bytes).unwrap(), settings);
         let state = AlertState {
             firing: true,
@@ -1010,8 +1064,8 @@ pub(crate) mod tests {
                 encode_attempt(&sample_export_attempt()),
             ),
             (
-                "webhook_settings_v2.bin",
-                encode_webhook_settings(&sample_webhook_settings_v2()),
+                "webhook_settings_v3.bin",
+                encode_webhook_settings(&sample_webhook_settings_v3()),
             ),
             (
                 "otel_settings_v2.bin",
@@ -1054,6 +1108,10 @@ pub(crate) mod tests {
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v2.bin")).unwrap(),
             sample_webhook_settings_v2()
+        );
+        assert_eq!(
+            decode_webhook_settings(&read("webhook_settings_v3.bin")).unwrap(),
+            sample_webhook_settings_v3()
         );
         assert_eq!(
             decode_otel_settings(&read("otel_settings_v2.bin")).unwrap(),

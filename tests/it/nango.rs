@@ -642,7 +642,8 @@ fn ingress_answers_each_providers_url_check_and_parses_forms() {
     assert_eq!(d.raw("HEAD", &hook("trello"), None, &[], None).status, 200);
     // A GET that is no URL check, and an unknown token.
     let stray = d.raw("GET", &hook("github"), None, &[], None);
-    assert_eq!(stray.status, 405, "{}", stray.text);
+    assert_eq!(stray.status, 404, "{}", stray.text);
+    assert!(stray.text.contains("no_url_check"), "{}", stray.text);
     assert_eq!(
         d.raw("GET", "/v1/hooks/nope/dropbox?challenge=x", None, &[], None)
             .status,
@@ -696,5 +697,111 @@ fn ingress_answers_each_providers_url_check_and_parses_forms() {
     assert_eq!(
         form["payload"],
         json!({"From": "+15551234567", "Body": "Hello there", "MediaUrl": ["a", "b"]})
+    );
+}
+
+/// Nango's toggles drop what they turn off, for every URL; a route (Nango's per-connection URL
+/// override) sends the events of its connections to its URL instead of the environment's.
+#[test]
+fn toggles_and_routes_choose_what_goes_where() {
+    let shared = Receiver::ok();
+    let routed = Receiver::ok();
+    let d = Daemon::start();
+    let put = d.send(
+        "PUT",
+        &format!("{PROD}/settings"),
+        ADMIN,
+        &json!({"webhooks": {"url": shared.url(), "format": "nango", "allow_insecure_http": true,
+            "toggles": {"on_sync_completion_always": false, "on_auth_refresh_error": false},
+            "routes": [{"url": routed.url(), "connection_ids": ["dev-conn"]}]}}),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(
+        put.body["webhooks"]["toggles"],
+        json!({"on_sync_completion_always": false, "on_sync_error": true, "on_auth_creation": true,
+               "on_auth_refresh_error": false, "on_async_action_completion": true})
+    );
+    assert_eq!(
+        put.body["webhooks"]["routes"][0]["connection_ids"],
+        json!(["dev-conn"])
+    );
+    let bad = d.send(
+        "PUT",
+        &format!("{PROD}/settings"),
+        ADMIN,
+        &json!({"webhooks": {"routes": [{"url": routed.url()}]}}),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert!(bad.text.contains("webhooks.routes[0]"), "{}", bad.text);
+
+    let sync = |connection: &str, records: Value| {
+        d.start_operation(
+            "prod",
+            PROD_KEY,
+            &json!({"type": "sync", "integration": "github", "connection_id": connection,
+                    "script": "issues", "state": "success", "records": records}),
+        )
+    };
+    // One model changed, one not: only the changed one is reported.
+    sync(
+        "c1",
+        json!([{"model": "Issue", "added": 1}, {"model": "Comment"}]),
+    );
+    // Nothing changed: nothing is sent.
+    sync("c1", json!([{"model": "Issue"}]));
+    // A failed refresh: turned off.
+    d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "auth", "action": "refresh_token", "integration": "github",
+                "connection_id": "c1", "state": "failed", "error": {"message": "invalid_grant"}}),
+    );
+    // A creation: sent.
+    d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "auth", "integration": "github", "connection_id": "c1", "state": "success"}),
+    );
+    // The routed connection's sync goes to its own URL only.
+    sync("dev-conn", json!([{"model": "Issue", "updated": 2}]));
+
+    let to_shared = shared.wait_for(2, WAIT);
+    let routed_requests = routed.wait_for(1, WAIT);
+    let list = d
+        .get(&format!("{PROD}/deliveries?limit=100"), PROD_KEY)
+        .body;
+    let mut queued: Vec<(String, String)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["url"].as_str().unwrap().to_owned(),
+                d["event"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    queued.sort();
+    let mut expected = vec![
+        (shared.url(), "sync.completed".to_owned()),
+        (shared.url(), "auth.created".to_owned()),
+        (routed.url(), "sync.completed".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(queued, expected);
+    let models: Vec<Value> = to_shared
+        .iter()
+        .map(|r| r.json())
+        .filter(|b| b["type"] == "sync")
+        .map(|b| b["model"].clone())
+        .collect();
+    assert_eq!(models, [json!("Issue")], "no body for the unchanged model");
+    assert_eq!(routed_requests[0].json()["connectionId"], "dev-conn");
+    check_with_nango_sdk(
+        d.get(&format!("{PROD}/settings/webhook-secret"), ADMIN)
+            .body["secret"]
+            .as_str()
+            .unwrap(),
+        &routed_requests,
     );
 }

@@ -237,8 +237,9 @@ export type Health = {
 
 export type HttpRequest = {
   body?: null | Json;
+  /** header name to value; a number or a list of strings is taken too (a list is joined with ", "); sensitive values are stored as [REDACTED] */
   headers?: {
-    [key: string]: string;
+    [key: string]: string | number | Array<string>;
   } | null;
   method: string;
   url: string;
@@ -246,8 +247,9 @@ export type HttpRequest = {
 
 export type HttpResponse = {
   body?: null | Json;
+  /** header name to value; a number or a list of strings is taken too (a list is joined with ", "); sensitive values are stored as [REDACTED] */
   headers?: {
-    [key: string]: string;
+    [key: string]: string | number | Array<string>;
   } | null;
   status: number;
 };
@@ -355,6 +357,22 @@ export type MessagePage = {
 };
 
 export type MessageType = "log" | "http";
+
+/** Nango's webhook toggles (its environment settings), under the same names, for every URL of an
+ * environment (routes included), whatever their format. Each is on by default: opslog sends every
+ * event unless told not to. */
+export type NangoToggles = {
+  /** An async action's end is reported. */
+  on_async_action_completion?: boolean;
+  /** A connection's creation (`auth:create_connection`, succeeded or failed) is reported. */
+  on_auth_creation?: boolean;
+  /** A failed refresh (`auth:refresh_token`, `auth:connection_test`) is reported. */
+  on_auth_refresh_error?: boolean;
+  /** A successful sync run is reported even for a model with nothing added, updated or deleted. */
+  on_sync_completion_always?: boolean;
+  /** A failed sync run is reported. */
+  on_sync_error?: boolean;
+};
 
 export type NewMessage = {
   created_at?: null | Timestamp;
@@ -748,15 +766,32 @@ export type VocabularyType = {
  * The declaration order is part of the stored settings format: append, never reorder. */
 export type WebhookFormat = "opslog" | "nango";
 
+/** A route (Nango's per-connection webhook URL override): the events of the operations it matches
+ * go to `url` instead of the environment's URLs (both of them, as in Nango). It matches an
+ * operation when every criterion it gives holds: its connection is one of `connection_ids`, its
+ * end user one of `end_user_ids`, and it carries every tag of `tags`. */
+export type WebhookRoute = {
+  connection_ids?: Array<string>;
+  end_user_ids?: Array<string>;
+  format?: null | WebhookFormat;
+  tags?: {
+    [key: string]: string;
+  };
+  url: string;
+};
+
 export type WebhooksUpdate = {
   allow_insecure_http?: boolean | null;
   events?: Array<EventType> | null;
   format?: null | WebhookFormat;
   /** One delay per attempt, the first usually `0s`. */
   retry_schedule?: Array<Duration0sTo7d> | null;
+  /** Replaces every route (`null` or `[]` removes them). */
+  routes?: Array<WebhookRoute> | null;
   secondary_format?: null | WebhookFormat;
   secondary_url?: string | null;
   timeout?: null | Duration1msTo5m;
+  toggles?: null | NangoToggles;
   url?: string | null;
 };
 
@@ -770,11 +805,15 @@ export type WebhooksView = {
   read_only: Array<string>;
   retry_schedule: Array<Duration0sTo7d>;
   rotation_grace: Duration0sTo7d;
+  /** Operations whose events go to another URL instead (Nango's per-connection override). */
+  routes: Array<WebhookRoute>;
   /** The body shape `secondary_url` receives. */
   secondary_format: WebhookFormat;
   secondary_url?: string | null;
   /** Masked; `GET /settings/webhook-secret` shows it to an admin. */
   secret: string;
   timeout: Duration1msTo5m;
+  /** Nango's toggles: which events are sent at all. */
+  toggles: NangoToggles;
   url?: string | null;
 };
