@@ -947,6 +947,12 @@ pub(crate) fn checkpoints_schema() -> utoipa::openapi::schema::Object {
         ObjectBuilder::new()
             .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
             .additional_properties(Some(AdditionalProperties::RefOr(value().into())))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(256)),
+            ))
             .max_properties(Some(MAX_CHECKPOINT_KEYS))
     };
     ObjectBuilder::new()

@@ -885,4 +885,121 @@ mod tests {
             "http://localhost:7400/?env=prod&page=signals"
         );
     }
+
+    fn sync_op(action: &str, state: OpState) -> Operation {
+        let mut op = crate::store::tests_support::sample_operation();
+        op.action = action.into();
+        op.state = state;
+        op
+    }
+
+    #[test]
+    fn nango_toggles_drop_what_nango_drops() {
+        let all = NangoToggles::default();
+        let none = NangoToggles {
+            on_sync_completion_always: false,
+            on_sync_error: false,
+            on_auth_creation: false,
+            on_auth_refresh_error: false,
+            on_async_action_completion: false,
+        };
+        let mut empty = sync_op("run", OpState::Success);
+        empty.records = Some(vec![RecordCount {
+            model: "Issue".into(),
+            added: 0,
+            updated: 0,
+            deleted: 0,
+        }]);
+        let mut changed = empty.clone();
+        changed.records.as_mut().unwrap()[0].added = 1;
+        let cases = [
+            (EventType::SyncCompleted, empty, false),
+            (EventType::SyncCompleted, changed, true),
+            (
+                EventType::SyncCompleted,
+                sync_op("run", OpState::Failed),
+                false,
+            ),
+            (
+                EventType::AuthCreated,
+                sync_op("create_connection", OpState::Success),
+                false,
+            ),
+            (
+                EventType::AuthFailed,
+                sync_op("create_connection", OpState::Failed),
+                false,
+            ),
+            (
+                EventType::AuthFailed,
+                sync_op("refresh_token", OpState::Failed),
+                false,
+            ),
+            (
+                EventType::AuthFailed,
+                sync_op("connection_test", OpState::Failed),
+                false,
+            ),
+            (
+                EventType::AuthCreated,
+                sync_op("override", OpState::Success),
+                true,
+            ),
+            (
+                EventType::ActionCompleted,
+                sync_op("run", OpState::Success),
+                false,
+            ),
+            (
+                EventType::WebhookReceived,
+                sync_op("incoming", OpState::Running),
+                true,
+            ),
+        ];
+        for (kind, op, sent_when_off) in cases {
+            assert!(all.sends(kind, Some(&op)), "{kind} {}", op.action);
+            assert_eq!(
+                none.sends(kind, Some(&op)),
+                sent_when_off,
+                "{kind} {}",
+                op.action
+            );
+        }
+        assert!(
+            none.sends(EventType::AlertTriggered, None),
+            "alerts have no toggle"
+        );
+    }
+
+    #[test]
+    fn a_webhook_route_matches_when_every_criterion_it_gives_holds() {
+        let mut operation = sync_op("run", OpState::Success);
+        operation.connection_id = Some("acme".into());
+        operation.tags = [("plan".to_owned(), "pro".to_owned())].into();
+        let route = |connections: &[&str], users: &[&str], tags: &[(&str, &str)]| {
+            crate::model::settings::WebhookRoute {
+                url: "https://dev.example.com/h".into(),
+                format: None,
+                connection_ids: connections.iter().map(|c| c.to_string()).collect(),
+                end_user_ids: users.iter().map(|c| c.to_string()).collect(),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }
+        };
+        assert!(route(&["acme", "other"], &[], &[]).matches(&operation));
+        assert!(route(&["acme"], &[], &[("plan", "pro")]).matches(&operation));
+        assert!(!route(&["acme"], &[], &[("plan", "free")]).matches(&operation));
+        assert!(
+            !route(&["acme"], &["u-7"], &[]).matches(&operation),
+            "no end user"
+        );
+        assert!(!route(&["other"], &[], &[]).matches(&operation));
+        assert!(
+            route(&[], &[], &[]).check("webhooks.routes[0]").is_err(),
+            "matches everything"
+        );
+        assert!(route(&[""], &[], &[]).check("r").is_err());
+    }
 }
