@@ -944,7 +944,7 @@ mod tests {
                 .collect();
             for p in endpoint.parameters() {
                 let one = [(p.name.to_owned(), sample(p.kind, 0))];
-                let given = required.iter().cloned().filter(|(n, _)| n != p.name);
+                let given = required.iter().filter(|&(n, _)| n != p.name).cloned();
                 parse_pairs(endpoint, given.chain(one))
                     .unwrap_or_else(|e| panic!("{endpoint:?} {}: {e}", p.name));
             }
