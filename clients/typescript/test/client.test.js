@@ -325,3 +325,23 @@ test('verifyWebhook checks real deliveries in both formats', async () => {
     server.close();
   }
 });
+
+test('messages buffered when an operation starts go in the request that creates it', async () => {
+  const requests = [];
+  const fetch = (url, init) => {
+    // /v1/environments/<env>/operations -> /operations
+    requests.push(`${init.method} /${new URL(url).pathname.split('/').slice(4).join('/')}`);
+    return globalThis.fetch(url, init);
+  };
+  const { c, errors } = client({ batchSize: 100, fetch });
+  const op = c.startOperation({ type: 'proxy', integration: 'folded' });
+  op.log('calling out');
+  op.http({ method: 'GET', url: 'https://api.example.com/x' }, { status: 204 });
+  await op.end();
+  await c.close();
+  assert.deepEqual(errors, []);
+  assert.deepEqual(requests.filter((r) => r.startsWith('POST')), ['POST /operations']);
+  const messages = await allMessages(daemon, op.id);
+  assert.deepEqual(messages.map((m) => m.type), ['log', 'http']);
+  assert.deepEqual(c.stats(), { sent: 2, dropped: 0, failedRequests: 0, buffered: 0 });
+});
