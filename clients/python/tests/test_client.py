@@ -306,7 +306,8 @@ class AgainstTheDaemon(unittest.TestCase):
             elapsed = time.monotonic() - started
             stats = c.stats()
             self.assertEqual(stats["buffered"], 100)
-            self.assertEqual(stats["dropped"], 9_900)
+            # The sender may hold up to one batch it took with the operation's start.
+            self.assertIn(stats["dropped"], range(9_900 - 50, 9_900 + 1))
             self.assertFalse(c.flush(timeout=0.2), "flush gives up at its timeout")
             print("\nlog() x10000 while the daemon hangs: %.1f ms in the caller" % (elapsed * 1000), file=sys.stderr)
         finally:

@@ -209,7 +209,7 @@ test('the buffer is bounded: the oldest messages are dropped and counted', async
   assert.equal(stats.buffered, 100);
   assert.equal(stats.dropped, 9900);
   await new Promise((r) => setTimeout(r, 20));
-  assert.equal(calls, 1, 'only the start is in flight; messages wait in the bounded buffer');
+  assert.equal(calls, 1, 'one request in flight (the start, carrying a batch); the rest wait in the bounded buffer');
 });
 
 test('what is buffered is delivered when the process exits on its own', async () => {
