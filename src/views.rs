@@ -5,15 +5,15 @@
 //!
 //! Must not: write to the store (the writer saves views), or know about HTTP.
 
-use crate::index::query::{self, TextQuery};
-use crate::index::{Filters, IndexError, Page, SearchIndex, TypeFilter};
-use crate::ingest::input::{is_tag_key, MAX_TAG_VALUE_CHARS};
+use crate::index::query::TextQuery;
+use crate::index::{Filters, IndexError, Page, SearchIndex};
 use crate::model::alert::{builtin_views, Signal};
 pub use crate::model::view::{
     id_from_name, valid_id, StoredView, View, ViewQuery, MAX_ID_LEN, MAX_NAME_CHARS, MAX_Q_CHARS,
     MAX_VALUES, MAX_VIEWS, RANGES,
 };
-use crate::model::{OpType, Timestamp};
+use crate::model::Timestamp;
+use crate::query_params::{self, Endpoint};
 
 /// Integrations named in a notification.
 pub const TOP: usize = 5;
@@ -99,38 +99,6 @@ pub fn check_query(mut query: ViewQuery) -> Result<ViewQuery, ViewError> {
             ));
         }
     }
-    for value in &query.types {
-        type_filter(value).map_err(|m| refuse(&field("type"), m))?;
-    }
-    for (name, values) in [
-        ("integration", &query.integrations),
-        ("connection_id", &query.connection_ids),
-        ("script", &query.scripts),
-        ("end_user_id", &query.end_user_ids),
-    ] {
-        if let Some(bad) = values
-            .iter()
-            .find(|v| v.is_empty() || v.chars().count() > 256)
-        {
-            return Err(refuse(
-                &field(name),
-                format!("`{bad}`: each value must be 1-256 characters"),
-            ));
-        }
-    }
-    for tag in &query.tags {
-        let ok = tag.split_once(':').is_some_and(|(key, value)| {
-            is_tag_key(key) && !value.is_empty() && value.chars().count() <= MAX_TAG_VALUE_CHARS
-        });
-        if !ok {
-            return Err(refuse(
-                &field("tag"),
-                format!(
-                    "`{tag}` is not `key:value` (a tag key, a colon, a value of 1-256 characters)"
-                ),
-            ));
-        }
-    }
     if let Some(q) = &query.q {
         if q.chars().count() > MAX_Q_CHARS {
             return Err(refuse(
@@ -138,8 +106,19 @@ pub fn check_query(mut query: ViewQuery) -> Result<ViewQuery, ViewError> {
                 format!("is longer than {MAX_Q_CHARS} characters"),
             ));
         }
-        query::parse(q).map_err(|e| refuse(&field("q"), e.to_string()))?;
     }
+    // Every value as `GET /messages` (which takes all of a view's filters) would read it.
+    query_params::parse_pairs(Endpoint::Messages, owned(query.pairs())).map_err(|e| {
+        let named = format!("`{}`: ", e.field);
+        ViewError {
+            field: field(&e.field),
+            message: e
+                .message
+                .strip_prefix(&named)
+                .unwrap_or(&e.message)
+                .to_owned(),
+        }
+    })?;
     if let Some(range) = &query.range {
         if !RANGES.contains(&range.as_str()) {
             return Err(refuse(
@@ -151,54 +130,22 @@ pub fn check_query(mut query: ViewQuery) -> Result<ViewQuery, ViewError> {
     Ok(query)
 }
 
-/// `sync` or `sync:run`, as `GET /operations` reads `type`.
-fn type_filter(value: &str) -> Result<TypeFilter, String> {
-    let (kind, action) = match value.split_once(':') {
-        Some((k, a)) => (k, Some(a)),
-        None => (value, None),
-    };
-    let kind = OpType::parse(kind)
-        .ok_or_else(|| format!("`{value}`: `{kind}` is not one of {}", OpType::allowed()))?;
-    if let Some(a) = action {
-        let ok = !a.is_empty()
-            && a.len() <= 64
-            && a.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !ok {
-            return Err(format!("`{value}` is not `type` or `type:action`"));
-        }
-    }
-    Ok(TypeFilter {
-        kind,
-        action: action.map(str::to_owned),
-    })
+fn owned(pairs: Vec<(&'static str, String)>) -> impl Iterator<Item = (String, String)> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
 }
 
-/// The search of a checked query: index filters (without a time range) and the text query.
-/// A value that no longer passes the checks (stored by a binary with other rules) is left out.
+/// The search of a checked query: index filters (without a time range) and the text query, as
+/// the table of query parameters reads them. A value that no longer passes the checks (stored by
+/// a binary with other rules) is left out.
 pub fn search(query: &ViewQuery) -> (Filters, Option<TextQuery>) {
-    let filters = Filters {
-        types: query
-            .types
-            .iter()
-            .filter_map(|t| type_filter(t).ok())
-            .collect(),
-        states: query.states.clone(),
-        integrations: query.integrations.clone(),
-        connection_ids: query.connection_ids.clone(),
-        scripts: query.scripts.clone(),
-        end_user_ids: query.end_user_ids.clone(),
-        tags: query.tags.clone(),
-        levels: query.levels.clone(),
-        message_types: query.message_types.clone(),
-        ..Filters::default()
-    };
-    let text = query
-        .q
-        .as_deref()
-        .and_then(|q| query::parse(q).ok())
-        .filter(|t| !t.is_empty());
-    (filters, text)
+    let valid = query.pairs().into_iter().filter(|(name, value)| {
+        query_params::parse_pairs(Endpoint::Messages, owned(vec![(*name, value.clone())])).is_ok()
+    });
+    let parsed = query_params::parse_pairs(Endpoint::Messages, owned(valid.collect()))
+        .expect("each pair parses alone, so together");
+    (parsed.filters, parsed.text)
 }
 
 /// Every view of an environment: the built-in ones, then the saved ones (`saved`) by name.

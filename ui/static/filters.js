@@ -1,12 +1,23 @@
 // The view's state lives in the URL: reading it, changing it, and the controls shared by pages
 // (time range, multi-value pickers). A link or a reload restores exactly the same view.
 import { h, debounce } from './dom.js';
+import { vocabulary } from './vocabulary.js';
 
 export const PRESETS = { '5m': 300e3, '1h': 3600e3, '24h': 86400e3, '3d': 3 * 86400e3, '7d': 7 * 86400e3, '14d': 14 * 86400e3 };
 export const DEFAULT_RANGE = '24h';
-export const OP_FILTERS = ['type', 'state', 'integration', 'connection_id', 'script', 'end_user_id', 'tag'];
-// Filters only messages have: with any of them the Logs tab lists messages instead of operations.
-export const MESSAGE_FILTERS = ['level', 'message_type'];
+
+/**
+ * The filters of GET /operations, as the server declares them (`query_parameters` of
+ * /v1/vocabulary): name, label, kind, and whether /facets counts its values. A filter added on the
+ * server shows here without a change to the dashboard.
+ */
+export const opFilters = () => vocabulary().query_parameters.filter((q) => q.filter && q.endpoints.includes('operations'));
+
+/**
+ * The filters only messages have (`level`, `message_type`: filters of GET /messages that
+ * GET /operations does not take): with any of them the Logs tab lists messages instead.
+ */
+export const messageFilters = () => vocabulary().query_parameters.filter((q) => q.filter && q.endpoints.includes('messages') && !q.endpoints.includes('operations'));
 
 export const params = () => new URLSearchParams(location.search);
 
@@ -42,7 +53,7 @@ export function timeRange(p) {
  */
 export function opQuery(p, range = timeRange(p)) {
   const out = [];
-  for (const k of [...OP_FILTERS, ...MESSAGE_FILTERS]) for (const v of p.getAll(k)) out.push([k, v]);
+  for (const { name } of [...opFilters(), ...messageFilters()]) for (const v of p.getAll(name)) out.push([name, v]);
   const { from, to } = range;
   if (from) out.push(['from', from]);
   if (to) out.push(['to', to]);
@@ -111,7 +122,7 @@ export function picker({ label, name, selected, suggest }) {
 }
 
 /** Whether the URL's filters select messages (a level or a message type) rather than operations. */
-export const listsMessages = (p) => MESSAGE_FILTERS.some((k) => p.has(k));
+export const listsMessages = (p) => messageFilters().some(({ name }) => p.has(name));
 
 /**
  * The Logs tab's query in the URL as a saved view's `query`: `q`, every filter as a list, the range
@@ -120,7 +131,7 @@ export const listsMessages = (p) => MESSAGE_FILTERS.some((k) => p.has(k));
 export function viewQuery(p) {
   const query = {};
   if (p.get('q')?.trim()) query.q = p.get('q');
-  for (const k of [...OP_FILTERS, ...MESSAGE_FILTERS]) query[k] = p.getAll(k);
+  for (const { name } of [...opFilters(), ...messageFilters()]) query[name] = p.getAll(name);
   const range = p.get('range');
   if (range && PRESETS[range]) query.range = range;
   return query;
