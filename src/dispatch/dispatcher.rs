@@ -33,7 +33,7 @@ use super::webhook::{self, WebhookSender};
 use crate::config::OutboxConfig;
 use crate::metrics::Metrics;
 use crate::model::job::{Attempt, Job, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob};
-use crate::model::{DeliveryStatus, Headers, Id, Timestamp};
+use crate::model::{DeliveryStatus, EventType, Headers, Id, Timestamp};
 use crate::outbox::policy::{self, AttemptResult, Decision, Schedule};
 use crate::settings::Settings;
 use crate::store::{DueJobs, DueKey, Store, StoreError};
@@ -512,7 +512,7 @@ fn attempt_webhook(
     };
     let timestamp = started_at.millis().div_euclid(1000);
     let secrets = settings.webhooks.signing_secrets(started_at);
-    let request = match nango {
+    let mut request = match nango {
         None => webhook::sign(
             &webhook.url,
             &job.webhook_id(),
@@ -529,6 +529,7 @@ fn attempt_webhook(
             forwarded,
         ),
     };
+    request.headers.extend(trace_headers(context, webhook));
     let sent = context.webhooks.send(&request, settings.webhooks.timeout);
     deps.metrics.delivery_attempts.inc();
     let decision = policy::decide(
@@ -594,6 +595,38 @@ fn attempt_webhook(
         .map(|(name, value)| (name.to_string(), value.clone()))
         .collect();
     record(job, attempt, logged)
+}
+
+/// `traceparent` (and `tracestate`) of the span of the operation a delivery is about, so the
+/// receiver's handling joins its trace; none for an alert, or when the operation is gone.
+fn trace_headers(context: &Context, webhook: &WebhookJob) -> Vec<(String, String)> {
+    if matches!(
+        webhook.event,
+        EventType::AlertTriggered | EventType::AlertResolved
+    ) {
+        return Vec::new();
+    }
+    let operation = match context
+        .deps
+        .store
+        .read()
+        .and_then(|read| read.operation(webhook.operation_id))
+    {
+        Ok(Some(operation)) => operation,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(operation_id = %webhook.operation_id, error = %e, "cannot read a delivery's operation for its traceparent");
+            return Vec::new();
+        }
+    };
+    let mut headers = vec![(
+        "traceparent".to_owned(),
+        crate::otel::operation_traceparent(&operation),
+    )];
+    if let Some(state) = operation.trace_context.and_then(|ctx| ctx.tracestate) {
+        headers.push(("tracestate".to_owned(), state));
+    }
+    headers
 }
 
 /// Exports a batch of queued jobs (one environment, one signal) in one request to the

@@ -433,6 +433,7 @@ mod tests {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            trace_context: None,
             created_at: Timestamp(1),
             updated_at: Timestamp(2),
             started_at: Some(Timestamp(1)),

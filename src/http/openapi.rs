@@ -105,6 +105,8 @@ pub fn document() -> OpenApi {
     api.env(Post, "/operations", endpoint("createOperation", "Start an operation", op)
         .scope(Scope::Ingest)
         .param(header_param("Idempotency-Key", idempotency_key(), "1-255 printable ASCII characters; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
+        .param(header_param("traceparent", string(), "W3C Trace Context: the operation joins this trace, its exported span a child of this span, and webhooks about it carry its span's `traceparent`; an invalid value is ignored, never refused (the body's `trace_context` wins)"))
+        .param(header_param("tracestate", string(), "W3C Trace Context vendor entries, kept with a valid `traceparent` (at most 512 characters, whole entries cut from the end)"))
         .body(ends_in_terminal_state(api.schema::<NewOperation>()), "the operation to start; `type` is required")
         .link("getOperation", "getOperation")
         .link("updateOperation", "updateOperation")
@@ -1137,6 +1139,15 @@ fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
                 .examples([Value::from("plan:pro")])
                 .into(),
             "keep operations with this tag, as `key:value` (tags of one key: any of them; of different keys: all)",
+        ),
+        repeated(
+            "trace_id",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9a-fA-F]{32}$"))
+                .examples([Value::from("4bf92f3577b34da6a3ce929d0e0e4736")])
+                .into(),
+            "keep operations started in this W3C trace (`trace_context.trace_id`; any case)",
         ),
         query(
             "from",

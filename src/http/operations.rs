@@ -35,7 +35,10 @@ pub async fn create_operation(
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let input: NewOperation = parse_json_object(&bytes)?;
-    let draft = validate_new_operation(input, &state.redaction)?;
+    let mut draft = validate_new_operation(input, &state.redaction)?;
+    if draft.trace_context.is_none() {
+        draft.trace_context = super::extract::trace_context(&headers);
+    }
     let idempotency = idempotency_key.map(|k| (k, Sha256::digest(&bytes).into()));
     let Created {
         operation,

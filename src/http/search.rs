@@ -123,6 +123,18 @@ fn parse_tag(text: &str) -> Result<String, ApiError> {
     }
 }
 
+/// A W3C trace id, as the drawer shows it and trace viewers print it (any case).
+fn parse_trace_id(text: &str) -> Result<String, ApiError> {
+    crate::model::TraceId::parse(&text.to_ascii_lowercase())
+        .map(|id| id.to_string())
+        .ok_or_else(|| {
+            invalid(
+                "trace_id",
+                format!("`{text}` is not a trace id (32 hex digits, not all zero)"),
+            )
+        })
+}
+
 pub(super) fn check_value(field: &str, value: &str) -> Result<String, ApiError> {
     if value.is_empty() || value.chars().count() > 256 {
         return Err(invalid(field, "must be 1-256 characters".into()));
@@ -171,6 +183,7 @@ impl Request {
                 "script" => f.scripts.push(check_value("script", &value)?),
                 "end_user_id" => f.end_user_ids.push(check_value("end_user_id", &value)?),
                 "tag" => f.tags.push(parse_tag(&value)?),
+                "trace_id" => f.trace_ids.push(parse_trace_id(&value)?),
                 "level" => {
                     f.levels
                         .push(parse_enum("level", &value, Level::parse, Level::allowed())?)
@@ -230,6 +243,7 @@ impl Request {
             &mut f.scripts,
             &mut f.end_user_ids,
             &mut f.tags,
+            &mut f.trace_ids,
         ] {
             list.sort();
             list.dedup();
@@ -279,6 +293,7 @@ const FILTERS: &[&str] = &[
     "script",
     "end_user_id",
     "tag",
+    "trace_id",
     "from",
     "to",
     "q",

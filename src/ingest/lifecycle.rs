@@ -49,7 +49,11 @@ pub fn new_operation(
     now: Timestamp,
     deadline: Duration,
 ) -> (Operation, Change) {
-    let OperationDraft { input, action } = draft;
+    let OperationDraft {
+        input,
+        action,
+        trace_context,
+    } = draft;
     let state = input.state.unwrap_or(OpState::Running);
     let started_at = match state {
         OpState::Waiting => input.started_at,
@@ -76,6 +80,7 @@ pub fn new_operation(
         end_user: input.end_user,
         tags: input.tags.unwrap_or_default(),
         is_async: input.is_async.unwrap_or(false),
+        trace_context,
         created_at: now,
         updated_at: now,
         started_at,

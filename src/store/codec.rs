@@ -11,8 +11,8 @@ use crate::model::alert::{AlertState, StoredAlerts};
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{
-    DeliveryStatus, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState, OpType,
-    Operation, RecordCount, Timestamp,
+    DeliveryStatus, EndUser, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState,
+    OpType, Operation, RecordCount, Tags, Timestamp,
 };
 
 const V1: u8 = 1;
@@ -71,17 +71,81 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
     ))
 }
 
-/// Operations gained `end_user`, `tags` and `is_async` in version 2.
+/// Operations gained `end_user`, `tags` and `is_async` in version 2, `trace_context` in 3.
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode_as(V2, op)
+    encode_as(V3, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     const WHAT: &str = "operation";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (V2, rest) => decode_body::<OperationV2>(WHAT, rest).map(Operation::from),
+        (V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// An operation as format version 2 wrote it (frozen: never change this struct).
+#[derive(Decode)]
+struct OperationV2 {
+    id: Id,
+    environment: String,
+    kind: OpType,
+    action: String,
+    state: OpState,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    script: Option<String>,
+    provider: Option<String>,
+    message: String,
+    error: Option<ErrorInfo>,
+    request: Option<HttpRequest>,
+    response: Option<HttpResponse>,
+    records: Option<Vec<RecordCount>>,
+    meta: Option<Json>,
+    end_user: Option<EndUser>,
+    tags: Tags,
+    is_async: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    started_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    expires_at: Timestamp,
+    duration_ms: Option<u64>,
+    message_count: u64,
+}
+
+impl From<OperationV2> for Operation {
+    fn from(v2: OperationV2) -> Operation {
+        Operation {
+            id: v2.id,
+            environment: v2.environment,
+            kind: v2.kind,
+            action: v2.action,
+            state: v2.state,
+            integration: v2.integration,
+            connection_id: v2.connection_id,
+            script: v2.script,
+            provider: v2.provider,
+            message: v2.message,
+            error: v2.error,
+            request: v2.request,
+            response: v2.response,
+            records: v2.records,
+            meta: v2.meta,
+            end_user: v2.end_user,
+            tags: v2.tags,
+            is_async: v2.is_async,
+            trace_context: None,
+            created_at: v2.created_at,
+            updated_at: v2.updated_at,
+            started_at: v2.started_at,
+            ended_at: v2.ended_at,
+            expires_at: v2.expires_at,
+            duration_ms: v2.duration_ms,
+            message_count: v2.message_count,
+        }
     }
 }
 
@@ -134,6 +198,7 @@ impl From<OperationV1> for Operation {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            trace_context: None,
             created_at: v1.created_at,
             updated_at: v1.updated_at,
             started_at: v1.started_at,
@@ -536,17 +601,47 @@ impl From<StoredWebhooksV1> for StoredWebhooks {
     }
 }
 
-/// Otel settings gained `names` (Nango span names) in version 2.
+/// Otel settings gained `names` (Nango span names) in version 2, `trace_url` in 3.
 pub(crate) fn encode_otel_settings(settings: &StoredOtel) -> Vec<u8> {
-    encode_as(V2, settings)
+    encode_as(V3, settings)
 }
 
 pub(crate) fn decode_otel_settings(bytes: &[u8]) -> Result<StoredOtel, StoreError> {
     const WHAT: &str = "otel settings";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<StoredOtelV1>(WHAT, rest).map(StoredOtel::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (V2, rest) => decode_body::<StoredOtelV2>(WHAT, rest).map(StoredOtel::from),
+        (V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// Otel settings as format version 2 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredOtelV2 {
+    endpoint: Option<String>,
+    headers: std::collections::BTreeMap<String, String>,
+    service_name: Option<String>,
+    resource_attributes: std::collections::BTreeMap<String, String>,
+    max_events_per_span: Option<u32>,
+    timeout_ms: Option<u64>,
+    logs: bool,
+    names: crate::model::SpanNames,
+}
+
+impl From<StoredOtelV2> for StoredOtel {
+    fn from(v2: StoredOtelV2) -> StoredOtel {
+        StoredOtel {
+            endpoint: v2.endpoint,
+            headers: v2.headers,
+            service_name: v2.service_name,
+            resource_attributes: v2.resource_attributes,
+            max_events_per_span: v2.max_events_per_span,
+            timeout_ms: v2.timeout_ms,
+            logs: v2.logs,
+            names: v2.names,
+            trace_url: None,
+        }
     }
 }
 
@@ -573,6 +668,7 @@ impl From<StoredOtelV1> for StoredOtel {
             timeout_ms: v1.timeout_ms,
             logs: v1.logs,
             names: crate::model::SpanNames::Opslog,
+            trace_url: None,
         }
     }
 }
@@ -626,6 +722,7 @@ pub(crate) mod tests {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            trace_context: None,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_500),
             started_at: Some(Timestamp(1_700_000_000_000)),
@@ -654,11 +751,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// An operation with every field of format version 3 set.
+    pub(crate) fn sample_operation_v3() -> Operation {
+        Operation {
+            trace_context: Some(TraceContext {
+                trace_id: TraceId(*b"0123456789abcdef"),
+                parent_span_id: Some(SpanId(*b"parent-1")),
+                span_id: Some(SpanId(*b"its-span")),
+                trace_flags: 1,
+                tracestate: Some("congo=t61rcWkgMzE".into()),
+            }),
+            ..sample_operation_v2()
+        }
+    }
+
     #[test]
     fn operations_round_trip() {
-        let op = sample_operation_v2();
+        let op = sample_operation_v3();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], V2);
+        assert_eq!(bytes[0], V3);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -674,22 +785,26 @@ pub(crate) mod tests {
         assert!(err.contains("unknown record version 9"), "{err}");
     }
 
-    /// Bytes of operation records as written by earlier releases: version 1 (frozen) and 2. If
-    /// this test fails, the format changed: keep a reader for these bytes and add a new version.
-    /// Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
+    /// Bytes of operation records as written by earlier releases: versions 1 and 2 (frozen) and
+    /// 3. If this test fails, the format changed: keep a reader for these bytes and add a new
+    /// version. Regenerate only for a new format version:
+    /// `OPSLOG_BLESS=1 cargo test --release codec`.
     #[test]
     fn reads_format_v1_written_by_an_earlier_binary() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
-        let v2 = format!("{dir}/operation_v2.bin");
+        let v3 = format!("{dir}/operation_v3.bin");
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(&v2, encode_operation(&sample_operation_v2())).unwrap();
+            std::fs::write(&v3, encode_operation(&sample_operation_v3())).unwrap();
         }
         let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
         assert_eq!(golden[0], V1);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation());
-        let golden = std::fs::read(&v2).unwrap();
+        let golden = std::fs::read(format!("{dir}/operation_v2.bin")).unwrap();
         assert_eq!(golden[0], V2);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
+        let golden = std::fs::read(&v3).unwrap();
+        assert_eq!(golden[0], V3);
+        assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v3());
     }
 
     fn sample_message() -> Message {
@@ -922,8 +1037,8 @@ pub(crate) mod tests {
                 encode_webhook_settings(&sample_webhook_settings_v2()),
             ),
             (
-                "otel_settings_v2.bin",
-                encode_otel_settings(&sample_otel_settings_v2()),
+                "otel_settings_v3.bin",
+                encode_otel_settings(&sample_otel_settings_v3()),
             ),
         ];
         for (name, bytes) in &files {
@@ -963,10 +1078,22 @@ pub(crate) mod tests {
             decode_webhook_settings(&read("webhook_settings_v2.bin")).unwrap(),
             sample_webhook_settings_v2()
         );
+        assert_eq!(read("otel_settings_v2.bin")[0], V2, "frozen");
         assert_eq!(
             decode_otel_settings(&read("otel_settings_v2.bin")).unwrap(),
             sample_otel_settings_v2()
         );
+        assert_eq!(
+            decode_otel_settings(&read("otel_settings_v3.bin")).unwrap(),
+            sample_otel_settings_v3()
+        );
+    }
+
+    fn sample_otel_settings_v3() -> StoredOtel {
+        StoredOtel {
+            trace_url: Some("http://localhost:16686/trace/{trace_id}".into()),
+            ..sample_otel_settings_v2()
+        }
     }
 
     fn sample_otel_settings_v2() -> StoredOtel {
@@ -987,6 +1114,7 @@ pub(crate) mod tests {
             timeout_ms: Some(5_000),
             logs: true,
             names: crate::model::SpanNames::Opslog,
+            trace_url: None,
         }
     }
 

@@ -18,7 +18,7 @@ use crate::model::job::{
 };
 use crate::model::{
     DeliveryStatus, EventType, HttpRequest, Id, Json, Message, OpState, OpType, Operation,
-    Timestamp, WebhookFormat,
+    Timestamp, TraceContext, WebhookFormat,
 };
 use crate::outbox::{events, policy};
 use crate::settings::EnvSettings;
@@ -306,6 +306,7 @@ impl Tx<'_> {
             end_user: None,
             tags: None,
             is_async: None,
+            trace_context: None,
             meta: Some(Json::from_value(&serde_json::json!({
                 "delivery_id": delivery.to_string(),
                 "event": event,
@@ -318,6 +319,7 @@ impl Tx<'_> {
         let draft = OperationDraft {
             input,
             action: "deliver".into(),
+            trace_context: cause.trace.clone(),
         };
         let id = self.next_id();
         let (log, _) = lifecycle::new_operation(id, &cause.environment, draft, now, span);
@@ -340,6 +342,8 @@ pub(super) struct DeliveryCause {
     pub(super) connection_id: Option<String>,
     /// `caused_by` in the delivery log's `meta`: the operation id, or `alert <rule key>`.
     pub(super) label: String,
+    /// The trace the delivery's log joins: as a child of the operation's span.
+    pub(super) trace: Option<TraceContext>,
 }
 
 impl DeliveryCause {
@@ -350,6 +354,7 @@ impl DeliveryCause {
             integration: op.integration.clone(),
             connection_id: op.connection_id.clone(),
             label: op.id.to_string(),
+            trace: Some(crate::otel::child_context(op)),
         }
     }
 }

@@ -48,6 +48,7 @@ fn operation(n: u128, kind: OpType, action: &str, state: OpState) -> Operation {
         end_user: None,
         tags: Default::default(),
         is_async: false,
+        trace_context: None,
         created_at: Timestamp(T0),
         updated_at: Timestamp(T0 + 5_000),
         started_at: Some(Timestamp(T0 + 100)),
