@@ -45,6 +45,11 @@ export interface StartOperationOptions {
   provider?: string;
   message?: string;
   meta?: unknown;
+  /**
+   * The W3C trace the operation joins. Default: the active OpenTelemetry span's, when
+   * `@opentelemetry/api` is installed.
+   */
+  traceContext?: { traceparent: string; tracestate?: string };
 }
 
 export interface LogOptions {

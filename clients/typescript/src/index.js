@@ -116,6 +116,35 @@ function isRetryable(status) {
   return status === 408 || status === 429 || status >= 500;
 }
 
+let otelApi; // @opentelemetry/api when installed; null when not; undefined until looked up
+
+/**
+ * The active OpenTelemetry span's context as W3C headers ({traceparent, tracestate?}), when
+ * `@opentelemetry/api` is installed and a span is active; else undefined. Read from the span
+ * itself, not through the configured propagator, which may not be W3C's.
+ */
+function activeTraceContext() {
+  if (otelApi === undefined) {
+    try {
+      otelApi = require('@opentelemetry/api');
+    } catch {
+      otelApi = null;
+    }
+  }
+  if (!otelApi) return undefined;
+  try {
+    const span = otelApi.trace.getSpanContext(otelApi.context.active());
+    if (!span || !otelApi.isSpanContextValid(span)) return undefined;
+    const flags = (Number(span.traceFlags) & 0xff).toString(16).padStart(2, '0');
+    const carrier = { traceparent: `00-${span.traceId}-${span.spanId}-${flags}` };
+    const state = span.traceState && span.traceState.serialize();
+    if (state) carrier.tracestate = state;
+    return carrier;
+  } catch {
+    return undefined;
+  }
+}
+
 class ApiError extends Error {
   constructor(status, code, message) {
     super(`opslog answered ${status} ${code}: ${message}`);
@@ -264,6 +293,13 @@ class Opslog {
       meta: options.meta,
     };
     for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== null) body[k] = v;
+    // The caller's trace: given, or the active OpenTelemetry span's (captured now, in the
+    // caller's context; the request goes later from the sender).
+    const trace = options.traceContext ?? options.trace_context ?? activeTraceContext();
+    if (trace && trace.traceparent) {
+      body.trace_context = { traceparent: String(trace.traceparent) };
+      if (trace.tracestate) body.trace_context.tracestate = String(trace.tracestate);
+    }
     body.started_at = new Date().toISOString();
     const op = new Operation(this, body);
     try {
