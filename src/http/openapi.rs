@@ -1144,7 +1144,9 @@ fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
             "trace_id",
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some("^[0-9a-fA-F]{32}$"))
+                .pattern(Some("^[0-9a-fA-F]*[1-9a-fA-F][0-9a-fA-F]*$"))
+                .min_length(Some(32))
+                .max_length(Some(32))
                 .examples([Value::from("4bf92f3577b34da6a3ce929d0e0e4736")])
                 .into(),
             "keep operations started in this W3C trace (`trace_context.trace_id`; any case)",

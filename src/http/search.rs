@@ -736,6 +736,7 @@ pub async fn insights(
                 "script",
                 "end_user_id",
                 "tag",
+                "trace_id",
                 "from",
                 "to",
                 "interval",
