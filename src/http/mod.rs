@@ -114,8 +114,7 @@ pub fn require_scope(principal: &Principal, needed: Scope) -> Result<(), ApiErro
     ))
 }
 
-pub const DEFAULT_PAGE: usize = 50;
-pub const MAX_PAGE: usize = 500;
+pub use crate::query_params::{DEFAULT_PAGE, MAX_PAGE};
 
 pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
