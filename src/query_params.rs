@@ -912,6 +912,11 @@ mod tests {
             Kind::MessageId => Id(1 + n as u128).to_string(),
             Kind::Interval => "5m".to_owned(),
             Kind::Prefix => "gi".to_owned(),
+            Kind::TraceId => [
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "0af7651916cd43dd8448eb211c80319c",
+            ][n % 2]
+                .to_owned(),
         }
     }
 

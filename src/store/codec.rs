@@ -12,7 +12,7 @@ use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{
     DeliveryStatus, EndUser, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState,
-    OpType, Operation, RecordCount, Tags, Timestamp,
+    OpType, Operation, RecordCount, SyncType, Tags, Timestamp,
 };
 
 const V1: u8 = 1;
@@ -23,6 +23,8 @@ const V2: u8 = 2;
 /// Outbox jobs and webhook settings that name an `alert.*` event (a binary from before alerts
 /// cannot decode those variants, so it must refuse the record by its version).
 const V3: u8 = 3;
+/// Operations gained `trace_context` (the W3C trace they were started in).
+const V4: u8 = 4;
 
 fn encode<T: Encode>(value: &T) -> Vec<u8> {
     encode_as(V1, value)
@@ -71,9 +73,11 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
     ))
 }
 
-/// Operations gained `end_user`, `tags` and `is_async` in version 2, `trace_context` in 3.
+/// Operations gained `end_user`, `tags` and `is_async` in version 2, `sync_type`,
+/// `checkpoints`, `auth_mode` and `output` (what Nango's webhooks carry) in version 3, and
+/// `trace_context` in version 4.
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode_as(V3, op)
+    encode_as(V4, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
@@ -81,8 +85,80 @@ pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
         (V2, rest) => decode_body::<OperationV2>(WHAT, rest).map(Operation::from),
-        (V3, rest) => decode_body(WHAT, rest),
+        (V3, rest) => decode_body::<OperationV3>(WHAT, rest).map(Operation::from),
+        (V4, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// An operation as format version 3 wrote it (frozen: never change this struct).
+#[derive(Decode)]
+struct OperationV3 {
+    id: Id,
+    environment: String,
+    kind: OpType,
+    action: String,
+    state: OpState,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    script: Option<String>,
+    provider: Option<String>,
+    message: String,
+    error: Option<ErrorInfo>,
+    request: Option<HttpRequest>,
+    response: Option<HttpResponse>,
+    records: Option<Vec<RecordCount>>,
+    meta: Option<Json>,
+    end_user: Option<EndUser>,
+    tags: Tags,
+    is_async: bool,
+    sync_type: Option<SyncType>,
+    checkpoints: Option<Json>,
+    auth_mode: Option<String>,
+    output: Option<Json>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    started_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    expires_at: Timestamp,
+    duration_ms: Option<u64>,
+    message_count: u64,
+}
+
+impl From<OperationV3> for Operation {
+    fn from(v3: OperationV3) -> Operation {
+        Operation {
+            id: v3.id,
+            environment: v3.environment,
+            kind: v3.kind,
+            action: v3.action,
+            state: v3.state,
+            integration: v3.integration,
+            connection_id: v3.connection_id,
+            script: v3.script,
+            provider: v3.provider,
+            message: v3.message,
+            error: v3.error,
+            request: v3.request,
+            response: v3.response,
+            records: v3.records,
+            meta: v3.meta,
+            end_user: v3.end_user,
+            tags: v3.tags,
+            is_async: v3.is_async,
+            sync_type: v3.sync_type,
+            checkpoints: v3.checkpoints,
+            auth_mode: v3.auth_mode,
+            output: v3.output,
+            trace_context: None,
+            created_at: v3.created_at,
+            updated_at: v3.updated_at,
+            started_at: v3.started_at,
+            ended_at: v3.ended_at,
+            expires_at: v3.expires_at,
+            duration_ms: v3.duration_ms,
+            message_count: v3.message_count,
+        }
     }
 }
 
@@ -137,6 +213,10 @@ impl From<OperationV2> for Operation {
             end_user: v2.end_user,
             tags: v2.tags,
             is_async: v2.is_async,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             trace_context: None,
             created_at: v2.created_at,
             updated_at: v2.updated_at,
@@ -198,6 +278,10 @@ impl From<OperationV1> for Operation {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             trace_context: None,
             created_at: v1.created_at,
             updated_at: v1.updated_at,
@@ -541,16 +625,18 @@ impl From<AttemptV1> for Attempt {
     }
 }
 
-/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2.
+/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2, and
+/// `toggles` and `routes` (Nango's toggles and per-connection URLs) in version 3.
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
-    encode_as(V2, settings)
+    encode_as(V3, settings)
 }
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
     const WHAT: &str = "webhook settings";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (V2, rest) => decode_body::<StoredWebhooksV2>(WHAT, rest).map(StoredWebhooks::from),
+        (V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -597,6 +683,42 @@ impl From<StoredWebhooksV1> for StoredWebhooks {
             previous_secret: v1.previous_secret,
             format: None,
             secondary_format: None,
+            toggles: None,
+            routes: None,
+        }
+    }
+}
+
+/// Webhook settings as format version 2 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredWebhooksV2 {
+    url: Option<String>,
+    secondary_url: Option<String>,
+    events: Option<Vec<crate::model::EventType>>,
+    timeout_ms: Option<u64>,
+    retry_schedule_ms: Option<Vec<u64>>,
+    allow_insecure_http: Option<bool>,
+    secret: Option<String>,
+    previous_secret: Option<(String, Timestamp)>,
+    format: Option<crate::model::WebhookFormat>,
+    secondary_format: Option<crate::model::WebhookFormat>,
+}
+
+impl From<StoredWebhooksV2> for StoredWebhooks {
+    fn from(v2: StoredWebhooksV2) -> StoredWebhooks {
+        StoredWebhooks {
+            url: v2.url,
+            secondary_url: v2.secondary_url,
+            events: v2.events,
+            timeout_ms: v2.timeout_ms,
+            retry_schedule_ms: v2.retry_schedule_ms,
+            allow_insecure_http: v2.allow_insecure_http,
+            secret: v2.secret,
+            previous_secret: v2.previous_secret,
+            format: v2.format,
+            secondary_format: v2.secondary_format,
+            toggles: None,
+            routes: None,
         }
     }
 }
@@ -722,6 +844,10 @@ pub(crate) mod tests {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             trace_context: None,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_500),
@@ -754,6 +880,19 @@ pub(crate) mod tests {
     /// An operation with every field of format version 3 set.
     pub(crate) fn sample_operation_v3() -> Operation {
         Operation {
+            sync_type: Some(SyncType::Incremental),
+            checkpoints: Some(Json::from_value(
+                &serde_json::json!({"from": {"page": 4, "cursor": "c4"}, "to": null}),
+            )),
+            auth_mode: Some("OAUTH2".into()),
+            output: Some(Json::from_value(&serde_json::json!({"issue": 7}))),
+            ..sample_operation_v2()
+        }
+    }
+
+    /// An operation with every field of format version 4 set.
+    pub(crate) fn sample_operation_v4() -> Operation {
+        Operation {
             trace_context: Some(TraceContext {
                 trace_id: TraceId(*b"0123456789abcdef"),
                 parent_span_id: Some(SpanId(*b"parent-1")),
@@ -761,15 +900,15 @@ pub(crate) mod tests {
                 trace_flags: 1,
                 tracestate: Some("congo=t61rcWkgMzE".into()),
             }),
-            ..sample_operation_v2()
+            ..sample_operation_v3()
         }
     }
 
     #[test]
     fn operations_round_trip() {
-        let op = sample_operation_v3();
+        let op = sample_operation_v4();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], V3);
+        assert_eq!(bytes[0], V4);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -785,16 +924,15 @@ pub(crate) mod tests {
         assert!(err.contains("unknown record version 9"), "{err}");
     }
 
-    /// Bytes of operation records as written by earlier releases: versions 1 and 2 (frozen) and
-    /// 3. If this test fails, the format changed: keep a reader for these bytes and add a new
-    /// version. Regenerate only for a new format version:
-    /// `OPSLOG_BLESS=1 cargo test --release codec`.
+    /// Bytes of operation records as written by earlier releases: versions 1 to 3 (frozen) and
+    /// 4. If this test fails, the format changed: keep a reader for these bytes and add a new
+    /// version. Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
     #[test]
     fn reads_format_v1_written_by_an_earlier_binary() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
-        let v3 = format!("{dir}/operation_v3.bin");
+        let v4 = format!("{dir}/operation_v4.bin");
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(&v3, encode_operation(&sample_operation_v3())).unwrap();
+            std::fs::write(&v4, encode_operation(&sample_operation_v4())).unwrap();
         }
         let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
         assert_eq!(golden[0], V1);
@@ -802,9 +940,12 @@ pub(crate) mod tests {
         let golden = std::fs::read(format!("{dir}/operation_v2.bin")).unwrap();
         assert_eq!(golden[0], V2);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
-        let golden = std::fs::read(&v3).unwrap();
+        let golden = std::fs::read(format!("{dir}/operation_v3.bin")).unwrap();
         assert_eq!(golden[0], V3);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v3());
+        let golden = std::fs::read(&v4).unwrap();
+        assert_eq!(golden[0], V4);
+        assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v4());
     }
 
     fn sample_message() -> Message {
@@ -963,6 +1104,8 @@ pub(crate) mod tests {
             previous_secret: Some(("whsec_old".into(), Timestamp(1_700_086_400_000))),
             format: None,
             secondary_format: None,
+            toggles: None,
+            routes: None,
         }
     }
 
@@ -972,6 +1115,23 @@ pub(crate) mod tests {
             secondary_format: Some(crate::model::WebhookFormat::Nango),
             format: Some(crate::model::WebhookFormat::Opslog),
             ..sample_webhook_settings()
+        }
+    }
+
+    fn sample_webhook_settings_v3() -> StoredWebhooks {
+        StoredWebhooks {
+            toggles: Some(crate::model::settings::NangoToggles {
+                on_sync_error: false,
+                ..Default::default()
+            }),
+            routes: Some(vec![crate::model::settings::WebhookRoute {
+                url: "https://dev-tunnel.example.com/h".into(),
+                format: Some(crate::model::WebhookFormat::Nango),
+                connection_ids: vec!["acme".into()],
+                end_user_ids: Vec::new(),
+                tags: [("plan".to_owned(), "pro".to_owned())].into(),
+            }]),
+            ..sample_webhook_settings_v2()
         }
     }
 
@@ -999,10 +1159,7 @@ pub(crate) mod tests {
         let mut settings = sample_webhook_settings();
         settings.events = Some(vec![EventType::SyncCompleted, EventType::AlertResolved]);
         let bytes = encode_webhook_settings(&settings);
-        assert_eq!(
-            bytes[0], V2,
-            "webhook settings are new in this release anyway"
-        );
+        assert_eq!(bytes[0], V3, "webhook settings are version 3 (routes)");
         assert_eq!(decode_webhook_settings(&bytes).unwrap(), settings);
         let state = AlertState {
             firing: true,
@@ -1033,8 +1190,8 @@ pub(crate) mod tests {
                 encode_attempt(&sample_export_attempt()),
             ),
             (
-                "webhook_settings_v2.bin",
-                encode_webhook_settings(&sample_webhook_settings_v2()),
+                "webhook_settings_v3.bin",
+                encode_webhook_settings(&sample_webhook_settings_v3()),
             ),
             (
                 "otel_settings_v3.bin",
@@ -1079,6 +1236,10 @@ pub(crate) mod tests {
             sample_webhook_settings_v2()
         );
         assert_eq!(read("otel_settings_v2.bin")[0], V2, "frozen");
+        assert_eq!(
+            decode_webhook_settings(&read("webhook_settings_v3.bin")).unwrap(),
+            sample_webhook_settings_v3()
+        );
         assert_eq!(
             decode_otel_settings(&read("otel_settings_v2.bin")).unwrap(),
             sample_otel_settings_v2()
