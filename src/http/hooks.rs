@@ -164,6 +164,7 @@ pub async fn receive_webhook(
         started_at: None,
         ended_at: None,
         expires_at: None,
+        messages: None,
     };
     let mut draft = validate_new_operation(input, &state.redaction)?;
     // A sender that traces its webhooks (`traceparent`) sees their handling in its trace.

@@ -53,6 +53,7 @@ pub fn new_operation(
         input,
         action,
         trace_context,
+        ..
     } = draft;
     let state = input.state.unwrap_or(OpState::Running);
     let started_at = match state {

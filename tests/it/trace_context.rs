@@ -276,6 +276,42 @@ fn the_trace_context_field_is_for_clients_without_headers_and_wins_over_them() {
     assert_eq!(reply.body["error"]["field"], "trace_context");
 }
 
+/// An array is one request from one caller: its `traceparent` holds for every operation of it
+/// that brings no `trace_context` of its own.
+#[test]
+fn the_headers_of_an_array_hold_for_each_operation_without_its_own_trace_context() {
+    let d = Daemon::start();
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let page = start_with_headers(
+        &d,
+        &json!([
+            {"type": "sync", "messages": [{"message": "page 1"}]},
+            {"type": "action", "trace_context": {"traceparent": other}},
+        ]),
+        &[("traceparent", &traceparent())],
+    );
+    let ops = page["data"].as_array().unwrap();
+    assert_eq!(ops.len(), 2);
+    assert_eq!(ops[0]["trace_context"]["trace_id"], TRACE);
+    assert_eq!(ops[0]["trace_context"]["parent_span_id"], PARENT);
+    assert_eq!(
+        ops[1]["trace_context"]["trace_id"],
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    // The index is written after the commit: poll until it has the messages.
+    let messages = eventually(WAIT, || {
+        let list = d.get(&format!("{PROD}/messages?trace_id={TRACE}"), PROD_KEY);
+        (list.body["total"] != 0).then_some(list)
+    });
+    let texts: Vec<&str> = messages.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["page 1"]);
+}
+
 #[test]
 fn webhooks_about_an_operation_carry_the_traceparent_of_its_span() {
     let receiver = Receiver::ok();

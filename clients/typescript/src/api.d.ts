@@ -414,6 +414,10 @@ export type NewOperation = {
   expires_at?: null | Timestamp;
   integration?: string | null;
   message?: string | null;
+  messages?: Array<NewMessage & {
+    /** leave it out: the messages belong to the new operation */
+    operation_id?: null;
+  }>;
   meta?: null | Json;
   output?: null | Json;
   provider?: string | null;
@@ -490,6 +494,14 @@ export type OperationHit = Operation & {
 
 export type OperationHitPage = {
   data: Array<OperationHit>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+export type OperationPage = {
+  data: Array<Operation>;
   /** pass as `cursor` for the next page; null on the last page */
   next_cursor: string | null;
   /** how many match in all, over every page */
