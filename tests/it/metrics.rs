@@ -32,7 +32,7 @@ fn is_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-fn parse(text: &str) -> BTreeMap<String, f64> {
+pub fn parse(text: &str) -> BTreeMap<String, f64> {
     let mut help = HashMap::new();
     let mut types: HashMap<String, String> = HashMap::new();
     let mut samples = BTreeMap::new();
