@@ -18,6 +18,7 @@ pub mod model;
 pub mod otel;
 pub mod outbox;
 pub mod permissions;
+pub mod query_params;
 pub mod retention;
 pub mod scope;
 pub mod secrets;

@@ -1,8 +1,12 @@
-//! The command-line arguments of the query commands, shared by `search`, `ops` and `tail`.
+//! The command-line arguments of the query commands, shared by `search`, `ops` and `tail`. Their
+//! filter flags are the filters of the endpoint each command reads (`opslog::query_params`).
 
 use std::time::Duration;
 
-use clap::Args;
+use std::marker::PhantomData;
+
+use clap::{Arg, ArgAction, ArgMatches, Args};
+use opslog::query_params::{Endpoint, Kind, QueryParameter};
 
 /// Where the daemon is and who is asking.
 #[derive(Args, Debug, Clone)]
@@ -21,39 +25,128 @@ pub struct ConnectArgs {
     pub json: bool,
 }
 
-/// Filters on the operation a record belongs to (repeatable: OR within a flag).
-#[derive(Args, Debug, Clone, Default)]
-pub struct OperationFilters {
-    /// Integration, e.g. `github`.
-    #[arg(long)]
-    pub integration: Vec<String>,
-    /// The end customer's connection id.
-    #[arg(long = "connection-id")]
-    pub connection_id: Vec<String>,
-    /// Sync or action name.
-    #[arg(long)]
-    pub script: Vec<String>,
-    /// Operation type (`sync`, or `sync:run` with the action).
-    #[arg(long = "type")]
-    pub kind: Vec<String>,
-    /// Operation state (`running`, `success`, `failed`, `timeout`, ...).
-    #[arg(long)]
-    pub state: Vec<String>,
+/// Which endpoint's filters a command's flags are: the CLI offers every filter the endpoint
+/// takes (`opslog::query_params`), as `--<name>` with `_` written `-`, repeatable where the
+/// parameter repeats.
+pub trait FilterEndpoint: Clone + std::fmt::Debug + Send + Sync + 'static {
+    const ENDPOINT: Endpoint;
 }
 
-impl OperationFilters {
+/// `opslog ops`: the filters of `GET /operations`.
+#[derive(Clone, Debug)]
+pub struct OperationsEndpoint;
+impl FilterEndpoint for OperationsEndpoint {
+    const ENDPOINT: Endpoint = Endpoint::Operations;
+}
+
+/// `opslog search` and `opslog tail`: the filters of `GET /messages`.
+#[derive(Clone, Debug)]
+pub struct MessagesEndpoint;
+impl FilterEndpoint for MessagesEndpoint {
+    const ENDPOINT: Endpoint = Endpoint::Messages;
+}
+
+/// The filter flags of one endpoint, as given (OR within a flag, AND between flags).
+#[derive(Clone, Debug)]
+pub struct FilterArgs<E: FilterEndpoint> {
+    given: Vec<(&'static QueryParameter, String)>,
+    endpoint: PhantomData<E>,
+}
+
+impl<E: FilterEndpoint> FilterArgs<E> {
+    /// The flags as query parameters of the endpoint.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        for (name, values) in [
-            ("integration", &self.integration),
-            ("connection_id", &self.connection_id),
-            ("script", &self.script),
-            ("type", &self.kind),
-            ("state", &self.state),
-        ] {
-            out.extend(values.iter().map(|v| (name, v.clone())));
+        self.given
+            .iter()
+            .map(|(p, value)| (p.name, value.clone()))
+            .collect()
+    }
+
+    /// The flags as query parameters of `endpoint`, where a parameter that sets the same thing
+    /// may have another name (`message_type` is `type` on one operation's messages); a flag
+    /// `endpoint` has no parameter for is an error naming it.
+    pub fn pairs_for(&self, endpoint: Endpoint) -> Result<Vec<(&'static str, String)>, String> {
+        self.given
+            .iter()
+            .map(|(p, value)| {
+                endpoint
+                    .filters()
+                    .find(|q| q.sets == p.sets)
+                    .map(|q| (q.name, value.clone()))
+                    .ok_or_else(|| format!("--{} does not apply here", flag(p.name)))
+            })
+            .collect()
+    }
+}
+
+/// The flag of parameter `name`: `end_user_id` is `--end-user-id`.
+fn flag(name: &str) -> String {
+    name.replace('_', "-")
+}
+
+/// What a flag's help says: the parameter's description and the values it takes.
+fn help(p: &QueryParameter) -> String {
+    let values = match p.kind.values() {
+        Some(values) => format!(" ({})", values.join(", ")),
+        None => match p.kind {
+            Kind::OperationType => " (`sync`, or `sync:run` with the action)".to_owned(),
+            Kind::Tag => " (`key:value`)".to_owned(),
+            _ => String::new(),
+        },
+    };
+    let repeat = if p.repeatable { "; repeatable" } else { "" };
+    format!("{}{values}{repeat}", capitalised(p.description))
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+impl<E: FilterEndpoint> clap::FromArgMatches for FilterArgs<E> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = FilterArgs {
+            given: Vec::new(),
+            endpoint: PhantomData,
+        };
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for p in E::ENDPOINT.filters() {
+            if let Some(values) = matches.get_many::<String>(p.name) {
+                self.given.retain(|(q, _)| q.name != p.name);
+                self.given.extend(values.map(|v| (p, v.clone())));
+            }
         }
-        out
+        Ok(())
+    }
+}
+
+impl<E: FilterEndpoint> clap::Args for FilterArgs<E> {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        E::ENDPOINT.filters().fold(command, |command, p| {
+            let action = if p.repeatable {
+                ArgAction::Append
+            } else {
+                ArgAction::Set
+            };
+            command.arg(
+                Arg::new(p.name)
+                    .long(flag(p.name))
+                    .value_name(p.label.to_uppercase().replace(' ', "_"))
+                    .action(action)
+                    .help(help(p)),
+            )
+        })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
     }
 }
 
@@ -64,10 +157,7 @@ pub struct SearchArgs {
     /// Full-text query (`"rate limit"`, `refresh*`, `timeout OR 503`, `github -timeout`).
     pub query: Option<String>,
     #[command(flatten)]
-    pub filters: OperationFilters,
-    /// Message level (`debug`, `info`, `warn`, `error`; repeatable).
-    #[arg(long)]
-    pub level: Vec<String>,
+    pub filters: FilterArgs<MessagesEndpoint>,
     /// Only messages newer than this: a duration (`15m`, `1h`, `2d`) or an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
@@ -84,7 +174,7 @@ pub struct OpsArgs {
     #[arg(short = 'q', long = "query")]
     pub query: Option<String>,
     #[command(flatten)]
-    pub filters: OperationFilters,
+    pub filters: FilterArgs<OperationsEndpoint>,
     /// Only operations created after this: a duration (`1h`) or an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
@@ -103,11 +193,9 @@ pub struct TailArgs {
     /// Full-text query the followed messages must match.
     #[arg(short = 'q', long = "query")]
     pub query: Option<String>,
+    /// With `--operation`, only `--level` and `--message-type` apply.
     #[command(flatten)]
-    pub filters: OperationFilters,
-    /// Message level (repeatable).
-    #[arg(long)]
-    pub level: Vec<String>,
+    pub filters: FilterArgs<MessagesEndpoint>,
     /// How many recent messages to show before following (environment mode).
     #[arg(short = 'n', long, default_value_t = 10)]
     pub lines: usize,

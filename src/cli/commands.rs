@@ -12,7 +12,6 @@ pub fn search(args: SearchArgs) -> Result<(), CliError> {
     if let Some(q) = args.query.filter(|q| !q.trim().is_empty()) {
         query.push(("q", q));
     }
-    query.extend(args.level.into_iter().map(|l| ("level", l)));
     if let Some(since) = &args.since {
         query.push(("from", since_to_rfc3339(since, Timestamp::now().millis())?));
     }

@@ -5,6 +5,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use opslog::query_params::Endpoint;
 use serde_json::Value;
 
 use super::args::TailArgs;
@@ -70,7 +71,14 @@ fn follow_operation(
     args: &TailArgs,
 ) -> Result<(), CliError> {
     let path = format!("/operations/{}/messages", urlencoding::encode(operation));
-    let mut base: Vec<(&str, String)> = args.level.iter().map(|l| ("level", l.clone())).collect();
+    let mut base = args
+        .filters
+        .pairs_for(Endpoint::OperationMessages)
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "{e} with --operation (only --level and --message-type do)"
+            ))
+        })?;
     if let Some(q) = args.query.clone().filter(|q| !q.trim().is_empty()) {
         base.push(("q", q));
     }
@@ -101,7 +109,6 @@ fn follow_environment(
     args: &TailArgs,
 ) -> Result<(), CliError> {
     let mut query = args.filters.pairs();
-    query.extend(args.level.iter().map(|l| ("level", l.clone())));
     if let Some(q) = args.query.clone().filter(|q| !q.trim().is_empty()) {
         query.push(("q", q));
     }

@@ -6,17 +6,18 @@
 //!
 //! Claims are in memory only: a job stays `pending` with its due time in redb until its attempt
 //! is recorded, so one in flight at a crash is simply due again after the restart and is sent
-//! again with the same `webhook-id`. Sinks are chosen by `JobKind`; the claim/retry machinery
-//! knows nothing about HTTP.
+//! again with the same `webhook-id`. Each job goes to the sink that `sends` its `JobKind`
+//! (`dispatch::sinks`); the sink makes the attempt and says what follows, so the claim machinery
+//! knows nothing about HTTP or any destination.
 //!
 //! Due jobs are read a page at a time in due order; a destination that is full (slow or dead)
 //! with a long backlog at the front does not hide the jobs behind it (`scan_due_jobs` has the
 //! rule).
 //!
-//! Webhooks go one job per request. Export jobs due for the same environment and collector are
-//! claimed together, up to one request's worth (`otlp::RequestBudget`: 512 items, 4 MiB), and
-//! sent as one request; a batch counts as one attempt in flight, its outcome applies to every job
-//! in it, and each job still gets its own attempt row.
+//! A sink's jobs go one per request, or, when the sink batches (`sink::Requests::Batched`, the
+//! OTLP exports: 512 items, 4 MiB), jobs due for the same environment, kind and destination are
+//! claimed together up to one request's worth and handed to the sink as one work item; a batch
+//! counts as one attempt in flight, and each job still gets its own attempt row.
 //!
 //! Must not: run on the async runtime (ureq and redb block), or write to the store directly.
 
@@ -26,18 +27,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-
-use super::otlp::{self, ExportOutcome};
-use super::webhook::{self, WebhookSender};
+use super::sink::{not_sent, RequestBudget, Requests, Sink, SinkDeps};
 use crate::config::OutboxConfig;
 use crate::metrics::Metrics;
-use crate::model::job::{Attempt, Job, JobKind, OtlpLogsJob, OtlpSpanJob, WebhookJob};
-use crate::model::{DeliveryStatus, Headers, Id, Timestamp};
-use crate::outbox::policy::{self, AttemptResult, Decision, Schedule};
+use crate::model::job::{Job, JobKind};
+use crate::model::{Id, Timestamp};
 use crate::settings::Settings;
 use crate::store::{DueJobs, DueKey, Store, StoreError};
-use crate::write::{RecordAttempts, RecordedAttempt, WriteError, Writer};
+use crate::write::{RecordAttempts, WriteError, Writer};
 
 /// The longest the claim thread sleeps without a wake-up (a safety net; commits wake it).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -107,34 +104,33 @@ impl Wake {
     }
 }
 
-/// What one sender thread is handed: one webhook delivery, or a batch of export jobs of one
-/// environment and signal for one collector, sent in one request.
-enum Work {
-    Delivery(Box<Job>),
-    Exports(Vec<Job>),
+/// What one sender thread is handed: the jobs of one request, for one sink — one job, or a
+/// batch of one environment, kind and destination.
+struct Work {
+    /// Which of `Context::sinks` sends it; `None`: no sink sends its kind.
+    sink: Option<usize>,
+    jobs: Vec<Job>,
 }
 
 impl Work {
     fn jobs(&self) -> &[Job] {
-        match self {
-            Work::Delivery(job) => std::slice::from_ref(job.as_ref()),
-            Work::Exports(jobs) => jobs,
-        }
+        &self.jobs
     }
 
     /// The per-destination key: the same for every job of a batch.
     fn destination(&self) -> &str {
-        self.jobs()[0].kind.destination()
+        self.jobs[0].kind.destination()
     }
 }
 
-/// An export batch being filled by the claim thread.
+/// A batch being filled by the claim thread.
 struct OpenBatch {
+    sink: usize,
     environment: String,
-    /// Which `JobKind` (signal) and collector URL its jobs share.
+    /// Which `JobKind` and destination its jobs share.
     kind: std::mem::Discriminant<JobKind>,
     destination: String,
-    budget: otlp::RequestBudget,
+    budget: RequestBudget,
     jobs: Vec<Job>,
 }
 
@@ -156,19 +152,21 @@ pub struct Dispatcher {
 struct Context {
     deps: DispatcherDeps,
     wake: Arc<Wake>,
-    webhooks: WebhookSender,
-    otlp: ureq::Agent,
+    sinks: Vec<Box<dyn Sink>>,
 }
 
 impl Dispatcher {
     pub fn start(deps: DispatcherDeps, wake: Arc<Wake>) -> Dispatcher {
         let senders = deps.config.concurrency;
-        let destinations = deps.settings.destinations().clone();
+        let sinks = super::sinks(&SinkDeps {
+            settings: deps.settings.clone(),
+            metrics: deps.metrics.clone(),
+            config: deps.config.clone(),
+        });
         let context = Arc::new(Context {
             deps,
             wake: wake.clone(),
-            webhooks: WebhookSender::new(destinations.clone()),
-            otlp: otlp::export_agent(destinations),
+            sinks,
         });
         let (work_tx, work_rx) = sync_channel::<Work>(senders);
         let work_rx = Arc::new(Mutex::new(work_rx));
@@ -239,11 +237,12 @@ fn claim_due_jobs(context: &Context, work: SyncSender<Work>) {
         let started = Instant::now();
         let mut next_due = None;
         let mut claims = Claims {
+            sinks: &context.sinks,
             room,
             per_destination_limit: config.per_destination,
             in_flight: &in_flight,
             per_destination,
-            deliveries: Vec::new(),
+            singles: Vec::new(),
             batches: Vec::new(),
         };
         if room > 0 {
@@ -369,6 +368,7 @@ fn scan_due_jobs(
 
 /// The work one claim pass hands out, decided job by job in due order.
 struct Claims<'a> {
+    sinks: &'a [Box<dyn Sink>],
     /// Work items the pass may claim: `outbox.concurrency` less those in flight.
     room: usize,
     per_destination_limit: usize,
@@ -376,25 +376,32 @@ struct Claims<'a> {
     in_flight: &'a HashSet<Id>,
     /// Work items in flight per destination, counting those claimed by this pass.
     per_destination: HashMap<String, usize>,
-    deliveries: Vec<Work>,
+    /// Work of one job each.
+    singles: Vec<Work>,
     batches: Vec<OpenBatch>,
 }
 
 impl Claims<'_> {
     fn is_full(&self) -> bool {
-        self.deliveries.len() + self.batches.len() >= self.room
+        self.singles.len() + self.batches.len() >= self.room
     }
 
-    /// Claims `job` if it joins an open export batch for its collector or its destination has
-    /// room for one more work item; says whether it did.
+    /// Claims `job` if it joins an open batch for its destination or its destination has room
+    /// for one more work item; says whether it did.
     fn offer(&mut self, job: Job) -> bool {
         if self.in_flight.contains(&job.id) {
             return false;
         }
-        if let Some((items, bytes)) = job.kind.export_size() {
-            let kind = std::mem::discriminant(&job.kind);
+        let sink = self.sinks.iter().position(|s| s.sends(&job.kind));
+        let batched = sink.and_then(|i| match self.sinks[i].requests() {
+            Requests::OnePerJob => None,
+            Requests::Batched(budget) => Some((i, budget, self.sinks[i].size(&job))),
+        });
+        let kind = std::mem::discriminant(&job.kind);
+        if let Some((sink, _, (items, bytes))) = batched {
             if let Some(batch) = self.batches.iter_mut().find(|b| {
-                b.environment == job.environment
+                b.sink == sink
+                    && b.environment == job.environment
                     && b.kind == kind
                     && b.destination == job.kind.destination()
             }) {
@@ -414,14 +421,17 @@ impl Claims<'_> {
             .per_destination
             .entry(destination.to_owned())
             .or_default() += 1;
-        match job.kind.export_size() {
-            None => self.deliveries.push(Work::Delivery(Box::new(job))),
-            Some((items, bytes)) => {
-                let mut budget = otlp::RequestBudget::default();
+        match batched {
+            None => self.singles.push(Work {
+                sink,
+                jobs: vec![job],
+            }),
+            Some((sink, mut budget, (items, bytes))) => {
                 budget.try_add(items, bytes);
                 self.batches.push(OpenBatch {
+                    sink,
                     environment: job.environment.clone(),
-                    kind: std::mem::discriminant(&job.kind),
+                    kind,
                     destination: destination.to_owned(),
                     budget,
                     jobs: vec![job],
@@ -432,13 +442,17 @@ impl Claims<'_> {
     }
 
     fn into_work(self) -> Vec<Work> {
-        let mut work = self.deliveries;
-        work.extend(self.batches.into_iter().map(|b| Work::Exports(b.jobs)));
+        let mut work = self.singles;
+        work.extend(self.batches.into_iter().map(|b| Work {
+            sink: Some(b.sink),
+            jobs: b.jobs,
+        }));
         work
     }
 }
 
-/// A sender thread: attempts claimed work one item at a time until the claim thread is gone.
+/// A sender thread: has claimed work attempted by its sink, one item at a time, and records the
+/// outcome, until the claim thread is gone.
 fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Work>>) {
     loop {
         let item = match work.lock().expect("outbox work lock").recv() {
@@ -451,23 +465,24 @@ fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Work>>) {
             context.wake.release(&item);
             continue;
         }
-        let outcome = match &item {
-            Work::Delivery(job) => match &job.kind {
-                JobKind::Webhook(webhook) => attempt_webhook(context, job, webhook, None),
-                JobKind::NangoWebhook(nango) => attempt_webhook(
-                    context,
-                    job,
-                    &nango.delivery,
-                    Some(&nango.forwarded_headers),
-                ),
-                _ => unreachable!("exports are claimed as batches"),
-            },
-            Work::Exports(jobs) => attempt_exports(context, jobs),
+        let attempts = match item.sink {
+            Some(sink) => context.sinks[sink].attempt(item.jobs()),
+            None => item
+                .jobs()
+                .iter()
+                .map(|job| {
+                    let reason = "no sink of this opslog sends jobs of this kind".to_owned();
+                    not_sent(job, job.kind.destination(), reason)
+                })
+                .collect(),
         };
         // The request is over: another may go to this URL while this outcome is committed.
         // The jobs stay claimed until it is, so none is sent twice meanwhile.
         context.wake.release_destination(&item);
-        let recorded = context.deps.writer.submit_blocking(outcome);
+        let recorded = context
+            .deps
+            .writer
+            .submit_blocking(RecordAttempts(attempts));
         if let Err(e) = recorded {
             if !matches!(e, WriteError::ShuttingDown) {
                 let job_id = item.jobs()[0].id;
@@ -477,331 +492,6 @@ fn send_claimed_jobs(context: &Context, work: &Mutex<Receiver<Work>>) {
         }
         context.wake.release(&item);
     }
-}
-
-/// Signs and sends one attempt of a webhook delivery; answers the command that records it.
-/// `nango`: the delivery is in the Nango format, with these forwarded headers.
-fn attempt_webhook(
-    context: &Context,
-    job: &Job,
-    webhook: &WebhookJob,
-    nango: Option<&[(String, String)]>,
-) -> RecordAttempts {
-    let deps = &context.deps;
-    let started_at = Timestamp::now();
-    let number = job.attempts + 1;
-    let Some(settings) = deps.settings.get(&job.environment) else {
-        let attempt = Attempt {
-            number,
-            started_at,
-            url: webhook.url.clone(),
-            status: None,
-            error: Some(format!(
-                "environment `{}` is no longer configured",
-                job.environment
-            )),
-            response_excerpt: None,
-            duration_ms: 0,
-            webhook_timestamp: started_at.millis() / 1000,
-            outcome: DeliveryStatus::Failed,
-            retry_at: None,
-            batch_size: None,
-            rejected: None,
-        };
-        return record(job, attempt, Headers::new());
-    };
-    let timestamp = started_at.millis().div_euclid(1000);
-    let secrets = settings.webhooks.signing_secrets(started_at);
-    let request = match nango {
-        None => webhook::sign(
-            &webhook.url,
-            &job.webhook_id(),
-            &webhook.body,
-            &secrets,
-            timestamp,
-        ),
-        Some(forwarded) => webhook::sign_nango(
-            &webhook.url,
-            &job.webhook_id(),
-            &webhook.body,
-            &secrets,
-            timestamp,
-            forwarded,
-        ),
-    };
-    let sent = context.webhooks.send(&request, settings.webhooks.timeout);
-    deps.metrics.delivery_attempts.inc();
-    let decision = policy::decide(
-        &sent.result,
-        job.round_attempts + 1,
-        &settings.webhooks.retry_schedule,
-        deps.config.max_retry_after.0,
-        rand::rng().random_range(-1.0..=1.0),
-    );
-    let (status, mut error) = match &sent.result {
-        AttemptResult::Response { status, .. } => (Some(*status), None),
-        AttemptResult::NoResponse(e) => (None, Some(e.clone())),
-    };
-    let (outcome, retry_at) = match decision {
-        Decision::Delivered => (DeliveryStatus::Delivered, None),
-        Decision::RetryIn(delay) => (
-            DeliveryStatus::Pending,
-            Some(Timestamp::now().plus_millis(policy::millis(delay))),
-        ),
-        Decision::Failed(reason) => {
-            // The last answer leads, so an operation failed by this delivery says what it was.
-            error = Some(match (error, status) {
-                (Some(e), _) => format!("{e}; {reason}"),
-                (None, Some(status)) if !reason.starts_with(&status.to_string()) => {
-                    format!("HTTP {status}; {reason}")
-                }
-                (None, _) => reason,
-            });
-            (DeliveryStatus::Failed, None)
-        }
-    };
-    match outcome {
-        DeliveryStatus::Delivered => {
-            tracing::debug!(delivery_id = %job.id, number, "webhook delivered")
-        }
-        _ => tracing::info!(
-            delivery_id = %job.id,
-            number,
-            status,
-            error = error.as_deref().unwrap_or(""),
-            outcome = %outcome,
-            "webhook attempt not delivered"
-        ),
-    }
-    let attempt = Attempt {
-        number,
-        started_at,
-        url: webhook.url.clone(),
-        status,
-        error,
-        response_excerpt: sent.excerpt,
-        duration_ms: sent.duration.as_millis() as u64,
-        webhook_timestamp: timestamp,
-        outcome,
-        retry_at,
-        batch_size: None,
-        rejected: None,
-    };
-    let logged: Headers = request
-        .headers
-        .iter()
-        .filter(|(name, _)| !name.contains("signature") && !name.contains("hmac"))
-        .map(|(name, value)| (name.to_string(), value.clone()))
-        .collect();
-    record(job, attempt, logged)
-}
-
-/// Exports a batch of queued jobs (one environment, one signal) in one request to the
-/// environment's collector and records what happened: one attempt row per job, all in one commit.
-/// A job whose stored payload cannot be read fails alone; the rest are still sent. Exports cause
-/// no events and have no log operation.
-fn attempt_exports(context: &Context, jobs: &[Job]) -> RecordAttempts {
-    let deps = &context.deps;
-    let started_at = Timestamp::now();
-    let environment = &jobs[0].environment;
-    // A batch holds one kind of job (the claim thread groups by kind), so one of these stays empty.
-    let mut spans = Vec::new();
-    let mut records = Vec::new();
-    let mut sent = Vec::with_capacity(jobs.len());
-    let mut attempts = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let decoded = match &job.kind {
-            JobKind::OtlpSpan(span) => decode_span(span).map(|s| spans.push(s)),
-            JobKind::OtlpLogs(logs) => decode_logs(logs).map(|r| records.extend(r)),
-            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => {
-                Err("a webhook delivery is not an export".to_owned())
-            }
-        };
-        match decoded {
-            Ok(()) => sent.push(job),
-            Err(reason) => {
-                let outcome = ExportOutcome::Failed {
-                    status: None,
-                    reason,
-                };
-                let url = job.kind.destination();
-                attempts.push(export_attempt(
-                    deps, job, started_at, url, 1, &outcome, None,
-                ));
-            }
-        }
-    }
-    if !sent.is_empty() {
-        // Pending exports follow the environment's collector as it is now.
-        let (url, outcome) = match deps.settings.otel(environment) {
-            None => (
-                sent[0].kind.destination().to_owned(),
-                ExportOutcome::Failed {
-                    status: None,
-                    reason: format!("environment `{environment}` no longer has an OTel collector"),
-                },
-            ),
-            Some(target) => {
-                deps.metrics.export_attempts.inc();
-                if records.is_empty() {
-                    let outcome = otlp::export_spans(&context.otlp, &target, &spans);
-                    (target.traces_url().to_owned(), outcome)
-                } else {
-                    let outcome = otlp::export_logs(&context.otlp, &target, &records);
-                    (target.logs_url().to_owned(), outcome)
-                }
-            }
-        };
-        // One retry time for the whole batch, so its jobs stay due together; the backoff never
-        // runs out (each job's retry window ends its round, in `export_attempt`).
-        let retry_at = match &outcome {
-            ExportOutcome::Retry { after, .. } => {
-                let round = sent.iter().map(|j| j.round_attempts).max().unwrap_or(0);
-                policy::retry_in(
-                    Schedule::Backoff {
-                        longest: deps.config.export_max_backoff.0,
-                    },
-                    round + 1,
-                    *after,
-                    deps.config.max_retry_after.0,
-                    rand::rng().random_range(-1.0..=1.0),
-                )
-                .map(|delay| Timestamp::now().plus_millis(policy::millis(delay)))
-            }
-            _ => None,
-        };
-        tracing::debug!(
-            job_id = %sent[0].id,
-            jobs = sent.len(),
-            outcome = ?outcome,
-            "OTLP export attempt"
-        );
-        for job in sent.iter().copied() {
-            attempts.push(export_attempt(
-                deps,
-                job,
-                started_at,
-                &url,
-                sent.len(),
-                &outcome,
-                retry_at,
-            ));
-        }
-    }
-    RecordAttempts(attempts)
-}
-
-/// The attempt row of one job of an export request to `url` that came to `outcome`.
-fn export_attempt(
-    deps: &DispatcherDeps,
-    job: &Job,
-    started_at: Timestamp,
-    url: &str,
-    batch_size: usize,
-    outcome: &ExportOutcome,
-    retry_at: Option<Timestamp>,
-) -> RecordedAttempt {
-    let duration_ms = Timestamp::now()
-        .millis()
-        .saturating_sub(started_at.millis())
-        .max(0) as u64;
-    let (status, error, rejected, outcome, retry_at) = match outcome {
-        ExportOutcome::Delivered {
-            status,
-            rejected,
-            message,
-        } => {
-            let error = (*rejected > 0 || message.is_some()).then(|| {
-                format!(
-                    "partial success: the collector rejected {rejected} of the request's items: {}",
-                    message.as_deref().unwrap_or("")
-                )
-            });
-            let rejected = (*rejected > 0).then_some(*rejected);
-            (
-                Some(*status),
-                error,
-                rejected,
-                DeliveryStatus::Delivered,
-                None,
-            )
-        }
-        ExportOutcome::Retry { status, reason, .. } => {
-            let retry_for = deps.config.export_retry_for.0;
-            let gives_up = retry_at.is_none_or(|at| {
-                policy::export_gives_up(job.round_started_at.millis(), at.millis(), retry_for)
-            });
-            if gives_up {
-                let reason = format!(
-                    "gave up after {} attempts over {} (outbox.export_retry_for): {reason}",
-                    job.round_attempts + 1,
-                    humantime::format_duration(retry_for)
-                );
-                (*status, Some(reason), None, DeliveryStatus::Failed, None)
-            } else {
-                (
-                    *status,
-                    Some(reason.clone()),
-                    None,
-                    DeliveryStatus::Pending,
-                    retry_at,
-                )
-            }
-        }
-        ExportOutcome::Failed { status, reason } => (
-            *status,
-            Some(reason.clone()),
-            None,
-            DeliveryStatus::Failed,
-            None,
-        ),
-    };
-    let attempt = Attempt {
-        number: job.attempts + 1,
-        started_at,
-        url: url.to_owned(),
-        status,
-        error,
-        response_excerpt: None,
-        duration_ms,
-        webhook_timestamp: 0,
-        outcome,
-        retry_at,
-        batch_size: Some(batch_size as u32),
-        rejected,
-    };
-    RecordedAttempt {
-        job: job.id,
-        attempt,
-        request_headers: Headers::new(),
-    }
-}
-
-fn decode_logs(
-    job: &OtlpLogsJob,
-) -> Result<Vec<opentelemetry_proto::tonic::logs::v1::LogRecord>, String> {
-    if job.format != crate::model::job::OTLP_LOGS_FORMAT_V1 {
-        return Err(format!("unknown log records format {}", job.format));
-    }
-    let scope: opentelemetry_proto::tonic::logs::v1::ScopeLogs =
-        prost::Message::decode(&job.records[..])
-            .map_err(|e| format!("cannot decode the stored log records: {e}"))?;
-    Ok(scope.log_records)
-}
-
-fn decode_span(job: &OtlpSpanJob) -> Result<opentelemetry_proto::tonic::trace::v1::Span, String> {
-    if job.format != crate::model::job::OTLP_SPAN_FORMAT_V1 {
-        return Err(format!("unknown span format {}", job.format));
-    }
-    prost::Message::decode(&job.span[..]).map_err(|e| format!("cannot decode the stored span: {e}"))
-}
-
-fn record(job: &Job, attempt: Attempt, request_headers: Headers) -> RecordAttempts {
-    RecordAttempts(vec![RecordedAttempt {
-        job: job.id,
-        attempt,
-        request_headers,
-    }])
 }
 
 #[cfg(test)]
@@ -847,27 +537,100 @@ mod tests {
         }
     }
 
+    /// The registered sinks, over an empty store and the default configuration.
+    fn registered_sinks() -> Vec<Box<dyn Sink>> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = crate::config::Config::default();
+        let settings = Settings::load_or_init(&config, &store).unwrap();
+        super::super::sinks(&SinkDeps {
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::default()),
+            config: config.outbox,
+        })
+    }
+
+    /// A job of every kind, one per `JobKind` variant.
+    fn a_job_of_every_kind() -> Vec<Job> {
+        let webhook = match crate::store::tests_support::sample_job().kind {
+            JobKind::Webhook(w) => w,
+            _ => unreachable!(),
+        };
+        let kinds = [
+            JobKind::Webhook(webhook.clone()),
+            JobKind::OtlpSpan(OtlpSpanJob {
+                format: crate::outbox::OTLP_SPAN_FORMAT_V1,
+                operation_id: Id(1),
+                url: "http://collector/v1/traces".into(),
+                span: vec![0; 16],
+            }),
+            JobKind::OtlpLogs(crate::model::job::OtlpLogsJob {
+                format: crate::model::job::OTLP_LOGS_FORMAT_V1,
+                operation_id: Id(1),
+                url: "http://collector/v1/logs".into(),
+                count: 2,
+                records: vec![0; 16],
+            }),
+            JobKind::NangoWebhook(crate::model::job::NangoWebhookJob {
+                delivery: webhook,
+                forwarded_headers: Vec::new(),
+            }),
+        ];
+        for kind in &kinds {
+            // A new variant fails to compile here: add a job of it to `kinds` above (and its
+            // sink to `dispatch::sinks`).
+            match kind {
+                JobKind::Webhook(_)
+                | JobKind::OtlpSpan(_)
+                | JobKind::OtlpLogs(_)
+                | JobKind::NangoWebhook(_) => {}
+            }
+        }
+        kinds
+            .into_iter()
+            .map(|kind| Job {
+                kind,
+                ..crate::store::tests_support::sample_job()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_job_kind_has_exactly_one_sink() {
+        let sinks = registered_sinks();
+        for job in a_job_of_every_kind() {
+            let senders = sinks.iter().filter(|s| s.sends(&job.kind)).count();
+            assert_eq!(senders, 1, "{:?}", std::mem::discriminant(&job.kind));
+        }
+    }
+
     /// A pass with room for `room` work items while `dead` has no room left.
-    fn claims(room: usize, in_flight: &HashSet<Id>) -> Claims<'_> {
+    fn claims<'a>(
+        sinks: &'a [Box<dyn Sink>],
+        room: usize,
+        in_flight: &'a HashSet<Id>,
+    ) -> Claims<'a> {
         Claims {
+            sinks,
             room,
             per_destination_limit: 4,
             in_flight,
             per_destination: HashMap::from([("dead".to_owned(), 4)]),
-            deliveries: Vec::new(),
+            singles: Vec::new(),
             batches: Vec::new(),
         }
     }
 
     /// One claim pass with `room` slots over `due` at `now`, and the pages of it that it read.
     fn run_pass<'a>(
+        sinks: &'a [Box<dyn Sink>],
         due: &[(DueKey, Job)],
         in_flight: &'a HashSet<Id>,
         room: usize,
         deep_scan: &mut DeepScan,
         now: Instant,
     ) -> (Claims<'a>, usize) {
-        let (mut pass, mut pages_read) = (claims(room, in_flight), 0);
+        let (mut pass, mut pages_read) = (claims(sinks, room, in_flight), 0);
         scan_due_jobs(&mut pass, deep_scan, now, pages(due, &mut pages_read)).unwrap();
         (pass, pages_read)
     }
@@ -882,11 +645,13 @@ mod tests {
 
     #[test]
     fn jobs_behind_a_full_destinations_backlog_are_claimed_in_the_same_pass() {
+        let sinks = registered_sinks();
         let mut destinations = vec!["dead"; 2_500];
         destinations.extend(["healthy"; 6]);
         let due = due_list(&destinations);
         let (in_flight, mut deep_scan) = (HashSet::new(), DeepScan::default());
-        let (pass, pages_read) = run_pass(&due, &in_flight, 12, &mut deep_scan, Instant::now());
+        let (pass, pages_read) =
+            run_pass(&sinks, &due, &in_flight, 12, &mut deep_scan, Instant::now());
         assert_eq!(pages_read, 3, "the first page, then two more to the end");
         assert_eq!(
             claimed_ids(pass),
@@ -899,6 +664,7 @@ mod tests {
 
     #[test]
     fn deep_scans_go_round_the_backlog_and_rest_while_they_find_nothing() {
+        let sinks = registered_sinks();
         let mut destinations = vec!["dead"; 25_000];
         destinations.push("healthy");
         let due = due_list(&destinations);
@@ -906,7 +672,7 @@ mod tests {
         let mut deep_scan = DeepScan::default();
         let start = Instant::now();
         let pass = |at: Duration, deep_scan: &mut DeepScan| {
-            let (pass, pages_read) = run_pass(&due, &in_flight, 12, deep_scan, start + at);
+            let (pass, pages_read) = run_pass(&sinks, &due, &in_flight, 12, deep_scan, start + at);
             (pages_read, claimed_ids(pass))
         };
 
@@ -925,13 +691,14 @@ mod tests {
 
     #[test]
     fn a_deep_scan_that_runs_out_of_room_resumes_at_the_first_job_it_left() {
+        let sinks = registered_sinks();
         let mut destinations = vec!["dead"; 1_000];
         destinations.extend(["a", "b", "c", "d"]);
         let due = due_list(&destinations);
         let in_flight = HashSet::new();
         let mut deep_scan = DeepScan::default();
         let pass = |deep_scan: &mut DeepScan| {
-            claimed_ids(run_pass(&due, &in_flight, 2, deep_scan, Instant::now()).0)
+            claimed_ids(run_pass(&sinks, &due, &in_flight, 2, deep_scan, Instant::now()).0)
         };
         assert_eq!(pass(&mut deep_scan), [1_001, 1_002]);
         assert_eq!(deep_scan.resume_after, Some((1_001, 1_002)));
@@ -941,13 +708,15 @@ mod tests {
 
     #[test]
     fn a_short_due_list_is_read_in_one_page_and_jobs_in_flight_are_skipped() {
+        let sinks = registered_sinks();
         let due = due_list(&["a", "a", "b", "dead"]);
         let in_flight = HashSet::from([Id(1)]);
         let mut deep_scan = DeepScan {
             resume_after: Some((7, 7)),
             rest_until: None,
         };
-        let (pass, pages_read) = run_pass(&due, &in_flight, 12, &mut deep_scan, Instant::now());
+        let (pass, pages_read) =
+            run_pass(&sinks, &due, &in_flight, 12, &mut deep_scan, Instant::now());
         assert_eq!(pages_read, 1);
         assert_eq!(claimed_ids(pass), [2, 3]);
         assert_eq!(deep_scan.resume_after, None, "nothing deeper to resume");
@@ -955,6 +724,7 @@ mod tests {
 
     #[test]
     fn exports_for_one_collector_join_one_batch_even_when_the_pass_is_full() {
+        let sinks = registered_sinks();
         let mut due = due_list(&["a", "b", "c", "d"]);
         for (_, job) in &mut due[1..3] {
             job.kind = JobKind::OtlpSpan(OtlpSpanJob {
@@ -966,7 +736,7 @@ mod tests {
         }
         let in_flight = HashSet::new();
         let mut deep_scan = DeepScan::default();
-        let (pass, _) = run_pass(&due, &in_flight, 2, &mut deep_scan, Instant::now());
+        let (pass, _) = run_pass(&sinks, &due, &in_flight, 2, &mut deep_scan, Instant::now());
         let work: Vec<Vec<u128>> = pass
             .into_work()
             .iter()

@@ -1,14 +1,25 @@
 //! Sending the outbox (docs/architecture.md §6): `dispatcher` is the sink-agnostic claim loop
-//! and its sender threads; `webhook` the webhook sink (signing and sending, opslog or Nango
-//! format); `otlp` the OTLP/HTTP sink, through which `OtlpSpan` and `OtlpLogs` jobs go, batched
-//! per collector. Each attempt's outcome is recorded through the writer
-//! (`write::RecordAttempts`), which moves the job on by `outbox::policy`.
+//! and its sender threads; `sink` says what a sink is; each destination kind is one sink in its
+//! own file — `webhook` (signing and sending, opslog or Nango format), `otlp` (OTLP/HTTP, through
+//! which `OtlpSpan` and `OtlpLogs` jobs go, batched per collector) — listed once in [`sinks`].
+//! Each attempt's outcome is recorded through the writer (`write::RecordAttempts`).
 //!
 //! Must not: write to the store except through the writer, or send on the async runtime's
 //! threads; sinks block on network I/O.
 
 pub mod dispatcher;
 pub mod otlp;
+pub mod sink;
 pub mod webhook;
 
 pub use dispatcher::{Dispatcher, DispatcherDeps, Wake};
+pub use sink::{Sink, SinkDeps};
+
+/// Every sink the dispatcher sends through: a new destination kind is one line here (and its
+/// file). Exactly one of them `sends` each `JobKind`.
+pub fn sinks(deps: &SinkDeps) -> Vec<Box<dyn Sink>> {
+    vec![
+        Box::new(webhook::WebhookSink::new(deps)),
+        Box::new(otlp::OtlpSink::new(deps)),
+    ]
+}

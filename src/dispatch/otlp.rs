@@ -1,7 +1,9 @@
-//! The OTLP/HTTP sink of the outbox: turns a batch of spans (built by `crate::otel`) into one
-//! gzipped protobuf `ExportTraceServiceRequest`, POSTs it to `<endpoint>/v1/traces` with a blocking
-//! ureq agent, and says what happened as an [`ExportOutcome`] the dispatcher can act on. Log
-//! records go the same way as an `ExportLogsServiceRequest` to `<endpoint>/v1/logs`.
+//! The OTLP/HTTP sink of the outbox ([`OtlpSink`]): turns a batch of spans (built by
+//! `crate::otel`) into one gzipped protobuf `ExportTraceServiceRequest`, POSTs it to
+//! `<endpoint>/v1/traces` with a blocking ureq agent, classifies the answer as an
+//! [`ExportOutcome`], and makes of it one attempt per job (the doubling backoff, given up after
+//! `outbox.export_retry_for`). Log records go the same way as an `ExportLogsServiceRequest` to
+//! `<endpoint>/v1/logs`.
 //!
 //! Why opentelemetry-proto messages posted by hand rather than `opentelemetry-otlp`'s
 //! `SpanExporter`: the exporter's `export` returns `OTelSdkError::InternalFailure(String)` after
@@ -16,12 +18,13 @@
 //! Classification follows the OTLP/HTTP specification: 2xx is success (possibly partial), 429, 502,
 //! 503 and 504 and connection failures are retryable (with the collector's `Retry-After`, read by
 //! `policy::parse_retry_after`), every other status is a permanent failure. When to try again is
-//! decided by the dispatcher with the one retry policy of every sink (`outbox::policy`). Redirects
+//! decided here with the one retry policy of every sink (`outbox::policy`). Redirects
 //! are not followed: they would re-send the API-key headers to another URL and the specification
 //! does not ask for them.
 //!
-//! Must not: touch redb, sleep, or retry by itself; the dispatcher owns scheduling and durability.
-//! Must not run on the async runtime's threads: `export_spans` blocks for up to the target timeout.
+//! Must not: touch redb, sleep, or retry by itself; the dispatcher owns claiming and the writer
+//! durability. Must not run on the async runtime's threads: `export_spans` blocks for up to the
+//! target timeout.
 
 use std::io::{Read, Write};
 use std::ops::Range;
@@ -34,10 +37,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
+use rand::Rng;
 
+use super::sink::{RequestBudget, Requests, Sink, SinkDeps};
 use crate::destination::{guarded_agent, DestinationPolicy};
+use crate::model::job::{Attempt, Job, JobKind, OtlpLogsJob, OtlpSpanJob};
+use crate::model::{DeliveryStatus, Headers, Timestamp};
 use crate::otel::OtelTarget;
-use crate::outbox::policy::parse_retry_after;
+use crate::outbox::policy::{self, parse_retry_after, Schedule};
+use crate::write::RecordedAttempt;
 
 /// Most spans in one export request (issue #5).
 pub const MAX_SPANS_PER_REQUEST: usize = 512;
@@ -80,30 +88,10 @@ pub enum ExportOutcome {
     Failed { status: Option<u16>, reason: String },
 }
 
-/// How full one export request is: at most [`MAX_SPANS_PER_REQUEST`] items (spans or log records)
-/// and, unless a single group is larger, at most [`MAX_REQUEST_BYTES`] of encoded items.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RequestBudget {
-    items: usize,
-    bytes: usize,
-}
-
-impl RequestBudget {
-    /// Takes `items` items of `bytes` encoded bytes (kept together: one job's) when they fit; an
-    /// empty request takes anything, so an oversized group is sent alone rather than never.
-    pub fn try_add(&mut self, items: usize, bytes: usize) -> bool {
-        let empty = self.items == 0 && self.bytes == 0;
-        if !empty
-            && (self.items + items > MAX_SPANS_PER_REQUEST
-                || self.bytes + bytes > MAX_REQUEST_BYTES)
-        {
-            return false;
-        }
-        self.items += items;
-        self.bytes += bytes;
-        true
-    }
-}
+/// One export request: at most [`MAX_SPANS_PER_REQUEST`] items (spans or log records) and, unless
+/// a single job is larger, at most [`MAX_REQUEST_BYTES`] of encoded items.
+pub const REQUEST_BUDGET: RequestBudget =
+    RequestBudget::new(MAX_SPANS_PER_REQUEST, MAX_REQUEST_BYTES);
 
 pub use crate::model::job::framed_len;
 
@@ -111,13 +99,13 @@ pub use crate::model::job::framed_len;
 pub fn plan_batches(spans: &[Span]) -> Vec<Range<usize>> {
     let mut batches = Vec::new();
     let mut start = 0;
-    let mut budget = RequestBudget::default();
+    let mut budget = REQUEST_BUDGET;
     for (i, span) in spans.iter().enumerate() {
         let len = framed_len(span.encoded_len());
         if !budget.try_add(1, len) {
             batches.push(start..i);
             start = i;
-            budget = RequestBudget::default();
+            budget = REQUEST_BUDGET;
             budget.try_add(1, len);
         }
     }
@@ -386,6 +374,236 @@ pub fn classify_transport_error(error: &ureq::Error) -> ExportOutcome {
     }
 }
 
+/// Exports spans (`JobKind::OtlpSpan`) and log records (`JobKind::OtlpLogs`) to each
+/// environment's collector, batched per collector and signal.
+pub struct OtlpSink {
+    deps: SinkDeps,
+    agent: ureq::Agent,
+}
+
+impl OtlpSink {
+    pub fn new(deps: &SinkDeps) -> OtlpSink {
+        OtlpSink {
+            agent: export_agent(deps.settings.destinations().clone()),
+            deps: deps.clone(),
+        }
+    }
+
+    /// The attempt row of one job of an export request to `url` that came to `outcome`.
+    fn export_attempt(
+        &self,
+        job: &Job,
+        started_at: Timestamp,
+        url: &str,
+        batch_size: usize,
+        outcome: &ExportOutcome,
+        retry_at: Option<Timestamp>,
+    ) -> RecordedAttempt {
+        let duration_ms = Timestamp::now()
+            .millis()
+            .saturating_sub(started_at.millis())
+            .max(0) as u64;
+        let (status, error, rejected, outcome, retry_at) = match outcome {
+            ExportOutcome::Delivered {
+                status,
+                rejected,
+                message,
+            } => {
+                let error = (*rejected > 0 || message.is_some()).then(|| {
+                    format!(
+                        "partial success: the collector rejected {rejected} of the request's items: {}",
+                        message.as_deref().unwrap_or("")
+                    )
+                });
+                let rejected = (*rejected > 0).then_some(*rejected);
+                (
+                    Some(*status),
+                    error,
+                    rejected,
+                    DeliveryStatus::Delivered,
+                    None,
+                )
+            }
+            ExportOutcome::Retry { status, reason, .. } => {
+                let retry_for = self.deps.config.export_retry_for.0;
+                let gives_up = retry_at.is_none_or(|at| {
+                    policy::export_gives_up(job.round_started_at.millis(), at.millis(), retry_for)
+                });
+                if gives_up {
+                    let reason = format!(
+                        "gave up after {} attempts over {} (outbox.export_retry_for): {reason}",
+                        job.round_attempts + 1,
+                        humantime::format_duration(retry_for)
+                    );
+                    (*status, Some(reason), None, DeliveryStatus::Failed, None)
+                } else {
+                    (
+                        *status,
+                        Some(reason.clone()),
+                        None,
+                        DeliveryStatus::Pending,
+                        retry_at,
+                    )
+                }
+            }
+            ExportOutcome::Failed { status, reason } => (
+                *status,
+                Some(reason.clone()),
+                None,
+                DeliveryStatus::Failed,
+                None,
+            ),
+        };
+        let attempt = Attempt {
+            number: job.attempts + 1,
+            started_at,
+            url: url.to_owned(),
+            status,
+            error,
+            response_excerpt: None,
+            duration_ms,
+            webhook_timestamp: 0,
+            outcome,
+            retry_at,
+            batch_size: Some(batch_size as u32),
+            rejected,
+        };
+        RecordedAttempt {
+            job: job.id,
+            attempt,
+            request_headers: Headers::new(),
+        }
+    }
+}
+
+impl Sink for OtlpSink {
+    fn sends(&self, kind: &JobKind) -> bool {
+        matches!(kind, JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_))
+    }
+
+    fn requests(&self) -> Requests {
+        Requests::Batched(REQUEST_BUDGET)
+    }
+
+    fn size(&self, job: &Job) -> (usize, usize) {
+        match &job.kind {
+            JobKind::OtlpSpan(o) => (1, framed_len(o.span.len())),
+            // `records` is already a sequence of framed log records.
+            JobKind::OtlpLogs(o) => (o.count as usize, o.records.len()),
+            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => (1, 0),
+        }
+    }
+
+    /// Exports a batch of queued jobs (one environment, one signal) in one request to the
+    /// environment's collector: one attempt per job. A job whose stored payload cannot be read
+    /// fails alone; the rest are still sent. Exports cause no events and have no log operation.
+    fn attempt(&self, jobs: &[Job]) -> Vec<RecordedAttempt> {
+        let deps = &self.deps;
+        let started_at = Timestamp::now();
+        let environment = &jobs[0].environment;
+        // A batch holds one kind of job (the dispatcher groups by kind), so one of these stays
+        // empty.
+        let mut spans = Vec::new();
+        let mut records = Vec::new();
+        let mut sent = Vec::with_capacity(jobs.len());
+        let mut attempts = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let decoded = match &job.kind {
+                JobKind::OtlpSpan(span) => decode_span(span).map(|s| spans.push(s)),
+                JobKind::OtlpLogs(logs) => decode_logs(logs).map(|r| records.extend(r)),
+                JobKind::Webhook(_) | JobKind::NangoWebhook(_) => {
+                    Err("a webhook delivery is not an export".to_owned())
+                }
+            };
+            match decoded {
+                Ok(()) => sent.push(job),
+                Err(reason) => {
+                    let outcome = ExportOutcome::Failed {
+                        status: None,
+                        reason,
+                    };
+                    let url = job.kind.destination();
+                    attempts.push(self.export_attempt(job, started_at, url, 1, &outcome, None));
+                }
+            }
+        }
+        if sent.is_empty() {
+            return attempts;
+        }
+        // Pending exports follow the environment's collector as it is now.
+        let (url, outcome) = match deps.settings.otel(environment) {
+            None => (
+                sent[0].kind.destination().to_owned(),
+                ExportOutcome::Failed {
+                    status: None,
+                    reason: format!("environment `{environment}` no longer has an OTel collector"),
+                },
+            ),
+            Some(target) => {
+                deps.metrics.export_attempts.inc();
+                if records.is_empty() {
+                    let outcome = export_spans(&self.agent, &target, &spans);
+                    (target.traces_url().to_owned(), outcome)
+                } else {
+                    let outcome = export_logs(&self.agent, &target, &records);
+                    (target.logs_url().to_owned(), outcome)
+                }
+            }
+        };
+        // One retry time for the whole batch, so its jobs stay due together; the backoff never
+        // runs out (each job's retry window ends its round, in `export_attempt`).
+        let retry_at = match &outcome {
+            ExportOutcome::Retry { after, .. } => {
+                let round = sent.iter().map(|j| j.round_attempts).max().unwrap_or(0);
+                policy::retry_in(
+                    Schedule::Backoff {
+                        longest: deps.config.export_max_backoff.0,
+                    },
+                    round + 1,
+                    *after,
+                    deps.config.max_retry_after.0,
+                    rand::rng().random_range(-1.0..=1.0),
+                )
+                .map(|delay| Timestamp::now().plus_millis(policy::millis(delay)))
+            }
+            _ => None,
+        };
+        tracing::debug!(
+            job_id = %sent[0].id,
+            jobs = sent.len(),
+            outcome = ?outcome,
+            "OTLP export attempt"
+        );
+        for job in sent.iter().copied() {
+            attempts.push(self.export_attempt(
+                job,
+                started_at,
+                &url,
+                sent.len(),
+                &outcome,
+                retry_at,
+            ));
+        }
+        attempts
+    }
+}
+
+fn decode_logs(job: &OtlpLogsJob) -> Result<Vec<LogRecord>, String> {
+    if job.format != crate::model::job::OTLP_LOGS_FORMAT_V1 {
+        return Err(format!("unknown log records format {}", job.format));
+    }
+    let scope = ScopeLogs::decode(&job.records[..])
+        .map_err(|e| format!("cannot decode the stored log records: {e}"))?;
+    Ok(scope.log_records)
+}
+
+fn decode_span(job: &OtlpSpanJob) -> Result<Span, String> {
+    if job.format != crate::model::job::OTLP_SPAN_FORMAT_V1 {
+        return Err(format!("unknown span format {}", job.format));
+    }
+    Span::decode(&job.span[..]).map_err(|e| format!("cannot decode the stored span: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +651,10 @@ mod tests {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             created_at: Timestamp(1),
             updated_at: Timestamp(2),
             started_at: Some(Timestamp(1)),

@@ -1,6 +1,7 @@
-//! The webhook sink: signs a delivery (Standard Webhooks `webhook-signature` and the Nango-style
-//! `X-Nango-Signature`/`X-Nango-Hmac-Sha256`) and POSTs it with ureq, without following redirects,
-//! within the per-attempt timeout, keeping at most 4 KB of the response.
+//! The webhook sink ([`WebhookSink`]): one delivery per request, signed (Standard Webhooks
+//! `webhook-signature` and the Nango-style `X-Nango-Signature`/`X-Nango-Hmac-Sha256`) and POSTed
+//! with ureq, without following redirects, within the environment's `webhooks.timeout`, keeping at
+//! most 4 KB of the response; the environment's retry schedule decides what follows.
 //!
 //! Must not: run on the async runtime (ureq blocks; the dispatcher's sender threads call it), or
 //! sign anything but the exact bytes sent.
@@ -10,11 +11,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use rand::Rng;
 use sha2::Sha256;
 
+use super::sink::{Sink, SinkDeps};
 use crate::destination::{guarded_agent, DestinationPolicy};
-use crate::outbox::policy::{parse_retry_after, AttemptResult};
+use crate::model::job::{Attempt, Job, JobKind, WebhookJob};
+use crate::model::{DeliveryStatus, Headers, Timestamp};
+use crate::outbox::policy::{self, parse_retry_after, AttemptResult, Decision};
 use crate::settings::SECRET_PREFIX;
+use crate::write::RecordedAttempt;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -217,6 +223,176 @@ impl WebhookSender {
             excerpt: (!bytes.is_empty()).then(|| excerpt(&bytes)),
             duration: started.elapsed(),
         }
+    }
+}
+
+/// Sends webhook deliveries, in opslog's envelope (`JobKind::Webhook`) or Nango's
+/// (`JobKind::NangoWebhook`).
+pub struct WebhookSink {
+    deps: SinkDeps,
+    sender: WebhookSender,
+}
+
+impl WebhookSink {
+    pub fn new(deps: &SinkDeps) -> WebhookSink {
+        WebhookSink {
+            sender: WebhookSender::new(deps.settings.destinations().clone()),
+            deps: deps.clone(),
+        }
+    }
+
+    /// Signs and sends one attempt of a webhook delivery. `nango`: the delivery is in the Nango
+    /// format, with these forwarded headers.
+    fn attempt_delivery(
+        &self,
+        job: &Job,
+        webhook: &WebhookJob,
+        nango: Option<&[(String, String)]>,
+    ) -> RecordedAttempt {
+        let deps = &self.deps;
+        let started_at = Timestamp::now();
+        let number = job.attempts + 1;
+        let Some(settings) = deps.settings.get(&job.environment) else {
+            let attempt = Attempt {
+                number,
+                started_at,
+                url: webhook.url.clone(),
+                status: None,
+                error: Some(format!(
+                    "environment `{}` is no longer configured",
+                    job.environment
+                )),
+                response_excerpt: None,
+                duration_ms: 0,
+                webhook_timestamp: started_at.millis() / 1000,
+                outcome: DeliveryStatus::Failed,
+                retry_at: None,
+                batch_size: None,
+                rejected: None,
+            };
+            return RecordedAttempt {
+                job: job.id,
+                attempt,
+                request_headers: Headers::new(),
+            };
+        };
+        let timestamp = started_at.millis().div_euclid(1000);
+        let secrets = settings.webhooks.signing_secrets(started_at);
+        let request = match nango {
+            None => sign(
+                &webhook.url,
+                &job.webhook_id(),
+                &webhook.body,
+                &secrets,
+                timestamp,
+            ),
+            Some(forwarded) => sign_nango(
+                &webhook.url,
+                &job.webhook_id(),
+                &webhook.body,
+                &secrets,
+                timestamp,
+                forwarded,
+            ),
+        };
+        let sent = self.sender.send(&request, settings.webhooks.timeout);
+        deps.metrics.delivery_attempts.inc();
+        // A Nango-format URL reads answers as Nango does: no retry on a 3xx or 4xx.
+        let mode = match nango {
+            None => policy::RetryMode::Standard,
+            Some(_) => policy::RetryMode::Nango,
+        };
+        let decision = policy::decide_with(
+            mode,
+            &sent.result,
+            job.round_attempts + 1,
+            &settings.webhooks.retry_schedule,
+            deps.config.max_retry_after.0,
+            rand::rng().random_range(-1.0..=1.0),
+        );
+        let (status, mut error) = match &sent.result {
+            AttemptResult::Response { status, .. } => (Some(*status), None),
+            AttemptResult::NoResponse(e) => (None, Some(e.clone())),
+        };
+        let (outcome, retry_at) = match decision {
+            Decision::Delivered => (DeliveryStatus::Delivered, None),
+            Decision::RetryIn(delay) => (
+                DeliveryStatus::Pending,
+                Some(Timestamp::now().plus_millis(policy::millis(delay))),
+            ),
+            Decision::Failed(reason) => {
+                // The last answer leads, so an operation failed by this delivery says what it was.
+                error = Some(match (error, status) {
+                    (Some(e), _) => format!("{e}; {reason}"),
+                    (None, Some(status)) if !reason.starts_with(&status.to_string()) => {
+                        format!("HTTP {status}; {reason}")
+                    }
+                    (None, _) => reason,
+                });
+                (DeliveryStatus::Failed, None)
+            }
+        };
+        match outcome {
+            DeliveryStatus::Delivered => {
+                tracing::debug!(delivery_id = %job.id, number, "webhook delivered")
+            }
+            _ => tracing::info!(
+                delivery_id = %job.id,
+                number,
+                status,
+                error = error.as_deref().unwrap_or(""),
+                outcome = %outcome,
+                "webhook attempt not delivered"
+            ),
+        }
+        let attempt = Attempt {
+            number,
+            started_at,
+            url: webhook.url.clone(),
+            status,
+            error,
+            response_excerpt: sent.excerpt,
+            duration_ms: sent.duration.as_millis() as u64,
+            webhook_timestamp: timestamp,
+            outcome,
+            retry_at,
+            batch_size: None,
+            rejected: None,
+        };
+        // The delivery's log shows the request as sent, less what would let a reader forge one.
+        let request_headers: Headers = request
+            .headers
+            .iter()
+            .filter(|(name, _)| !name.contains("signature") && !name.contains("hmac"))
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect();
+        RecordedAttempt {
+            job: job.id,
+            attempt,
+            request_headers,
+        }
+    }
+}
+
+impl Sink for WebhookSink {
+    fn sends(&self, kind: &JobKind) -> bool {
+        matches!(kind, JobKind::Webhook(_) | JobKind::NangoWebhook(_))
+    }
+
+    fn attempt(&self, jobs: &[Job]) -> Vec<RecordedAttempt> {
+        jobs.iter()
+            .map(|job| match &job.kind {
+                JobKind::Webhook(webhook) => self.attempt_delivery(job, webhook, None),
+                JobKind::NangoWebhook(nango) => {
+                    self.attempt_delivery(job, &nango.delivery, Some(&nango.forwarded_headers))
+                }
+                other => super::sink::not_sent(
+                    job,
+                    other.destination(),
+                    "not a webhook delivery".to_owned(),
+                ),
+            })
+            .collect()
     }
 }
 

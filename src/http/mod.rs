@@ -114,8 +114,7 @@ pub fn require_scope(principal: &Principal, needed: Scope) -> Result<(), ApiErro
     ))
 }
 
-pub const DEFAULT_PAGE: usize = 50;
-pub const MAX_PAGE: usize = 500;
+pub use crate::query_params::{DEFAULT_PAGE, MAX_PAGE};
 
 pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
@@ -180,6 +179,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/operations/{id}",
             get(get_operation).patch(update_operation),
         )
+        .route("/operations/{id}/output", get(operations::get_output))
         .route(
             "/operations/{id}/messages",
             post(append_messages).get(list_messages),
@@ -218,7 +218,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/v1/environments/{env}", api)
         .route(
             "/v1/hooks/{token}/{integration}",
-            post(hooks::receive_webhook),
+            // GET and HEAD only for a provider's URL check (`ingest::handshake`).
+            post(hooks::receive_webhook).get(hooks::receive_webhook),
         )
         .route("/v1/environments", get(dashboard::environments))
         .route("/v1/vocabulary", get(vocabulary::vocabulary))

@@ -41,7 +41,7 @@ use super::dashboard::{Environment, LoggedIn, Login, SessionStatus};
 use super::error::ErrorBody;
 use super::hooks::Received;
 use super::outbox_jobs::Replayed;
-use super::search::{Facets, Insights, Interval, MessageHit, MessageInContext, OperationHit};
+use super::search::{Facets, Insights, MessageHit, MessageInContext, OperationHit};
 use super::settings::SecretReveal;
 use super::signals::Signals;
 use super::vocabulary::Vocabulary;
@@ -51,9 +51,10 @@ use crate::config::ApiDelay;
 use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH, MAX_NAME_CHARS};
 use crate::model::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
 use crate::model::{
-    DeliveryStatus, EventType, Id, Level, Message, MessageType, OpState, OpType, Operation,
-    Timestamp, ID_PATTERN,
+    DeliveryStatus, EventType, Id, Message, MessageType, OpState, OpType, Operation, Timestamp,
+    ID_PATTERN,
 };
+use crate::query_params::{Endpoint as QueryEndpoint, Interval, Kind, FACET_FIELDS};
 use crate::scope::Scope;
 use crate::session::COOKIE_NAME;
 use crate::settings::{SettingsUpdate, SettingsView};
@@ -95,9 +96,7 @@ pub fn document() -> OpenApi {
     let settings = api.schema::<SettingsView>();
     let reveal = api.schema::<SecretReveal>();
     let delivery = api.schema::<DeliveryView>();
-    let filters = operation_filters(&api);
     let job_page_params = page_params(job_cursor());
-    let page_params = page_params(search_cursor());
 
     let op = "operation";
     let id = || id_param(&api, "an operation id (26-character ULID)");
@@ -140,12 +139,30 @@ pub fn document() -> OpenApi {
     );
     api.env(
         Get,
+        "/operations/{id}/output",
+        endpoint(
+            "getOperationOutput",
+            "What an action returned (its `output`), as Nango's `statusUrl` answers: the bare JSON",
+            op,
+        )
+        .scope(Scope::Read)
+        .param(id())
+        .reply(
+            200,
+            "the output as stored; null when the action reported none",
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+                .description(Some("any JSON value: the action's output"))
+                .into(),
+        )
+        .errors(&[400, 409]),
+    );
+    api.env(
+        Get,
         "/operations",
         endpoint("listOperations", "List operations, newest first", op)
             .scope(Scope::Read)
-            .params(filters.clone())
-            .params(page_params.clone())
-            .param(snippets_param())
+            .params(query_parameters(&api, QueryEndpoint::Operations))
             .reply(200, "a page of operations", api.page::<OperationHit>())
             .errors(&[400, 503]),
     );
@@ -200,29 +217,7 @@ pub fn document() -> OpenApi {
         )
         .scope(Scope::Read)
         .param(id())
-        .param(query("q", text_query(), "full-text query"))
-        .param(repeated(
-            "level",
-            api.schema::<Level>(),
-            "keep these levels",
-        ))
-        .param(repeated(
-            "type",
-            api.schema::<MessageType>(),
-            "keep these message types",
-        ))
-        .params(page_params.clone())
-        .param(query(
-            "after",
-            api.schema::<Id>(),
-            "messages after this message id",
-        ))
-        .param(query(
-            "before",
-            api.schema::<Id>(),
-            "messages before this message id (newest last)",
-        ))
-        .param(snippets_param())
+        .params(query_parameters(&api, QueryEndpoint::OperationMessages))
         .reply(200, "a page of messages", api.page::<MessageInContext>())
         .errors(&[400, 503]),
     );
@@ -235,19 +230,7 @@ pub fn document() -> OpenApi {
             msg,
         )
         .scope(Scope::Read)
-        .params(filters.clone())
-        .param(repeated(
-            "level",
-            api.schema::<Level>(),
-            "keep these levels",
-        ))
-        .param(repeated(
-            "message_type",
-            api.schema::<MessageType>(),
-            "keep these message types",
-        ))
-        .params(page_params.clone())
-        .param(snippets_param())
+        .params(query_parameters(&api, QueryEndpoint::Messages))
         .reply(
             200,
             "a page of messages with their operations",
@@ -257,21 +240,6 @@ pub fn document() -> OpenApi {
     );
 
     let search = "search";
-    let facet_field = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some([
-            "integration",
-            "connection_id",
-            "script",
-            "end_user_id",
-            "tag",
-        ]))
-        .into();
-    let facet_filters: Vec<_> = filters
-        .iter()
-        .filter(|p| ["type", "state", "from", "to"].contains(&p.name.as_str()))
-        .cloned()
-        .collect();
     api.env(
         Get,
         "/facets",
@@ -281,45 +249,26 @@ pub fn document() -> OpenApi {
             search,
         )
         .scope(Scope::Read)
-        .param(required(query(
-            "field",
-            facet_field,
-            "the field whose values to count",
-        )))
-        .param(query("prefix", string(), "only values starting with this"))
-        .params(facet_filters)
-        .param(query(
-            "limit",
-            integer(1, 100, 20),
-            "the most values to answer",
-        ))
+        .params(query_parameters(&api, QueryEndpoint::Facets))
         .reply(200, "the most frequent values", api.schema::<Facets>())
         .errors(&[400, 503]),
     );
-    let insight_filters: Vec<_> = filters
-        .iter()
-        .filter(|p| !["state", "q"].contains(&p.name.as_str()))
-        .cloned()
-        .collect();
-    api.env(Get, "/insights", endpoint("insights", "Operations per time bucket split by state, for charts", search)
+    api.env(
+        Get,
+        "/insights",
+        endpoint(
+            "insights",
+            "Operations per time bucket split by state, for charts",
+            search,
+        )
         .scope(Scope::Read)
-        .params(insight_filters)
-        .param(query("interval", api.schema::<Interval>(), "bucket width, widened when the range would have more than 1,000 buckets (the answer's `interval_ms` is the width used; default: 30-100 buckets over the range). `from` defaults to 24h before `to`, `to` to now; an empty range has no buckets"))
+        .params(query_parameters(&api, QueryEndpoint::Insights))
         .reply(200, "the buckets", api.schema::<Insights>())
-        .errors(&[400, 503]));
-    let signal_params: Vec<_> = filters
-        .iter()
-        .filter(|p| ["from", "to"].contains(&p.name.as_str()))
-        .cloned()
-        .chain([query(
-            "integration",
-            name(),
-            "count only this integration's",
-        )])
-        .collect();
+        .errors(&[400, 503]),
+    );
     api.env(Get, "/signals", endpoint("signals", "The four signals (failed syncs, action errors, auth failures, failed incoming webhooks) over a range: count, previous equal period, a 12-point series and the top integrations. `from` defaults to 24h before `to`, `to` to now; an empty range counts nothing", search)
         .scope(Scope::Read)
-        .params(signal_params)
+        .params(query_parameters(&api, QueryEndpoint::Signals))
         .reply(200, "each signal's summary", api.schema::<Signals>())
         .errors(&[400, 503]));
 
@@ -602,14 +551,23 @@ pub fn document() -> OpenApi {
         .errors(&[401, 403]),
     );
 
+    let url_check = "a provider's URL check (Slack `url_verification`, Microsoft Graph `validationToken`, Dropbox, Meta `hub.challenge`, Strava, Asana, monday.com, Smartsheet, Twitch, Okta) is answered as that provider wants, and not recorded";
     api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress")
         .public()
         .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
         .param(typed_path_param("integration", name(), "the integration the webhook is for, e.g. `github`"))
         .param(query("connection_id", name(), "the connection it is for; other query parameters are kept with the payload"))
-        .optional_body(any_json(), "any body, or none; JSON is kept as JSON (as text when nested deeper than 64 levels), anything else as a string")
-        .reply(200, "recorded", api.schema::<Received>())
+        .param(query("provider", name(), "the provider sending it (Nango's provider key, e.g. `slack`), when the integration is named otherwise: Nango's `from`, and whose URL check is answered"))
+        .optional_body(any_json(), "any body, or none; JSON is kept as JSON (as text when nested deeper than 64 levels), a form (`application/x-www-form-urlencoded`) as an object of its fields, anything else as a string")
+        .reply_handshake(200, &format!("recorded (JSON); or {url_check}"), api.schema::<Received>())
         .errors(&[400, 404, 413, 503, 507]));
+    api.add(Get, "/v1/hooks/{token}/{integration}", endpoint("checkWebhookUrl", "Answer a provider's URL check made with GET (Dropbox, Meta, Strava, Okta) or HEAD (any provider); any other GET is a 404 (`no_url_check`)", "ingress")
+        .public()
+        .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
+        .param(typed_path_param("integration", name(), "the integration the webhook is for, e.g. `github`"))
+        .param(query("provider", name(), "the provider checking the URL, when the integration is named otherwise"))
+        .reply_handshake(200, url_check, ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue).into())
+        .errors(&[400, 404]));
 
     let ui = "dashboard";
     api.add(
@@ -916,6 +874,24 @@ impl Endpoint {
         self
     }
 
+    /// A reply that is JSON (`json`) or the plain text a provider's URL check wants.
+    fn reply_handshake(mut self, status: u16, description: &str, json: RefOr<Schema>) -> Endpoint {
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(json)).build(),
+            )
+            .content(
+                "text/plain",
+                ContentBuilder::new().schema(Some(string())).build(),
+            );
+        self.operation = self
+            .operation
+            .response(status.to_string(), response.build());
+        self
+    }
+
     fn reply_empty(mut self, status: u16, description: &str) -> Endpoint {
         let response = ResponseBuilder::new().description(description);
         self.operation = self
@@ -1108,65 +1084,64 @@ fn with_operation_id(api: &Api, message: RefOr<Schema>) -> RefOr<Schema> {
         .into()
 }
 
-/// The filters the operation list and the message search share (README "API").
-fn operation_filters(api: &Api) -> Vec<utoipa::openapi::path::Parameter> {
-    let type_filter = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .pattern(Some(format!(
-            "^({})(:[a-z0-9_-]{{1,64}})?$",
-            OpType::ALL
-                .iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join("|")
-        )))
-        .examples([Value::from("sync"), Value::from("sync:run")])
-        .into();
-    vec![
-        repeated("type", type_filter, "operation `type` or `type:action`"),
-        repeated("state", api.schema::<OpState>(), "keep these states"),
-        repeated("integration", name(), "keep these integrations"),
-        repeated("connection_id", name(), "keep these connections"),
-        repeated("script", name(), "keep these scripts"),
-        repeated("end_user_id", name(), "keep operations for these end users"),
-        repeated(
-            "tag",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some("^[A-Za-z0-9_./-]{1,64}:.{1,256}$"))
-                .examples([Value::from("plan:pro")])
-                .into(),
-            "keep operations with this tag, as `key:value` (tags of one key: any of them; of different keys: all)",
-        ),
-        query(
-            "from",
-            api.schema::<Timestamp>(),
-            "created at or after (RFC 3339)",
-        ),
-        query(
-            "to",
-            api.schema::<Timestamp>(),
-            "created before (RFC 3339); later than `from`",
-        ),
-        query(
-            "q",
-            text_query(),
-            "full text: operations match by their own text fields or any of their messages",
-        ),
-    ]
+/// The query parameters of a read endpoint, as `crate::query_params` declares them: a
+/// parameter that repeats is an exploded array of its kind.
+fn query_parameters(api: &Api, endpoint: QueryEndpoint) -> Vec<utoipa::openapi::path::Parameter> {
+    endpoint
+        .parameters()
+        .map(|p| {
+            let schema = kind_schema(api, p.kind);
+            let parameter = if p.repeatable {
+                repeated(p.name, schema, p.description)
+            } else {
+                query(p.name, schema, p.description)
+            };
+            if p.required {
+                required(parameter)
+            } else {
+                parameter
+            }
+        })
+        .collect()
 }
 
-/// `snippets`: with a `q`, each hit carries where the query matched it.
-fn snippets_param() -> utoipa::openapi::path::Parameter {
-    query(
-        "snippets",
+/// The schema of one value of `kind`.
+fn kind_schema(api: &Api, kind: Kind) -> RefOr<Schema> {
+    let one_of = |values: Vec<&'static str>| {
         ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values))
+            .into()
+    };
+    match kind {
+        Kind::OneOf(values) => one_of(values.to_vec()),
+        Kind::FacetField => one_of(FACET_FIELDS.to_vec()),
+        Kind::OperationType => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!(
+                "^({})(:[a-z0-9_-]{{1,64}})?$",
+                OpType::NAMES.join("|")
+            )))
+            .examples([Value::from("sync"), Value::from("sync:run")])
+            .into(),
+        Kind::Name => name(),
+        Kind::Tag => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[A-Za-z0-9_./-]{1,64}:.{1,256}$"))
+            .examples([Value::from("plan:pro")])
+            .into(),
+        Kind::Time => api.schema::<Timestamp>(),
+        Kind::Text => text_query(),
+        Kind::Integer { min, max, default } => integer(min as i64, max as i64, default as i64),
+        Kind::Boolean => ObjectBuilder::new()
             .schema_type(Type::Boolean)
             .default(Some(false.into()))
             .into(),
-        "with `q`: give each hit a `snippet`, the matching text (at most 200 characters) with \
-         highlight ranges in characters; never markup",
-    )
+        Kind::Cursor => search_cursor(),
+        Kind::MessageId => api.schema::<Id>(),
+        Kind::Interval => api.schema::<Interval>(),
+        Kind::Prefix => string(),
+    }
 }
 
 fn page_params(cursor: RefOr<Schema>) -> Vec<utoipa::openapi::path::Parameter> {

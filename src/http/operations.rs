@@ -17,7 +17,7 @@ use crate::ingest::input::{
     validate_message, validate_new_operation, validate_patch, FieldError, NewMessage, NewOperation,
     OperationPatch, MAX_BATCH,
 };
-use crate::model::{Id, Message, Operation};
+use crate::model::{Id, Message, OpState, Operation};
 use crate::scope::Scope;
 use crate::write::{AppendMessages, CreateOperation, Created, UpdateOperation};
 
@@ -107,6 +107,43 @@ pub async fn get_operation(
     let id = parse_id(&id)?;
     let operation = load_operation(&state, &env, id).await?;
     Ok(json(StatusCode::OK, &operation))
+}
+
+/// What an action returned: its `output` as stored, `null` when it reported none. This is the
+/// `statusUrl` of Nango's `async_action` webhook, answered as Nango answers its own: the bare
+/// output. 409 while it runs, or when it did not succeed (its error says why).
+pub async fn get_output(
+    State(state): State<Arc<AppState>>,
+    Path((env, id)): Path<(String, String)>,
+    Auth(principal): Auth,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env, Scope::Read)?;
+    let id = parse_id(&id)?;
+    let operation = load_operation(&state, &env, id).await?;
+    match operation.state {
+        OpState::Success => {
+            let text = operation.output.as_ref().map_or("null", |o| o.text());
+            let mut response = Response::new(Body::from(text.to_owned()));
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        }
+        OpState::Waiting | OpState::Running => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "operation_running",
+            format!("operation `{id}` is still {}; its output is read once it ends (`action.completed` says when)", operation.state),
+        )),
+        state => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "operation_not_successful",
+            format!(
+                "operation `{id}` ended as {state}: {}",
+                operation.error.as_ref().map_or("no error was reported", |e| e.message.as_str())
+            ),
+        )),
+    }
 }
 
 /// One operation of `env`, or a 404 (also when it belongs to another environment).

@@ -14,11 +14,11 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::{Auth, Path};
-use super::{blocking, json, page_limit, AppState, DataPage};
-use crate::config::ApiDuration;
-use crate::index::query::{self, TextQuery};
-use crate::index::{self, Bound, Filters, Hits, IndexError, Page, TypeFilter};
-use crate::model::{Id, Level, Message, MessageType, OpState, OpType, Operation, Timestamp};
+use super::{blocking, json, AppState, DataPage};
+use crate::index::query::TextQuery;
+use crate::index::{self, Bound, Filters, Hits, IndexError, Page};
+use crate::model::{Id, Message, OpState, OpType, Operation, Timestamp};
+use crate::query_params::{self, Endpoint, ParamError, Query};
 use crate::scope::Scope;
 use crate::snippet::{self, Snippet, SnippetSource};
 use crate::store::{MessageRange, ReadTx};
@@ -40,252 +40,41 @@ impl From<IndexError> for ApiError {
     }
 }
 
-/// The query string as (name, value) pairs; names outside `allowed` are a 400.
-pub(super) fn pairs(
-    query: Option<&str>,
-    allowed: &[&str],
-) -> Result<Vec<(String, String)>, ApiError> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    for (name, _) in &pairs {
-        if !allowed.contains(&name.as_str()) {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!(
-                    "unknown query parameter `{name}`; this endpoint takes {}",
-                    allowed.join(", ")
-                ),
-            )
-            .with_field(name.clone()));
-        }
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> ApiError {
+        ApiError::bad_request(e.code, e.message).with_field(e.field)
     }
-    Ok(pairs)
 }
 
-pub(super) fn invalid(field: &str, message: String) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("`{field}`: {message}")).with_field(field)
+/// The query string parsed for `endpoint` (`crate::query_params` declares what each takes).
+fn parse(endpoint: Endpoint, query: Option<&str>) -> Result<Query, ApiError> {
+    Ok(query_params::parse(endpoint, query)?)
 }
 
-fn parse_enum<T>(
-    field: &str,
-    value: &str,
-    parse: fn(&str) -> Option<T>,
-    allowed: String,
-) -> Result<T, ApiError> {
-    parse(value).ok_or_else(|| invalid(field, format!("`{value}` is not one of {allowed}")))
-}
-
-pub(super) fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse(value).map_err(|e| invalid(field, e))
-}
-
-fn parse_type(value: &str) -> Result<TypeFilter, ApiError> {
-    let (kind, action) = match value.split_once(':') {
-        Some((k, a)) => (k, Some(a)),
-        None => (value, None),
+/// The newest-first page `query` asks for, and the scope its cursors are sealed to.
+fn newest_first_page(
+    query: &Query,
+    state: &AppState,
+    endpoint: &str,
+    env: &str,
+) -> Result<(String, Page), ApiError> {
+    let scope = cursor_scope(query, endpoint, env);
+    let bound = query
+        .cursor
+        .as_deref()
+        .map(|c| state.cursor_key.decode(&scope, c))
+        .transpose()?;
+    let page = Page {
+        limit: query.limit,
+        ascending: false,
+        bound,
     };
-    let kind = parse_enum("type", kind, OpType::parse, OpType::allowed())?;
-    if let Some(a) = action {
-        let ok = !a.is_empty()
-            && a.len() <= 64
-            && a.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !ok {
-            return Err(invalid(
-                "type",
-                format!("`{value}` is not `type` or `type:action`"),
-            ));
-        }
-    }
-    Ok(TypeFilter {
-        kind,
-        action: action.map(str::to_owned),
-    })
+    Ok((scope, page))
 }
 
-/// `key:value`, the form tags are indexed in.
-fn parse_tag(text: &str) -> Result<String, ApiError> {
-    match text.split_once(':') {
-        Some((key, value))
-            if crate::ingest::input::is_tag_key(key)
-                && !value.is_empty()
-                && value.chars().count() <= crate::ingest::input::MAX_TAG_VALUE_CHARS =>
-        {
-            Ok(text.to_owned())
-        }
-        _ => Err(invalid(
-            "tag",
-            format!(
-                "`{text}` is not `key:value` (a tag key, a colon, a value of 1-256 characters)"
-            ),
-        )),
-    }
-}
-
-pub(super) fn check_value(field: &str, value: &str) -> Result<String, ApiError> {
-    if value.is_empty() || value.chars().count() > 256 {
-        return Err(invalid(field, "must be 1-256 characters".into()));
-    }
-    Ok(value.to_owned())
-}
-
-/// Everything a list or search request can say, parsed and validated.
-#[derive(Default)]
-struct Request {
-    filters: Filters,
-    q: Option<TextQuery>,
-    q_text: String,
-    limit: Option<usize>,
-    cursor: Option<String>,
-    after: Option<Id>,
-    before: Option<Id>,
-    /// `snippets=true`: each hit says where the query matched it.
-    snippets: bool,
-    other: Vec<(String, String)>,
-}
-
-impl Request {
-    /// `message_type_key` names the parameter holding log/http (`type` on one operation's
-    /// messages, where the operation type is fixed; `message_type` elsewhere).
-    fn parse(pairs: Vec<(String, String)>, message_type_key: &str) -> Result<Request, ApiError> {
-        let mut r = Request::default();
-        for (name, value) in pairs {
-            let f = &mut r.filters;
-            match name.as_str() {
-                n if n == message_type_key => f.message_types.push(parse_enum(
-                    n,
-                    &value,
-                    MessageType::parse,
-                    MessageType::allowed(),
-                )?),
-                "type" => f.types.push(parse_type(&value)?),
-                "state" => f.states.push(parse_enum(
-                    "state",
-                    &value,
-                    OpState::parse,
-                    OpState::allowed(),
-                )?),
-                "integration" => f.integrations.push(check_value("integration", &value)?),
-                "connection_id" => f.connection_ids.push(check_value("connection_id", &value)?),
-                "script" => f.scripts.push(check_value("script", &value)?),
-                "end_user_id" => f.end_user_ids.push(check_value("end_user_id", &value)?),
-                "tag" => f.tags.push(parse_tag(&value)?),
-                "level" => {
-                    f.levels
-                        .push(parse_enum("level", &value, Level::parse, Level::allowed())?)
-                }
-                "from" => f.from = Some(parse_time("from", &value)?),
-                "to" => f.to = Some(parse_time("to", &value)?),
-                "q" => {
-                    let parsed = query::parse(&value).map_err(|e| invalid("q", e.to_string()))?;
-                    r.q = (!parsed.is_empty()).then_some(parsed);
-                    r.q_text = value;
-                }
-                "limit" => {
-                    r.limit = Some(
-                        value
-                            .parse()
-                            .map_err(|_| invalid("limit", format!("`{value}` is not a number")))?,
-                    )
-                }
-                "cursor" => r.cursor = Some(value),
-                "snippets" => {
-                    r.snippets = match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => {
-                            return Err(invalid(
-                                "snippets",
-                                format!("`{value}` is not true or false"),
-                            ))
-                        }
-                    }
-                }
-                "after" | "before" => {
-                    let id = Id::parse(&value).ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_cursor",
-                            format!("`{name}` must be a message id (26-character ULID)"),
-                        )
-                        .with_field(name.clone())
-                    })?;
-                    if name == "after" {
-                        r.after = Some(id)
-                    } else {
-                        r.before = Some(id)
-                    }
-                }
-                _ => r.other.push((name, value)),
-            }
-        }
-        let f = &mut r.filters;
-        // Canonical order, so the same filters in another order continue the same cursor.
-        f.types
-            .sort_by(|a, b| (a.kind.as_str(), &a.action).cmp(&(b.kind.as_str(), &b.action)));
-        f.types.dedup();
-        for list in [
-            &mut f.integrations,
-            &mut f.connection_ids,
-            &mut f.scripts,
-            &mut f.end_user_ids,
-            &mut f.tags,
-        ] {
-            list.sort();
-            list.dedup();
-        }
-        f.states.sort_by_key(|s| s.as_str());
-        f.states.dedup();
-        f.levels.sort_by_key(|l| l.as_str());
-        f.levels.dedup();
-        f.message_types.sort_by_key(|t| t.as_str());
-        f.message_types.dedup();
-        Ok(r)
-    }
-
-    /// The newest-first page this request asks for, and the scope its cursors are sealed to.
-    fn newest_first_page(
-        &self,
-        state: &AppState,
-        endpoint: &str,
-        env: &str,
-    ) -> Result<(String, Page), ApiError> {
-        let limit = page_limit(self.limit)?;
-        let scope = self.scope(endpoint, env);
-        let bound = self
-            .cursor
-            .as_deref()
-            .map(|c| state.cursor_key.decode(&scope, c))
-            .transpose()?;
-        let page = Page {
-            limit,
-            ascending: false,
-            bound,
-        };
-        Ok((scope, page))
-    }
-
-    /// What a cursor of this request is bound to.
-    fn scope(&self, endpoint: &str, env: &str) -> String {
-        format!("{endpoint}|{env}|{:?}|{}", self.filters, self.q_text)
-    }
-}
-
-const FILTERS: &[&str] = &[
-    "type",
-    "state",
-    "integration",
-    "connection_id",
-    "script",
-    "end_user_id",
-    "tag",
-    "from",
-    "to",
-    "q",
-];
-
-fn with(extra: &[&'static str]) -> Vec<&'static str> {
-    FILTERS.iter().chain(extra).copied().collect()
+/// What a cursor of `query` is bound to.
+fn cursor_scope(query: &Query, endpoint: &str, env: &str) -> String {
+    format!("{endpoint}|{env}|{:?}|{}", query.filters, query.text_source)
 }
 
 /// An operation found by `GET /operations`; with `snippets=true` and a `q`, where it matched.
@@ -305,23 +94,20 @@ pub async fn list_operations(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
-    let request = Request::parse(
-        pairs(query.as_deref(), &with(&["limit", "cursor", "snippets"]))?,
-        "",
-    )?;
-    let (scope, page) = request.newest_first_page(&state, "operations", &env)?;
+    let request = parse(Endpoint::Operations, query.as_deref())?;
+    let (scope, page) = newest_first_page(&request, &state, "operations", &env)?;
     let st = state.clone();
     let (hits, data) = blocking(move || {
         let hits = st
             .index
-            .operations(&env, &request.filters, request.q.as_ref(), page)?;
+            .operations(&env, &request.filters, request.text.as_ref(), page)?;
         let read = st.store.read()?;
         let mut data = Vec::with_capacity(hits.ids.len());
         for (id, _) in &hits.ids {
             let Some(operation) = read.operation(*id)? else {
                 continue;
             };
-            let snippet = match (&request.q, request.snippets) {
+            let snippet = match (&request.text, request.snippets) {
                 (Some(q), true) => operation_snippet(&st, &read, q, &operation)?,
                 _ => None,
             };
@@ -422,19 +208,13 @@ pub async fn search_messages(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
-    let request = Request::parse(
-        pairs(
-            query.as_deref(),
-            &with(&["level", "message_type", "limit", "cursor", "snippets"]),
-        )?,
-        "message_type",
-    )?;
-    let (scope, page) = request.newest_first_page(&state, "messages", &env)?;
+    let request = parse(Endpoint::Messages, query.as_deref())?;
+    let (scope, page) = newest_first_page(&request, &state, "messages", &env)?;
     let st = state.clone();
     let (hits, data) = blocking(move || {
         let hits = st
             .index
-            .messages(&env, &request.filters, request.q.as_ref(), page)?;
+            .messages(&env, &request.filters, request.text.as_ref(), page)?;
         let read = st.store.read()?;
         let mut data = Vec::with_capacity(hits.ids.len());
         for (id, op_id) in &hits.ids {
@@ -442,7 +222,7 @@ pub async fn search_messages(
             else {
                 continue;
             };
-            let snippet = match (&request.q, request.snippets) {
+            let snippet = match (&request.text, request.snippets) {
                 (Some(q), true) => message_snippet(q, &message),
                 _ => None,
             };
@@ -493,18 +273,10 @@ pub async fn list_messages(
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
     let op_id = super::operations::parse_id(&id)?;
-    let mut request = Request::parse(
-        pairs(
-            query.as_deref(),
-            &[
-                "q", "level", "type", "limit", "cursor", "after", "before", "snippets",
-            ],
-        )?,
-        "type",
-    )?;
+    let mut request = parse(Endpoint::OperationMessages, query.as_deref())?;
     request.filters.operation = Some(op_id);
-    let limit = page_limit(request.limit)?;
-    let scope = request.scope("operation-messages", &env);
+    let limit = request.limit;
+    let scope = cursor_scope(&request, "operation-messages", &env);
     let mut after = request.after;
     let mut before = request.before;
     if let Some(cursor) = &request.cursor {
@@ -514,10 +286,10 @@ pub async fn list_messages(
         }
     }
     let backwards = before.is_some() && after.is_none();
-    let filtered = request.q.is_some()
+    let filtered = request.text.is_some()
         || !request.filters.levels.is_empty()
         || !request.filters.message_types.is_empty();
-    let snippet_query = request.q.clone().filter(|_| request.snippets);
+    let snippet_query = request.text.clone().filter(|_| request.snippets);
     let st = state.clone();
     let env_for_read = env.clone();
     let (operation, messages, more, total) = blocking(move || {
@@ -546,9 +318,9 @@ pub async fn list_messages(
             ascending: !backwards,
             bound,
         };
-        let hits = st
-            .index
-            .messages(&env_for_read, &request.filters, request.q.as_ref(), page)?;
+        let hits =
+            st.index
+                .messages(&env_for_read, &request.filters, request.text.as_ref(), page)?;
         let mut messages = Vec::with_capacity(hits.ids.len());
         for (id, _) in &hits.ids {
             messages.extend(read.message(op_id, *id)?);
@@ -615,47 +387,14 @@ pub async fn facets(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
-    let request = Request::parse(
-        pairs(
-            query.as_deref(),
-            &["field", "prefix", "from", "to", "type", "state", "limit"],
-        )?,
-        "",
-    )?;
-    let mut field = None;
-    let mut prefix = String::new();
-    for (name, value) in &request.other {
-        match name.as_str() {
-            "field" => field = Some(value.clone()),
-            _ => prefix = value.clone(),
-        }
-    }
-    let field: &'static str = match field.as_deref() {
-        Some("integration") => "integration",
-        Some("connection_id") => "connection_id",
-        Some("script") => "script",
-        Some("end_user_id") => "end_user_id",
-        Some("tag") => "tag",
-        Some(other) => {
-            return Err(invalid(
-                "field",
-                format!(
-                    "`{other}` is not one of integration, connection_id, script, end_user_id, tag"
-                ),
-            ))
-        }
-        None => {
-            return Err(invalid(
-                "field",
-                "is required: integration, connection_id, script, end_user_id or tag".into(),
-            ))
-        }
+    let request = parse(Endpoint::Facets, query.as_deref())?;
+    // Required: the parser refuses a query without it.
+    let Some(field) = request.facet_field else {
+        return Err(
+            ApiError::bad_request("invalid_query", "`field`: is required").with_field("field"),
+        );
     };
-    let limit = match request.limit {
-        None => 20,
-        Some(n) if (1..=100).contains(&n) => n,
-        Some(n) => return Err(invalid("limit", format!("{n} is not between 1 and 100"))),
-    };
+    let (limit, prefix) = (request.limit, request.prefix);
     let st = state.clone();
     let (values, distinct) = blocking(move || {
         Ok(st
@@ -678,8 +417,6 @@ pub async fn facets(
 }
 
 const MAX_BUCKETS: i64 = 1_000;
-/// An insights bucket width the client asks for: 1s to 366d.
-pub type Interval = ApiDuration<1_000, 31_622_400_000>;
 
 /// Operations started in one time bucket (created, for those with no start), by state.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -711,23 +448,7 @@ pub async fn insights(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
-    let mut request = Request::parse(
-        pairs(
-            query.as_deref(),
-            &[
-                "type",
-                "integration",
-                "connection_id",
-                "script",
-                "end_user_id",
-                "tag",
-                "from",
-                "to",
-                "interval",
-            ],
-        )?,
-        "",
-    )?;
+    let mut request = parse(Endpoint::Insights, query.as_deref())?;
     let to = request.filters.to.unwrap_or_else(Timestamp::now);
     let from = request
         .filters
@@ -735,11 +456,8 @@ pub async fn insights(
         .unwrap_or(to.plus_millis(-24 * 3600 * 1000));
     // An empty window (`to` at or before `from`) has no buckets.
     let span = to.millis().saturating_sub(from.millis()).max(0);
-    let asked = match request.other.iter().find(|(n, _)| n == "interval") {
-        Some((_, text)) => {
-            let interval = Interval::parse(text).map_err(|e| invalid("interval", e))?;
-            i64::try_from(interval.0.as_millis()).unwrap_or(i64::MAX)
-        }
+    let asked = match request.interval {
+        Some(interval) => i64::try_from(interval.as_millis()).unwrap_or(i64::MAX),
         None => auto_interval(span.max(1)),
     };
     // Widened when it would give more buckets than a chart can show; the answer says which.
@@ -807,52 +525,6 @@ fn auto_interval(span_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(q: &str, mt: &str) -> Result<Request, ApiError> {
-        Request::parse(
-            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
-            mt,
-        )
-    }
-
-    #[test]
-    fn filters_parse_and_normalise() {
-        let r = parse(
-            "type=sync:run&type=action&state=failed&integration=b&integration=a&integration=a",
-            "",
-        )
-        .unwrap();
-        assert_eq!(r.filters.types.len(), 2);
-        assert_eq!(r.filters.integrations, vec!["a", "b"]);
-        let other_order = parse(
-            "integration=a&integration=b&state=failed&type=action&type=sync:run",
-            "",
-        )
-        .unwrap();
-        assert_eq!(r.scope("x", "prod"), other_order.scope("x", "prod"));
-        assert_eq!(
-            parse("type=cron", "").err().unwrap().field.as_deref(),
-            Some("type")
-        );
-        assert_eq!(
-            parse("type=sync:Run Now", "")
-                .err()
-                .unwrap()
-                .field
-                .as_deref(),
-            Some("type")
-        );
-        assert_eq!(
-            parse("q=%22open", "").err().unwrap().field.as_deref(),
-            Some("q")
-        );
-        // An empty window is a query that matches nothing, not a mistake.
-        assert!(parse("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "").is_ok());
-        assert_eq!(
-            parse("type=http", "type").unwrap().filters.message_types,
-            vec![MessageType::Http]
-        );
-    }
 
     #[test]
     fn auto_intervals_are_round() {

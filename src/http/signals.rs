@@ -15,11 +15,11 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::{Auth, Path};
-use super::search::{check_value, pairs, parse_time};
 use super::{blocking, json, AppState};
 use crate::alerts::{self, Signal};
 use crate::index::SearchIndex;
 use crate::model::Timestamp;
+use crate::query_params::{self, Endpoint};
 use crate::scope::Scope;
 
 /// Points of each signal's series.
@@ -72,18 +72,14 @@ pub async fn signals(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
-    let mut from = None;
-    let mut to = None;
-    let mut integration = None;
-    for (name, value) in pairs(query.as_deref(), &["from", "to", "integration"])? {
-        match name.as_str() {
-            "from" => from = Some(parse_time("from", &value)?),
-            "to" => to = Some(parse_time("to", &value)?),
-            _ => integration = Some(check_value("integration", &value)?),
-        }
-    }
-    let to = to.unwrap_or_else(Timestamp::now);
-    let from = from.unwrap_or(to.plus_millis(-24 * 3600 * 1000));
+    let request = query_params::parse(Endpoint::Signals, query.as_deref())?;
+    // One at most: `integration` does not repeat here.
+    let integration = request.filters.integrations.into_iter().next();
+    let to = request.filters.to.unwrap_or_else(Timestamp::now);
+    let from = request
+        .filters
+        .from
+        .unwrap_or(to.plus_millis(-24 * 3600 * 1000));
     // An empty range (`to` at or before `from`) counts nothing, as with insights.
     let span = (to.millis() - from.millis()).max(0);
     let st = state.clone();

@@ -1,11 +1,12 @@
 //! `GET /v1/vocabulary`: every value the server's enums take (operation types with the actions
 //! the server knows, states, message types, levels, webhook events, delivery statuses, signals,
-//! webhook formats, span names), so the dashboard builds its pickers and lists from the server
-//! and cannot drift from it. The dashboard reads it once per page load.
+//! webhook formats, span names) and every query parameter of the read endpoints
+//! (`crate::query_params`), so the dashboard builds its pickers, lists and filters from the
+//! server and cannot drift from it. The dashboard reads it once per page load.
 //!
 //! Must not: write a value out by hand. Every list iterates its enum (`ALL`, whose completeness
-//! the tests below check against the enum's own derive), and a signal's filters are its search
-//! (`Signal::filters`) written as query parameters.
+//! the tests below check against the enum's own derive) or the parameter table, and a signal's
+//! filters are its search (`Signal::filters`) written as query parameters (`query_params::to_pairs`).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -18,8 +19,8 @@ use super::outbox_jobs::REPLAYABLE;
 use super::signals::counted;
 use crate::alerts::Signal;
 use crate::config::{SpanNames, WebhookFormat};
-use crate::index::Filters;
 use crate::model::{DeliveryStatus, EventType, Level, MessageType, OpState, OpType};
+use crate::query_params::{to_pairs, Endpoint, QUERY_PARAMETERS};
 use crate::scope::Scope;
 
 /// The values the API's enums take, each list in the server's order.
@@ -46,6 +47,34 @@ pub struct Vocabulary {
     webhook_formats: Vec<WebhookFormat>,
     /// Span names and attribute keys of exported traces (`otel.names`).
     span_names: Vec<SpanNames>,
+    /// The query parameters of the read endpoints: what each takes and which endpoints take it.
+    query_parameters: Vec<VocabularyParameter>,
+}
+
+/// One query parameter of one or more read endpoints (`crate::query_params`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VocabularyParameter {
+    name: &'static str,
+    /// What a person calls it.
+    label: &'static str,
+    /// What values it takes: `one_of` (see `values`), `operation_type` (`type` or
+    /// `type:action`), `name` (1-256 characters), `tag` (`key:value`), `time` (RFC 3339), `text`
+    /// (a full-text query), `integer`, `boolean`, `cursor`, `message_id`, `duration` or `string`.
+    kind: &'static str,
+    /// The values of a `one_of`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<Vec<&'static str>>,
+    /// May be given more than once: any of the values matches.
+    repeatable: bool,
+    required: bool,
+    /// Selects by a field of the operation or message (a filter picker), rather than by time or
+    /// text, or shaping the answer.
+    filter: bool,
+    /// `GET /facets` counts its values (`field=<name>`).
+    facet: bool,
+    description: &'static str,
+    /// The endpoints that take it, with this meaning.
+    endpoints: Vec<Endpoint>,
 }
 
 /// An operation type and the actions the server gives a meaning to.
@@ -111,11 +140,26 @@ impl Vocabulary {
                     signal,
                     title: signal.title(),
                     counts: counted(signal),
-                    filters: query_parameters(&signal.filters()),
+                    filters: query_parameters(signal),
                 })
                 .collect(),
             webhook_formats: WebhookFormat::ALL.to_vec(),
             span_names: SpanNames::ALL.to_vec(),
+            query_parameters: QUERY_PARAMETERS
+                .iter()
+                .map(|p| VocabularyParameter {
+                    name: p.name,
+                    label: p.label,
+                    kind: p.kind.as_str(),
+                    values: p.kind.values(),
+                    repeatable: p.repeatable,
+                    required: p.required,
+                    filter: p.is_filter(),
+                    facet: p.is_facet(),
+                    description: p.description,
+                    endpoints: p.endpoints.to_vec(),
+                })
+                .collect(),
         }
     }
 }
@@ -126,45 +170,16 @@ impl Default for Vocabulary {
     }
 }
 
-/// `filters` as the query parameters of `GET /operations` and `GET /messages` (time, operation
-/// and ordering aside: a signal sets none of them).
-fn query_parameters(filters: &Filters) -> Vec<QueryParameter> {
-    fn texts<'a>(
-        name: &'static str,
-        values: &'a [String],
-    ) -> impl Iterator<Item = QueryParameter> + 'a {
-        values.iter().map(move |value| QueryParameter {
-            name,
-            value: value.clone(),
-        })
-    }
-    fn shown(name: &'static str, value: &dyn std::fmt::Display) -> QueryParameter {
-        QueryParameter {
-            name,
-            value: value.to_string(),
-        }
-    }
-    let f = filters;
-    f.types
-        .iter()
-        .map(|t| {
-            let value = match &t.action {
-                Some(action) => format!("{}:{action}", t.kind),
-                None => t.kind.to_string(),
-            };
-            QueryParameter {
-                name: "type",
-                value,
-            }
-        })
-        .chain(f.states.iter().map(|s| shown("state", s)))
-        .chain(texts("integration", &f.integrations))
-        .chain(texts("connection_id", &f.connection_ids))
-        .chain(texts("script", &f.scripts))
-        .chain(texts("end_user_id", &f.end_user_ids))
-        .chain(texts("tag", &f.tags))
-        .chain(f.levels.iter().map(|l| shown("level", l)))
-        .chain(f.message_types.iter().map(|m| shown("message_type", m)))
+/// A signal's search as the query parameters of the list that shows what it counts.
+fn query_parameters(signal: Signal) -> Vec<QueryParameter> {
+    let endpoint = if signal.counts_messages() {
+        Endpoint::Messages
+    } else {
+        Endpoint::Operations
+    };
+    to_pairs(endpoint, &signal.filters())
+        .into_iter()
+        .map(|(name, value)| QueryParameter { name, value })
         .collect()
 }
 
@@ -214,7 +229,7 @@ mod tests {
     #[test]
     fn a_signals_filters_are_its_search_as_query_parameters() {
         let pairs = |s: Signal| -> Vec<(&str, String)> {
-            query_parameters(&s.filters())
+            query_parameters(s)
                 .into_iter()
                 .map(|p| (p.name, p.value))
                 .collect()

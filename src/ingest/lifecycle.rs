@@ -76,6 +76,10 @@ pub fn new_operation(
         end_user: input.end_user,
         tags: input.tags.unwrap_or_default(),
         is_async: input.is_async.unwrap_or(false),
+        sync_type: input.sync_type,
+        checkpoints: input.checkpoints,
+        auth_mode: input.auth_mode,
+        output: input.output,
         created_at: now,
         updated_at: now,
         started_at,
@@ -100,19 +104,34 @@ pub fn apply_patch(
     patch: OperationPatch,
     now: Timestamp,
 ) -> Result<Change, LifecycleError> {
+    check_patch(op, &patch)?;
+    Ok(apply_checked(op, patch, now))
+}
+
+/// Whether `patch` may change `op`: a terminal state is final (repeating it is a no-op) and
+/// `running` never goes back to `waiting`.
+pub fn check_patch(op: &Operation, patch: &OperationPatch) -> Result<(), LifecycleError> {
     if op.state.is_terminal() {
         return match patch.state {
-            Some(s) if s == op.state => Ok(Change::Unchanged),
+            Some(s) if s == op.state => Ok(()),
             _ => Err(LifecycleError::AlreadyEnded { current: op.state }),
         };
     }
-    let target = patch.state.unwrap_or(op.state);
-    if target == OpState::Waiting && op.state == OpState::Running {
+    if patch.state == Some(OpState::Waiting) && op.state == OpState::Running {
         return Err(LifecycleError::Backwards {
             from: op.state,
-            to: target,
+            to: OpState::Waiting,
         });
     }
+    Ok(())
+}
+
+/// Applies a patch that `check_patch` accepted for `op`.
+fn apply_checked(op: &mut Operation, patch: OperationPatch, now: Timestamp) -> Change {
+    if op.state.is_terminal() {
+        return Change::Unchanged;
+    }
+    let target = patch.state.unwrap_or(op.state);
     let OperationPatch {
         state: _,
         message,
@@ -121,9 +140,17 @@ pub fn apply_patch(
         meta,
         request,
         response,
+        sync_type,
+        checkpoints,
+        auth_mode,
+        output,
         started_at,
         ended_at,
     } = patch;
+    replace_if_some(&mut op.sync_type, sync_type.map(Some));
+    replace_if_some(&mut op.checkpoints, checkpoints.map(Some));
+    replace_if_some(&mut op.auth_mode, auth_mode.map(Some));
+    replace_if_some(&mut op.output, output.map(Some));
     replace_if_some(&mut op.message, message);
     replace_if_some(&mut op.error, error.map(Some));
     replace_if_some(&mut op.records, records.map(Some));
@@ -138,14 +165,15 @@ pub fn apply_patch(
     op.updated_at = now;
     if target.is_terminal() {
         finish(op, ended_at.unwrap_or(now));
-        Ok(Change::Ended)
+        Change::Ended
     } else {
-        Ok(Change::Updated)
+        Change::Updated
     }
 }
 
-/// Moves an overdue operation to `timeout`, explaining why in its error.
-pub fn time_out(op: &mut Operation, now: Timestamp) -> Result<Change, LifecycleError> {
+/// Moves an overdue operation to `timeout`, explaining why in its error; one already ended is
+/// left as it is.
+pub fn time_out(op: &mut Operation, now: Timestamp) -> Change {
     let patch = OperationPatch {
         state: Some(OpState::Timeout),
         message: None,
@@ -162,10 +190,45 @@ pub fn time_out(op: &mut Operation, now: Timestamp) -> Result<Change, LifecycleE
         meta: None,
         request: None,
         response: None,
+        sync_type: None,
+        checkpoints: None,
+        auth_mode: None,
+        output: None,
         started_at: None,
         ended_at: None,
     };
-    apply_patch(op, patch, now)
+    // Never refused: a terminal operation is left unchanged and `timeout` is no step back.
+    apply_checked(op, patch, now)
+}
+
+/// Moves a delivery's `webhook:deliver` log to `state` (`running` while it retries, then its
+/// outcome), with the receiver's answer; an ended log is left as it is.
+pub fn settle_delivery_log(
+    op: &mut Operation,
+    state: OpState,
+    error: Option<ErrorInfo>,
+    response: Option<HttpResponse>,
+    now: Timestamp,
+) -> Change {
+    let patch = OperationPatch {
+        state: Some(state),
+        message: None,
+        error,
+        records: None,
+        meta: None,
+        request: None,
+        response,
+        sync_type: None,
+        checkpoints: None,
+        auth_mode: None,
+        output: None,
+        started_at: None,
+        ended_at: None,
+    };
+    if state == OpState::Waiting {
+        return Change::Unchanged; // never asked for: a log only moves on
+    }
+    apply_checked(op, patch, now)
 }
 
 fn finish(op: &mut Operation, ended_at: Timestamp) {
@@ -265,7 +328,7 @@ mod tests {
         assert_eq!(op.message, "Incoming webhook");
 
         let (mut op, _) = create(r#"{"type":"auth"}"#, 0);
-        assert_eq!(time_out(&mut op, Timestamp(70_000)), Ok(Change::Ended));
+        assert_eq!(time_out(&mut op, Timestamp(70_000)), Change::Ended);
         assert_eq!(op.state, OpState::Timeout);
         assert!(op.error.unwrap().message.contains("deadline"));
     }

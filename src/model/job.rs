@@ -68,17 +68,6 @@ impl JobKind {
             JobKind::OtlpLogs(o) => &o.url,
         }
     }
-
-    /// For an export: how many items (spans, log records) it adds to a request and their encoded
-    /// size within it. Exports to one collector are batched; webhooks go one per request.
-    pub fn export_size(&self) -> Option<(usize, usize)> {
-        match self {
-            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => None,
-            JobKind::OtlpSpan(o) => Some((1, framed_len(o.span.len()))),
-            // `records` is already a sequence of framed log records.
-            JobKind::OtlpLogs(o) => Some((o.count as usize, o.records.len())),
-        }
-    }
 }
 
 /// One event on its way to one webhook URL.

@@ -11,8 +11,8 @@ use crate::model::alert::{AlertState, StoredAlerts};
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{
-    DeliveryStatus, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState, OpType,
-    Operation, RecordCount, Timestamp,
+    DeliveryStatus, EndUser, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState,
+    OpType, Operation, RecordCount, Tags, Timestamp,
 };
 
 const V1: u8 = 1;
@@ -71,17 +71,85 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
     ))
 }
 
-/// Operations gained `end_user`, `tags` and `is_async` in version 2.
+/// Operations gained `end_user`, `tags` and `is_async` in version 2, and `sync_type`,
+/// `checkpoints`, `auth_mode` and `output` (what Nango's webhooks carry) in version 3.
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode_as(V2, op)
+    encode_as(V3, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     const WHAT: &str = "operation";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (V2, rest) => decode_body::<OperationV2>(WHAT, rest).map(Operation::from),
+        (V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// An operation as format version 2 wrote it (frozen: never change this struct).
+#[derive(Decode)]
+struct OperationV2 {
+    id: Id,
+    environment: String,
+    kind: OpType,
+    action: String,
+    state: OpState,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    script: Option<String>,
+    provider: Option<String>,
+    message: String,
+    error: Option<ErrorInfo>,
+    request: Option<HttpRequest>,
+    response: Option<HttpResponse>,
+    records: Option<Vec<RecordCount>>,
+    meta: Option<Json>,
+    end_user: Option<EndUser>,
+    tags: Tags,
+    is_async: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    started_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    expires_at: Timestamp,
+    duration_ms: Option<u64>,
+    message_count: u64,
+}
+
+impl From<OperationV2> for Operation {
+    fn from(v2: OperationV2) -> Operation {
+        Operation {
+            id: v2.id,
+            environment: v2.environment,
+            kind: v2.kind,
+            action: v2.action,
+            state: v2.state,
+            integration: v2.integration,
+            connection_id: v2.connection_id,
+            script: v2.script,
+            provider: v2.provider,
+            message: v2.message,
+            error: v2.error,
+            request: v2.request,
+            response: v2.response,
+            records: v2.records,
+            meta: v2.meta,
+            end_user: v2.end_user,
+            tags: v2.tags,
+            is_async: v2.is_async,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
+            created_at: v2.created_at,
+            updated_at: v2.updated_at,
+            started_at: v2.started_at,
+            ended_at: v2.ended_at,
+            expires_at: v2.expires_at,
+            duration_ms: v2.duration_ms,
+            message_count: v2.message_count,
+        }
     }
 }
 
@@ -134,6 +202,10 @@ impl From<OperationV1> for Operation {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             created_at: v1.created_at,
             updated_at: v1.updated_at,
             started_at: v1.started_at,
@@ -476,16 +548,18 @@ impl From<AttemptV1> for Attempt {
     }
 }
 
-/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2.
+/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2, and
+/// `toggles` and `routes` (Nango's toggles and per-connection URLs) in version 3.
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
-    encode_as(V2, settings)
+    encode_as(V3, settings)
 }
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
     const WHAT: &str = "webhook settings";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (V2, rest) => decode_body::<StoredWebhooksV2>(WHAT, rest).map(StoredWebhooks::from),
+        (V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -532,6 +606,42 @@ impl From<StoredWebhooksV1> for StoredWebhooks {
             previous_secret: v1.previous_secret,
             format: None,
             secondary_format: None,
+            toggles: None,
+            routes: None,
+        }
+    }
+}
+
+/// Webhook settings as format version 2 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredWebhooksV2 {
+    url: Option<String>,
+    secondary_url: Option<String>,
+    events: Option<Vec<crate::model::EventType>>,
+    timeout_ms: Option<u64>,
+    retry_schedule_ms: Option<Vec<u64>>,
+    allow_insecure_http: Option<bool>,
+    secret: Option<String>,
+    previous_secret: Option<(String, Timestamp)>,
+    format: Option<crate::model::WebhookFormat>,
+    secondary_format: Option<crate::model::WebhookFormat>,
+}
+
+impl From<StoredWebhooksV2> for StoredWebhooks {
+    fn from(v2: StoredWebhooksV2) -> StoredWebhooks {
+        StoredWebhooks {
+            url: v2.url,
+            secondary_url: v2.secondary_url,
+            events: v2.events,
+            timeout_ms: v2.timeout_ms,
+            retry_schedule_ms: v2.retry_schedule_ms,
+            allow_insecure_http: v2.allow_insecure_http,
+            secret: v2.secret,
+            previous_secret: v2.previous_secret,
+            format: v2.format,
+            secondary_format: v2.secondary_format,
+            toggles: None,
+            routes: None,
         }
     }
 }
@@ -626,6 +736,10 @@ pub(crate) mod tests {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_500),
             started_at: Some(Timestamp(1_700_000_000_000)),
@@ -654,11 +768,24 @@ pub(crate) mod tests {
         }
     }
 
+    /// An operation with every field of format version 3 set.
+    pub(crate) fn sample_operation_v3() -> Operation {
+        Operation {
+            sync_type: Some(SyncType::Incremental),
+            checkpoints: Some(Json::from_value(
+                &serde_json::json!({"from": {"page": 4, "cursor": "c4"}, "to": null}),
+            )),
+            auth_mode: Some("OAUTH2".into()),
+            output: Some(Json::from_value(&serde_json::json!({"issue": 7}))),
+            ..sample_operation_v2()
+        }
+    }
+
     #[test]
     fn operations_round_trip() {
-        let op = sample_operation_v2();
+        let op = sample_operation_v3();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], V2);
+        assert_eq!(bytes[0], V3);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -674,22 +801,25 @@ pub(crate) mod tests {
         assert!(err.contains("unknown record version 9"), "{err}");
     }
 
-    /// Bytes of operation records as written by earlier releases: version 1 (frozen) and 2. If
-    /// this test fails, the format changed: keep a reader for these bytes and add a new version.
-    /// Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
+    /// Bytes of operation records as written by earlier releases: versions 1 and 2 (frozen) and
+    /// 3. If this test fails, the format changed: keep a reader for these bytes and add a new
+    /// version. Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
     #[test]
     fn reads_format_v1_written_by_an_earlier_binary() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
-        let v2 = format!("{dir}/operation_v2.bin");
+        let v3 = format!("{dir}/operation_v3.bin");
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(&v2, encode_operation(&sample_operation_v2())).unwrap();
+            std::fs::write(&v3, encode_operation(&sample_operation_v3())).unwrap();
         }
         let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
         assert_eq!(golden[0], V1);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation());
-        let golden = std::fs::read(&v2).unwrap();
+        let golden = std::fs::read(format!("{dir}/operation_v2.bin")).unwrap();
         assert_eq!(golden[0], V2);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
+        let golden = std::fs::read(&v3).unwrap();
+        assert_eq!(golden[0], V3);
+        assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v3());
     }
 
     fn sample_message() -> Message {
@@ -848,6 +978,8 @@ pub(crate) mod tests {
             previous_secret: Some(("whsec_old".into(), Timestamp(1_700_086_400_000))),
             format: None,
             secondary_format: None,
+            toggles: None,
+            routes: None,
         }
     }
 
@@ -857,6 +989,23 @@ pub(crate) mod tests {
             secondary_format: Some(crate::model::WebhookFormat::Nango),
             format: Some(crate::model::WebhookFormat::Opslog),
             ..sample_webhook_settings()
+        }
+    }
+
+    fn sample_webhook_settings_v3() -> StoredWebhooks {
+        StoredWebhooks {
+            toggles: Some(crate::model::settings::NangoToggles {
+                on_sync_error: false,
+                ..Default::default()
+            }),
+            routes: Some(vec![crate::model::settings::WebhookRoute {
+                url: "https://dev-tunnel.example.com/h".into(),
+                format: Some(crate::model::WebhookFormat::Nango),
+                connection_ids: vec!["acme".into()],
+                end_user_ids: Vec::new(),
+                tags: [("plan".to_owned(), "pro".to_owned())].into(),
+            }]),
+            ..sample_webhook_settings_v2()
         }
     }
 
@@ -884,10 +1033,7 @@ pub(crate) mod tests {
         let mut settings = sample_webhook_settings();
         settings.events = Some(vec![EventType::SyncCompleted, EventType::AlertResolved]);
         let bytes = encode_webhook_settings(&settings);
-        assert_eq!(
-            bytes[0], V2,
-            "webhook settings are new in this release anyway"
-        );
+        assert_eq!(bytes[0], V3, "webhook settings are version 3 (routes)");
         assert_eq!(decode_webhook_settings(&bytes).unwrap(), settings);
         let state = AlertState {
             firing: true,
@@ -918,8 +1064,8 @@ pub(crate) mod tests {
                 encode_attempt(&sample_export_attempt()),
             ),
             (
-                "webhook_settings_v2.bin",
-                encode_webhook_settings(&sample_webhook_settings_v2()),
+                "webhook_settings_v3.bin",
+                encode_webhook_settings(&sample_webhook_settings_v3()),
             ),
             (
                 "otel_settings_v2.bin",
@@ -962,6 +1108,10 @@ pub(crate) mod tests {
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v2.bin")).unwrap(),
             sample_webhook_settings_v2()
+        );
+        assert_eq!(
+            decode_webhook_settings(&read("webhook_settings_v3.bin")).unwrap(),
+            sample_webhook_settings_v3()
         );
         assert_eq!(
             decode_otel_settings(&read("otel_settings_v2.bin")).unwrap(),

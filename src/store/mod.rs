@@ -171,6 +171,12 @@ impl Store {
         })
     }
 
+    /// Every table's rows as raw bytes (`tables::dump`), for tests that compare what is stored.
+    #[cfg(test)]
+    pub(crate) fn dump(&self) -> tables::Dump {
+        tables::dump(&self.database().unwrap().begin_read().unwrap())
+    }
+
     pub fn read(&self) -> Result<ReadTx, StoreError> {
         Ok(ReadTx {
             txn: self.database()?.begin_read()?,

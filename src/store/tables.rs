@@ -62,3 +62,62 @@ pub(crate) const INDEX_FEED: TableDefinition<u64, &[u8]> = TableDefinition::new(
 /// Operation id → the idempotency table key that names it, so retention can remove both.
 pub(crate) const IDEMPOTENCY_BY_OPERATION: TableDefinition<u128, &str> =
     TableDefinition::new("idempotency_by_operation");
+
+/// A row as its key's and its value's bytes.
+#[cfg(test)]
+pub(crate) type RawRow = (Vec<u8>, Vec<u8>);
+/// Every table's rows, by table name.
+#[cfg(test)]
+pub(crate) type Dump = std::collections::BTreeMap<String, Vec<RawRow>>;
+
+/// Every table as raw key and value bytes, by name: a whole picture of what is stored, which the
+/// write commands' tests compare before and after a refused command. Panics on a table this list
+/// does not name, so a new table cannot be left out of the comparison.
+#[cfg(test)]
+pub(crate) fn dump(txn: &redb::ReadTransaction) -> Dump {
+    use redb::{Key, ReadableTable, TableHandle, Value};
+
+    fn rows<K: Key + 'static, V: Value + 'static>(
+        txn: &redb::ReadTransaction,
+        table: TableDefinition<K, V>,
+    ) -> (String, Vec<RawRow>) {
+        let open = txn
+            .open_table(table)
+            .expect("every table is created at open");
+        let rows = open
+            .iter()
+            .expect("reading a table")
+            .map(|row| {
+                let (key, value) = row.expect("reading a row");
+                let (key, value) = (key.value(), value.value());
+                let key = K::as_bytes(&key).as_ref().to_vec();
+                let value = V::as_bytes(&value).as_ref().to_vec();
+                (key, value)
+            })
+            .collect();
+        (table.name().to_owned(), rows)
+    }
+
+    let all = std::collections::BTreeMap::from([
+        rows(txn, META),
+        rows(txn, OPERATIONS),
+        rows(txn, MESSAGES),
+        rows(txn, OPEN_OPERATIONS),
+        rows(txn, IDEMPOTENCY),
+        rows(txn, SETTINGS),
+        rows(txn, ALERT_STATES),
+        rows(txn, OUTBOX),
+        rows(txn, OUTBOX_DUE),
+        rows(txn, OUTBOX_ATTEMPTS),
+        rows(txn, INDEX_FEED),
+        rows(txn, IDEMPOTENCY_BY_OPERATION),
+    ]);
+    for table in txn.list_tables().expect("listing tables") {
+        assert!(
+            all.contains_key(table.name()),
+            "table `{}` is missing from store::tables::dump",
+            table.name()
+        );
+    }
+    all
+}

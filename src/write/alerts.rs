@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use super::effects::{Bodies, DeliveryCause};
-use super::engine::{Command, Tx, WriteError};
+use super::engine::{Check, Command, Tx, WriteError};
 use crate::model::alert::{transition, AlertState, Observation, Transition};
 use crate::model::{EventType, Timestamp};
 use crate::outbox::events;
+use crate::store::StoreError;
 
 /// Alert rules' counts (`alerts::evaluate`): records each rule's new count against its stored
 /// state and, where it crossed its threshold, the new state and the `alert.*` deliveries, in
@@ -18,9 +19,15 @@ pub struct ObserveAlerts {
 
 impl Command for ObserveAlerts {
     type Reply = ();
+    /// Never refused: counts of rules changed meanwhile are ignored when writing.
+    type Plan = Self;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<(), WriteError> {
-        observe(tx, &self.environment, self.observations)?;
+    fn check(self, _: &mut Check<'_>) -> Result<Self, WriteError> {
+        Ok(self)
+    }
+
+    fn write(plan: Self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        observe(tx, &plan.environment, plan.observations)?;
         tx.deps.metrics.alert_evaluations.inc();
         Ok(())
     }
@@ -30,7 +37,7 @@ fn observe(
     tx: &mut Tx<'_>,
     environment: &str,
     observations: Vec<Observation>,
-) -> Result<(), WriteError> {
+) -> Result<(), StoreError> {
     let Some(settings) = tx.deps.settings.get(environment) else {
         return Ok(());
     };
@@ -77,7 +84,7 @@ fn observe(
             },
             nango: || vec![events::nango_alert_body(kind, environment, &observed)],
         };
-        tx.queue_deliveries(&settings, kind, bodies, &cause, false, now)?;
+        tx.queue_deliveries(&settings, kind, None, bodies, &cause, false, now)?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@
 
 use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
 
-use super::engine::{Tx, WriteError};
+use super::engine::Tx;
 use crate::ingest::input::{NewOperation, OperationDraft};
 use crate::ingest::lifecycle;
 use crate::model::job::{
@@ -32,7 +32,7 @@ impl Tx<'_> {
         &mut self,
         before: Option<&Operation>,
         after: &Operation,
-    ) -> Result<(), WriteError> {
+    ) -> Result<(), StoreError> {
         if after.state.is_terminal() && before.is_none_or(|b| !b.state.is_terminal()) {
             self.deps.metrics.record_end(after.state);
             self.queue_span(after)?;
@@ -50,24 +50,38 @@ impl Tx<'_> {
             // An open incoming webhook is settled by its forwards: their attempts are its own
             // `http` messages and their outcome its state, within a deadline covering retries.
             let settles = event.kind == EventType::WebhookReceived && !after.state.is_terminal();
-            if settles && !settings.webhooks.destinations(event.kind).is_empty() {
+            if settles
+                && !settings
+                    .webhooks
+                    .destinations(event.kind, Some(after))
+                    .is_empty()
+            {
                 let span = policy::worst_case_span(
                     &settings.webhooks.retry_schedule,
                     settings.webhooks.timeout,
                     self.deps.max_retry_after,
                 );
-                let entry = self.operation(after.id)?;
                 let needed = now.plus_millis(span.as_millis() as i64);
-                if entry.current.expires_at < needed {
-                    entry.current.expires_at = needed;
-                    entry.dirty = true;
+                if let Some(entry) = self.find_operation(after.id)? {
+                    if entry.current.expires_at < needed {
+                        entry.current.expires_at = needed;
+                        entry.dirty = true;
+                    }
                 }
             }
             let bodies = Bodies {
                 envelope: |event_id: &str| events::envelope(event_id, &event, after, now),
-                nango: || events::nango_bodies(&event, after),
+                nango: || events::nango_bodies(&event, after, &settings.webhooks.toggles),
             };
-            self.queue_deliveries(&settings, event.kind, bodies, &cause, settles, now)?;
+            self.queue_deliveries(
+                &settings,
+                event.kind,
+                Some(after),
+                bodies,
+                &cause,
+                settles,
+                now,
+            )?;
         }
         Ok(())
     }
@@ -81,6 +95,7 @@ impl Tx<'_> {
         &mut self,
         settings: &EnvSettings,
         kind: EventType,
+        op: Option<&Operation>,
         bodies: Bodies<E, N>,
         cause: &DeliveryCause,
         settles: bool,
@@ -90,7 +105,7 @@ impl Tx<'_> {
         E: FnOnce(&str) -> String,
         N: FnOnce() -> Vec<events::NangoBody>,
     {
-        let urls = settings.webhooks.destinations(kind);
+        let urls = settings.webhooks.destinations(kind, op);
         if urls.is_empty() {
             return Ok(());
         }
@@ -305,6 +320,10 @@ impl Tx<'_> {
             end_user: None,
             tags: None,
             is_async: None,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             meta: Some(Json::from_value(&serde_json::json!({
                 "delivery_id": delivery.to_string(),
                 "event": event,

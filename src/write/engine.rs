@@ -6,11 +6,13 @@
 //! request: an answer is a promise that the change is on disk (group commit). After the commit it
 //! hands the group's changes to the indexer, installs changed settings and wakes the dispatcher.
 //!
-//! A command ([`Command`]) is applied through [`Tx`], the group's transaction and what the group
-//! has read and changed so far; each command and its typed reply live with their domain in this
-//! module's siblings. A command refused (unknown operation, a conflict) is answered with its
-//! error and must have written nothing; a storage failure fails the whole group. After an I/O
-//! failure the database is reopened once the disk has room again.
+//! A command ([`Command`]) runs in two phases, each command and its typed reply living with its
+//! domain in this module's siblings. `check` sees the group's transaction through [`Check`],
+//! which lends it only shared (`&WriteTx`): it reads and decides, and every refusal (unknown
+//! operation, a conflict, bad settings) happens there. `write` then carries out the plan through
+//! [`Tx`] and can fail only on storage. So a refused command has written nothing by the shape of
+//! the types, not by the order of its statements; a storage failure fails the whole group. After
+//! an I/O failure the database is reopened once the disk has room again.
 //!
 //! Must not: run on the async runtime's threads, or answer before the commit returned.
 
@@ -42,11 +44,17 @@ const REOPEN_FREE_BYTES: u64 = 4 << 20;
 /// One change to apply in a write transaction, answered with `Reply` once it is durable.
 pub trait Command: Send + 'static {
     type Reply: Send + 'static;
+    /// What `check` decided: everything `write` needs, nothing it could refuse.
+    type Plan;
 
-    /// Applies the command inside the group's transaction. Any error but `WriteError::Store`
-    /// refuses this command alone, which must then have written nothing; a storage error fails
-    /// the whole group.
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Self::Reply, WriteError>;
+    /// Reads and decides, seeing what earlier commands of the group wrote. Any error but
+    /// `WriteError::Store` refuses this command alone; nothing can have been written, since
+    /// `Check` holds the transaction only shared. A storage error fails the whole group.
+    fn check(self, tx: &mut Check<'_>) -> Result<Self::Plan, WriteError>;
+
+    /// Carries out the plan. It may still read, but it cannot refuse: its only error is a storage
+    /// failure, which fails the whole group.
+    fn write(plan: Self::Plan, tx: &mut Tx<'_>) -> Result<Self::Reply, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,13 +96,13 @@ struct Queued<C: Command> {
 impl<C: Command> Pending for Queued<C> {
     fn apply(&mut self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
         let command = self.command.take().expect("a command is applied once");
-        match command.apply(tx) {
-            Err(WriteError::Store(e)) => Err(e),
-            result => {
-                self.result = Some(result);
-                Ok(())
-            }
-        }
+        let result = match command.check(&mut tx.check()) {
+            Ok(plan) => Ok(C::write(plan, tx)?),
+            Err(WriteError::Store(e)) => return Err(e),
+            Err(refused) => Err(refused),
+        };
+        self.result = Some(result);
+        Ok(())
     }
 
     fn answer(self: Box<Self>) {
@@ -288,36 +296,28 @@ impl Tx<'_> {
         Id(*self.last_id)
     }
 
-    /// The operation as this group sees it (read from the store the first time).
-    pub(super) fn operation(&mut self, id: Id) -> Result<&mut TouchedOp, WriteError> {
-        match self.group.ops.entry(id) {
-            Entry::Occupied(entry) => Ok(entry.into_mut()),
-            Entry::Vacant(entry) => {
-                let stored = self
-                    .db
-                    .operation(id)?
-                    .ok_or(WriteError::OperationNotFound(id))?;
-                Ok(entry.insert(TouchedOp {
-                    current: stored.clone(),
-                    stored: Some(stored),
-                    dirty: false,
-                    reindex: false,
-                }))
-            }
+    /// The group's transaction lent for reading only, for a command's `check`.
+    pub(super) fn check(&mut self) -> Check<'_> {
+        Check {
+            db: &*self.db,
+            deps: self.deps,
+            now: self.now,
+            ops: &mut self.group.ops,
         }
     }
 
-    /// Like `operation`, but an operation of another environment is not found.
-    pub(super) fn operation_in(
-        &mut self,
-        id: Id,
-        environment: &str,
-    ) -> Result<&mut TouchedOp, WriteError> {
-        let entry = self.operation(id)?;
-        if entry.current.environment != environment {
-            return Err(WriteError::OperationNotFound(id));
-        }
-        Ok(entry)
+    /// The operation as this group sees it (read from the store the first time), if it is stored.
+    pub(super) fn find_operation(&mut self, id: Id) -> Result<Option<&mut TouchedOp>, StoreError> {
+        touch(&mut self.group.ops, self.db, id)
+    }
+
+    /// An operation the command's `check` found: read then, so it is in the group. Not finding it
+    /// is a broken invariant of the engine, reported as a storage failure (the group fails)
+    /// rather than a panic of the writer thread.
+    pub(super) fn checked_operation(&mut self, id: Id) -> Result<&mut TouchedOp, StoreError> {
+        self.find_operation(id)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("operation `{id}` vanished between check and write"))
+        })
     }
 
     /// A new operation, written at the group's end.
@@ -359,6 +359,59 @@ impl Tx<'_> {
     pub(super) fn outbox_queued(&mut self) {
         self.group.outbox_queued = true;
     }
+}
+
+/// A command's view of the group while it decides: the transaction shared (so only its reads
+/// are reachable), the operations the group has read or changed, the writer's dependencies.
+pub struct Check<'a> {
+    pub(super) db: &'a WriteTx,
+    pub(super) deps: &'a WriterDeps,
+    /// When the command is applied (the same clock its `write` sees).
+    pub(super) now: Timestamp,
+    ops: &'a mut HashMap<Id, TouchedOp>,
+}
+
+impl Check<'_> {
+    /// The operation as this group sees it (read from the store the first time).
+    pub(super) fn operation(&mut self, id: Id) -> Result<&Operation, WriteError> {
+        match touch(self.ops, self.db, id)? {
+            Some(entry) => Ok(&entry.current),
+            None => Err(WriteError::OperationNotFound(id)),
+        }
+    }
+
+    /// Like `operation`, but an operation of another environment is not found.
+    pub(super) fn operation_in(
+        &mut self,
+        id: Id,
+        environment: &str,
+    ) -> Result<&Operation, WriteError> {
+        let operation = self.operation(id)?;
+        if operation.environment != environment {
+            return Err(WriteError::OperationNotFound(id));
+        }
+        Ok(operation)
+    }
+}
+
+/// Reads an operation into the group's cache the first time the group asks for it. Caching a
+/// read writes nothing: an entry is written back only once a `write` marks it dirty.
+fn touch<'g>(
+    ops: &'g mut HashMap<Id, TouchedOp>,
+    db: &WriteTx,
+    id: Id,
+) -> Result<Option<&'g mut TouchedOp>, StoreError> {
+    Ok(match ops.entry(id) {
+        Entry::Occupied(entry) => Some(entry.into_mut()),
+        Entry::Vacant(entry) => db.operation(id)?.map(|stored| {
+            entry.insert(TouchedOp {
+                current: stored.clone(),
+                stored: Some(stored),
+                dirty: false,
+                reindex: false,
+            })
+        }),
+    })
 }
 
 impl Engine {
@@ -634,6 +687,202 @@ mod tests {
         let stored = store.read().unwrap().operation(id).unwrap().unwrap();
         assert_eq!(stored, updated);
     }
+
+    /// Applies `command` alone in a group and returns its answer, checking that a refusal left
+    /// every table (and what the engine hands on after a commit) exactly as it was.
+    fn refused_alone<C: Command>(engine: &mut Engine, store: &Store, command: C) -> WriteError
+    where
+        C::Reply: std::fmt::Debug,
+    {
+        let before = store.dump();
+        let feed_seq = engine.feed_seq;
+        let settings_before = engine.deps.settings.get("prod").map(|s| format!("{s:?}"));
+        let (pending, answer) = queued(command);
+        engine.commit_group(&mut vec![pending]);
+        let error = answer
+            .blocking_recv()
+            .unwrap()
+            .expect_err("the command is refused");
+        assert!(!matches!(error, WriteError::Store(_)), "{error:?}");
+        assert_eq!(store.dump(), before, "a refused command wrote nothing");
+        assert_eq!(engine.feed_seq, feed_seq, "nothing was fed to the index");
+        let settings_after = engine.deps.settings.get("prod").map(|s| format!("{s:?}"));
+        assert_eq!(
+            settings_after, settings_before,
+            "no settings were installed"
+        );
+        error
+    }
+
+    fn commit<C: Command>(engine: &mut Engine, command: C) -> C::Reply
+    where
+        C::Reply: std::fmt::Debug,
+    {
+        let (pending, answer) = queued(command);
+        engine.commit_group(&mut vec![pending]);
+        answer.blocking_recv().unwrap().unwrap()
+    }
+
+    fn settings_change(json: serde_json::Value) -> crate::write::ChangeSettings {
+        crate::write::ChangeSettings {
+            environment: "prod".into(),
+            change: crate::write::SettingsChange::Update(Box::new(
+                serde_json::from_value(json).unwrap(),
+            )),
+        }
+    }
+
+    fn patch(id: Id, json: serde_json::Value) -> UpdateOperation {
+        UpdateOperation {
+            environment: "prod".into(),
+            id,
+            patch: serde_json::from_value(json).unwrap(),
+        }
+    }
+
+    #[test]
+    fn refused_create_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        let mut first = create("github");
+        first.idempotency = Some(("run-1".into(), [1; 32]));
+        commit(&mut engine, first);
+        let mut other_body = create("github");
+        other_body.idempotency = Some(("run-1".into(), [2; 32]));
+        let error = refused_alone(&mut engine, &store, other_body);
+        assert!(matches!(error, WriteError::IdempotencyMismatch(k) if k == "run-1"));
+    }
+
+    #[test]
+    fn refused_update_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        let id = commit(&mut engine, create("github")).operation.id;
+        commit(
+            &mut engine,
+            patch(id, serde_json::json!({ "state": "success" })),
+        );
+        let conflict = patch(
+            id,
+            serde_json::json!({ "state": "failed", "meta": { "a": 1 } }),
+        );
+        let error = refused_alone(&mut engine, &store, conflict);
+        assert!(matches!(error, WriteError::Lifecycle(_)), "{error:?}");
+        let mut elsewhere = patch(id, serde_json::json!({ "message": "renamed" }));
+        elsewhere.environment = "dev".into();
+        let error = refused_alone(&mut engine, &store, elsewhere);
+        assert!(matches!(error, WriteError::OperationNotFound(i) if i == id));
+    }
+
+    #[test]
+    fn refused_append_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        let id = commit(&mut engine, create("github")).operation.id;
+        // The first message's operation exists; the batch is refused for the second one's.
+        let mut batch = append(id, "page 1");
+        batch.messages.extend(append(Id(7), "to nowhere").messages);
+        let error = refused_alone(&mut engine, &store, batch);
+        assert!(matches!(error, WriteError::OperationNotFound(Id(7))));
+    }
+
+    #[test]
+    fn refused_record_attempts_and_requeue_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        commit(
+            &mut engine,
+            settings_change(serde_json::json!({
+                "webhooks": { "url": "http://127.0.0.1:9/hooks", "events": ["sync.completed"] }
+            })),
+        );
+        let id = commit(&mut engine, create("github")).operation.id;
+        commit(
+            &mut engine,
+            patch(id, serde_json::json!({ "state": "success" })),
+        );
+        let job = store
+            .read()
+            .unwrap()
+            .due_jobs(Timestamp(i64::MAX), None, 10)
+            .unwrap()
+            .jobs[0]
+            .1
+            .id;
+        let attempt = |job| crate::write::RecordedAttempt {
+            job,
+            attempt: crate::model::job::Attempt {
+                number: 1,
+                started_at: Timestamp::now(),
+                url: "http://127.0.0.1:9/hooks".into(),
+                status: Some(200),
+                error: None,
+                response_excerpt: None,
+                duration_ms: 3,
+                webhook_timestamp: 0,
+                outcome: crate::model::DeliveryStatus::Delivered,
+                retry_at: None,
+                batch_size: None,
+                rejected: None,
+            },
+            request_headers: Default::default(),
+        };
+        let unknown = Id(99);
+        let batch = crate::write::RecordAttempts(vec![attempt(job), attempt(unknown)]);
+        let error = refused_alone(&mut engine, &store, batch);
+        assert!(matches!(error, WriteError::DeliveryNotFound(i) if i == unknown));
+
+        let requeue = crate::write::RequeueJobs {
+            environment: "prod".into(),
+            selection: crate::write::Requeue::One(crate::model::job::JobFamily::Delivery, unknown),
+        };
+        let error = refused_alone(&mut engine, &store, requeue);
+        assert!(matches!(error, WriteError::DeliveryNotFound(i) if i == unknown));
+    }
+
+    #[test]
+    fn refused_settings_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        // A valid otel section beside alert rules that are refused (two for one signal): the
+        // otel section is not written either.
+        let change = settings_change(serde_json::json!({
+            "otel": { "endpoint": "http://127.0.0.1:4318", "service_name": "renamed" },
+            "alerts": [
+                { "signal": "sync_failures", "above": 1, "window": "5m" },
+                { "signal": "sync_failures", "above": 2, "window": "5m" }
+            ]
+        }));
+        let error = refused_alone(&mut engine, &store, change);
+        assert!(matches!(error, WriteError::Settings(_)), "{error:?}");
+    }
+
+    #[test]
+    fn refused_import_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        let existing = commit(&mut engine, create("github")).operation;
+        let mut new_op = existing.clone();
+        new_op.id = Id(existing.id.0 + 1_000);
+        let template = commit(&mut engine, append(existing.id, "copied"))[0].clone();
+        let message = |id: u128, operation_id| Message {
+            id: Id(id),
+            operation_id,
+            ..template.clone()
+        };
+        let ok = message(existing.id.0 + 2_000, new_op.id);
+        let orphan = message(existing.id.0 + 3_000, Id(5));
+        let import = crate::write::Import {
+            environment: "prod".into(),
+            operations: vec![existing, new_op],
+            messages: vec![ok, orphan],
+        };
+        let error = refused_alone(&mut engine, &store, import);
+        assert!(matches!(error, WriteError::OperationNotFound(Id(5))));
+    }
+
+    // `TimeOutOverdue`, `ObserveAlerts` and `RemoveExpired` are never refused: their `check`
+    // is `Ok(self)` and what they act on is read when writing.
 
     #[test]
     fn the_writer_thread_applies_what_is_submitted_and_refuses_after_stop() {

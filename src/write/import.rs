@@ -2,8 +2,9 @@
 
 use std::collections::HashSet;
 
-use super::engine::{Command, Tx, WriteError};
+use super::engine::{Check, Command, Tx, WriteError};
 use crate::model::{Id, Message, Operation};
+use crate::store::StoreError;
 
 /// Adds operations and messages from an export, keeping their ids; what is already stored is
 /// skipped, so importing a file twice adds nothing the second time. Imported records are
@@ -23,31 +24,59 @@ pub struct Imported {
     pub messages_skipped: u64,
 }
 
+/// An import with the operations it adds (those not stored yet); every message's operation is
+/// stored or among them.
+pub struct Importing {
+    environment: String,
+    new_ops: Vec<Operation>,
+    skipped_ops: u64,
+    messages: Vec<Message>,
+}
+
 impl Command for Import {
     type Reply = Imported;
+    type Plan = Importing;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Imported, WriteError> {
+    fn check(self, tx: &mut Check<'_>) -> Result<Importing, WriteError> {
         let Import {
             environment,
             operations,
             messages,
         } = self;
-        let mut counts = Imported::default();
+        let mut skipped_ops = 0;
         let mut new_ops = Vec::new();
         for operation in operations {
             match tx.operation(operation.id) {
-                Ok(_) => counts.operations_skipped += 1,
+                Ok(_) => skipped_ops += 1,
                 Err(WriteError::OperationNotFound(_)) => new_ops.push(operation),
                 Err(e) => return Err(e),
             }
         }
-        // Check every message's operation before writing: a refused import writes nothing.
         let new_ids: HashSet<Id> = new_ops.iter().map(|o| o.id).collect();
         for message in &messages {
             if !new_ids.contains(&message.operation_id) {
                 tx.operation_in(message.operation_id, &environment)?;
             }
         }
+        Ok(Importing {
+            environment,
+            new_ops,
+            skipped_ops,
+            messages,
+        })
+    }
+
+    fn write(plan: Importing, tx: &mut Tx<'_>) -> Result<Imported, StoreError> {
+        let Importing {
+            environment,
+            new_ops,
+            skipped_ops,
+            messages,
+        } = plan;
+        let mut counts = Imported {
+            operations_skipped: skipped_ops,
+            ..Imported::default()
+        };
         for mut operation in new_ops {
             operation.environment = environment.clone();
             operation.message_count = 0;
@@ -60,7 +89,8 @@ impl Command for Import {
                 counts.messages_skipped += 1;
                 continue;
             }
-            tx.operation(message.operation_id)?.count_messages(1);
+            tx.checked_operation(message.operation_id)?
+                .count_messages(1);
             fresh.push(message);
         }
         counts.messages_added = fresh.len() as u64;

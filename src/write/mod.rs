@@ -22,7 +22,7 @@ mod retention;
 mod settings;
 
 pub use alerts::ObserveAlerts;
-pub use engine::{start, Command, Tx, WriteError, Writer, WriterDeps};
+pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
 pub use import::{Import, Imported};
 pub use operations::{AppendMessages, CreateOperation, Created, TimeOutOverdue, UpdateOperation};
 pub use outbox::{RecordAttempts, RecordedAttempt, Requeue, RequeueJobs, REPLAY_LIMIT};

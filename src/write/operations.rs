@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::engine::{Command, Tx, WriteError};
+use super::engine::{Check, Command, Tx, WriteError};
 use crate::ingest::input::{MessageDraft, OperationDraft, OperationPatch};
 use crate::ingest::lifecycle::{self, Change};
 use crate::model::{Id, Message, Operation, Timestamp};
-use crate::store::IdempotencyRecord;
+use crate::store::{IdempotencyRecord, StoreError};
 
 /// The most operations one sweep times out; the rest wait for the next sweep.
 const SWEEP_LIMIT: usize = 1000;
@@ -21,32 +21,49 @@ pub struct CreateOperation {
 }
 
 /// The operation created, or the one an earlier request with the same `Idempotency-Key` made.
+#[derive(Debug)]
 pub struct Created {
     pub operation: Operation,
     pub replayed: bool,
 }
 
+/// What `CreateOperation` decided.
+pub enum CreatePlan {
+    /// An earlier request with the same `Idempotency-Key` and body made it.
+    Replay(Operation),
+    New(CreateOperation),
+}
+
 impl Command for CreateOperation {
     type Reply = Created;
+    type Plan = CreatePlan;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Created, WriteError> {
+    fn check(self, tx: &mut Check<'_>) -> Result<CreatePlan, WriteError> {
+        if let Some((key, body_sha256)) = &self.idempotency {
+            if let Some(seen) = tx.db.idempotency(&self.environment, key)? {
+                if &seen.body_sha256 != body_sha256 {
+                    return Err(WriteError::IdempotencyMismatch(key.clone()));
+                }
+                return Ok(CreatePlan::Replay(tx.operation(seen.operation_id)?.clone()));
+            }
+        }
+        Ok(CreatePlan::New(self))
+    }
+
+    fn write(plan: CreatePlan, tx: &mut Tx<'_>) -> Result<Created, StoreError> {
         let CreateOperation {
             environment,
             idempotency,
             draft,
-        } = self;
-        if let Some((key, body_sha256)) = &idempotency {
-            if let Some(seen) = tx.db.idempotency(&environment, key)? {
-                if &seen.body_sha256 != body_sha256 {
-                    return Err(WriteError::IdempotencyMismatch(key.clone()));
-                }
-                let operation = tx.operation(seen.operation_id)?.current.clone();
+        } = match plan {
+            CreatePlan::Replay(operation) => {
                 return Ok(Created {
                     operation,
                     replayed: true,
-                });
+                })
             }
-        }
+            CreatePlan::New(create) => create,
+        };
         let id = tx.next_id();
         let deadline = tx.deps.deadlines.for_type(draft.input.kind);
         // Created ended or not, `operation_changed` below sees it with no `before`.
@@ -74,21 +91,41 @@ pub struct UpdateOperation {
     pub patch: OperationPatch,
 }
 
+/// An operation before and after a change `check` accepted.
+pub struct Changed {
+    before: Operation,
+    after: Operation,
+    change: Change,
+}
+
 impl Command for UpdateOperation {
     /// The operation as it is now.
     type Reply = Operation;
+    type Plan = Changed;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Operation, WriteError> {
+    fn check(self, tx: &mut Check<'_>) -> Result<Changed, WriteError> {
         let now = tx.now;
-        let entry = tx.operation_in(self.id, &self.environment)?;
-        let before = entry.current.clone();
-        let mut operation = before.clone();
-        let change = lifecycle::apply_patch(&mut operation, self.patch, now)?;
+        let before = tx.operation_in(self.id, &self.environment)?.clone();
+        let mut after = before.clone();
+        let change = lifecycle::apply_patch(&mut after, self.patch, now)?;
+        Ok(Changed {
+            before,
+            after,
+            change,
+        })
+    }
+
+    fn write(plan: Changed, tx: &mut Tx<'_>) -> Result<Operation, StoreError> {
+        let Changed {
+            before,
+            after,
+            change,
+        } = plan;
         if change != Change::Unchanged {
-            entry.set(operation.clone());
-            tx.operation_changed(Some(&before), &operation)?;
+            tx.checked_operation(after.id)?.set(after.clone());
+            tx.operation_changed(Some(&before), &after)?;
         }
-        Ok(operation)
+        Ok(after)
     }
 }
 
@@ -97,28 +134,44 @@ pub struct AppendMessages {
     pub messages: Vec<(Id, MessageDraft)>,
 }
 
+/// Messages whose operations `check` found, and which of those have ended.
+pub struct Appending {
+    append: AppendMessages,
+    ended: HashSet<Id>,
+}
+
 impl Command for AppendMessages {
     /// The messages stored, shared with the search index, which takes them from the commit
     /// instead of the store.
     type Reply = Arc<[Message]>;
+    type Plan = Appending;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Arc<[Message]>, WriteError> {
-        let AppendMessages {
-            environment,
-            messages,
-        } = self;
-        // Check every operation first: a refused batch writes nothing.
+    fn check(self, tx: &mut Check<'_>) -> Result<Appending, WriteError> {
         let mut ended = HashSet::new();
-        for (op_id, _) in &messages {
+        for (op_id, _) in &self.messages {
             if tx
-                .operation_in(*op_id, &environment)?
-                .current
+                .operation_in(*op_id, &self.environment)?
                 .state
                 .is_terminal()
             {
                 ended.insert(*op_id);
             }
         }
+        Ok(Appending {
+            append: self,
+            ended,
+        })
+    }
+
+    fn write(plan: Appending, tx: &mut Tx<'_>) -> Result<Arc<[Message]>, StoreError> {
+        let Appending {
+            append:
+                AppendMessages {
+                    environment,
+                    messages,
+                },
+            ended,
+        } = plan;
         let now = tx.now;
         let stored: Arc<[Message]> = messages
             .into_iter()
@@ -128,8 +181,7 @@ impl Command for AppendMessages {
             .insert_fresh_messages(&stored, |op| ended.contains(&op))?;
         tx.feed_messages(stored.clone());
         for m in stored.iter() {
-            tx.operation_in(m.operation_id, &environment)?
-                .count_messages(1);
+            tx.checked_operation(m.operation_id)?.count_messages(1);
         }
         tx.export_messages(&environment, &stored);
         tx.deps
@@ -148,19 +200,27 @@ pub struct TimeOutOverdue {
 impl Command for TimeOutOverdue {
     /// How many operations timed out.
     type Reply = usize;
+    /// Never refused: what is overdue is read when writing.
+    type Plan = Self;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<usize, WriteError> {
-        let now = self.now;
+    fn check(self, _: &mut Check<'_>) -> Result<Self, WriteError> {
+        Ok(self)
+    }
+
+    fn write(plan: Self, tx: &mut Tx<'_>) -> Result<usize, StoreError> {
+        let now = plan.now;
         let overdue = tx.db.overdue_operations(now, SWEEP_LIMIT)?;
         let mut count = 0;
         for id in overdue {
-            let entry = tx.operation(id)?;
-            let before = entry.current.clone();
-            let mut operation = before.clone();
-            if operation.state.is_terminal() || operation.expires_at >= now {
+            let Some(entry) = tx.find_operation(id)? else {
+                continue; // removed earlier in this group
+            };
+            if entry.current.state.is_terminal() || entry.current.expires_at >= now {
                 continue; // ended or extended earlier in this group
             }
-            if lifecycle::time_out(&mut operation, now)? == Change::Ended {
+            let before = entry.current.clone();
+            let mut operation = before.clone();
+            if lifecycle::time_out(&mut operation, now) == Change::Ended {
                 entry.set(operation.clone());
                 tx.operation_changed(Some(&before), &operation)?;
                 count += 1;

@@ -4,15 +4,14 @@
 use std::sync::Arc;
 
 use super::effects::DeliveryCause;
-use super::engine::{Command, Tx, WriteError};
-use crate::ingest::input::OperationPatch;
+use super::engine::{Check, Command, Tx, WriteError};
 use crate::ingest::lifecycle;
 use crate::model::job::{Attempt, Job, JobFamily};
 use crate::model::{
     DeliveryStatus, ErrorInfo, Headers, HttpRequest, HttpResponse, Id, Json, Level, Message,
     MessageType, OpState, Retry, Source, Timestamp,
 };
-use crate::store::id_range;
+use crate::store::{id_range, StoreError};
 
 /// The most deliveries one replay requeues; a larger window is replayed in several calls.
 pub const REPLAY_LIMIT: usize = 10_000;
@@ -32,10 +31,22 @@ pub struct RecordAttempts(pub Vec<RecordedAttempt>);
 
 impl Command for RecordAttempts {
     type Reply = ();
+    /// Each attempt with its job as stored.
+    type Plan = Vec<(RecordedAttempt, Job)>;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<(), WriteError> {
-        for recorded in self.0 {
-            record_attempt(tx, recorded)?;
+    fn check(self, tx: &mut Check<'_>) -> Result<Self::Plan, WriteError> {
+        self.0
+            .into_iter()
+            .map(|recorded| match tx.db.job(recorded.job)? {
+                Some(job) => Ok((recorded, job)),
+                None => Err(WriteError::DeliveryNotFound(recorded.job)),
+            })
+            .collect()
+    }
+
+    fn write(plan: Self::Plan, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        for (recorded, stored) in plan {
+            record_attempt(tx, recorded, stored)?;
         }
         Ok(())
     }
@@ -64,8 +75,10 @@ pub struct RequeueJobs {
 impl Command for RequeueJobs {
     /// The jobs requeued, in id order.
     type Reply = Vec<Job>;
+    /// The jobs to requeue, as stored.
+    type Plan = Vec<Job>;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Vec<Job>, WriteError> {
+    fn check(self, tx: &mut Check<'_>) -> Result<Vec<Job>, WriteError> {
         let RequeueJobs {
             environment,
             selection,
@@ -79,7 +92,7 @@ impl Command for RequeueJobs {
                 (family, tx.db.job_ids(low, high, usize::MAX)?)
             }
         };
-        let mut requeued = Vec::new();
+        let mut selected = Vec::new();
         for id in ids {
             let found = tx
                 .db
@@ -98,27 +111,31 @@ impl Command for RequeueJobs {
                 if job.status != status {
                     continue;
                 }
-                if requeued.len() == REPLAY_LIMIT {
+                if selected.len() == REPLAY_LIMIT {
                     break;
                 }
             }
-            requeued.push(requeue(tx, job)?);
+            selected.push(job);
         }
-        Ok(requeued)
+        Ok(selected)
+    }
+
+    fn write(jobs: Vec<Job>, tx: &mut Tx<'_>) -> Result<Vec<Job>, StoreError> {
+        jobs.into_iter().map(|job| requeue(tx, job)).collect()
     }
 }
 
-fn record_attempt(tx: &mut Tx<'_>, recorded: RecordedAttempt) -> Result<(), WriteError> {
+fn record_attempt(
+    tx: &mut Tx<'_>,
+    recorded: RecordedAttempt,
+    stored: Job,
+) -> Result<(), StoreError> {
     let RecordedAttempt {
         job: job_id,
         attempt,
         request_headers,
     } = recorded;
     let now = tx.now;
-    let stored = tx
-        .db
-        .job(job_id)?
-        .ok_or(WriteError::DeliveryNotFound(job_id))?;
     let mut job = stored.clone();
     job.attempts = job.attempts.max(attempt.number);
     job.round_attempts += 1;
@@ -167,13 +184,11 @@ fn log_attempt(
     job: &Job,
     attempt: &Attempt,
     request_headers: Headers,
-) -> Result<(), WriteError> {
+) -> Result<(), StoreError> {
     let now = tx.now;
-    let entry = match tx.operation(log_id) {
-        Ok(entry) => entry,
+    let Some(entry) = tx.find_operation(log_id)? else {
         // The log is gone (retention): the delivery record still has the attempt.
-        Err(WriteError::OperationNotFound(_)) => return Ok(()),
-        Err(e) => return Err(e),
+        return Ok(());
     };
     let before = entry.current.clone();
     let mut operation = before.clone();
@@ -191,21 +206,11 @@ fn log_attempt(
         kind: None,
         payload: None,
     });
-    let patch = OperationPatch {
-        state: (!operation.state.is_terminal()).then_some(state),
-        message: None,
-        error,
-        records: None,
-        meta: None,
-        request: None,
-        response: attempt.status.map(|status| HttpResponse {
-            status,
-            headers: None,
-            body: None,
-        }),
-        started_at: None,
-        ended_at: None,
-    };
+    let response = attempt.status.map(|status| HttpResponse {
+        status,
+        headers: None,
+        body: None,
+    });
     // A long Retry-After may wait past the deadline set at creation: move it on.
     if let Some(retry_at) = attempt.retry_at {
         let needed = retry_at.plus_millis(3_600_000);
@@ -213,9 +218,7 @@ fn log_attempt(
             operation.expires_at = needed;
         }
     }
-    if patch.state.is_some() {
-        lifecycle::apply_patch(&mut operation, patch, now)?;
-    }
+    lifecycle::settle_delivery_log(&mut operation, state, error, response, now);
     if operation != before {
         entry.set(operation.clone());
     }
@@ -279,7 +282,7 @@ fn log_attempt(
     let message: Arc<[Message]> = Arc::new([message]);
     tx.export_messages(&job.environment, &message);
     tx.feed_messages(message);
-    let entry = tx.operation(log_id)?;
+    let entry = tx.checked_operation(log_id)?;
     entry.count_messages(1);
     if operation != before {
         let after = entry.current.clone();
@@ -290,7 +293,7 @@ fn log_attempt(
 
 /// Starts a new round for `job`: due now, the schedule from its start, a fresh log operation
 /// if the last one ended. A pending job is only made due now.
-fn requeue(tx: &mut Tx<'_>, stored: Job) -> Result<Job, WriteError> {
+fn requeue(tx: &mut Tx<'_>, stored: Job) -> Result<Job, StoreError> {
     let now = tx.now;
     let mut job = stored.clone();
     job.next_attempt_at = Some(now);
@@ -306,11 +309,9 @@ fn requeue(tx: &mut Tx<'_>, stored: Job) -> Result<Job, WriteError> {
             tx.outbox_queued();
             return Ok(job);
         };
-        let cause = match tx.operation(webhook.operation_id) {
-            Ok(entry) => Some(entry.current.clone()),
-            Err(WriteError::OperationNotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
+        let cause = tx
+            .find_operation(webhook.operation_id)?
+            .map(|entry| entry.current.clone());
         if let (Some(cause), Some(settings)) = (cause, settings) {
             let url = webhook.url.clone();
             let cause = DeliveryCause::of(&cause);

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::engine::{Command, Tx, WriteError};
+use super::engine::{Check, Command, Tx, WriteError};
 use crate::model::{Id, Removed, Timestamp};
 use crate::store::{RemovedOperations, StoreError};
 
@@ -85,16 +85,22 @@ pub struct RemoveExpired {
 
 impl Command for RemoveExpired {
     type Reply = Removed;
+    /// Never refused: what expired is read when writing.
+    type Plan = Self;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Removed, WriteError> {
-        let cutoffs = &self.cutoffs;
+    fn check(self, _: &mut Check<'_>) -> Result<Self, WriteError> {
+        Ok(self)
+    }
+
+    fn write(plan: Self, tx: &mut Tx<'_>) -> Result<Removed, StoreError> {
+        let cutoffs = &plan.cutoffs;
         let operations = tx
             .db
             .remove_created_before(cutoffs.everywhere, REMOVE_BUDGET)?;
         let jobs = tx.db.remove_finished_jobs_before(
             cutoffs.newest(),
             |environment| cutoffs.of(environment),
-            self.jobs_from,
+            plan.jobs_from,
             REMOVE_BUDGET,
         )?;
         let removed = Removed {
@@ -120,14 +126,13 @@ pub struct RemoveExpiredIn {
 
 impl Command for RemoveExpiredIn {
     type Reply = Removed;
+    /// Never refused: the ids are only candidates, each checked when writing.
+    type Plan = Self;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Removed, WriteError> {
-        // Never refused: the ids are only candidates, each checked when writing.
-        Ok(Self::write(self, tx)?)
+    fn check(self, _: &mut Check<'_>) -> Result<Self, WriteError> {
+        Ok(self)
     }
-}
 
-impl RemoveExpiredIn {
     fn write(plan: Self, tx: &mut Tx<'_>) -> Result<Removed, StoreError> {
         let first_kept = Id(crate::store::id_range(Some(plan.cutoff), None).0);
         let operations = tx
@@ -150,14 +155,13 @@ pub struct RemoveOldest {
 
 impl Command for RemoveOldest {
     type Reply = Removed;
+    /// Never refused: what is oldest is read when writing.
+    type Plan = Self;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<Removed, WriteError> {
-        // Never refused: what is oldest is read when writing.
-        Ok(Self::write(self, tx)?)
+    fn check(self, _: &mut Check<'_>) -> Result<Self, WriteError> {
+        Ok(self)
     }
-}
 
-impl RemoveOldest {
     fn write(plan: Self, tx: &mut Tx<'_>) -> Result<Removed, StoreError> {
         let operations = tx.db.remove_oldest(plan.bytes, REMOVE_BUDGET)?;
         let removed = removed(&operations);

@@ -1,8 +1,13 @@
 //! The settings command: `PUT /settings` and the two rotations, merged with the config file
 //! (`settings` holds the merge rules) and installed in the registry once committed.
 
-use super::engine::{Command, Tx, WriteError};
-use crate::settings::{self, AlertSettings, EnvSettings, OtelSettings, SettingsUpdate};
+use super::engine::{Check, Command, Tx, WriteError};
+use crate::model::alert::StoredAlerts;
+use crate::settings::{
+    self, AlertSettings, EnvSettings, OtelSettings, SettingsUpdate, StoredIngress, StoredOtel,
+    StoredWebhooks,
+};
+use crate::store::StoreError;
 
 pub struct ChangeSettings {
     pub environment: String,
@@ -23,50 +28,62 @@ pub enum SettingsChange {
     RotateIngressToken,
 }
 
+/// The settings rows as `check` merged them, to be stored.
+pub struct NewSettings {
+    environment: String,
+    webhooks: StoredWebhooks,
+    ingress: StoredIngress,
+    otel: Option<StoredOtel>,
+    /// New alert rules, and the rules taken away (whose states are forgotten).
+    alerts: Option<(StoredAlerts, Vec<String>)>,
+    effective: EnvSettings,
+}
+
 impl Command for ChangeSettings {
     /// The settings now in force (installed in the registry once the commit succeeds).
     type Reply = EnvSettings;
+    type Plan = NewSettings;
 
-    fn apply(self, tx: &mut Tx<'_>) -> Result<EnvSettings, WriteError> {
+    fn check(self, tx: &mut Check<'_>) -> Result<NewSettings, WriteError> {
         let environment = self.environment;
-        let file = tx.deps.settings.file(&environment);
-        let otel_file = tx.deps.settings.otel_file(&environment).cloned();
+        let registry = &tx.deps.settings;
+        let file = registry.file(&environment);
+        let otel_file = registry.otel_file(&environment).cloned();
+        let alerts_file = registry.alerts_file(&environment).cloned();
         let mut webhooks = tx.db.webhook_settings(&environment)?.unwrap_or_default();
-        let mut otel = tx.db.otel_settings(&environment)?.unwrap_or_default();
         let mut ingress = tx.db.ingress_settings(&environment)?.unwrap_or_default();
-        let alerts_file = tx.deps.settings.alerts_file(&environment).cloned();
-        let mut alerts = tx.db.alert_settings(&environment)?.unwrap_or_default();
+        let stored_otel = tx.db.otel_settings(&environment)?.unwrap_or_default();
+        let stored_alerts = tx.db.alert_settings(&environment)?.unwrap_or_default();
+        let mut otel = None;
+        let mut alerts = None;
         match self.change {
             SettingsChange::Update(update) => {
                 let update = *update;
                 if let Some(update) = update.webhooks {
-                    webhooks = settings::apply_update(
-                        &file,
-                        &webhooks,
-                        update,
-                        tx.deps.settings.destinations(),
-                    )?;
+                    webhooks =
+                        settings::apply_update(&file, &webhooks, update, registry.destinations())?;
                 }
                 if let Some(update) = update.otel {
-                    otel = settings::apply_otel_update(
+                    otel = Some(settings::apply_otel_update(
                         otel_file.as_ref(),
-                        &otel,
+                        &stored_otel,
                         update,
-                        tx.deps.settings.destinations(),
-                    )?;
-                    tx.db.put_otel_settings(&environment, &otel)?;
+                        registry.destinations(),
+                    )?);
                 }
                 if let Some(rules) = update.alerts {
                     let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
-                    alerts = settings::apply_alerts_update(alerts_file.as_ref(), rules)?;
-                    // A rule taken away forgets whether it fired: added again, it
-                    // starts from not firing.
-                    for (key, _) in tx.db.alert_states(&environment)? {
-                        if !keys.contains(&key) {
-                            tx.db.remove_alert_state(&environment, &key)?;
-                        }
-                    }
-                    tx.db.put_alert_settings(&environment, &alerts)?;
+                    let new = settings::apply_alerts_update(alerts_file.as_ref(), rules)?;
+                    // A rule taken away forgets whether it fired: added again, it starts from
+                    // not firing.
+                    let removed = tx
+                        .db
+                        .alert_states(&environment)?
+                        .into_iter()
+                        .map(|(key, _)| key)
+                        .filter(|key| !keys.contains(key))
+                        .collect();
+                    alerts = Some((new, removed));
                 }
             }
             SettingsChange::RotateSecret { grace, secret } => {
@@ -87,12 +104,48 @@ impl Command for ChangeSettings {
                 ingress.token = settings::generate_ingress_token();
             }
         }
-        tx.db.put_webhook_settings(&environment, &webhooks)?;
-        tx.db.put_ingress_settings(&environment, &ingress)?;
-        let otel = OtelSettings::new(&environment, otel_file.as_ref(), &otel);
-        let alerts = AlertSettings::new(&environment, alerts_file.as_ref(), &alerts);
-        let effective = settings::effective(&environment, &file, &webhooks, otel, &ingress, alerts);
-        tx.settings_changed(effective.clone());
-        Ok(effective)
+        let otel_now = OtelSettings::new(
+            &environment,
+            otel_file.as_ref(),
+            otel.as_ref().unwrap_or(&stored_otel),
+        );
+        let alerts_now = AlertSettings::new(
+            &environment,
+            alerts_file.as_ref(),
+            alerts.as_ref().map_or(&stored_alerts, |(new, _)| new),
+        );
+        let effective = settings::effective(
+            &environment,
+            &file,
+            &webhooks,
+            otel_now,
+            &ingress,
+            alerts_now,
+        );
+        Ok(NewSettings {
+            environment,
+            webhooks,
+            ingress,
+            otel,
+            alerts,
+            effective,
+        })
+    }
+
+    fn write(new: NewSettings, tx: &mut Tx<'_>) -> Result<EnvSettings, StoreError> {
+        let environment = &new.environment;
+        tx.db.put_webhook_settings(environment, &new.webhooks)?;
+        tx.db.put_ingress_settings(environment, &new.ingress)?;
+        if let Some(otel) = &new.otel {
+            tx.db.put_otel_settings(environment, otel)?;
+        }
+        if let Some((alerts, removed)) = &new.alerts {
+            for key in removed {
+                tx.db.remove_alert_state(environment, key)?;
+            }
+            tx.db.put_alert_settings(environment, alerts)?;
+        }
+        tx.settings_changed(new.effective.clone());
+        Ok(new.effective)
     }
 }

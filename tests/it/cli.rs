@@ -157,6 +157,120 @@ fn ops_lists_operations_with_filters() {
     assert!(out.contains(&action) && !out.contains(&sync), "{out}");
 }
 
+/// The query commands offer every filter of the endpoint they read (`opslog::query_params`):
+/// `ops` those of `GET /operations`, `search` those of `GET /messages`, each as `--<name>`.
+#[test]
+fn every_filter_of_the_endpoint_is_a_flag() {
+    use opslog::query_params::Endpoint;
+    let d = Daemon::start();
+    let tagged = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "action", "integration": "hubspot", "connection_id": "c-1",
+                "script": "create-contact", "end_user": {"id": "user-7"},
+                "tags": {"plan": "pro", "region": "eu"}}),
+    );
+    let reply = d.post(
+        &format!("/v1/environments/prod/operations/{tagged}/messages"),
+        PROD_KEY,
+        &json!([{"level": "error", "message": "contact refused"}]),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let other = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "action", "integration": "hubspot", "connection_id": "c-1",
+                "script": "create-contact", "end_user": {"id": "user-8"},
+                "tags": {"plan": "free"}}),
+    );
+    let reply = d.post(
+        &format!("/v1/environments/prod/operations/{other}/messages"),
+        PROD_KEY,
+        &json!([{"level": "error", "message": "contact refused"}]),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    eventually(Duration::from_secs(10), || {
+        let r = d.get("/v1/environments/prod/messages?q=refused", PROD_KEY);
+        (r.body["total"] == 2).then_some(())
+    });
+
+    for (command, endpoint) in [
+        ("ops", Endpoint::Operations),
+        ("search", Endpoint::Messages),
+    ] {
+        let help = stdout(&opslog(&d, PROD_KEY, &[command, "--help"]));
+        for filter in endpoint.filters() {
+            let flag = format!("--{}", filter.name.replace('_', "-"));
+            assert!(
+                help.contains(&flag),
+                "`opslog {command}` has no {flag}:\n{help}"
+            );
+        }
+        let ids = |args: &[&str]| -> Vec<String> {
+            let mut all = vec![command, "--json"];
+            all.extend_from_slice(args);
+            json_lines(&stdout(&opslog(&d, PROD_KEY, &all)))
+                .iter()
+                .map(|v| match command {
+                    "ops" => v["id"].as_str().unwrap().to_owned(),
+                    _ => v["operation"]["id"].as_str().unwrap().to_owned(),
+                })
+                .collect()
+        };
+        let matching = vec![tagged.clone()];
+        assert_eq!(ids(&["--end-user-id", "user-7"]), matching, "{command}");
+        assert_eq!(ids(&["--tag", "plan:pro"]), matching, "{command}");
+        assert_eq!(
+            ids(&[
+                "--tag",
+                "plan:pro",
+                "--tag",
+                "plan:free",
+                "--tag",
+                "region:eu"
+            ]),
+            matching,
+            "{command}: tags of one key OR-ed, of different keys AND-ed"
+        );
+        assert_eq!(
+            ids(&[
+                "--integration",
+                "hubspot",
+                "--connection-id",
+                "c-1",
+                "--script",
+                "create-contact",
+                "--type",
+                "action",
+                "--state",
+                "running",
+                "--end-user-id",
+                "user-7",
+            ]),
+            matching,
+            "{command}"
+        );
+    }
+    let levels = |level: &str| {
+        json_lines(&stdout(&opslog(
+            &d,
+            PROD_KEY,
+            &[
+                "search",
+                "--json",
+                "--level",
+                level,
+                "--message-type",
+                "log",
+            ],
+        )))
+        .len()
+    };
+    assert_eq!((levels("error"), levels("warn")), (2, 0));
+    let out = opslog(&d, PROD_KEY, &["ops", "--level", "error"]);
+    assert_eq!(out.status.code(), Some(2), "operations have no level");
+}
+
 #[test]
 fn api_errors_are_printed_with_their_message_and_fail() {
     let d = Daemon::start();

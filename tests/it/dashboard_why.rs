@@ -378,6 +378,41 @@ fn alert_rules_fire_once_resolve_once_and_survive_restarts() {
     );
 }
 
+/// A `PUT /settings` refused for one section changes no other section, in memory or on disk.
+#[test]
+fn a_refused_settings_change_keeps_every_section_across_a_restart() {
+    let d = Daemon::start();
+    let settings = format!("{PROD}/settings");
+    let before = d.get(&settings, ADMIN).body;
+    let reply = d.send(
+        "PUT",
+        &settings,
+        ADMIN,
+        &json!({
+            "otel": { "service_name": "renamed-by-a-refused-request" },
+            "alerts": [
+                {"signal": "sync_failures", "above": 1, "window": "5m"},
+                {"signal": "sync_failures", "above": 2, "window": "5m"}
+            ]
+        }),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.body["error"]["field"], "alerts[1]", "{}", reply.text);
+    assert_eq!(
+        d.get(&settings, ADMIN).body,
+        before,
+        "nothing changed in memory"
+    );
+
+    let d = Daemon::start_in(d.stop(), |_| {});
+    let after = d.get(&settings, ADMIN).body;
+    assert_eq!(
+        after["otel"]["service_name"],
+        before["otel"]["service_name"]
+    );
+    assert_eq!(after, before, "nothing changed on disk");
+}
+
 #[test]
 fn alert_rules_are_checked_and_the_file_wins() {
     let d = Daemon::start();

@@ -8,6 +8,7 @@ use std::time::Duration;
 use opslog::alerts::Signal;
 use opslog::config::{SpanNames, WebhookFormat};
 use opslog::model::{DeliveryStatus, EventType, Level, MessageType, OpState, OpType};
+use opslog::query_params::Endpoint;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -320,7 +321,74 @@ fn server_value_sets() -> Vec<(&'static str, Vec<String>)> {
         ("signals", strings(names(&Signal::ALL))),
         ("webhook formats", strings(names(&WebhookFormat::ALL))),
         ("span names", strings(names(&SpanNames::ALL))),
+        (
+            "operation filters",
+            Endpoint::Operations
+                .filters()
+                .map(|p| p.name.to_owned())
+                .collect(),
+        ),
     ]
+}
+
+/// The query parameters the vocabulary lists (what the dashboard builds its filters from) are
+/// those the OpenAPI document gives each endpoint: same names, order, repetition and requirement.
+#[test]
+fn the_vocabularys_query_parameters_are_the_documented_ones() {
+    let d = Daemon::start();
+    let vocabulary = d.get("/v1/vocabulary", ADMIN).body;
+    let document = d.get("/openapi.json", ADMIN).body;
+    for endpoint in Endpoint::ALL {
+        let key = serde_json::to_value(endpoint).unwrap();
+        let listed: Vec<(String, bool, bool)> = vocabulary["query_parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["endpoints"].as_array().unwrap().contains(&key))
+            .map(|p| {
+                let name = p["name"].as_str().unwrap().to_owned();
+                (name, p["repeatable"] == true, p["required"] == true)
+            })
+            .collect();
+        let path = format!("/v1/environments/{{env}}{}", endpoint.path());
+        let documented: Vec<(String, bool, bool)> = document["paths"][&path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} is not documented"))
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| {
+                let name = p["name"].as_str().unwrap().to_owned();
+                (name, p["schema"]["type"] == "array", p["required"] == true)
+            })
+            .collect();
+        assert_eq!(listed, documented, "{endpoint:?}");
+        assert!(!listed.is_empty());
+    }
+    let filters: Vec<&str> = vocabulary["query_parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["filter"] == true
+                && p["endpoints"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("operations"))
+        })
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        filters,
+        [
+            "type",
+            "state",
+            "integration",
+            "connection_id",
+            "script",
+            "end_user_id",
+            "tag"
+        ]
+    );
 }
 
 #[test]

@@ -707,6 +707,13 @@ test('vocabulary: pickers and lists are the server\'s values, read once per page
     assert.match(await rowsText(), /umbrella/);
     // The status chips are the server's states, in its order.
     assert.deepEqual(await texts('.states button'), vocabulary.states.map((s) => s.state));
+    // The pickers are the filters of GET /operations the server declares, in its order.
+    const declared = vocabulary.query_parameters.filter((q) => q.filter && q.endpoints.includes('operations') && q.kind !== 'one_of');
+    assert.ok(declared.some((q) => q.name === 'end_user_id') && declared.some((q) => q.name === 'tag'));
+    assert.deepEqual(await page.locator('.pickers input').evaluateAll((els) => els.map((e) => e.name)),
+      declared.map((q) => `pick-${q.name}`));
+    assert.deepEqual(await page.locator('.pickers input').evaluateAll((els) => els.map((e) => e.getAttribute('aria-label'))),
+      declared.map((q) => q.label));
     // The drawer's level chips are the server's levels.
     await page.locator(`#operations tbody tr[data-id="${ids.auth}"]`).click();
     await page.locator('#messages').waitFor();

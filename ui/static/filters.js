@@ -1,10 +1,17 @@
 // The view's state lives in the URL: reading it, changing it, and the controls shared by pages
 // (time range, multi-value pickers). A link or a reload restores exactly the same view.
 import { h, debounce } from './dom.js';
+import { vocabulary } from './vocabulary.js';
 
 export const PRESETS = { '5m': 300e3, '1h': 3600e3, '24h': 86400e3, '3d': 3 * 86400e3, '7d': 7 * 86400e3, '14d': 14 * 86400e3 };
 export const DEFAULT_RANGE = '24h';
-export const OP_FILTERS = ['type', 'state', 'integration', 'connection_id', 'script', 'end_user_id', 'tag'];
+
+/**
+ * The filters of GET /operations, as the server declares them (`query_parameters` of
+ * /v1/vocabulary): name, label, kind, and whether /facets counts its values. A filter added on the
+ * server shows here without a change to the dashboard.
+ */
+export const opFilters = () => vocabulary().query_parameters.filter((q) => q.filter && q.endpoints.includes('operations'));
 
 export const params = () => new URLSearchParams(location.search);
 
@@ -40,7 +47,7 @@ export function timeRange(p) {
  */
 export function opQuery(p, range = timeRange(p)) {
   const out = [];
-  for (const k of OP_FILTERS) for (const v of p.getAll(k)) out.push([k, v]);
+  for (const { name } of opFilters()) for (const v of p.getAll(name)) out.push([name, v]);
   const { from, to } = range;
   if (from) out.push(['from', from]);
   if (to) out.push(['to', to]);

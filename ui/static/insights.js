@@ -3,7 +3,7 @@
 // bar opens the Logs tab filtered to that type and bucket.
 import { h, clear } from './dom.js';
 import { envGet } from './api.js';
-import { navigate, rangeControl, timeRange } from './filters.js';
+import { navigate, opFilters, rangeControl, timeRange } from './filters.js';
 import { vocabulary } from './vocabulary.js';
 
 // The types charted, in this order, with their titles (those the server lists).
@@ -89,7 +89,7 @@ function draw(el, type, res, layers) {
     const start = res.buckets[i].start;
     const end = new Date(Date.parse(start) + res.interval_ms).toISOString();
     navigate((q) => {
-      for (const k of ['page', 'range', 'from', 'to', 'type', 'state', 'integration', 'connection_id', 'script', 'q', 'op']) q.delete(k);
+      for (const k of ['page', 'range', 'from', 'to', ...opFilters().map((f) => f.name), 'q', 'op']) q.delete(k);
       q.set('page', 'logs'); q.set('type', type); q.set('from', new Date(Date.parse(start)).toISOString()); q.set('to', end);
     });
   });

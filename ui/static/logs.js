@@ -2,7 +2,7 @@
 // live mode that adds new operations and updates running ones without moving the reader.
 import { h, clear, fmtTime, fmtDuration, badge, debounce, marked } from './dom.js';
 import { envGet } from './api.js';
-import { navigate, OP_FILTERS, opQuery, rangeControl, picker, timeRange } from './filters.js';
+import { navigate, opFilters, opQuery, rangeControl, picker, timeRange } from './filters.js';
 import { states, activeStates, typeFilters } from './vocabulary.js';
 
 const LIVE_EVERY_MS = 2000;
@@ -42,7 +42,15 @@ export function renderLogs(main, env, p) {
   const tbody = h('tbody');
   const more = h('button', { type: 'button', id: 'load-more', hidden: true, onclick: () => loadPage() }, 'Load more');
   const errorBox = h('p', { class: 'error', role: 'alert' });
-  const filtered = [...OP_FILTERS, 'q', 'from', 'to', 'range'].some((k) => p.has(k));
+  const filtered = [...opFilters().map((f) => f.name), 'q', 'from', 'to', 'range'].some((k) => p.has(k));
+  // A picker per filter that is not a closed list (those are chips, like the states above):
+  // suggestions from the known types and actions, or the values /facets counts.
+  const suggestTypes = async (pre) => typeFilters().filter((t) => t.startsWith(pre)).map((value) => ({ value }));
+  const noSuggestions = async () => [];
+  const pickers = opFilters().filter((f) => f.kind !== 'one_of').map((f) => picker({
+    label: f.label, name: f.name, selected: p.getAll(f.name),
+    suggest: f.kind === 'operation_type' ? suggestTypes : (f.facet ? facet(f.name) : noSuggestions),
+  }));
   clear(main).append(
     h('section', { class: 'filters', 'aria-label': 'Filters' },
       h('div', { class: 'row' }, search,
@@ -52,12 +60,7 @@ export function renderLogs(main, env, p) {
         }, live ? '● Live' : 'Live')),
       h('div', { class: 'row' }, statusGroup, rangeControl(p)),
       h('div', { class: 'row pickers' },
-        picker({ label: 'Type', name: 'type', selected: p.getAll('type'), suggest: async (pre) => typeFilters().filter((t) => t.startsWith(pre)).map((value) => ({ value })) }),
-        picker({ label: 'Integration', name: 'integration', selected: p.getAll('integration'), suggest: facet('integration') }),
-        picker({ label: 'Connection', name: 'connection_id', selected: p.getAll('connection_id'), suggest: facet('connection_id') }),
-        picker({ label: 'Script', name: 'script', selected: p.getAll('script'), suggest: facet('script') }),
-        picker({ label: 'End user', name: 'end_user_id', selected: p.getAll('end_user_id'), suggest: facet('end_user_id') }),
-        picker({ label: 'Tag', name: 'tag', selected: p.getAll('tag'), suggest: facet('tag') }),
+        pickers,
         filtered ? h('a', { href: `?env=${encodeURIComponent(env)}`, class: 'reset' }, 'Reset filters') : null)),
     h('div', { class: 'summary' }, count),
     errorBox,

@@ -19,6 +19,7 @@ from opslog_client import (  # noqa: E402
     redact_body,
     redact_headers,
     redact_url,
+    verify_webhook,
 )
 
 DAEMON = None
@@ -68,6 +69,67 @@ class AgainstTheDaemon(unittest.TestCase):
         self.assertEqual((call["type"], call["request"]["method"], call["response"]["status"]), ("http", "GET", 200))
         self.assertEqual(call["duration_ms"], 42)
         self.assertEqual(c.stats(), {"sent": 251, "dropped": 0, "failed_requests": 0, "buffered": 0})
+
+    def test_end_user_tags_async_and_nangos_fields_are_stored(self):
+        c, errors = client()
+        sync = c.start_operation(
+            "sync", integration="github", connection_id="acme", script="issues",
+            end_user={"id": "u-7", "email": "ada@example.com", "organization": {"id": "org-1"}},
+            tags={"plan": "pro"}, sync_type="incremental", checkpoints={"from": {"page": 3}, "to": None},
+        )
+        sync.end([{"model": "Issue", "added": 1}], checkpoints={"from": {"page": 3}, "to": {"page": 4, "done": True}})
+        action = c.start_operation("action", script="create-issue", async_=True)
+        action.end(output={"issue": 7})
+        auth = c.start_operation("auth", integration="github", auth_mode="OAUTH2")
+        auth.end()
+        self.assertTrue(c.close())
+        self.assertEqual(errors, [])
+        stored = DAEMON.get("/operations/" + sync.id)
+        self.assertEqual(stored["end_user"], {"id": "u-7", "email": "ada@example.com", "organization": {"id": "org-1"}})
+        self.assertEqual(stored["tags"], {"plan": "pro"})
+        self.assertEqual(stored["sync_type"], "incremental")
+        self.assertEqual(stored["checkpoints"], {"from": {"page": 3}, "to": {"page": 4, "done": True}})
+        self.assertTrue(DAEMON.get("/operations/" + action.id)["async"])
+        self.assertEqual(DAEMON.get("/operations/%s/output" % action.id), {"issue": 7})
+        self.assertEqual(DAEMON.get("/operations/" + auth.id)["auth_mode"], "OAUTH2")
+
+    def test_verify_webhook_checks_real_deliveries_in_both_formats(self):
+        received = []
+
+        class Receiver(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((body, {k: v for k, v in self.headers.items()}))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = "http://127.0.0.1:%d/" % server.server_address[1]
+            settings = {"webhooks": {"url": url + "nango", "format": "nango", "secondary_url": url + "opslog"}}
+            DAEMON.admin("PUT", "/settings", settings)
+            secret = DAEMON.admin("GET", "/settings/webhook-secret")["secret"]
+            c, errors = client()
+            c.start_operation("auth", integration="hubspot", connection_id="c1").end()
+            self.assertTrue(c.close())
+            eventually(lambda: len(received) >= 2, limit=30)
+            for body, headers in received:
+                self.assertTrue(verify_webhook(secret, body, headers), headers)
+                self.assertFalse(verify_webhook(secret, body + b" ", headers))
+                self.assertFalse(verify_webhook("whsec_" + "A" * 43 + "=", body, headers))
+                nango_only = {k: v for k, v in headers.items() if not k.lower().startswith("webhook-")}
+                if any(k.lower() == "x-nango-hmac-sha256" for k in headers):
+                    self.assertTrue(verify_webhook(secret, body, nango_only))
+                    self.assertFalse(verify_webhook(secret, body + b" ", nango_only))
+            late = {k: v for k, v in received[0][1].items()}
+            self.assertFalse(verify_webhook(secret, received[0][0], late, now=time.time() + 3600))
+        finally:
+            DAEMON.admin("PUT", "/settings", {"webhooks": {"url": None, "secondary_url": None, "format": None}})
+            server.shutdown()
 
     def test_sensitive_values_are_redacted_before_sending(self):
         c, errors = client(redact_headers=["X-Tenant-Secret"])
