@@ -163,6 +163,7 @@ pub async fn receive_webhook(
         started_at: None,
         ended_at: None,
         expires_at: None,
+        messages: None,
     };
     let draft = validate_new_operation(input, &state.redaction)?;
     let Created { operation, .. } = state

@@ -101,15 +101,26 @@ pub fn document() -> OpenApi {
     let op = "operation";
     let id = || id_param(&api, "an operation id (26-character ULID)");
 
-    api.env(Post, "/operations", endpoint("createOperation", "Start an operation", op)
+    let new_operation = ends_in_terminal_state(api.schema::<NewOperation>());
+    let one_or_many_operations = OneOfBuilder::new()
+        .item(new_operation.clone())
+        .item(array(new_operation, Some(MAX_BATCH)))
+        .into();
+    let operation_or_page = OneOfBuilder::new()
+        .item(operation.clone())
+        .item(api.page::<Operation>())
+        .into();
+    api.env(Post, "/operations", endpoint("createOperation", "Start an operation (an object), or up to 1,000 at once (an array, all or nothing), each with its first messages if any", op)
         .scope(Scope::Ingest)
-        .param(header_param("Idempotency-Key", idempotency_key(), "1-255 printable ASCII characters; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
-        .body(ends_in_terminal_state(api.schema::<NewOperation>()), "the operation to start; `type` is required")
+        .param(header_param("Idempotency-Key", idempotency_key(), "1-255 printable ASCII characters, for an object only; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
+        .param(prefer())
+        .body(one_or_many_operations, "the operation to start, or an array of them; `type` is required; `messages` (at most 1,000 in the request) are stored with it")
         .link("getOperation", "getOperation")
         .link("updateOperation", "updateOperation")
         .link("appendMessages", "appendMessages")
         .link("listMessages", "listMessages")
-        .reply(201, "the operation, as stored", operation.clone())
+        .reply(201, "the operation as stored for an object; a page of them for an array", operation_or_page)
+        .reply_empty(204, STORED_MINIMAL)
         .errors(&[400, 413, 415, 422, 503, 507]));
     api.env(
         Patch,

@@ -52,6 +52,12 @@ impl FieldError {
         self.field = format!("[{index}].{}", self.field);
         self
     }
+
+    /// The same error for a field of a list's item inside `list`, e.g. `messages[3].level`.
+    pub fn within(mut self, list: &str) -> FieldError {
+        self.field = format!("{list}{}", self.field);
+        self
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -107,6 +113,29 @@ pub struct NewOperation {
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
+    /// Its first messages (at most 1,000), stored with it in the same commit: each as for
+    /// `POST /operations/{id}/messages`, without `operation_id`.
+    #[serde(default)]
+    #[schema(schema_with = first_messages_schema)]
+    pub messages: Option<Vec<NewMessage>>,
+}
+
+/// `messages` of a new operation: messages without `operation_id` (they belong to it).
+fn first_messages_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::Ref;
+    let absent = ObjectBuilder::new()
+        .schema_type(Type::Null)
+        .description(Some(
+            "leave it out: the messages belong to the new operation",
+        ));
+    let item = AllOfBuilder::new()
+        .item(Ref::from_schema_name("NewMessage"))
+        .item(ObjectBuilder::new().property("operation_id", absent));
+    ArrayBuilder::new()
+        .items(item)
+        .max_items(Some(MAX_BATCH))
+        .build()
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -415,6 +444,8 @@ fn check_action(action: &str) -> Result<(), FieldError> {
 pub struct OperationDraft {
     pub input: NewOperation,
     pub action: String,
+    /// Its first messages, stored with it.
+    pub messages: Vec<MessageDraft>,
 }
 
 pub fn validate_new_operation(
@@ -450,11 +481,41 @@ pub fn validate_new_operation(
             "only an operation created in a terminal state (success, failed, timeout, cancelled) has an end",
         ));
     }
+    let messages = match input.messages.take() {
+        None => Vec::new(),
+        Some(list) if list.len() > MAX_BATCH => {
+            return Err(FieldError::new(
+                "messages",
+                format!(
+                    "has {} messages; at most {MAX_BATCH} come with the operation (append the rest to /operations/{{id}}/messages)",
+                    list.len()
+                ),
+            ))
+        }
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let located = |e: FieldError| e.in_item(i).within("messages");
+                if m.operation_id.is_some() {
+                    return Err(located(FieldError::new(
+                        "operation_id",
+                        "must be left out: these messages belong to the operation being created",
+                    )));
+                }
+                validate_message(m, redaction).map_err(located)
+            })
+            .collect::<Result<_, _>>()?,
+    };
     input.message = input.message.map(truncate_message);
     input.meta = limit_meta(input.meta);
     redaction.request(&mut input.request);
     redaction.response(&mut input.response);
-    Ok(OperationDraft { input, action })
+    Ok(OperationDraft {
+        input,
+        action,
+        messages,
+    })
 }
 
 pub fn validate_patch(

@@ -49,7 +49,7 @@ pub fn new_operation(
     now: Timestamp,
     deadline: Duration,
 ) -> (Operation, Change) {
-    let OperationDraft { input, action } = draft;
+    let OperationDraft { input, action, .. } = draft;
     let state = input.state.unwrap_or(OpState::Running);
     let started_at = match state {
         OpState::Waiting => input.started_at,

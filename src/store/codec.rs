@@ -294,16 +294,49 @@ pub(crate) fn block_header(bytes: &[u8]) -> Result<Option<BlockHeader>, StoreErr
     Ok(Some(BlockHeader { count, last }))
 }
 
-/// Messages a stored row holds: 1, or a block's count.
-pub(crate) fn row_message_count(bytes: &[u8]) -> Result<u64, StoreError> {
-    Ok(block_header(bytes)?.map_or(1, |h| u64::from(h.count)))
-}
-
 thread_local! {
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
         const { std::cell::RefCell::new(None) };
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// `bytes` as one zstd frame at `level`, with this thread's context (made once per thread).
+pub(crate) fn zstd_compress(bytes: &[u8], level: i32) -> Vec<u8> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        let (at, compressor) = c.get_or_insert_with(|| {
+            let context = zstd::bulk::Compressor::new(level).expect("a zstd context");
+            (level, context)
+        });
+        if *at != level {
+            compressor
+                .set_compression_level(level)
+                .expect("a valid zstd level");
+            *at = level;
+        }
+        compressor
+            .compress(bytes)
+            .expect("compressing into a Vec cannot fail")
+    })
+}
+
+/// Decompresses one zstd frame of `size` bytes uncompressed; the error says what is wrong.
+pub(crate) fn zstd_decompress(bytes: &[u8], size: usize) -> Result<Vec<u8>, String> {
+    let payload = DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        let decompressor = match d.as_mut() {
+            Some(decompressor) => decompressor,
+            None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?),
+        };
+        decompressor
+            .decompress(bytes, size)
+            .map_err(|e| e.to_string())
+    })?;
+    if payload.len() != size {
+        return Err("payload size differs from its header".into());
+    }
+    Ok(payload)
 }
 
 /// Encodes `records` (id, stored record), which must be non-empty and in id order, as a block.
@@ -319,18 +352,7 @@ pub(crate) fn encode_block(records: &[(u128, Vec<u8>)]) -> Vec<u8> {
         payload.extend_from_slice(&(record.len() as u32).to_le_bytes());
         payload.extend_from_slice(record);
     }
-    let compressed = COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        let compressor = match c.as_mut() {
-            Some(compressor) => compressor,
-            None => c.insert(
-                zstd::bulk::Compressor::new(BLOCK_LEVEL).expect("a zstd context at level 3"),
-            ),
-        };
-        compressor
-            .compress(&payload)
-            .expect("compressing into a Vec cannot fail")
-    });
+    let compressed = zstd_compress(&payload, BLOCK_LEVEL);
     let mut out = Vec::with_capacity(BLOCK_HEADER + compressed.len());
     out.push(V3_BLOCK);
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
@@ -348,19 +370,7 @@ pub(crate) fn decode_block_records(bytes: &[u8]) -> Result<Vec<(u128, Vec<u8>)>,
     if size > MAX_BLOCK_BYTES {
         return Err(corrupt("claims an impossible size"));
     }
-    let payload = DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        let decompressor = match d.as_mut() {
-            Some(decompressor) => decompressor,
-            None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| corrupt(&e.to_string()))?),
-        };
-        decompressor
-            .decompress(&bytes[BLOCK_HEADER..], size)
-            .map_err(|e| corrupt(&e.to_string()))
-    })?;
-    if payload.len() != size {
-        return Err(corrupt("payload size differs from its header"));
-    }
+    let payload = zstd_decompress(&bytes[BLOCK_HEADER..], size).map_err(|e| corrupt(&e))?;
     let mut records = Vec::with_capacity((header.count as usize).min(4096));
     let mut rest = payload.as_slice();
     while !rest.is_empty() {
@@ -405,29 +415,39 @@ pub(crate) fn decode_message_row_of(
         .collect()
 }
 
-/// What one write group changed, for the search index to pick up.
+/// What one write group changed, for the search index to pick up. Version 2 (format 3): the
+/// group's messages are named by the sequence number of the last one, as blocks hold them.
+/// Version 1 entries listed (operation id, message id) pairs; converting a format 2 file to 3
+/// replaces the feed, so they are never read.
 #[derive(Debug, Clone, Default, PartialEq, Encode, Decode)]
 pub struct FeedEntry {
     /// Operations created or changed in a way the index shows (not mere message counts).
     pub operations: Vec<Id>,
-    /// (operation id, message id) of appended messages.
-    pub messages: Vec<(Id, Id)>,
+    /// The sequence number of the last message stored so far, when this group stored some (0
+    /// when it stored none): the index adds every message after its position up to this one.
+    pub messages_through: u64,
     /// Operations removed with all their messages (retention).
     pub removed_operations: Vec<Id>,
 }
 
 impl FeedEntry {
     pub fn is_empty(&self) -> bool {
-        self.operations.is_empty() && self.messages.is_empty() && self.removed_operations.is_empty()
+        self.operations.is_empty()
+            && self.messages_through == 0
+            && self.removed_operations.is_empty()
     }
 }
 
 pub(crate) fn encode_feed(entry: &FeedEntry) -> Vec<u8> {
-    encode(entry)
+    encode_as(V2, entry)
 }
 
 pub(crate) fn decode_feed(bytes: &[u8]) -> Result<FeedEntry, StoreError> {
-    decode("index feed entry", bytes)
+    const WHAT: &str = "index feed entry";
+    match split_version(WHAT, bytes)? {
+        (V2, rest) => decode_body(WHAT, rest),
+        (version, _) => Err(unknown_version(WHAT, version)),
+    }
 }
 
 /// What an `Idempotency-Key` was first used for.
@@ -882,8 +902,6 @@ pub(crate) mod tests {
         assert_eq!(decode_block_records(&block).unwrap(), records);
         let header = block_header(&block).unwrap().unwrap();
         assert_eq!((header.count, header.last), (20, m.id.0 + 19));
-        assert_eq!(row_message_count(&block).unwrap(), 20);
-        assert_eq!(row_message_count(&records[0].1).unwrap(), 1);
         let messages = decode_message_row_of(m.operation_id.0, m.id.0, &block).unwrap();
         assert_eq!(messages.len(), 20);
         assert_eq!(messages[3].id.0, m.id.0 + 3);

@@ -24,7 +24,10 @@ impl ReadTx {
         let txn = &self.txn;
         let first_u128 = |k: u128| k;
         Ok(estimate(txn, OPERATIONS, |t| spread(t, first_u128, |x| x))?
-            + estimate(txn, MESSAGES, |t| {
+            + estimate(txn, MESSAGE_BLOCKS, |t| {
+                spread(t, |k: u64| u128::from(k), |x| x as u64)
+            })?
+            + estimate(txn, OPERATION_BLOCKS, |t| {
                 spread(t, |k: (u128, u128)| k.0, |x| (x, 0))
             })?
             + estimate(txn, OUTBOX, |t| spread(t, first_u128, |x| x))?

@@ -187,7 +187,7 @@ impl Tx<'_> {
             return Ok(());
         }
         let max_events = target.max_events_per_span();
-        let messages = self.db.message_ends(ended.id, max_events)?;
+        let messages = self.message_ends(ended.id, max_events)?;
         let Some(span) =
             crate::otel::operation_span_named(ended, &messages, max_events, target.names())
         else {
@@ -332,10 +332,12 @@ impl Tx<'_> {
             started_at: None,
             ended_at: None,
             expires_at: Some(now.plus_millis(span.as_millis() as i64)),
+            messages: None,
         };
         let draft = OperationDraft {
             input,
             action: "deliver".into(),
+            messages: Vec::new(),
         };
         let id = self.next_id();
         let (log, _) = lifecycle::new_operation(id, &cause.environment, draft, now, span);
