@@ -467,7 +467,7 @@ mod tests {
             rng ^= rng >> 7;
             rng ^= rng << 17;
             let at = (rng as usize) % damaged.len();
-            damaged[at] ^= 1 << (rng >> 60) % 8;
+            damaged[at] ^= 1 << ((rng >> 60) % 8);
             if let Ok(block) = decode(1, &damaged) {
                 for row in 0..block.len() {
                     let _ = block.message(row);

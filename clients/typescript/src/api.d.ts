@@ -112,6 +112,9 @@ export type EndUser = {
   organization?: null | Organization;
 };
 
+/** The read endpoints whose query strings the table declares (paths under `/v1/env/{env}`). */
+export type Endpoint = "operations" | "messages" | "operation_messages" | "facets" | "insights" | "signals";
+
 export type Environment = {
   name: string;
 };
@@ -411,6 +414,10 @@ export type NewOperation = {
   expires_at?: null | Timestamp;
   integration?: string | null;
   message?: string | null;
+  messages?: Array<NewMessage & {
+    /** leave it out: the messages belong to the new operation */
+    operation_id?: null;
+  }>;
   meta?: null | Json;
   output?: null | Json;
   provider?: string | null;
@@ -485,6 +492,14 @@ export type OperationHit = Operation & {
 
 export type OperationHitPage = {
   data: Array<OperationHit>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+export type OperationPage = {
+  data: Array<Operation>;
   /** pass as `cursor` for the next page; null on the last page */
   next_cursor: string | null;
   /** how many match in all, over every page */
@@ -722,6 +737,8 @@ export type Vocabulary = {
   levels: Array<Level>;
   /** Message types (`message_type`, or `type` on one operation's messages). */
   message_types: Array<MessageType>;
+  /** The query parameters of the read endpoints: what each takes and which endpoints take it. */
+  query_parameters: Array<VocabularyParameter>;
   /** What a replay may send again (`status` of `/deliveries/replay`); the first is the default. */
   replay_statuses: Array<DeliveryStatus>;
   /** The signals (`/signals`, alert rules' `signal`). */
@@ -735,6 +752,30 @@ export type Vocabulary = {
   types: Array<VocabularyType>;
   /** Body formats of a webhook URL (`webhooks.format`). */
   webhook_formats: Array<WebhookFormat>;
+};
+
+/** One query parameter of one or more read endpoints (`crate::query_params`). */
+export type VocabularyParameter = {
+  description: string;
+  /** The endpoints that take it, with this meaning. */
+  endpoints: Array<Endpoint>;
+  /** `GET /facets` counts its values (`field=<name>`). */
+  facet: boolean;
+  /** Selects by a field of the operation or message (a filter picker), rather than by time or
+   * text, or shaping the answer. */
+  filter: boolean;
+  /** What values it takes: `one_of` (see `values`), `operation_type` (`type` or
+   * `type:action`), `name` (1-256 characters), `tag` (`key:value`), `time` (RFC 3339), `text`
+   * (a full-text query), `integer`, `boolean`, `cursor`, `message_id`, `duration` or `string`. */
+  kind: string;
+  /** What a person calls it. */
+  label: string;
+  name: string;
+  /** May be given more than once: any of the values matches. */
+  repeatable: boolean;
+  required: boolean;
+  /** The values of a `one_of`. */
+  values?: Array<string> | null;
 };
 
 export type VocabularySignal = {

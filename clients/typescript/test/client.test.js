@@ -209,7 +209,7 @@ test('the buffer is bounded: the oldest messages are dropped and counted', async
   assert.equal(stats.buffered, 100);
   assert.equal(stats.dropped, 9900);
   await new Promise((r) => setTimeout(r, 20));
-  assert.equal(calls, 1, 'only the start is in flight; messages wait in the bounded buffer');
+  assert.equal(calls, 1, 'one request in flight (the start, carrying a batch); the rest wait in the bounded buffer');
 });
 
 test('what is buffered is delivered when the process exits on its own', async () => {
@@ -324,4 +324,24 @@ test('verifyWebhook checks real deliveries in both formats', async () => {
     await daemon.admin('PUT', '/settings', { webhooks: { url: null, secondary_url: null, format: null } });
     server.close();
   }
+});
+
+test('messages buffered when an operation starts go in the request that creates it', async () => {
+  const requests = [];
+  const fetch = (url, init) => {
+    // /v1/environments/<env>/operations -> /operations
+    requests.push(`${init.method} /${new URL(url).pathname.split('/').slice(4).join('/')}`);
+    return globalThis.fetch(url, init);
+  };
+  const { c, errors } = client({ batchSize: 100, fetch });
+  const op = c.startOperation({ type: 'proxy', integration: 'folded' });
+  op.log('calling out');
+  op.http({ method: 'GET', url: 'https://api.example.com/x' }, { status: 204 });
+  await op.end();
+  await c.close();
+  assert.deepEqual(errors, []);
+  assert.deepEqual(requests.filter((r) => r.startsWith('POST')), ['POST /operations']);
+  const messages = await allMessages(daemon, op.id);
+  assert.deepEqual(messages.map((m) => m.type), ['log', 'http']);
+  assert.deepEqual(c.stats(), { sent: 2, dropped: 0, failedRequests: 0, buffered: 0 });
 });

@@ -65,10 +65,12 @@ fn walk(root: &Path, dir: &Path, out: &mut Split) {
             .is_ok_and(|p| p.starts_with("index"));
         if in_index {
             add(&mut out.index, &meta);
-            let kind = match path.extension().and_then(|e| e.to_str()) {
-                Some(e @ ("fast" | "idx" | "pos" | "term" | "store" | "fieldnorm")) => e,
-                _ => "other",
-            };
+            const PARTS: [&str; 6] = ["fast", "idx", "pos", "term", "store", "fieldnorm"];
+            let kind = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .filter(|e| PARTS.contains(e))
+                .unwrap_or("other");
             add(out.index_parts.entry(kind.into()).or_default(), &meta);
         } else if path.file_name().is_some_and(|n| n == "opslog.redb") {
             add(&mut out.store, &meta);

@@ -829,7 +829,7 @@ pub fn render(report: &Report) -> String {
         let per = |bytes: u64| bytes as f64 / o.messages.max(1) as f64;
         let list = |parts: Vec<(&str, u64)>| {
             let mut parts: Vec<_> = parts.into_iter().filter(|(_, b)| *b > 0).collect();
-            parts.sort_by(|a, b| b.1.cmp(&a.1));
+            parts.sort_by_key(|p| std::cmp::Reverse(p.1));
             parts
                 .iter()
                 .map(|(name, bytes)| format!("{name} {:.1}", per(*bytes)))

@@ -534,8 +534,20 @@ class Opslog:
                 self._cond.notify_all()
 
     def _take(self) -> List[list]:
-        """The next unit of work: one start or end, or consecutive messages up to a batch."""
+        """The next unit of work: one start (with its messages buffered already) or end, or
+        consecutive messages up to a batch."""
         first = self._queue.popleft()
+        if first[0] == "start":
+            items = [first]
+            while (
+                self._queue
+                and len(items) <= self._batch_size
+                and self._queue[0][0] == "message"
+                and self._queue[0][1] is first[1]
+            ):
+                items.append(self._queue.popleft())
+            self._queued_messages -= len(items) - 1
+            return items
         if first[0] != "message":
             return [first]
         items = [first]
@@ -547,12 +559,40 @@ class Opslog:
     def _send(self, items: List[list]) -> None:
         kind, op, body = items[0]
         if kind == "start":
+            first = [b for _, _, b in items[1:]]
+            if first:
+                # Its messages go with it: one request (and one commit) instead of two.
+                try:
+                    created = self._request(
+                        "POST", "/operations", dict(op._body, messages=first), {"Idempotency-Key": op._key}
+                    )
+                    op.id = created.get("id")
+                    with self._cond:
+                        self._stats["sent"] += len(first)
+                    return
+                except OpslogApiError as e:
+                    if e.status not in (400, 413, 422):
+                        op.failed = True
+                        self._report(e)
+                        with self._cond:
+                            self._stats["dropped"] += len(first)
+                        return
+                    # Refused for one of its messages (nothing stored): start it alone below and
+                    # send the messages as any others, so only a bad one is lost.
+                except Exception as e:  # noqa: BLE001
+                    op.failed = True
+                    self._report(e)
+                    with self._cond:
+                        self._stats["dropped"] += len(first)
+                    return
             try:
                 created = self._request("POST", "/operations", op._body, {"Idempotency-Key": op._key})
                 op.id = created.get("id")
             except Exception as e:  # noqa: BLE001
                 op.failed = True
                 self._report(e)
+            if first:
+                self._send(items[1:])
             return
         if kind == "end":
             try:
