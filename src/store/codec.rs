@@ -12,7 +12,7 @@ use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{
     DeliveryStatus, EndUser, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState,
-    OpType, Operation, RecordCount, Tags, Timestamp,
+    OpType, Operation, RecordCount, SyncType, Tags, Timestamp,
 };
 
 const V1: u8 = 1;
@@ -23,6 +23,8 @@ const V2: u8 = 2;
 /// Outbox jobs and webhook settings that name an `alert.*` event (a binary from before alerts
 /// cannot decode those variants, so it must refuse the record by its version).
 const V3: u8 = 3;
+/// Operations gained `trace_context` (the W3C trace they were started in).
+const V4: u8 = 4;
 
 fn encode<T: Encode>(value: &T) -> Vec<u8> {
     encode_as(V1, value)
@@ -71,10 +73,11 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
     ))
 }
 
-/// Operations gained `end_user`, `tags` and `is_async` in version 2, and `sync_type`,
-/// `checkpoints`, `auth_mode` and `output` (what Nango's webhooks carry) in version 3.
+/// Operations gained `end_user`, `tags` and `is_async` in version 2, `sync_type`,
+/// `checkpoints`, `auth_mode` and `output` (what Nango's webhooks carry) in version 3, and
+/// `trace_context` in version 4.
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode_as(V3, op)
+    encode_as(V4, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
@@ -82,8 +85,80 @@ pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
         (V2, rest) => decode_body::<OperationV2>(WHAT, rest).map(Operation::from),
-        (V3, rest) => decode_body(WHAT, rest),
+        (V3, rest) => decode_body::<OperationV3>(WHAT, rest).map(Operation::from),
+        (V4, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// An operation as format version 3 wrote it (frozen: never change this struct).
+#[derive(Decode)]
+struct OperationV3 {
+    id: Id,
+    environment: String,
+    kind: OpType,
+    action: String,
+    state: OpState,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    script: Option<String>,
+    provider: Option<String>,
+    message: String,
+    error: Option<ErrorInfo>,
+    request: Option<HttpRequest>,
+    response: Option<HttpResponse>,
+    records: Option<Vec<RecordCount>>,
+    meta: Option<Json>,
+    end_user: Option<EndUser>,
+    tags: Tags,
+    is_async: bool,
+    sync_type: Option<SyncType>,
+    checkpoints: Option<Json>,
+    auth_mode: Option<String>,
+    output: Option<Json>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    started_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    expires_at: Timestamp,
+    duration_ms: Option<u64>,
+    message_count: u64,
+}
+
+impl From<OperationV3> for Operation {
+    fn from(v3: OperationV3) -> Operation {
+        Operation {
+            id: v3.id,
+            environment: v3.environment,
+            kind: v3.kind,
+            action: v3.action,
+            state: v3.state,
+            integration: v3.integration,
+            connection_id: v3.connection_id,
+            script: v3.script,
+            provider: v3.provider,
+            message: v3.message,
+            error: v3.error,
+            request: v3.request,
+            response: v3.response,
+            records: v3.records,
+            meta: v3.meta,
+            end_user: v3.end_user,
+            tags: v3.tags,
+            is_async: v3.is_async,
+            sync_type: v3.sync_type,
+            checkpoints: v3.checkpoints,
+            auth_mode: v3.auth_mode,
+            output: v3.output,
+            trace_context: None,
+            created_at: v3.created_at,
+            updated_at: v3.updated_at,
+            started_at: v3.started_at,
+            ended_at: v3.ended_at,
+            expires_at: v3.expires_at,
+            duration_ms: v3.duration_ms,
+            message_count: v3.message_count,
+        }
     }
 }
 
@@ -142,6 +217,7 @@ impl From<OperationV2> for Operation {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             created_at: v2.created_at,
             updated_at: v2.updated_at,
             started_at: v2.started_at,
@@ -206,6 +282,7 @@ impl From<OperationV1> for Operation {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             created_at: v1.created_at,
             updated_at: v1.updated_at,
             started_at: v1.started_at,
@@ -666,17 +743,47 @@ impl From<StoredWebhooksV2> for StoredWebhooks {
     }
 }
 
-/// Otel settings gained `names` (Nango span names) in version 2.
+/// Otel settings gained `names` (Nango span names) in version 2, `trace_url` in 3.
 pub(crate) fn encode_otel_settings(settings: &StoredOtel) -> Vec<u8> {
-    encode_as(V2, settings)
+    encode_as(V3, settings)
 }
 
 pub(crate) fn decode_otel_settings(bytes: &[u8]) -> Result<StoredOtel, StoreError> {
     const WHAT: &str = "otel settings";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<StoredOtelV1>(WHAT, rest).map(StoredOtel::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (V2, rest) => decode_body::<StoredOtelV2>(WHAT, rest).map(StoredOtel::from),
+        (V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// Otel settings as format version 2 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredOtelV2 {
+    endpoint: Option<String>,
+    headers: std::collections::BTreeMap<String, String>,
+    service_name: Option<String>,
+    resource_attributes: std::collections::BTreeMap<String, String>,
+    max_events_per_span: Option<u32>,
+    timeout_ms: Option<u64>,
+    logs: bool,
+    names: crate::model::SpanNames,
+}
+
+impl From<StoredOtelV2> for StoredOtel {
+    fn from(v2: StoredOtelV2) -> StoredOtel {
+        StoredOtel {
+            endpoint: v2.endpoint,
+            headers: v2.headers,
+            service_name: v2.service_name,
+            resource_attributes: v2.resource_attributes,
+            max_events_per_span: v2.max_events_per_span,
+            timeout_ms: v2.timeout_ms,
+            logs: v2.logs,
+            names: v2.names,
+            trace_url: None,
+        }
     }
 }
 
@@ -703,6 +810,7 @@ impl From<StoredOtelV1> for StoredOtel {
             timeout_ms: v1.timeout_ms,
             logs: v1.logs,
             names: crate::model::SpanNames::Opslog,
+            trace_url: None,
         }
     }
 }
@@ -760,6 +868,7 @@ pub(crate) mod tests {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_500),
             started_at: Some(Timestamp(1_700_000_000_000)),
@@ -801,11 +910,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// An operation with every field of format version 4 set.
+    pub(crate) fn sample_operation_v4() -> Operation {
+        Operation {
+            trace_context: Some(TraceContext {
+                trace_id: TraceId(*b"0123456789abcdef"),
+                parent_span_id: Some(SpanId(*b"parent-1")),
+                span_id: Some(SpanId(*b"its-span")),
+                trace_flags: 1,
+                tracestate: Some("congo=t61rcWkgMzE".into()),
+            }),
+            ..sample_operation_v3()
+        }
+    }
+
     #[test]
     fn operations_round_trip() {
-        let op = sample_operation_v3();
+        let op = sample_operation_v4();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], V3);
+        assert_eq!(bytes[0], V4);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -821,15 +944,15 @@ pub(crate) mod tests {
         assert!(err.contains("unknown record version 9"), "{err}");
     }
 
-    /// Bytes of operation records as written by earlier releases: versions 1 and 2 (frozen) and
-    /// 3. If this test fails, the format changed: keep a reader for these bytes and add a new
+    /// Bytes of operation records as written by earlier releases: versions 1 to 3 (frozen) and
+    /// 4. If this test fails, the format changed: keep a reader for these bytes and add a new
     /// version. Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
     #[test]
     fn reads_format_v1_written_by_an_earlier_binary() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
-        let v3 = format!("{dir}/operation_v3.bin");
+        let v4 = format!("{dir}/operation_v4.bin");
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(&v3, encode_operation(&sample_operation_v3())).unwrap();
+            std::fs::write(&v4, encode_operation(&sample_operation_v4())).unwrap();
         }
         let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
         assert_eq!(golden[0], V1);
@@ -837,9 +960,12 @@ pub(crate) mod tests {
         let golden = std::fs::read(format!("{dir}/operation_v2.bin")).unwrap();
         assert_eq!(golden[0], V2);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
-        let golden = std::fs::read(&v3).unwrap();
+        let golden = std::fs::read(format!("{dir}/operation_v3.bin")).unwrap();
         assert_eq!(golden[0], V3);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v3());
+        let golden = std::fs::read(&v4).unwrap();
+        assert_eq!(golden[0], V4);
+        assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v4());
     }
 
     fn sample_message() -> Message {
@@ -1086,8 +1212,8 @@ pub(crate) mod tests {
                 encode_webhook_settings(&sample_webhook_settings_v3()),
             ),
             (
-                "otel_settings_v2.bin",
-                encode_otel_settings(&sample_otel_settings_v2()),
+                "otel_settings_v3.bin",
+                encode_otel_settings(&sample_otel_settings_v3()),
             ),
         ];
         for (name, bytes) in &files {
@@ -1127,6 +1253,7 @@ pub(crate) mod tests {
             decode_webhook_settings(&read("webhook_settings_v2.bin")).unwrap(),
             sample_webhook_settings_v2()
         );
+        assert_eq!(read("otel_settings_v2.bin")[0], V2, "frozen");
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v3.bin")).unwrap(),
             sample_webhook_settings_v3()
@@ -1135,6 +1262,17 @@ pub(crate) mod tests {
             decode_otel_settings(&read("otel_settings_v2.bin")).unwrap(),
             sample_otel_settings_v2()
         );
+        assert_eq!(
+            decode_otel_settings(&read("otel_settings_v3.bin")).unwrap(),
+            sample_otel_settings_v3()
+        );
+    }
+
+    fn sample_otel_settings_v3() -> StoredOtel {
+        StoredOtel {
+            trace_url: Some("http://localhost:16686/trace/{trace_id}".into()),
+            ..sample_otel_settings_v2()
+        }
     }
 
     fn sample_otel_settings_v2() -> StoredOtel {
@@ -1155,6 +1293,7 @@ pub(crate) mod tests {
             timeout_ms: Some(5_000),
             logs: true,
             names: crate::model::SpanNames::Opslog,
+            trace_url: None,
         }
     }
 
