@@ -7,7 +7,8 @@
 //! - `outbox`: recording attempts, requeueing deliveries and exports;
 //! - `settings`: `PUT /settings` and rotations; `views`: saved views; `alerts`: alert rules'
 //!   counts;
-//! - `retention`: removing what expired; `import`: loading an export file.
+//! - `retention`: removing what expired, or the oldest above the disk cap; `import`: loading an
+//!   export file.
 //!
 //! The domain rules themselves stay below, in `ingest::lifecycle`, `outbox::{events, policy}`,
 //! `settings` and `model::alert`; a command applies them inside the transaction.
@@ -29,6 +30,6 @@ pub use operations::{
     AppendMessages, CreateOperation, CreateOperations, Created, TimeOutOverdue, UpdateOperation,
 };
 pub use outbox::{RecordAttempts, RecordedAttempt, Requeue, RequeueJobs, REPLAY_LIMIT};
-pub use retention::RemoveExpired;
+pub use retention::{Cutoffs, RemoveExpired, RemoveExpiredIn, RemoveOldest, REMOVE_BUDGET};
 pub use settings::{ChangeSettings, SettingsChange};
 pub use views::{ChangeView, ViewChange};
