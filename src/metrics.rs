@@ -69,9 +69,9 @@ pub struct Metrics {
     /// and the index's files; 0 without a cap.
     pub held_bytes: IntGauge,
     /// Outbox rows by kind and status (`OutboxDepth` order), kept by the writer.
-    outbox_depth: [[AtomicI64; 3]; 3],
+    outbox_depth: [[AtomicI64; 3]; OutboxDepth::KINDS.len()],
     /// `opslog_outbox_jobs`, set from `outbox_depth` at scrape time.
-    outbox_jobs: [[IntGauge; 3]; 3],
+    outbox_jobs: [[IntGauge; 3]; OutboxDepth::KINDS.len()],
     /// Operations ended, one counter per terminal state.
     ended: Vec<(OpState, IntCounter)>,
     index_lag: IntGauge,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod notifiers;
 pub mod webhooks;
 
 use crate::destination::{Cidr, DestinationPolicy};
@@ -294,6 +295,14 @@ pub struct EnvironmentConfig {
     /// How long this environment's operations are kept; `None`: `retention.days`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<HumanDuration>,
+    /// `[environments.<env>.notifiers.<kind>]`: each notifier the file sets is read-only in the
+    /// API.
+    #[serde(skip_serializing_if = "is_empty_notifiers")]
+    pub notifiers: crate::model::notifier::Notifiers,
+}
+
+fn is_empty_notifiers(notifiers: &crate::model::notifier::Notifiers) -> bool {
+    notifiers.names().is_empty()
 }
 
 /// One entry of `api_keys`: `"<key>"` (scope `ingest+read`, what every key could do before
@@ -777,6 +786,9 @@ impl Config {
         {
             held.push("otel.headers");
         }
+        if envs.clone().any(|env| !env.notifiers.names().is_empty()) {
+            held.push("notifiers");
+        }
         held
     }
 
@@ -985,6 +997,8 @@ impl Config {
                 crate::model::alert::check_rules(&format!("environments.{name}.alerts"), rules)
                     .map_err(|e| invalid(e.field(), e.reason()))?;
             }
+            notifiers::check_notifiers(&env.notifiers, &destinations)
+                .map_err(|e| invalid(&format!("environments.{name}.{}", e.field()), e.reason()))?;
             webhooks::check_webhooks_config(&env.webhooks, &destinations)
                 .map_err(|e| invalid(&format!("environments.{name}.{}", e.field()), e.reason()))?;
             if let Some(otel) = &env.otel {
@@ -1013,6 +1027,16 @@ impl Config {
                 *secret = mask(secret);
             }
             env.otel = env.otel.as_ref().map(OtelConfig::masked);
+            let n = &mut env.notifiers;
+            if let Some(slack) = &mut n.slack {
+                slack.url = crate::model::notifier::mask_secret_path(&slack.url);
+            }
+            if let Some(pagerduty) = &mut n.pagerduty {
+                pagerduty.routing_key = mask(&pagerduty.routing_key);
+            }
+            if let Some(email) = &mut n.email {
+                email.url = crate::model::notifier::mask_smtp_url(&email.url);
+            }
         }
         toml::to_string_pretty(&masked).expect("the config always serializes")
     }

@@ -574,9 +574,12 @@ mod tests {
                 records: vec![0; 16],
             }),
             JobKind::NangoWebhook(crate::model::job::NangoWebhookJob {
-                delivery: webhook,
+                delivery: webhook.clone(),
                 forwarded_headers: Vec::new(),
             }),
+            JobKind::Slack(webhook.clone()),
+            JobKind::PagerDuty(webhook.clone()),
+            JobKind::Email(webhook),
         ];
         for kind in &kinds {
             // A new variant fails to compile here: add a job of it to `kinds` above (and its
@@ -585,7 +588,10 @@ mod tests {
                 JobKind::Webhook(_)
                 | JobKind::OtlpSpan(_)
                 | JobKind::OtlpLogs(_)
-                | JobKind::NangoWebhook(_) => {}
+                | JobKind::NangoWebhook(_)
+                | JobKind::Slack(_)
+                | JobKind::PagerDuty(_)
+                | JobKind::Email(_) => {}
             }
         }
         kinds

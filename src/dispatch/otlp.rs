@@ -490,7 +490,11 @@ impl Sink for OtlpSink {
             JobKind::OtlpSpan(o) => (1, framed_len(o.span.len())),
             // `records` is already a sequence of framed log records.
             JobKind::OtlpLogs(o) => (o.count as usize, o.records.len()),
-            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => (1, 0),
+            JobKind::Webhook(_)
+            | JobKind::NangoWebhook(_)
+            | JobKind::Slack(_)
+            | JobKind::PagerDuty(_)
+            | JobKind::Email(_) => (1, 0),
         }
     }
 
@@ -511,9 +515,11 @@ impl Sink for OtlpSink {
             let decoded = match &job.kind {
                 JobKind::OtlpSpan(span) => decode_span(span).map(|s| spans.push(s)),
                 JobKind::OtlpLogs(logs) => decode_logs(logs).map(|r| records.extend(r)),
-                JobKind::Webhook(_) | JobKind::NangoWebhook(_) => {
-                    Err("a webhook delivery is not an export".to_owned())
-                }
+                JobKind::Webhook(_)
+                | JobKind::NangoWebhook(_)
+                | JobKind::Slack(_)
+                | JobKind::PagerDuty(_)
+                | JobKind::Email(_) => Err("a webhook delivery is not an export".to_owned()),
             };
             match decoded {
                 Ok(()) => sent.push(job),

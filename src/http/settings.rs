@@ -45,8 +45,7 @@ pub async fn put_settings(
     state.authorize(&principal, &env, Scope::Admin)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let update: SettingsUpdate = parse_json_object(&bytes)?;
-    let settings = if update.webhooks.is_some() || update.otel.is_some() || update.alerts.is_some()
-    {
+    let settings = if update.changes_something() {
         change(&state, env, SettingsChange::Update(Box::new(update))).await?
     } else {
         current(&state, &env)?

@@ -19,6 +19,8 @@ use super::outbox_jobs::REPLAYABLE;
 use super::signals::counted;
 use crate::alerts::Signal;
 use crate::config::{SpanNames, WebhookFormat};
+use crate::model::alert::Notifier;
+use crate::model::notifier::PagerDutySeverity;
 use crate::model::{DeliveryStatus, EventType, Level, MessageType, OpState, OpType};
 use crate::query_params::{to_pairs, Endpoint, QUERY_PARAMETERS};
 use crate::scope::Scope;
@@ -47,6 +49,12 @@ pub struct Vocabulary {
     webhook_formats: Vec<WebhookFormat>,
     /// Span names and attribute keys of exported traces (`otel.names`).
     span_names: Vec<SpanNames>,
+    /// Where an alert rule's notifications go (its `notify`).
+    notifiers: Vec<Notifier>,
+    /// `notifiers.pagerduty.severity`.
+    pagerduty_severities: Vec<PagerDutySeverity>,
+    /// The range presets of a view's query (`query.range`).
+    view_ranges: Vec<&'static str>,
     /// The query parameters of the read endpoints: what each takes and which endpoints take it.
     query_parameters: Vec<VocabularyParameter>,
 }
@@ -145,6 +153,9 @@ impl Vocabulary {
                 .collect(),
             webhook_formats: WebhookFormat::ALL.to_vec(),
             span_names: SpanNames::ALL.to_vec(),
+            notifiers: Notifier::ALL.to_vec(),
+            pagerduty_severities: PagerDutySeverity::ALL.to_vec(),
+            view_ranges: crate::views::RANGES.to_vec(),
             query_parameters: QUERY_PARAMETERS
                 .iter()
                 .map(|p| VocabularyParameter {
@@ -224,6 +235,11 @@ mod tests {
         assert_eq!(listed(&Signal::ALL), derived::<Signal>());
         assert_eq!(listed(&WebhookFormat::ALL), derived::<WebhookFormat>());
         assert_eq!(listed(&SpanNames::ALL), derived::<SpanNames>());
+        assert_eq!(listed(&Notifier::ALL), derived::<Notifier>());
+        assert_eq!(
+            listed(&PagerDutySeverity::ALL),
+            derived::<PagerDutySeverity>()
+        );
     }
 
     #[test]

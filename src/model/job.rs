@@ -7,6 +7,7 @@
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
+use crate::model::alert::Notifier;
 use crate::model::{DeliveryStatus, EventType, Id, Timestamp};
 
 /// One piece of outbound work and where it stands.
@@ -42,6 +43,13 @@ pub enum JobKind {
     /// One Nango-format body on its way to a webhook URL whose `format` is `nango`: signed as
     /// Nango signs, with the third party's headers when it forwards an incoming webhook.
     NangoWebhook(NangoWebhookJob),
+    /// An alert's message on its way to the environment's Slack incoming webhook. The job holds
+    /// the message; the secret URL is the environment's setting when it is sent.
+    Slack(WebhookJob),
+    /// An alert's PagerDuty Events API v2 event (without the routing key, added when sent).
+    PagerDuty(WebhookJob),
+    /// An alert's email (subject, text and HTML), sent over the environment's SMTP server.
+    Email(WebhookJob),
 }
 
 /// Which API lists a job: webhook deliveries (`/deliveries`) or OTLP exports (`/exports`).
@@ -54,15 +62,32 @@ pub enum JobFamily {
 impl JobKind {
     pub fn family(&self) -> JobFamily {
         match self {
-            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => JobFamily::Delivery,
+            JobKind::Webhook(_)
+            | JobKind::NangoWebhook(_)
+            | JobKind::Slack(_)
+            | JobKind::PagerDuty(_)
+            | JobKind::Email(_) => JobFamily::Delivery,
             JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => JobFamily::Export,
+        }
+    }
+
+    /// Where a delivery goes: the webhook URLs (`webhook`) or one of the notifiers.
+    pub fn notifier(&self) -> Option<Notifier> {
+        match self {
+            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => Some(Notifier::Webhook),
+            JobKind::Slack(_) => Some(Notifier::Slack),
+            JobKind::PagerDuty(_) => Some(Notifier::Pagerduty),
+            JobKind::Email(_) => Some(Notifier::Email),
+            JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => None,
         }
     }
 
     /// The destination the per-destination concurrency limit counts against.
     pub fn destination(&self) -> &str {
         match self {
-            JobKind::Webhook(w) => &w.url,
+            JobKind::Webhook(w) | JobKind::Slack(w) | JobKind::PagerDuty(w) | JobKind::Email(w) => {
+                &w.url
+            }
             JobKind::NangoWebhook(n) => &n.delivery.url,
             JobKind::OtlpSpan(o) => &o.url,
             JobKind::OtlpLogs(o) => &o.url,
@@ -70,7 +95,8 @@ impl JobKind {
     }
 }
 
-/// One event on its way to one webhook URL.
+/// One event on its way to one webhook URL (or, for a notification, to one notifier: `url` then
+/// says where without its secret, and `body` is the message made for that notifier).
 #[derive(Clone, Debug, PartialEq, Encode, Decode)]
 pub struct WebhookJob {
     pub event_id: String,
@@ -161,6 +187,9 @@ pub struct DeliveryView {
     pub event_id: String,
     pub event: EventType,
     pub url: String,
+    /// Where it goes: `webhook` (the signed event to `url`), `slack`, `pagerduty` or `email`
+    /// (an alert's notification; `url` then names the destination without its secret).
+    pub notifier: Notifier,
     /// The body shape sent (the URL's `format` when the delivery was queued).
     pub format: super::settings::WebhookFormat,
     pub status: DeliveryStatus,
@@ -255,7 +284,11 @@ impl Job {
     /// The JSON of an export, `None` for a webhook delivery.
     pub fn export_view(&self) -> Option<ExportView> {
         let (signal, operation_id, url, items) = match &self.kind {
-            JobKind::Webhook(_) | JobKind::NangoWebhook(_) => return None,
+            JobKind::Webhook(_)
+            | JobKind::NangoWebhook(_)
+            | JobKind::Slack(_)
+            | JobKind::PagerDuty(_)
+            | JobKind::Email(_) => return None,
             JobKind::OtlpSpan(o) => ("traces", o.operation_id, &o.url, 1),
             JobKind::OtlpLogs(o) => ("logs", o.operation_id, &o.url, o.count),
         };
@@ -275,9 +308,12 @@ impl Job {
         })
     }
 
+    /// The delivery a webhook or notification job is (`None` for an export).
     pub fn webhook(&self) -> Option<&WebhookJob> {
         match &self.kind {
-            JobKind::Webhook(w) => Some(w),
+            JobKind::Webhook(w) | JobKind::Slack(w) | JobKind::PagerDuty(w) | JobKind::Email(w) => {
+                Some(w)
+            }
             JobKind::NangoWebhook(n) => Some(&n.delivery),
             JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => None,
         }
@@ -285,7 +321,9 @@ impl Job {
 
     pub fn webhook_mut(&mut self) -> Option<&mut WebhookJob> {
         match &mut self.kind {
-            JobKind::Webhook(w) => Some(w),
+            JobKind::Webhook(w) | JobKind::Slack(w) | JobKind::PagerDuty(w) | JobKind::Email(w) => {
+                Some(w)
+            }
             JobKind::NangoWebhook(n) => Some(&mut n.delivery),
             JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => None,
         }
@@ -312,6 +350,7 @@ impl Job {
             event_id: w.event_id.clone(),
             event: w.event,
             url: w.url.clone(),
+            notifier: self.kind.notifier().unwrap_or(Notifier::Webhook),
             format: self.format(),
             status: self.status,
             attempts: self.attempts,
@@ -334,11 +373,11 @@ pub fn framed_len(len: usize) -> usize {
 
 /// Outbox rows per job kind and status (or, in a write transaction, the change to them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OutboxDepth(pub [[i64; 3]; 3]);
+pub struct OutboxDepth(pub [[i64; 3]; 4]);
 
 impl OutboxDepth {
     /// The kinds and statuses, in the order of the counts.
-    pub const KINDS: [&'static str; 3] = ["webhook", "otlp_span", "otlp_logs"];
+    pub const KINDS: [&'static str; 4] = ["webhook", "otlp_span", "otlp_logs", "notification"];
     pub const STATUSES: [DeliveryStatus; 3] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Delivered,
@@ -350,6 +389,7 @@ impl OutboxDepth {
             JobKind::Webhook(_) | JobKind::NangoWebhook(_) => 0,
             JobKind::OtlpSpan(_) => 1,
             JobKind::OtlpLogs(_) => 2,
+            JobKind::Slack(_) | JobKind::PagerDuty(_) | JobKind::Email(_) => 3,
         };
         let status = match job.status {
             DeliveryStatus::Pending => 0,

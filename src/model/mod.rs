@@ -30,6 +30,7 @@ use utoipa::{PartialSchema, ToSchema};
 pub mod alert;
 mod duration;
 pub mod job;
+pub mod notifier;
 pub mod settings;
 pub mod trace;
 pub mod view;

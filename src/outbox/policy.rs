@@ -157,6 +157,59 @@ pub fn decide_with(
     )
 }
 
+/// What a notifier's answer means, as its sink reads it (each service says "try again" in its
+/// own way: HTTP 429 and 5xx, an SMTP 4xx reply, no answer at all).
+#[derive(Clone, Debug, PartialEq)]
+pub enum NotifierAnswer {
+    Delivered,
+    /// Worth trying again, not before `retry_after` when the service said so.
+    Retryable {
+        retry_after: Option<Duration>,
+    },
+    /// The service refused the message for good (a bad payload, an unknown key, a mailbox that
+    /// does not exist): retrying cannot help.
+    Refused(String),
+}
+
+/// How an HTTP notifier's status reads (Slack's incoming webhooks, PagerDuty's Events API):
+/// 2xx delivered; 408, 429 and 5xx retryable; any other 4xx refused for good, since the
+/// service rejected the message itself (`invalid_payload`, an unknown routing key).
+pub fn http_notifier_answer(status: u16, retry_after: Option<Duration>) -> NotifierAnswer {
+    match status {
+        200..=299 => NotifierAnswer::Delivered,
+        408 | 429 | 500..=599 => NotifierAnswer::Retryable { retry_after },
+        _ => NotifierAnswer::Refused(format!("HTTP {status}: the service refused the message")),
+    }
+}
+
+/// Decides after notification attempt `attempts_in_round` (1-based), on the environment's
+/// `retry_schedule` like a webhook delivery: a refusal fails at once.
+pub fn decide_notification(
+    answer: &NotifierAnswer,
+    attempts_in_round: u32,
+    schedule: &[Duration],
+    max_retry_after: Duration,
+    jitter_sample: f64,
+) -> Decision {
+    let retry_after = match answer {
+        NotifierAnswer::Delivered => return Decision::Delivered,
+        NotifierAnswer::Refused(reason) => return Decision::Failed(reason.clone()),
+        NotifierAnswer::Retryable { retry_after } => *retry_after,
+    };
+    match retry_in(
+        Schedule::Steps(schedule),
+        attempts_in_round,
+        retry_after,
+        max_retry_after,
+        jitter_sample,
+    ) {
+        Some(delay) => Decision::RetryIn(delay),
+        None => Decision::Failed(format!(
+            "gave up after {attempts_in_round} attempts (the end of the retry schedule)"
+        )),
+    }
+}
+
 /// Whether a retryable export failure gives up instead: when the next attempt (`retry_at`) would
 /// come more than `retry_for` after the round began. Times are unix ms.
 pub fn export_gives_up(round_started_at_ms: i64, retry_at_ms: i64, retry_for: Duration) -> bool {
@@ -228,6 +281,36 @@ mod tests {
 
     fn now() -> SystemTime {
         httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap()
+    }
+
+    #[test]
+    fn notifications_retry_what_may_pass_and_fail_what_was_refused() {
+        let schedule = secs(&[0, 5, 300]);
+        let decide =
+            |answer: &NotifierAnswer, n| decide_notification(answer, n, &schedule, HOUR, 0.0);
+        assert_eq!(
+            decide(&http_notifier_answer(202, None), 1),
+            Decision::Delivered
+        );
+        for status in [408, 429, 500, 503] {
+            assert_eq!(
+                decide(&http_notifier_answer(status, None), 1),
+                Decision::RetryIn(Duration::from_secs(5)),
+                "{status}"
+            );
+        }
+        let wait = http_notifier_answer(429, Some(FIVE_MINUTES * 2));
+        assert_eq!(decide(&wait, 1), Decision::RetryIn(FIVE_MINUTES * 2));
+        for status in [400, 403, 404, 410] {
+            assert!(
+                matches!(decide(&http_notifier_answer(status, None), 1), Decision::Failed(r) if r.contains(&status.to_string())),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            decide(&NotifierAnswer::Retryable { retry_after: None }, 3),
+            Decision::Failed(r) if r.contains("3 attempts")
+        ));
     }
 
     #[test]

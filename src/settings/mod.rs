@@ -28,7 +28,8 @@ pub use crate::config::webhooks::{
 };
 use crate::config::{Config, HumanDuration, OtelConfig, WebhookFormat, WebhooksConfig};
 use crate::destination::DestinationPolicy;
-use crate::model::alert::{AlertRule, StoredAlerts};
+use crate::model::alert::{AlertRule, Notifier, StoredAlerts};
+pub use crate::model::notifier::Notifiers;
 use crate::model::settings::{NangoToggles, WebhookRoute};
 pub use crate::model::settings::{SettingsError, StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::view::StoredView;
@@ -40,10 +41,11 @@ mod update;
 mod view;
 
 pub use update::{
-    apply_alerts_update, apply_otel_update, apply_update, generate_ingress_token, generate_secret,
-    rotate_secret, OtelUpdate, SettingsUpdate, WebhooksUpdate,
+    apply_alerts_update, apply_notifiers_update, apply_otel_update, apply_update,
+    generate_ingress_token, generate_secret, rotate_secret, NotifiersUpdate, OtelUpdate,
+    SettingsUpdate, WebhooksUpdate,
 };
-pub use view::{AlertsView, IngressView, OtelView, SettingsView, WebhooksView};
+pub use view::{AlertsView, IngressView, NotifiersView, OtelView, SettingsView, WebhooksView};
 
 impl StoredOtel {
     /// The stored values over the defaults, for `endpoint`.
@@ -192,6 +194,39 @@ pub struct EnvSettings {
     pub alerts: AlertSettings,
     /// The views saved through the API (the built-in ones are `views::all`'s), by id.
     pub views: Vec<StoredView>,
+    pub notifiers: NotifierSettings,
+}
+
+/// An environment's notifiers: each the config file sets (then read-only here), else the one set
+/// through the API.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NotifierSettings {
+    pub current: Notifiers,
+    /// Notifiers the config file sets (`slack`, `pagerduty`, `email`).
+    pub read_only: BTreeSet<&'static str>,
+}
+
+impl NotifierSettings {
+    pub fn new(file: &Notifiers, stored: &Notifiers) -> NotifierSettings {
+        NotifierSettings {
+            current: Notifiers {
+                slack: file.slack.clone().or_else(|| stored.slack.clone()),
+                pagerduty: file.pagerduty.clone().or_else(|| stored.pagerduty.clone()),
+                email: file.email.clone().or_else(|| stored.email.clone()),
+            },
+            read_only: file.names().into_iter().collect(),
+        }
+    }
+
+    /// Whether `notifier` can be told: the webhooks always can, the others once set up.
+    pub fn configured(&self, notifier: Notifier) -> bool {
+        match notifier {
+            Notifier::Webhook => true,
+            Notifier::Slack => self.current.slack.is_some(),
+            Notifier::Pagerduty => self.current.pagerduty.is_some(),
+            Notifier::Email => self.current.email.is_some(),
+        }
+    }
 }
 
 /// An environment's alert rules: the config file's (`[[environments.<env>.alerts]]`, then all
@@ -229,6 +264,8 @@ pub struct Settings {
     otel_files: BTreeMap<String, OtelConfig>,
     /// Each environment's `[[environments.<env>.alerts]]` rules, when the file has some.
     alert_files: BTreeMap<String, Vec<AlertRule>>,
+    /// Each environment's `[environments.<env>.notifiers]` table (empty when the file has none).
+    notifier_files: BTreeMap<String, Notifiers>,
     /// Where destinations set through the API may point (`[outbox] allow_private_destinations`).
     destinations: DestinationPolicy,
     current: RwLock<BTreeMap<String, Arc<EnvSettings>>>,
@@ -243,6 +280,7 @@ impl Settings {
         let mut files = BTreeMap::new();
         let mut otel_files = BTreeMap::new();
         let mut alert_files = BTreeMap::new();
+        let mut notifier_files = BTreeMap::new();
         let destinations = config.outbox.destinations();
         for (name, env) in &config.environments {
             if let Some(file) = &env.otel {
@@ -272,10 +310,18 @@ impl Settings {
             let alerts = AlertSettings::new(name, env.alerts.as_ref(), &stored_alerts);
             let mut effective = effective(name, &env.webhooks, &webhooks, otel, &ingress, alerts);
             effective.views = tx.views(name)?;
+            let stored_notifiers = tx.notifier_settings(name)?.unwrap_or_default();
+            effective.notifiers = NotifierSettings::new(&env.notifiers, &stored_notifiers);
+            notifier_files.insert(name.clone(), env.notifiers.clone());
             warn_refused_destinations(&effective, &destinations);
             for rule in &effective.alerts.rules {
                 if crate::views::find(&effective.views, rule.view_id()).is_none() {
                     tracing::warn!(environment = %name, rule = %rule.key(), "an alert rule of the config file names a view this environment does not have; it counts nothing until the view is saved");
+                }
+                for notifier in &rule.notify {
+                    if !effective.notifiers.configured(*notifier) {
+                        tracing::warn!(environment = %name, rule = %rule.key(), notifier = notifier.as_str(), "an alert rule of the config file tells a notifier that is not set up; it is skipped until it is");
+                    }
                 }
             }
             current.insert(name.clone(), Arc::new(effective));
@@ -286,6 +332,7 @@ impl Settings {
             files,
             otel_files,
             alert_files,
+            notifier_files,
             destinations,
             current: RwLock::new(current),
         })
@@ -312,6 +359,14 @@ impl Settings {
     /// What the config file sets for `environment`'s webhooks.
     pub fn file(&self, environment: &str) -> WebhooksConfig {
         self.files.get(environment).cloned().unwrap_or_default()
+    }
+
+    /// What the config file sets of `environment`'s notifiers.
+    pub fn notifiers_file(&self, environment: &str) -> Notifiers {
+        self.notifier_files
+            .get(environment)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The config file's alert rules of `environment`, when it sets them.
@@ -368,6 +423,24 @@ fn warn_refused_destinations(settings: &EnvSettings, policy: &DestinationPolicy)
         (
             "otel.endpoint",
             Some(settings.otel.config.endpoint.as_str()).filter(|e| !e.is_empty()),
+        ),
+        (
+            "notifiers.slack.url",
+            settings
+                .notifiers
+                .current
+                .slack
+                .as_ref()
+                .map(|s| s.url.as_str()),
+        ),
+        (
+            "notifiers.pagerduty.url",
+            settings
+                .notifiers
+                .current
+                .pagerduty
+                .as_ref()
+                .map(|p| p.events_url()),
         ),
     ];
     for (field, url) in urls {
@@ -476,6 +549,7 @@ pub fn effective(
         ingress_token: ingress.token.clone(),
         alerts,
         views: Vec::new(),
+        notifiers: NotifierSettings::default(),
     }
 }
 

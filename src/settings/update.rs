@@ -18,6 +18,9 @@ use crate::config::{
 };
 use crate::destination::DestinationPolicy;
 use crate::model::alert::{AlertRule, StoredAlerts};
+use crate::model::notifier::{
+    mask_secret_path, mask_smtp_url, EmailNotifier, Notifiers, PagerDutyNotifier, SlackNotifier,
+};
 use crate::model::settings::{NangoToggles, WebhookRoute};
 use crate::model::{EventType, Timestamp};
 use crate::secrets::mask;
@@ -35,6 +38,94 @@ pub struct SettingsUpdate {
     /// config file sets them.
     #[serde(default, deserialize_with = "crate::model::optional_objects")]
     pub alerts: Option<Vec<AlertRule>>,
+    #[serde(default, deserialize_with = "crate::model::optional_object")]
+    pub notifiers: Option<NotifiersUpdate>,
+}
+
+impl SettingsUpdate {
+    /// Whether it changes anything at all.
+    pub fn changes_something(&self) -> bool {
+        self.webhooks.is_some()
+            || self.otel.is_some()
+            || self.alerts.is_some()
+            || self.notifiers.is_some()
+    }
+}
+
+/// `PUT /settings` `notifiers`: a notifier left out is unchanged, `null` removes it, an object
+/// replaces it. A secret sent back as `GET /settings` shows it (masked) keeps the stored one.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifiersUpdate {
+    #[serde(default, deserialize_with = "present")]
+    pub slack: Option<Option<SlackNotifier>>,
+    #[serde(default, deserialize_with = "present")]
+    pub pagerduty: Option<Option<PagerDutyNotifier>>,
+    #[serde(default, deserialize_with = "present")]
+    pub email: Option<Option<EmailNotifier>>,
+    /// What `GET /settings` shows; ignored, so a UI can send back what it read.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub read_only: Option<serde::de::IgnoredAny>,
+}
+
+/// Applies `update` to the stored notifiers: refused for a notifier the file sets, and as a whole
+/// when a result is not valid. On error `stored` is unchanged.
+pub fn apply_notifiers_update(
+    file: &Notifiers,
+    stored: &Notifiers,
+    update: NotifiersUpdate,
+    destinations: &DestinationPolicy,
+) -> Result<Notifiers, SettingsError> {
+    let read_only = |name: &str, from_file: bool, sent: bool| {
+        if from_file && sent {
+            Err(SettingsError::ReadOnly {
+                field: format!("notifiers.{name}"),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    read_only("slack", file.slack.is_some(), update.slack.is_some())?;
+    read_only(
+        "pagerduty",
+        file.pagerduty.is_some(),
+        update.pagerduty.is_some(),
+    )?;
+    read_only("email", file.email.is_some(), update.email.is_some())?;
+    let mut next = stored.clone();
+    if let Some(slack) = update.slack {
+        next.slack = slack.map(|mut new| {
+            if let Some(old) = &stored.slack {
+                if new.url == mask_secret_path(&old.url) {
+                    new.url = old.url.clone();
+                }
+            }
+            new
+        });
+    }
+    if let Some(pagerduty) = update.pagerduty {
+        next.pagerduty = pagerduty.map(|mut new| {
+            if let Some(old) = &stored.pagerduty {
+                if new.routing_key == mask(&old.routing_key) {
+                    new.routing_key = old.routing_key.clone();
+                }
+            }
+            new
+        });
+    }
+    if let Some(email) = update.email {
+        next.email = email.map(|mut new| {
+            if let Some(old) = &stored.email {
+                if new.url == mask_smtp_url(&old.url) {
+                    new.url = old.url.clone();
+                }
+            }
+            new
+        });
+    }
+    crate::config::notifiers::check_notifiers(&next, destinations)?;
+    Ok(next)
 }
 
 /// Applies a new alert rule list: refused when the file sets the rules, or when the list is not

@@ -4,9 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{EnvSettings, OtelSettings, OTEL_FIELDS};
+use super::{EnvSettings, NotifierSettings, OtelSettings, OTEL_FIELDS};
 use crate::config::{ApiDelay, ApiDuration, ApiTimeout, SpanNames, WebhookFormat};
 use crate::model::alert::AlertRule;
+use crate::model::notifier::{
+    mask_secret_path, mask_smtp_url, EmailNotifier, PagerDutyNotifier, SlackNotifier,
+};
 use crate::model::settings::{NangoToggles, WebhookRoute};
 use crate::model::{EventType, Timestamp};
 use crate::secrets::mask;
@@ -19,6 +22,42 @@ pub struct SettingsView {
     pub otel: OtelView,
     pub ingress: IngressView,
     pub alerts: AlertsView,
+    pub notifiers: NotifiersView,
+}
+
+/// Where alert rules reach people besides the webhooks; secrets masked (sending a masked value
+/// back keeps the stored one).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotifiersView {
+    /// `url` with its secret path masked.
+    pub slack: Option<SlackNotifier>,
+    /// `routing_key` masked.
+    pub pagerduty: Option<PagerDutyNotifier>,
+    /// `url` with its password masked.
+    pub email: Option<EmailNotifier>,
+    /// Notifiers the config file sets: change them there.
+    pub read_only: Vec<&'static str>,
+}
+
+impl NotifiersView {
+    pub(super) fn new(notifiers: &NotifierSettings) -> NotifiersView {
+        let n = &notifiers.current;
+        NotifiersView {
+            slack: n.slack.as_ref().map(|s| SlackNotifier {
+                url: mask_secret_path(&s.url),
+            }),
+            pagerduty: n.pagerduty.as_ref().map(|p| PagerDutyNotifier {
+                routing_key: mask(&p.routing_key),
+                url: Some(p.events_url().to_owned()),
+                severity: p.severity,
+            }),
+            email: n.email.as_ref().map(|e| EmailNotifier {
+                url: mask_smtp_url(&e.url),
+                ..e.clone()
+            }),
+            read_only: notifiers.read_only.iter().copied().collect(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -136,6 +175,7 @@ impl SettingsView {
                 rules: settings.alerts.rules.clone(),
                 read_only: settings.alerts.from_file,
             },
+            notifiers: NotifiersView::new(&settings.notifiers),
         }
     }
 }

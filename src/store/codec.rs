@@ -9,6 +9,7 @@ use bincode::{Decode, Encode};
 use super::StoreError;
 use crate::model::alert::{AlertState, StoredAlerts, StoredRule};
 use crate::model::job::{Attempt, Job, JobKind};
+use crate::model::notifier::Notifiers;
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::view::StoredView;
 use crate::model::{
@@ -24,7 +25,8 @@ const V2: u8 = 2;
 /// Outbox jobs and webhook settings that name an `alert.*` event (a binary from before alerts
 /// cannot decode those variants, so it must refuse the record by its version).
 const V3: u8 = 3;
-/// Operations gained `trace_context` (the W3C trace they were started in).
+/// Operations gained `trace_context` (the W3C trace they were started in); outbox jobs of a
+/// notification (Slack, PagerDuty, email), which a binary from before notifiers cannot decode.
 const V4: u8 = 4;
 
 fn encode<T: Encode>(value: &T) -> Vec<u8> {
@@ -547,19 +549,20 @@ pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecord, Stor
 /// A job the previous release cannot decode (a Nango-format delivery, or an event it does not
 /// know) is written as version 3, so that binary refuses it by its version.
 pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
-    let new = match &job.kind {
-        JobKind::Webhook(w) => w.event.is_new_in_this_release(),
-        JobKind::NangoWebhook(_) => true,
-        JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => false,
+    let version = match &job.kind {
+        JobKind::Webhook(w) if w.event.is_new_in_this_release() => V3,
+        JobKind::NangoWebhook(_) => V3,
+        JobKind::Webhook(_) | JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => V2,
+        JobKind::Slack(_) | JobKind::PagerDuty(_) | JobKind::Email(_) => V4,
     };
-    encode_as(if new { V3 } else { V2 }, job)
+    encode_as(version, job)
 }
 
 pub(crate) fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
     const WHAT: &str = "outbox job";
     match split_version(WHAT, bytes)? {
         (V1, rest) => decode_body::<JobV1>(WHAT, rest).map(Job::from),
-        (V2 | V3, rest) => decode_body(WHAT, rest),
+        (V2 | V3 | V4, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -732,6 +735,15 @@ impl From<&StoredAlerts> for StoredAlertsV1 {
                 .collect(),
         }
     }
+}
+
+/// The notifiers section (Slack, PagerDuty, email), new with notifiers: version 1.
+pub(crate) fn encode_notifiers(notifiers: &Notifiers) -> Vec<u8> {
+    encode(notifiers)
+}
+
+pub(crate) fn decode_notifiers(bytes: &[u8]) -> Result<Notifiers, StoreError> {
+    decode("notifier settings", bytes)
 }
 
 pub(crate) fn encode_view(view: &StoredView) -> Vec<u8> {
@@ -1354,6 +1366,26 @@ pub(crate) mod tests {
         )
     }
 
+    fn sample_notifiers() -> Notifiers {
+        use crate::model::notifier::*;
+        Notifiers {
+            slack: Some(SlackNotifier {
+                url: "https://hooks.slack.com/services/T000/B000/XXXX".into(),
+            }),
+            pagerduty: Some(PagerDutyNotifier {
+                routing_key: "R0123456789abcdef0123456789abcde".into(),
+                url: Some("http://127.0.0.1:9/v2/enqueue".into()),
+                severity: PagerDutySeverity::Critical,
+            }),
+            email: Some(EmailNotifier {
+                url: "smtps://alerts:hunter2@mail.example.com".into(),
+                from: "opslog <alerts@example.com>".into(),
+                to: vec!["oncall@example.com".into(), "ops@example.com".into()],
+                ca_file: Some("/etc/opslog/ca.pem".into()),
+            }),
+        }
+    }
+
     fn sample_view() -> StoredView {
         StoredView {
             id: "salesforce_auth".into(),
@@ -1387,6 +1419,11 @@ pub(crate) mod tests {
             ("alert_settings_v1.bin", encode_alert_settings(&signals), V1),
             ("alert_settings_v2.bin", encode_alert_settings(&views), V2),
             ("view_v1.bin", encode_view(&sample_view()), V1),
+            (
+                "notifier_settings_v1.bin",
+                encode_notifiers(&sample_notifiers()),
+                V1,
+            ),
         ];
         for (name, bytes, version) in &files {
             let path = format!("{dir}/{name}");
@@ -1406,6 +1443,10 @@ pub(crate) mod tests {
             views
         );
         assert_eq!(decode_view(&read("view_v1.bin")).unwrap(), sample_view());
+        assert_eq!(
+            decode_notifiers(&read("notifier_settings_v1.bin")).unwrap(),
+            sample_notifiers()
+        );
         // What the release before views wrote for one signal rule, byte for byte: version 1,
         // one rule, "auth_failures", Some("github"), 1, 300000 (bincode varints).
         let mut before = vec![1u8, 1, 13];

@@ -8,6 +8,7 @@ use super::codec;
 use super::tables::*;
 use super::{StoreError, WriteTx};
 use crate::model::alert::{AlertState, StoredAlerts};
+use crate::model::notifier::Notifiers;
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::view::StoredView;
 
@@ -15,6 +16,7 @@ const WEBHOOKS_SECTION: &str = "webhooks";
 const INGRESS_SECTION: &str = "ingress";
 const OTEL_SECTION: &str = "otel";
 const ALERTS_SECTION: &str = "alerts";
+const NOTIFIERS_SECTION: &str = "notifiers";
 
 impl WriteTx {
     pub fn webhook_settings(
@@ -96,6 +98,27 @@ impl WriteTx {
         self.txn.open_table(SETTINGS)?.insert(
             (environment, ALERTS_SECTION),
             codec::encode_alert_settings(settings).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// The notifiers set through the API.
+    pub fn notifier_settings(&self, environment: &str) -> Result<Option<Notifiers>, StoreError> {
+        let table = self.txn.open_table(SETTINGS)?;
+        let value = table.get((environment, NOTIFIERS_SECTION))?;
+        value
+            .map(|v| codec::decode_notifiers(v.value()))
+            .transpose()
+    }
+
+    pub fn put_notifier_settings(
+        &mut self,
+        environment: &str,
+        notifiers: &Notifiers,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(SETTINGS)?.insert(
+            (environment, NOTIFIERS_SECTION),
+            codec::encode_notifiers(notifiers).as_slice(),
         )?;
         Ok(())
     }

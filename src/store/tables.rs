@@ -47,7 +47,7 @@ pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::ne
 
 /// (environment, section) → encoded settings section: `webhooks` (`settings::StoredWebhooks`),
 /// `ingress` (`settings::StoredIngress`), `otel` (`settings::StoredOtel`), `alerts`
-/// (`model::alert::StoredAlerts`). A new section is a new
+/// (`model::alert::StoredAlerts`), `notifiers` (`model::notifier::Notifiers`). A new section is a new
 /// row, so adding one changes no existing record.
 pub(crate) const SETTINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("settings");
 

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use super::effects::{Bodies, DeliveryCause};
 use super::engine::{Check, Command, Tx, WriteError};
-use crate::model::alert::{transition, AlertState, Observation, Transition};
+use crate::model::alert::{transition, AlertState, Notifier, Observation, Transition};
+use crate::model::notifier::mask_secret_path;
 use crate::model::{EventType, Timestamp};
-use crate::outbox::events;
+use crate::outbox::{events, notify};
 use crate::store::StoreError;
 
 /// Alert rules' counts (`alerts::evaluate`): records each rule's new count against its stored
@@ -79,13 +80,50 @@ fn observe(
             label: format!("alert {key}"),
             trace: None,
         };
-        let bodies = Bodies {
-            envelope: |event_id: &str| {
-                events::alert_envelope(event_id, kind, environment, &observed, now)
-            },
-            nango: || vec![events::nango_alert_body(kind, environment, &observed)],
-        };
-        tx.queue_deliveries(&settings, kind, None, bodies, &cause, false, now)?;
+        for notifier in observed.rule.notify.clone() {
+            let notifiers = &settings.notifiers.current;
+            let (body, shown) = match notifier {
+                Notifier::Webhook => {
+                    let bodies = Bodies {
+                        envelope: |event_id: &str| {
+                            events::alert_envelope(event_id, kind, environment, &observed, now)
+                        },
+                        nango: || vec![events::nango_alert_body(kind, environment, &observed)],
+                    };
+                    tx.queue_deliveries(&settings, kind, None, bodies, &cause, false, now)?;
+                    continue;
+                }
+                Notifier::Slack => match &notifiers.slack {
+                    Some(slack) => (
+                        notify::slack_message(kind, environment, &observed),
+                        mask_secret_path(&slack.url),
+                    ),
+                    None => (String::new(), String::new()),
+                },
+                Notifier::Pagerduty => match &notifiers.pagerduty {
+                    Some(pd) => (
+                        notify::pagerduty_event(kind, environment, &observed, pd.severity),
+                        pd.events_url().to_owned(),
+                    ),
+                    None => (String::new(), String::new()),
+                },
+                Notifier::Email => match &notifiers.email {
+                    Some(email) => (
+                        serde_json::to_string(&notify::email(kind, environment, &observed))
+                            .expect("an email serializes"),
+                        format!("mailto:{}", email.to.join(",")),
+                    ),
+                    None => (String::new(), String::new()),
+                },
+            };
+            if shown.is_empty() {
+                // Taken away since the rule was saved (the config file changed): say so once per
+                // crossing rather than queue what cannot be sent.
+                tracing::warn!(environment, rule = %key, notifier = notifier.as_str(), "alert not sent to a notifier that is not set up");
+                continue;
+            }
+            tx.queue_notification(&settings, notifier, kind, body, &shown, &cause, now)?;
+        }
     }
     Ok(())
 }

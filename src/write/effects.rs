@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
 use super::engine::Tx;
 use crate::ingest::input::{NewOperation, OperationDraft};
 use crate::ingest::lifecycle;
+use crate::model::alert::Notifier;
 use crate::model::job::{
     Job, JobKind, NangoWebhookJob, OtlpLogsJob, OtlpSpanJob, WebhookJob, OTLP_LOGS_FORMAT_V1,
     OTLP_SPAN_FORMAT_V1,
@@ -173,6 +174,58 @@ impl Tx<'_> {
                 self.outbox_queued();
             }
         }
+        Ok(())
+    }
+
+    /// Queues one notification of an alert event (`kind`) for `notifier` (Slack, PagerDuty or
+    /// email): `body` is what it says, made for that notifier; `shown` names where it goes
+    /// without a secret. Logged, like a webhook delivery, by a `webhook:deliver` operation.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn queue_notification(
+        &mut self,
+        settings: &EnvSettings,
+        notifier: Notifier,
+        kind: EventType,
+        body: String,
+        shown: &str,
+        cause: &DeliveryCause,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let id = self.next_id();
+        let log = self.delivery_log(id, cause, kind, shown, settings, now);
+        let log_operation_id = log.id;
+        self.insert_operation(log);
+        let delivery = WebhookJob {
+            event_id: format!("evt_{}", self.next_id()),
+            event: kind,
+            url: shown.to_owned(),
+            body,
+            operation_id: log_operation_id,
+            log_operation_id,
+        };
+        let kind = match notifier {
+            Notifier::Slack => JobKind::Slack(delivery),
+            Notifier::Pagerduty => JobKind::PagerDuty(delivery),
+            Notifier::Email => JobKind::Email(delivery),
+            // The webhooks have their own path (`queue_deliveries`): signed, per URL.
+            Notifier::Webhook => return Ok(()),
+        };
+        let job = Job {
+            id,
+            environment: settings.environment.clone(),
+            kind,
+            status: DeliveryStatus::Pending,
+            created_at: now,
+            updated_at: now,
+            attempts: 0,
+            round_attempts: 0,
+            next_attempt_at: Some(first_attempt_at(settings, now)),
+            last_error: None,
+            round_started_at: now,
+        };
+        self.db.put_job(&job, None)?;
+        self.deps.metrics.deliveries_queued.inc();
+        self.outbox_queued();
         Ok(())
     }
 

@@ -232,6 +232,11 @@ fn log_attempt(
         .millis()
         .saturating_sub(job.created_at.millis())
         .max(0) as u64;
+    // An email's attempt is an SMTP transaction; every other delivery is an HTTP POST.
+    let method = match job.kind {
+        crate::model::job::JobKind::Email(_) => "SMTP",
+        _ => "POST",
+    };
     let message = Message {
         id: tx.next_id(),
         operation_id: log_id,
@@ -243,12 +248,12 @@ fn log_attempt(
         },
         source: Source::System,
         message: match (attempt.status, &attempt.error) {
-            (Some(status), _) => format!("POST {} -> {status}", attempt.url),
-            (None, Some(error)) => format!("POST {} failed: {error}", attempt.url),
-            (None, None) => format!("POST {}", attempt.url),
+            (Some(status), _) => format!("{method} {} -> {status}", attempt.url),
+            (None, Some(error)) => format!("{method} {} failed: {error}", attempt.url),
+            (None, None) => format!("{method} {}", attempt.url),
         },
         request: Some(HttpRequest {
-            method: "POST".into(),
+            method: method.into(),
             url: attempt.url.clone(),
             headers: Some(request_headers),
             body: None,

@@ -2,10 +2,11 @@
 //! (`settings` holds the merge rules) and installed in the registry once committed.
 
 use super::engine::{Check, Command, Tx, WriteError};
+use crate::model::alert::AlertRule;
 use crate::model::alert::StoredAlerts;
 use crate::settings::{
-    self, AlertSettings, EnvSettings, OtelSettings, SettingsUpdate, StoredIngress, StoredOtel,
-    StoredWebhooks,
+    self, AlertSettings, EnvSettings, NotifierSettings, Notifiers, OtelSettings, SettingsError,
+    SettingsUpdate, StoredIngress, StoredOtel, StoredWebhooks,
 };
 use crate::store::StoreError;
 
@@ -36,6 +37,7 @@ pub struct NewSettings {
     otel: Option<StoredOtel>,
     /// New alert rules, and the rules taken away (whose states are forgotten).
     alerts: Option<(StoredAlerts, Vec<String>)>,
+    notifiers: Option<Notifiers>,
     effective: EnvSettings,
 }
 
@@ -54,11 +56,26 @@ impl Command for ChangeSettings {
         let mut ingress = tx.db.ingress_settings(&environment)?.unwrap_or_default();
         let stored_otel = tx.db.otel_settings(&environment)?.unwrap_or_default();
         let stored_alerts = tx.db.alert_settings(&environment)?.unwrap_or_default();
+        let notifiers_file = registry.notifiers_file(&environment);
+        let stored_notifiers = tx.db.notifier_settings(&environment)?.unwrap_or_default();
         let mut otel = None;
         let mut alerts = None;
+        let mut notifiers = None;
         match self.change {
             SettingsChange::Update(update) => {
                 let update = *update;
+                if let Some(update) = update.notifiers {
+                    notifiers = Some(settings::apply_notifiers_update(
+                        &notifiers_file,
+                        &stored_notifiers,
+                        update,
+                        registry.destinations(),
+                    )?);
+                }
+                let notifiers_now = NotifierSettings::new(
+                    &notifiers_file,
+                    notifiers.as_ref().unwrap_or(&stored_notifiers),
+                );
                 if let Some(update) = update.webhooks {
                     webhooks =
                         settings::apply_update(&file, &webhooks, update, registry.destinations())?;
@@ -80,7 +97,7 @@ impl Command for ChangeSettings {
                         "alerts",
                         &rules,
                         |id| crate::views::find(&saved, id).is_some(),
-                        |_| false,
+                        |n| notifiers_now.configured(n),
                     )?;
                     // A rule taken away forgets whether it fired: added again, it starts from
                     // not firing.
@@ -92,6 +109,12 @@ impl Command for ChangeSettings {
                         .filter(|key| !keys.contains(key))
                         .collect();
                     alerts = Some((new, removed));
+                } else if notifiers.is_some() {
+                    // The rules stay: none may tell a notifier this change takes away.
+                    let rules =
+                        AlertSettings::new(&environment, alerts_file.as_ref(), &stored_alerts)
+                            .rules;
+                    still_told(&rules, &notifiers_now)?;
                 }
             }
             SettingsChange::RotateSecret { grace, secret } => {
@@ -131,12 +154,17 @@ impl Command for ChangeSettings {
             alerts_now,
         );
         effective.views = tx.db.views(&environment)?;
+        effective.notifiers = NotifierSettings::new(
+            &notifiers_file,
+            notifiers.as_ref().unwrap_or(&stored_notifiers),
+        );
         Ok(NewSettings {
             environment,
             webhooks,
             ingress,
             otel,
             alerts,
+            notifiers,
             effective,
         })
     }
@@ -154,9 +182,28 @@ impl Command for ChangeSettings {
             }
             tx.db.put_alert_settings(environment, alerts)?;
         }
+        if let Some(notifiers) = &new.notifiers {
+            tx.db.put_notifier_settings(environment, notifiers)?;
+        }
         tx.settings_changed(new.effective.clone());
         Ok(new.effective)
     }
+}
+
+/// Refuses taking away a notifier a rule still tells, naming the notifier.
+fn still_told(rules: &[AlertRule], notifiers: &NotifierSettings) -> Result<(), SettingsError> {
+    for (i, rule) in rules.iter().enumerate() {
+        if let Some(gone) = rule.notify.iter().find(|n| !notifiers.configured(**n)) {
+            return Err(SettingsError::invalid(
+                &format!("notifiers.{}", gone.as_str()),
+                format!(
+                    "is told by alert rule alerts[{i}] ({}); take it out of that rule's `notify` first",
+                    rule.key()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The settings of `environment` as this group has written them, merged with the config file:
@@ -172,5 +219,7 @@ pub(super) fn stored_settings(tx: &Tx<'_>, environment: &str) -> Result<EnvSetti
     let file = registry.file(environment);
     let mut effective = settings::effective(environment, &file, &webhooks, otel, &ingress, alerts);
     effective.views = tx.db.views(environment)?;
+    let notifiers = tx.db.notifier_settings(environment)?.unwrap_or_default();
+    effective.notifiers = NotifierSettings::new(&registry.notifiers_file(environment), &notifiers);
     Ok(effective)
 }

@@ -24,6 +24,7 @@ mod logging;
 mod metrics;
 mod module_graph;
 mod nango;
+mod notifiers;
 mod openapi;
 mod otel_export;
 mod otlp;

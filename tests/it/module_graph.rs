@@ -14,8 +14,9 @@ const LOWEST: &[(&str, &[&str])] = &[
     ("permissions", &[]),
     ("scope", &[]),
     ("secrets", &[]),
-    // `SettingsError` names the destination policy's refusal.
-    ("model", &["destination"]),
+    // `SettingsError` names the destination policy's refusal; notifiers print their secrets
+    // masked.
+    ("model", &["destination", "secrets"]),
     ("metrics", &["model"]),
     (
         "config",

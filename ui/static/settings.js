@@ -26,7 +26,8 @@ export function renderSettings(main, env) {
       ingressCard(env, s.ingress, notes.ingress, again),
     ];
     if (s.otel) cards.push(otelCard(env, s.otel, notes.otel, again));
-    if (s.alerts) cards.push(alertsCard(env, s.alerts, views, notes.alerts, again));
+    if (s.notifiers) cards.push(notifiersCard(env, s.notifiers, notes.notifiers, again));
+    if (s.alerts) cards.push(alertsCard(env, s.alerts, views, s.notifiers, notes.alerts, again));
     body.replaceChildren(...cards);
   };
   let views = [];
@@ -258,11 +259,72 @@ function otelCard(env, o, note, again) {
 }
 
 /**
+ * Notifiers: where alert rules reach people besides the webhooks — a Slack incoming webhook, a
+ * PagerDuty service (Events API v2), an SMTP server. Secrets stay masked; an untouched masked
+ * value keeps the stored one. Emptying a notifier's fields removes it.
+ */
+function notifiersCard(env, n, note, again) {
+  const FIELDS = { slack: ['url'], pagerduty: ['routing_key', 'url', 'severity'], email: ['url', 'from', 'to', 'ca_file'] };
+  const readOnly = (n.read_only || []).flatMap((k) => FIELDS[k].map((f) => `${k}.${f}`));
+  const form = sectionForm(env, 'notifiers', readOnly, 'Notifiers',
+    'Where alert rules tell people, besides the webhooks. Choose them per rule below. Secrets stay masked: an untouched one keeps its stored value. Empty a notifier\'s fields to remove it.');
+  const slackUrl = textInput(n.slack?.url, { inputmode: 'url', placeholder: 'https://hooks.slack.com/services/…' });
+  const pdKey = textInput(n.pagerduty?.routing_key, { placeholder: 'Integration key (Events API v2)' });
+  const pdUrl = textInput(n.pagerduty?.url, { inputmode: 'url', placeholder: 'https://events.pagerduty.com/v2/enqueue' });
+  const pdSeverity = h('select', {}, vocabulary().pagerduty_severities.map((v) =>
+    h('option', { value: v, selected: v === (n.pagerduty?.severity || 'error') }, v)));
+  const mailUrl = textInput(n.email?.url, { inputmode: 'url', placeholder: 'smtp://user:password@mail.example.com:587 (STARTTLS) or smtps://…:465' });
+  const mailFrom = textInput(n.email?.from, { placeholder: 'opslog <alerts@example.com>' });
+  const mailTo = textInput((n.email?.to || []).join(', '), { placeholder: 'oncall@example.com, ops@example.com' });
+  const mailCa = textInput(n.email?.ca_file, { placeholder: 'Optional: a PEM file of certificates to trust' });
+  const slack = () => (slackUrl.value.trim() ? { url: slackUrl.value.trim() } : null);
+  const pagerduty = () => {
+    if (!pdKey.value.trim() && !pdUrl.value.trim()) return null;
+    const out = { routing_key: pdKey.value.trim(), severity: pdSeverity.value };
+    if (pdUrl.value.trim()) out.url = pdUrl.value.trim();
+    return out;
+  };
+  const email = () => {
+    const to = mailTo.value.split(',').map((x) => x.trim()).filter(Boolean);
+    if (!mailUrl.value.trim() && !mailFrom.value.trim() && !to.length) return null;
+    const out = { url: mailUrl.value.trim(), from: mailFrom.value.trim(), to };
+    if (mailCa.value.trim()) out.ca_file = mailCa.value.trim();
+    return out;
+  };
+  const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  // What the page shows, in the shape `next` is built in, to send only what changed.
+  const shown = {
+    slack: n.slack || null,
+    pagerduty: n.pagerduty ? { routing_key: n.pagerduty.routing_key, severity: n.pagerduty.severity, url: n.pagerduty.url } : null,
+    email: n.email ? { url: n.email.url, from: n.email.from, to: n.email.to, ...(n.email.ca_file ? { ca_file: n.email.ca_file } : {}) } : null,
+  };
+  form.onSubmit(() => {
+    const next = { slack: slack(), pagerduty: pagerduty(), email: email() };
+    return Object.fromEntries(Object.entries(next).filter(([k, v]) => !(n.read_only || []).includes(k) && !same(v, shown[k])));
+  }, (view) => again(view, 'notifiers', 'Saved. Alerts from now on go to these notifiers.'));
+  form.status.textContent = note || '';
+  return form.finish(
+    h('h3', {}, 'Slack'),
+    form.field('slack.url', 'Incoming webhook URL', slackUrl, { help: 'A message with the rule, the count against the threshold, the top integrations and a link to the view.' }),
+    h('h3', {}, 'PagerDuty'),
+    form.field('pagerduty.routing_key', 'Routing key', pdKey, { help: 'Firing triggers an incident; resolving resolves it (same dedup key).' }),
+    h('div', { class: 'row pair' },
+      form.field('pagerduty.url', 'Events URL', pdUrl),
+      form.field('pagerduty.severity', 'Severity', pdSeverity)),
+    h('h3', {}, 'Email (SMTP)'),
+    form.field('email.url', 'SMTP URL', mailUrl, { help: 'smtp:// requires STARTTLS (add ?tls=none for a plain relay); smtps:// is TLS from the start.' }),
+    h('div', { class: 'row pair' },
+      form.field('email.from', 'From', mailFrom),
+      form.field('email.to', 'To', mailTo)),
+    form.field('email.ca_file', 'Extra trusted certificates (PEM file on the server)', mailCa));
+}
+
+/**
  * Alert rules: each fires `alert.triggered` when what a view (a built-in one: a signal, or a saved
  * one) counts over the window goes above the threshold and `alert.resolved` when it is back,
  * through the webhooks above. Saved as a whole.
  */
-function alertsCard(env, a, views, note, again) {
+function alertsCard(env, a, views, notifiers, note, again) {
   const locked = a.read_only;
   const rows = h('div', { class: 'alert-rules', id: 'alert-rules' });
   const status = h('p', { class: 'status', role: 'status', id: 'alerts-status' }, note || '');
@@ -279,16 +341,23 @@ function alertsCard(env, a, views, note, again) {
     const integration = textInput(r.integration, { name: 'integration', 'aria-label': 'Integration', placeholder: 'every integration', disabled: locked });
     const above = h('input', { type: 'number', name: 'above', min: '0', step: '1', value: String(r.above), 'aria-label': 'Above', class: 'short', disabled: locked });
     const window = textInput(r.window, { name: 'window', 'aria-label': 'Window', placeholder: '15m', class: 'short', disabled: locked });
+    // Who is told: the webhooks, and each notifier set up above (or already chosen).
+    const chosen = r.notify || ['webhook'];
+    const available = vocabulary().notifiers.filter((k) => k === 'webhook' || notifiers?.[k] || chosen.includes(k));
+    const notify = available.map((k) => checkbox(chosen.includes(k), { name: 'notify', value: k, disabled: locked, 'aria-label': `Notify ${k}` }));
     const error = h('p', { class: 'error field-error' });
     const row = h('div', { class: 'alert-rule' },
       h('div', { class: 'row' }, signal, integration, h('span', {}, 'above'), above, h('span', {}, 'in'), window,
         h('button', { type: 'button', class: 'remove', disabled: locked, onclick: () => row.remove() }, 'Remove')),
+      h('div', { class: 'row notify' }, h('span', { class: 'hint' }, 'Tell:'), notify.map((c) => h('label', {}, c, ' ', c.value))),
       error);
     row.rule = () => {
       // A built-in view is its signal: sent as `signal`, as the rules have always been written.
       const which = builtin.some((v) => v.id === signal.value) ? { signal: signal.value } : { view: signal.value };
       const rule = { ...which, above: Number(above.value), window: window.value.trim() };
-      if (r.notify) rule.notify = r.notify;
+      const told = notify.filter((c) => c.checked).map((c) => c.value);
+      // Only the webhooks is the default: left out, as the rules have always been written.
+      if (!(told.length === 1 && told[0] === 'webhook')) rule.notify = told;
       if (integration.value.trim()) rule.integration = integration.value.trim();
       return rule;
     };
@@ -300,7 +369,7 @@ function alertsCard(env, a, views, note, again) {
   const save = h('button', { type: 'submit', class: 'primary', id: 'alerts-save', disabled: locked }, 'Save');
   const form = h('form', { class: 'card', id: 'alerts-form', novalidate: true },
     h('h2', {}, 'Alert rules'),
-    h('p', { class: 'hint' }, 'A rule fires alert.triggered when its view (a signal, or a view saved in the Logs tab) counts more than the threshold within the window (checked every minute), and alert.resolved when the count is back at or under it. Both go to the webhook URLs above, signed like every event.'),
+    h('p', { class: 'hint' }, 'A rule fires alert.triggered when its view (a signal, or a view saved in the Logs tab) counts more than the threshold within the window (checked every minute), and alert.resolved when the count is back at or under it. Each goes to what the rule tells: the webhook URLs above (signed like every event), and the notifiers set up above.'),
     rows, locked ? h('p', { class: 'hint locked' }, FROM_FILE) : null,
     h('div', { class: 'actions' }, add, save, status));
   form.addEventListener('submit', async (e) => {
