@@ -162,11 +162,14 @@ mod tests {
         }
     }
 
+    /// A change that spoils one field.
+    type Spoil = Box<dyn Fn(&mut Notifiers)>;
+
     #[test]
     fn each_field_is_checked_and_named_without_its_secret() {
         let policy = DestinationPolicy::default();
         check_notifiers(&all_set(), &policy).unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut Notifiers)>, &str)> = vec![
+        let cases: Vec<(Spoil, &str)> = vec![
             (
                 Box::new(|n| {
                     n.slack.as_mut().unwrap().url =
