@@ -583,17 +583,6 @@ impl EventType {
     }
 }
 
-impl EventType {
-    /// Events the previous release cannot decode (action completion and alerts): records
-    /// holding one are written with a newer format version, so that binary refuses them clearly.
-    pub fn is_new_in_this_release(self) -> bool {
-        matches!(
-            self,
-            EventType::ActionCompleted | EventType::AlertTriggered | EventType::AlertResolved
-        )
-    }
-}
-
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

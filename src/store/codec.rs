@@ -11,22 +11,64 @@ use crate::model::alert::{AlertState, StoredAlerts};
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{
-    DeliveryStatus, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState, OpType,
-    Operation, RecordCount, Timestamp,
+    DeliveryStatus, ErrorInfo, EventType, HttpRequest, HttpResponse, Id, Json, Message, OpState,
+    OpType, Operation, RecordCount, Timestamp,
 };
 
-const V1: u8 = 1;
-/// Outbox attempts gained `batch_size` and `rejected` (batched OTLP exports); outbox jobs gained
-/// `round_started_at` (the export retry cap); message records leave out their two ids (the
-/// record's key holds them).
-const V2: u8 = 2;
-/// Outbox jobs and webhook settings that name an `alert.*` event (a binary from before alerts
-/// cannot decode those variants, so it must refuse the record by its version).
-const V3: u8 = 3;
+// The version bytes, one set per record: a version number means something only for its own
+// record (operation v2 and outbox attempt v2 have nothing in common). A decoder reads every
+// version of its record and refuses a newer byte as written by a newer opslog; the test
+// `every_record_writes_its_newest_version_and_refuses_a_newer_one` holds each encoder to its
+// newest constant.
 
-fn encode<T: Encode>(value: &T) -> Vec<u8> {
-    encode_as(V1, value)
-}
+/// Operations. v2: `end_user`, `tags` and `is_async`.
+const OPERATION_V1: u8 = 1;
+const OPERATION_V2: u8 = 2;
+/// A message row (one message). v2: the two ids left out (the row's key holds them).
+const MESSAGE_V1: u8 = 1;
+const MESSAGE_V2: u8 = 2;
+/// A block of an ended operation's messages, stored where message rows are: its byte must be
+/// none of a message row's versions, which is how a row says it is a block.
+const MESSAGE_BLOCK_V3: u8 = 3;
+const _: () = assert!(MESSAGE_BLOCK_V3 != MESSAGE_V1 && MESSAGE_BLOCK_V3 != MESSAGE_V2);
+/// Outbox jobs. v2: `round_started_at` (the export retry cap). v3: a job a v2 reader cannot decode
+/// (an event outside [`JOB_V2_EVENTS`], a Nango-format delivery), written so that such a
+/// binary refuses it by its version.
+const JOB_V1: u8 = 1;
+const JOB_V2: u8 = 2;
+const JOB_V3: u8 = 3;
+/// Outbox attempts. v2: `batch_size` and `rejected` (batched OTLP exports).
+const ATTEMPT_V1: u8 = 1;
+const ATTEMPT_V2: u8 = 2;
+/// Webhook settings. v2: `format` and `secondary_format` (Nango-format bodies).
+const WEBHOOK_SETTINGS_V1: u8 = 1;
+const WEBHOOK_SETTINGS_V2: u8 = 2;
+/// OTel settings. v2: `names` (Nango span names).
+const OTEL_SETTINGS_V1: u8 = 1;
+const OTEL_SETTINGS_V2: u8 = 2;
+/// Records with one version so far.
+const FEED_V1: u8 = 1;
+const IDEMPOTENCY_V1: u8 = 1;
+const ALERT_SETTINGS_V1: u8 = 1;
+const ALERT_STATE_V1: u8 = 1;
+const INGRESS_SETTINGS_V1: u8 = 1;
+
+/// The events a v2 outbox job may name: those the first binary writing v2 jobs knew. A job
+/// naming any other is written as v3. A new event that a v3 reader cannot decode needs a new job
+/// version (and its list here); `every_event_has_a_job_version` fails until it has one.
+const JOB_V2_EVENTS: &[EventType] = &[
+    EventType::SyncCompleted,
+    EventType::SyncRecords,
+    EventType::AuthCreated,
+    EventType::AuthFailed,
+    EventType::WebhookReceived,
+];
+/// The events v3 added.
+const JOB_V3_EVENTS: &[EventType] = &[
+    EventType::ActionCompleted,
+    EventType::AlertTriggered,
+    EventType::AlertResolved,
+];
 
 fn encode_as<T: Encode>(version: u8, value: &T) -> Vec<u8> {
     let mut out = vec![version];
@@ -41,10 +83,11 @@ fn encode_as<T: Encode>(version: u8, value: &T) -> Vec<u8> {
 /// Far above any real record: bodies are capped by `server.max_body_bytes`.
 const MAX_DECODE_BYTES: usize = 1 << 30;
 
-fn decode<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+/// A record with one version so far: `version`, or an error.
+fn decode_only<T: Decode<()>>(what: &str, version: u8, bytes: &[u8]) -> Result<T, StoreError> {
     match split_version(what, bytes)? {
-        (V1, rest) => decode_body(what, rest),
-        (version, _) => Err(unknown_version(what, version)),
+        (v, rest) if v == version => decode_body(what, rest),
+        (v, _) => Err(unknown_version(what, v)),
     }
 }
 
@@ -71,16 +114,15 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
     ))
 }
 
-/// Operations gained `end_user`, `tags` and `is_async` in version 2.
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode_as(V2, op)
+    encode_as(OPERATION_V2, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     const WHAT: &str = "operation";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (OPERATION_V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
+        (OPERATION_V2, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -151,7 +193,7 @@ impl From<OperationV1> for Operation {
 pub(crate) fn encode_message(message: &Message) -> Vec<u8> {
     let config = bincode::config::standard();
     let mut out = Vec::with_capacity(256);
-    out.push(V2);
+    out.push(MESSAGE_V2);
     bincode::encode_into_std_write(message, &mut out, config)
         .expect("encoding into a Vec cannot fail");
     let mut scratch = [0u8; 32];
@@ -171,8 +213,8 @@ pub(crate) fn decode_message(
 ) -> Result<Message, StoreError> {
     let mut message: Message = match bytes.split_first() {
         // Format 1 carried the ids too (the same as the key's; the key is what counts).
-        Some((&V1, rest)) => decode_body("message", rest)?,
-        Some((&V2, rest)) => {
+        Some((&MESSAGE_V1, rest)) => decode_body("message", rest)?,
+        Some((&MESSAGE_V2, rest)) => {
             let message: Message = decode_body("message", rest)?;
             if message.id != Id(0) || message.operation_id != Id(0) {
                 return Err(StoreError::Corrupt(
@@ -194,7 +236,6 @@ pub(crate) fn decode_message(
 /// (u32 LE), the last message id (u128 LE), then the payload as one zstd frame. The payload is each
 /// message in id order as its id (u128 LE), its record's length (u32 LE) and its record: the bytes
 /// it had as a row of its own (version 1 or 2), so packing never re-encodes a message.
-const V3_BLOCK: u8 = 3;
 const BLOCK_HEADER: usize = 1 + 4 + 4 + 16;
 /// The most a block's payload may claim uncompressed (blocks are packed to about 16 KiB; a
 /// single message is far smaller than this).
@@ -211,7 +252,7 @@ pub(crate) struct BlockHeader {
 
 /// The header of a stored message row if it is a block; `None` for a row holding one message.
 pub(crate) fn block_header(bytes: &[u8]) -> Result<Option<BlockHeader>, StoreError> {
-    if bytes.first() != Some(&V3_BLOCK) {
+    if bytes.first() != Some(&MESSAGE_BLOCK_V3) {
         return Ok(None);
     }
     let header = bytes
@@ -260,7 +301,7 @@ pub(crate) fn encode_block(records: &[(u128, Vec<u8>)]) -> Vec<u8> {
             .expect("compressing into a Vec cannot fail")
     });
     let mut out = Vec::with_capacity(BLOCK_HEADER + compressed.len());
-    out.push(V3_BLOCK);
+    out.push(MESSAGE_BLOCK_V3);
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&last.to_le_bytes());
@@ -351,11 +392,11 @@ impl FeedEntry {
 }
 
 pub(crate) fn encode_feed(entry: &FeedEntry) -> Vec<u8> {
-    encode(entry)
+    encode_as(FEED_V1, entry)
 }
 
 pub(crate) fn decode_feed(bytes: &[u8]) -> Result<FeedEntry, StoreError> {
-    decode("index feed entry", bytes)
+    decode_only("index feed entry", FEED_V1, bytes)
 }
 
 /// What an `Idempotency-Key` was first used for.
@@ -367,29 +408,29 @@ pub struct IdempotencyRecord {
 }
 
 pub(crate) fn encode_idempotency(record: &IdempotencyRecord) -> Vec<u8> {
-    encode(record)
+    encode_as(IDEMPOTENCY_V1, record)
 }
 
 pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecord, StoreError> {
-    decode("idempotency record", bytes)
+    decode_only("idempotency record", IDEMPOTENCY_V1, bytes)
 }
 
-/// A job the previous release cannot decode (a Nango-format delivery, or an event it does not
-/// know) is written as version 3, so that binary refuses it by its version.
+/// A job a v2 reader cannot decode (a Nango-format delivery, or an event outside
+/// [`JOB_V2_EVENTS`]) is written as v3, so that binary refuses it by its version.
 pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
-    let new = match &job.kind {
-        JobKind::Webhook(w) => w.event.is_new_in_this_release(),
-        JobKind::NangoWebhook(_) => true,
-        JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => false,
+    let v2_reads_it = match &job.kind {
+        JobKind::Webhook(w) => JOB_V2_EVENTS.contains(&w.event),
+        JobKind::NangoWebhook(_) => false,
+        JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => true,
     };
-    encode_as(if new { V3 } else { V2 }, job)
+    encode_as(if v2_reads_it { JOB_V2 } else { JOB_V3 }, job)
 }
 
 pub(crate) fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
     const WHAT: &str = "outbox job";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<JobV1>(WHAT, rest).map(Job::from),
-        (V2 | V3, rest) => decode_body(WHAT, rest),
+        (JOB_V1, rest) => decode_body::<JobV1>(WHAT, rest).map(Job::from),
+        (JOB_V2 | JOB_V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -430,14 +471,14 @@ impl From<JobV1> for Job {
 }
 
 pub(crate) fn encode_attempt(attempt: &Attempt) -> Vec<u8> {
-    encode_as(V2, attempt)
+    encode_as(ATTEMPT_V2, attempt)
 }
 
 pub(crate) fn decode_attempt(bytes: &[u8]) -> Result<Attempt, StoreError> {
     const WHAT: &str = "outbox attempt";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<AttemptV1>(WHAT, rest).map(Attempt::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (ATTEMPT_V1, rest) => decode_body::<AttemptV1>(WHAT, rest).map(Attempt::from),
+        (ATTEMPT_V2, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -476,34 +517,35 @@ impl From<AttemptV1> for Attempt {
     }
 }
 
-/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2.
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
-    encode_as(V2, settings)
+    encode_as(WEBHOOK_SETTINGS_V2, settings)
 }
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
     const WHAT: &str = "webhook settings";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (WEBHOOK_SETTINGS_V1, rest) => {
+            decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from)
+        }
+        (WEBHOOK_SETTINGS_V2, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
 
 pub(crate) fn encode_alert_settings(settings: &StoredAlerts) -> Vec<u8> {
-    encode(settings)
+    encode_as(ALERT_SETTINGS_V1, settings)
 }
 
 pub(crate) fn decode_alert_settings(bytes: &[u8]) -> Result<StoredAlerts, StoreError> {
-    decode("alert settings", bytes)
+    decode_only("alert settings", ALERT_SETTINGS_V1, bytes)
 }
 
 pub(crate) fn encode_alert_state(state: &AlertState) -> Vec<u8> {
-    encode(state)
+    encode_as(ALERT_STATE_V1, state)
 }
 
 pub(crate) fn decode_alert_state(bytes: &[u8]) -> Result<AlertState, StoreError> {
-    decode("alert state", bytes)
+    decode_only("alert state", ALERT_STATE_V1, bytes)
 }
 
 /// Webhook settings as format version 1 wrote them (frozen: never change this struct).
@@ -536,16 +578,15 @@ impl From<StoredWebhooksV1> for StoredWebhooks {
     }
 }
 
-/// Otel settings gained `names` (Nango span names) in version 2.
 pub(crate) fn encode_otel_settings(settings: &StoredOtel) -> Vec<u8> {
-    encode_as(V2, settings)
+    encode_as(OTEL_SETTINGS_V2, settings)
 }
 
 pub(crate) fn decode_otel_settings(bytes: &[u8]) -> Result<StoredOtel, StoreError> {
     const WHAT: &str = "otel settings";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<StoredOtelV1>(WHAT, rest).map(StoredOtel::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (OTEL_SETTINGS_V1, rest) => decode_body::<StoredOtelV1>(WHAT, rest).map(StoredOtel::from),
+        (OTEL_SETTINGS_V2, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -578,11 +619,11 @@ impl From<StoredOtelV1> for StoredOtel {
 }
 
 pub(crate) fn encode_ingress_settings(settings: &StoredIngress) -> Vec<u8> {
-    encode(settings)
+    encode_as(INGRESS_SETTINGS_V1, settings)
 }
 
 pub(crate) fn decode_ingress_settings(bytes: &[u8]) -> Result<StoredIngress, StoreError> {
-    decode("ingress settings", bytes)
+    decode_only("ingress settings", INGRESS_SETTINGS_V1, bytes)
 }
 
 #[cfg(test)]
@@ -658,7 +699,7 @@ pub(crate) mod tests {
     fn operations_round_trip() {
         let op = sample_operation_v2();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], V2);
+        assert_eq!(bytes[0], OPERATION_V2);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -685,10 +726,10 @@ pub(crate) mod tests {
             std::fs::write(&v2, encode_operation(&sample_operation_v2())).unwrap();
         }
         let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
-        assert_eq!(golden[0], V1);
+        assert_eq!(golden[0], OPERATION_V1);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation());
         let golden = std::fs::read(&v2).unwrap();
-        assert_eq!(golden[0], V2);
+        assert_eq!(golden[0], OPERATION_V2);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
     }
 
@@ -724,15 +765,14 @@ pub(crate) mod tests {
         let m = sample_message();
         let (op, id) = (m.operation_id.0, m.id.0);
         let v2 = encode_message(&m);
-        assert_eq!(v2[0], V2);
+        assert_eq!(v2[0], MESSAGE_V2);
         assert_eq!(decode_message(op, id, &v2).unwrap(), m);
         // Two 17-byte ids became two zero bytes.
-        assert_eq!(encode(&m).len() - v2.len(), 32);
+        assert_eq!(encode_as(MESSAGE_V1, &m).len() - v2.len(), 32);
         for cut in 0..v2.len() {
             assert!(decode_message(op, id, &v2[..cut]).is_err(), "cut at {cut}");
         }
-        let mut with_ids = encode(&m);
-        with_ids[0] = V2;
+        let with_ids = encode_as(MESSAGE_V2, &m);
         assert!(decode_message(op, id, &with_ids).is_err());
     }
 
@@ -784,10 +824,10 @@ pub(crate) mod tests {
             "/src/store/testdata/message_v1.bin"
         );
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(path, encode(&sample_message())).unwrap();
+            std::fs::write(path, encode_as(MESSAGE_V1, &sample_message())).unwrap();
         }
         let golden = std::fs::read(path).unwrap();
-        assert_eq!(golden[0], V1);
+        assert_eq!(golden[0], MESSAGE_V1);
         let m = sample_message();
         assert_eq!(
             decode_message(m.operation_id.0, m.id.0, &golden).unwrap(),
@@ -869,7 +909,7 @@ pub(crate) mod tests {
         let mut job = sample_job();
         let plain = encode_job(&job);
         assert_eq!(
-            plain[0], V2,
+            plain[0], JOB_V2,
             "other jobs keep the version older binaries read"
         );
         if let JobKind::Webhook(w) = &mut job.kind {
@@ -877,7 +917,7 @@ pub(crate) mod tests {
         }
         let alert = encode_job(&job);
         assert_eq!(
-            alert[0], V3,
+            alert[0], JOB_V3,
             "a binary from before alerts refuses it by its version"
         );
         assert_eq!(decode_job(&alert).unwrap(), job);
@@ -885,7 +925,7 @@ pub(crate) mod tests {
         settings.events = Some(vec![EventType::SyncCompleted, EventType::AlertResolved]);
         let bytes = encode_webhook_settings(&settings);
         assert_eq!(
-            bytes[0], V2,
+            bytes[0], WEBHOOK_SETTINGS_V2,
             "webhook settings are new in this release anyway"
         );
         assert_eq!(decode_webhook_settings(&bytes).unwrap(), settings);
@@ -935,22 +975,21 @@ pub(crate) mod tests {
         }
         let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
         let v1 = read("outbox_job_v1.bin");
-        assert_eq!(v1[0], V1);
+        assert_eq!(v1[0], JOB_V1);
         assert_eq!(decode_job(&v1).unwrap(), sample_job());
         assert_eq!(
             decode_job(&read("outbox_job_v2.bin")).unwrap(),
             sample_export_job()
         );
         let v1 = read("outbox_attempt_v1.bin");
-        assert_eq!(v1[0], V1);
+        assert_eq!(v1[0], ATTEMPT_V1);
         assert_eq!(decode_attempt(&v1).unwrap(), sample_attempt());
         assert_eq!(
             decode_attempt(&read("outbox_attempt_v2.bin")).unwrap(),
             sample_export_attempt()
         );
-        for name in ["webhook_settings_v1.bin", "otel_settings_v1.bin"] {
-            assert_eq!(read(name)[0], V1, "{name}");
-        }
+        assert_eq!(read("webhook_settings_v1.bin")[0], WEBHOOK_SETTINGS_V1);
+        assert_eq!(read("otel_settings_v1.bin")[0], OTEL_SETTINGS_V1);
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v1.bin")).unwrap(),
             sample_webhook_settings()
@@ -1017,5 +1056,141 @@ pub(crate) mod tests {
             rejected: Some(2),
             ..sample_attempt()
         }
+    }
+
+    /// Every event is named in the list of the job version that first holds it, so a job naming
+    /// it is written with a version that older binaries refuse rather than misread.
+    #[test]
+    fn every_event_has_a_job_version() {
+        for event in EventType::ALL {
+            let lists = [JOB_V2_EVENTS, JOB_V3_EVENTS]
+                .iter()
+                .filter(|list| list.contains(event))
+                .count();
+            assert_eq!(
+                lists, 1,
+                "{event}: a new event needs a job version older binaries refuse (a JOB_V4 with its \
+                 list, read by decode_job), or its place in the list of the version that added it"
+            );
+        }
+        let mut job = sample_job();
+        for event in EventType::ALL {
+            if let JobKind::Webhook(w) = &mut job.kind {
+                w.event = *event;
+            }
+            let expected = if JOB_V2_EVENTS.contains(event) {
+                JOB_V2
+            } else {
+                JOB_V3
+            };
+            assert_eq!(encode_job(&job)[0], expected, "{event}");
+        }
+    }
+
+    /// Each record is written with its own newest version and a byte past it is refused as
+    /// written by a newer opslog: the version constants of one record cannot drift apart from
+    /// its encoder and decoder.
+    #[test]
+    fn every_record_writes_its_newest_version_and_refuses_a_newer_one() {
+        fn check<T>(
+            what: &str,
+            bytes: Vec<u8>,
+            newest: u8,
+            decode: impl Fn(&[u8]) -> Result<T, StoreError>,
+        ) {
+            assert_eq!(
+                bytes[0], newest,
+                "{what} is written with its newest version"
+            );
+            assert!(decode(&bytes).is_ok(), "{what}");
+            let mut newer = bytes;
+            newer[0] = newest + 1;
+            let err = decode(&newer)
+                .err()
+                .unwrap_or_else(|| panic!("{what}: newer read"));
+            assert!(err.to_string().contains("newer opslog"), "{what}: {err}");
+        }
+        let job = sample_job();
+        let nango = Job {
+            kind: JobKind::NangoWebhook(crate::model::job::NangoWebhookJob {
+                delivery: match job.kind.clone() {
+                    JobKind::Webhook(w) => w,
+                    _ => unreachable!(),
+                },
+                forwarded_headers: Vec::new(),
+            }),
+            ..job
+        };
+        check(
+            "operation",
+            encode_operation(&sample_operation_v2()),
+            OPERATION_V2,
+            decode_operation,
+        );
+        let m = sample_message();
+        check("message", encode_message(&m), MESSAGE_V2, |b| {
+            decode_message(m.operation_id.0, m.id.0, b)
+        });
+        check("outbox job", encode_job(&nango), JOB_V3, decode_job);
+        check(
+            "outbox attempt",
+            encode_attempt(&sample_attempt()),
+            ATTEMPT_V2,
+            decode_attempt,
+        );
+        check(
+            "webhook settings",
+            encode_webhook_settings(&sample_webhook_settings_v2()),
+            WEBHOOK_SETTINGS_V2,
+            decode_webhook_settings,
+        );
+        check(
+            "otel settings",
+            encode_otel_settings(&sample_otel_settings_v2()),
+            OTEL_SETTINGS_V2,
+            decode_otel_settings,
+        );
+        let feed = FeedEntry {
+            operations: vec![Id(1)],
+            messages: vec![(Id(1), Id(2))],
+            removed_operations: Vec::new(),
+        };
+        check("feed", encode_feed(&feed), FEED_V1, decode_feed);
+        let key = IdempotencyRecord {
+            operation_id: Id(1),
+            body_sha256: [7; 32],
+        };
+        check(
+            "idempotency",
+            encode_idempotency(&key),
+            IDEMPOTENCY_V1,
+            decode_idempotency,
+        );
+        check(
+            "alert settings",
+            encode_alert_settings(&StoredAlerts::default()),
+            ALERT_SETTINGS_V1,
+            decode_alert_settings,
+        );
+        let state = AlertState {
+            firing: true,
+            since: Timestamp(1),
+            count: 2,
+        };
+        check(
+            "alert state",
+            encode_alert_state(&state),
+            ALERT_STATE_V1,
+            decode_alert_state,
+        );
+        let ingress = StoredIngress {
+            token: "t".repeat(32),
+        };
+        check(
+            "ingress settings",
+            encode_ingress_settings(&ingress),
+            INGRESS_SETTINGS_V1,
+            decode_ingress_settings,
+        );
     }
 }
