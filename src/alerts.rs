@@ -85,7 +85,24 @@ pub fn dashboard_link(
     format!("{dashboard_url}?{}", query.finish())
 }
 
-/// How many records `signal` (for `integration`) counts in `from..to`.
+/// The search of `signal` (for `integration`) over `from..to`, by when operations started (a
+/// message by its own time), as insights bucket them: history sent or imported late counts where
+/// it happened, not as a spike when it arrived.
+pub fn window_filters(
+    signal: Signal,
+    integration: Option<&str>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Filters {
+    let mut filters = signal.filters();
+    filters.integrations.extend(integration.map(str::to_owned));
+    filters.from = Some(from);
+    filters.to = Some(to);
+    filters.by_start = true;
+    filters
+}
+
+/// How many records `signal` (for `integration`) counts in `from..to` ([`window_filters`]).
 pub fn count(
     index: &SearchIndex,
     environment: &str,
@@ -94,10 +111,7 @@ pub fn count(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<u64, crate::index::IndexError> {
-    let mut filters = signal.filters();
-    filters.integrations.extend(integration.map(str::to_owned));
-    filters.from = Some(from);
-    filters.to = Some(to);
+    let filters = window_filters(signal, integration, from, to);
     let page = Page {
         limit: 1,
         ascending: false,

@@ -153,13 +153,17 @@ enum LogFormat {
     Json,
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`); colored only when stderr is a
+/// terminal and `NO_COLOR` is unset, so a file or a pipe gets plain text.
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let colors = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(colors)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.init(),

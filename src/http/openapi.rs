@@ -500,10 +500,16 @@ pub fn document() -> OpenApi {
             ar,
         )
         .scope(Scope::Admin)
-        .body_media(
-            NDJSON,
-            line,
-            "`ExportLine`s, one per line, at most `server.max_body_bytes` per request",
+        .body_medias(
+            &[
+                (NDJSON, line.clone()),
+                (
+                    "application/json",
+                    ArrayBuilder::new().items(line).min_items(Some(1)).into(),
+                ),
+            ],
+            "`ExportLine`s: as NDJSON, one per line (what `GET /export` answers), or as a JSON \
+             array of them; at most `server.max_body_bytes` per request",
         )
         .reply(200, "what was added and skipped", api.schema::<Imported>())
         .errors(&[403, 413, 415, 503, 507]),
@@ -786,6 +792,21 @@ impl Endpoint {
 
     fn body_media(self, media: &str, schema: RefOr<Schema>, description: &str) -> Endpoint {
         self.body_required(media, schema, description, Required::True)
+    }
+
+    /// A required body that may come in any of these media types.
+    fn body_medias(mut self, medias: &[(&str, RefOr<Schema>)], description: &str) -> Endpoint {
+        let mut body = RequestBodyBuilder::new()
+            .description(Some(description))
+            .required(Some(Required::True));
+        for (media, schema) in medias {
+            body = body.content(
+                *media,
+                ContentBuilder::new().schema(Some(schema.clone())).build(),
+            );
+        }
+        self.operation = self.operation.request_body(Some(body.build()));
+        self
     }
 
     fn body_required(

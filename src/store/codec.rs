@@ -419,7 +419,11 @@ pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecord, Stor
 /// [`JOB_V2_EVENTS`]) is written as v3, so that binary refuses it by its version.
 pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
     let v2_reads_it = match &job.kind {
-        JobKind::Webhook(w) => JOB_V2_EVENTS.contains(&w.event),
+        JobKind::Webhook(w) => {
+            // Every event is in one list (`every_event_has_a_job_version`).
+            debug_assert!(JOB_V2_EVENTS.contains(&w.event) || JOB_V3_EVENTS.contains(&w.event));
+            JOB_V2_EVENTS.contains(&w.event)
+        }
         JobKind::NangoWebhook(_) => false,
         JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => true,
     };

@@ -510,7 +510,7 @@ fn openapi_real_answers_match_the_document() {
         400,
         "GET",
         &search,
-        d.get(&format!("{prod}/messages?q=%22unbalanced"), PROD_KEY),
+        d.get(&format!("{prod}/messages?q=rate%20OR"), PROD_KEY),
     );
     let filtered = c.expect(
         200,

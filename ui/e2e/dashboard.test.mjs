@@ -667,6 +667,17 @@ test('why: matches in context, signal trends, an alert rule in Settings, insight
     await shot('insights-labels');
   });
 
+  await t.test('the incoming webhooks chart counts webhooks that came in, not opslog\'s deliveries', async () => {
+    const from = new Date(Date.now() - 3600e3).toISOString();
+    const incoming = (await api('GET', `/operations?type=webhook:incoming&from=${from}&limit=1`)).total;
+    const deliveries = (await api('GET', `/operations?type=webhook:deliver&from=${from}&limit=1`)).total;
+    assert.ok(incoming >= 1 && deliveries >= 1, `both kinds exist: ${incoming} in, ${deliveries} deliveries`);
+    await page.goto(`${base}/?env=prod&page=insights&range=1h`);
+    const caption = page.locator('figure[data-filter="webhook:incoming"] figcaption');
+    const expected = `${incoming.toLocaleString('en')} operation${incoming === 1 ? '' : 's'}`;
+    await eventually(async () => (await caption.textContent()).trim() === `Incoming webhooks ${expected}`, 15000, `incoming webhooks: ${expected}`);
+  });
+
   assert.deepEqual(pageErrors, [], 'no console errors');
 });
 
