@@ -1,5 +1,5 @@
 //! criterion benches of opslog's core paths, on the workload of `opslog bench`:
-//! - `store_append`: one durable redb commit of a batch of 100 validated messages;
+//! - `store_append`: one durable redb commit of a batch of 100 validated messages (one block);
 //! - `indexing`: rebuilding the search index from a populated store (documents per second);
 //! - `queries`: each query of the fixed set through the HTTP API of the real daemon.
 //!
@@ -52,16 +52,24 @@ fn store_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_append");
     group.throughput(Throughput::Elements(100));
     let mut next = 0usize;
+    let mut seq = 0u64;
     group.bench_function("100 messages, one durable commit", |b| {
         b.iter(|| {
             let mut batch = batches[next % batches.len()].clone();
-            // Fresh keys each time: appends, never overwrites.
+            // Fresh ids each time, after every stored one, as the writer gives them.
             for m in &mut batch {
                 m.id = Id(m.id.0 + (next as u128) * 1_000_000);
             }
             next += 1;
+            let rows: Vec<(u64, &Message)> = batch
+                .iter()
+                .map(|m| {
+                    seq += 1;
+                    (seq, m)
+                })
+                .collect();
             let mut tx = store.write().unwrap();
-            tx.insert_messages(&batch).unwrap();
+            tx.append_messages(&rows).unwrap();
             tx.commit().unwrap();
         })
     });
@@ -84,6 +92,7 @@ fn populate(dir: &std::path::Path, count: u64) -> std::path::PathBuf {
         batch: 100,
         rate: None,
         progress: None,
+        whole_operations: true,
     };
     drive::ingest(&daemon, &plan, None).unwrap();
     daemon.stop().unwrap();

@@ -9,7 +9,7 @@
 use crate::http::cursor::CursorKey;
 use crate::index::query::{self, MAX_CLAUSES};
 use crate::index::Bound;
-use crate::store::codec;
+use crate::store::{block, codec};
 
 /// Every record decoder on `data`; whatever decodes must encode and decode back to itself.
 pub fn record_codec(data: &[u8]) {
@@ -33,6 +33,17 @@ pub fn record_codec(data: &[u8]) {
         let again = codec::decode_block_records(&codec::encode_block(&records))
             .expect("a re-encoded block decodes");
         assert_eq!(again, records, "a block changed on re-encoding");
+    }
+    // A block of messages: whatever decodes encodes back to the same rows.
+    if let Ok(rows) = block::decode(1, data).and_then(|b| b.all()) {
+        if !rows.is_empty() {
+            let refs: Vec<(u64, &crate::model::Message)> =
+                rows.iter().map(|(s, m)| (*s, m)).collect();
+            let again = block::decode(1, &block::encode(1, &refs, block::FINAL))
+                .and_then(|b| b.all())
+                .expect("a re-encoded block decodes");
+            assert_eq!(again, rows, "a block changed on re-encoding");
+        }
     }
     round_trip!(codec::decode_feed, codec::encode_feed);
     round_trip!(codec::decode_idempotency, codec::encode_idempotency);
@@ -159,6 +170,10 @@ mod tests {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             created_at: Timestamp(1),
             updated_at: Timestamp(2),
             started_at: Some(Timestamp(1)),
@@ -169,14 +184,30 @@ mod tests {
         };
         let feed = codec::FeedEntry {
             operations: vec![Id(1)],
-            messages: vec![(Id(1), Id(u128::MAX))],
+            messages_through: u64::MAX,
             removed_operations: vec![],
         };
-        let block = codec::encode_block(&[(1, vec![2, 0, 0]), (u128::MAX, vec![1, 2, 3, 4])]);
+        let legacy = codec::encode_block(&[(1, vec![2, 0, 0]), (u128::MAX, vec![1, 2, 3, 4])]);
+        let message = crate::model::Message {
+            id: Id(5),
+            operation_id: Id(1),
+            kind: crate::model::MessageType::Http,
+            level: crate::model::Level::Error,
+            source: crate::model::Source::System,
+            message: "GET /x -> 500".into(),
+            request: None,
+            response: None,
+            duration_ms: Some(3),
+            retry: None,
+            error: None,
+            meta: None,
+            created_at: Timestamp(9),
+        };
         let seeds = vec![
             codec::encode_operation(&op),
             codec::encode_feed(&feed),
-            block,
+            legacy,
+            block::encode(1, &[(1, &message), (3, &message)], block::FINAL),
         ];
         for input in inputs(1, &seeds, &[]) {
             record_codec(&input);

@@ -82,6 +82,10 @@ struct BenchArgs {
     /// Messages per batch request.
     #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// Create each operation alone, then append messages in batches across operations, instead
+    /// of sending whole operations with their messages (about --batch messages a request).
+    #[arg(long)]
+    appends: bool,
     /// Runs of each query.
     #[arg(long, default_value_t = 50)]
     query_runs: usize,
@@ -239,6 +243,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             minutes: args.minutes,
             clients: args.clients,
             batch: args.batch,
+            whole_operations: !args.appends,
             seed: args.seed,
             probe_messages: args.probe_messages,
             sample_every: std::time::Duration::from_secs(args.sample_secs.max(1)),
@@ -254,6 +259,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         skip_sqlite: args.skip_sqlite,
         daemon_bin: args.daemon_bin,
         batch: args.batch,
+        whole_operations: !args.appends,
         query_runs: args.query_runs,
     })?;
     if args.json {

@@ -298,6 +298,13 @@ pub struct WebhooksConfig {
     /// The body shape sent to `secondary_url` (default `opslog`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secondary_format: Option<WebhookFormat>,
+    /// Nango's webhook toggles, for every URL (each on unless set false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toggles: Option<crate::model::settings::NangoToggles>,
+    /// Nango's per-connection URL override: the events of matching operations go to the route's
+    /// URL instead of `url` and `secondary_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<crate::model::settings::WebhookRoute>>,
 }
 
 impl Default for OutboxConfig {

@@ -45,6 +45,23 @@ pub fn check_webhooks_config(
             check_destination(field, url, destinations)?;
         }
     }
+    for (i, route) in config.routes.iter().flatten().enumerate() {
+        let field = format!("webhooks.routes[{i}]");
+        route.check(&field)?;
+        let url_field = format!("{field}.url");
+        check_url(&route.url, insecure).map_err(|m| SettingsError::invalid(&url_field, m))?;
+        check_destination(&url_field, &route.url, destinations)?;
+    }
+    if config
+        .routes
+        .as_ref()
+        .is_some_and(|r| r.len() > crate::model::settings::MAX_ROUTES)
+    {
+        return Err(SettingsError::invalid(
+            "webhooks.routes",
+            format!("at most {} routes", crate::model::settings::MAX_ROUTES),
+        ));
+    }
     if let Some(secret) = &config.secret {
         check_secret(secret).map_err(|m| SettingsError::invalid("webhooks.secret", m))?;
     }

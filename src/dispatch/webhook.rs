@@ -297,7 +297,13 @@ impl WebhookSink {
         };
         let sent = self.sender.send(&request, settings.webhooks.timeout);
         deps.metrics.delivery_attempts.inc();
-        let decision = policy::decide(
+        // A Nango-format URL reads answers as Nango does: no retry on a 3xx or 4xx.
+        let mode = match nango {
+            None => policy::RetryMode::Standard,
+            Some(_) => policy::RetryMode::Nango,
+        };
+        let decision = policy::decide_with(
+            mode,
             &sent.result,
             job.round_attempts + 1,
             &settings.webhooks.retry_schedule,

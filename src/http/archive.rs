@@ -147,12 +147,19 @@ pub async fn import(
             Ok(Line::Operation(operation)) => {
                 // The bounds the API holds new operations to: every stored one keeps them.
                 crate::ingest::input::check_context(operation.end_user.as_ref(), &operation.tags)
+                    .and_then(|()| {
+                        crate::ingest::input::check_nango_fields(
+                            operation.checkpoints.as_ref(),
+                            operation.auth_mode.as_deref(),
+                            operation.output.as_ref(),
+                        )
+                    })
                     .map_err(|e| {
-                    ApiError::bad_request(
-                        "invalid_import_line",
-                        format!("line {}: `operation.{}` {}", number + 1, e.field, e.message),
-                    )
-                })?;
+                        ApiError::bad_request(
+                            "invalid_import_line",
+                            format!("line {}: `operation.{}` {}", number + 1, e.field, e.message),
+                        )
+                    })?;
                 operations.push(*operation)
             }
             Ok(Line::Message(message)) => messages.push(*message),

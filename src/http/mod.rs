@@ -179,6 +179,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/operations/{id}",
             get(get_operation).patch(update_operation),
         )
+        .route("/operations/{id}/output", get(operations::get_output))
         .route(
             "/operations/{id}/messages",
             post(append_messages).get(list_messages),
@@ -217,7 +218,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/v1/environments/{env}", api)
         .route(
             "/v1/hooks/{token}/{integration}",
-            post(hooks::receive_webhook),
+            // GET and HEAD only for a provider's URL check (`ingest::handshake`).
+            post(hooks::receive_webhook).get(hooks::receive_webhook),
         )
         .route("/v1/environments", get(dashboard::environments))
         .route("/v1/vocabulary", get(vocabulary::vocabulary))

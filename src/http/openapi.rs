@@ -101,15 +101,26 @@ pub fn document() -> OpenApi {
     let op = "operation";
     let id = || id_param(&api, "an operation id (26-character ULID)");
 
-    api.env(Post, "/operations", endpoint("createOperation", "Start an operation", op)
+    let new_operation = ends_in_terminal_state(api.schema::<NewOperation>());
+    let one_or_many_operations = OneOfBuilder::new()
+        .item(new_operation.clone())
+        .item(array(new_operation, Some(MAX_BATCH)))
+        .into();
+    let operation_or_page = OneOfBuilder::new()
+        .item(operation.clone())
+        .item(api.page::<Operation>())
+        .into();
+    api.env(Post, "/operations", endpoint("createOperation", "Start an operation (an object), or up to 1,000 at once (an array, all or nothing), each with its first messages if any", op)
         .scope(Scope::Ingest)
-        .param(header_param("Idempotency-Key", idempotency_key(), "1-255 printable ASCII characters; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
-        .body(ends_in_terminal_state(api.schema::<NewOperation>()), "the operation to start; `type` is required")
+        .param(header_param("Idempotency-Key", idempotency_key(), "1-255 printable ASCII characters, for an object only; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
+        .param(prefer())
+        .body(one_or_many_operations, "the operation to start, or an array of them; `type` is required; `messages` (at most 1,000 in the request) are stored with it")
         .link("getOperation", "getOperation")
         .link("updateOperation", "updateOperation")
         .link("appendMessages", "appendMessages")
         .link("listMessages", "listMessages")
-        .reply(201, "the operation, as stored", operation.clone())
+        .reply(201, "the operation as stored for an object; a page of them for an array", operation_or_page)
+        .reply_empty(204, STORED_MINIMAL)
         .errors(&[400, 413, 415, 422, 503, 507]));
     api.env(
         Patch,
@@ -136,6 +147,26 @@ pub fn document() -> OpenApi {
             .param(id())
             .reply(200, "the operation", operation.clone())
             .errors(&[400]),
+    );
+    api.env(
+        Get,
+        "/operations/{id}/output",
+        endpoint(
+            "getOperationOutput",
+            "What an action returned (its `output`), as Nango's `statusUrl` answers: the bare JSON",
+            op,
+        )
+        .scope(Scope::Read)
+        .param(id())
+        .reply(
+            200,
+            "the output as stored; null when the action reported none",
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+                .description(Some("any JSON value: the action's output"))
+                .into(),
+        )
+        .errors(&[400, 409]),
     );
     api.env(
         Get,
@@ -537,14 +568,23 @@ pub fn document() -> OpenApi {
         .errors(&[401, 403]),
     );
 
+    let url_check = "a provider's URL check (Slack `url_verification`, Microsoft Graph `validationToken`, Dropbox, Meta `hub.challenge`, Strava, Asana, monday.com, Smartsheet, Twitch, Okta) is answered as that provider wants, and not recorded";
     api.add(Post, "/v1/hooks/{token}/{integration}", endpoint("receiveWebhook", "Receive a third-party webhook: records a `webhook:incoming` operation and emits `webhook.received`. The ingress token authenticates (no bearer)", "ingress")
         .public()
         .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
         .param(typed_path_param("integration", name(), "the integration the webhook is for, e.g. `github`"))
         .param(query("connection_id", name(), "the connection it is for; other query parameters are kept with the payload"))
-        .optional_body(any_json(), "any body, or none; JSON is kept as JSON (as text when nested deeper than 64 levels), anything else as a string")
-        .reply(200, "recorded", api.schema::<Received>())
+        .param(query("provider", name(), "the provider sending it (Nango's provider key, e.g. `slack`), when the integration is named otherwise: Nango's `from`, and whose URL check is answered"))
+        .optional_body(any_json(), "any body, or none; JSON is kept as JSON (as text when nested deeper than 64 levels), a form (`application/x-www-form-urlencoded`) as an object of its fields, anything else as a string")
+        .reply_handshake(200, &format!("recorded (JSON); or {url_check}"), api.schema::<Received>())
         .errors(&[400, 404, 413, 503, 507]));
+    api.add(Get, "/v1/hooks/{token}/{integration}", endpoint("checkWebhookUrl", "Answer a provider's URL check made with GET (Dropbox, Meta, Strava, Okta) or HEAD (any provider); any other GET is a 404 (`no_url_check`)", "ingress")
+        .public()
+        .param(path_param("token", "the environment's ingress token (GET /settings shows it)"))
+        .param(typed_path_param("integration", name(), "the integration the webhook is for, e.g. `github`"))
+        .param(query("provider", name(), "the provider checking the URL, when the integration is named otherwise"))
+        .reply_handshake(200, url_check, ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue).into())
+        .errors(&[400, 404]));
 
     let ui = "dashboard";
     api.add(
@@ -860,6 +900,24 @@ impl Endpoint {
         for (name, link) in std::mem::take(&mut self.links) {
             response = response.link(name, link);
         }
+        self.operation = self
+            .operation
+            .response(status.to_string(), response.build());
+        self
+    }
+
+    /// A reply that is JSON (`json`) or the plain text a provider's URL check wants.
+    fn reply_handshake(mut self, status: u16, description: &str, json: RefOr<Schema>) -> Endpoint {
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(json)).build(),
+            )
+            .content(
+                "text/plain",
+                ContentBuilder::new().schema(Some(string())).build(),
+            );
         self.operation = self
             .operation
             .response(status.to_string(), response.build());

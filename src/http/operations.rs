@@ -17,13 +17,15 @@ use crate::ingest::input::{
     validate_message, validate_new_operation, validate_patch, FieldError, NewMessage, NewOperation,
     OperationPatch, MAX_BATCH,
 };
-use crate::model::{Id, Message, Operation};
+use crate::model::{Id, Message, OpState, Operation};
 use crate::scope::Scope;
-use crate::write::{AppendMessages, CreateOperation, Created, UpdateOperation};
+use crate::write::{AppendMessages, CreateOperation, CreateOperations, Created, UpdateOperation};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// Starts one operation (an object), or several at once (an array, all or nothing); each may
+/// carry its first `messages`, stored in the same commit.
 pub async fn create_operation(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
@@ -34,6 +36,16 @@ pub async fn create_operation(
     state.authorize(&principal, &env, Scope::Ingest)?;
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        if idempotency_key.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_header",
+                "Idempotency-Key names one operation: send an array without it, or each operation alone with its key",
+            )
+            .with_field(IDEMPOTENCY_HEADER));
+        }
+        return create_operations(&state, env, &headers, &bytes).await;
+    }
     let input: NewOperation = parse_json_object(&bytes)?;
     let draft = validate_new_operation(input, &state.redaction)?;
     let idempotency = idempotency_key.map(|k| (k, Sha256::digest(&bytes).into()));
@@ -55,6 +67,40 @@ pub async fn create_operation(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// `POST /operations` with an array: at most 1,000 operations and 1,000 messages in all.
+async fn create_operations(
+    state: &Arc<AppState>,
+    environment: String,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
+    let inputs: Vec<NewOperation> = parse_json_objects(bytes)?;
+    check_batch_size(inputs.len(), "operations")?;
+    let mut messages = 0;
+    let mut drafts = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let draft = validate_new_operation(input, &state.redaction).map_err(|e| e.in_item(i))?;
+        messages += draft.messages.len();
+        drafts.push(draft);
+    }
+    check_batch_size(messages, "messages")?;
+    let created = state
+        .writer
+        .submit(CreateOperations {
+            environment,
+            drafts,
+        })
+        .await?;
+    Ok(if prefers_minimal(headers) {
+        minimal_created()
+    } else {
+        json(
+            StatusCode::CREATED,
+            &DataPage::all(created.iter().collect()),
+        )
+    })
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -109,6 +155,43 @@ pub async fn get_operation(
     Ok(json(StatusCode::OK, &operation))
 }
 
+/// What an action returned: its `output` as stored, `null` when it reported none. This is the
+/// `statusUrl` of Nango's `async_action` webhook, answered as Nango answers its own: the bare
+/// output. 409 while it runs, or when it did not succeed (its error says why).
+pub async fn get_output(
+    State(state): State<Arc<AppState>>,
+    Path((env, id)): Path<(String, String)>,
+    Auth(principal): Auth,
+) -> Result<Response, ApiError> {
+    state.authorize(&principal, &env, Scope::Read)?;
+    let id = parse_id(&id)?;
+    let operation = load_operation(&state, &env, id).await?;
+    match operation.state {
+        OpState::Success => {
+            let text = operation.output.as_ref().map_or("null", |o| o.text());
+            let mut response = Response::new(Body::from(text.to_owned()));
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        }
+        OpState::Waiting | OpState::Running => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "operation_running",
+            format!("operation `{id}` is still {}; its output is read once it ends (`action.completed` says when)", operation.state),
+        )),
+        state => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "operation_not_successful",
+            format!(
+                "operation `{id}` ended as {state}: {}",
+                operation.error.as_ref().map_or("no error was reported", |e| e.message.as_str())
+            ),
+        )),
+    }
+}
+
 /// One operation of `env`, or a 404 (also when it belongs to another environment).
 async fn load_operation(state: &Arc<AppState>, env: &str, id: Id) -> Result<Operation, ApiError> {
     let store = state.store.clone();
@@ -134,7 +217,7 @@ pub async fn append_messages(
     } else {
         vec![parse_json_object(&bytes)?]
     };
-    check_batch_size(inputs.len())?;
+    check_batch_size(inputs.len(), "messages")?;
     let mut messages = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.into_iter().enumerate() {
         let located = |e: FieldError| if is_batch { e.in_item(i) } else { e };
@@ -182,7 +265,7 @@ pub async fn append_batch(
             e
         }
     })?;
-    check_batch_size(inputs.len())?;
+    check_batch_size(inputs.len(), "messages")?;
     let mut messages = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.into_iter().enumerate() {
         let Some(op_id) = input.operation_id else {
@@ -233,11 +316,12 @@ fn minimal_created() -> Response {
     response
 }
 
-fn check_batch_size(len: usize) -> Result<(), ApiError> {
+/// At most `MAX_BATCH` messages (or operations) in one request.
+fn check_batch_size(len: usize, what: &str) -> Result<(), ApiError> {
     if len > MAX_BATCH {
         return Err(ApiError::bad_request(
             "batch_too_large",
-            format!("{len} messages in one request; the limit is {MAX_BATCH}. Split the batch"),
+            format!("{len} {what} in one request; the limit is {MAX_BATCH}. Split the batch"),
         ));
     }
     Ok(())

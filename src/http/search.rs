@@ -4,6 +4,7 @@
 //! Queries run on the blocking pool (tantivy and redb both block); hits are re-read from the store
 //! so what is shown is always the stored truth.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use crate::model::{Id, Message, OpState, OpType, Operation, Timestamp};
 use crate::query_params::{self, Endpoint, ParamError, Query};
 use crate::scope::Scope;
 use crate::snippet::{self, Snippet, SnippetSource};
-use crate::store::{MessageRange, ReadTx};
+use crate::store::{MessageRange, ReadTx, StoreError};
 
 impl From<IndexError> for ApiError {
     fn from(e: IndexError) -> ApiError {
@@ -151,12 +152,20 @@ fn operation_snippet(
     let hits = state
         .index
         .messages(&op.environment, &within, Some(q), first)?;
-    let Some((message_id, _)) = hits.ids.first() else {
-        return Ok(None);
-    };
-    Ok(read
-        .message(op.id, *message_id)?
+    Ok(hit_messages(read, &hits)?
+        .into_iter()
+        .flatten()
+        .next()
         .and_then(|m| message_snippet(q, &m)))
+}
+
+/// The messages of message hits, in the hits' order (`None` for one no longer stored), read by
+/// sequence number: each block is decompressed once for all its hits.
+fn hit_messages(read: &ReadTx, hits: &Hits) -> Result<Vec<Option<Message>>, StoreError> {
+    let mut seqs = hits.seqs.clone();
+    seqs.sort_unstable();
+    let mut found: HashMap<u64, Message> = read.messages_at(&seqs)?.into_iter().collect();
+    Ok(hits.seqs.iter().map(|seq| found.remove(seq)).collect())
 }
 
 fn message_snippet(q: &TextQuery, message: &Message) -> Option<Snippet> {
@@ -217,9 +226,8 @@ pub async fn search_messages(
             .messages(&env, &request.filters, request.text.as_ref(), page)?;
         let read = st.store.read()?;
         let mut data = Vec::with_capacity(hits.ids.len());
-        for (id, op_id) in &hits.ids {
-            let (Some(message), Some(op)) = (read.message(*op_id, *id)?, read.operation(*op_id)?)
-            else {
+        for (message, (_, op_id)) in hit_messages(&read, &hits)?.into_iter().zip(&hits.ids) {
+            let (Some(message), Some(op)) = (message, read.operation(*op_id)?) else {
                 continue;
             };
             let snippet = match (&request.text, request.snippets) {
@@ -321,10 +329,8 @@ pub async fn list_messages(
         let hits =
             st.index
                 .messages(&env_for_read, &request.filters, request.text.as_ref(), page)?;
-        let mut messages = Vec::with_capacity(hits.ids.len());
-        for (id, _) in &hits.ids {
-            messages.extend(read.message(op_id, *id)?);
-        }
+        let mut messages: Vec<Message> =
+            hit_messages(&read, &hits)?.into_iter().flatten().collect();
         if backwards {
             messages.reverse();
         }

@@ -63,6 +63,11 @@ fn open_u64(segment: &SegmentReader, name: &str) -> tantivy::Result<U64Column> {
     Ok(FastColumn::new(segment.fast_fields().u64(name)?))
 }
 
+/// A column only some kinds of document have, which a segment may lack altogether.
+fn open_u64_opt(segment: &SegmentReader, name: &str) -> tantivy::Result<Option<U64Column>> {
+    Ok(segment.fast_fields().column_opt(name)?.map(FastColumn::new))
+}
+
 fn join(hi: u64, lo: u64) -> u128 {
     (u128::from(hi) << 64) | u128::from(lo)
 }
@@ -73,6 +78,8 @@ struct IdColumns {
     id_lo: U64Column,
     op_hi: U64Column,
     op_lo: U64Column,
+    /// Messages' sequence numbers; absent from a segment of operations only.
+    seq: Option<U64Column>,
 }
 
 impl IdColumns {
@@ -82,7 +89,13 @@ impl IdColumns {
             id_lo: open_u64(segment, "id_lo")?,
             op_hi: open_u64(segment, "op_hi")?,
             op_lo: open_u64(segment, "op_lo")?,
+            seq: open_u64_opt(segment, super::schema::SEQ)?,
         })
+    }
+
+    /// A message's sequence number (0 for an operation).
+    fn seq(&self, doc: DocId) -> u64 {
+        self.seq.as_ref().map_or(0, |c| c.get(doc))
     }
 
     fn id(&self, doc: DocId) -> u128 {
@@ -250,6 +263,9 @@ impl Hasher for IdHasher {
 /// A set of operation ids.
 pub type OpSet = HashSet<u128, BuildHasherDefault<IdHasher>>;
 
+/// A hit of a page: its id, its operation's, and (messages) its sequence number.
+pub type PageHit = (u128, u128, u64);
+
 /// Counts every hit whose operation is in `allow` (when given) and keeps the first `limit + 1`
 /// by document id, in `ascending` or descending order, beyond `bound`.
 pub struct TopIds {
@@ -272,7 +288,7 @@ pub struct TopIdsSegment {
 }
 
 impl Collector for TopIds {
-    type Fruit = (u64, Vec<(u128, u128)>);
+    type Fruit = (u64, Vec<PageHit>);
     type Child = TopIdsSegment;
 
     fn for_segment(
@@ -294,9 +310,9 @@ impl Collector for TopIds {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<(u64, Vec<(u128, u128)>)>) -> tantivy::Result<Self::Fruit> {
+    fn merge_fruits(&self, fruits: Vec<(u64, Vec<PageHit>)>) -> tantivy::Result<Self::Fruit> {
         let count = fruits.iter().map(|f| f.0).sum();
-        let mut all: Vec<(u128, u128)> = fruits.into_iter().flat_map(|f| f.1).collect();
+        let mut all: Vec<PageHit> = fruits.into_iter().flat_map(|f| f.1).collect();
         if self.ascending {
             all.sort_unstable();
         } else {
@@ -383,7 +399,7 @@ impl TopIdsSegment {
 }
 
 impl SegmentCollector for TopIdsSegment {
-    type Fruit = (u64, Vec<(u128, u128)>);
+    type Fruit = (u64, Vec<PageHit>);
 
     fn collect(&mut self, doc: DocId, _: Score) {
         if let Some(allow) = &self.allow {
@@ -414,7 +430,8 @@ impl SegmentCollector for TopIdsSegment {
             .into_iter()
             .map(|(rank, doc)| {
                 let id = if self.ascending { rank } else { !rank };
-                (id, self.ids.columns.op(doc))
+                let columns = &self.ids.columns;
+                (id, columns.op(doc), columns.seq(doc))
             })
             .collect();
         (self.hits.len() as u64, kept)
@@ -629,7 +646,7 @@ pub struct StateBuckets {
 }
 
 pub struct StateBucketsSegment {
-    created: FastColumn<i64>,
+    created: Option<FastColumn<i64>>,
     state: U64Column,
     spec: (i64, i64, usize, usize),
     counts: Vec<u64>,
@@ -646,7 +663,8 @@ impl Collector for StateBuckets {
     ) -> tantivy::Result<Self::Child> {
         let ff = segment.fast_fields();
         Ok(StateBucketsSegment {
-            created: FastColumn::new(ff.i64(self.time_field)?),
+            // A segment of messages only has no `created`, and no operation to count.
+            created: ff.column_opt(self.time_field)?.map(FastColumn::new),
             state: FastColumn::new(ff.u64("state_code")?),
             spec: (self.from, self.interval, self.buckets, self.states),
             counts: vec![0; self.buckets * self.states],
@@ -673,7 +691,8 @@ impl SegmentCollector for StateBucketsSegment {
 
     fn collect(&mut self, doc: DocId, _: Score) {
         let (from, interval, buckets, states) = self.spec;
-        let (Some(created), Some(state)) = (self.created.value(doc), self.state.value(doc)) else {
+        let created = self.created.as_ref().and_then(|c| c.value(doc));
+        let (Some(created), Some(state)) = (created, self.state.value(doc)) else {
             return;
         };
         let offset = created - from;
@@ -793,6 +812,7 @@ mod tests {
                 blocks: cache.clone(),
             };
             let (count, page) = searcher.search(&AllQuery, &collector).unwrap();
+            let page: Vec<(u128, u128)> = page.into_iter().map(|(id, op, _)| (id, op)).collect();
             assert_eq!(count, counted.len() as u64, "case {case}");
             assert_eq!(page, expected, "case {case}: {ascending} {limit} {bound:?}");
         }

@@ -20,8 +20,8 @@ use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
 
 use super::schema::{self, Fields, OpContext};
 use super::{CommitPayload, Fed, IndexError, IndexShared};
-use crate::model::{Id, Operation};
-use crate::store::{FeedEntry, ReadTx, Store};
+use crate::model::{Id, Message, Operation};
+use crate::store::{FeedEntry, ReadTx, Store, StoreError};
 
 /// Changes become searchable within this (plus the commit itself): well under the 1 s promise.
 const COMMIT_EVERY: Duration = Duration::from_millis(400);
@@ -40,6 +40,10 @@ pub struct Indexer {
     woken: Receiver<()>,
     /// The newest feed sequence added to the writer (committed or not).
     pulled: u64,
+    /// The sequence number of the newest message added to the writer (committed or not).
+    messages_pulled: u64,
+    /// `messages_pulled` as of the last commit, where a retry starts again.
+    committed_messages: u64,
     rebuild: bool,
 }
 
@@ -52,7 +56,7 @@ impl Indexer {
         store: Arc<Store>,
         shared: Arc<IndexShared>,
         woken: Receiver<()>,
-        start_seq: u64,
+        (start_seq, start_message): (u64, u64),
         rebuild: bool,
     ) -> Result<Indexer, IndexError> {
         let mut writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
@@ -65,6 +69,8 @@ impl Indexer {
             shared,
             woken,
             pulled: start_seq,
+            messages_pulled: start_message,
+            committed_messages: start_message,
             rebuild,
         })
     }
@@ -109,6 +115,7 @@ impl Indexer {
             // A rollback replaces the writer with a fresh one.
             set_up(&mut self.writer, &self.fields);
             self.pulled = self.shared.indexed_seq.load(Ordering::Acquire);
+            self.messages_pulled = self.committed_messages;
         }
     }
 
@@ -166,7 +173,7 @@ impl Indexer {
         };
         let mut added = 0;
         for (seq, entry) in entries {
-            let fed = read_back(&read, seq, entry)?;
+            let fed = read_back(&read, seq, entry, self.messages_pulled)?;
             added += self.add(&fed)?;
         }
         self.pulled = last;
@@ -191,14 +198,23 @@ impl Indexer {
                 added += 1;
             }
         }
-        for message in fed.messages.iter().flat_map(|chunk| chunk.iter()) {
+        let numbered = fed
+            .messages
+            .iter()
+            .flat_map(|(first, chunk)| (*first..).zip(chunk.iter()));
+        for (seq, message) in numbered {
+            if seq <= self.messages_pulled {
+                continue; // taken in already (a rebuild's snapshot held it)
+            }
+            self.messages_pulled = seq;
             let Some(ctx) = contexts.get(&message.operation_id) else {
                 continue; // removed since (retention)
             };
             self.writer
-                .add_document(schema::message_document(&self.fields, message, ctx))?;
+                .add_document(schema::message_document(&self.fields, message, seq, ctx))?;
             added += 1;
         }
+        self.messages_pulled = self.messages_pulled.max(fed.entry.messages_through);
         for id in &fed.entry.removed_operations {
             // The operation's document and all its messages' carry its id in `op`.
             self.writer
@@ -212,11 +228,13 @@ impl Indexer {
         let payload = serde_json::to_string(&CommitPayload {
             schema: schema::SCHEMA_VERSION,
             seq: self.pulled,
+            messages: self.messages_pulled,
         })
         .expect("payload serializes");
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
+        self.committed_messages = self.messages_pulled;
         self.reader.reload()?;
         self.shared
             .indexed_seq
@@ -245,25 +263,25 @@ impl Indexer {
             progress.fetch_add(1, Ordering::Relaxed);
             Ok(())
         })?;
-        let mut current: Option<Operation> = None;
-        read.for_each_message(|message| {
-            if current.as_ref().map(|op| op.id) != Some(message.operation_id) {
-                current = read.operation(message.operation_id)?;
-            }
-            if let Some(op) = &current {
+        // Messages come in the order they were stored: the operations of neighbours repeat, so
+        // a small cache of them reads each operation about once.
+        let mut operations = OperationCache::default();
+        read.for_each_message_after(0, |seq, message| {
+            if let Some(op) = operations.get(&read, message.operation_id)? {
                 let ctx = OpContext::new(op);
                 if let Err(e) =
-                    writer.add_document(schema::message_document(fields, &message, &ctx))
+                    writer.add_document(schema::message_document(fields, &message, seq, &ctx))
                 {
                     failure.get_or_insert(e.into());
                 }
             }
             progress.fetch_add(1, Ordering::Relaxed);
-            Ok(())
+            Ok(true)
         })?;
         if let Some(e) = failure {
             return Err(e);
         }
+        self.messages_pulled = read.last_message_seq()?;
         drop(read);
         self.pulled = snapshot_seq;
         self.commit()?;
@@ -303,32 +321,76 @@ fn take_reused_opstamp(writer: &mut IndexWriter<TantivyDocument>, field: tantivy
 }
 
 /// A feed entry with what it names read from the store: what the writer would have handed
-/// off, less what retention removed since.
-fn read_back(read: &ReadTx, seq: u64, entry: FeedEntry) -> Result<Fed, IndexError> {
+/// off, less what retention removed since. Its messages are those after `messages_after` up to
+/// the entry's `messages_through`.
+fn read_back(
+    read: &ReadTx,
+    seq: u64,
+    entry: FeedEntry,
+    messages_after: u64,
+) -> Result<Fed, IndexError> {
+    let mut messages: Vec<(u64, Arc<[Message]>)> = Vec::new();
+    let mut run: Vec<Message> = Vec::new();
+    let mut run_start = 0;
+    let mut next = 0;
+    if entry.messages_through > messages_after {
+        read.for_each_message_after(messages_after, |seq, message| {
+            if seq > entry.messages_through {
+                return Ok(false);
+            }
+            if seq != next && !run.is_empty() {
+                messages.push((run_start, std::mem::take(&mut run).into()));
+            }
+            if run.is_empty() {
+                run_start = seq;
+            }
+            run.push(message);
+            next = seq + 1;
+            Ok(true)
+        })?;
+    }
+    if !run.is_empty() {
+        messages.push((run_start, run.into()));
+    }
     let mut operations = HashMap::new();
-    let ids = entry
-        .operations
-        .iter()
-        .chain(entry.messages.iter().map(|(op, _)| op));
-    for &id in ids {
+    let ids = entry.operations.iter().copied().chain(
+        messages
+            .iter()
+            .flat_map(|(_, chunk)| chunk.iter().map(|m| m.operation_id)),
+    );
+    for id in ids {
         if let Entry::Vacant(slot) = operations.entry(id) {
             if let Some(op) = read.operation(id)? {
                 slot.insert(op);
             }
         }
     }
-    let mut messages = Vec::with_capacity(entry.messages.len());
-    for &(op_id, message_id) in &entry.messages {
-        if let Some(message) = read.message(op_id, message_id)? {
-            messages.push(message);
-        }
-    }
     Ok(Fed {
         seq,
         entry,
         operations,
-        messages: vec![messages.into()],
+        messages,
     })
+}
+
+/// Operations read for a rebuild, the most recent few thousand kept.
+#[derive(Default)]
+struct OperationCache {
+    ops: HashMap<Id, Option<Operation>>,
+}
+
+impl OperationCache {
+    const SIZE: usize = 4096;
+
+    fn get(&mut self, read: &ReadTx, id: Id) -> Result<Option<&Operation>, StoreError> {
+        if !self.ops.contains_key(&id) {
+            if self.ops.len() >= Self::SIZE {
+                self.ops.clear();
+            }
+            self.ops.insert(id, read.operation(id)?);
+        }
+        Ok(self.ops.get(&id).and_then(Option::as_ref))
+    }
 }
 
 #[cfg(test)]

@@ -54,14 +54,15 @@ pub struct Fed {
     /// Every operation the group changed, as committed: those of `entry.operations` and the
     /// operations of `messages`.
     pub operations: HashMap<Id, Operation>,
-    /// The messages of `entry.messages`, in the same order (read back from the store: those
-    /// retention has not removed since).
-    pub messages: Vec<Arc<[Message]>>,
+    /// The messages the group stored, each chunk with the sequence number of its first (the
+    /// others follow it one by one): those after the index's message position up to
+    /// `entry.messages_through` (read back from the store: those retention has not removed since).
+    pub messages: Vec<(u64, Arc<[Message]>)>,
 }
 
 impl Fed {
     fn message_count(&self) -> usize {
-        self.entry.messages.len()
+        self.messages.iter().map(|(_, chunk)| chunk.len()).sum()
     }
 }
 
@@ -125,11 +126,14 @@ impl IndexShared {
     }
 }
 
-/// What the index records with each commit.
+/// What the index records with each commit: its schema, the feed entry and the message (by
+/// sequence number) it has taken in up to.
 #[derive(Serialize, Deserialize)]
 struct CommitPayload {
     schema: u32,
     seq: u64,
+    #[serde(default)]
+    messages: u64,
 }
 
 /// The search side of the index, cheap to share.
@@ -143,6 +147,17 @@ pub struct SearchIndex {
 }
 
 pub const INDEX_DIR: &str = "index";
+
+/// No document stores a field, yet each costs its offset in the doc store (4 bytes a document):
+/// zstd packs those to about a byte, where lz4 kept them nearly whole.
+fn index_settings() -> tantivy::IndexSettings {
+    tantivy::IndexSettings {
+        docstore_compression: tantivy::store::Compressor::Zstd(tantivy::store::ZstdCompressor {
+            compression_level: Some(3),
+        }),
+        ..tantivy::IndexSettings::default()
+    }
+}
 
 pub fn index_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(INDEX_DIR)
@@ -158,7 +173,11 @@ pub fn open(
     let dir = index_dir(data_dir);
     std::fs::create_dir_all(&dir)?;
     let (schema, fields) = schema::build();
-    let (first_seq, last_seq) = store.read()?.feed_bounds()?;
+    let (first_seq, last_seq, last_message) = {
+        let read = store.read()?;
+        let (first, last) = read.feed_bounds()?;
+        (first, last, read.last_message_seq()?)
+    };
     let existing =
         if Index::exists(&MmapDirectory::open(&dir).map_err(tantivy::TantivyError::from)?)
             .unwrap_or(false)
@@ -173,9 +192,10 @@ pub fn open(
                     if p.schema == schema::SCHEMA_VERSION
                         && index.schema() == schema
                         && p.seq <= last_seq
+                        && p.messages <= last_message
                         && (p.seq == last_seq || first_seq <= p.seq + 1) =>
                 {
-                    Some((index, p.seq))
+                    Some((index, p.seq, p.messages))
                 }
                 other => {
                     tracing::warn!(
@@ -191,12 +211,15 @@ pub fn open(
         } else {
             None
         };
-    let (index, start_seq, rebuild) = match existing {
-        Some((index, seq)) => (index, seq, false),
+    let (index, start_seq, start_message, rebuild) = match existing {
+        Some((index, seq, message)) => (index, seq, message, false),
         None => {
             std::fs::remove_dir_all(&dir)?;
             std::fs::create_dir_all(&dir)?;
-            let index = Index::create_in_dir(&dir, schema)?;
+            let index = Index::builder()
+                .schema(schema)
+                .settings(index_settings())
+                .create_in_dir(&dir)?;
             if store.read()?.operation_count()? == 0 {
                 // Nothing to rebuild: start at the feed's end, ready at once.
                 let mut writer: tantivy::IndexWriter<tantivy::TantivyDocument> =
@@ -206,14 +229,15 @@ pub fn open(
                     &serde_json::to_string(&CommitPayload {
                         schema: schema::SCHEMA_VERSION,
                         seq: last_seq,
+                        messages: last_message,
                     })
                     .expect("payload serializes"),
                 );
                 prepared.commit()?;
                 writer.wait_merging_threads()?;
-                (index, last_seq, false)
+                (index, last_seq, last_message, false)
             } else {
-                (index, 0, true)
+                (index, 0, 0, true)
             }
         }
     };
@@ -241,7 +265,14 @@ pub fn open(
         shared: shared.clone(),
     });
     let indexer = indexer::Indexer::new(
-        index, reader, fields, store, shared, woken, start_seq, rebuild,
+        index,
+        reader,
+        fields,
+        store,
+        shared,
+        woken,
+        (start_seq, start_message),
+        rebuild,
     )?;
     Ok((search, indexer))
 }
@@ -280,14 +311,26 @@ mod tests {
     }
 
     fn fed(seq: u64, messages: usize) -> Fed {
+        let message = crate::model::Message {
+            id: Id(2),
+            operation_id: Id(1),
+            kind: crate::model::MessageType::Log,
+            level: crate::model::Level::Info,
+            source: crate::model::Source::User,
+            message: "m".into(),
+            request: None,
+            response: None,
+            duration_ms: None,
+            retry: None,
+            error: None,
+            meta: None,
+            created_at: crate::model::Timestamp(0),
+        };
         Fed {
             seq,
-            entry: FeedEntry {
-                messages: (0..messages as u128).map(|i| (Id(1), Id(i))).collect(),
-                ..FeedEntry::default()
-            },
+            entry: FeedEntry::default(),
             operations: HashMap::new(),
-            messages: Vec::new(),
+            messages: vec![(1, vec![message; messages].into())],
         }
     }
 

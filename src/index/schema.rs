@@ -1,15 +1,18 @@
 //! The tantivy schema: one index holding two kinds of documents, operations and messages.
 //!
-//! Message documents carry the fields of their operation that never change after it starts
-//! (type, action, integration, connection, script), so message search filters without joins.
-//! State is only on operation documents; a state filter on messages goes through the operations.
-//! Changing a field here is a schema change: bump `SCHEMA_VERSION` and the index is rebuilt.
+//! A message document is lean: its text, level, type, time, its own id and sequence number (which
+//! names it in the store), and only the parts of its operation a join needs (environment, the
+//! operation's id as a term and as columns). Filters on an operation's attributes (type,
+//! integration, connection, script, end user, tags, state) are matched on operation documents,
+//! and messages are then kept by their operation (`search`). Changing a field here is a schema
+//! change: bump `SCHEMA_VERSION` and the index is rebuilt.
 //!
 //! Nothing is scored (results are ordered by id), so no field keeps field norms, and nothing is
-//! stored: every byte here is a term, a posting or a fast value a query needs.
+//! stored: every byte here is a term, a posting or a fast value a query needs. Times are columns
+//! only (range queries read columns), never terms.
 
 use tantivy::schema::{
-    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED,
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST,
 };
 use tantivy::TantivyDocument;
 
@@ -21,7 +24,10 @@ use crate::model::{Message, OpState, Operation};
 ///    (The codes: `state_code`; a new state needs a new schema version.)
 /// 4: `started` on operation documents, so insights bucket by when operations happened;
 ///    `end_user_id` and `tag` (`key:value`), context of both kinds (set when an operation starts).
-pub const SCHEMA_VERSION: u32 = 4;
+/// 5: lean message documents (no copy of their operation's attributes, joined through `op`
+///    instead), `seq` (the message's sequence number in the store), times as columns only, and
+///    no field norms on `kind`: about a third of the index's bytes per message.
+pub const SCHEMA_VERSION: u32 = 5;
 
 pub const KIND_OPERATION: u64 = 0;
 pub const KIND_MESSAGE: u64 = 1;
@@ -40,6 +46,7 @@ pub struct Fields {
     pub id_lo: Field,
     pub op_hi: Field,
     pub op_lo: Field,
+    // The operation's attributes, on operation documents only.
     pub op_type: Field,
     /// `type:action`, e.g. `sync:run`.
     pub type_action: Field,
@@ -54,13 +61,15 @@ pub struct Fields {
     /// On every document, `NO_STATE` on messages: a column with a value per document reads
     /// straight from its values, which made insights twice as fast.
     pub state_code: Field,
-    /// Creation time in ms (of the operation, or of the message).
+    /// When an operation was recorded, in ms; operations only (a message's time is `started`).
     pub created: Field,
-    /// When an operation started (its creation time when it has no start), in ms. Insights bucket
-    /// by it. Messages carry their creation time here: a column with a value per document reads
-    /// straight from its values (as `state_code`); with it on operations only, insights took 6x
-    /// longer (1M bench: 6.2 ms against 1.0).
+    /// When an operation started (its creation time when it has no start), in ms; a message's
+    /// creation time. Insights bucket by it, message time filters read it, and a column with a
+    /// value per document reads straight from its values (insights took 6x longer with it on
+    /// operations only: 1M bench, 6.2 ms against 1.0).
     pub started: Field,
+    /// A message's sequence number: where the store keeps it. Messages only.
+    pub seq: Field,
     pub level: Field,
     pub message_type: Field,
     /// Message text. Only messages have it, so a query with a text clause needs no `kind` clause.
@@ -74,11 +83,13 @@ pub const CONNECTION_ID: &str = "connection_id";
 pub const SCRIPT: &str = "script";
 pub const STARTED: &str = "started";
 pub const END_USER_ID: &str = "end_user_id";
+pub const SEQ: &str = "seq";
 pub const TAG: &str = "tag";
 
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let fast_u64 = NumericOptions::default().set_fast();
+    // `set_indexed` keeps no field norms (the `INDEXED` flag would: a byte per document).
     let indexed_fast = NumericOptions::default().set_fast().set_indexed();
     // `STRING` without field norms: one byte per document per field, for scoring we never do.
     let keyword = TextOptions::default().set_indexing_options(
@@ -96,7 +107,7 @@ pub fn build() -> (Schema, Fields) {
     );
     let fields = Fields {
         doc_id: b.add_text_field("doc_id", keyword.clone()),
-        kind: b.add_u64_field("kind", INDEXED | FAST),
+        kind: b.add_u64_field("kind", indexed_fast.clone()),
         env: b.add_text_field("env", keyword.clone()),
         op: b.add_text_field("op", keyword.clone()),
         id_hi: b.add_u64_field("id_hi", fast_u64.clone()),
@@ -111,9 +122,10 @@ pub fn build() -> (Schema, Fields) {
         end_user_id: b.add_text_field(END_USER_ID, keyword_fast.clone()),
         tag: b.add_text_field(TAG, keyword_fast),
         state: b.add_text_field("state", keyword.clone()),
-        state_code: b.add_u64_field("state_code", fast_u64),
-        created: b.add_i64_field("created", indexed_fast.clone()),
-        started: b.add_i64_field(STARTED, indexed_fast),
+        state_code: b.add_u64_field("state_code", fast_u64.clone()),
+        created: b.add_i64_field("created", fast_u64.clone()),
+        started: b.add_i64_field(STARTED, fast_u64.clone()),
+        seq: b.add_u64_field(SEQ, fast_u64),
         level: b.add_text_field("level", keyword.clone()),
         message_type: b.add_text_field("message_type", keyword.clone()),
         text: b.add_text_field("text", text.clone()),
@@ -238,15 +250,24 @@ pub fn operation_text(op: &Operation) -> String {
     text
 }
 
-/// A message document; `ctx` is its operation's (for the fields that never change).
-pub fn message_document(f: &Fields, message: &Message, ctx: &OpContext) -> TantivyDocument {
+/// A message document: what its own filters need, and its operation's id to join through.
+pub fn message_document(
+    f: &Fields,
+    message: &Message,
+    seq: u64,
+    ctx: &OpContext,
+) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     let (hi, lo) = split(message.id.0);
+    let (op_hi, op_lo) = split(ctx.op.id.0);
     doc.add_u64(f.kind, KIND_MESSAGE);
+    doc.add_text(f.env, &ctx.op.environment);
+    doc.add_text(f.op, &ctx.id);
     doc.add_u64(f.id_hi, hi);
     doc.add_u64(f.id_lo, lo);
-    add_operation_context(&mut doc, f, ctx);
-    doc.add_i64(f.created, message.created_at.millis());
+    doc.add_u64(f.op_hi, op_hi);
+    doc.add_u64(f.op_lo, op_lo);
+    doc.add_u64(f.seq, seq);
     doc.add_u64(f.state_code, NO_STATE);
     doc.add_i64(f.started, message.created_at.millis());
     doc.add_text(f.level, message.level.as_str());
@@ -289,7 +310,7 @@ mod tests {
     #[test]
     fn state_codes_are_pinned_to_the_schema_version() {
         let pinned = (
-            4,
+            5,
             [
                 (OpState::Waiting, 0),
                 (OpState::Running, 1),

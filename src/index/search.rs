@@ -7,7 +7,8 @@ use std::ops::Bound as RangeBound;
 use std::sync::Arc;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery,
+    TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TokenStream;
@@ -64,11 +65,30 @@ pub struct Page {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hits {
     pub ids: Vec<(Id, Id)>,
+    /// For message hits, each one's sequence number in the store (as `ids`); 0 for operations.
+    pub seqs: Vec<u64>,
     pub total: u64,
     pub more: bool,
 }
 
 type Clauses = Vec<(Occur, Box<dyn Query>)>;
+
+/// Up to this many operations, a message filter on operations goes through their `op` terms;
+/// beyond, every candidate message's operation is looked up in the set of them.
+const OPERATION_TERMS: usize = 512;
+
+impl Filters {
+    /// Whether a filter names operations by their attributes (not only time or the operation).
+    fn names_operations(&self) -> bool {
+        !(self.types.is_empty()
+            && self.states.is_empty()
+            && self.integrations.is_empty()
+            && self.connection_ids.is_empty()
+            && self.scripts.is_empty()
+            && self.end_user_ids.is_empty()
+            && self.tags.is_empty())
+    }
+}
 
 fn term(field: Field, value: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(
@@ -136,11 +156,12 @@ impl SearchIndex {
         }
     }
 
-    fn add_time_filter(&self, clauses: &mut Clauses, f: &Filters) {
+    /// `from`/`to` on operations (by record or start time) or on messages (their own time).
+    fn add_time_filter(&self, clauses: &mut Clauses, f: &Filters, kind: u64) {
         if f.from.is_none() && f.to.is_none() {
             return;
         }
-        let field = if f.by_start {
+        let field = if f.by_start || kind == KIND_MESSAGE {
             self.fields.started
         } else {
             self.fields.created
@@ -154,16 +175,23 @@ impl SearchIndex {
         clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
     }
 
-    /// `text_implies_kind`: the caller adds a text clause on `op_text`, which only operations
-    /// have. So does `state`.
-    fn operation_clauses(&self, env: &str, f: &Filters, text_implies_kind: bool) -> Clauses {
+    /// Operations of `env` with the attributes `f` asks for (type, integration, connection,
+    /// script, end user, tags, state), whatever their time. `text_implies_kind`: the caller adds
+    /// a clause on `op_text`, which only operations have. So does `state`.
+    fn operation_filter_clauses(&self, env: &str, f: &Filters, text_implies_kind: bool) -> Clauses {
         let kind_implied = text_implies_kind || !f.states.is_empty();
         let mut clauses = self.base(KIND_OPERATION, env, kind_implied);
         self.add_context_filters(&mut clauses, f);
         if let Some(q) = any_of(self.fields.state, f.states.iter().map(|s| s.as_str())) {
             clauses.push((Occur::Must, q));
         }
-        self.add_time_filter(&mut clauses, f);
+        clauses
+    }
+
+    /// `operation_filter_clauses` and the time range on operations.
+    fn operation_clauses(&self, env: &str, f: &Filters, text_implies_kind: bool) -> Clauses {
+        let mut clauses = self.operation_filter_clauses(env, f, text_implies_kind);
+        self.add_time_filter(&mut clauses, f, KIND_OPERATION);
         clauses
     }
 
@@ -258,19 +286,19 @@ impl SearchIndex {
         own.extend(self.text_clauses(t, self.fields.op_text)?);
         let mut ids = searcher.search(&BooleanQuery::new(own), &self.operation_ids())?;
         let mut via_messages = self.base(KIND_MESSAGE, env, t.has_required());
-        self.add_context_filters(&mut via_messages, f);
         via_messages.extend(self.text_clauses(t, self.fields.text)?);
         ids.extend(searcher.search(&BooleanQuery::new(via_messages), &self.operation_ids())?);
-        if f.states.is_empty() && f.from.is_none() && f.to.is_none() {
-            // Messages carry every other filter of their operation, so the ids are the answer.
+        if !f.names_operations() && f.from.is_none() && f.to.is_none() {
             return Ok(page_of_ids(ids, page));
         }
+        // The operations' own filters decide which of them count.
         let query = BooleanQuery::new(self.operation_clauses(env, f, false));
         self.page(&searcher, &query, page, Some(Arc::new(ids)))
     }
 
-    /// Messages of `env`, newest first unless `page.ascending`. A state filter applies to each
-    /// message's operation.
+    /// Messages of `env`, newest first unless `page.ascending`. Filters on operations (type,
+    /// integration, connection, script, end user, tags, state) keep the messages of the
+    /// operations that match them.
     pub fn messages(
         &self,
         env: &str,
@@ -285,8 +313,7 @@ impl SearchIndex {
             || !f.levels.is_empty()
             || !f.message_types.is_empty();
         let mut clauses = self.base(KIND_MESSAGE, env, kind_implied);
-        self.add_context_filters(&mut clauses, f);
-        self.add_time_filter(&mut clauses, f);
+        self.add_time_filter(&mut clauses, f, KIND_MESSAGE);
         let levels = any_of(self.fields.level, f.levels.iter().map(|l| l.as_str()));
         let types = any_of(
             self.fields.message_type,
@@ -299,18 +326,20 @@ impl SearchIndex {
         if let Some(t) = text {
             clauses.extend(self.text_clauses(t, self.fields.text)?);
         }
-        let allow = if f.states.is_empty() {
-            None
-        } else {
-            let mut ops = self.base(KIND_OPERATION, env, true);
-            self.add_context_filters(&mut ops, f);
-            if let Some(q) = any_of(self.fields.state, f.states.iter().map(|s| s.as_str())) {
-                ops.push((Occur::Must, q));
+        let mut allow = None;
+        if f.names_operations() {
+            let ops = BooleanQuery::new(self.operation_filter_clauses(env, f, false));
+            let ids = searcher.search(&ops, &self.operation_ids())?;
+            if ids.len() <= OPERATION_TERMS {
+                // Few operations: their messages through each one's `op` postings.
+                let ids: Vec<String> = ids.iter().map(|id| Id(*id).to_string()).collect();
+                let any = any_of(self.fields.op, ids.iter().map(String::as_str))
+                    .unwrap_or_else(|| Box::new(EmptyQuery));
+                clauses.push((Occur::Must, any));
+            } else {
+                allow = Some(Arc::new(ids));
             }
-            Some(Arc::new(
-                searcher.search(&BooleanQuery::new(ops), &self.operation_ids())?,
-            ))
-        };
+        }
         self.page(&searcher, &BooleanQuery::new(clauses), page, allow)
     }
 
@@ -328,11 +357,12 @@ impl SearchIndex {
             allow,
             blocks: self.id_blocks.clone(),
         };
-        let (total, mut ids) = searcher.search(query, &collector)?;
-        let more = ids.len() > page.limit;
-        ids.truncate(page.limit);
+        let (total, mut hits) = searcher.search(query, &collector)?;
+        let more = hits.len() > page.limit;
+        hits.truncate(page.limit);
         Ok(Hits {
-            ids: ids.into_iter().map(|(id, op)| (Id(id), Id(op))).collect(),
+            ids: hits.iter().map(|(id, op, _)| (Id(*id), Id(*op))).collect(),
+            seqs: hits.iter().map(|hit| hit.2).collect(),
             total,
             more,
         })
@@ -419,6 +449,7 @@ fn page_of_ids(ids: OpSet, page: Page) -> Hits {
     let more = ranks.len() > page.limit;
     ranks.truncate(page.limit);
     Hits {
+        seqs: vec![0; ranks.len()],
         ids: ranks
             .into_iter()
             .map(|r| (Id(rank(r)), Id(rank(r))))

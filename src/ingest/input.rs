@@ -17,6 +17,10 @@ pub const MAX_META_BYTES: usize = 100 * 1024;
 pub const MAX_BATCH: usize = 1_000;
 /// The longest short string field (integration, connection_id, ...), in characters.
 pub const MAX_NAME_CHARS: usize = 256;
+/// The largest `checkpoints`, in bytes of JSON.
+pub const MAX_CHECKPOINTS_BYTES: usize = 16 * 1024;
+/// The largest action `output`, in bytes of JSON: refused beyond, since a cut result is wrong.
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 pub use crate::model::{MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, TAG_KEY_PATTERN};
 
 pub const REDACTED: &str = "[REDACTED]";
@@ -46,6 +50,12 @@ impl FieldError {
     /// The same error for a field inside a list item, e.g. `[3].level`.
     pub fn in_item(mut self, index: usize) -> FieldError {
         self.field = format!("[{index}].{}", self.field);
+        self
+    }
+
+    /// The same error for a field of a list's item inside `list`, e.g. `messages[3].level`.
+    pub fn within(mut self, list: &str) -> FieldError {
+        self.field = format!("{list}{}", self.field);
         self
     }
 }
@@ -87,9 +97,45 @@ pub struct NewOperation {
     /// keep the flag and fire nothing).
     #[serde(rename = "async")]
     pub is_async: Option<bool>,
+    /// For a sync run: how it began (`full`, `incremental` or `webhook`); Nango receivers get it
+    /// as `syncType`.
+    pub sync_type: Option<SyncType>,
+    /// For a sync run: `{"from": <checkpoint>|null, "to": <checkpoint>|null}`, each a flat object
+    /// of strings, numbers and booleans (at most 64 keys); Nango receivers get it as
+    /// `checkpoints`, and treat `from: null` as a full sync.
+    #[schema(schema_with = crate::model::checkpoints_schema)]
+    pub checkpoints: Option<Json>,
+    /// For an auth operation: the connection's auth mode, one of Nango's (`OAUTH2`, `API_KEY`, ...).
+    #[schema(schema_with = crate::model::auth_mode_schema)]
+    pub auth_mode: Option<String>,
+    /// For an action: what it returned (at most 1 MiB of JSON).
+    pub output: Option<Json>,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
+    /// Its first messages (at most 1,000), stored with it in the same commit: each as for
+    /// `POST /operations/{id}/messages`, without `operation_id`.
+    #[serde(default)]
+    #[schema(schema_with = first_messages_schema)]
+    pub messages: Option<Vec<NewMessage>>,
+}
+
+/// `messages` of a new operation: messages without `operation_id` (they belong to it).
+fn first_messages_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::Ref;
+    let absent = ObjectBuilder::new()
+        .schema_type(Type::Null)
+        .description(Some(
+            "leave it out: the messages belong to the new operation",
+        ));
+    let item = AllOfBuilder::new()
+        .item(Ref::from_schema_name("NewMessage"))
+        .item(ObjectBuilder::new().property("operation_id", absent));
+    ArrayBuilder::new()
+        .items(item)
+        .max_items(Some(MAX_BATCH))
+        .build()
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -106,6 +152,15 @@ pub struct OperationPatch {
     pub request: Option<HttpRequest>,
     #[serde(default, deserialize_with = "optional_object")]
     pub response: Option<HttpResponse>,
+    /// As in `POST /operations`; a value replaces the one set before.
+    pub sync_type: Option<SyncType>,
+    /// As in `POST /operations`, typically sent with the run's end.
+    #[schema(schema_with = crate::model::checkpoints_schema)]
+    pub checkpoints: Option<Json>,
+    #[schema(schema_with = crate::model::auth_mode_schema)]
+    pub auth_mode: Option<String>,
+    /// For an action: what it returned, typically sent with its end.
+    pub output: Option<Json>,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
 }
@@ -274,6 +329,100 @@ pub fn check_tags(tags: &Tags) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// The fields Nango's webhooks carry: `checkpoints` is Nango's `CheckpointRange` (an object
+/// with `from` and `to`, each null or a flat object of strings, numbers and booleans),
+/// `auth_mode` one of Nango's auth modes, `output` at most `MAX_OUTPUT_BYTES`.
+pub fn check_nango_fields(
+    checkpoints: Option<&Json>,
+    auth_mode: Option<&str>,
+    output: Option<&Json>,
+) -> Result<(), FieldError> {
+    if let Some(checkpoints) = checkpoints {
+        check_checkpoints(checkpoints)?;
+    }
+    if let Some(mode) = auth_mode {
+        if !AUTH_MODES.contains(&mode) {
+            return Err(FieldError::new(
+                "auth_mode",
+                format!(
+                    "`{mode}` is not an auth mode; use one of {}",
+                    AUTH_MODES.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(output) = output {
+        if output.text().len() > MAX_OUTPUT_BYTES {
+            return Err(FieldError::new(
+                "output",
+                format!(
+                    "is {} bytes of JSON; an action's output may be at most {MAX_OUTPUT_BYTES}",
+                    output.text().len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_checkpoints(checkpoints: &Json) -> Result<(), FieldError> {
+    use serde_json::Value;
+    if checkpoints.text().len() > MAX_CHECKPOINTS_BYTES {
+        return Err(FieldError::new(
+            "checkpoints",
+            format!("is larger than {MAX_CHECKPOINTS_BYTES} bytes of JSON"),
+        ));
+    }
+    let value: Value = serde_json::from_str(checkpoints.text())
+        .map_err(|e| FieldError::new("checkpoints", e.to_string()))?;
+    let Value::Object(range) = value else {
+        return Err(FieldError::new(
+            "checkpoints",
+            "must be an object {\"from\": <checkpoint or null>, \"to\": <checkpoint or null>}",
+        ));
+    };
+    if let Some(key) = range.keys().find(|k| !matches!(k.as_str(), "from" | "to")) {
+        return Err(FieldError::new(
+            format!("checkpoints.{key}"),
+            "is not a field of checkpoints; only `from` and `to` are",
+        ));
+    }
+    for (end, checkpoint) in &range {
+        let field = format!("checkpoints.{end}");
+        let values = match checkpoint {
+            Value::Null => continue,
+            Value::Object(values) => values,
+            _ => {
+                return Err(FieldError::new(
+                    field,
+                    "must be null or an object of strings, numbers and booleans",
+                ))
+            }
+        };
+        if values.len() > MAX_CHECKPOINT_KEYS {
+            return Err(FieldError::new(
+                field,
+                format!("has {} keys; at most {MAX_CHECKPOINT_KEYS}", values.len()),
+            ));
+        }
+        for (key, value) in values {
+            if key.is_empty() || key.chars().count() > MAX_NAME_CHARS {
+                return Err(FieldError::new(
+                    format!("{field}.{key}"),
+                    format!("a key must be 1-{MAX_NAME_CHARS} characters"),
+                ));
+            }
+            if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                return Err(FieldError::new(
+                    format!("{field}.{key}"),
+                    "must be a string, a number or a boolean (a checkpoint is flat)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_action(action: &str) -> Result<(), FieldError> {
     let ok = !action.is_empty()
         && action.len() <= 64
@@ -295,6 +444,8 @@ fn check_action(action: &str) -> Result<(), FieldError> {
 pub struct OperationDraft {
     pub input: NewOperation,
     pub action: String,
+    /// Its first messages, stored with it.
+    pub messages: Vec<MessageDraft>,
 }
 
 pub fn validate_new_operation(
@@ -314,6 +465,11 @@ pub fn validate_new_operation(
         input.end_user.as_ref(),
         input.tags.as_ref().unwrap_or(&Tags::new()),
     )?;
+    check_nango_fields(
+        input.checkpoints.as_ref(),
+        input.auth_mode.as_deref(),
+        input.output.as_ref(),
+    )?;
     if let (Some(start), Some(end)) = (input.started_at, input.ended_at) {
         if end < start {
             return Err(FieldError::new("ended_at", "is before started_at"));
@@ -325,11 +481,41 @@ pub fn validate_new_operation(
             "only an operation created in a terminal state (success, failed, timeout, cancelled) has an end",
         ));
     }
+    let messages = match input.messages.take() {
+        None => Vec::new(),
+        Some(list) if list.len() > MAX_BATCH => {
+            return Err(FieldError::new(
+                "messages",
+                format!(
+                    "has {} messages; at most {MAX_BATCH} come with the operation (append the rest to /operations/{{id}}/messages)",
+                    list.len()
+                ),
+            ))
+        }
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let located = |e: FieldError| e.in_item(i).within("messages");
+                if m.operation_id.is_some() {
+                    return Err(located(FieldError::new(
+                        "operation_id",
+                        "must be left out: these messages belong to the operation being created",
+                    )));
+                }
+                validate_message(m, redaction).map_err(located)
+            })
+            .collect::<Result<_, _>>()?,
+    };
     input.message = input.message.map(truncate_message);
     input.meta = limit_meta(input.meta);
     redaction.request(&mut input.request);
     redaction.response(&mut input.response);
-    Ok(OperationDraft { input, action })
+    Ok(OperationDraft {
+        input,
+        action,
+        messages,
+    })
 }
 
 pub fn validate_patch(
@@ -342,6 +528,11 @@ pub fn validate_patch(
             "can only be set together with a terminal state (success, failed, timeout, cancelled)",
         ));
     }
+    check_nango_fields(
+        patch.checkpoints.as_ref(),
+        patch.auth_mode.as_deref(),
+        patch.output.as_ref(),
+    )?;
     patch.message = patch.message.map(truncate_message);
     patch.meta = limit_meta(patch.meta);
     redaction.request(&mut patch.request);
@@ -545,5 +736,50 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "ended_at");
+    }
+
+    #[test]
+    fn nango_fields_are_checked() {
+        let r = Redaction::new(&[]);
+        let parse = |json: &str| serde_json::from_str::<NewOperation>(json).unwrap();
+        let field = |json: &str| validate_new_operation(parse(json), &r).unwrap_err().field;
+        let ok = validate_new_operation(
+            parse(
+                r#"{"type":"sync","sync_type":"incremental","checkpoints":{"from":{"page":4,"cursor":"c","done":false},"to":null}}"#,
+            ),
+            &r,
+        )
+        .unwrap();
+        assert_eq!(ok.input.sync_type, Some(SyncType::Incremental));
+        assert!(validate_new_operation(parse(r#"{"type":"sync","checkpoints":{}}"#), &r).is_ok());
+        assert_eq!(field(r#"{"type":"sync","checkpoints":[1]}"#), "checkpoints");
+        assert_eq!(
+            field(r#"{"type":"sync","checkpoints":{"from":null,"since":1}}"#),
+            "checkpoints.since"
+        );
+        assert_eq!(
+            field(r#"{"type":"sync","checkpoints":{"from":{"a":{"b":1}}}}"#),
+            "checkpoints.from.a"
+        );
+        assert_eq!(
+            field(r#"{"type":"sync","checkpoints":{"to":"page 4"}}"#),
+            "checkpoints.to"
+        );
+        assert_eq!(
+            field(r#"{"type":"auth","auth_mode":"oauth2"}"#),
+            "auth_mode"
+        );
+        assert!(
+            validate_new_operation(parse(r#"{"type":"auth","auth_mode":"OAUTH2_CC"}"#), &r).is_ok()
+        );
+        let big = format!(
+            r#"{{"type":"action","output":"{}"}}"#,
+            "x".repeat(MAX_OUTPUT_BYTES)
+        );
+        assert_eq!(field(&big), "output");
+        assert!(
+            serde_json::from_str::<NewOperation>(r#"{"type":"sync","sync_type":"initial"}"#)
+                .is_err()
+        );
     }
 }

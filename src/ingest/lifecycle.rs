@@ -49,7 +49,7 @@ pub fn new_operation(
     now: Timestamp,
     deadline: Duration,
 ) -> (Operation, Change) {
-    let OperationDraft { input, action } = draft;
+    let OperationDraft { input, action, .. } = draft;
     let state = input.state.unwrap_or(OpState::Running);
     let started_at = match state {
         OpState::Waiting => input.started_at,
@@ -76,6 +76,10 @@ pub fn new_operation(
         end_user: input.end_user,
         tags: input.tags.unwrap_or_default(),
         is_async: input.is_async.unwrap_or(false),
+        sync_type: input.sync_type,
+        checkpoints: input.checkpoints,
+        auth_mode: input.auth_mode,
+        output: input.output,
         created_at: now,
         updated_at: now,
         started_at,
@@ -136,9 +140,17 @@ fn apply_checked(op: &mut Operation, patch: OperationPatch, now: Timestamp) -> C
         meta,
         request,
         response,
+        sync_type,
+        checkpoints,
+        auth_mode,
+        output,
         started_at,
         ended_at,
     } = patch;
+    replace_if_some(&mut op.sync_type, sync_type.map(Some));
+    replace_if_some(&mut op.checkpoints, checkpoints.map(Some));
+    replace_if_some(&mut op.auth_mode, auth_mode.map(Some));
+    replace_if_some(&mut op.output, output.map(Some));
     replace_if_some(&mut op.message, message);
     replace_if_some(&mut op.error, error.map(Some));
     replace_if_some(&mut op.records, records.map(Some));
@@ -178,6 +190,10 @@ pub fn time_out(op: &mut Operation, now: Timestamp) -> Change {
         meta: None,
         request: None,
         response: None,
+        sync_type: None,
+        checkpoints: None,
+        auth_mode: None,
+        output: None,
         started_at: None,
         ended_at: None,
     };
@@ -202,6 +218,10 @@ pub fn settle_delivery_log(
         meta: None,
         request: None,
         response,
+        sync_type: None,
+        checkpoints: None,
+        auth_mode: None,
+        output: None,
         started_at: None,
         ended_at: None,
     };

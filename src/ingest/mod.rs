@@ -1,5 +1,8 @@
-//! What clients send and the rules it follows: validation of requests into drafts (`input`) and
-//! the operation state machine (`lifecycle`). The writer that applies them is `write`.
+//! What clients send and the rules it follows: validation of requests into drafts (`input`),
+//! the operation state machine (`lifecycle`), and the URL checks third parties make before they
+//! send webhooks, with how a form body becomes a payload (`handshake`). The writer that applies
+//! them is `write`.
 
+pub mod handshake;
 pub mod input;
 pub mod lifecycle;

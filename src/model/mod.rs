@@ -454,6 +454,50 @@ impl OpType {
 }
 
 string_enum!(
+    /// How a sync run began (Nango's `SyncOperationType`): from no saved state (`full`, sent to
+    /// Nango receivers as `INITIAL`), from the previous run's state (`incremental`), or for one
+    /// external event (`webhook`).
+    SyncType {
+        Full = "full",
+        Incremental = "incremental",
+        Webhook = "webhook",
+    }
+);
+
+impl SyncType {
+    /// The `syncType` a Nango `sync` webhook body carries.
+    pub fn nango(self) -> &'static str {
+        match self {
+            SyncType::Full => "INITIAL",
+            SyncType::Incremental => "INCREMENTAL",
+            SyncType::Webhook => "WEBHOOK",
+        }
+    }
+}
+
+/// The auth modes a connection may use, as Nango names them (`AuthModes` of `@nangohq/types`):
+/// the values `auth_mode` takes (`tests/it/nango.rs` checks each against Nango's type).
+pub const AUTH_MODES: &[&str] = &[
+    "OAUTH1",
+    "OAUTH2",
+    "OAUTH2_CC",
+    "BASIC",
+    "API_KEY",
+    "CUSTOM",
+    "APP",
+    "NONE",
+    "TBA",
+    "JWT",
+    "BILL",
+    "TWO_STEP",
+    "SIGNATURE",
+    "MCP_OAUTH2",
+    "MCP_OAUTH2_GENERIC",
+    "INSTALL_PLUGIN",
+    "AWS_SIGV4",
+];
+
+string_enum!(
     /// Where an operation is in its lifecycle.
     OpState {
         Waiting = "waiting",
@@ -614,7 +658,7 @@ pub struct HttpRequest {
         deserialize_with = "deserialize_headers",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(schema_with = headers_schema)]
     pub headers: Option<Headers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Json>,
@@ -631,7 +675,7 @@ pub struct HttpResponse {
         deserialize_with = "deserialize_headers",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(schema_with = headers_schema)]
     pub headers: Option<Headers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Json>,
@@ -730,6 +774,22 @@ pub struct Operation {
     /// An action started as async: its end fires `action.completed`, so a backend need not poll.
     #[serde(default, rename = "async")]
     pub is_async: bool,
+    /// A sync run: how it began (Nango's `syncType`).
+    #[serde(default)]
+    pub sync_type: Option<SyncType>,
+    /// A sync run: the checkpoint it started from and the one it saved, `{"from": {..}|null,
+    /// "to": {..}|null}` (Nango's `checkpoints`; `from: null` is a full sync).
+    #[serde(default)]
+    #[schema(schema_with = checkpoints_schema)]
+    pub checkpoints: Option<Json>,
+    /// An auth operation: the connection's auth mode, one of Nango's (`OAUTH2`, `API_KEY`, ...).
+    #[serde(default)]
+    #[schema(schema_with = auth_mode_schema)]
+    pub auth_mode: Option<String>,
+    /// An action: what it returned, served at `GET /operations/{id}/output` (the `statusUrl` of
+    /// Nango's `async_action` webhook).
+    #[serde(default)]
+    pub output: Option<Json>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub started_at: Option<Timestamp>,
@@ -769,6 +829,21 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<Json>,
     pub created_at: Timestamp,
+}
+
+/// The JSON Schema of headers: what `deserialize_headers` takes, strings, numbers or arrays of
+/// strings (answers always hold strings).
+fn headers_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, OneOfBuilder, SchemaType};
+    let value = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(value.build())))))
+        .description(Some("header name to value; a number or a list of strings is taken too (a list is joined with \", \"); sensitive values are stored as [REDACTED]"))
+        .build()
 }
 
 /// Accepts header values as strings, numbers or arrays of strings (joined with ", ").
@@ -843,6 +918,58 @@ pub(crate) fn tags_schema(nullable: bool) -> utoipa::openapi::schema::Object {
 
 fn stored_tags_schema() -> utoipa::openapi::schema::Object {
     tags_schema(false)
+}
+
+/// The most keys one checkpoint (`checkpoints.from` or `.to`) may have.
+pub const MAX_CHECKPOINT_KEYS: usize = 64;
+
+/// The JSON Schema of `checkpoints` (`ingest::input::check_checkpoints` holds them to it): Nango's
+/// `CheckpointRange`, two flat objects of strings, numbers and booleans, each possibly null.
+pub(crate) fn checkpoints_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+    let value = || {
+        ObjectBuilder::new().schema_type(SchemaType::from_iter([
+            Type::String,
+            Type::Number,
+            Type::Boolean,
+        ]))
+    };
+    let checkpoint = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+            .additional_properties(Some(AdditionalProperties::RefOr(value().into())))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(256)),
+            ))
+            .max_properties(Some(MAX_CHECKPOINT_KEYS))
+    };
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property("from", checkpoint())
+        .property("to", checkpoint())
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .description(Some(
+            "a sync run's checkpoints: the one it started from (`from`, null for a full sync) and the one it saved (`to`); flat objects of strings, numbers and booleans",
+        ))
+        .build()
+}
+
+/// The JSON Schema of `auth_mode`: one of [`AUTH_MODES`].
+pub(crate) fn auth_mode_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(
+            AUTH_MODES
+                .iter()
+                .copied()
+                .map(serde_json::Value::from)
+                .chain([serde_json::Value::Null]),
+        ))
+        .build()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use crate::destination::Refused;
-use crate::model::{EventType, Timestamp};
+use crate::model::{EventType, OpState, Operation, Tags, Timestamp};
 
 /// The body shape a webhook URL receives: opslog's envelope (README "Webhooks"), or the bodies
 /// Nango sends (`{"from":"nango","type":"sync",...}`), for receivers written for Nango.
@@ -122,6 +122,161 @@ pub struct StoredWebhooks {
     pub previous_secret: Option<(String, Timestamp)>,
     pub format: Option<WebhookFormat>,
     pub secondary_format: Option<WebhookFormat>,
+    pub toggles: Option<NangoToggles>,
+    pub routes: Option<Vec<WebhookRoute>>,
+}
+
+/// Nango's webhook toggles (its environment settings), under the same names, for every URL of an
+/// environment (routes included), whatever their format. Each is on by default: opslog sends every
+/// event unless told not to.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Encode, Decode, utoipa::ToSchema,
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct NangoToggles {
+    /// A successful sync run is reported even for a model with nothing added, updated or deleted.
+    pub on_sync_completion_always: bool,
+    /// A failed sync run is reported.
+    pub on_sync_error: bool,
+    /// A connection's creation (`auth:create_connection`, succeeded or failed) is reported.
+    pub on_auth_creation: bool,
+    /// A failed refresh (`auth:refresh_token`, `auth:connection_test`) is reported.
+    pub on_auth_refresh_error: bool,
+    /// An async action's end is reported.
+    pub on_async_action_completion: bool,
+}
+
+impl Default for NangoToggles {
+    fn default() -> NangoToggles {
+        NangoToggles {
+            on_sync_completion_always: true,
+            on_sync_error: true,
+            on_auth_creation: true,
+            on_auth_refresh_error: true,
+            on_async_action_completion: true,
+        }
+    }
+}
+
+impl NangoToggles {
+    /// Whether event `kind`, caused by `op`, is sent at all (as Nango's `shouldSend`). A sync run
+    /// whose every model is unchanged counts as empty; Nango-format bodies drop the unchanged
+    /// models one by one (`sends_empty_models`).
+    pub fn sends(&self, kind: EventType, op: Option<&Operation>) -> bool {
+        let Some(op) = op else {
+            return true;
+        };
+        match kind {
+            EventType::SyncCompleted if op.state != OpState::Success => self.on_sync_error,
+            EventType::SyncCompleted => {
+                let changed = op
+                    .records
+                    .iter()
+                    .flatten()
+                    .any(|r| r.added + r.updated + r.deleted > 0);
+                self.on_sync_completion_always || changed
+            }
+            EventType::AuthCreated | EventType::AuthFailed
+                if matches!(op.action.as_str(), "create_connection" | "create") =>
+            {
+                self.on_auth_creation
+            }
+            EventType::AuthFailed
+                if matches!(
+                    op.action.as_str(),
+                    "refresh_token" | "refresh" | "connection_test"
+                ) =>
+            {
+                self.on_auth_refresh_error
+            }
+            EventType::ActionCompleted => self.on_async_action_completion,
+            _ => true,
+        }
+    }
+
+    /// Whether a Nango `sync` body is sent for a model with no change.
+    pub fn sends_empty_models(&self) -> bool {
+        self.on_sync_completion_always
+    }
+}
+
+/// A route (Nango's per-connection webhook URL override): the events of the operations it matches
+/// go to `url` instead of the environment's URLs (both of them, as in Nango). It matches an
+/// operation when every criterion it gives holds: its connection is one of `connection_ids`, its
+/// end user one of `end_user_ids`, and it carries every tag of `tags`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, Encode, Decode, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRoute {
+    pub url: String,
+    /// The body shape `url` receives; default: the environment's `format`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<WebhookFormat>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connection_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub end_user_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub tags: Tags,
+}
+
+/// The most routes an environment may have.
+pub const MAX_ROUTES: usize = 100;
+/// The most values one route's list may hold.
+pub const MAX_ROUTE_VALUES: usize = 1000;
+
+impl WebhookRoute {
+    pub fn matches(&self, op: &Operation) -> bool {
+        let connection = self.connection_ids.is_empty()
+            || op
+                .connection_id
+                .as_ref()
+                .is_some_and(|c| self.connection_ids.contains(c));
+        let end_user = self.end_user_ids.is_empty()
+            || op
+                .end_user
+                .as_ref()
+                .is_some_and(|u| self.end_user_ids.contains(&u.id));
+        let tags = self.tags.iter().all(|(k, v)| op.tags.get(k) == Some(v));
+        connection && end_user && tags
+    }
+
+    /// Why this route cannot be kept (`field` is its path, e.g. `webhooks.routes[2]`).
+    pub fn check(&self, field: &str) -> Result<(), SettingsError> {
+        if self.connection_ids.is_empty() && self.end_user_ids.is_empty() && self.tags.is_empty() {
+            return Err(SettingsError::invalid(
+                field,
+                "matches every operation; give it connection_ids, end_user_ids or tags",
+            ));
+        }
+        for (name, values) in [
+            ("connection_ids", &self.connection_ids),
+            ("end_user_ids", &self.end_user_ids),
+        ] {
+            if values.len() > MAX_ROUTE_VALUES {
+                return Err(SettingsError::invalid(
+                    &format!("{field}.{name}"),
+                    format!("lists {} values; at most {MAX_ROUTE_VALUES}", values.len()),
+                ));
+            }
+            if let Some(bad) = values
+                .iter()
+                .find(|v| v.is_empty() || v.chars().count() > 256)
+            {
+                return Err(SettingsError::invalid(
+                    &format!("{field}.{name}"),
+                    format!("`{bad}` is not 1-256 characters"),
+                ));
+            }
+        }
+        if self.tags.len() > crate::model::MAX_TAGS {
+            return Err(SettingsError::invalid(
+                &format!("{field}.tags"),
+                format!("at most {} tags", crate::model::MAX_TAGS),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `ingress` section as stored: the token in `POST /v1/hooks/{token}/{integration}`.

@@ -12,7 +12,9 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::nango_json;
 use crate::model::alert::Observation;
+use crate::model::settings::NangoToggles;
 use crate::model::{EndUser, EventType, Json, OpState, OpType, Operation, Tags, Timestamp};
 
 /// One event and its `data`.
@@ -63,8 +65,10 @@ pub fn derive(before: Option<&Operation>, after: &Operation) -> Vec<Event> {
             }
         }
         (OpType::Auth, action) if ended_now => {
+            // A re-authorization (`override`) is a connection made anew, as Nango reports it.
+            let creates = matches!(action, "create_connection" | "override");
             let kind = match after.state {
-                OpState::Success if action == "create_connection" => Some(EventType::AuthCreated),
+                OpState::Success if creates => Some(EventType::AuthCreated),
                 OpState::Failed | OpState::Timeout => Some(EventType::AuthFailed),
                 _ => None,
             };
@@ -215,7 +219,7 @@ pub fn nango_alert_body(kind: EventType, environment: &str, observed: &Observati
         "dashboardUrl": observed.link,
     });
     NangoBody {
-        body: body.to_string(),
+        body: nango_json::stringify(&body),
         forwarded_headers: Vec::new(),
     }
 }
@@ -228,18 +232,28 @@ pub struct NangoBody {
     pub forwarded_headers: Vec<(String, String)>,
 }
 
-/// The bodies Nango sends for `event` (none when Nango has no such webhook: `sync.records` is
-/// carried by the per-model `sync` bodies). One function per event type; a new event type adds
+/// The bodies Nango sends for `event` (none when Nango sends none for this change: `sync.records`
+/// is carried by the per-model `sync` bodies, a sync that is not a run and an auth operation that
+/// is not one of Nango's have no webhook). One function per event type; a new event type adds
 /// its own.
-pub fn nango_bodies(event: &Event, operation: &Operation) -> Vec<NangoBody> {
+pub fn nango_bodies(
+    event: &Event,
+    operation: &Operation,
+    toggles: &NangoToggles,
+) -> Vec<NangoBody> {
     let plain = |body: Value| NangoBody {
-        body: body.to_string(),
+        body: nango_json::stringify(&body),
         forwarded_headers: Default::default(),
     };
     match event.kind {
-        EventType::SyncCompleted => nango_sync(operation).into_iter().map(plain).collect(),
+        EventType::SyncCompleted => nango_sync(operation, toggles.sends_empty_models())
+            .into_iter()
+            .map(plain)
+            .collect(),
         EventType::SyncRecords => Vec::new(),
-        EventType::AuthCreated | EventType::AuthFailed => vec![plain(nango_auth(operation))],
+        EventType::AuthCreated | EventType::AuthFailed => {
+            nango_auth(operation).into_iter().map(plain).collect()
+        }
         EventType::WebhookReceived => vec![nango_forward(operation)],
         EventType::ActionCompleted => vec![plain(nango_async_action(operation))],
         // Alerts are not caused by an operation: `nango_alert_body` makes theirs.
@@ -247,76 +261,141 @@ pub fn nango_bodies(event: &Event, operation: &Operation) -> Vec<NangoBody> {
     }
 }
 
-/// Nango's `sync` webhook, one per model (Nango's `NangoSyncWebhookBody`). A sync that reported
-/// no record counts gets one body with an empty `model`. `syncType` is `meta.sync_type` when it
-/// is one of Nango's (`INITIAL`, `INCREMENTAL`, `WEBHOOK`), else `INCREMENTAL`.
-fn nango_sync(op: &Operation) -> Vec<Value> {
-    let sync_type = meta_str(op, "sync_type")
-        .map(|t| t.to_ascii_uppercase())
-        .filter(|t| matches!(t.as_str(), "INITIAL" | "INCREMENTAL" | "WEBHOOK"))
-        .unwrap_or_else(|| "INCREMENTAL".into());
+/// The path where an action's output is read: the `statusUrl` of its `async_action` webhook.
+pub fn output_path(op: &Operation) -> String {
+    format!(
+        "/v1/environments/{}/operations/{}/output",
+        op.environment, op.id
+    )
+}
+
+/// Nango's `syncType` of a sync run: its `sync_type`; else, from an older client, `meta.sync_type`;
+/// else its checkpoints (`from: null` is a full run, `INITIAL`); else `INCREMENTAL`.
+fn nango_sync_type(op: &Operation) -> &'static str {
+    if let Some(kind) = op.sync_type {
+        return kind.nango();
+    }
+    let legacy = meta_str(op, "sync_type").map(|t| t.to_ascii_uppercase());
+    match legacy.as_deref() {
+        Some("INITIAL" | "FULL") => return "INITIAL",
+        Some("INCREMENTAL") => return "INCREMENTAL",
+        Some("WEBHOOK") => return "WEBHOOK",
+        _ => {}
+    }
+    match checkpoints(op) {
+        Some(range) if range.get("from").is_none_or(Value::is_null) => "INITIAL",
+        _ => "INCREMENTAL",
+    }
+}
+
+/// The operation's `checkpoints`, parsed (they were checked when stored).
+fn checkpoints(op: &Operation) -> Option<Value> {
+    serde_json::from_str(op.checkpoints.as_ref()?.text()).ok()
+}
+
+/// Nango's `sync` webhook (`NangoSyncWebhookBody`), only for sync runs, as Nango sends it: on
+/// success one body per model of `records` (one with an empty `model` when there are none), on
+/// failure one body naming every model comma-joined. `modifiedAfter` and the deprecated
+/// `queryTimeStamp` are both the run's start, as Nango's are.
+fn nango_sync(op: &Operation, empty_models: bool) -> Vec<Value> {
+    if op.kind != OpType::Sync || op.action != "run" {
+        return Vec::new();
+    }
     let started = op.started_at.unwrap_or(op.created_at).to_string();
-    let mut models: Vec<(&str, [u64; 3])> = op
-        .records
+    let mut base = Map::new();
+    base.insert("from".into(), json!("nango"));
+    base.insert("type".into(), json!("sync"));
+    base.insert(
+        "connectionId".into(),
+        json!(op.connection_id.as_deref().unwrap_or_default()),
+    );
+    base.insert(
+        "providerConfigKey".into(),
+        json!(op.integration.as_deref().unwrap_or_default()),
+    );
+    base.insert(
+        "syncName".into(),
+        json!(op.script.as_deref().unwrap_or(&op.action)),
+    );
+    base.insert(
+        "syncVariant".into(),
+        json!(meta_str(op, "sync_variant").unwrap_or_else(|| "base".into())),
+    );
+    base.insert("syncType".into(), json!(nango_sync_type(op)));
+    if let Some(range) = checkpoints(op) {
+        base.insert("checkpoints".into(), range);
+    }
+    let records = op.records.as_deref().unwrap_or_default();
+    if op.state != OpState::Success {
+        let models: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
+        let mut body = base;
+        body.insert("model".into(), json!(models.join(",")));
+        body.insert("success".into(), json!(false));
+        body.insert("error".into(), nango_error(op, "script_error"));
+        body.insert("startedAt".into(), json!(started));
+        let failed = op.ended_at.unwrap_or(op.updated_at).to_string();
+        body.insert("failedAt".into(), json!(failed));
+        return vec![Value::Object(body)];
+    }
+    let mut models: Vec<(&str, [u64; 3])> = records
         .iter()
-        .flatten()
         .map(|r| (r.model.as_str(), [r.added, r.updated, r.deleted]))
         .collect();
     if models.is_empty() {
         models.push(("", [0; 3]));
     }
+    // `on_sync_completion_always` off: as Nango, no body for a model with nothing changed.
+    models.retain(|(_, counts)| empty_models || counts.iter().sum::<u64>() > 0);
     models
         .into_iter()
         .map(|(model, [added, updated, deleted])| {
-            let mut body = json!({
-                "from": "nango",
-                "type": "sync",
-                "connectionId": op.connection_id.as_deref().unwrap_or_default(),
-                "providerConfigKey": op.integration.as_deref().unwrap_or_default(),
-                "syncName": op.script.as_deref().unwrap_or(&op.action),
-                "syncVariant": meta_str(op, "sync_variant").unwrap_or_else(|| "base".into()),
-                "model": model,
-                "syncType": sync_type,
-                "success": op.state == OpState::Success,
-            });
-            let fields = body.as_object_mut().expect("an object");
-            if op.state == OpState::Success {
-                fields.insert(
-                    "responseResults".into(),
-                    json!({"added": added, "updated": updated, "deleted": deleted}),
-                );
-                fields.insert("modifiedAfter".into(), json!(started));
-                let query_time = (sync_type != "INITIAL").then(|| started.clone());
-                fields.insert("queryTimeStamp".into(), json!(query_time));
-            } else {
-                fields.insert("error".into(), nango_error(op, "sync_failed"));
-                fields.insert("startedAt".into(), json!(started));
-                let failed = op.ended_at.unwrap_or(op.updated_at).to_string();
-                fields.insert("failedAt".into(), json!(failed));
-            }
-            body
+            let mut body = base.clone();
+            body.insert("model".into(), json!(model));
+            body.insert("success".into(), json!(true));
+            body.insert(
+                "responseResults".into(),
+                json!({"added": added, "updated": updated, "deleted": deleted}),
+            );
+            body.insert("modifiedAfter".into(), json!(started));
+            body.insert("queryTimeStamp".into(), json!(started));
+            Value::Object(body)
         })
         .collect()
 }
 
-/// Nango's `auth` webhook (`NangoAuthWebhookBody`). `operation` from the action
-/// (`create_connection` is a creation, `refresh_token` a refresh, ...); `authMode` is
-/// `meta.auth_mode` when set, else `unknown`.
-fn nango_auth(op: &Operation) -> Value {
-    let operation = match op.action.as_str() {
-        "create_connection" | "create" => "creation",
-        "override" | "reconnect" | "update_connection" => "override",
-        "refresh_token" | "refresh" => "refresh",
-        "delete_connection" | "delete" => "deletion",
-        _ => "unknown",
-    };
+/// Nango's `operation` of an auth webhook for an auth operation's action, when Nango sends one
+/// for it: a connection created (`creation`, also when its first test failed), re-authorized
+/// (`override`), or whose credentials stopped working (`refresh`: a refresh or a later test
+/// failed). Nango sends no webhook for anything else (its `unknown` is never sent).
+pub fn nango_auth_operation(action: &str) -> Option<&'static str> {
+    match action {
+        "create_connection" | "create" => Some("creation"),
+        "override" | "reconnect" => Some("override"),
+        "refresh_token" | "refresh" | "connection_test" => Some("refresh"),
+        _ => None,
+    }
+}
+
+/// Nango's `auth` webhook (`NangoAuthWebhookBody`). `tags` are the connection's tags as Nango
+/// derives them: `end_user_id`, `end_user_email`, `end_user_display_name`, `organization_id`,
+/// `organization_display_name` from the end user, then the operation's own tags (keys
+/// lowercased), which win.
+fn nango_auth(op: &Operation) -> Option<Value> {
+    let operation = nango_auth_operation(&op.action)?;
+    let auth_mode = op
+        .auth_mode
+        .clone()
+        .or_else(|| {
+            meta_str(op, "auth_mode").filter(|m| crate::model::AUTH_MODES.contains(&m.as_str()))
+        })
+        .unwrap_or_else(|| "unknown".into());
     let mut body = json!({
         "from": "nango",
         "type": "auth",
         "connectionId": op.connection_id.as_deref().unwrap_or_default(),
         "providerConfigKey": op.integration.as_deref().unwrap_or_default(),
-        "authMode": meta_str(op, "auth_mode").unwrap_or_else(|| "unknown".into()),
-        "provider": op.provider.as_deref().or(op.integration.as_deref()).unwrap_or_default(),
+        "authMode": auth_mode,
+        "provider": op.provider.as_deref().or(op.integration.as_deref()).unwrap_or("unknown"),
         "environment": op.environment,
         "operation": operation,
         "success": op.state == OpState::Success,
@@ -325,26 +404,48 @@ fn nango_auth(op: &Operation) -> Value {
     if op.state != OpState::Success {
         fields.insert("error".into(), nango_error(op, "auth_failed"));
     }
-    if !op.tags.is_empty() {
-        fields.insert("tags".into(), json!(op.tags));
+    let tags = connection_tags(op);
+    if !tags.is_empty() {
+        fields.insert("tags".into(), json!(tags));
     }
     if let Some(user) = &op.end_user {
         let mut end_user = Map::new();
         end_user.insert("endUserId".into(), json!(user.id));
-        if let Some(email) = &user.email {
-            end_user.insert("endUserEmail".into(), json!(email));
-        }
+        end_user.insert("endUserEmail".into(), json!(user.email));
         if let Some(org) = &user.organization {
             end_user.insert("organizationId".into(), json!(org.id));
         }
         end_user.insert("tags".into(), json!(op.tags));
         fields.insert("endUser".into(), Value::Object(end_user));
     }
-    body
+    Some(body)
+}
+
+/// The tags Nango gives a connection made by `op`'s end user (`buildTagsFromEndUser`).
+fn connection_tags(op: &Operation) -> Tags {
+    let mut tags = Tags::new();
+    if let Some(user) = &op.end_user {
+        let mut put = |key: &str, value: Option<&String>| {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                tags.insert(key.to_owned(), value.clone());
+            }
+        };
+        put("end_user_id", Some(&user.id));
+        put("end_user_email", user.email.as_ref());
+        put("end_user_display_name", user.display_name.as_ref());
+        if let Some(org) = &user.organization {
+            put("organization_id", Some(&org.id));
+            put("organization_display_name", org.display_name.as_ref());
+        }
+    }
+    for (key, value) in &op.tags {
+        tags.insert(key.to_ascii_lowercase(), value.clone());
+    }
+    tags
 }
 
 /// Nango's `forward` webhook (`NangoForwardWebhookBody`): the third party's payload as received,
-/// from its provider (or, without one, the integration), with its headers.
+/// from its provider (`?provider=` of the ingress URL, else the integration), with its headers.
 fn nango_forward(op: &Operation) -> NangoBody {
     let request = op.request.as_ref();
     let mut body = json!({
@@ -357,7 +458,7 @@ fn nango_forward(op: &Operation) -> NangoBody {
         body["connectionId"] = json!(connection);
     }
     NangoBody {
-        body: body.to_string(),
+        body: nango_json::stringify(&body),
         forwarded_headers: request
             .and_then(|r| r.headers.as_ref())
             .map(forwardable_headers)
@@ -366,7 +467,8 @@ fn nango_forward(op: &Operation) -> NangoBody {
 }
 
 /// Nango's `async_action` webhook (`NangoAsyncActionWebhookBody`): the action's id and where its
-/// result is read (`GET /v1/environments/{env}/operations/{id}`).
+/// output is read (`GET /v1/environments/{env}/operations/{id}/output`, as Nango's `statusUrl`
+/// answers with the action's output).
 fn nango_async_action(op: &Operation) -> Value {
     json!({
         "from": "nango",
@@ -375,13 +477,14 @@ fn nango_async_action(op: &Operation) -> Value {
         "providerConfigKey": op.integration.as_deref().unwrap_or_default(),
         "payload": {
             "id": op.id.to_string(),
-            "statusUrl": format!("/v1/environments/{}/operations/{}", op.environment, op.id),
+            "statusUrl": output_path(op),
         },
     })
 }
 
-/// Nango's `ErrorPayload`: `{type, description}` from the operation's error (its `type`, else
-/// its `name`, else `fallback` or the state).
+/// Nango's `ErrorPayload`: `{type, description, payload?}` from the operation's error (its `type`,
+/// else its `name`, else `fallback` or the state; `payload` when it is an object or an array, as
+/// Nango's type allows).
 fn nango_error(op: &Operation, fallback: &str) -> Value {
     let kind = op
         .error
@@ -397,7 +500,16 @@ fn nango_error(op: &Operation, fallback: &str) -> Value {
         .as_ref()
         .map(|e| e.message.clone())
         .unwrap_or_else(|| format!("the operation ended as {}", op.state));
-    json!({"type": kind, "description": description})
+    let mut error = json!({"type": kind, "description": description});
+    let payload = op
+        .error
+        .as_ref()
+        .and_then(|e| e.payload.as_ref())
+        .map(raw_value);
+    if let Some(payload) = payload.filter(|p| p.is_object() || p.is_array()) {
+        error["payload"] = payload;
+    }
+    error
 }
 
 /// The string `key` of the operation's `meta` object, if it has one.
@@ -534,6 +646,170 @@ mod tests {
         }
         let cancelled = op(OpType::Auth, "create_connection", OpState::Cancelled);
         assert!(derive(Some(&running), &cancelled).is_empty());
+        let reauthorized = op(OpType::Auth, "override", OpState::Success);
+        assert_eq!(
+            kinds(&derive(Some(&running), &reauthorized)),
+            [EventType::AuthCreated],
+            "a re-authorization is reported as Nango reports it"
+        );
+    }
+
+    fn nango(op: &Operation) -> Vec<String> {
+        derive(None, op)
+            .iter()
+            .flat_map(|event| nango_bodies(event, op, &NangoToggles::default()))
+            .map(|b| b.body)
+            .collect()
+    }
+
+    fn sync_run(state: OpState) -> Operation {
+        let mut op = op(OpType::Sync, "run", state);
+        op.meta = None;
+        op.started_at = Some(Timestamp(1_000));
+        op.ended_at = Some(Timestamp(2_000));
+        op
+    }
+
+    #[test]
+    fn nango_sync_bodies_are_nangos_byte_for_byte() {
+        let mut ok = sync_run(OpState::Success);
+        ok.records = records(&[(3, 1, 0), (0, 0, 0)]);
+        ok.sync_type = Some(crate::model::SyncType::Full);
+        ok.checkpoints = Some(Json::from_value(
+            &json!({"from": null, "to": {"page": 4.0, "cursor": "c4"}}),
+        ));
+        assert_eq!(
+            nango(&ok),
+            [
+                r#"{"checkpoints":{"from":null,"to":{"cursor":"c4","page":4}},"connectionId":"conn-1","from":"nango","model":"Model0","modifiedAfter":"1970-01-01T00:00:01.000Z","providerConfigKey":"github","queryTimeStamp":"1970-01-01T00:00:01.000Z","responseResults":{"added":3,"deleted":0,"updated":1},"success":true,"syncName":"issues","syncType":"INITIAL","syncVariant":"base","type":"sync"}"#,
+                r#"{"checkpoints":{"from":null,"to":{"cursor":"c4","page":4}},"connectionId":"conn-1","from":"nango","model":"Model1","modifiedAfter":"1970-01-01T00:00:01.000Z","providerConfigKey":"github","queryTimeStamp":"1970-01-01T00:00:01.000Z","responseResults":{"added":0,"deleted":0,"updated":0},"success":true,"syncName":"issues","syncType":"INITIAL","syncVariant":"base","type":"sync"}"#,
+            ]
+        );
+
+        let mut failed = sync_run(OpState::Failed);
+        failed.records = records(&[(0, 0, 0), (0, 0, 0)]);
+        failed.error = Some(crate::model::ErrorInfo {
+            name: None,
+            message: "boom".into(),
+            kind: None,
+            payload: Some(Json::from_value(&json!({"status": 500}))),
+        });
+        failed.checkpoints = Some(Json::from_value(&json!({"from": {"page": 2}, "to": null})));
+        assert_eq!(
+            nango(&failed),
+            [
+                r#"{"checkpoints":{"from":{"page":2},"to":null},"connectionId":"conn-1","error":{"description":"boom","payload":{"status":500},"type":"script_error"},"failedAt":"1970-01-01T00:00:02.000Z","from":"nango","model":"Model0,Model1","providerConfigKey":"github","startedAt":"1970-01-01T00:00:01.000Z","success":false,"syncName":"issues","syncType":"INCREMENTAL","syncVariant":"base","type":"sync"}"#
+            ]
+        );
+
+        for action in ["pause", "unpause", "init", "request_run"] {
+            let mut other = sync_run(OpState::Success);
+            other.action = action.into();
+            assert!(
+                nango(&other).is_empty(),
+                "{action}: Nango sends sync bodies for runs only"
+            );
+        }
+    }
+
+    #[test]
+    fn nango_auth_bodies_carry_the_connection_tags_and_only_nangos_operations() {
+        let mut created = op(OpType::Auth, "create_connection", OpState::Success);
+        created.provider = Some("github".into());
+        created.integration = Some("github-prod".into());
+        created.auth_mode = Some("OAUTH2".into());
+        created.end_user = Some(EndUser {
+            id: "u-7".into(),
+            email: None,
+            display_name: Some("Ada".into()),
+            organization: Some(crate::model::Organization {
+                id: "org-1".into(),
+                display_name: Some("Acme".into()),
+            }),
+        });
+        created.tags = [("Plan".to_owned(), "pro".to_owned())].into();
+        assert_eq!(
+            nango(&created),
+            [
+                r#"{"authMode":"OAUTH2","connectionId":"conn-1","endUser":{"endUserEmail":null,"endUserId":"u-7","organizationId":"org-1","tags":{"Plan":"pro"}},"environment":"prod","from":"nango","operation":"creation","provider":"github","providerConfigKey":"github-prod","success":true,"tags":{"end_user_display_name":"Ada","end_user_id":"u-7","organization_display_name":"Acme","organization_id":"org-1","plan":"pro"},"type":"auth"}"#
+            ]
+        );
+        let body = |action: &str, state: OpState| -> Option<Value> {
+            let mut o = op(OpType::Auth, action, state);
+            o.meta = None;
+            o.error = None;
+            nango(&o).first().map(|b| serde_json::from_str(b).unwrap())
+        };
+        let reauthorized = body("override", OpState::Success).unwrap();
+        assert_eq!(
+            (
+                reauthorized["operation"].as_str(),
+                reauthorized["authMode"].as_str()
+            ),
+            (Some("override"), Some("unknown"))
+        );
+        assert_eq!(
+            body("connection_test", OpState::Failed).unwrap()["operation"],
+            "refresh"
+        );
+        assert_eq!(
+            body("create_connection", OpState::Timeout).unwrap()["error"]["type"],
+            "timeout"
+        );
+        for action in ["post_connection", "delete_connection", "something_else"] {
+            assert_eq!(
+                body(action, OpState::Failed),
+                None,
+                "{action}: Nango sends no `unknown`"
+            );
+        }
+    }
+
+    #[test]
+    fn nango_forward_and_async_action_bodies() {
+        let mut incoming = op(OpType::Webhook, "incoming", OpState::Running);
+        incoming.integration = Some("slack-prod".into());
+        incoming.provider = Some("slack".into());
+        incoming.connection_id = None;
+        incoming.request = Some(crate::model::HttpRequest {
+            method: "POST".into(),
+            url: "/v1/hooks/x/slack-prod".into(),
+            headers: Some(
+                [
+                    ("x-slack-signature".to_owned(), "v0=1".to_owned()),
+                    ("authorization".to_owned(), "Bearer x".to_owned()),
+                ]
+                .into(),
+            ),
+            body: Some(Json(
+                serde_json::value::RawValue::from_string(
+                    r#"{"n":1.0,"big":1e21,"b":[2.50]}"#.into(),
+                )
+                .unwrap(),
+            )),
+        });
+        let bodies: Vec<NangoBody> = derive(None, &incoming)
+            .iter()
+            .flat_map(|e| nango_bodies(e, &incoming, &NangoToggles::default()))
+            .collect();
+        assert_eq!(
+            bodies[0].body,
+            r#"{"from":"slack","payload":{"b":[2.5],"big":1e+21,"n":1},"providerConfigKey":"slack-prod","type":"forward"}"#
+        );
+        assert_eq!(
+            bodies[0].forwarded_headers,
+            [("x-slack-signature".to_owned(), "v0=1".to_owned())]
+        );
+
+        let mut action = op(OpType::Action, "run", OpState::Failed);
+        action.is_async = true;
+        action.id = Id(1);
+        assert_eq!(
+            nango(&action),
+            [
+                r#"{"connectionId":"conn-1","from":"nango","payload":{"id":"00000000000000000000000001","statusUrl":"/v1/environments/prod/operations/00000000000000000000000001/output"},"providerConfigKey":"github","type":"async_action"}"#
+            ]
+        );
     }
 
     #[test]
@@ -608,5 +884,122 @@ mod tests {
             v["data"]["dashboard_url"],
             "http://localhost:7400/?env=prod&page=signals"
         );
+    }
+
+    fn sync_op(action: &str, state: OpState) -> Operation {
+        let mut op = crate::store::tests_support::sample_operation();
+        op.action = action.into();
+        op.state = state;
+        op
+    }
+
+    #[test]
+    fn nango_toggles_drop_what_nango_drops() {
+        let all = NangoToggles::default();
+        let none = NangoToggles {
+            on_sync_completion_always: false,
+            on_sync_error: false,
+            on_auth_creation: false,
+            on_auth_refresh_error: false,
+            on_async_action_completion: false,
+        };
+        let mut empty = sync_op("run", OpState::Success);
+        empty.records = Some(vec![RecordCount {
+            model: "Issue".into(),
+            added: 0,
+            updated: 0,
+            deleted: 0,
+        }]);
+        let mut changed = empty.clone();
+        changed.records.as_mut().unwrap()[0].added = 1;
+        let cases = [
+            (EventType::SyncCompleted, empty, false),
+            (EventType::SyncCompleted, changed, true),
+            (
+                EventType::SyncCompleted,
+                sync_op("run", OpState::Failed),
+                false,
+            ),
+            (
+                EventType::AuthCreated,
+                sync_op("create_connection", OpState::Success),
+                false,
+            ),
+            (
+                EventType::AuthFailed,
+                sync_op("create_connection", OpState::Failed),
+                false,
+            ),
+            (
+                EventType::AuthFailed,
+                sync_op("refresh_token", OpState::Failed),
+                false,
+            ),
+            (
+                EventType::AuthFailed,
+                sync_op("connection_test", OpState::Failed),
+                false,
+            ),
+            (
+                EventType::AuthCreated,
+                sync_op("override", OpState::Success),
+                true,
+            ),
+            (
+                EventType::ActionCompleted,
+                sync_op("run", OpState::Success),
+                false,
+            ),
+            (
+                EventType::WebhookReceived,
+                sync_op("incoming", OpState::Running),
+                true,
+            ),
+        ];
+        for (kind, op, sent_when_off) in cases {
+            assert!(all.sends(kind, Some(&op)), "{kind} {}", op.action);
+            assert_eq!(
+                none.sends(kind, Some(&op)),
+                sent_when_off,
+                "{kind} {}",
+                op.action
+            );
+        }
+        assert!(
+            none.sends(EventType::AlertTriggered, None),
+            "alerts have no toggle"
+        );
+    }
+
+    #[test]
+    fn a_webhook_route_matches_when_every_criterion_it_gives_holds() {
+        let mut operation = sync_op("run", OpState::Success);
+        operation.connection_id = Some("acme".into());
+        operation.tags = [("plan".to_owned(), "pro".to_owned())].into();
+        let route = |connections: &[&str], users: &[&str], tags: &[(&str, &str)]| {
+            crate::model::settings::WebhookRoute {
+                url: "https://dev.example.com/h".into(),
+                format: None,
+                connection_ids: connections.iter().map(|c| c.to_string()).collect(),
+                end_user_ids: users.iter().map(|c| c.to_string()).collect(),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }
+        };
+        assert!(route(&["acme", "other"], &[], &[]).matches(&operation));
+        assert!(route(&["acme"], &[], &[("plan", "pro")]).matches(&operation));
+        assert!(!route(&["acme"], &[], &[("plan", "free")]).matches(&operation));
+        assert!(
+            !route(&["acme"], &["u-7"], &[]).matches(&operation),
+            "no end user"
+        );
+        assert!(!route(&["other"], &[], &[]).matches(&operation));
+        assert!(
+            route(&[], &[], &[]).check("webhooks.routes[0]").is_err(),
+            "matches everything"
+        );
+        assert!(route(&[""], &[], &[]).check("r").is_err());
     }
 }

@@ -3,13 +3,14 @@
 //! redb transaction as the change that caused it (`write::effects`); `dispatch` then claims,
 //! attempts, retries and dead-letters (`failed`) it.
 //!
-//! `events` derives webhook events and their bodies from operation changes and alert crossings;
-//! `policy` is the one retry policy of every sink (schedule, backoff, jitter, `Retry-After`,
+//! `events` derives webhook events and their bodies from operation changes and alert crossings
+//! (`nango_json` prints the Nango-format ones as Nango does); `policy` is the one retry policy of every sink (schedule, backoff, jitter, `Retry-After`,
 //! dead-letter).
 //!
 //! Must not: do I/O; sending is `dispatch`'s, writing is `write`'s.
 
 pub mod events;
+pub mod nango_json;
 pub mod policy;
 
 pub use crate::model::job::{

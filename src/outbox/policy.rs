@@ -121,6 +121,42 @@ pub fn decide(
     }
 }
 
+/// How a webhook URL's error answers are read. A URL in the Nango format gets Nango's rule, so a
+/// receiver written for Nango is not sent again what it refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Every answer but 2xx and 410 is retried while the schedule lasts (Standard Webhooks).
+    Standard,
+    /// As Nango (`shouldRetry` of its webhooks package): a 3xx or 4xx answer is final. 408 and
+    /// 429 are the exception, retried as in `Standard`: they say "later", not "no".
+    Nango,
+}
+
+/// [`decide`] for a URL whose answers are read as `mode` says.
+pub fn decide_with(
+    mode: RetryMode,
+    result: &AttemptResult,
+    attempts_in_round: u32,
+    schedule: &[Duration],
+    max_retry_after: Duration,
+    jitter_sample: f64,
+) -> Decision {
+    if let (RetryMode::Nango, AttemptResult::Response { status, .. }) = (mode, result) {
+        if (300..500).contains(status) && !matches!(status, 408 | 410 | 429) {
+            return Decision::Failed(format!(
+                "{status} is final for a Nango-format URL (Nango does not retry a 3xx or 4xx answer)"
+            ));
+        }
+    }
+    decide(
+        result,
+        attempts_in_round,
+        schedule,
+        max_retry_after,
+        jitter_sample,
+    )
+}
+
 /// Whether a retryable export failure gives up instead: when the next attempt (`retry_at`) would
 /// come more than `retry_for` after the round began. Times are unix ms.
 pub fn export_gives_up(round_started_at_ms: i64, retry_at_ms: i64, retry_for: Duration) -> bool {
@@ -407,6 +443,39 @@ mod tests {
             decide(&asked, 3, &schedule, HOUR, 0.0),
             Decision::Failed(_)
         ));
+    }
+
+    #[test]
+    fn nango_urls_take_no_retry_on_3xx_and_4xx_but_on_408_429_5xx_and_no_answer() {
+        let schedule = secs(&[0, 5, 300]);
+        let nango =
+            |result: &AttemptResult| decide_with(RetryMode::Nango, result, 1, &schedule, HOUR, 0.0);
+        for s in [301, 302, 400, 401, 403, 404, 422, 499] {
+            match nango(&status(s)) {
+                Decision::Failed(why) => assert!(why.starts_with(&s.to_string()), "{why}"),
+                other => panic!("{s}: {other:?}"),
+            }
+            assert_eq!(
+                decide_with(RetryMode::Standard, &status(s), 1, &schedule, HOUR, 0.0),
+                Decision::RetryIn(Duration::from_secs(5)),
+                "{s} is retried for other URLs"
+            );
+        }
+        for s in [408, 429, 500, 503] {
+            assert_eq!(
+                nango(&status(s)),
+                Decision::RetryIn(Duration::from_secs(5)),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            nango(&AttemptResult::NoResponse("connection refused".into())),
+            Decision::RetryIn(Duration::from_secs(5))
+        );
+        assert_eq!(nango(&status(204)), Decision::Delivered);
+        assert!(
+            matches!(nango(&status(410)), Decision::Failed(why) if why.starts_with("410 Gone"))
+        );
     }
 
     #[test]

@@ -29,8 +29,9 @@ pub use crate::config::webhooks::{
 use crate::config::{Config, HumanDuration, OtelConfig, WebhookFormat, WebhooksConfig};
 use crate::destination::DestinationPolicy;
 use crate::model::alert::{AlertRule, StoredAlerts};
+use crate::model::settings::{NangoToggles, WebhookRoute};
 pub use crate::model::settings::{SettingsError, StoredIngress, StoredOtel, StoredWebhooks};
-use crate::model::{EventType, Timestamp};
+use crate::model::{EventType, Operation, Timestamp};
 use crate::otel::OtelTarget;
 use crate::store::{Store, StoreError};
 
@@ -133,16 +134,28 @@ pub struct WebhookSettings {
     pub format: WebhookFormat,
     /// The body shape `secondary_url` receives.
     pub secondary_format: WebhookFormat,
+    /// Nango's toggles: which events are sent at all, to every URL.
+    pub toggles: NangoToggles,
+    /// Operations whose events go to another URL (Nango's per-connection override).
+    pub routes: Vec<WebhookRoute>,
     /// Fields the config file sets (read-only through the API).
     pub read_only: BTreeSet<&'static str>,
 }
 
 impl WebhookSettings {
     /// Where each event goes and in which body shape: the primary URL, then the secondary one
-    /// (one delivery per URL).
-    pub fn destinations(&self, event: EventType) -> Vec<(&str, WebhookFormat)> {
-        if !self.events.contains(&event) {
+    /// (one delivery per URL); only the route's URL when a route matches the operation that
+    /// caused it (`op`; `None` for an alert); nowhere when the toggles drop it.
+    pub fn destinations(
+        &self,
+        event: EventType,
+        op: Option<&Operation>,
+    ) -> Vec<(&str, WebhookFormat)> {
+        if !self.events.contains(&event) || !self.toggles.sends(event, op) {
             return Vec::new();
+        }
+        if let Some(route) = op.and_then(|op| self.routes.iter().find(|r| r.matches(op))) {
+            return vec![(route.url.as_str(), route.format.unwrap_or(self.format))];
         }
         let mut urls: Vec<(&str, WebhookFormat)> =
             self.url.iter().map(|u| (u.as_str(), self.format)).collect();
@@ -382,6 +395,8 @@ pub fn effective(
     pick("secret", file.secret.is_some());
     pick("format", file.format.is_some());
     pick("secondary_format", file.secondary_format.is_some());
+    pick("toggles", file.toggles.is_some());
+    pick("routes", file.routes.is_some());
     let mut events: Vec<EventType> = file
         .events
         .clone()
@@ -434,6 +449,12 @@ pub fn effective(
         secondary_format: file
             .secondary_format
             .or(stored.secondary_format)
+            .unwrap_or_default(),
+        toggles: file.toggles.or(stored.toggles).unwrap_or_default(),
+        routes: file
+            .routes
+            .clone()
+            .or_else(|| stored.routes.clone())
             .unwrap_or_default(),
         read_only,
     };

@@ -18,6 +18,7 @@ use crate::config::{
 };
 use crate::destination::DestinationPolicy;
 use crate::model::alert::{AlertRule, StoredAlerts};
+use crate::model::settings::{NangoToggles, WebhookRoute};
 use crate::model::{EventType, Timestamp};
 use crate::secrets::mask;
 
@@ -196,6 +197,12 @@ pub struct WebhooksUpdate {
     /// The body shape `secondary_url` receives: `opslog` (default) or `nango`.
     #[serde(default, deserialize_with = "present")]
     pub secondary_format: Option<Option<WebhookFormat>>,
+    /// Nango's toggles (a toggle left out is on); `null` turns every one on.
+    #[serde(default, deserialize_with = "present")]
+    pub toggles: Option<Option<NangoToggles>>,
+    /// Replaces every route (`null` or `[]` removes them).
+    #[serde(default, deserialize_with = "present")]
+    pub routes: Option<Option<Vec<WebhookRoute>>>,
     /// Refused with a pointer to the rotate call, rather than as an unknown field.
     #[serde(default, deserialize_with = "present")]
     #[schema(ignore)]
@@ -262,6 +269,14 @@ pub fn apply_update(
         file.secondary_format.is_some(),
         update.secondary_format.is_some(),
     )?;
+    read_only("toggles", file.toggles.is_some(), update.toggles.is_some())?;
+    read_only("routes", file.routes.is_some(), update.routes.is_some())?;
+    if let Some(toggles) = update.toggles {
+        next.toggles = toggles;
+    }
+    if let Some(routes) = update.routes {
+        next.routes = routes.filter(|r| !r.is_empty());
+    }
     if let Some(format) = update.format {
         next.format = format;
     }
@@ -308,6 +323,8 @@ pub fn apply_update(
         rotation_grace: None,
         format: None,
         secondary_format: None,
+        toggles: None,
+        routes: next.routes.clone(),
     };
     check_webhooks_config(&merged, destinations)?;
     Ok(next)

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{EnvSettings, OtelSettings, OTEL_FIELDS};
 use crate::config::{ApiDelay, ApiDuration, ApiTimeout, SpanNames, WebhookFormat};
 use crate::model::alert::AlertRule;
+use crate::model::settings::{NangoToggles, WebhookRoute};
 use crate::model::{EventType, Timestamp};
 use crate::secrets::mask;
 
@@ -83,6 +84,10 @@ pub struct WebhooksView {
     pub format: WebhookFormat,
     /// The body shape `secondary_url` receives.
     pub secondary_format: WebhookFormat,
+    /// Nango's toggles: which events are sent at all.
+    pub toggles: NangoToggles,
+    /// Operations whose events go to another URL instead (Nango's per-connection override).
+    pub routes: Vec<WebhookRoute>,
     /// Fields the config file sets: change them there.
     pub read_only: Vec<&'static str>,
 }
@@ -115,6 +120,8 @@ impl SettingsView {
                 rotation_grace: ApiDuration(w.rotation_grace),
                 format: w.format,
                 secondary_format: w.secondary_format,
+                toggles: w.toggles,
+                routes: w.routes.clone(),
                 read_only: w.read_only.iter().copied().collect(),
             },
             otel: OtelView::new(&settings.otel),

@@ -11,8 +11,8 @@ use crate::model::alert::{AlertState, StoredAlerts};
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{
-    DeliveryStatus, ErrorInfo, EventType, HttpRequest, HttpResponse, Id, Json, Message, OpState,
-    OpType, Operation, RecordCount, Timestamp,
+    DeliveryStatus, EndUser, ErrorInfo, EventType, HttpRequest, HttpResponse, Id, Json, Message,
+    OpState, OpType, Operation, RecordCount, Tags, Timestamp,
 };
 
 // The version bytes, one set per record: a version number means something only for its own
@@ -21,9 +21,11 @@ use crate::model::{
 // `every_record_writes_its_newest_version_and_refuses_a_newer_one` holds each encoder to its
 // newest constant.
 
-/// Operations. v2: `end_user`, `tags` and `is_async`.
+/// Operations. v2: `end_user`, `tags` and `is_async`. v3: `sync_type`, `checkpoints`,
+/// `auth_mode` and `output` (what Nango's webhooks carry).
 const OPERATION_V1: u8 = 1;
 const OPERATION_V2: u8 = 2;
+const OPERATION_V3: u8 = 3;
 /// A message row (one message). v2: the two ids left out (the row's key holds them).
 const MESSAGE_V1: u8 = 1;
 const MESSAGE_V2: u8 = 2;
@@ -40,14 +42,18 @@ const JOB_V3: u8 = 3;
 /// Outbox attempts. v2: `batch_size` and `rejected` (batched OTLP exports).
 const ATTEMPT_V1: u8 = 1;
 const ATTEMPT_V2: u8 = 2;
-/// Webhook settings. v2: `format` and `secondary_format` (Nango-format bodies).
+/// Webhook settings. v2: `format` and `secondary_format` (Nango-format bodies). v3: `toggles`
+/// and `routes` (Nango's toggles and per-connection URLs).
 const WEBHOOK_SETTINGS_V1: u8 = 1;
 const WEBHOOK_SETTINGS_V2: u8 = 2;
+const WEBHOOK_SETTINGS_V3: u8 = 3;
 /// OTel settings. v2: `names` (Nango span names).
 const OTEL_SETTINGS_V1: u8 = 1;
 const OTEL_SETTINGS_V2: u8 = 2;
+/// Index feed entries. v2 (storage format 3): a group's messages named by the sequence number of
+/// the last one. v1 entries are never read: converting a format 2 file to 3 replaces the feed.
+const FEED_V2: u8 = 2;
 /// Records with one version so far.
-const FEED_V1: u8 = 1;
 const IDEMPOTENCY_V1: u8 = 1;
 const ALERT_SETTINGS_V1: u8 = 1;
 const ALERT_STATE_V1: u8 = 1;
@@ -115,15 +121,82 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
 }
 
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode_as(OPERATION_V2, op)
+    encode_as(OPERATION_V3, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     const WHAT: &str = "operation";
     match split_version(WHAT, bytes)? {
         (OPERATION_V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
-        (OPERATION_V2, rest) => decode_body(WHAT, rest),
+        (OPERATION_V2, rest) => decode_body::<OperationV2>(WHAT, rest).map(Operation::from),
+        (OPERATION_V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// An operation as format version 2 wrote it (frozen: never change this struct).
+#[derive(Decode)]
+struct OperationV2 {
+    id: Id,
+    environment: String,
+    kind: OpType,
+    action: String,
+    state: OpState,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    script: Option<String>,
+    provider: Option<String>,
+    message: String,
+    error: Option<ErrorInfo>,
+    request: Option<HttpRequest>,
+    response: Option<HttpResponse>,
+    records: Option<Vec<RecordCount>>,
+    meta: Option<Json>,
+    end_user: Option<EndUser>,
+    tags: Tags,
+    is_async: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    started_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    expires_at: Timestamp,
+    duration_ms: Option<u64>,
+    message_count: u64,
+}
+
+impl From<OperationV2> for Operation {
+    fn from(v2: OperationV2) -> Operation {
+        Operation {
+            id: v2.id,
+            environment: v2.environment,
+            kind: v2.kind,
+            action: v2.action,
+            state: v2.state,
+            integration: v2.integration,
+            connection_id: v2.connection_id,
+            script: v2.script,
+            provider: v2.provider,
+            message: v2.message,
+            error: v2.error,
+            request: v2.request,
+            response: v2.response,
+            records: v2.records,
+            meta: v2.meta,
+            end_user: v2.end_user,
+            tags: v2.tags,
+            is_async: v2.is_async,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
+            created_at: v2.created_at,
+            updated_at: v2.updated_at,
+            started_at: v2.started_at,
+            ended_at: v2.ended_at,
+            expires_at: v2.expires_at,
+            duration_ms: v2.duration_ms,
+            message_count: v2.message_count,
+        }
     }
 }
 
@@ -176,6 +249,10 @@ impl From<OperationV1> for Operation {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             created_at: v1.created_at,
             updated_at: v1.updated_at,
             started_at: v1.started_at,
@@ -263,16 +340,49 @@ pub(crate) fn block_header(bytes: &[u8]) -> Result<Option<BlockHeader>, StoreErr
     Ok(Some(BlockHeader { count, last }))
 }
 
-/// Messages a stored row holds: 1, or a block's count.
-pub(crate) fn row_message_count(bytes: &[u8]) -> Result<u64, StoreError> {
-    Ok(block_header(bytes)?.map_or(1, |h| u64::from(h.count)))
-}
-
 thread_local! {
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
         const { std::cell::RefCell::new(None) };
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// `bytes` as one zstd frame at `level`, with this thread's context (made once per thread).
+pub(crate) fn zstd_compress(bytes: &[u8], level: i32) -> Vec<u8> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        let (at, compressor) = c.get_or_insert_with(|| {
+            let context = zstd::bulk::Compressor::new(level).expect("a zstd context");
+            (level, context)
+        });
+        if *at != level {
+            compressor
+                .set_compression_level(level)
+                .expect("a valid zstd level");
+            *at = level;
+        }
+        compressor
+            .compress(bytes)
+            .expect("compressing into a Vec cannot fail")
+    })
+}
+
+/// Decompresses one zstd frame of `size` bytes uncompressed; the error says what is wrong.
+pub(crate) fn zstd_decompress(bytes: &[u8], size: usize) -> Result<Vec<u8>, String> {
+    let payload = DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        let decompressor = match d.as_mut() {
+            Some(decompressor) => decompressor,
+            None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?),
+        };
+        decompressor
+            .decompress(bytes, size)
+            .map_err(|e| e.to_string())
+    })?;
+    if payload.len() != size {
+        return Err("payload size differs from its header".into());
+    }
+    Ok(payload)
 }
 
 /// Encodes `records` (id, stored record), which must be non-empty and in id order, as a block.
@@ -288,18 +398,7 @@ pub(crate) fn encode_block(records: &[(u128, Vec<u8>)]) -> Vec<u8> {
         payload.extend_from_slice(&(record.len() as u32).to_le_bytes());
         payload.extend_from_slice(record);
     }
-    let compressed = COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        let compressor = match c.as_mut() {
-            Some(compressor) => compressor,
-            None => c.insert(
-                zstd::bulk::Compressor::new(BLOCK_LEVEL).expect("a zstd context at level 3"),
-            ),
-        };
-        compressor
-            .compress(&payload)
-            .expect("compressing into a Vec cannot fail")
-    });
+    let compressed = zstd_compress(&payload, BLOCK_LEVEL);
     let mut out = Vec::with_capacity(BLOCK_HEADER + compressed.len());
     out.push(MESSAGE_BLOCK_V3);
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
@@ -317,19 +416,7 @@ pub(crate) fn decode_block_records(bytes: &[u8]) -> Result<Vec<(u128, Vec<u8>)>,
     if size > MAX_BLOCK_BYTES {
         return Err(corrupt("claims an impossible size"));
     }
-    let payload = DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        let decompressor = match d.as_mut() {
-            Some(decompressor) => decompressor,
-            None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| corrupt(&e.to_string()))?),
-        };
-        decompressor
-            .decompress(&bytes[BLOCK_HEADER..], size)
-            .map_err(|e| corrupt(&e.to_string()))
-    })?;
-    if payload.len() != size {
-        return Err(corrupt("payload size differs from its header"));
-    }
+    let payload = zstd_decompress(&bytes[BLOCK_HEADER..], size).map_err(|e| corrupt(&e))?;
     let mut records = Vec::with_capacity((header.count as usize).min(4096));
     let mut rest = payload.as_slice();
     while !rest.is_empty() {
@@ -374,29 +461,35 @@ pub(crate) fn decode_message_row_of(
         .collect()
 }
 
-/// What one write group changed, for the search index to pick up.
+/// What one write group changed, for the search index to pick up. Version 2 (format 3): the
+/// group's messages are named by the sequence number of the last one, as blocks hold them.
+/// Version 1 entries listed (operation id, message id) pairs; converting a format 2 file to 3
+/// replaces the feed, so they are never read.
 #[derive(Debug, Clone, Default, PartialEq, Encode, Decode)]
 pub struct FeedEntry {
     /// Operations created or changed in a way the index shows (not mere message counts).
     pub operations: Vec<Id>,
-    /// (operation id, message id) of appended messages.
-    pub messages: Vec<(Id, Id)>,
+    /// The sequence number of the last message stored so far, when this group stored some (0
+    /// when it stored none): the index adds every message after its position up to this one.
+    pub messages_through: u64,
     /// Operations removed with all their messages (retention).
     pub removed_operations: Vec<Id>,
 }
 
 impl FeedEntry {
     pub fn is_empty(&self) -> bool {
-        self.operations.is_empty() && self.messages.is_empty() && self.removed_operations.is_empty()
+        self.operations.is_empty()
+            && self.messages_through == 0
+            && self.removed_operations.is_empty()
     }
 }
 
 pub(crate) fn encode_feed(entry: &FeedEntry) -> Vec<u8> {
-    encode_as(FEED_V1, entry)
+    encode_as(FEED_V2, entry)
 }
 
 pub(crate) fn decode_feed(bytes: &[u8]) -> Result<FeedEntry, StoreError> {
-    decode_only("index feed entry", FEED_V1, bytes)
+    decode_only("index feed entry", FEED_V2, bytes)
 }
 
 /// What an `Idempotency-Key` was first used for.
@@ -522,7 +615,7 @@ impl From<AttemptV1> for Attempt {
 }
 
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
-    encode_as(WEBHOOK_SETTINGS_V2, settings)
+    encode_as(WEBHOOK_SETTINGS_V3, settings)
 }
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
@@ -531,7 +624,10 @@ pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, St
         (WEBHOOK_SETTINGS_V1, rest) => {
             decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from)
         }
-        (WEBHOOK_SETTINGS_V2, rest) => decode_body(WHAT, rest),
+        (WEBHOOK_SETTINGS_V2, rest) => {
+            decode_body::<StoredWebhooksV2>(WHAT, rest).map(StoredWebhooks::from)
+        }
+        (WEBHOOK_SETTINGS_V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -578,6 +674,42 @@ impl From<StoredWebhooksV1> for StoredWebhooks {
             previous_secret: v1.previous_secret,
             format: None,
             secondary_format: None,
+            toggles: None,
+            routes: None,
+        }
+    }
+}
+
+/// Webhook settings as format version 2 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredWebhooksV2 {
+    url: Option<String>,
+    secondary_url: Option<String>,
+    events: Option<Vec<crate::model::EventType>>,
+    timeout_ms: Option<u64>,
+    retry_schedule_ms: Option<Vec<u64>>,
+    allow_insecure_http: Option<bool>,
+    secret: Option<String>,
+    previous_secret: Option<(String, Timestamp)>,
+    format: Option<crate::model::WebhookFormat>,
+    secondary_format: Option<crate::model::WebhookFormat>,
+}
+
+impl From<StoredWebhooksV2> for StoredWebhooks {
+    fn from(v2: StoredWebhooksV2) -> StoredWebhooks {
+        StoredWebhooks {
+            url: v2.url,
+            secondary_url: v2.secondary_url,
+            events: v2.events,
+            timeout_ms: v2.timeout_ms,
+            retry_schedule_ms: v2.retry_schedule_ms,
+            allow_insecure_http: v2.allow_insecure_http,
+            secret: v2.secret,
+            previous_secret: v2.previous_secret,
+            format: v2.format,
+            secondary_format: v2.secondary_format,
+            toggles: None,
+            routes: None,
         }
     }
 }
@@ -671,6 +803,10 @@ pub(crate) mod tests {
             end_user: None,
             tags: Default::default(),
             is_async: false,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_500),
             started_at: Some(Timestamp(1_700_000_000_000)),
@@ -699,11 +835,24 @@ pub(crate) mod tests {
         }
     }
 
+    /// An operation with every field of format version 3 set.
+    pub(crate) fn sample_operation_v3() -> Operation {
+        Operation {
+            sync_type: Some(SyncType::Incremental),
+            checkpoints: Some(Json::from_value(
+                &serde_json::json!({"from": {"page": 4, "cursor": "c4"}, "to": null}),
+            )),
+            auth_mode: Some("OAUTH2".into()),
+            output: Some(Json::from_value(&serde_json::json!({"issue": 7}))),
+            ..sample_operation_v2()
+        }
+    }
+
     #[test]
     fn operations_round_trip() {
-        let op = sample_operation_v2();
+        let op = sample_operation_v3();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], OPERATION_V2);
+        assert_eq!(bytes[0], OPERATION_V3);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -719,22 +868,25 @@ pub(crate) mod tests {
         assert!(err.contains("unknown record version 9"), "{err}");
     }
 
-    /// Bytes of operation records as written by earlier releases: version 1 (frozen) and 2. If
-    /// this test fails, the format changed: keep a reader for these bytes and add a new version.
-    /// Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
+    /// Bytes of operation records as written by earlier releases: versions 1 and 2 (frozen) and
+    /// 3. If this test fails, the format changed: keep a reader for these bytes and add a new
+    /// version. Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
     #[test]
     fn reads_format_v1_written_by_an_earlier_binary() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
-        let v2 = format!("{dir}/operation_v2.bin");
+        let v3 = format!("{dir}/operation_v3.bin");
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(&v2, encode_operation(&sample_operation_v2())).unwrap();
+            std::fs::write(&v3, encode_operation(&sample_operation_v3())).unwrap();
         }
         let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
         assert_eq!(golden[0], OPERATION_V1);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation());
-        let golden = std::fs::read(&v2).unwrap();
+        let golden = std::fs::read(format!("{dir}/operation_v2.bin")).unwrap();
         assert_eq!(golden[0], OPERATION_V2);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
+        let golden = std::fs::read(&v3).unwrap();
+        assert_eq!(golden[0], OPERATION_V3);
+        assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v3());
     }
 
     fn sample_message() -> Message {
@@ -796,8 +948,6 @@ pub(crate) mod tests {
         assert_eq!(decode_block_records(&block).unwrap(), records);
         let header = block_header(&block).unwrap().unwrap();
         assert_eq!((header.count, header.last), (20, m.id.0 + 19));
-        assert_eq!(row_message_count(&block).unwrap(), 20);
-        assert_eq!(row_message_count(&records[0].1).unwrap(), 1);
         let messages = decode_message_row_of(m.operation_id.0, m.id.0, &block).unwrap();
         assert_eq!(messages.len(), 20);
         assert_eq!(messages[3].id.0, m.id.0 + 3);
@@ -892,6 +1042,8 @@ pub(crate) mod tests {
             previous_secret: Some(("whsec_old".into(), Timestamp(1_700_086_400_000))),
             format: None,
             secondary_format: None,
+            toggles: None,
+            routes: None,
         }
     }
 
@@ -901,6 +1053,23 @@ pub(crate) mod tests {
             secondary_format: Some(crate::model::WebhookFormat::Nango),
             format: Some(crate::model::WebhookFormat::Opslog),
             ..sample_webhook_settings()
+        }
+    }
+
+    fn sample_webhook_settings_v3() -> StoredWebhooks {
+        StoredWebhooks {
+            toggles: Some(crate::model::settings::NangoToggles {
+                on_sync_error: false,
+                ..Default::default()
+            }),
+            routes: Some(vec![crate::model::settings::WebhookRoute {
+                url: "https://dev-tunnel.example.com/h".into(),
+                format: Some(crate::model::WebhookFormat::Nango),
+                connection_ids: vec!["acme".into()],
+                end_user_ids: Vec::new(),
+                tags: [("plan".to_owned(), "pro".to_owned())].into(),
+            }]),
+            ..sample_webhook_settings_v2()
         }
     }
 
@@ -929,8 +1098,8 @@ pub(crate) mod tests {
         settings.events = Some(vec![EventType::SyncCompleted, EventType::AlertResolved]);
         let bytes = encode_webhook_settings(&settings);
         assert_eq!(
-            bytes[0], WEBHOOK_SETTINGS_V2,
-            "webhook settings are new in this release anyway"
+            bytes[0], WEBHOOK_SETTINGS_V3,
+            "webhook settings are version 3 (routes)"
         );
         assert_eq!(decode_webhook_settings(&bytes).unwrap(), settings);
         let state = AlertState {
@@ -962,8 +1131,8 @@ pub(crate) mod tests {
                 encode_attempt(&sample_export_attempt()),
             ),
             (
-                "webhook_settings_v2.bin",
-                encode_webhook_settings(&sample_webhook_settings_v2()),
+                "webhook_settings_v3.bin",
+                encode_webhook_settings(&sample_webhook_settings_v3()),
             ),
             (
                 "otel_settings_v2.bin",
@@ -1005,6 +1174,10 @@ pub(crate) mod tests {
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v2.bin")).unwrap(),
             sample_webhook_settings_v2()
+        );
+        assert_eq!(
+            decode_webhook_settings(&read("webhook_settings_v3.bin")).unwrap(),
+            sample_webhook_settings_v3()
         );
         assert_eq!(
             decode_otel_settings(&read("otel_settings_v2.bin")).unwrap(),
@@ -1127,8 +1300,8 @@ pub(crate) mod tests {
         };
         check(
             "operation",
-            encode_operation(&sample_operation_v2()),
-            OPERATION_V2,
+            encode_operation(&sample_operation_v3()),
+            OPERATION_V3,
             decode_operation,
         );
         let m = sample_message();
@@ -1144,8 +1317,8 @@ pub(crate) mod tests {
         );
         check(
             "webhook settings",
-            encode_webhook_settings(&sample_webhook_settings_v2()),
-            WEBHOOK_SETTINGS_V2,
+            encode_webhook_settings(&sample_webhook_settings_v3()),
+            WEBHOOK_SETTINGS_V3,
             decode_webhook_settings,
         );
         check(
@@ -1156,10 +1329,10 @@ pub(crate) mod tests {
         );
         let feed = FeedEntry {
             operations: vec![Id(1)],
-            messages: vec![(Id(1), Id(2))],
+            messages_through: 2,
             removed_operations: Vec::new(),
         };
-        check("feed", encode_feed(&feed), FEED_V1, decode_feed);
+        check("feed", encode_feed(&feed), FEED_V2, decode_feed);
         let key = IdempotencyRecord {
             operation_id: Id(1),
             body_sha256: [7; 32],

@@ -1,40 +1,178 @@
-//! One operation's messages in `MESSAGES`: rows of one message each while the operation runs,
-//! packed into compressed blocks once it has ended.
+//! Messages in blocks: `MESSAGE_BLOCKS` holds them in the order they were stored, as compressed
+//! columns (`store::block`), and `OPERATION_BLOCKS` says which blocks hold an operation's.
 //!
-//! A row's key is `(operation, id)`: for a block, the id of its first message. Rows of one
-//! operation never overlap: a message whose id falls inside a block's span joins that block, so
-//! reading rows in key order and each row's messages in order reads the operation in id order.
+//! Each write group's messages become one block (more when large), compressed, in the commit that
+//! accepts them: nothing is written as a row first and packed later. Blocks aim at a size that
+//! fills a redb page well (`TARGET`); the small blocks of light traffic are merged into one once
+//! together they are large enough, so a message is compressed at most twice. Removing operations
+//! rewrites the blocks that hold their messages under the same keys, so the other operations'
+//! rows stay valid.
+//!
+//! An operation's rows are keyed by the smallest id of its messages in each block: read in key
+//! order, they give its messages in id order. Fresh ids grow with sequence numbers, so the id
+//! ranges of an operation's blocks do not overlap; messages imported with older ids may make them
+//! overlap, which readers handle by reading every block concerned.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use redb::{ReadableTable, Table};
 
-use super::codec::{self, BlockHeader};
+use super::block::{self, Decoded};
+use super::codec;
 use super::StoreError;
 use crate::model::Message;
 
-/// A block is closed once its records reach this many bytes (uncompressed): large enough to
-/// compress well (~3.4x on message text), small enough that reading one message of it stays cheap.
-const BLOCK_BYTES: usize = 16 * 1024;
+/// What a block aims at, compressed. redb gives a value a page of 4 KiB times a power of two: a
+/// block a little under 16 KiB fills its page, one a little over would waste half of a 32 KiB one.
+const TARGET: usize = 14 * 1024;
+/// The compression ratio assumed before any block was written.
+const FIRST_RATIO: f64 = 5.0;
+/// Trailing blocks smaller than this (compressed) are merged once they add up to a block.
+const SMALL: usize = TARGET / 2;
+/// The most trailing small blocks one merge takes.
+const MERGE_MAX: usize = 64;
 
-type Key = (u128, u128);
+type OpKey = (u128, u128);
 
-/// The row of `operation` with the greatest key at or before `id`: the one that holds `id` if any
-/// does. Returns its key's id and its block header (`None` for a row of one message).
-pub(super) fn covering(
-    table: &impl ReadableTable<Key, &'static [u8]>,
+/// One operation's messages in one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OpRun {
+    /// The smallest id of the operation's messages in the block (the row's key).
+    pub min_id: u128,
+    pub max_id: u128,
+    pub block: u64,
+    pub count: u64,
+}
+
+fn encode_run(run: &OpRun) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12);
+    for value in [
+        u128::from(run.block),
+        u128::from(run.count),
+        run.max_id - run.min_id,
+    ] {
+        let mut v = value;
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    out
+}
+
+fn decode_run(min_id: u128, bytes: &[u8]) -> Result<OpRun, StoreError> {
+    let corrupt = || StoreError::Corrupt("operation block row: damaged".into());
+    let mut values = [0u128; 3];
+    let mut at = 0;
+    for value in &mut values {
+        let mut shift = 0;
+        loop {
+            let byte = *bytes.get(at).ok_or_else(corrupt)?;
+            at += 1;
+            if shift >= 128 {
+                return Err(corrupt());
+            }
+            *value |= u128::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+    }
+    if at != bytes.len() {
+        return Err(corrupt());
+    }
+    Ok(OpRun {
+        min_id,
+        max_id: min_id.checked_add(values[2]).ok_or_else(corrupt)?,
+        block: u64::try_from(values[0]).map_err(|_| corrupt())?,
+        count: u64::try_from(values[1]).map_err(|_| corrupt())?,
+    })
+}
+
+/// The runs of `operation` whose ids may fall in `[low, high]`, by smallest id.
+pub(super) fn runs(
+    runs: &impl ReadableTable<OpKey, &'static [u8]>,
     operation: u128,
-    id: u128,
-) -> Result<Option<(u128, Option<BlockHeader>)>, StoreError> {
-    let Some(row) = table.range((operation, 0)..=(operation, id))?.next_back() else {
+    (low, high): (u128, u128),
+) -> Result<Vec<OpRun>, StoreError> {
+    let mut out = Vec::new();
+    for row in runs.range((operation, 0)..=(operation, high))? {
+        let (key, value) = row?;
+        let run = decode_run(key.value().1, value.value())?;
+        if run.max_id >= low {
+            out.push(run);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn read_block(
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+    key: u64,
+) -> Result<Decoded, StoreError> {
+    let value = blocks
+        .get(key)?
+        .ok_or_else(|| StoreError::Corrupt(format!("message block {key} is missing")))?;
+    block::decode(key, value.value())
+}
+
+/// The key of the block that holds sequence number `seq`, if one may.
+fn block_of(
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+) -> Result<Option<u64>, StoreError> {
+    Ok(blocks
+        .range(..=seq)?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value()))
+}
+
+/// The message with sequence number `seq`, if it is stored.
+pub(super) fn at_seq(
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+) -> Result<Option<Message>, StoreError> {
+    let Some(key) = block_of(blocks, seq)? else {
         return Ok(None);
     };
-    let (key, value) = row?;
-    Ok(Some((key.value().1, codec::block_header(value.value())?)))
+    let block = read_block(blocks, key)?;
+    block.row_of(seq).map(|row| block.message(row)).transpose()
+}
+
+/// The messages with sequence numbers `seqs` (ascending), decompressing each block once; numbers
+/// whose message is gone are left out.
+pub(super) fn at_seqs(
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+    seqs: &[u64],
+) -> Result<Vec<(u64, Message)>, StoreError> {
+    let mut out = Vec::with_capacity(seqs.len());
+    let mut current: Option<Decoded> = None;
+    for &seq in seqs {
+        let row = match current.as_ref().and_then(|b| b.row_of(seq)) {
+            Some(row) => Some(row),
+            None => {
+                current = match block_of(blocks, seq)? {
+                    Some(key) => Some(read_block(blocks, key)?),
+                    None => None,
+                };
+                current.as_ref().and_then(|b| b.row_of(seq))
+            }
+        };
+        if let (Some(row), Some(block)) = (row, &current) {
+            out.push((seq, block.message(row)?));
+        }
+    }
+    Ok(out)
 }
 
 /// Calls `f` with each message of `operation` whose id is in `[low, high]`, in id order (newest
 /// first when `newest_first`), until `f` returns false.
 pub(super) fn scan(
-    table: &impl ReadableTable<Key, &'static [u8]>,
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+    op_runs: &impl ReadableTable<OpKey, &'static [u8]>,
     operation: u128,
     (low, high): (u128, u128),
     newest_first: bool,
@@ -43,25 +181,47 @@ pub(super) fn scan(
     if low > high {
         return Ok(());
     }
-    // A block starting before `low` may hold messages from `low` on.
-    let start = match covering(table, operation, low)? {
-        Some((key, Some(block))) if block.last >= low => key,
-        _ => low,
+    let mut found = runs(op_runs, operation, (low, high))?;
+    let overlapping = found.windows(2).any(|w| w[1].min_id <= w[0].max_id);
+    let in_block = |run: &OpRun| -> Result<Vec<Message>, StoreError> {
+        let block = read_block(blocks, run.block)?;
+        let mut out = Vec::with_capacity(run.count as usize);
+        for row in 0..block.len() {
+            let id = block.id(row).0;
+            if block.operation(row).0 == operation && (low..=high).contains(&id) {
+                out.push(block.message(row)?);
+            }
+        }
+        out.sort_unstable_by_key(|m| m.id);
+        Ok(out)
     };
-    let rows = table.range((operation, start)..=(operation, high))?;
-    let rows: Box<dyn Iterator<Item = _>> = if newest_first {
-        Box::new(rows.rev())
-    } else {
-        Box::new(rows)
-    };
-    for row in rows {
-        let (key, value) = row?;
-        let mut messages = codec::decode_message_row_of(operation, key.value().1, value.value())?;
+    if overlapping {
+        // Imported messages interleave with others: read them all, then order them.
+        let mut all = Vec::new();
+        for run in &found {
+            all.extend(in_block(run)?);
+        }
+        all.sort_unstable_by_key(|m| m.id);
+        if newest_first {
+            all.reverse();
+        }
+        for m in all {
+            if !f(m)? {
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    if newest_first {
+        found.reverse();
+    }
+    for run in &found {
+        let mut messages = in_block(run)?;
         if newest_first {
             messages.reverse();
         }
-        for message in messages {
-            if (low..=high).contains(&message.id.0) && !f(message)? {
+        for m in messages {
+            if !f(m)? {
                 return Ok(());
             }
         }
@@ -69,117 +229,281 @@ pub(super) fn scan(
     Ok(())
 }
 
-/// Stores `message` unless one with its id is stored already; returns whether it was stored.
-/// A message inside a block's span joins the block (only imports and a clock set back produce
-/// one: fresh ids sort after every stored one).
-pub(super) fn insert(
-    table: &mut Table<Key, &'static [u8]>,
-    message: &Message,
-) -> Result<bool, StoreError> {
-    let (operation, id) = (message.operation_id.0, message.id.0);
-    match covering(table, operation, id)? {
-        Some((key, None)) if key == id => Ok(false),
-        Some((key, Some(block))) if id <= block.last => {
-            let bytes = table
-                .get((operation, key))?
-                .map(|v| v.value().to_vec())
-                .ok_or_else(|| StoreError::Corrupt("message block vanished".into()))?;
-            let mut records = codec::decode_block_records(&bytes)?;
-            let Err(at) = records.binary_search_by_key(&id, |r| r.0) else {
-                return Ok(false);
-            };
-            records.insert(at, (id, codec::encode_message(message)));
-            table.insert((operation, key), codec::encode_block(&records).as_slice())?;
-            Ok(true)
-        }
-        _ => {
-            insert_row(table, message)?;
-            Ok(true)
+/// The message `id` of `operation`, if it is stored.
+pub(super) fn find(
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+    op_runs: &impl ReadableTable<OpKey, &'static [u8]>,
+    operation: u128,
+    id: u128,
+) -> Result<Option<Message>, StoreError> {
+    for run in runs(op_runs, operation, (id, id))? {
+        let block = read_block(blocks, run.block)?;
+        let row = (0..block.len())
+            .find(|&row| block.id(row).0 == id && block.operation(row).0 == operation);
+        if let Some(row) = row {
+            return block.message(row).map(Some);
         }
     }
+    Ok(None)
 }
 
-/// Stores `message` as a row of its own.
-pub(super) fn insert_row(
-    table: &mut Table<Key, &'static [u8]>,
-    message: &Message,
+/// Calls `f` with every stored message after sequence number `after`, in sequence order, until
+/// `f` returns false.
+pub(super) fn for_each_after(
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+    after: u64,
+    mut f: impl FnMut(u64, Message) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    let key = (message.operation_id.0, message.id.0);
-    table.insert(key, codec::encode_message(message).as_slice())?;
+    let start = block_of(blocks, after.saturating_add(1))?.unwrap_or(0);
+    for row in blocks.range(start..)? {
+        let (key, value) = row?;
+        let block = block::decode(key.value(), value.value())?;
+        for row in 0..block.len() {
+            if block.seq(row) > after && !f(block.seq(row), block.message(row)?)? {
+                return Ok(());
+            }
+        }
+    }
     Ok(())
 }
 
-/// Packs the rows of one message each at the end of `operation` (all of them, once it has
-/// ended; a late message or two afterwards) into blocks. Fewer than two such rows stay as they are.
-pub(super) fn pack(
-    table: &mut Table<Key, &'static [u8]>,
-    operation: u128,
-) -> Result<(), StoreError> {
-    append_packed(table, operation, &[])
+/// The sequence number of the newest stored message (0 when there is none).
+pub(super) fn last_seq(blocks: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, StoreError> {
+    match blocks.last()? {
+        Some((_, value)) => Ok(block::header(value.value())?.last_seq),
+        None => Ok(0),
+    }
 }
 
-/// Stores `fresh` messages of `operation` (in id order) packed into blocks together with the rows
-/// of one message each at its end: an ended operation's messages reach disk compressed in the
-/// commit that accepts them instead of as rows that packing rewrites. Fewer than two messages in
-/// all stay rows. Fresh ids sort after every stored one; should one not (an import from a clock
-/// ahead), the messages go in one by one, joining blocks as `insert` does, and are packed after.
-pub(super) fn append_packed(
-    table: &mut Table<Key, &'static [u8]>,
-    operation: u128,
-    fresh: &[&Message],
+/// About how many bytes `message` takes in a block's payload, to cut blocks near `BLOCK_BYTES`.
+fn approximate_size(m: &Message) -> usize {
+    let http = m.request.as_ref().map_or(0, |r| {
+        r.method.len()
+            + r.url.len()
+            + r.body.as_ref().map_or(0, |b| b.0.get().len())
+            + r.headers
+                .as_ref()
+                .map_or(0, |h| h.iter().map(|(k, v)| k.len() + v.len()).sum())
+    }) + m.response.as_ref().map_or(0, |r| {
+        8 + r.body.as_ref().map_or(0, |b| b.0.get().len())
+            + r.headers
+                .as_ref()
+                .map_or(0, |h| h.iter().map(|(k, v)| k.len() + v.len()).sum())
+    });
+    let error = m.error.as_ref().map_or(0, |e| e.message.len() + 16);
+    24 + m.message.len() + http + error + m.meta.as_ref().map_or(0, |j| j.0.get().len())
+}
+
+/// How much uncompressed payload makes a block of about `TARGET` bytes, from how well the last
+/// block compressed.
+fn raw_target(blocks: &impl ReadableTable<u64, &'static [u8]>) -> Result<usize, StoreError> {
+    let ratio = match blocks.last()? {
+        Some((_, value)) => {
+            let head = block::header(value.value())?;
+            f64::from(head.raw_len) / block::compressed_len(value.value()).max(1) as f64
+        }
+        None => FIRST_RATIO,
+    };
+    Ok((TARGET as f64 * ratio.clamp(1.0, 20.0)) as usize)
+}
+
+/// Splits `rows` into runs of about `target` uncompressed bytes.
+fn cut<'a, 'm>(rows: &'a [(u64, &'m Message)], target: usize) -> Vec<&'a [(u64, &'m Message)]> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, (_, m)) in rows.iter().enumerate() {
+        let grows = approximate_size(m);
+        if i > start && size + grows > target {
+            out.push(&rows[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += grows;
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
+/// Stores `fresh` (ascending sequence numbers, all after every stored one) as blocks of about
+/// `TARGET` bytes; a run too small for one is written at once (compressed cheaply) and merged
+/// with the next ones once they add up to a block.
+pub(super) fn append(
+    blocks: &mut Table<u64, &'static [u8]>,
+    op_runs: &mut Table<OpKey, &'static [u8]>,
+    fresh: &[(u64, &Message)],
 ) -> Result<(), StoreError> {
-    let first_fresh = fresh.first().map_or(u128::MAX, |m| m.id.0);
-    let mut records = Vec::new();
-    let mut after_every_stored = true;
-    for row in table.range((operation, 0)..=(operation, u128::MAX))?.rev() {
-        let (key, value) = row?;
-        let (id, block) = (key.value().1, codec::block_header(value.value())?);
-        if block.map_or(id, |b| b.last) >= first_fresh {
-            after_every_stored = false;
-            break;
-        }
-        if block.is_some() {
-            break;
-        }
-        records.push((id, value.value().to_vec()));
-    }
-    if !after_every_stored {
-        for message in fresh {
-            insert(table, message)?;
-        }
-        return pack(table, operation);
-    }
-    records.reverse();
-    let stored = records.len();
-    records.extend(fresh.iter().map(|m| (m.id.0, codec::encode_message(m))));
-    if records.len() < 2 {
-        for (id, record) in &records[stored..] {
-            table.insert((operation, *id), record.as_slice())?;
-        }
+    if fresh.is_empty() {
         return Ok(());
     }
-    if stored > 0 {
-        let (first, last) = (records[0].0, records[stored - 1].0);
-        table.retain_in((operation, first)..=(operation, last), |_, _| false)?;
+    let target = raw_target(blocks)?;
+    for run in cut(fresh, target) {
+        let size: usize = run.iter().map(|(_, m)| approximate_size(m)).sum();
+        let level = if size * 2 >= target {
+            block::FINAL
+        } else {
+            block::INTERIM
+        };
+        write_block(blocks, op_runs, run[0].0, run, level)?;
     }
-    let mut block = Vec::new();
-    let mut bytes = 0;
-    for record in records {
-        bytes += record.1.len();
-        block.push(record);
-        if bytes >= BLOCK_BYTES {
-            table.insert(
-                (operation, block[0].0),
-                codec::encode_block(&block).as_slice(),
-            )?;
-            block.clear();
-            bytes = 0;
+    merge_small_tail(blocks, op_runs, target)
+}
+
+/// Merges the small blocks at the end into blocks of about `target` bytes once they add up to
+/// most of one.
+fn merge_small_tail(
+    blocks: &mut Table<u64, &'static [u8]>,
+    op_runs: &mut Table<OpKey, &'static [u8]>,
+    target: usize,
+) -> Result<(), StoreError> {
+    let mut tail = Vec::new();
+    let mut raw = 0usize;
+    for row in blocks.iter()?.rev().take(MERGE_MAX) {
+        let (key, value) = row?;
+        if block::compressed_len(value.value()) >= SMALL {
+            break;
         }
+        raw += block::header(value.value())?.raw_len as usize;
+        tail.push(key.value());
     }
-    if let Some(&(key, _)) = block.first() {
-        table.insert((operation, key), codec::encode_block(&block).as_slice())?;
+    if tail.len() < 2 || (raw * 5 < target * 4 && tail.len() < MERGE_MAX) {
+        return Ok(());
+    }
+    tail.reverse();
+    let mut messages = Vec::new();
+    for &key in &tail {
+        let decoded = read_block(blocks, key)?;
+        forget_runs(op_runs, &decoded)?;
+        messages.extend(decoded.all()?);
+        blocks.remove(key)?;
+    }
+    let rows: Vec<(u64, &Message)> = messages.iter().map(|(s, m)| (*s, m)).collect();
+    let mut key = tail[0];
+    for run in cut(&rows, target) {
+        write_block(blocks, op_runs, key, run, block::FINAL)?;
+        key = run.last().map_or(key, |(seq, _)| seq + 1);
     }
     Ok(())
+}
+
+/// Writes `rows` as the block `key` (replacing what was there) and a run row per operation.
+fn write_block(
+    blocks: &mut Table<u64, &'static [u8]>,
+    op_runs: &mut Table<OpKey, &'static [u8]>,
+    key: u64,
+    rows: &[(u64, &Message)],
+    level: i32,
+) -> Result<(), StoreError> {
+    blocks.insert(key, block::encode(key, rows, level).as_slice())?;
+    let mut by_op: BTreeMap<u128, OpRun> = BTreeMap::new();
+    for (_, m) in rows {
+        let id = m.id.0;
+        by_op
+            .entry(m.operation_id.0)
+            .and_modify(|run| {
+                run.min_id = run.min_id.min(id);
+                run.max_id = run.max_id.max(id);
+                run.count += 1;
+            })
+            .or_insert(OpRun {
+                min_id: id,
+                max_id: id,
+                block: key,
+                count: 1,
+            });
+    }
+    for (op, run) in by_op {
+        op_runs.insert((op, run.min_id), encode_run(&run).as_slice())?;
+    }
+    Ok(())
+}
+
+/// Removes the run rows of every operation in `block`.
+fn forget_runs(
+    op_runs: &mut Table<OpKey, &'static [u8]>,
+    block: &Decoded,
+) -> Result<(), StoreError> {
+    let mut min: HashMap<u128, u128> = HashMap::new();
+    for row in 0..block.len() {
+        let (op, id) = (block.operation(row).0, block.id(row).0);
+        min.entry(op)
+            .and_modify(|m| *m = (*m).min(id))
+            .or_insert(id);
+    }
+    for (op, id) in min {
+        op_runs.remove((op, id))?;
+    }
+    Ok(())
+}
+
+/// Removes every message of `operations`; returns how many were removed. Each block holding some
+/// is rewritten without them under the same key (or removed when nothing is left).
+pub(super) fn remove_operations(
+    blocks: &mut Table<u64, &'static [u8]>,
+    op_runs: &mut Table<OpKey, &'static [u8]>,
+    operations: &HashSet<u128>,
+) -> Result<u64, StoreError> {
+    let mut touched = BTreeMap::new();
+    for &op in operations {
+        for run in runs(op_runs, op, (0, u128::MAX))? {
+            touched.insert(run.block, ());
+            op_runs.remove((op, run.min_id))?;
+        }
+    }
+    let mut removed = 0;
+    for key in touched.into_keys() {
+        let block = read_block(blocks, key)?;
+        let kept: Vec<(u64, Message)> = (0..block.len())
+            .filter(|&row| !operations.contains(&block.operation(row).0))
+            .map(|row| Ok((block.seq(row), block.message(row)?)))
+            .collect::<Result<_, StoreError>>()?;
+        removed += (block.len() - kept.len()) as u64;
+        if kept.is_empty() {
+            blocks.remove(key)?;
+        } else {
+            let rows: Vec<(u64, &Message)> = kept.iter().map(|(s, m)| (*s, m)).collect();
+            // The other operations' run rows name this key and keep their counts and ids.
+            blocks.insert(key, block::encode(key, &rows, block::FINAL).as_slice())?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Converts the messages of a format 1 or 2 file (`MESSAGES`, rows and blocks per operation)
+/// into blocks, at most `budget` messages per call, removing what it converted; returns how many
+/// it converted (0 once nothing is left). Sequence numbers continue after `*seq`, in the old
+/// table's order (by operation, then id).
+pub(super) fn convert_legacy(
+    legacy: &mut Table<(u128, u128), &'static [u8]>,
+    blocks: &mut Table<u64, &'static [u8]>,
+    op_runs: &mut Table<OpKey, &'static [u8]>,
+    seq: &mut u64,
+    budget: usize,
+) -> Result<usize, StoreError> {
+    let mut messages = Vec::new();
+    let mut last_key = None;
+    for row in legacy.iter()? {
+        let (key, value) = row?;
+        let (operation, id) = key.value();
+        messages.extend(codec::decode_message_row_of(operation, id, value.value())?);
+        last_key = Some((operation, id));
+        if messages.len() >= budget {
+            break;
+        }
+    }
+    let Some(last_key) = last_key else {
+        return Ok(0);
+    };
+    legacy.retain_in(..=last_key, |_, _| false)?;
+    let rows: Vec<(u64, &Message)> = messages
+        .iter()
+        .map(|m| {
+            *seq += 1;
+            (*seq, m)
+        })
+        .collect();
+    append(blocks, op_runs, &rows)?;
+    Ok(rows.len())
 }
 
 #[cfg(test)]
@@ -189,10 +513,10 @@ mod tests {
 
     const OP: Id = Id(7 << 100);
 
-    fn message(id: u128, text_len: usize) -> Message {
+    fn message(op: Id, id: u128, text_len: usize) -> Message {
         Message {
-            id: Id(OP.0 + id),
-            operation_id: OP,
+            id: Id(op.0 + id),
+            operation_id: op,
             kind: MessageType::Log,
             level: Level::Info,
             source: Source::User,
@@ -225,7 +549,7 @@ mod tests {
                 limit,
             };
             let (mut page, more) = read.messages(OP, range).unwrap();
-            page.push(message(u128::from(more), 0));
+            page.push(message(OP, u128::from(more), 0));
             page
         };
         out.push(page(None, None, 1000));
@@ -247,14 +571,48 @@ mod tests {
         out
     }
 
-    fn rows(store: &Store) -> usize {
-        use redb::ReadableTableMetadata;
-        let read = store.read().unwrap();
-        read.txn
-            .open_table(crate::store::MESSAGES)
-            .unwrap()
-            .len()
-            .unwrap() as usize
+    /// What a reader expects of `OP`: its messages in id order, read the simple way.
+    fn expected(messages: &[Message]) -> Vec<Vec<Message>> {
+        let mut all: Vec<Message> = messages
+            .iter()
+            .filter(|m| m.operation_id == OP)
+            .cloned()
+            .collect();
+        all.sort_by_key(|m| m.id);
+        let mut out = vec![all.clone()];
+        let page = |low: u128, high: u128, limit: usize, newest_first: bool| {
+            let mut inside: Vec<Message> = all
+                .iter()
+                .filter(|m| (low..=high).contains(&m.id.0))
+                .cloned()
+                .collect();
+            if newest_first {
+                inside.reverse();
+            }
+            let more = inside.len() > limit;
+            inside.truncate(limit);
+            if newest_first {
+                inside.reverse();
+            }
+            inside.push(message(OP, u128::from(more), 0));
+            inside
+        };
+        out.push(page(0, u128::MAX, 1000, false));
+        for m in all.iter().step_by(7) {
+            out.push(page(m.id.0, u128::MAX, 9, false));
+            out.push(page(m.id.0 + 1, u128::MAX, 9, false));
+            out.push(page(0, m.id.0 - 1, 9, true));
+            out.push(page(0, m.id.0, 9, true));
+            out.push(page(m.id.0 - 29, m.id.0 + 29, 100, false));
+        }
+        out.push(all.clone());
+        let ends = if all.len() <= 20 {
+            all.clone()
+        } else {
+            [&all[..10], &all[all.len() - 10..]].concat()
+        };
+        out.push(ends);
+        out
     }
 
     fn write(store: &Store, f: impl FnOnce(&mut crate::store::WriteTx)) {
@@ -263,149 +621,101 @@ mod tests {
         tx.commit().unwrap();
     }
 
-    #[test]
-    fn fresh_messages_of_a_running_operation_are_stored_as_any_others() {
-        let messages: Vec<Message> = (1..=50).map(|i| message(i * 10, i as usize)).collect();
-        let (checked, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (checked, fresh) = (
-            Store::open(checked.path()).unwrap(),
-            Store::open(fresh.path()).unwrap(),
-        );
-        write(&checked, |tx| tx.insert_messages(&messages).unwrap());
-        write(&fresh, |tx| {
-            tx.insert_fresh_messages(&messages, |_| false).unwrap()
-        });
-        assert_eq!(answers(&fresh), answers(&checked));
-        assert_eq!(rows(&fresh), 50);
-        // Once the operation ends they pack and read the same.
-        write(&fresh, |tx| tx.pack_messages(OP).unwrap());
-        assert_eq!(answers(&fresh), answers(&checked));
-        assert!(rows(&fresh) < 50);
-    }
-
-    #[test]
-    fn fresh_messages_of_an_ended_operation_are_packed_as_they_arrive() {
-        let messages: Vec<Message> = (1..=120)
-            .map(|i| message(i * 10, if i % 40 == 0 { 9000 } else { i as usize % 30 }))
-            .collect();
-        let (checked, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (checked, fresh) = (
-            Store::open(checked.path()).unwrap(),
-            Store::open(fresh.path()).unwrap(),
-        );
-        write(&checked, |tx| {
-            tx.insert_messages(&messages).unwrap();
-            tx.pack_messages(OP).unwrap();
-        });
-        // Two rows from while it ran, then batches of 1, 2, 57 and 58 after it ended: the lone
-        // message joins the rows before it, the others go straight into blocks.
-        write(&fresh, |tx| {
-            tx.insert_fresh_messages(&messages[..2], |_| false).unwrap()
-        });
-        let mut at = 2;
-        for n in [1, 2, 57, 58] {
-            let batch = &messages[at..at + n];
-            write(&fresh, |tx| {
-                tx.insert_fresh_messages(batch, |_| true).unwrap()
+    fn store_in_groups(store: &Store, messages: &[Message], group: usize) {
+        for chunk in messages.chunks(group) {
+            write(store, |tx| {
+                let first = tx.last_message_seq().unwrap() + 1;
+                let rows: Vec<(u64, &Message)> = (first..).zip(chunk).collect();
+                tx.append_messages(&rows).unwrap();
             });
-            at += n;
         }
-        assert_eq!(at, messages.len());
-        assert_eq!(answers(&fresh), answers(&checked));
-        assert!(rows(&fresh) <= 8, "{} rows", rows(&fresh));
-        // Packing after finds nothing left to do.
-        let before = rows(&fresh);
-        write(&fresh, |tx| tx.pack_messages(OP).unwrap());
-        assert_eq!((rows(&fresh), answers(&fresh)), (before, answers(&checked)));
+    }
 
-        // A stored message after the "fresh" ones (an import from a clock ahead): they still
-        // land in id order, packed.
-        let ahead = message(99_999, 5);
-        let late = [message(5_000, 1), message(5_010, 2), message(5_020, 3)];
-        write(&fresh, |tx| {
-            assert!(tx.insert_message(&ahead).unwrap());
-            tx.insert_fresh_messages(&late, |_| true).unwrap();
-        });
-        let mut expected = messages.clone();
-        expected.extend(late.iter().cloned());
-        expected.push(ahead);
-        assert_eq!(answers(&fresh)[0], expected);
-        assert_eq!(rows(&fresh), before + 1);
+    /// Messages of `OP` and of two others, interleaved as concurrent writers make them.
+    fn interleaved(n: u128) -> Vec<Message> {
+        (1..=n)
+            .map(|i| {
+                let op = [OP, Id(OP.0 + (1 << 90)), Id(OP.0 + (2 << 90))][(i % 3) as usize];
+                message(op, i * 10, if i % 40 == 0 { 9000 } else { i as usize % 30 })
+            })
+            .collect()
     }
 
     #[test]
-    fn packed_messages_read_as_they_did_unpacked() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        // Ids 10 apart, so messages can be put between them; some large enough to fill a block.
-        let messages: Vec<Message> = (1..=300)
-            .map(|i| message(i * 10, if i % 50 == 0 { 9000 } else { i as usize % 40 }))
-            .collect();
-        write(&store, |tx| tx.insert_messages(&messages).unwrap());
-        let unpacked = answers(&store);
-        assert_eq!(unpacked[0], messages);
-        assert_eq!(rows(&store), 300);
-
-        write(&store, |tx| tx.pack_messages(OP).unwrap());
-        assert!(rows(&store) < 10, "{} rows", rows(&store));
-        assert_eq!(answers(&store), unpacked);
-
-        // Packing again changes nothing; a lone late message stays a row of its own.
-        let late = message(5000, 3);
-        write(&store, |tx| {
-            tx.pack_messages(OP).unwrap();
-            assert!(tx.insert_message(&late).unwrap());
-            tx.pack_messages(OP).unwrap();
-        });
-        let rows_with_late = rows(&store);
-        let mut expected = messages.clone();
-        expected.push(late.clone());
-        assert_eq!(answers(&store)[0], expected);
-
-        // Two late ones are packed; a message inside a block's span joins it, in order.
-        let later = [message(6000, 1), message(6010, 2)];
-        let inside = message(1555, 4);
-        write(&store, |tx| {
-            tx.insert_messages(&later).unwrap();
-            tx.pack_messages(OP).unwrap();
-            assert!(tx.insert_message(&inside).unwrap());
-        });
-        assert_eq!(rows(&store), rows_with_late);
-        expected.extend(later);
-        expected.push(inside);
-        expected.sort_by_key(|m| m.id);
-        let packed = answers(&store);
-        assert_eq!(packed[0], expected);
-
-        // Stored ids are refused again, packed or not, and nothing changes.
-        write(&store, |tx| {
-            for m in [&messages[0], &messages[150], &late, &expected[200]] {
-                assert!(!tx.insert_message(m).unwrap(), "{:?}", m.id);
-            }
-        });
-        assert_eq!(answers(&store), packed);
+    fn reads_agree_with_a_plain_scan_whatever_the_group_sizes() {
+        let messages = interleaved(400);
+        for group in [1, 7, 100, 400] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            store_in_groups(&store, &messages, group);
+            assert_eq!(answers(&store), expected(&messages), "groups of {group}");
+        }
     }
 
     #[test]
-    fn retention_counts_the_messages_of_blocks() {
+    fn small_groups_are_merged_instead_of_making_a_block_each() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut op = crate::store::tests_support::sample_operation();
-        op.id = OP;
-        op.state = OpState::Success;
-        let messages: Vec<Message> = (1..=40).map(|i| message(i, 20)).collect();
+        let messages: Vec<Message> = (1..=300).map(|i| message(OP, i, 20)).collect();
+        store_in_groups(&store, &messages, 1);
+        let read = store.read().unwrap();
+        let blocks = read.txn.open_table(super::super::MESSAGE_BLOCKS).unwrap();
+        let count = redb::ReadableTableMetadata::len(&blocks).unwrap() as usize;
+        assert!(
+            count < super::MERGE_MAX,
+            "{count} blocks for 300 messages of one at a time"
+        );
+        let mut seqs = Vec::new();
+        read.for_each_message_after(0, |seq, m| {
+            seqs.push((seq, m.id));
+            Ok(true)
+        })
+        .unwrap();
+        let want: Vec<(u64, Id)> = (1u64..).zip(messages.iter().map(|m| m.id)).collect();
+        assert_eq!(seqs, want);
+        assert_eq!(read.message_at(150).unwrap(), Some(messages[149].clone()));
+        assert_eq!(read.message_at(301).unwrap(), None);
+    }
+
+    #[test]
+    fn removing_operations_keeps_the_others_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let messages = interleaved(600);
+        store_in_groups(&store, &messages, 50);
+        let gone = std::collections::HashSet::from([OP.0 + (1 << 90)]);
         write(&store, |tx| {
-            tx.put_operation(&op, None).unwrap();
-            tx.insert_messages(&messages).unwrap();
-            tx.pack_messages(OP).unwrap();
-            tx.insert_message(&message(99, 1)).unwrap();
+            let removed = tx.remove_messages_of(&gone).unwrap();
+            assert_eq!(removed, 200);
         });
-        assert_eq!(rows(&store), 2);
-        let cutoff = Timestamp::parse("9999-01-01T00:00:00Z").unwrap();
-        write(&store, |tx| {
-            let removed = tx.remove_created_before(cutoff, 1000).unwrap();
-            assert_eq!((removed.ids, removed.messages), (vec![OP], 41));
-        });
-        assert_eq!(rows(&store), 0);
+        assert_eq!(answers(&store), expected(&messages));
+        let read = store.read().unwrap();
+        let mut left = 0;
+        read.for_each_message_after(0, |_, m| {
+            assert!(!gone.contains(&m.operation_id.0));
+            left += 1;
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(left, 400);
+        // New messages keep their numbers after the rewritten blocks.
+        drop(read);
+        store_in_groups(&store, &[message(OP, 100_000, 3)], 1);
+        assert_eq!(
+            store.read().unwrap().message_at(601).unwrap().map(|m| m.id),
+            Some(Id(OP.0 + 100_000))
+        );
+    }
+
+    #[test]
+    fn imported_messages_with_older_ids_read_in_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let fresh: Vec<Message> = (100..200).map(|i| message(OP, i * 10, 5)).collect();
+        let imported: Vec<Message> = (0..150).map(|i| message(OP, i * 10 + 5, 5)).collect();
+        store_in_groups(&store, &fresh, 30);
+        store_in_groups(&store, &imported, 40);
+        let all: Vec<Message> = fresh.iter().chain(&imported).cloned().collect();
+        assert_eq!(answers(&store), expected(&all));
     }
 }

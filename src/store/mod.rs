@@ -7,6 +7,7 @@
 //!
 //! Must not: decide policy (state transitions, validation); it stores what it is given.
 
+pub(crate) mod block;
 pub(crate) mod codec;
 mod messages;
 mod outbox;
@@ -123,7 +124,7 @@ impl Store {
             cache_bytes,
         };
         let tx = store.write()?;
-        {
+        let found = {
             let mut meta = tx.txn.open_table(META)?;
             let found = meta
                 .get("format_version")?
@@ -135,15 +136,16 @@ impl Store {
                         store.path.display()
                     )))
                 }
-                Some(v) if v == FORMAT_VERSION => {}
-                // Older formats are read as they are (see `FORMAT_VERSION`); new rows are not.
-                Some(_) | None => {
+                None => {
                     meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
+                Some(_) => {}
             }
-        }
+            found
+        };
         tx.txn.open_table(OPERATIONS)?;
-        tx.txn.open_table(MESSAGES)?;
+        tx.txn.open_table(MESSAGE_BLOCKS)?;
+        tx.txn.open_table(OPERATION_BLOCKS)?;
         tx.txn.open_table(OPEN_OPERATIONS)?;
         tx.txn.open_table(IDEMPOTENCY)?;
         tx.txn.open_table(SETTINGS)?;
@@ -154,7 +156,62 @@ impl Store {
         tx.txn.open_table(INDEX_FEED)?;
         tx.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
         tx.commit()?;
+        if let Some(older) = found.filter(|v| *v < FORMAT_VERSION) {
+            store.convert_messages(older)?;
+        }
         Ok(store)
+    }
+
+    /// Moves the messages of a format 1 or 2 file into blocks (format 3), in transactions of a
+    /// bounded size: a crash part way leaves both tables consistent, and the next start goes on
+    /// where it stopped. The feed is replaced (the index is rebuilt for the new schema anyway);
+    /// the format number is written last.
+    fn convert_messages(&self, from: u32) -> Result<(), StoreError> {
+        const BATCH: usize = 50_000;
+        let started = std::time::Instant::now();
+        tracing::info!(
+            path = %self.path.display(),
+            from,
+            to = FORMAT_VERSION,
+            "converting the data dir to the new format (messages into column blocks); this runs once"
+        );
+        let mut converted = 0u64;
+        loop {
+            let tx = self.write()?;
+            let done = {
+                let mut legacy = tx.txn.open_table(MESSAGES)?;
+                let mut blocks = tx.txn.open_table(MESSAGE_BLOCKS)?;
+                let mut runs = tx.txn.open_table(OPERATION_BLOCKS)?;
+                let mut seq = messages::last_seq(&blocks)?;
+                let n =
+                    messages::convert_legacy(&mut legacy, &mut blocks, &mut runs, &mut seq, BATCH)?;
+                converted += n as u64;
+                n == 0
+            };
+            if converted > 0 && !done {
+                tracing::info!(messages = converted, "converting: messages moved so far");
+            }
+            if done {
+                let mut feed = tx.txn.open_table(INDEX_FEED)?;
+                let last = feed.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+                feed.retain(|_, _| false)?;
+                feed.insert(last, codec::encode_feed(&FeedEntry::default()).as_slice())?;
+                drop(feed);
+                tx.txn.delete_table(MESSAGES)?;
+                tx.txn
+                    .open_table(META)?
+                    .insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
+                tx.commit()?;
+                break;
+            }
+            tx.commit()?;
+        }
+        tracing::info!(
+            messages = converted,
+            seconds = started.elapsed().as_secs_f64(),
+            "data dir converted to format {FORMAT_VERSION}"
+        );
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -176,7 +233,6 @@ impl Store {
     pub fn read(&self) -> Result<ReadTx, StoreError> {
         Ok(ReadTx {
             txn: self.database()?.begin_read()?,
-            last_block: Default::default(),
         })
     }
 
@@ -246,9 +302,6 @@ pub struct MessageRange {
 
 pub struct ReadTx {
     txn: redb::ReadTransaction,
-    /// The block `message` decoded last, as (operation, key id, its messages): hits and feed
-    /// entries come in runs from one operation, so each block is decompressed once per run.
-    last_block: std::cell::RefCell<Option<(u128, u128, Vec<Message>)>>,
 }
 
 impl ReadTx {
@@ -267,7 +320,8 @@ impl ReadTx {
         operation: Id,
         range: MessageRange,
     ) -> Result<(Vec<Message>, bool), StoreError> {
-        let table = self.txn.open_table(MESSAGES)?;
+        let blocks = self.txn.open_table(MESSAGE_BLOCKS)?;
+        let runs = self.txn.open_table(OPERATION_BLOCKS)?;
         let low = match range.after {
             Some(after) if after.0 == u128::MAX => return Ok((Vec::new(), false)),
             Some(after) => after.0 + 1,
@@ -281,14 +335,21 @@ impl ReadTx {
         let mut out = Vec::with_capacity(range.limit.min(512));
         let mut more = false;
         let newest_first = range.before.is_some() && range.after.is_none();
-        messages::scan(&table, operation.0, (low, high), newest_first, |m| {
-            if out.len() == range.limit {
-                more = true;
-                return Ok(false);
-            }
-            out.push(m);
-            Ok(true)
-        })?;
+        messages::scan(
+            &blocks,
+            &runs,
+            operation.0,
+            (low, high),
+            newest_first,
+            |m| {
+                if out.len() == range.limit {
+                    more = true;
+                    return Ok(false);
+                }
+                out.push(m);
+                Ok(true)
+            },
+        )?;
         if newest_first {
             out.reverse();
         }
@@ -296,32 +357,35 @@ impl ReadTx {
     }
 
     pub fn message(&self, operation: Id, id: Id) -> Result<Option<Message>, StoreError> {
-        let table = self.txn.open_table(MESSAGES)?;
-        let key = match messages::covering(&table, operation.0, id.0)? {
-            Some((key, None)) if key == id.0 => {
-                let value = table.get((operation.0, key))?;
-                return value
-                    .map(|v| codec::decode_message(operation.0, key, v.value()))
-                    .transpose();
-            }
-            Some((key, Some(block))) if id.0 <= block.last => key,
-            _ => return Ok(None),
-        };
-        let mut cache = self.last_block.borrow_mut();
-        let messages = match &mut *cache {
-            Some((op, k, messages)) if (*op, *k) == (operation.0, key) => messages,
-            slot => {
-                let value = table
-                    .get((operation.0, key))?
-                    .ok_or_else(|| StoreError::Corrupt("message block vanished".into()))?;
-                let decoded = codec::decode_message_row_of(operation.0, key, value.value())?;
-                &mut slot.insert((operation.0, key, decoded)).2
-            }
-        };
-        Ok(messages
-            .binary_search_by_key(&id, |m| m.id)
-            .ok()
-            .map(|i| messages[i].clone()))
+        let blocks = self.txn.open_table(MESSAGE_BLOCKS)?;
+        let runs = self.txn.open_table(OPERATION_BLOCKS)?;
+        messages::find(&blocks, &runs, operation.0, id.0)
+    }
+
+    /// The message with sequence number `seq` (how the search index names it), if stored.
+    pub fn message_at(&self, seq: u64) -> Result<Option<Message>, StoreError> {
+        messages::at_seq(&self.txn.open_table(MESSAGE_BLOCKS)?, seq)
+    }
+
+    /// The messages with these sequence numbers (ascending), each block read once; a number
+    /// whose message is gone is left out.
+    pub fn messages_at(&self, seqs: &[u64]) -> Result<Vec<(u64, Message)>, StoreError> {
+        messages::at_seqs(&self.txn.open_table(MESSAGE_BLOCKS)?, seqs)
+    }
+
+    /// Calls `f` with every message stored after sequence number `after`, in the order they were
+    /// stored, until `f` returns false.
+    pub fn for_each_message_after(
+        &self,
+        after: u64,
+        f: impl FnMut(u64, Message) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        messages::for_each_after(&self.txn.open_table(MESSAGE_BLOCKS)?, after, f)
+    }
+
+    /// The sequence number of the newest stored message (0 when there is none).
+    pub fn last_message_seq(&self) -> Result<u64, StoreError> {
+        messages::last_seq(&self.txn.open_table(MESSAGE_BLOCKS)?)
     }
 
     /// Calls `f` with every operation, in id order.
@@ -357,8 +421,9 @@ impl ReadTx {
         operation: Id,
         mut f: impl FnMut(Message) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let table = self.txn.open_table(MESSAGES)?;
-        messages::scan(&table, operation.0, (0, u128::MAX), false, |m| {
+        let blocks = self.txn.open_table(MESSAGE_BLOCKS)?;
+        let runs = self.txn.open_table(OPERATION_BLOCKS)?;
+        messages::scan(&blocks, &runs, operation.0, (0, u128::MAX), false, |m| {
             f(m)?;
             Ok(true)
         })
@@ -376,7 +441,8 @@ impl ReadTx {
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         let rows = copy_table(&self.txn, &write, META)?
             + copy_table(&self.txn, &write, OPERATIONS)?
-            + copy_table(&self.txn, &write, MESSAGES)?
+            + copy_table(&self.txn, &write, MESSAGE_BLOCKS)?
+            + copy_table(&self.txn, &write, OPERATION_BLOCKS)?
             + copy_table(&self.txn, &write, OPEN_OPERATIONS)?
             + copy_table(&self.txn, &write, IDEMPOTENCY)?
             + copy_table(&self.txn, &write, SETTINGS)?
@@ -388,22 +454,6 @@ impl ReadTx {
             + copy_table(&self.txn, &write, IDEMPOTENCY_BY_OPERATION)?;
         write.commit()?;
         Ok(rows)
-    }
-
-    /// Calls `f` with every message, grouped by operation.
-    pub fn for_each_message(
-        &self,
-        mut f: impl FnMut(Message) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let table = self.txn.open_table(MESSAGES)?;
-        for row in table.iter()? {
-            let (key, value) = row?;
-            let (operation, id) = key.value();
-            for message in codec::decode_message_row_of(operation, id, value.value())? {
-                f(message)?;
-            }
-        }
-        Ok(())
     }
 
     /// Feed entries after `seq`, oldest first, at most `limit`.
@@ -485,10 +535,11 @@ impl WriteTx {
     /// The first and the last `each` messages of `operation`, oldest first (all of them when
     /// there are at most `2 * each`), as seen by this transaction.
     pub fn message_ends(&self, operation: Id, each: usize) -> Result<Vec<Message>, StoreError> {
-        let table = self.txn.open_table(MESSAGES)?;
+        let blocks = self.txn.open_table(MESSAGE_BLOCKS)?;
+        let runs = self.txn.open_table(OPERATION_BLOCKS)?;
         let all = (0, u128::MAX);
         let mut out = Vec::new();
-        messages::scan(&table, operation.0, all, false, |m| {
+        messages::scan(&blocks, &runs, operation.0, all, false, |m| {
             out.push(m);
             Ok(out.len() < each)
         })?;
@@ -499,7 +550,8 @@ impl WriteTx {
             return Ok(out);
         }
         let mut tail = Vec::new();
-        messages::scan(&table, operation.0, (last_head + 1, u128::MAX), true, |m| {
+        let after_head = (last_head + 1, u128::MAX);
+        messages::scan(&blocks, &runs, operation.0, after_head, true, |m| {
             tail.push(m);
             Ok(tail.len() < each)
         })?;
@@ -508,49 +560,61 @@ impl WriteTx {
         Ok(out)
     }
 
-    /// Stores each message unless one with its id is stored already (fresh ids never are).
-    pub fn insert_messages(&mut self, messages: &[Message]) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(MESSAGES)?;
-        for m in messages {
-            messages::insert(&mut table, m)?;
-        }
-        Ok(())
+    /// The ids of `operation`'s messages in `[low, high]`, in id order.
+    pub fn message_ids(&self, operation: Id, low: u128, high: u128) -> Result<Vec<Id>, StoreError> {
+        let blocks = self.txn.open_table(MESSAGE_BLOCKS)?;
+        let runs = self.txn.open_table(OPERATION_BLOCKS)?;
+        let mut ids = Vec::new();
+        messages::scan(&blocks, &runs, operation.0, (low, high), false, |m| {
+            ids.push(m.id);
+            Ok(true)
+        })?;
+        Ok(ids)
     }
 
-    /// Stores messages the writer just gave fresh ids (after every stored one). Those of
-    /// operations that have not ended are one insert each, without looking for a block or a
-    /// duplicate: such an operation has no blocks (only ended ones are packed). Those of ended
-    /// operations are packed into blocks right away, per operation, so they are written once.
-    pub fn insert_fresh_messages(
+    /// The sequence number of the newest stored message (0 when there is none).
+    pub fn last_message_seq(&self) -> Result<u64, StoreError> {
+        messages::last_seq(&self.txn.open_table(MESSAGE_BLOCKS)?)
+    }
+
+    /// The largest id stored (operations, outbox jobs, the newest block's messages), for the
+    /// writer to count on from; on an empty store, random bits below the time part, so that
+    /// separate data dirs do not count through the same ids.
+    pub fn last_id(&self) -> Result<u128, StoreError> {
+        let last_key = |table| -> Result<u128, StoreError> {
+            let table = self.txn.open_table(table)?;
+            let last = table.last()?.map_or(0, |(k, _)| k.value());
+            Ok(last)
+        };
+        let mut last = last_key(OPERATIONS)?.max(last_key(OUTBOX)?);
+        let blocks = self.txn.open_table(MESSAGE_BLOCKS)?;
+        if let Some((key, _)) = blocks.last()? {
+            let block = messages::read_block(&blocks, key.value())?;
+            last = (0..block.len())
+                .map(|row| block.id(row).0)
+                .fold(last, u128::max);
+        }
+        if last == 0 {
+            last = rand::random::<u128>() & ((1 << 79) - 1);
+        }
+        Ok(last)
+    }
+
+    /// Stores messages under their sequence numbers (ascending, after every stored one).
+    pub fn append_messages(&mut self, rows: &[(u64, &Message)]) -> Result<(), StoreError> {
+        let mut blocks = self.txn.open_table(MESSAGE_BLOCKS)?;
+        let mut runs = self.txn.open_table(OPERATION_BLOCKS)?;
+        messages::append(&mut blocks, &mut runs, rows)
+    }
+
+    /// Removes every message of `operations`; returns how many.
+    pub fn remove_messages_of(
         &mut self,
-        messages: &[Message],
-        ended: impl Fn(Id) -> bool,
-    ) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(MESSAGES)?;
-        let mut of_ended = Vec::new();
-        for m in messages {
-            if ended(m.operation_id) {
-                of_ended.push(m);
-            } else {
-                messages::insert_row(&mut table, m)?;
-            }
-        }
-        of_ended.sort_by_key(|m| (m.operation_id, m.id));
-        for fresh in of_ended.chunk_by(|a, b| a.operation_id == b.operation_id) {
-            messages::append_packed(&mut table, fresh[0].operation_id.0, fresh)?;
-        }
-        Ok(())
-    }
-
-    /// Stores `message` unless one with its id is stored already; returns whether it was new.
-    pub fn insert_message(&mut self, message: &Message) -> Result<bool, StoreError> {
-        messages::insert(&mut self.txn.open_table(MESSAGES)?, message)
-    }
-
-    /// Packs the messages of `operation` stored one per row at its end into compressed blocks:
-    /// called once an operation has ended, and after messages arrive at an ended one.
-    pub fn pack_messages(&mut self, operation: Id) -> Result<(), StoreError> {
-        messages::pack(&mut self.txn.open_table(MESSAGES)?, operation.0)
+        operations: &std::collections::HashSet<u128>,
+    ) -> Result<u64, StoreError> {
+        let mut blocks = self.txn.open_table(MESSAGE_BLOCKS)?;
+        let mut runs = self.txn.open_table(OPERATION_BLOCKS)?;
+        messages::remove_operations(&mut blocks, &mut runs, operations)
     }
 
     pub fn last_feed_seq(&self) -> Result<u64, StoreError> {
@@ -619,45 +683,42 @@ impl WriteTx {
         budget: usize,
     ) -> Result<RemovedOperations, StoreError> {
         let first_kept = first_id_at(cutoff);
-        let mut operations = self.txn.open_table(OPERATIONS)?;
-        let mut messages = self.txn.open_table(MESSAGES)?;
-        let mut open = self.txn.open_table(OPEN_OPERATIONS)?;
-        let mut idempotency = self.txn.open_table(IDEMPOTENCY)?;
-        let mut idempotency_by_op = self.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
         let mut removed = RemovedOperations::default();
         let mut spent = 0;
-        loop {
-            let Some((id, op)) = operations
-                .first()?
-                .map(|(k, v)| (k.value(), v.value().to_vec()))
-            else {
-                return Ok(removed);
-            };
-            if id >= first_kept {
-                return Ok(removed);
+        {
+            let mut operations = self.txn.open_table(OPERATIONS)?;
+            let mut open = self.txn.open_table(OPEN_OPERATIONS)?;
+            let mut idempotency = self.txn.open_table(IDEMPOTENCY)?;
+            let mut idempotency_by_op = self.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
+            loop {
+                let Some((id, op)) = operations
+                    .first()?
+                    .map(|(k, v)| (k.value(), v.value().to_vec()))
+                else {
+                    break;
+                };
+                if id >= first_kept {
+                    break;
+                }
+                if spent >= budget {
+                    removed.more = true;
+                    break;
+                }
+                let op = codec::decode_operation(&op)?;
+                if !op.state.is_terminal() {
+                    open.remove((op.expires_at.millis(), id))?;
+                }
+                if let Some(key) = idempotency_by_op.remove(id)? {
+                    idempotency.remove(key.value())?;
+                }
+                operations.remove(id)?;
+                removed.ids.push(Id(id));
+                spent += 1 + op.message_count as usize;
             }
-            if spent >= budget {
-                removed.more = true;
-                return Ok(removed);
-            }
-            let op = codec::decode_operation(&op)?;
-            let mut gone = 0;
-            messages.retain_in((id, 0)..=(id, u128::MAX), |_, value| {
-                // A damaged block still leaves; it counts as one message.
-                gone += codec::row_message_count(value).unwrap_or(1);
-                false
-            })?;
-            if !op.state.is_terminal() {
-                open.remove((op.expires_at.millis(), id))?;
-            }
-            if let Some(key) = idempotency_by_op.remove(id)? {
-                idempotency.remove(key.value())?;
-            }
-            operations.remove(id)?;
-            removed.ids.push(Id(id));
-            removed.messages += gone;
-            spent += 1 + gone as usize;
         }
+        let ids = removed.ids.iter().map(|id| id.0).collect();
+        removed.messages = self.remove_messages_of(&ids)?;
+        Ok(removed)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -746,8 +807,9 @@ mod tests {
         let op = Id(7);
         let mut tx = store.write().unwrap();
         let all: Vec<Message> = (1..=10).map(|i| message(op, i)).collect();
-        tx.insert_messages(&all).unwrap();
-        tx.insert_messages(&[message(Id(8), 5)]).unwrap();
+        let other = message(Id(8), 5);
+        let rows: Vec<(u64, &Message)> = (1..).zip(all.iter().chain([&other])).collect();
+        tx.append_messages(&rows).unwrap();
         tx.commit().unwrap();
         let read = store.read().unwrap();
         let ids = |(page, more): (Vec<Message>, bool)| {

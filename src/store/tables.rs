@@ -10,7 +10,10 @@ use redb::TableDefinition;
 /// 2: a `MESSAGES` row may be a compressed block of several messages (keyed by its first), which
 /// format 1 binaries cannot read; a format 1 file is upgraded by writing the number (its rows are
 /// all valid in format 2).
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// 3: messages move from `MESSAGES` (rows and blocks per operation) to `MESSAGE_BLOCKS` (blocks of
+/// compressed columns in commit order, addressed by sequence number) and `OPERATION_BLOCKS`;
+/// `store::open` converts a format 1 or 2 file on first start (`messages::convert_legacy`).
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// Server-wide facts: the format version and generated credentials. Key → small value.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -18,10 +21,21 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 /// Operation id → encoded `Operation`.
 pub(crate) const OPERATIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("operations");
 
-/// (operation id, message id) → encoded `Message`, or (operation id, first message id) → a block
-/// of the operation's messages once it has ended (`store::messages`): one operation's messages
-/// are one range, in id (= insertion) order.
+/// Formats 1 and 2 only, read once to convert them: (operation id, message id) → encoded
+/// `Message`, or (operation id, first message id) → a block of the operation's messages.
 pub(crate) const MESSAGES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("messages");
+
+/// Sequence number → a block of messages (`store::block`): messages of any operations in the order
+/// they were stored, each with its own sequence number at or after the key and before the next
+/// block's key. The search index names a message by its sequence number.
+pub(crate) const MESSAGE_BLOCKS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("message_blocks");
+
+/// (operation id, smallest id of its messages in the block) → varints: the block's key, how many
+/// of the operation's messages it holds, their largest id minus the smallest. One row per
+/// operation per block: how an operation's messages are found in id order.
+pub(crate) const OPERATION_BLOCKS: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("operation_blocks");
 
 /// (expires_at in ms, operation id) for operations not yet in a terminal state: the sweeper's
 /// work list. A row leaves when its operation ends.
@@ -101,7 +115,8 @@ pub(crate) fn dump(txn: &redb::ReadTransaction) -> Dump {
     let all = std::collections::BTreeMap::from([
         rows(txn, META),
         rows(txn, OPERATIONS),
-        rows(txn, MESSAGES),
+        rows(txn, MESSAGE_BLOCKS),
+        rows(txn, OPERATION_BLOCKS),
         rows(txn, OPEN_OPERATIONS),
         rows(txn, IDEMPOTENCY),
         rows(txn, SETTINGS),

@@ -84,7 +84,7 @@ fn observe(
             },
             nango: || vec![events::nango_alert_body(kind, environment, &observed)],
         };
-        tx.queue_deliveries(&settings, kind, bodies, &cause, false, now)?;
+        tx.queue_deliveries(&settings, kind, None, bodies, &cause, false, now)?;
     }
     Ok(())
 }

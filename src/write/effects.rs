@@ -50,7 +50,12 @@ impl Tx<'_> {
             // An open incoming webhook is settled by its forwards: their attempts are its own
             // `http` messages and their outcome its state, within a deadline covering retries.
             let settles = event.kind == EventType::WebhookReceived && !after.state.is_terminal();
-            if settles && !settings.webhooks.destinations(event.kind).is_empty() {
+            if settles
+                && !settings
+                    .webhooks
+                    .destinations(event.kind, Some(after))
+                    .is_empty()
+            {
                 let span = policy::worst_case_span(
                     &settings.webhooks.retry_schedule,
                     settings.webhooks.timeout,
@@ -66,9 +71,17 @@ impl Tx<'_> {
             }
             let bodies = Bodies {
                 envelope: |event_id: &str| events::envelope(event_id, &event, after, now),
-                nango: || events::nango_bodies(&event, after),
+                nango: || events::nango_bodies(&event, after, &settings.webhooks.toggles),
             };
-            self.queue_deliveries(&settings, event.kind, bodies, &cause, settles, now)?;
+            self.queue_deliveries(
+                &settings,
+                event.kind,
+                Some(after),
+                bodies,
+                &cause,
+                settles,
+                now,
+            )?;
         }
         Ok(())
     }
@@ -82,6 +95,7 @@ impl Tx<'_> {
         &mut self,
         settings: &EnvSettings,
         kind: EventType,
+        op: Option<&Operation>,
         bodies: Bodies<E, N>,
         cause: &DeliveryCause,
         settles: bool,
@@ -91,7 +105,7 @@ impl Tx<'_> {
         E: FnOnce(&str) -> String,
         N: FnOnce() -> Vec<events::NangoBody>,
     {
-        let urls = settings.webhooks.destinations(kind);
+        let urls = settings.webhooks.destinations(kind, op);
         if urls.is_empty() {
             return Ok(());
         }
@@ -173,7 +187,7 @@ impl Tx<'_> {
             return Ok(());
         }
         let max_events = target.max_events_per_span();
-        let messages = self.db.message_ends(ended.id, max_events)?;
+        let messages = self.message_ends(ended.id, max_events)?;
         let Some(span) =
             crate::otel::operation_span_named(ended, &messages, max_events, target.names())
         else {
@@ -306,6 +320,10 @@ impl Tx<'_> {
             end_user: None,
             tags: None,
             is_async: None,
+            sync_type: None,
+            checkpoints: None,
+            auth_mode: None,
+            output: None,
             meta: Some(Json::from_value(&serde_json::json!({
                 "delivery_id": delivery.to_string(),
                 "event": event,
@@ -314,10 +332,12 @@ impl Tx<'_> {
             started_at: None,
             ended_at: None,
             expires_at: Some(now.plus_millis(span.as_millis() as i64)),
+            messages: None,
         };
         let draft = OperationDraft {
             input,
             action: "deliver".into(),
+            messages: Vec::new(),
         };
         let id = self.next_id();
         let (log, _) = lifecycle::new_operation(id, &cause.environment, draft, now, span);

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
-use ulid::Ulid;
 
 use crate::config::DeadlinesConfig;
 use crate::index::{Fed, IndexShared};
@@ -186,7 +185,10 @@ pub struct WriterDeps {
 
 /// Starts the writer thread. It ends once every `Writer` is dropped and the queue is drained.
 pub fn start(store: Arc<Store>, deps: WriterDeps) -> Result<(Writer, JoinHandle<()>), StoreError> {
-    let feed_seq = store.write()?.last_feed_seq()?;
+    let (feed_seq, last_id, message_seq) = {
+        let db = store.write()?;
+        (db.last_feed_seq()?, db.last_id()?, db.last_message_seq()?)
+    };
     deps.metrics.feed_seq.store(feed_seq, Ordering::Relaxed);
     deps.metrics.add_outbox_depth(store.read()?.outbox_depth()?);
     let (tx, rx) = mpsc::channel(QUEUE);
@@ -199,7 +201,8 @@ pub fn start(store: Arc<Store>, deps: WriterDeps) -> Result<(Writer, JoinHandle<
                 feed_seq,
                 trimmed_to: 0,
                 needs_reopen: false,
-                last_id: 0,
+                last_id,
+                message_seq,
             }
             .run(rx)
         })
@@ -216,7 +219,10 @@ struct Engine {
     trimmed_to: u64,
     /// The last group failed on I/O: reopen the database before the next one.
     needs_reopen: bool,
+    /// The newest id handed out (or stored, at start): ids only grow.
     last_id: u128,
+    /// The sequence number of the newest stored message.
+    message_seq: u64,
 }
 
 /// What a committed group leaves for the engine to record and hand on.
@@ -236,8 +242,9 @@ pub(super) struct Group {
     pub(super) ops: HashMap<Id, TouchedOp>,
     /// What the search index must pick up from this group.
     feed: FeedEntry,
-    /// The messages of `feed.messages`, in the same order, handed to the index after the commit.
-    fed_messages: Vec<Arc<[Message]>>,
+    /// Messages stored by this group, with the sequence number of each chunk's first (the rest
+    /// follow it): written as blocks at the group's end, then handed to the index.
+    messages: Vec<(u64, Arc<[Message]>)>,
     /// Messages appended to operations of environments that export logs, by operation: each
     /// operation's become one `OtlpLogs` job at the end of the group.
     pub(super) logged: BTreeMap<Id, Vec<Message>>,
@@ -282,18 +289,76 @@ pub struct Tx<'a> {
     pub(super) now: Timestamp,
     pub(super) group: &'a mut Group,
     last_id: &'a mut u128,
+    /// The sequence number of the newest message stored, this group's included.
+    message_seq: &'a mut u64,
 }
 
 impl Tx<'_> {
-    /// Ids sort by creation: a fresh ULID, or one past the last if the clock did not move on.
+    /// The next id: a ULID (creation time in ms, then 80 bits) whose 80 bits count on from the
+    /// last id's, so ids sort by creation and ids made together are close: stored as deltas they
+    /// take a byte where random bits took ten. The count starts from random bits on a new data
+    /// dir (`Store::last_id`), so two data dirs do not hand out the same ids.
     pub(super) fn next_id(&mut self) -> Id {
-        let fresh = Ulid::new().0;
-        *self.last_id = if fresh > *self.last_id {
-            fresh
-        } else {
-            *self.last_id + 1
-        };
+        *self.last_id = next_id(*self.last_id, Timestamp::now());
         Id(*self.last_id)
+    }
+
+    /// Stores `messages` (fresh ones, or imported ones not stored yet) in this group: each gets
+    /// the next sequence number, counts on its operation (which `check` found), and goes to the
+    /// search index after the commit.
+    pub(super) fn store_messages(&mut self, messages: Arc<[Message]>) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        for m in messages.iter() {
+            self.checked_operation(m.operation_id)?.count_messages(1);
+        }
+        let first = *self.message_seq + 1;
+        *self.message_seq += messages.len() as u64;
+        self.group.feed.messages_through = *self.message_seq;
+        self.group.messages.push((first, messages));
+        Ok(())
+    }
+
+    /// The ids of `operation`'s messages in `[low, high]`, stored or stored by this group.
+    pub(super) fn message_ids(
+        &self,
+        operation: Id,
+        low: u128,
+        high: u128,
+    ) -> Result<Vec<Id>, StoreError> {
+        let mut ids = self.db.message_ids(operation, low, high)?;
+        let pending = self
+            .group
+            .messages
+            .iter()
+            .flat_map(|(_, chunk)| chunk.iter());
+        ids.extend(
+            pending
+                .filter(|m| m.operation_id == operation && (low..=high).contains(&m.id.0))
+                .map(|m| m.id),
+        );
+        Ok(ids)
+    }
+
+    /// The first and the last `each` messages of `operation`, oldest first, with those this
+    /// group stores (after every stored one).
+    pub(super) fn message_ends(
+        &self,
+        operation: Id,
+        each: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let mut all = self.db.message_ends(operation, each)?;
+        let pending = self
+            .group
+            .messages
+            .iter()
+            .flat_map(|(_, chunk)| chunk.iter());
+        all.extend(pending.filter(|m| m.operation_id == operation).cloned());
+        if all.len() > 2 * each {
+            all.drain(each..all.len() - each);
+        }
+        Ok(all)
     }
 
     /// The group's transaction lent for reading only, for a command's `check`.
@@ -339,15 +404,6 @@ impl Tx<'_> {
             self.group.ops.remove(id);
         }
         self.group.feed.removed_operations.extend(ids);
-    }
-
-    /// Puts messages this group stored on their way to the search index.
-    pub(super) fn feed_messages(&mut self, messages: Arc<[Message]>) {
-        self.group
-            .feed
-            .messages
-            .extend(messages.iter().map(|m| (m.operation_id, m.id)));
-        self.group.fed_messages.push(messages);
     }
 
     /// Settings to install once the group commits.
@@ -512,28 +568,26 @@ impl Engine {
         group: &mut Group,
     ) -> Result<Committed, StoreError> {
         let mut db = self.store.write()?;
+        let mut message_seq = self.message_seq;
+        let mut last_id = self.last_id;
         let mut tx = Tx {
             db: &mut db,
             deps: &self.deps,
             now: Timestamp::now(),
             group,
-            last_id: &mut self.last_id,
+            last_id: &mut last_id,
+            message_seq: &mut message_seq,
         };
         for request in requests.iter_mut() {
             tx.now = Timestamp::now();
             request.apply(&mut tx)?;
         }
         tx.queue_logs()?;
+        let messages = store_group_messages(&mut db, group)?;
         let mut feed = std::mem::take(&mut group.feed);
-        let messages = feed.messages.len() as u64;
         let mut changed = HashMap::new();
         for (id, op) in group.ops.drain().filter(|(_, op)| op.dirty) {
             db.put_operation(&op.current, op.stored.as_ref())?;
-            // An ended operation's messages are only read from now on: pack them (and any that
-            // arrive late) into compressed blocks, after this group's last append.
-            if op.current.state.is_terminal() {
-                db.pack_messages(id)?;
-            }
             if op.reindex {
                 feed.operations.push(id);
             }
@@ -547,7 +601,7 @@ impl Engine {
                 seq: self.feed_seq + 1,
                 entry: feed,
                 operations: changed,
-                messages: std::mem::take(&mut group.fed_messages),
+                messages: std::mem::take(&mut group.messages),
             })
         };
         let seq = fed.as_ref().map_or(self.feed_seq, |fed| fed.seq);
@@ -567,6 +621,9 @@ impl Engine {
         };
         let outbox_depth = db.outbox_depth_change();
         db.commit()?;
+        // Only a committed group moves the counters on; a failed one hands them out again.
+        self.message_seq = message_seq;
+        self.last_id = last_id;
         Ok(Committed {
             fed,
             trimmed_to,
@@ -574,6 +631,30 @@ impl Engine {
             outbox_depth,
         })
     }
+}
+
+/// Writes the messages `group` stored as blocks, leaving out those of operations it removed
+/// (retention in the same group); returns how many were written.
+fn store_group_messages(db: &mut WriteTx, group: &mut Group) -> Result<u64, StoreError> {
+    let removed: std::collections::HashSet<Id> =
+        group.feed.removed_operations.iter().copied().collect();
+    let rows: Vec<(u64, &Message)> = group
+        .messages
+        .iter()
+        .flat_map(|(first, chunk)| (*first..).zip(chunk.iter()))
+        .filter(|(_, m)| !removed.contains(&m.operation_id))
+        .collect();
+    db.append_messages(&rows)?;
+    Ok(rows.len() as u64)
+}
+
+/// The id after `last` at `now`: `now`'s milliseconds over the count after `last`'s, or one past
+/// `last` when the clock did not move past it.
+fn next_id(last: u128, now: Timestamp) -> u128 {
+    const COUNT_BITS: u32 = 80;
+    let count = (last.wrapping_add(1)) & ((1 << COUNT_BITS) - 1);
+    let candidate = ((now.millis().max(0) as u128) << COUNT_BITS) | count;
+    candidate.max(last + 1)
 }
 
 #[cfg(test)]
@@ -602,6 +683,7 @@ mod tests {
             trimmed_to: 0,
             needs_reopen: false,
             last_id: 0,
+            message_seq: 0,
         };
         (engine, store)
     }

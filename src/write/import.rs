@@ -1,6 +1,6 @@
 //! Import's command: operations and messages from an export file, keeping their ids.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use super::engine::{Check, Command, Tx, WriteError};
 use crate::model::{Id, Message, Operation};
@@ -83,18 +83,29 @@ impl Command for Import {
             tx.insert_operation(operation);
             counts.operations_added += 1;
         }
+        // What is stored already (or comes twice in the file) is skipped: the ids each
+        // operation holds in the span the file covers, read once per operation.
+        let mut spans: BTreeMap<Id, (u128, u128)> = BTreeMap::new();
+        for m in &messages {
+            let span = spans.entry(m.operation_id).or_insert((m.id.0, m.id.0));
+            *span = (span.0.min(m.id.0), span.1.max(m.id.0));
+        }
+        let mut seen: HashSet<(Id, Id)> = HashSet::new();
+        for (op, (low, high)) in spans {
+            for id in tx.message_ids(op, low, high)? {
+                seen.insert((op, id));
+            }
+        }
         let mut fresh = Vec::new();
         for message in messages {
-            if !tx.db.insert_message(&message)? {
+            if !seen.insert((message.operation_id, message.id)) {
                 counts.messages_skipped += 1;
                 continue;
             }
-            tx.checked_operation(message.operation_id)?
-                .count_messages(1);
             fresh.push(message);
         }
         counts.messages_added = fresh.len() as u64;
-        tx.feed_messages(fresh.into());
+        tx.store_messages(fresh.into())?;
         Ok(counts)
     }
 }

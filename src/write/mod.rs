@@ -23,7 +23,9 @@ mod settings;
 pub use alerts::ObserveAlerts;
 pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
 pub use import::{Import, Imported};
-pub use operations::{AppendMessages, CreateOperation, Created, TimeOutOverdue, UpdateOperation};
+pub use operations::{
+    AppendMessages, CreateOperation, CreateOperations, Created, TimeOutOverdue, UpdateOperation,
+};
 pub use outbox::{RecordAttempts, RecordedAttempt, Requeue, RequeueJobs, REPLAY_LIMIT};
 pub use retention::RemoveExpired;
 pub use settings::{ChangeSettings, SettingsChange};

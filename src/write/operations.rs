@@ -1,7 +1,6 @@
 //! Commands on operations and their messages: create (with `Idempotency-Key`), update, append
 //! messages, and time out what is overdue. The state machine itself is `ingest::lifecycle`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::engine::{Check, Command, Tx, WriteError};
@@ -64,24 +63,81 @@ impl Command for CreateOperation {
             }
             CreatePlan::New(create) => create,
         };
-        let id = tx.next_id();
-        let deadline = tx.deps.deadlines.for_type(draft.input.kind);
-        // Created ended or not, `operation_changed` below sees it with no `before`.
-        let (operation, _) = lifecycle::new_operation(id, &environment, draft, tx.now, deadline);
-        if let Some((key, body_sha256)) = idempotency {
-            let record = IdempotencyRecord {
-                operation_id: id,
-                body_sha256,
-            };
-            tx.db.put_idempotency(&environment, &key, &record)?;
-        }
-        tx.deps.metrics.operations_created.inc();
-        tx.insert_operation(operation.clone());
-        tx.operation_changed(None, &operation)?;
+        let operation = create(tx, &environment, idempotency, draft)?;
         Ok(Created {
             operation,
             replayed: false,
         })
+    }
+}
+
+/// Stores a new operation and its first messages, and queues what its creation causes; returns
+/// it as stored (with its message count).
+fn create(
+    tx: &mut Tx<'_>,
+    environment: &str,
+    idempotency: Option<(String, [u8; 32])>,
+    mut draft: OperationDraft,
+) -> Result<Operation, StoreError> {
+    let id = tx.next_id();
+    let deadline = tx.deps.deadlines.for_type(draft.input.kind);
+    let first_messages = std::mem::take(&mut draft.messages);
+    // Created ended or not, `operation_changed` below sees it with no `before`.
+    let (operation, _) = lifecycle::new_operation(id, environment, draft, tx.now, deadline);
+    if let Some((key, body_sha256)) = idempotency {
+        let record = IdempotencyRecord {
+            operation_id: id,
+            body_sha256,
+        };
+        tx.db.put_idempotency(environment, &key, &record)?;
+    }
+    tx.deps.metrics.operations_created.inc();
+    tx.insert_operation(operation);
+    if !first_messages.is_empty() {
+        let now = tx.now;
+        let messages: Arc<[Message]> = first_messages
+            .into_iter()
+            .map(|draft| draft.into_message(tx.next_id(), id, now))
+            .collect();
+        tx.store_messages(messages.clone())?;
+        tx.export_messages(environment, &messages);
+        tx.deps
+            .metrics
+            .messages_appended
+            .inc_by(messages.len() as u64);
+    }
+    // Its messages are stored first, so a span of an operation created ended carries them.
+    let operation = tx.checked_operation(id)?.current.clone();
+    tx.operation_changed(None, &operation)?;
+    Ok(operation)
+}
+
+/// Several operations, each with its first messages, in one request (`POST /operations` with
+/// an array): all stored or none.
+pub struct CreateOperations {
+    pub environment: String,
+    pub drafts: Vec<OperationDraft>,
+}
+
+impl Command for CreateOperations {
+    /// The operations as stored, in the order of the request.
+    type Reply = Vec<Operation>;
+    /// Never refused: validated before, and nothing stored is asked about.
+    type Plan = Self;
+
+    fn check(self, _: &mut Check<'_>) -> Result<Self, WriteError> {
+        Ok(self)
+    }
+
+    fn write(plan: Self, tx: &mut Tx<'_>) -> Result<Vec<Operation>, StoreError> {
+        let CreateOperations {
+            environment,
+            drafts,
+        } = plan;
+        drafts
+            .into_iter()
+            .map(|draft| create(tx, &environment, None, draft))
+            .collect()
     }
 }
 
@@ -134,55 +190,31 @@ pub struct AppendMessages {
     pub messages: Vec<(Id, MessageDraft)>,
 }
 
-/// Messages whose operations `check` found, and which of those have ended.
-pub struct Appending {
-    append: AppendMessages,
-    ended: HashSet<Id>,
-}
-
 impl Command for AppendMessages {
     /// The messages stored, shared with the search index, which takes them from the commit
     /// instead of the store.
     type Reply = Arc<[Message]>;
-    type Plan = Appending;
+    /// Every operation named is found.
+    type Plan = Self;
 
-    fn check(self, tx: &mut Check<'_>) -> Result<Appending, WriteError> {
-        let mut ended = HashSet::new();
+    fn check(self, tx: &mut Check<'_>) -> Result<Self, WriteError> {
         for (op_id, _) in &self.messages {
-            if tx
-                .operation_in(*op_id, &self.environment)?
-                .state
-                .is_terminal()
-            {
-                ended.insert(*op_id);
-            }
+            tx.operation_in(*op_id, &self.environment)?;
         }
-        Ok(Appending {
-            append: self,
-            ended,
-        })
+        Ok(self)
     }
 
-    fn write(plan: Appending, tx: &mut Tx<'_>) -> Result<Arc<[Message]>, StoreError> {
-        let Appending {
-            append:
-                AppendMessages {
-                    environment,
-                    messages,
-                },
-            ended,
+    fn write(plan: Self, tx: &mut Tx<'_>) -> Result<Arc<[Message]>, StoreError> {
+        let AppendMessages {
+            environment,
+            messages,
         } = plan;
         let now = tx.now;
         let stored: Arc<[Message]> = messages
             .into_iter()
             .map(|(op_id, draft)| draft.into_message(tx.next_id(), op_id, now))
             .collect();
-        tx.db
-            .insert_fresh_messages(&stored, |op| ended.contains(&op))?;
-        tx.feed_messages(stored.clone());
-        for m in stored.iter() {
-            tx.checked_operation(m.operation_id)?.count_messages(1);
-        }
+        tx.store_messages(stored.clone())?;
         tx.export_messages(&environment, &stored);
         tx.deps
             .metrics

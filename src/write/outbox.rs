@@ -278,14 +278,11 @@ fn log_attempt(
             .map(|at| Json::from_value(&serde_json::json!({ "next_attempt_at": at }))),
         created_at: attempt.started_at,
     };
-    tx.db.insert_messages(std::slice::from_ref(&message))?;
     let message: Arc<[Message]> = Arc::new([message]);
     tx.export_messages(&job.environment, &message);
-    tx.feed_messages(message);
-    let entry = tx.checked_operation(log_id)?;
-    entry.count_messages(1);
+    tx.store_messages(message)?;
     if operation != before {
-        let after = entry.current.clone();
+        let after = tx.checked_operation(log_id)?.current.clone();
         tx.operation_changed(Some(&before), &after)?;
     }
     Ok(())

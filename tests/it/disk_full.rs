@@ -67,9 +67,21 @@ fn a_full_disk_refuses_writes_and_recovers() {
     let path = format!("/v1/environments/prod/operations/{id}/messages");
     let mut acked = Vec::new();
     let mut refused = None;
+    // Text that does not compress (blocks are compressed): random hex, from a xorshift.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = || {
+        (0..19)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                format!("{rng:016x}")
+            })
+            .collect::<String>()
+    };
     for batch in 0..2_000 {
         let body: Vec<Value> = (0..200)
-            .map(|m| json!({"message": format!("b{batch} m{m} {}", "x".repeat(300))}))
+            .map(|m| json!({"message": format!("b{batch} m{m} {}", noise())}))
             .collect();
         let r = d.post(&path, PROD_KEY, &Value::Array(body));
         match r.status {

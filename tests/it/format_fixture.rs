@@ -1,9 +1,11 @@
-//! A data dir written by the format of this release, checked in under
-//! `tests/fixtures/format-v1/` (the redb file only: the index is derived and rebuilt), opened by
-//! the current binary. A future format change must migrate this file, or this test fails.
+//! Data dirs written by earlier formats, checked in under `tests/fixtures/format-v<N>/` (the redb
+//! file only: the index is derived and rebuilt), opened by the current binary: format 1 (every
+//! message a row), format 2 (an ended operation's messages packed into blocks per operation),
+//! each converted to the current format on first start. A format change must convert these
+//! files, or these tests fail.
 //!
-//! To write the fixture again (only when the format number is bumped and the old fixture is kept
-//! beside it): `OPSLOG_WRITE_FIXTURE=1 cargo test --release --test it format_fixture`.
+//! To write the fixture of the current format (when its number is bumped, into a new directory
+//! beside the old ones): `OPSLOG_WRITE_FIXTURE=<N> cargo test --release --test it format_fixture`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,8 +18,8 @@ use crate::support::*;
 
 const PROD: &str = "/v1/environments/prod";
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1")
+fn fixture_dir(format: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/format-v{format}"))
 }
 
 /// What the API shows of the fixture: prod's operations with their messages, its settings, and
@@ -43,7 +45,7 @@ fn observe(d: &Daemon) -> Value {
 
 /// Seeds a daemon, ends what is still open (so nothing changes when the fixture is opened
 /// later), stops it and keeps its compacted redb file and what the API showed.
-fn write_fixture() {
+fn write_fixture(format: u32) {
     let receiver = Receiver::ok();
     let d = Daemon::start();
     let ids = seed(&d, &receiver);
@@ -59,14 +61,14 @@ fn write_fixture() {
     let mut db = redb::Database::open(dir.path().join("opslog.redb")).unwrap();
     while db.compact().unwrap() {}
     drop(db);
-    std::fs::create_dir_all(fixture_dir()).unwrap();
+    std::fs::create_dir_all(fixture_dir(format)).unwrap();
     std::fs::copy(
         dir.path().join("opslog.redb"),
-        fixture_dir().join("opslog.redb"),
+        fixture_dir(format).join("opslog.redb"),
     )
     .unwrap();
     std::fs::write(
-        fixture_dir().join("expected.json"),
+        fixture_dir(format).join("expected.json"),
         serde_json::to_string_pretty(&seen).unwrap() + "\n",
     )
     .unwrap();
@@ -74,16 +76,61 @@ fn write_fixture() {
 
 #[test]
 fn a_data_dir_of_format_v1_opens_with_everything_readable() {
-    if std::env::var_os("OPSLOG_WRITE_FIXTURE").is_some() {
-        write_fixture();
+    opens_with_everything_readable(1);
+}
+
+#[test]
+fn a_data_dir_of_format_v2_opens_with_everything_readable() {
+    opens_with_everything_readable(2);
+}
+
+/// The command line converts too, and says so: `opslog reindex` on a copy of the format 2
+/// fixture logs the conversion, then indexes every record.
+#[test]
+fn converting_a_format_v2_data_dir_is_logged_with_its_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture_dir(2).join("opslog.redb"),
+        dir.path().join("opslog.redb"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opslog"))
+        .args(["reindex", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("converting the data dir"), "{stderr}");
+    let done = stderr
+        .lines()
+        .find(|l| l.contains("data dir converted to format"))
+        .unwrap_or_else(|| panic!("no conversion line in {stderr}"));
+    assert!(done.contains("seconds"), "{done}");
+    // Opened again, it is converted already: no second conversion.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_opslog"))
+        .args(["reindex", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(!stderr.contains("converting"), "{stderr}");
+}
+
+fn opens_with_everything_readable(format: u32) {
+    if std::env::var("OPSLOG_WRITE_FIXTURE").is_ok_and(|f| f == format.to_string()) {
+        write_fixture(format);
     }
     let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture_dir().join("expected.json")).unwrap(),
+        &std::fs::read_to_string(fixture_dir(format).join("expected.json")).unwrap(),
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
-        fixture_dir().join("opslog.redb"),
+        fixture_dir(format).join("opslog.redb"),
         dir.path().join("opslog.redb"),
     )
     .unwrap();
@@ -109,6 +156,34 @@ fn a_data_dir_of_format_v1_opens_with_everything_readable() {
     assert!(secret.body["secret"]
         .as_str()
         .is_some_and(|s| s.starts_with("whsec_")));
+    // New messages go on after the converted ones, and read back in order.
+    let id = seen["operations"][0]["operation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let late = d.post(
+        &format!("{PROD}/operations/{id}/messages"),
+        PROD_KEY,
+        &json!({"message": "written after the conversion"}),
+    );
+    assert_eq!(late.status, 201, "{}", late.text);
+    let all = d.get(
+        &format!("{PROD}/operations/{id}/messages?limit=500"),
+        PROD_KEY,
+    );
+    let texts: Vec<&str> = all.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts.last(),
+        Some(&"written after the conversion"),
+        "{texts:?}"
+    );
+    let before = seen["operations"][0]["messages"].as_array().unwrap().len();
+    assert_eq!(texts.len(), before + 1);
     drop(d);
     drop(dir);
 }

@@ -428,3 +428,106 @@ fn appends_with_prefer_return_minimal_answer_204_and_keep_everything() {
     let op = d.get(&format!("{OPS}/{id}"), PROD_KEY);
     assert_eq!(op.body["message_count"], 42);
 }
+
+/// An operation and its first messages in one request, and several such at once: stored in one
+/// commit, counted, read back in order, searchable; a bad message refuses the whole request.
+#[test]
+fn operations_are_created_with_their_first_messages_alone_or_several_at_once() {
+    let d = Daemon::start();
+    let one = d.post(
+        OPS,
+        PROD_KEY,
+        &json!({"type": "proxy", "integration": "github", "state": "success", "messages": [
+            {"message": "calling the API"},
+            {"request": {"method": "GET", "url": "https://api.github.com/user"},
+             "response": {"status": 401}},
+            {"level": "warn", "message": "credentials rejected: cabbage"}
+        ]}),
+    );
+    assert_eq!(one.status, 201, "{}", one.text);
+    assert_eq!(one.body["message_count"], 3);
+    let id = one.body["id"].as_str().unwrap();
+    let messages = d.get(&format!("{OPS}/{id}/messages"), PROD_KEY);
+    let levels: Vec<&str> = messages.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, ["info", "error", "warn"], "{}", messages.text);
+
+    let many: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"type": "webhook", "integration": format!("hook{i}"), "state": "success",
+                   "messages": (0..=i).map(|m| json!({"message": format!("turnip {i}.{m}")}))
+                       .collect::<Vec<_>>()})
+        })
+        .collect();
+    let reply = d.post(OPS, PROD_KEY, &Value::Array(many.clone()));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let counts: Vec<u64> = reply.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["message_count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [1, 2, 3]);
+    assert_eq!(reply.body["total"], 3);
+    let minimal = d.raw(
+        "POST",
+        OPS,
+        Some(PROD_KEY),
+        &[("Prefer", "return=minimal")],
+        Some(&serde_json::to_vec(&many).unwrap()),
+    );
+    assert_eq!((minimal.status, minimal.text.as_str()), (204, ""));
+    eventually(Duration::from_secs(10), || {
+        let found = d.get("/v1/environments/prod/messages?q=turnip", PROD_KEY);
+        (found.body["total"] == 12).then_some(())
+    });
+    let found = d.get("/v1/environments/prod/messages?q=cabbage", PROD_KEY);
+    assert_eq!(
+        found.body["data"][0]["operation"]["id"], id,
+        "{}",
+        found.text
+    );
+
+    // Refused as a whole, naming the item and the message.
+    let before = d.get(&format!("{OPS}?limit=1"), PROD_KEY).body["total"].clone();
+    let mut bad = many.clone();
+    bad[1]["messages"][1]["level"] = json!("loud");
+    let refused = d.post(OPS, PROD_KEY, &Value::Array(bad));
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(
+        refused.body["error"]["field"], "[1].messages[1].level",
+        "{}",
+        refused.text
+    );
+    let named = d.post(
+        OPS,
+        PROD_KEY,
+        &json!({"type": "sync", "messages": [{"operation_id": id, "message": "x"}]}),
+    );
+    assert_eq!(named.status, 400, "{}", named.text);
+    assert_eq!(named.body["error"]["field"], "messages[0].operation_id");
+    let keyed = d.raw(
+        "POST",
+        OPS,
+        Some(PROD_KEY),
+        &[("Idempotency-Key", "bulk-1")],
+        Some(&serde_json::to_vec(&many).unwrap()),
+    );
+    assert_eq!(keyed.status, 400, "{}", keyed.text);
+    let lines: Vec<Value> = (0..1001)
+        .map(|i| json!({"message": format!("l{i}")}))
+        .collect();
+    let too_many = d.post(
+        OPS,
+        PROD_KEY,
+        &json!([{"type": "sync", "messages": lines[..600]}, {"type": "sync", "messages": lines[600..]}]),
+    );
+    assert_eq!(too_many.status, 400, "{}", too_many.text);
+    assert_eq!(too_many.code(), "batch_too_large");
+    let after = d.get(&format!("{OPS}?limit=1"), PROD_KEY).body["total"].clone();
+    assert_eq!(after, before, "nothing of a refused request was stored");
+}

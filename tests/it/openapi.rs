@@ -355,6 +355,24 @@ fn openapi_real_answers_match_the_document() {
 
     let one = format!("{prod}/operations/{id}");
     c.expect(200, "GET", &op, d.get(&one, PROD_KEY));
+    let output = format!("{ENV}/operations/{{id}}/output");
+    c.expect(
+        409,
+        "GET",
+        &output,
+        d.get(&format!("{one}/output"), PROD_KEY),
+    );
+    let done = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "action", "state": "success", "output": {"issue": 7}}),
+    );
+    c.expect(
+        200,
+        "GET",
+        &output,
+        d.get(&format!("{prod}/operations/{done}/output"), PROD_KEY),
+    );
     c.expect(
         400,
         "GET",
@@ -755,6 +773,48 @@ fn openapi_real_answers_match_the_document() {
             None,
             &[],
             Some(b"{}"),
+        ),
+    );
+    c.expect(
+        200,
+        "POST",
+        hooks,
+        d.raw(
+            "POST",
+            &format!("/v1/hooks/{token}/slack"),
+            None,
+            &[],
+            Some(br#"{"type":"url_verification","challenge":"c1"}"#),
+        ),
+    );
+    c.expect(
+        200,
+        "GET",
+        hooks,
+        d.raw(
+            "GET",
+            &format!("/v1/hooks/{token}/dropbox?challenge=c2"),
+            None,
+            &[],
+            None,
+        ),
+    );
+    c.expect(
+        404,
+        "GET",
+        hooks,
+        d.raw("GET", &format!("/v1/hooks/{token}/stripe"), None, &[], None),
+    );
+    c.expect(
+        404,
+        "GET",
+        hooks,
+        d.raw(
+            "GET",
+            "/v1/hooks/hook_wrong/dropbox?challenge=c",
+            None,
+            &[],
+            None,
         ),
     );
 

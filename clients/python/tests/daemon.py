@@ -47,6 +47,16 @@ class Daemon:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
+    def admin(self, method, path, body=None):
+        """An admin call on the prod environment (settings)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + "/v1/environments/prod" + path, data=data, method=method)
+        request.add_header("Authorization", "Bearer test-admin-token-0123456789")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
     def messages(self, op_id):
         out, cursor = [], None
         while True:

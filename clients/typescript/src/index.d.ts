@@ -1,8 +1,11 @@
-// Types for the opslog Node client (src/index.js).
+// Types for the opslog Node client (src/index.js), written in terms of the API's own types
+// (src/api.d.ts, generated from openapi.json; test/types.test.js fails when they drift).
 
-export type Level = 'debug' | 'info' | 'warn' | 'error';
-export type OperationType =
-  | 'sync' | 'action' | 'webhook' | 'auth' | 'proxy' | 'deploy' | 'admin' | 'events' | 'function';
+import type * as api from './api';
+
+export type { api };
+export type Level = api.Level;
+export type OperationType = api.OpType;
 
 export interface OpslogOptions {
   /** Daemon URL; default `OPSLOG_URL` or http://127.0.0.1:7400. */
@@ -42,9 +45,42 @@ export interface StartOperationOptions {
   connectionId?: string;
   connection_id?: string;
   script?: string;
+  /** Nango's provider key, e.g. `github`. */
   provider?: string;
   message?: string;
   meta?: unknown;
+  /** Who the operation acts for (Nango's end user). */
+  endUser?: api.EndUser;
+  end_user?: api.EndUser;
+  /** String labels (at most 32). */
+  tags?: Record<string, string>;
+  /** An action whose caller does not wait: its end sends `action.completed`. */
+  async?: boolean;
+  /** How a sync run began. */
+  syncType?: api.SyncType;
+  sync_type?: api.SyncType;
+  /** The checkpoint a sync run started from (`from`, null for a full run) and the one it saved. */
+  checkpoints?: NonNullable<api.NewOperation['checkpoints']>;
+  /** The connection's auth mode, as Nango names it. */
+  authMode?: NonNullable<api.NewOperation['auth_mode']>;
+  auth_mode?: NonNullable<api.NewOperation['auth_mode']>;
+}
+
+export interface EndOptions {
+  /** A sync's counts per model. */
+  records?: RecordCount[];
+  /** The checkpoint a sync run started from and the one it saved. */
+  checkpoints?: NonNullable<api.OperationPatch['checkpoints']>;
+  /** What an action returned (served at `GET /operations/{id}/output`). */
+  output?: api.Json;
+  syncType?: api.SyncType;
+}
+
+export interface VerifyOptions {
+  /** How far `webhook-timestamp` may be from now. Default 300 s. */
+  toleranceSeconds?: number;
+  /** Now, in unix seconds (for tests). */
+  now?: number;
 }
 
 export interface LogOptions {
@@ -81,12 +117,7 @@ export interface HttpOptions {
   meta?: unknown;
 }
 
-export interface RecordCount {
-  model: string;
-  added?: number;
-  updated?: number;
-  deleted?: number;
-}
+export type RecordCount = api.RecordCount;
 
 export interface Stats {
   sent: number;
@@ -102,7 +133,7 @@ export declare class Operation {
   readonly failed: boolean;
   log(message: string, options?: LogOptions): void;
   http(request: HttpRequestLike | null, response?: HttpResponseLike | null, options?: HttpOptions): void;
-  end(records?: RecordCount[]): Promise<void>;
+  end(recordsOrOptions?: RecordCount[] | EndOptions): Promise<void>;
   fail(error: unknown): Promise<void>;
 }
 
@@ -124,4 +155,14 @@ export declare function redactHeaders(headers: HeadersLike | undefined, extra?: 
 export declare function redactUrl(url: string, extra?: string[]): string;
 export declare function redactBody<T>(body: T, extra?: string[]): T;
 export declare function parseRetryAfter(value: string | null | undefined, now?: number): number | null;
+export declare function verifyWebhook(
+  secret: string,
+  body: string | Uint8Array,
+  headers: HeadersLike,
+  options?: VerifyOptions
+): boolean;
+/** The fields of POST /operations the client sets, as [wire name, option name]. */
+export declare const START_FIELDS: ReadonlyArray<readonly [keyof api.NewOperation, string]>;
+/** The fields of PATCH /operations/{id} that `end()` takes, as [wire name, option name]. */
+export declare const END_FIELDS: ReadonlyArray<readonly [keyof api.OperationPatch, string]>;
 export declare function backoffMs(attempt: number, baseMs: number, maxMs: number, random?: () => number): number;

@@ -6,8 +6,9 @@
 // - `log()`/`http()` never wait on the network: they append to a bounded in-memory buffer
 //   (oldest messages dropped and counted when it is full).
 // - One sender drains the buffer in order, so an operation is created before its messages are
-//   sent and its end is sent after them. Creating an operation carries an Idempotency-Key, so
-//   a retry after a lost answer returns the same operation instead of a second one.
+//   sent and its end is sent after them; messages already buffered when it is created go in the
+//   same request. Creating an operation carries an Idempotency-Key, so a retry after a lost
+//   answer returns the same operation instead of a second one.
 
 const crypto = require('node:crypto');
 
@@ -22,6 +23,33 @@ const SENSITIVE_PARAMS = [
   'private_key', 'session', 'sessionid', 'x-api-key',
 ];
 const MAX_BATCH = 1000;
+
+// The fields of POST /operations a client sets, as [wire name, option name]; the others
+// (state, times, error, request, response, records, output, expires_at) are set by the client
+// itself or at the end. test/types.test.js checks this table against openapi.json.
+const START_FIELDS = [
+  ['type', 'type'],
+  ['action', 'action'],
+  ['integration', 'integration'],
+  ['connection_id', 'connectionId'],
+  ['script', 'script'],
+  ['provider', 'provider'],
+  ['message', 'message'],
+  ['meta', 'meta'],
+  ['end_user', 'endUser'],
+  ['tags', 'tags'],
+  ['async', 'async'],
+  ['sync_type', 'syncType'],
+  ['checkpoints', 'checkpoints'],
+  ['auth_mode', 'authMode'],
+];
+// The fields of PATCH /operations/{id} that `end()` takes.
+const END_FIELDS = [
+  ['records', 'records'],
+  ['checkpoints', 'checkpoints'],
+  ['output', 'output'],
+  ['sync_type', 'syncType'],
+];
 
 function toError(err) {
   return err instanceof Error ? err : new Error(String(err));
@@ -187,10 +215,20 @@ class Operation {
     }
   }
 
-  /** Ends the operation as `success`; resolves (never rejects) once the daemon has it or gave up. */
-  end(records) {
+  /**
+   * Ends the operation as `success`; resolves (never rejects) once the daemon has it or gave up.
+   * Takes a sync's record counts (an array), or `{records?, checkpoints?, output?, syncType?}`:
+   * the checkpoints a sync run started from and saved, what an action returned.
+   */
+  end(recordsOrOptions) {
     const patch = { state: 'success', ended_at: new Date().toISOString() };
-    if (records !== undefined) patch.records = records;
+    const options = Array.isArray(recordsOrOptions)
+      ? { records: recordsOrOptions }
+      : recordsOrOptions || {};
+    for (const [wire, option] of END_FIELDS) {
+      const value = options[option] ?? options[wire];
+      if (value !== undefined && value !== null) patch[wire] = value;
+    }
     return this._finish(patch);
   }
 
@@ -254,16 +292,10 @@ class Opslog {
   /** Starts an operation; returns its handle at once (the daemon is asked in the background). */
   startOperation(options = {}) {
     const body = { type: options.type || 'function' };
-    const fields = {
-      action: options.action,
-      integration: options.integration,
-      connection_id: options.connectionId ?? options.connection_id,
-      script: options.script,
-      provider: options.provider,
-      message: options.message,
-      meta: options.meta,
-    };
-    for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== null) body[k] = v;
+    for (const [wire, option] of START_FIELDS.slice(1)) {
+      const value = options[option] ?? options[wire];
+      if (value !== undefined && value !== null) body[wire] = value;
+    }
     body.started_at = new Date().toISOString();
     const op = new Operation(this, body);
     try {
@@ -375,6 +407,33 @@ class Opslog {
     const head = this._queue[0];
     if (head.kind === 'start') {
       this._queue.shift();
+      // Its messages buffered already go with it: one request (and one commit) instead of two.
+      const first = [];
+      while (first.length < this._batchSize && this._queue.length > 0
+        && this._queue[0].kind === 'message' && this._queue[0].op === head.op) {
+        first.push(this._queue.shift());
+      }
+      if (first.length > 0) {
+        try {
+          const body = { ...head.op._body, messages: first.map((item) => item.body) };
+          const created = await this._request('POST', '/operations', body, {
+            'idempotency-key': head.op._key,
+          });
+          head.op.id = created.id;
+          this._queuedMessages -= first.length;
+          this._stats.sent += first.length;
+          return;
+        } catch (err) {
+          // Refused for one of its messages (nothing was stored): start it alone, and send
+          // the messages as any others, so only a bad one is lost.
+          this._queue.unshift(...first);
+          if (!(err instanceof ApiError && [400, 413, 422].includes(err.status))) {
+            head.op.failed = true;
+            this._report(err);
+            return;
+          }
+        }
+      }
       try {
         const created = await this._request('POST', '/operations', head.op._body, {
           'idempotency-key': head.op._key,
@@ -483,6 +542,55 @@ class Opslog {
   }
 }
 
+/**
+ * Whether a webhook request came from opslog, from its raw `body` (string or Buffer, as received,
+ * before parsing) and `headers`: by its Standard Webhooks signature (`webhook-id`,
+ * `webhook-timestamp` within `toleranceSeconds`, `webhook-signature`), or, for a URL in the Nango
+ * format, by `X-Nango-Hmac-Sha256` (HMAC-SHA256 keyed with the whole secret, as Nango's
+ * `verifyIncomingWebhookRequest`). `secret`: the environment's `whsec_…` secret, or the Nango
+ * signing key installed as it. Never throws.
+ */
+function verifyWebhook(secret, body, headers, options = {}) {
+  try {
+    const raw = Buffer.isBuffer(body) ? body : Buffer.from(String(body), 'utf8');
+    const lower = {};
+    const put = (value, name) => {
+      lower[String(name).toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+    };
+    if (headers && typeof headers.forEach === 'function' && !Array.isArray(headers)) headers.forEach(put);
+    else for (const [name, value] of Object.entries(headers || {})) put(value, name);
+    const same = (a, b) => {
+      const x = Buffer.from(a);
+      const y = Buffer.from(b);
+      return x.length === y.length && crypto.timingSafeEqual(x, y);
+    };
+    const signature = lower['webhook-signature'];
+    if (signature !== undefined) {
+      const id = lower['webhook-id'] || '';
+      const stamp = lower['webhook-timestamp'] || '';
+      const now = options.now ?? Date.now() / 1000;
+      if (!/^\d+$/.test(stamp) || Math.abs(now - Number(stamp)) > (options.toleranceSeconds ?? 300)) {
+        return false;
+      }
+      const key = secret.startsWith('whsec_')
+        ? Buffer.from(secret.slice('whsec_'.length), 'base64')
+        : Buffer.from(secret, 'utf8');
+      const expected = crypto
+        .createHmac('sha256', key)
+        .update(Buffer.concat([Buffer.from(`${id}.${stamp}.`, 'utf8'), raw]))
+        .digest('base64');
+      return signature.split(' ').some((part) => part.startsWith('v1,') && same(part.slice(3), expected));
+    }
+    const nango = lower['x-nango-hmac-sha256'];
+    if (nango !== undefined) {
+      return same(nango, crypto.createHmac('sha256', secret).update(raw).digest('hex'));
+    }
+    return false;
+  } catch {
+    return false;
+  }
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -496,5 +604,8 @@ module.exports = {
   redactBody,
   parseRetryAfter,
   backoffMs,
+  verifyWebhook,
   REDACTED,
+  START_FIELDS,
+  END_FIELDS,
 };

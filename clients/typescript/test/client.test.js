@@ -6,7 +6,7 @@ const { execFile } = require('node:child_process');
 const path = require('node:path');
 
 const {
-  Opslog, redactUrl, redactHeaders, redactBody, parseRetryAfter, backoffMs, REDACTED,
+  Opslog, redactUrl, redactHeaders, redactBody, parseRetryAfter, backoffMs, REDACTED, verifyWebhook,
 } = require('../src/index.js');
 const { startDaemon, eventually, allMessages } = require('./daemon.js');
 
@@ -209,7 +209,7 @@ test('the buffer is bounded: the oldest messages are dropped and counted', async
   assert.equal(stats.buffered, 100);
   assert.equal(stats.dropped, 9900);
   await new Promise((r) => setTimeout(r, 20));
-  assert.equal(calls, 1, 'only the start is in flight; messages wait in the bounded buffer');
+  assert.equal(calls, 1, 'one request in flight (the start, carrying a batch); the rest wait in the bounded buffer');
 });
 
 test('what is buffered is delivered when the process exits on its own', async () => {
@@ -261,4 +261,87 @@ test('redaction helpers and retry policy', () => {
   assert.equal(parseRetryAfter('soon'), null);
   assert.equal(backoffMs(3, 100, 10000, () => 0.999), 799);
   assert.equal(backoffMs(20, 100, 10000, () => 0.5), 5000);
+});
+
+test('end user, tags, async and the fields Nango receivers get are stored', async () => {
+  const { c, errors } = client();
+  const sync = c.startOperation({
+    type: 'sync', integration: 'github', connectionId: 'acme', script: 'issues',
+    endUser: { id: 'u-7', email: 'ada@example.com', organization: { id: 'org-1' } },
+    tags: { plan: 'pro' }, syncType: 'incremental', checkpoints: { from: { page: 3 }, to: null },
+  });
+  const synced = sync.end({ records: [{ model: 'Issue', added: 1 }], checkpoints: { from: { page: 3 }, to: { page: 4, done: true } } });
+  const action = c.startOperation({ type: 'action', script: 'create-issue', async: true });
+  const acted = action.end({ output: { issue: 7 } });
+  const auth = c.startOperation({ type: 'auth', integration: 'github', authMode: 'OAUTH2' });
+  const authed = auth.end();
+  await Promise.all([synced, acted, authed]);
+  await c.close();
+  assert.deepEqual(errors, []);
+  const stored = await daemon.get(`/operations/${sync.id}`);
+  assert.deepEqual(stored.end_user, { id: 'u-7', email: 'ada@example.com', organization: { id: 'org-1' } });
+  assert.deepEqual(stored.tags, { plan: 'pro' });
+  assert.equal(stored.sync_type, 'incremental');
+  assert.deepEqual(stored.checkpoints, { from: { page: 3 }, to: { page: 4, done: true } });
+  assert.deepEqual(stored.records, [{ model: 'Issue', added: 1, updated: 0, deleted: 0 }]);
+  assert.equal((await daemon.get(`/operations/${action.id}`)).async, true);
+  assert.deepEqual(await daemon.get(`/operations/${action.id}/output`), { issue: 7 });
+  assert.equal((await daemon.get(`/operations/${auth.id}`)).auth_mode, 'OAUTH2');
+});
+
+test('verifyWebhook checks real deliveries in both formats', async () => {
+  const received = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      received.push({ body: Buffer.concat(chunks), headers: req.headers });
+      res.end('ok');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  try {
+    await daemon.admin('PUT', '/settings', {
+      webhooks: { url: `${url}/nango`, format: 'nango', secondary_url: `${url}/opslog` },
+    });
+    const { secret } = await daemon.admin('GET', '/settings/webhook-secret');
+    const { c } = client();
+    await c.startOperation({ type: 'auth', integration: 'hubspot', connectionId: 'c1' }).end();
+    await c.close();
+    await eventually(() => received.length >= 2, 30000);
+    for (const { body, headers } of received) {
+      assert.equal(verifyWebhook(secret, body, headers), true, JSON.stringify(headers));
+      assert.equal(verifyWebhook(secret, Buffer.concat([body, Buffer.from(' ')]), headers), false);
+      const nangoOnly = Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('webhook-')));
+      if ('x-nango-hmac-sha256' in headers) {
+        assert.equal(verifyWebhook(secret, body.toString('utf8'), nangoOnly), true);
+        assert.equal(verifyWebhook(secret, `${body} `, nangoOnly), false);
+      }
+    }
+    assert.equal(verifyWebhook(secret, received[0].body, received[0].headers, { now: Date.now() / 1000 + 3600 }), false);
+  } finally {
+    await daemon.admin('PUT', '/settings', { webhooks: { url: null, secondary_url: null, format: null } });
+    server.close();
+  }
+});
+
+test('messages buffered when an operation starts go in the request that creates it', async () => {
+  const requests = [];
+  const fetch = (url, init) => {
+    // /v1/environments/<env>/operations -> /operations
+    requests.push(`${init.method} /${new URL(url).pathname.split('/').slice(4).join('/')}`);
+    return globalThis.fetch(url, init);
+  };
+  const { c, errors } = client({ batchSize: 100, fetch });
+  const op = c.startOperation({ type: 'proxy', integration: 'folded' });
+  op.log('calling out');
+  op.http({ method: 'GET', url: 'https://api.example.com/x' }, { status: 204 });
+  await op.end();
+  await c.close();
+  assert.deepEqual(errors, []);
+  assert.deepEqual(requests.filter((r) => r.startsWith('POST')), ['POST /operations']);
+  const messages = await allMessages(daemon, op.id);
+  assert.deepEqual(messages.map((m) => m.type), ['log', 'http']);
+  assert.deepEqual(c.stats(), { sent: 2, dropped: 0, failedRequests: 0, buffered: 0 });
 });

@@ -50,6 +50,17 @@ async function startDaemon() {
       if (!response.ok) throw new Error(`GET ${pathAndQuery}: ${response.status} ${JSON.stringify(body)}`);
       return body;
     },
+    /** An admin call on the prod environment (settings). */
+    async admin(method, pathAndQuery, body) {
+      const response = await fetch(`${base}/v1/environments/prod${pathAndQuery}`, {
+        method,
+        headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const answer = await response.json();
+      if (!response.ok) throw new Error(`${method} ${pathAndQuery}: ${response.status} ${JSON.stringify(answer)}`);
+      return answer;
+    },
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));

@@ -25,6 +25,12 @@ pub trait TargetClient {
     /// Appends a batch and returns once it is durable; returns the request's payload size in
     /// bytes (0 where there is no wire format).
     fn append(&mut self, batch: &[(Self::OpId, MessageSpec)]) -> anyhow::Result<u64>;
+    /// Creates whole operations, each with its messages, in one request, and returns once all
+    /// are durable (with the request's payload size); a target without such a request answers
+    /// `None`, and its operations are created and appended to instead.
+    fn create_with_messages(&mut self, _ops: &[OperationSpec]) -> Option<anyhow::Result<u64>> {
+        None
+    }
 }
 
 pub struct Plan {
@@ -38,6 +44,9 @@ pub struct Plan {
     pub rate: Option<f64>,
     /// Counts acknowledged messages as they come, for progress reports.
     pub progress: Option<Arc<AtomicU64>>,
+    /// Send whole operations with their messages (about `batch` messages a request) instead of
+    /// creating each operation, then appending messages in batches across operations.
+    pub whole_operations: bool,
 }
 
 #[derive(Default)]
@@ -61,10 +70,41 @@ struct ClientRun<'a, C: TargetClient> {
 }
 
 impl<C: TargetClient> ClientRun<'_, C> {
-    fn flush(&mut self) -> anyhow::Result<()> {
-        if self.batch.is_empty() {
+    /// Creates `ops` with their messages in one request (or, where the target has none, each
+    /// created then appended to), and empties `ops`.
+    fn flush_whole(&mut self, ops: &mut Vec<OperationSpec>) -> anyhow::Result<()> {
+        if ops.is_empty() {
             return Ok(());
         }
+        self.pace();
+        let t = Instant::now();
+        match self.client.create_with_messages(ops) {
+            Some(sent) => self.done.payload_bytes += sent?,
+            None => anyhow::bail!("this target cannot create operations with their messages"),
+        }
+        let acked = Instant::now();
+        self.done.ack.push(acked - t);
+        let messages: usize = ops.iter().map(|op| op.messages.len()).sum();
+        self.done.messages += messages as u64;
+        self.done.operations += ops.len() as u64;
+        if let Some(progress) = self.progress {
+            progress.fetch_add(messages as u64, Ordering::Relaxed);
+        }
+        if let Some(probe) = self.probe {
+            let rare = ops
+                .iter()
+                .flat_map(|op| &op.messages)
+                .find_map(|m| m.rare.clone());
+            if let Some(token) = rare {
+                let _ = probe.try_send((token, acked));
+            }
+        }
+        ops.clear();
+        Ok(())
+    }
+
+    /// Waits for the next send time when the run is paced.
+    fn pace(&mut self) {
         if let Some(interval) = self.interval {
             let now = Instant::now();
             if self.next_send > now {
@@ -72,6 +112,13 @@ impl<C: TargetClient> ClientRun<'_, C> {
             }
             self.next_send = self.next_send.max(now) + interval;
         }
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.pace();
         let t = Instant::now();
         self.done.payload_bytes += self.client.append(&self.batch)?;
         let acked = Instant::now();
@@ -124,7 +171,19 @@ pub fn ingest<T: Target>(
                     probe,
                     progress: plan.progress.as_deref(),
                 };
+                let mut whole: Vec<OperationSpec> = Vec::new();
+                let mut whole_messages = 0;
                 for mut op in ClientStream::new(plan.seed, plan.first_client + c, quota) {
+                    if plan.whole_operations {
+                        // Operations with their messages, about `batch` messages a request.
+                        if whole_messages + op.messages.len() > plan.batch && !whole.is_empty() {
+                            run.flush_whole(&mut whole)?;
+                            whole_messages = 0;
+                        }
+                        whole_messages += op.messages.len();
+                        whole.push(op);
+                        continue;
+                    }
                     let t = Instant::now();
                     let id = run.client.create_operation(&op)?;
                     run.done.ack.push(t.elapsed());
@@ -136,6 +195,7 @@ pub fn ingest<T: Target>(
                         }
                     }
                 }
+                run.flush_whole(&mut whole)?;
                 run.flush()?;
                 let mut t = total.lock().expect("not poisoned");
                 t.messages += run.done.messages;

@@ -9,6 +9,7 @@
 //! Must not: assert anything about timings; it measures and reports. Nor import the daemon: it
 //! drives a daemon process (`opslog serve`) over HTTP, so the daemon's code knows nothing of it.
 
+pub mod disk;
 pub mod drive;
 pub mod opslog;
 pub mod process;
@@ -75,6 +76,8 @@ pub struct Options {
     pub daemon_bin: Option<std::path::PathBuf>,
     /// Messages per batch request.
     pub batch: usize,
+    /// Whole operations with their messages a request (else creations, then appends).
+    pub whole_operations: bool,
     /// Runs of each query (fewer when a query is slow: each gets at most ~10 s).
     pub query_runs: usize,
 }
@@ -223,8 +226,11 @@ pub struct SideReport {
     pub visibility: Latency,
     pub visibility_probes: usize,
     pub queries: Vec<QueryFigure>,
+    /// opslog: the blocks the data dir's files take (holes left out); SQLite: its files' length.
     pub bytes_on_disk: Option<u64>,
     pub bytes_per_message: Option<f64>,
+    /// opslog: where the bytes are (store by table, index by part).
+    pub data_dir: Option<disk::Split>,
     pub peak_rss_bytes: Option<u64>,
     /// opslog: the daemon's highest anonymous resident memory (`RssAnon`, sampled), which leaves
     /// out the index files it maps; `peak_rss_bytes` (`VmHWM`) counts those pages too.
@@ -253,6 +259,8 @@ pub struct Report {
     pub clients: usize,
     pub seed: u64,
     pub batch: usize,
+    /// Whole operations with their messages a request (else creations, then appends).
+    pub whole_operations: bool,
     pub machine_cpus: usize,
     pub opslog: SideReport,
     pub sqlite: Option<SideReport>,
@@ -284,6 +292,7 @@ fn ingest_both_phases<T: Target>(
         batch: opts.batch,
         rate: None,
         progress: Some(progress.acked.clone()),
+        whole_operations: opts.whole_operations,
     };
     let fast = drive::ingest(target, &plan, probe)?;
     let rate = fast.messages as f64 / fast.seconds.max(1e-9);
@@ -363,6 +372,7 @@ fn side_report(
         queries,
         bytes_on_disk: None,
         bytes_per_message: None,
+        data_dir: None,
         peak_rss_bytes: None,
         peak_anon_rss_bytes: None,
         cpu_us_per_message: None,
@@ -450,6 +460,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         clients: opts.clients,
         seed: opts.seed,
         batch: opts.batch,
+        whole_operations: opts.whole_operations,
         machine_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sqlite: sqlite.map(|mut s| {
             // Same data, so the same payload: SQLite's MB/s in opslog's JSON bytes.
@@ -601,9 +612,11 @@ fn run_opslog(opts: &Options, queries: &[BenchQuery]) -> anyhow::Result<SideRepo
     report.peak_anon_rss_bytes = anon_peak.and_then(process::AnonPeak::finish);
     if let Some(data_dir) = daemon.data_dir.clone() {
         daemon.stop()?;
-        let bytes = disk_usage(&data_dir);
-        report.bytes_on_disk = Some(bytes);
-        report.bytes_per_message = Some(bytes as f64 / report.messages.max(1) as f64);
+        let split = disk::split(&data_dir);
+        report.bytes_on_disk = Some(split.total.allocated);
+        report.bytes_per_message =
+            Some(split.total.allocated as f64 / report.messages.max(1) as f64);
+        report.data_dir = Some(split);
     }
     Ok(report)
 }
@@ -667,10 +680,15 @@ pub fn render(report: &Report) -> String {
     let s = report.sqlite.as_ref();
     let _ = writeln!(
         out,
-        "opslog bench: {} messages in {} operations, {} clients, batches of {}, seed {}, {} CPUs",
+        "opslog bench: {} messages in {} operations, {} clients, {} of about {} messages, seed {}, {} CPUs",
         report.messages,
         o.operations,
         report.clients,
+        if report.whole_operations {
+            "whole operations in requests"
+        } else {
+            "operations created alone, messages in batches"
+        },
         report.batch,
         report.seed,
         report.machine_cpus
@@ -805,6 +823,44 @@ pub fn render(report: &Report) -> String {
             s.and_then(|s| s.bytes_per_message),
             false,
             0,
+        );
+    }
+    if let Some(split) = &o.data_dir {
+        let per = |bytes: u64| bytes as f64 / o.messages.max(1) as f64;
+        let list = |parts: Vec<(&str, u64)>| {
+            let mut parts: Vec<_> = parts.into_iter().filter(|(_, b)| *b > 0).collect();
+            parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+            parts
+                .iter()
+                .map(|(name, bytes)| format!("{name} {:.1}", per(*bytes)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  data dir per message, allocated / file length: {:.1} / {:.1}",
+            per(split.total.allocated),
+            per(split.total.bytes)
+        );
+        let tables = split.tables.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+        let _ = writeln!(
+            out,
+            "    store {:.1} / {:.1}; its tables: {}",
+            per(split.store.allocated),
+            per(split.store.bytes),
+            list(tables)
+        );
+        let parts = split
+            .index_parts
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.allocated))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    index {:.1} / {:.1}; by part: {}",
+            per(split.index.allocated),
+            per(split.index.bytes),
+            list(parts)
         );
     }
     if let Some(a) = o.peak_rss_bytes {

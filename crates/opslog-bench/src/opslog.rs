@@ -189,6 +189,29 @@ impl TargetClient for HttpClient {
         self.post("/messages", Some("return=minimal"))?;
         Ok(self.body.len() as u64)
     }
+
+    fn create_with_messages(&mut self, ops: &[OperationSpec]) -> Option<anyhow::Result<u64>> {
+        #[derive(Serialize)]
+        struct WithMessages<'a> {
+            #[serde(flatten)]
+            op: &'a OperationSpec,
+            messages: &'a [MessageSpec],
+        }
+        let send = |client: &mut Self| -> anyhow::Result<u64> {
+            client.body.clear();
+            let bodies: Vec<WithMessages> = ops
+                .iter()
+                .map(|op| WithMessages {
+                    op,
+                    messages: &op.messages,
+                })
+                .collect();
+            serde_json::to_writer(&mut client.body, &bodies)?;
+            client.post("/operations", Some("return=minimal"))?;
+            Ok(client.body.len() as u64)
+        };
+        Some(send(self))
+    }
 }
 
 /// Measures ack → searchable for each token it is handed: polls a search for it until found.

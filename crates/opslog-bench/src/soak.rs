@@ -42,6 +42,8 @@ pub struct SoakOptions {
     pub minutes: u64,
     pub clients: usize,
     pub batch: usize,
+    /// Whole operations with their messages a request (else creations, then appends).
+    pub whole_operations: bool,
     pub seed: u64,
     /// Messages ingested at full speed to find the maximum rate.
     pub probe_messages: u64,
@@ -100,6 +102,7 @@ fn soak(
         batch: opts.batch,
         rate: None,
         progress: None,
+        whole_operations: opts.whole_operations,
     };
     let probe = drive::ingest(&target, &plan, None).context("the maximum-ingest probe failed")?;
     let max_rate = probe.messages as f64 / probe.seconds.max(1e-9);
@@ -613,6 +616,7 @@ mod tests {
             minutes: 3,
             clients: 4,
             batch: 100,
+            whole_operations: true,
             seed: 1,
             probe_messages: 1000,
             sample_every: Duration::from_secs(5),

@@ -61,6 +61,8 @@ CREATE VIRTUAL TABLE messages_fts USING fts5 (text, content = '', columnsize = 0
 enum Write {
     Operation(OperationSpec, SyncSender<i64>),
     Messages(Vec<(i64, MessageSpec)>, SyncSender<()>),
+    /// Operations with their messages (`OperationSpec::messages`).
+    Whole(Vec<OperationSpec>, SyncSender<()>),
 }
 
 /// An SQLite database in `dir` with its writer thread.
@@ -127,34 +129,50 @@ fn write_groups(mut conn: Connection, rx: Receiver<Write>) -> rusqlite::Result<(
             )?;
             let mut fts_stmt =
                 tx.prepare_cached("INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)")?;
+            let mut insert_op = |op: &OperationSpec| -> rusqlite::Result<i64> {
+                op_stmt.execute(params![
+                    op.kind,
+                    "run",
+                    op.state,
+                    op.integration,
+                    op.connection_id,
+                    op.script,
+                    now
+                ])?;
+                Ok(tx.last_insert_rowid())
+            };
+            let mut insert_message = |op: i64, m: &MessageSpec| -> rusqlite::Result<()> {
+                msg_stmt.execute(params![
+                    op,
+                    m.kind,
+                    m.level,
+                    now,
+                    m.message,
+                    m.request.as_ref().map(|r| r.method),
+                    m.request.as_ref().map(|r| r.url.as_str()),
+                    m.response.as_ref().map(|r| r.status),
+                    m.duration_ms,
+                ])?;
+                fts_stmt.execute(params![tx.last_insert_rowid(), m.search_text()])?;
+                Ok(())
+            };
             for write in group.drain(..) {
                 match write {
                     Write::Operation(op, reply) => {
-                        op_stmt.execute(params![
-                            op.kind,
-                            "run",
-                            op.state,
-                            op.integration,
-                            op.connection_id,
-                            op.script,
-                            now
-                        ])?;
-                        replies_ops.push((reply, tx.last_insert_rowid()));
+                        replies_ops.push((reply, insert_op(&op)?));
                     }
                     Write::Messages(batch, reply) => {
                         for (op, m) in &batch {
-                            msg_stmt.execute(params![
-                                op,
-                                m.kind,
-                                m.level,
-                                now,
-                                m.message,
-                                m.request.as_ref().map(|r| r.method),
-                                m.request.as_ref().map(|r| r.url.as_str()),
-                                m.response.as_ref().map(|r| r.status),
-                                m.duration_ms,
-                            ])?;
-                            fts_stmt.execute(params![tx.last_insert_rowid(), m.search_text()])?;
+                            insert_message(*op, m)?;
+                        }
+                        replies_msgs.push(reply);
+                    }
+                    Write::Whole(ops, reply) => {
+                        for op in &ops {
+                            let id = insert_op(op)?;
+                            for m in &op.messages {
+                                insert_message(id, m)?;
+                            }
                         }
                         replies_msgs.push(reply);
                     }
@@ -208,6 +226,16 @@ impl TargetClient for SqliteClient {
         self.tx.send(Write::Messages(batch.to_vec(), reply))?;
         answer.recv().context("the SQLite writer failed")?;
         Ok(0)
+    }
+
+    fn create_with_messages(&mut self, ops: &[OperationSpec]) -> Option<anyhow::Result<u64>> {
+        let send = || -> anyhow::Result<u64> {
+            let (reply, answer) = mpsc::sync_channel(1);
+            self.tx.send(Write::Whole(ops.to_vec(), reply))?;
+            answer.recv().context("the SQLite writer failed")?;
+            Ok(0)
+        };
+        Some(send())
     }
 }
 

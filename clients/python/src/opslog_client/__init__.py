@@ -14,8 +14,11 @@ What must stay true:
 from __future__ import annotations
 
 import atexit
+import base64
 import collections
 import email.utils
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -40,6 +43,7 @@ __all__ = [
     "redact_body",
     "parse_retry_after",
     "backoff_seconds",
+    "verify_webhook",
 ]
 __version__ = "0.1.0"
 
@@ -138,6 +142,46 @@ def backoff_seconds(attempt: int, base: float, cap: float, rand: Callable[[], fl
 
 
 _LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error", "critical": "error"}
+
+
+def verify_webhook(
+    secret: str,
+    body: Any,
+    headers: Mapping[str, str],
+    tolerance: float = 300.0,
+    now: Optional[float] = None,
+) -> bool:
+    """Whether a webhook request came from opslog, from its raw ``body`` (bytes or str, as
+    received, before parsing) and ``headers``: by its Standard Webhooks signature
+    (``webhook-id``, ``webhook-timestamp`` within ``tolerance`` seconds, ``webhook-signature``), or,
+    for a URL in the Nango format, by ``X-Nango-Hmac-Sha256`` (HMAC-SHA256 keyed with the whole
+    secret, as Nango's ``verifyIncomingWebhookRequest``). ``secret``: the environment's
+    ``whsec_…`` secret, or the Nango signing key installed as it. Never raises."""
+    try:
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        lower = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+        signature = lower.get("webhook-signature")
+        if signature is not None:
+            msg_id, stamp = lower.get("webhook-id", ""), lower.get("webhook-timestamp", "")
+            if not stamp.isdigit() or abs((time.time() if now is None else now) - int(stamp)) > tolerance:
+                return False
+            if secret.startswith("whsec_"):
+                key = base64.b64decode(secret[len("whsec_"):])
+            else:
+                key = secret.encode("utf-8")
+            signed = msg_id.encode("utf-8") + b"." + stamp.encode("utf-8") + b"." + raw
+            expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+            return any(
+                part.startswith("v1,") and hmac.compare_digest(part[3:], expected)
+                for part in signature.split()
+            )
+        nango = lower.get("x-nango-hmac-sha256")
+        if nango is not None:
+            expected = hmac.new(secret.encode("utf-8"), raw, hashlib.sha256).hexdigest()
+            return hmac.compare_digest(nango, expected)
+        return False
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _level(level: Any) -> Optional[str]:
@@ -245,11 +289,28 @@ class Operation:
         except Exception as e:  # noqa: BLE001
             self._client._report(e)
 
-    def end(self, records: Optional[Sequence[Mapping[str, Any]]] = None) -> None:
-        """Ends the operation as ``success`` (sent after its messages; returns at once)."""
+    def end(
+        self,
+        records: Optional[Sequence[Mapping[str, Any]]] = None,
+        *,
+        checkpoints: Optional[Mapping[str, Any]] = None,
+        output: Any = None,
+        sync_type: Optional[str] = None,
+    ) -> None:
+        """Ends the operation as ``success`` (sent after its messages; returns at once).
+
+        ``records``: a sync's counts per model; ``checkpoints``: ``{"from": {...} | None, "to":
+        {...} | None}``, the state a sync run started from and saved (Nango's); ``output``: what an
+        action returned (served at ``GET /operations/{id}/output``)."""
         patch: Dict[str, Any] = {"state": "success", "ended_at": _now()}
         if records is not None:
             patch["records"] = [dict(r) for r in records]
+        if checkpoints is not None:
+            patch["checkpoints"] = dict(checkpoints)
+        if output is not None:
+            patch["output"] = output
+        if sync_type is not None:
+            patch["sync_type"] = sync_type
         self._finish(patch)
 
     def fail(self, error: Any) -> None:
@@ -326,12 +387,28 @@ class Opslog:
         provider: Optional[str] = None,
         message: Optional[str] = None,
         meta: Any = None,
+        end_user: Optional[Mapping[str, Any]] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        async_: Optional[bool] = None,
+        sync_type: Optional[str] = None,
+        checkpoints: Optional[Mapping[str, Any]] = None,
+        auth_mode: Optional[str] = None,
     ) -> Operation:
-        """Starts an operation; returns its handle at once (the daemon is asked in the background)."""
+        """Starts an operation; returns its handle at once (the daemon is asked in the background).
+
+        ``end_user``: ``{"id", "email"?, "display_name"?, "organization"?: {"id", "display_name"?}}``;
+        ``tags``: string labels; ``async_``: an action whose caller does not wait (its end sends
+        ``action.completed``); ``sync_type`` (``full``, ``incremental``, ``webhook``),
+        ``checkpoints`` and ``auth_mode`` (Nango's, e.g. ``OAUTH2``) are what Nango receivers get."""
         body: Dict[str, Any] = {"type": type}
         for k, v in (
             ("action", action), ("integration", integration), ("connection_id", connection_id),
             ("script", script), ("provider", provider), ("message", message), ("meta", meta),
+            ("end_user", dict(end_user) if end_user is not None else None),
+            ("tags", dict(tags) if tags is not None else None), ("async", async_),
+            ("sync_type", sync_type),
+            ("checkpoints", dict(checkpoints) if checkpoints is not None else None),
+            ("auth_mode", auth_mode),
         ):
             if v is not None:
                 body[k] = v
@@ -457,8 +534,20 @@ class Opslog:
                 self._cond.notify_all()
 
     def _take(self) -> List[list]:
-        """The next unit of work: one start or end, or consecutive messages up to a batch."""
+        """The next unit of work: one start (with its messages buffered already) or end, or
+        consecutive messages up to a batch."""
         first = self._queue.popleft()
+        if first[0] == "start":
+            items = [first]
+            while (
+                self._queue
+                and len(items) <= self._batch_size
+                and self._queue[0][0] == "message"
+                and self._queue[0][1] is first[1]
+            ):
+                items.append(self._queue.popleft())
+            self._queued_messages -= len(items) - 1
+            return items
         if first[0] != "message":
             return [first]
         items = [first]
@@ -470,12 +559,40 @@ class Opslog:
     def _send(self, items: List[list]) -> None:
         kind, op, body = items[0]
         if kind == "start":
+            first = [b for _, _, b in items[1:]]
+            if first:
+                # Its messages go with it: one request (and one commit) instead of two.
+                try:
+                    created = self._request(
+                        "POST", "/operations", dict(op._body, messages=first), {"Idempotency-Key": op._key}
+                    )
+                    op.id = created.get("id")
+                    with self._cond:
+                        self._stats["sent"] += len(first)
+                    return
+                except OpslogApiError as e:
+                    if e.status not in (400, 413, 422):
+                        op.failed = True
+                        self._report(e)
+                        with self._cond:
+                            self._stats["dropped"] += len(first)
+                        return
+                    # Refused for one of its messages (nothing stored): start it alone below and
+                    # send the messages as any others, so only a bad one is lost.
+                except Exception as e:  # noqa: BLE001
+                    op.failed = True
+                    self._report(e)
+                    with self._cond:
+                        self._stats["dropped"] += len(first)
+                    return
             try:
                 created = self._request("POST", "/operations", op._body, {"Idempotency-Key": op._key})
                 op.id = created.get("id")
             except Exception as e:  # noqa: BLE001
                 op.failed = True
                 self._report(e)
+            if first:
+                self._send(items[1:])
             return
         if kind == "end":
             try:

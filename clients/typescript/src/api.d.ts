@@ -1,0 +1,860 @@
+// Generated from openapi.json by scripts/gen-types.js: do not edit.
+// test/types.test.js fails when this file and the API document differ.
+
+/** One rule, as the config file, `PUT /settings` and `GET /settings` write it. */
+export type AlertRule = {
+  /** Fires when the count over `window` is above this (at most 1,000,000,000). */
+  above: number;
+  /** Count only this integration's; absent: every integration. */
+  integration?: string | null;
+  signal: Signal;
+  /** How far back the count looks, 1m to 24h (`"15m"`). */
+  window: Duration1mTo1d;
+};
+
+export type AlertsView = {
+  /** The config file sets the rules: change them there. */
+  read_only: boolean;
+  /** Each fires `alert.triggered` when its signal's count over its window goes above `above`,
+   * and `alert.resolved` when it is back at or under it. */
+  rules: Array<AlertRule>;
+};
+
+/** One attempt to send a job. */
+export type Attempt = {
+  duration_ms: number;
+  /** Why no usable response came (connection refused, timeout, ...). */
+  error?: string | null;
+  number: number;
+  /** What followed: `delivered`, `failed`, or `pending` with `retry_at`. */
+  outcome: DeliveryStatus;
+  /** The start of the response body, at most 4 KB. */
+  response_excerpt?: string | null;
+  retry_at?: null | Timestamp;
+  started_at: Timestamp;
+  /** The response status, when a response came. */
+  status?: number | null;
+  url: string;
+  /** The unix-seconds `webhook-timestamp` the attempt was signed with. */
+  webhook_timestamp: number;
+};
+
+/** Operations started in one time bucket (created, for those with no start), by state. */
+export type Bucket = {
+  cancelled: number;
+  failed: number;
+  /** Waiting or running. */
+  running: number;
+  start: Timestamp;
+  success: number;
+  timeout: number;
+};
+
+/** The JSON of `GET /deliveries/{id}`: the delivery, its body and every attempt. */
+export type DeliveryDetail = DeliveryView & {
+  attempt_log: Array<Attempt>;
+  body: unknown;
+};
+
+/** Where a delivery (one event on its way to one URL) stands. */
+export type DeliveryStatus = "pending" | "delivered" | "failed";
+
+/** The JSON of a delivery in `GET /deliveries`. */
+export type DeliveryView = {
+  attempts: number;
+  created_at: Timestamp;
+  event: EventType;
+  event_id: string;
+  /** The body shape sent (the URL's `format` when the delivery was queued). */
+  format: WebhookFormat;
+  id: Id;
+  last_error?: string | null;
+  /** The response status of the latest attempt (null before the first attempt, or when that
+   * attempt got no response: `last_error` says why). Filled by the handler, which reads the
+   * attempts; `Job::view` leaves it empty. */
+  last_status?: number | null;
+  log_operation_id: Id;
+  next_attempt_at?: null | Timestamp;
+  operation_id: Id;
+  status: DeliveryStatus;
+  updated_at: Timestamp;
+  url: string;
+  /** The `webhook-id` header: constant over every attempt, the receiver's dedup key. */
+  webhook_id: string;
+};
+
+export type DeliveryViewPage = {
+  data: Array<DeliveryView>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+/** a duration from 0s to 7d: one whole number and one unit (ms, s, m, h or d) */
+export type Duration0sTo7d = string;
+
+/** a duration from 1m to 1d: one whole number and one unit (ms, s, m, h or d) */
+export type Duration1mTo1d = string;
+
+/** a duration from 1ms to 5m: one whole number and one unit (ms, s, m, h or d) */
+export type Duration1msTo5m = string;
+
+/** a duration from 1s to 366d: one whole number and one unit (ms, s, m, h or d) */
+export type Duration1sTo366d = string;
+
+/** The person of the user's own product an operation acted for (Nango's end user): what matches
+ * a new connection to the user who made it. */
+export type EndUser = {
+  display_name?: string | null;
+  email?: string | null;
+  id: string;
+  organization?: null | Organization;
+};
+
+/** The read endpoints whose query strings the table declares (paths under `/v1/env/{env}`). */
+export type Endpoint = "operations" | "messages" | "operation_messages" | "facets" | "insights" | "signals";
+
+export type Environment = {
+  name: string;
+};
+
+export type EnvironmentPage = {
+  data: Array<Environment>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+/** The body of every non-2xx answer. */
+export type ErrorBody = {
+  error: ErrorDetail;
+};
+
+export type ErrorDetail = {
+  /** Stable, machine-readable, e.g. `invalid_field` or `operation_not_found`. */
+  code: string;
+  /** The input at fault (a body field path like `[1].level`, a query parameter or a header). */
+  field?: string | null;
+  /** What went wrong and what to do about it, for a person. */
+  message: string;
+};
+
+export type ErrorInfo = {
+  message: string;
+  name?: string | null;
+  payload?: null | Json;
+  type?: string | null;
+};
+
+/** Something the user's backend is notified of (README "Webhooks"); the name is the `type` of
+ * the webhook body. */
+export type EventType = "sync.completed" | "sync.records" | "auth.created" | "auth.failed" | "webhook.received" | "action.completed" | "alert.triggered" | "alert.resolved";
+
+/** One attempt of an export: the request it was part of and what came back. */
+export type ExportAttemptView = {
+  /** Jobs sent in the same request. */
+  batch_size?: number | null;
+  duration_ms: number;
+  /** Why it failed, or the collector's partial-success message. */
+  error?: string | null;
+  number: number;
+  outcome: DeliveryStatus;
+  /** Items of that request the collector refused for good (partial success). */
+  rejected?: number | null;
+  retry_at?: null | Timestamp;
+  started_at: Timestamp;
+  /** The collector's HTTP status, when it answered. */
+  status?: number | null;
+  url: string;
+};
+
+/** The JSON of `GET /exports/{id}`: the export and every attempt. */
+export type ExportDetail = ExportView & {
+  attempt_log: Array<ExportAttemptView>;
+};
+
+/** The closing line: how many operation and message lines came before it. */
+export type ExportEnd = {
+  messages: number;
+  operations: number;
+};
+
+/** one line of an export: an operation, one of its messages, or the closing counts */
+export type ExportLine = {
+  operation: Operation;
+} | {
+  message: Message;
+} | {
+  end: ExportEnd;
+};
+
+/** The JSON of an export in `GET /exports`. */
+export type ExportView = {
+  attempts: number;
+  created_at: Timestamp;
+  id: Id;
+  /** Spans or log records it carries. */
+  items: number;
+  last_error?: string | null;
+  next_attempt_at?: null | Timestamp;
+  operation_id: Id;
+  /** When retrying began; retryable failures give up `outbox.export_retry_for` after it. */
+  round_started_at: Timestamp;
+  /** `traces` (one operation's span) or `logs` (one operation's messages of one commit). */
+  signal: string;
+  status: DeliveryStatus;
+  updated_at: Timestamp;
+  /** Where it was queued to go: `<endpoint>/v1/traces` or `<endpoint>/v1/logs`. */
+  url: string;
+};
+
+export type ExportViewPage = {
+  data: Array<ExportView>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+export type FacetValue = {
+  /** Operations with this value among those matching the filters. */
+  count: number;
+  value: string;
+};
+
+/** The values of one field, most frequent first. */
+export type Facets = {
+  data: Array<FacetValue>;
+  field: string;
+  /** How many distinct values match (`data` holds at most `limit` of them). */
+  total_values: number;
+};
+
+/** The answer of `/healthz` and `/readyz`. */
+export type Health = {
+  /** `ok` (healthz), `ready` or `stopping` (readyz). */
+  status: string;
+};
+
+export type HttpRequest = {
+  body?: null | Json;
+  /** header name to value; a number or a list of strings is taken too (a list is joined with ", "); sensitive values are stored as [REDACTED] */
+  headers?: {
+    [key: string]: string | number | Array<string>;
+  } | null;
+  method: string;
+  url: string;
+};
+
+export type HttpResponse = {
+  body?: null | Json;
+  /** header name to value; a number or a list of strings is taken too (a list is joined with ", "); sensitive values are stored as [REDACTED] */
+  headers?: {
+    [key: string]: string | number | Array<string>;
+  } | null;
+  status: number;
+};
+
+/** server-assigned ULID (26 characters): unique and sortable by creation time */
+export type Id = string;
+
+/** What one import command added and skipped (already stored). */
+export type Imported = {
+  messages_added: number;
+  messages_skipped: number;
+  operations_added: number;
+  operations_skipped: number;
+};
+
+export type IngressView = {
+  /** Where third parties post, with `{integration}` to fill in. */
+  path: string;
+  token: string;
+};
+
+/** Counts per time bucket, for charts. */
+export type Insights = {
+  buckets: Array<Bucket>;
+  from: Timestamp;
+  interval_ms: number;
+  to: Timestamp;
+  /** Operations counted over every bucket. */
+  total: number;
+};
+
+export type IntegrationCount = {
+  count: number;
+  integration: string;
+};
+
+/** any JSON value but null */
+export type Json = {
+  [key: string]: unknown;
+} | Array<unknown> | string | number | boolean;
+
+export type Level = "debug" | "info" | "warn" | "error";
+
+export type LoggedIn = {
+  expires_in_seconds: number;
+  /** Always `admin`. */
+  principal: string;
+};
+
+export type Login = {
+  /** The admin token. */
+  token: string;
+};
+
+/** Deserialized only from `opslog export` files (`archive`); the API takes `ingest::input` types. */
+export type Message = {
+  created_at: Timestamp;
+  duration_ms?: number | null;
+  error?: null | ErrorInfo;
+  id: Id;
+  level: Level;
+  message: string;
+  meta?: null | Json;
+  operation_id: Id;
+  request?: null | HttpRequest;
+  response?: null | HttpResponse;
+  retry?: null | Retry;
+  source: Source;
+  type: MessageType;
+};
+
+/** A message found by `GET /messages`, with the operation it belongs to. */
+export type MessageHit = Message & {
+  operation: OperationSummary;
+  snippet?: null | Snippet;
+};
+
+export type MessageHitPage = {
+  data: Array<MessageHit>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+/** A message of one operation; with `snippets=true` and a `q`, where the query matched it. */
+export type MessageInContext = Message & {
+  snippet?: null | Snippet;
+};
+
+export type MessageInContextPage = {
+  data: Array<MessageInContext>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+export type MessagePage = {
+  data: Array<Message>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+export type MessageType = "log" | "http";
+
+/** Nango's webhook toggles (its environment settings), under the same names, for every URL of an
+ * environment (routes included), whatever their format. Each is on by default: opslog sends every
+ * event unless told not to. */
+export type NangoToggles = {
+  /** An async action's end is reported. */
+  on_async_action_completion?: boolean;
+  /** A connection's creation (`auth:create_connection`, succeeded or failed) is reported. */
+  on_auth_creation?: boolean;
+  /** A failed refresh (`auth:refresh_token`, `auth:connection_test`) is reported. */
+  on_auth_refresh_error?: boolean;
+  /** A successful sync run is reported even for a model with nothing added, updated or deleted. */
+  on_sync_completion_always?: boolean;
+  /** A failed sync run is reported. */
+  on_sync_error?: boolean;
+};
+
+export type NewMessage = {
+  created_at?: null | Timestamp;
+  duration_ms?: number | null;
+  error?: null | ErrorInfo;
+  level?: null | Level;
+  message?: string | null;
+  meta?: null | Json;
+  operation_id?: null | Id;
+  request?: null | HttpRequest;
+  response?: null | HttpResponse;
+  retry?: null | Retry;
+  source?: null | Source;
+  type?: null | MessageType;
+};
+
+export type NewOperation = {
+  action?: string | null;
+  /** For an action: it runs asynchronously, and its end fires `action.completed` (other types
+   * keep the flag and fire nothing). */
+  async?: boolean | null;
+  auth_mode?: "OAUTH1" | "OAUTH2" | "OAUTH2_CC" | "BASIC" | "API_KEY" | "CUSTOM" | "APP" | "NONE" | "TBA" | "JWT" | "BILL" | "TWO_STEP" | "SIGNATURE" | "MCP_OAUTH2" | "MCP_OAUTH2_GENERIC" | "INSTALL_PLUGIN" | "AWS_SIGV4" | null;
+  /** a sync run's checkpoints: the one it started from (`from`, null for a full sync) and the one it saved (`to`); flat objects of strings, numbers and booleans */
+  checkpoints?: {
+    from?: {
+      [key: string]: string | number | boolean;
+    } | null;
+    to?: {
+      [key: string]: string | number | boolean;
+    } | null;
+  } | null;
+  connection_id?: string | null;
+  end_user?: null | EndUser;
+  ended_at?: null | Timestamp;
+  error?: null | ErrorInfo;
+  expires_at?: null | Timestamp;
+  integration?: string | null;
+  message?: string | null;
+  messages?: Array<NewMessage & {
+    /** leave it out: the messages belong to the new operation */
+    operation_id?: null;
+  }>;
+  meta?: null | Json;
+  output?: null | Json;
+  provider?: string | null;
+  records?: Array<RecordCount> | null;
+  request?: null | HttpRequest;
+  response?: null | HttpResponse;
+  script?: string | null;
+  started_at?: null | Timestamp;
+  state?: null | OpState;
+  sync_type?: null | SyncType;
+  tags?: {
+    [key: string]: string;
+  } | null;
+  type: OpType;
+};
+
+/** Where an operation is in its lifecycle. */
+export type OpState = "waiting" | "running" | "success" | "failed" | "timeout" | "cancelled";
+
+/** What kind of high-level action an operation is. */
+export type OpType = "sync" | "action" | "webhook" | "auth" | "proxy" | "deploy" | "admin" | "events" | "function";
+
+/** Deserialized only from `opslog export` files (`archive`); the API takes `ingest::input` types. */
+export type Operation = {
+  action: string;
+  /** An action started as async: its end fires `action.completed`, so a backend need not poll. */
+  async?: boolean;
+  auth_mode?: "OAUTH1" | "OAUTH2" | "OAUTH2_CC" | "BASIC" | "API_KEY" | "CUSTOM" | "APP" | "NONE" | "TBA" | "JWT" | "BILL" | "TWO_STEP" | "SIGNATURE" | "MCP_OAUTH2" | "MCP_OAUTH2_GENERIC" | "INSTALL_PLUGIN" | "AWS_SIGV4" | null;
+  /** a sync run's checkpoints: the one it started from (`from`, null for a full sync) and the one it saved (`to`); flat objects of strings, numbers and booleans */
+  checkpoints?: {
+    from?: {
+      [key: string]: string | number | boolean;
+    } | null;
+    to?: {
+      [key: string]: string | number | boolean;
+    } | null;
+  } | null;
+  connection_id?: string | null;
+  created_at: Timestamp;
+  duration_ms?: number | null;
+  end_user?: null | EndUser;
+  ended_at?: null | Timestamp;
+  environment: string;
+  error?: null | ErrorInfo;
+  expires_at: Timestamp;
+  id: Id;
+  integration?: string | null;
+  message: string;
+  /** How many messages the operation holds; kept so pages can report a total without a scan. */
+  message_count: number;
+  meta?: null | Json;
+  output?: null | Json;
+  provider?: string | null;
+  records?: Array<RecordCount> | null;
+  request?: null | HttpRequest;
+  response?: null | HttpResponse;
+  script?: string | null;
+  started_at?: null | Timestamp;
+  state: OpState;
+  sync_type?: null | SyncType;
+  tags?: {
+    [key: string]: string;
+  };
+  type: OpType;
+  updated_at: Timestamp;
+};
+
+/** An operation found by `GET /operations`; with `snippets=true` and a `q`, where it matched. */
+export type OperationHit = Operation & {
+  snippet?: null | Snippet;
+};
+
+export type OperationHitPage = {
+  data: Array<OperationHit>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+export type OperationPage = {
+  data: Array<Operation>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+export type OperationPatch = {
+  auth_mode?: "OAUTH1" | "OAUTH2" | "OAUTH2_CC" | "BASIC" | "API_KEY" | "CUSTOM" | "APP" | "NONE" | "TBA" | "JWT" | "BILL" | "TWO_STEP" | "SIGNATURE" | "MCP_OAUTH2" | "MCP_OAUTH2_GENERIC" | "INSTALL_PLUGIN" | "AWS_SIGV4" | null;
+  /** a sync run's checkpoints: the one it started from (`from`, null for a full sync) and the one it saved (`to`); flat objects of strings, numbers and booleans */
+  checkpoints?: {
+    from?: {
+      [key: string]: string | number | boolean;
+    } | null;
+    to?: {
+      [key: string]: string | number | boolean;
+    } | null;
+  } | null;
+  ended_at?: null | Timestamp;
+  error?: null | ErrorInfo;
+  message?: string | null;
+  meta?: null | Json;
+  output?: null | Json;
+  records?: Array<RecordCount> | null;
+  request?: null | HttpRequest;
+  response?: null | HttpResponse;
+  started_at?: null | Timestamp;
+  state?: null | OpState;
+  sync_type?: null | SyncType;
+};
+
+/** The operation a message hit belongs to, enough to show and filter it. */
+export type OperationSummary = {
+  action: string;
+  connection_id?: string | null;
+  id: Id;
+  integration?: string | null;
+  script?: string | null;
+  state: OpState;
+  type: OpType;
+};
+
+/** The end user's organization. */
+export type Organization = {
+  display_name?: string | null;
+  id: string;
+};
+
+/** `PUT /settings` `otel`: a field left out is unchanged; `null` resets it to its default
+ * (`endpoint: null` turns export off). `headers` replaces the whole map, except that a value
+ * equal to the masked one `GET /settings` shows keeps the stored secret. */
+export type OtelUpdate = {
+  endpoint?: string | null;
+  headers?: {
+    [key: string]: string;
+  } | null;
+  logs?: boolean | null;
+  max_events_per_span?: number | null;
+  names?: null | SpanNames;
+  resource_attributes?: {
+    [key: string]: string;
+  } | null;
+  service_name?: string | null;
+  timeout?: null | Duration1msTo5m;
+};
+
+export type OtelView = {
+  /** `null`: nothing is exported. */
+  endpoint?: string | null;
+  /** Values masked; sending a masked value back keeps the stored one. */
+  headers: {
+    [key: string]: string;
+  };
+  logs: boolean;
+  max_events_per_span: number;
+  names: SpanNames;
+  /** Fields the config file sets (all of them when it has an otel table): change them there. */
+  read_only: Array<string>;
+  resource_attributes: {
+    [key: string]: string;
+  };
+  service_name: string;
+  timeout: Duration1msTo5m;
+};
+
+/** One `name=value` of a query string (names may repeat). */
+export type QueryParameter = {
+  name: string;
+  value: string;
+};
+
+/** The answer to a third party: its webhook is recorded. */
+export type Received = {
+  /** The `webhook:incoming` operation that records it. */
+  operation_id: Id;
+  /** Always `received`. */
+  status: string;
+};
+
+export type RecordCount = {
+  added?: number;
+  deleted?: number;
+  model: string;
+  updated?: number;
+};
+
+export type Replayed = {
+  ids: Array<Id>;
+  /** Whether the window held more than one call requeues (call again for the rest). */
+  limit_reached: boolean;
+  requeued: number;
+};
+
+export type Retry = {
+  attempt: number;
+  max: number;
+  waited_ms?: number;
+};
+
+/** The optional body of a rotation: the secret to sign with from now on. */
+export type RotateBody = {
+  /** An existing Nango signing key (16-256 visible ASCII characters; one starting `whsec_`
+   * must be a valid Standard Webhooks secret) to sign with; left out, opslog issues a fresh
+   * `whsec_` secret. */
+  secret?: string | null;
+};
+
+/** The webhook secret in full (admin only). */
+export type SecretReveal = {
+  /** The rotated-out secret while it still signs. */
+  previous_secret?: string | null;
+  previous_secret_expires_at?: null | Timestamp;
+  secret: string;
+};
+
+export type SeriesPoint = {
+  count: number;
+  start: Timestamp;
+};
+
+/** Whether the caller (a bearer token or the session cookie) is authenticated, and as whom. */
+export type SessionStatus = {
+  authenticated: boolean;
+  /** The environment of an environment key. */
+  environment?: string | null;
+  /** `admin` or `environment`, when authenticated. */
+  principal?: string | null;
+  /** The scope of an environment key: `ingest`, `read` or `ingest+read`. */
+  scope?: string | null;
+};
+
+/** `PUT /settings`: sections to change. A section left out is unchanged; inside a section, a
+ * field left out is unchanged and `null` resets it to its default. */
+export type SettingsUpdate = {
+  /** Replaces every alert rule of the environment (`[]` removes them all); refused when the
+   * config file sets them. */
+  alerts?: Array<AlertRule> | null;
+  otel?: null | OtelUpdate;
+  webhooks?: null | WebhooksUpdate;
+};
+
+/** The JSON of `GET /settings`: every section, secrets masked, read-only fields listed. */
+export type SettingsView = {
+  alerts: AlertsView;
+  environment: string;
+  ingress: IngressView;
+  otel: OtelView;
+  webhooks: WebhooksView;
+};
+
+/** What a rule counts: one of the dashboard's signals. */
+export type Signal = "sync_failures" | "action_errors" | "auth_failures" | "webhook_failures";
+
+/** One signal over the range. */
+export type SignalSummary = {
+  count: number;
+  /** `operations` or `messages`: what is counted, and which list shows them. */
+  counts: string;
+  /** The count over the equal period just before `from`. */
+  previous_count: number;
+  /** The range in `SERIES_POINTS` equal steps (none for an empty range). */
+  series: Array<SeriesPoint>;
+  signal: Signal;
+  title: string;
+  /** The integrations with the most, most first (at most 5). */
+  top_integrations: Array<IntegrationCount>;
+};
+
+export type Signals = {
+  data: Array<SignalSummary>;
+  from: Timestamp;
+  previous_from: Timestamp;
+  to: Timestamp;
+};
+
+/** A fragment of the matching text and where in it the query's terms are. */
+export type Snippet = {
+  /** `[start, end)` ranges of matched terms, in characters (Unicode scalar values) from the
+   * start of `text`, ascending and not overlapping. */
+  highlights: Array<Array<number>>;
+  message_id?: null | Id;
+  source: SnippetSource;
+  /** At most 200 characters of the text around its first match, as stored (never markup). */
+  text: string;
+  /** Whether text was cut after `text` ends. */
+  truncated_end: boolean;
+  /** Whether text was cut before `text` starts. */
+  truncated_start: boolean;
+};
+
+/** Where a snippet's text comes from. */
+export type SnippetSource = "operation" | "message";
+
+export type Source = "system" | "user";
+
+/** The span names and attribute keys of exported traces: opslog's (`sync.run`, `opslog.*`), or
+ * Nango's (`nango.sync.run`, `nango.*`), for dashboards built on Nango's traces.
+ * The declaration order is part of the stored settings format: append, never reorder. */
+export type SpanNames = "opslog" | "nango";
+
+/** How a sync run began (Nango's `SyncOperationType`): from no saved state (`full`, sent to
+ * Nango receivers as `INITIAL`), from the previous run's state (`incremental`), or for one
+ * external event (`webhook`). */
+export type SyncType = "full" | "incremental" | "webhook";
+
+/** RFC 3339 timestamp; answers are UTC with milliseconds */
+export type Timestamp = string;
+
+/** The values the API's enums take, each list in the server's order. */
+export type Vocabulary = {
+  /** Where a delivery or an export stands (`status`). */
+  delivery_statuses: Array<DeliveryStatus>;
+  /** Webhook events (`webhooks.events`, a delivery's `event`). */
+  events: Array<EventType>;
+  /** Message levels (`level`). */
+  levels: Array<Level>;
+  /** Message types (`message_type`, or `type` on one operation's messages). */
+  message_types: Array<MessageType>;
+  /** The query parameters of the read endpoints: what each takes and which endpoints take it. */
+  query_parameters: Array<VocabularyParameter>;
+  /** What a replay may send again (`status` of `/deliveries/replay`); the first is the default. */
+  replay_statuses: Array<DeliveryStatus>;
+  /** The signals (`/signals`, alert rules' `signal`). */
+  signals: Array<VocabularySignal>;
+  /** Span names and attribute keys of exported traces (`otel.names`). */
+  span_names: Array<SpanNames>;
+  /** Operation states (`state`). */
+  states: Array<VocabularyState>;
+  /** Operation types (`type`), each with the actions the server knows; an operation may carry
+   * any other action. */
+  types: Array<VocabularyType>;
+  /** Body formats of a webhook URL (`webhooks.format`). */
+  webhook_formats: Array<WebhookFormat>;
+};
+
+/** One query parameter of one or more read endpoints (`crate::query_params`). */
+export type VocabularyParameter = {
+  description: string;
+  /** The endpoints that take it, with this meaning. */
+  endpoints: Array<Endpoint>;
+  /** `GET /facets` counts its values (`field=<name>`). */
+  facet: boolean;
+  /** Selects by a field of the operation or message (a filter picker), rather than by time or
+   * text, or shaping the answer. */
+  filter: boolean;
+  /** What values it takes: `one_of` (see `values`), `operation_type` (`type` or
+   * `type:action`), `name` (1-256 characters), `tag` (`key:value`), `time` (RFC 3339), `text`
+   * (a full-text query), `integer`, `boolean`, `cursor`, `message_id`, `duration` or `string`. */
+  kind: string;
+  /** What a person calls it. */
+  label: string;
+  name: string;
+  /** May be given more than once: any of the values matches. */
+  repeatable: boolean;
+  required: boolean;
+  /** The values of a `one_of`. */
+  values?: Array<string> | null;
+};
+
+export type VocabularySignal = {
+  /** `operations` or `messages`: what is counted, and the list (`GET /operations`,
+   * `GET /messages`) that shows them. */
+  counts: string;
+  /** The query parameters of that list that select exactly what the signal counts. */
+  filters: Array<QueryParameter>;
+  signal: Signal;
+  /** What people call it. */
+  title: string;
+};
+
+export type VocabularyState = {
+  state: OpState;
+  /** Final: the operation has ended and its state can no longer change. */
+  terminal: boolean;
+};
+
+/** An operation type and the actions the server gives a meaning to. */
+export type VocabularyType = {
+  /** The first is the default: what an operation of this type gets when its client names none. */
+  actions: Array<string>;
+  type: OpType;
+};
+
+/** The body shape a webhook URL receives: opslog's envelope (README "Webhooks"), or the bodies
+ * Nango sends (`{"from":"nango","type":"sync",...}`), for receivers written for Nango.
+ * The declaration order is part of the stored settings format: append, never reorder. */
+export type WebhookFormat = "opslog" | "nango";
+
+/** A route (Nango's per-connection webhook URL override): the events of the operations it matches
+ * go to `url` instead of the environment's URLs (both of them, as in Nango). It matches an
+ * operation when every criterion it gives holds: its connection is one of `connection_ids`, its
+ * end user one of `end_user_ids`, and it carries every tag of `tags`. */
+export type WebhookRoute = {
+  connection_ids?: Array<string>;
+  end_user_ids?: Array<string>;
+  format?: null | WebhookFormat;
+  tags?: {
+    [key: string]: string;
+  };
+  url: string;
+};
+
+export type WebhooksUpdate = {
+  allow_insecure_http?: boolean | null;
+  events?: Array<EventType> | null;
+  format?: null | WebhookFormat;
+  /** One delay per attempt, the first usually `0s`. */
+  retry_schedule?: Array<Duration0sTo7d> | null;
+  /** Replaces every route (`null` or `[]` removes them). */
+  routes?: Array<WebhookRoute> | null;
+  secondary_format?: null | WebhookFormat;
+  secondary_url?: string | null;
+  timeout?: null | Duration1msTo5m;
+  toggles?: null | NangoToggles;
+  url?: string | null;
+};
+
+export type WebhooksView = {
+  allow_insecure_http: boolean;
+  events: Array<EventType>;
+  /** The body shape `url` receives. */
+  format: WebhookFormat;
+  previous_secret_expires_at?: null | Timestamp;
+  /** Fields the config file sets: change them there. */
+  read_only: Array<string>;
+  retry_schedule: Array<Duration0sTo7d>;
+  rotation_grace: Duration0sTo7d;
+  /** Operations whose events go to another URL instead (Nango's per-connection override). */
+  routes: Array<WebhookRoute>;
+  /** The body shape `secondary_url` receives. */
+  secondary_format: WebhookFormat;
+  secondary_url?: string | null;
+  /** Masked; `GET /settings/webhook-secret` shows it to an admin. */
+  secret: string;
+  timeout: Duration1msTo5m;
+  /** Nango's toggles: which events are sent at all. */
+  toggles: NangoToggles;
+  url?: string | null;
+};
