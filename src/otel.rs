@@ -3,8 +3,11 @@
 //! environment's settings become the resource. With the `logs` switch, each message of an exported
 //! operation also becomes one OTLP log record carrying its operation's trace and span ids.
 //!
-//! Trace and span ids are derived from the operation id alone, so exporting the same operation
-//! twice (a retry after a crash, a replay) yields the same span and a backend can deduplicate it.
+//! Span ids are derived from the operation id alone, so exporting the same operation twice (a
+//! retry after a crash, a replay) yields the same span and a backend can deduplicate it. The trace
+//! id is too, unless the operation was started in a trace (`trace_context`, W3C): then its span
+//! is a child of the caller's span in the caller's trace. An operation received over OTLP keeps
+//! the ids of the span it came as.
 //!
 //! Must not: do I/O, read the store or know about the outbox. Everything here is a pure function of
 //! its arguments; `dispatch::otlp` encodes and sends what it builds. `OtelTarget` is one
@@ -24,7 +27,8 @@ use sha2::{Digest, Sha256};
 use crate::config::OtelConfig;
 pub use crate::model::SpanNames;
 use crate::model::{
-    ErrorInfo, HttpRequest, HttpResponse, Id, Level, Message, OpState, OpType, Operation, Timestamp,
+    ErrorInfo, HttpRequest, HttpResponse, Id, Level, Message, OpState, OpType, Operation, SpanId,
+    Timestamp, TraceContext, TraceId,
 };
 use crate::secrets::mask;
 
@@ -144,8 +148,11 @@ pub const MAX_EVENT_NAME_CHARS: usize = 256;
 /// Longest message text carried in an event attribute, in characters.
 pub const MAX_EVENT_TEXT_CHARS: usize = 4096;
 
-/// W3C trace flag "sampled", plus "the parent's is-remote flag is known" (and false: a root span).
-const SPAN_FLAGS: u32 = 0x01 | 0x100;
+/// W3C trace flag "sampled": every exported span is.
+const SAMPLED: u32 = 0x01;
+/// OTLP span flags: whether the parent is remote is known (bit 8), and it is (bit 9).
+const PARENT_REMOTE_KNOWN: u32 = 0x100;
+const PARENT_REMOTE: u32 = 0x200;
 
 /// Query parameters whose values never leave opslog in `url.full` (semantic conventions list the
 /// first four; the rest are the usual places APIs take credentials).
@@ -184,6 +191,51 @@ pub fn trace_id(id: Id) -> [u8; 16] {
 /// The 8-byte span id of an operation's span: never all-zero.
 pub fn span_id(id: Id) -> [u8; 8] {
     derive_id(b"opslog/otel/span-id/v1\0", id)
+}
+
+/// The trace of `op`'s span: the one it was started in (`trace_context`), else its own,
+/// derived from its id.
+pub fn operation_trace_id(op: &Operation) -> TraceId {
+    match &op.trace_context {
+        Some(ctx) => ctx.trace_id,
+        None => TraceId(trace_id(op.id)),
+    }
+}
+
+/// The id of `op`'s span: the one it came as over OTLP, else derived from its id.
+pub fn operation_span_id(op: &Operation) -> SpanId {
+    match op.trace_context.as_ref().and_then(|ctx| ctx.span_id) {
+        Some(span) => span,
+        None => SpanId(span_id(op.id)),
+    }
+}
+
+/// The `traceparent` of `op`'s span (W3C, sampled), so what handles a webhook about it joins
+/// its trace.
+pub fn operation_traceparent(op: &Operation) -> String {
+    crate::model::trace::traceparent(operation_trace_id(op), operation_span_id(op), SAMPLED as u8)
+}
+
+/// The context a span started because of `op` (a webhook delivery's log) has: `op`'s trace, and
+/// `op`'s span as its parent.
+pub fn child_context(op: &Operation) -> TraceContext {
+    TraceContext {
+        trace_id: operation_trace_id(op),
+        parent_span_id: Some(operation_span_id(op)),
+        span_id: None,
+        trace_flags: SAMPLED as u8,
+        tracestate: op.trace_context.as_ref().and_then(|c| c.tracestate.clone()),
+    }
+}
+
+/// OTLP flags of `op`'s span: sampled, and whether its parent is remote when that is known (a
+/// `traceparent` came from another process; a span received over OTLP does not say).
+fn span_flags(op: &Operation) -> u32 {
+    match &op.trace_context {
+        None => SAMPLED | PARENT_REMOTE_KNOWN,
+        Some(ctx) if ctx.span_id.is_none() => SAMPLED | PARENT_REMOTE_KNOWN | PARENT_REMOTE,
+        Some(_) => SAMPLED,
+    }
 }
 
 /// SHA-256 over a domain label and the id bytes, so trace and span ids are unrelated to each other
@@ -296,9 +348,19 @@ pub fn operation_span_named(
     let total = op.message_count.max(messages.len() as u64);
     let dropped = total.saturating_sub(kept.len() as u64);
     Some(Span {
-        trace_id: trace_id(op.id).to_vec(),
-        span_id: span_id(op.id).to_vec(),
-        flags: SPAN_FLAGS,
+        trace_id: operation_trace_id(op).0.to_vec(),
+        span_id: operation_span_id(op).0.to_vec(),
+        parent_span_id: op
+            .trace_context
+            .as_ref()
+            .and_then(|ctx| ctx.parent_span_id)
+            .map_or_else(Vec::new, |parent| parent.0.to_vec()),
+        trace_state: op
+            .trace_context
+            .as_ref()
+            .and_then(|ctx| ctx.tracestate.clone())
+            .unwrap_or_default(),
+        flags: span_flags(op),
         name: match names {
             SpanNames::Opslog => format!("{}.{}", op.kind, op.action),
             SpanNames::Nango => format!("nango.{}.{}", op.kind, op.action).to_lowercase(),
@@ -364,9 +426,9 @@ pub fn message_log_record_named(
             value: Some(any_value::Value::StringValue(message.message.clone())),
         }),
         attributes,
-        flags: SPAN_FLAGS & 0xff,
-        trace_id: trace_id(op.id).to_vec(),
-        span_id: span_id(op.id).to_vec(),
+        flags: SAMPLED,
+        trace_id: operation_trace_id(op).0.to_vec(),
+        span_id: operation_span_id(op).0.to_vec(),
         ..LogRecord::default()
     }
 }
@@ -756,6 +818,7 @@ mod tests {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_009_000),
             started_at: Some(Timestamp(1_700_000_001_000)),
@@ -836,6 +899,66 @@ mod tests {
             "ff79b025878ab43a6ae824ffe1913760"
         );
         assert_eq!(hex::encode(span_id(pinned)), "0b00ffffc4e12b0d");
+    }
+
+    #[test]
+    fn an_operation_started_in_a_trace_is_a_child_span_in_that_trace() {
+        let mut op = operation(OpType::Sync, "run", OpState::Success);
+        op.trace_context = TraceContext::from_w3c(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Some("congo=t61rcWkgMzE"),
+        );
+        let span = operation_span(&op, &[message(1, "page 1")], 128).unwrap();
+        assert_eq!(
+            hex::encode(&span.trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(hex::encode(&span.parent_span_id), "00f067aa0ba902b7");
+        assert_eq!(
+            span.span_id,
+            span_id(op.id),
+            "its own span id stays derived"
+        );
+        assert_eq!(span.trace_state, "congo=t61rcWkgMzE");
+        assert_eq!(span.flags, 0x301, "sampled, with a remote parent");
+        let record = message_log_record(&op, &message(1, "page 1"), Timestamp(0));
+        assert_eq!(record.trace_id, span.trace_id);
+        assert_eq!(record.span_id, span.span_id);
+        assert_eq!(
+            operation_traceparent(&op),
+            format!(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+                hex::encode(span_id(op.id))
+            )
+        );
+        let child = child_context(&op);
+        assert_eq!(child.trace_id, op.trace_context.as_ref().unwrap().trace_id);
+        assert_eq!(child.parent_span_id, Some(SpanId(span_id(op.id))));
+        assert_eq!(child.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
+
+        // Received over OTLP: the span it was, with its own ids.
+        let ctx = op.trace_context.as_mut().unwrap();
+        ctx.span_id = Some(SpanId(*b"its-span"));
+        ctx.parent_span_id = None;
+        let span = operation_span(&op, &[], 128).unwrap();
+        assert_eq!(span.span_id, b"its-span");
+        assert!(span.parent_span_id.is_empty());
+        assert_eq!(span.flags, 0x01);
+
+        // Without a context: a root span of a trace of its own, as before.
+        op.trace_context = None;
+        let span = operation_span(&op, &[], 128).unwrap();
+        assert_eq!(span.trace_id, trace_id(op.id));
+        assert!(span.parent_span_id.is_empty() && span.trace_state.is_empty());
+        assert_eq!(span.flags, 0x101);
+        assert_eq!(
+            operation_traceparent(&op),
+            format!(
+                "00-{}-{}-01",
+                hex::encode(trace_id(op.id)),
+                hex::encode(span_id(op.id))
+            )
+        );
     }
 
     #[test]

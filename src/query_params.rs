@@ -128,6 +128,8 @@ pub enum Kind {
     Interval,
     /// Any text.
     Prefix,
+    /// A W3C trace id: 32 hex digits, not all zero (any case).
+    TraceId,
 }
 
 impl Kind {
@@ -155,6 +157,7 @@ impl Kind {
             Kind::MessageId => "message_id",
             Kind::Interval => "duration",
             Kind::Prefix => "string",
+            Kind::TraceId => "trace_id",
         }
     }
 }
@@ -170,6 +173,7 @@ pub enum Sets {
     Scripts,
     EndUserIds,
     Tags,
+    TraceIds,
     Levels,
     MessageTypes,
     From,
@@ -308,6 +312,16 @@ pub static QUERY_PARAMETERS: &[QueryParameter] = &[
         description: "keep operations with this tag, as `key:value` (tags of one key: any of them; of different keys: all)",
         endpoints: &[Operations, Messages, Insights],
         sets: Sets::Tags,
+    },
+    QueryParameter {
+        name: "trace_id",
+        label: "Trace",
+        kind: Kind::TraceId,
+        repeatable: true,
+        required: false,
+        description: "keep operations started in this W3C trace (`trace_context.trace_id`, 32 hex digits, any case)",
+        endpoints: &[Operations, Messages, Insights],
+        sets: Sets::TraceIds,
     },
     QueryParameter {
         name: "level",
@@ -617,6 +631,7 @@ fn set(query: &mut Query, parameter: &QueryParameter, value: String) -> Result<(
         Sets::Scripts => f.scripts.push(check_name(name, value)?),
         Sets::EndUserIds => f.end_user_ids.push(check_name(name, value)?),
         Sets::Tags => f.tags.push(check_tag(name, value)?),
+        Sets::TraceIds => f.trace_ids.push(trace_id(name, &value)?),
         Sets::Levels => f.levels.push(one_of(parameter, &value, Level::parse)?),
         Sets::MessageTypes => f
             .message_types
@@ -756,6 +771,18 @@ fn check_tag(name: &str, value: String) -> Result<String, ParamError> {
     }
 }
 
+/// A W3C trace id, as the drawer shows it and trace viewers print it (any case), lowercased.
+fn trace_id(name: &str, value: &str) -> Result<String, ParamError> {
+    crate::model::TraceId::parse(&value.to_ascii_lowercase())
+        .map(|id| id.to_string())
+        .ok_or_else(|| {
+            invalid(
+                name,
+                format!("`{value}` is not a trace id (32 hex digits, not all zero)"),
+            )
+        })
+}
+
 /// An RFC 3339 time.
 pub fn time(name: &str, value: &str) -> Result<Timestamp, ParamError> {
     Timestamp::parse(value).map_err(|e| invalid(name, e))
@@ -773,6 +800,7 @@ fn normalise(filters: &mut Filters) {
         scripts,
         end_user_ids,
         tags,
+        trace_ids,
         levels,
         message_types,
         from: _,
@@ -782,7 +810,14 @@ fn normalise(filters: &mut Filters) {
     } = filters;
     types.sort_by(|a, b| (a.kind.as_str(), &a.action).cmp(&(b.kind.as_str(), &b.action)));
     types.dedup();
-    for list in [integrations, connection_ids, scripts, end_user_ids, tags] {
+    for list in [
+        integrations,
+        connection_ids,
+        scripts,
+        end_user_ids,
+        tags,
+        trace_ids,
+    ] {
         list.sort();
         list.dedup();
     }
@@ -807,6 +842,7 @@ pub fn to_pairs(endpoint: Endpoint, filters: &Filters) -> Vec<(&'static str, Str
         scripts,
         end_user_ids,
         tags,
+        trace_ids,
         levels,
         message_types,
         from,
@@ -830,6 +866,7 @@ pub fn to_pairs(endpoint: Endpoint, filters: &Filters) -> Vec<(&'static str, Str
             Sets::Scripts => scripts.clone(),
             Sets::EndUserIds => end_user_ids.clone(),
             Sets::Tags => tags.clone(),
+            Sets::TraceIds => trace_ids.clone(),
             Sets::Levels => levels.iter().map(|l| l.to_string()).collect(),
             Sets::MessageTypes => message_types.iter().map(|m| m.to_string()).collect(),
             Sets::From => from.iter().map(|t| t.to_string()).collect(),
@@ -875,6 +912,11 @@ mod tests {
             Kind::MessageId => Id(1 + n as u128).to_string(),
             Kind::Interval => "5m".to_owned(),
             Kind::Prefix => "gi".to_owned(),
+            Kind::TraceId => [
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "0af7651916cd43dd8448eb211c80319c",
+            ][n % 2]
+                .to_owned(),
         }
     }
 

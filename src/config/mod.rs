@@ -354,6 +354,10 @@ pub struct OtelConfig {
     /// Span names and attribute keys: `opslog` (default) or `nango`.
     #[serde(default)]
     pub names: SpanNames,
+    /// A trace viewer's URL with `{trace_id}`, which the dashboard turns an operation's trace
+    /// into a link with; empty: no link.
+    #[serde(default)]
+    pub trace_url: String,
 }
 
 fn default_service_name() -> String {
@@ -400,6 +404,7 @@ impl OtelConfig {
             timeout: default_otel_timeout(),
             logs: false,
             names: SpanNames::Opslog,
+            trace_url: String::new(),
         }
     }
 
@@ -463,6 +468,7 @@ impl OtelConfig {
         if self.timeout.0.is_zero() || self.timeout.0 > Duration::from_secs(300) {
             return Err(problem("timeout", "must be between 1ms and 5m".into()));
         }
+        check_trace_url(&self.trace_url).map_err(|m| problem("trace_url", m))?;
         Ok(())
     }
 
@@ -473,6 +479,30 @@ impl OtelConfig {
             *value = mask(value);
         }
         masked
+    }
+}
+
+/// A trace link template: empty, or an absolute http(s) URL with `{trace_id}` in it.
+pub fn check_trace_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    if url.len() > 2048 {
+        return Err("the URL is longer than 2048 bytes".into());
+    }
+    if !url.contains("{trace_id}") {
+        return Err(format!(
+            "`{url}` has no `{{trace_id}}`; write it like \"http://localhost:16686/trace/{{trace_id}}\""
+        ));
+    }
+    let example = url.replace("{trace_id}", "4bf92f3577b34da6a3ce929d0e0e4736");
+    match example.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "`{url}` is not an absolute http(s) URL once `{{trace_id}}` is filled in"
+        )),
     }
 }
 

@@ -162,6 +162,7 @@ impl Dispatcher {
             settings: deps.settings.clone(),
             metrics: deps.metrics.clone(),
             config: deps.config.clone(),
+            store: deps.store.clone(),
         });
         let context = Arc::new(Context {
             deps,
@@ -547,6 +548,7 @@ mod tests {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             config: config.outbox,
+            store: Arc::new(store),
         })
     }
 

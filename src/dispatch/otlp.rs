@@ -655,6 +655,7 @@ mod tests {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             created_at: Timestamp(1),
             updated_at: Timestamp(2),
             started_at: Some(Timestamp(1)),

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::{DeliveryStatus, Headers, Timestamp};
 use crate::settings::Settings;
+use crate::store::Store;
 use crate::write::RecordedAttempt;
 
 /// What every sink may use to make its attempts.
@@ -29,6 +30,8 @@ pub struct SinkDeps {
     pub metrics: Arc<Metrics>,
     /// Retry limits shared by every sink (`outbox.max_retry_after`, the exports' backoff).
     pub config: OutboxConfig,
+    /// Read only: what a webhook is about, for the `traceparent` of its operation's span.
+    pub store: Arc<Store>,
 }
 
 /// How a sink's jobs go out.

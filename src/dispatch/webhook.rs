@@ -17,7 +17,7 @@ use sha2::Sha256;
 use super::sink::{Sink, SinkDeps};
 use crate::destination::{guarded_agent, DestinationPolicy};
 use crate::model::job::{Attempt, Job, JobKind, WebhookJob};
-use crate::model::{DeliveryStatus, Headers, Timestamp};
+use crate::model::{DeliveryStatus, EventType, Headers, Timestamp};
 use crate::outbox::policy::{self, parse_retry_after, AttemptResult, Decision};
 use crate::settings::SECRET_PREFIX;
 use crate::write::RecordedAttempt;
@@ -241,6 +241,38 @@ impl WebhookSink {
         }
     }
 
+    /// `traceparent` (and `tracestate`) of the span of the operation a delivery is about, so the
+    /// receiver's handling joins its trace; none for an alert, or when the operation is gone.
+    fn trace_headers(&self, webhook: &WebhookJob) -> Vec<(String, String)> {
+        if matches!(
+            webhook.event,
+            EventType::AlertTriggered | EventType::AlertResolved
+        ) {
+            return Vec::new();
+        }
+        let operation = match self
+            .deps
+            .store
+            .read()
+            .and_then(|read| read.operation(webhook.operation_id))
+        {
+            Ok(Some(operation)) => operation,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                tracing::warn!(operation_id = %webhook.operation_id, error = %e, "cannot read a delivery's operation for its traceparent");
+                return Vec::new();
+            }
+        };
+        let mut headers = vec![(
+            "traceparent".to_owned(),
+            crate::otel::operation_traceparent(&operation),
+        )];
+        if let Some(state) = operation.trace_context.and_then(|ctx| ctx.tracestate) {
+            headers.push(("tracestate".to_owned(), state));
+        }
+        headers
+    }
+
     /// Signs and sends one attempt of a webhook delivery. `nango`: the delivery is in the Nango
     /// format, with these forwarded headers.
     fn attempt_delivery(
@@ -278,7 +310,7 @@ impl WebhookSink {
         };
         let timestamp = started_at.millis().div_euclid(1000);
         let secrets = settings.webhooks.signing_secrets(started_at);
-        let request = match nango {
+        let mut request = match nango {
             None => sign(
                 &webhook.url,
                 &job.webhook_id(),
@@ -295,6 +327,7 @@ impl WebhookSink {
                 forwarded,
             ),
         };
+        request.headers.extend(self.trace_headers(webhook));
         let sent = self.sender.send(&request, settings.webhooks.timeout);
         deps.metrics.delivery_attempts.inc();
         // A Nango-format URL reads answers as Nango does: no retry on a 3xx or 4xx.

@@ -160,6 +160,12 @@ pub async fn import(
                             format!("line {}: `operation.{}` {}", number + 1, e.field, e.message),
                         )
                     })?;
+                if let Some(Err(e)) = operation.trace_context.as_ref().map(|t| t.check()) {
+                    return Err(ApiError::bad_request(
+                        "invalid_import_line",
+                        format!("line {}: `operation.trace_context`: {e}", number + 1),
+                    ));
+                }
                 operations.push(*operation)
             }
             Ok(Line::Message(message)) => messages.push(*message),

@@ -56,6 +56,24 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     }
 }
 
+/// The W3C Trace Context of a request (`traceparent`, `tracestate`), or `None` when it has none
+/// or it is not valid: the W3C says to ignore an invalid one, so it is never a 4xx. Two
+/// `traceparent` headers are invalid; several `tracestate` headers are one list.
+pub fn trace_context(headers: &HeaderMap) -> Option<crate::model::TraceContext> {
+    let mut parents = headers.get_all("traceparent").iter();
+    let parent = parents.next()?.to_str().ok()?;
+    if parents.next().is_some() {
+        return None;
+    }
+    let states: Vec<&str> = headers
+        .get_all("tracestate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let state = (!states.is_empty()).then(|| states.join(","));
+    crate::model::TraceContext::from_w3c(parent, state.as_deref())
+}
+
 /// Without a bearer token, a dashboard session cookie stands for the admin token.
 fn session_principal(parts: &Parts, state: &AppState) -> Result<Auth, ApiError> {
     let id = parts

@@ -160,12 +160,15 @@ pub async fn receive_webhook(
         checkpoints: None,
         auth_mode: None,
         output: None,
+        trace_context: None,
         started_at: None,
         ended_at: None,
         expires_at: None,
         messages: None,
     };
-    let draft = validate_new_operation(input, &state.redaction)?;
+    let mut draft = validate_new_operation(input, &state.redaction)?;
+    // A sender that traces its webhooks (`traceparent`) sees their handling in its trace.
+    draft.trace_context = super::extract::trace_context(&headers);
     let Created { operation, .. } = state
         .writer
         .submit(CreateOperation {

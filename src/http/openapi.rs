@@ -113,6 +113,8 @@ pub fn document() -> OpenApi {
     api.env(Post, "/operations", endpoint("createOperation", "Start an operation (an object), or up to 1,000 at once (an array, all or nothing), each with its first messages if any", op)
         .scope(Scope::Ingest)
         .param(header_param("Idempotency-Key", idempotency_key(), "1-255 printable ASCII characters, for an object only; a retry with the same key and body answers the first operation again (with `idempotent-replayed: true`), with another body 422"))
+        .param(header_param("traceparent", string(), "W3C Trace Context: the operation (each of an array without its own `trace_context`) joins this trace, its exported span a child of this span, and webhooks about it carry its span's `traceparent`; an invalid value is ignored, never refused (the body's `trace_context` wins)"))
+        .param(header_param("tracestate", string(), "W3C Trace Context vendor entries, kept with a valid `traceparent` (at most 512 characters, whole entries cut from the end)"))
         .param(prefer())
         .body(one_or_many_operations, "the operation to start, or an array of them; `type` is required; `messages` (at most 1,000 in the request) are stored with it")
         .link("getOperation", "getOperation")
@@ -1173,6 +1175,14 @@ fn kind_schema(api: &Api, kind: Kind) -> RefOr<Schema> {
         Kind::MessageId => api.schema::<Id>(),
         Kind::Interval => api.schema::<Interval>(),
         Kind::Prefix => string(),
+        // At least one digit not zero (an all-zero id is invalid), without a lookahead.
+        Kind::TraceId => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9a-fA-F]*[1-9a-fA-F][0-9a-fA-F]*$"))
+            .min_length(Some(32))
+            .max_length(Some(32))
+            .examples([Value::from("4bf92f3577b34da6a3ce929d0e0e4736")])
+            .into(),
     }
 }
 

@@ -47,7 +47,10 @@ pub async fn create_operation(
         return create_operations(&state, env, &headers, &bytes).await;
     }
     let input: NewOperation = parse_json_object(&bytes)?;
-    let draft = validate_new_operation(input, &state.redaction)?;
+    let mut draft = validate_new_operation(input, &state.redaction)?;
+    if draft.trace_context.is_none() {
+        draft.trace_context = super::extract::trace_context(&headers);
+    }
     let idempotency = idempotency_key.map(|k| (k, Sha256::digest(&bytes).into()));
     let Created {
         operation,
@@ -80,8 +83,14 @@ async fn create_operations(
     check_batch_size(inputs.len(), "operations")?;
     let mut messages = 0;
     let mut drafts = Vec::with_capacity(inputs.len());
+    // One request, one caller: its trace headers hold for every operation without its own.
+    let trace_context = super::extract::trace_context(headers);
     for (i, input) in inputs.into_iter().enumerate() {
-        let draft = validate_new_operation(input, &state.redaction).map_err(|e| e.in_item(i))?;
+        let mut draft =
+            validate_new_operation(input, &state.redaction).map_err(|e| e.in_item(i))?;
+        if draft.trace_context.is_none() {
+            draft.trace_context = trace_context.clone();
+        }
         messages += draft.messages.len();
         drafts.push(draft);
     }

@@ -95,7 +95,9 @@ pub async fn signals(
         &Signals {
             from,
             to,
-            previous_from: from.plus_millis(-span),
+            // Not before year 0, the first a timestamp shows (a window reaching back further
+            // counts nothing there anyway).
+            previous_from: from.plus_millis(-span).max(Timestamp(-62_167_219_200_000)),
             data,
         },
     ))

@@ -38,6 +38,8 @@ pub struct Filters {
     pub end_user_ids: Vec<String>,
     /// `key:value`; tags of one key are OR-ed, different keys AND-ed.
     pub tags: Vec<String>,
+    /// W3C trace ids (32 lowercase hex digits) of the traces operations were started in.
+    pub trace_ids: Vec<String>,
     /// Messages only.
     pub levels: Vec<Level>,
     /// Messages only.
@@ -143,6 +145,7 @@ impl SearchIndex {
                 fields.end_user_id,
                 f.end_user_ids.iter().map(String::as_str),
             ),
+            any_of(fields.trace_id, f.trace_ids.iter().map(String::as_str)),
         ];
         clauses.extend(lists.into_iter().flatten().map(|q| (Occur::Must, q)));
         // `tags` is sorted, so the tags of one key are adjacent.

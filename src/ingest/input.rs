@@ -110,6 +110,10 @@ pub struct NewOperation {
     pub auth_mode: Option<String>,
     /// For an action: what it returned (at most 1 MiB of JSON).
     pub output: Option<Json>,
+    /// The caller's trace, for clients that cannot send the `traceparent` header: what an
+    /// OpenTelemetry propagator injects into a carrier. Wins over the headers.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub trace_context: Option<TraceCarrier>,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
@@ -136,6 +140,25 @@ fn first_messages_schema() -> utoipa::openapi::schema::Array {
         .items(item)
         .max_items(Some(MAX_BATCH))
         .build()
+}
+
+/// W3C Trace Context headers as JSON fields. A `traceparent` that is not valid is ignored (with
+/// its `tracestate`), as the W3C specifies for the headers; other keys a propagator adds
+/// (`baggage`) are ignored too.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct TraceCarrier {
+    /// `00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>`.
+    #[schema(example = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    pub traceparent: Option<String>,
+    /// Vendor entries, passed on with the operation's span.
+    pub tracestate: Option<String>,
+}
+
+impl TraceCarrier {
+    /// The context it carries, if its `traceparent` is valid.
+    pub fn context(&self) -> Option<TraceContext> {
+        TraceContext::from_w3c(self.traceparent.as_deref()?, self.tracestate.as_deref())
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -444,6 +467,8 @@ fn check_action(action: &str) -> Result<(), FieldError> {
 pub struct OperationDraft {
     pub input: NewOperation,
     pub action: String,
+    /// From `input.trace_context`, else from the request's headers (set by the handler).
+    pub trace_context: Option<TraceContext>,
     /// Its first messages, stored with it.
     pub messages: Vec<MessageDraft>,
 }
@@ -511,9 +536,11 @@ pub fn validate_new_operation(
     input.meta = limit_meta(input.meta);
     redaction.request(&mut input.request);
     redaction.response(&mut input.response);
+    let trace_context = input.trace_context.take().and_then(|c| c.context());
     Ok(OperationDraft {
         input,
         action,
+        trace_context,
         messages,
     })
 }

@@ -49,7 +49,12 @@ pub fn new_operation(
     now: Timestamp,
     deadline: Duration,
 ) -> (Operation, Change) {
-    let OperationDraft { input, action, .. } = draft;
+    let OperationDraft {
+        input,
+        action,
+        trace_context,
+        ..
+    } = draft;
     let state = input.state.unwrap_or(OpState::Running);
     let started_at = match state {
         OpState::Waiting => input.started_at,
@@ -80,6 +85,7 @@ pub fn new_operation(
         checkpoints: input.checkpoints,
         auth_mode: input.auth_mode,
         output: input.output,
+        trace_context,
         created_at: now,
         updated_at: now,
         started_at,

@@ -31,9 +31,11 @@ pub mod alert;
 mod duration;
 pub mod job;
 pub mod settings;
+pub mod trace;
 
 pub use duration::ApiDuration;
 pub use settings::{SpanNames, WebhookFormat};
+pub use trace::{SpanId, TraceContext, TraceId};
 
 /// Milliseconds since the Unix epoch, shown as RFC 3339 UTC with milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
@@ -790,6 +792,11 @@ pub struct Operation {
     /// Nango's `async_action` webhook).
     #[serde(default)]
     pub output: Option<Json>,
+    /// The trace it belongs to (W3C Trace Context), set when it starts: from the `traceparent`
+    /// it was started with, or the span it came as over OTLP. `null`: its exported span is the
+    /// root of a trace of its own.
+    #[serde(default)]
+    pub trace_context: Option<TraceContext>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub started_at: Option<Timestamp>,

@@ -298,4 +298,6 @@ pub struct StoredOtel {
     pub timeout_ms: Option<u64>,
     pub logs: bool,
     pub names: SpanNames,
+    /// The dashboard's trace link (`otel.trace_url`); `None`: no link.
+    pub trace_url: Option<String>,
 }

@@ -61,12 +61,13 @@ impl StoredOtel {
         }
         config.logs = self.logs;
         config.names = self.names;
+        config.trace_url = self.trace_url.clone().unwrap_or_default();
         config
     }
 }
 
 /// The otel fields, as named in the API (`otel.<field>`) and listed as read-only.
-pub const OTEL_FIELDS: [&str; 8] = [
+pub const OTEL_FIELDS: [&str; 9] = [
     "endpoint",
     "headers",
     "service_name",
@@ -75,6 +76,7 @@ pub const OTEL_FIELDS: [&str; 8] = [
     "timeout",
     "logs",
     "names",
+    "trace_url",
 ];
 
 /// Effective OTLP export settings of one environment.
@@ -582,7 +584,7 @@ mod tests {
             view,
             serde_json::json!({
                 "endpoint": null, "headers": {}, "service_name": "opslog",
-                "resource_attributes": {}, "max_events_per_span": 128, "timeout": "10s",
+                "resource_attributes": {}, "max_events_per_span": 128, "timeout": "10s", "trace_url": null,
                 "logs": false, "names": "opslog", "read_only": []
             })
         );

@@ -79,6 +79,10 @@ pub struct OtelUpdate {
     pub logs: Option<Option<bool>>,
     #[serde(default, deserialize_with = "present")]
     pub names: Option<Option<SpanNames>>,
+    /// A trace viewer's URL with `{trace_id}`: the dashboard links an operation's trace with it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(examples("http://localhost:16686/trace/{trace_id}"))]
+    pub trace_url: Option<Option<String>>,
     /// What `GET /settings` shows; ignored, so a UI can send back what it read.
     #[serde(default)]
     #[schema(ignore)]
@@ -97,6 +101,7 @@ impl OtelUpdate {
             self.timeout.is_some(),
             self.logs.is_some(),
             self.names.is_some(),
+            self.trace_url.is_some(),
         ];
         OTEL_FIELDS
             .iter()
@@ -159,6 +164,9 @@ pub fn apply_otel_update(
     }
     if let Some(names) = update.names {
         next.names = names.unwrap_or_default();
+    }
+    if let Some(url) = update.trace_url {
+        next.trace_url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
     }
     // Every field is checked even while export is off, against a stand-in endpoint.
     let endpoint = next.endpoint.as_deref().unwrap_or("http://127.0.0.1:4318");

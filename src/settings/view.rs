@@ -42,6 +42,8 @@ pub struct OtelView {
     pub timeout: ApiTimeout,
     pub logs: bool,
     pub names: SpanNames,
+    /// The dashboard's trace link, with `{trace_id}`; `null`: none.
+    pub trace_url: Option<String>,
     /// Fields the config file sets (all of them when it has an otel table): change them there.
     pub read_only: Vec<&'static str>,
 }
@@ -58,6 +60,7 @@ impl OtelView {
             timeout: ApiDuration(masked.timeout.0),
             logs: masked.logs,
             names: masked.names,
+            trace_url: Some(masked.trace_url).filter(|u| !u.is_empty()),
             read_only: if otel.from_file {
                 OTEL_FIELDS.to_vec()
             } else {

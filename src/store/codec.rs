@@ -12,7 +12,7 @@ use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::{
     DeliveryStatus, EndUser, ErrorInfo, EventType, HttpRequest, HttpResponse, Id, Json, Message,
-    OpState, OpType, Operation, RecordCount, Tags, Timestamp,
+    OpState, OpType, Operation, RecordCount, SyncType, Tags, Timestamp,
 };
 
 // The version bytes, one set per record: a version number means something only for its own
@@ -22,10 +22,12 @@ use crate::model::{
 // newest constant.
 
 /// Operations. v2: `end_user`, `tags` and `is_async`. v3: `sync_type`, `checkpoints`,
-/// `auth_mode` and `output` (what Nango's webhooks carry).
+/// `auth_mode` and `output` (what Nango's webhooks carry). v4: `trace_context` (the W3C trace
+/// they were started in).
 const OPERATION_V1: u8 = 1;
 const OPERATION_V2: u8 = 2;
 const OPERATION_V3: u8 = 3;
+const OPERATION_V4: u8 = 4;
 /// A message row (one message). v2: the two ids left out (the row's key holds them).
 const MESSAGE_V1: u8 = 1;
 const MESSAGE_V2: u8 = 2;
@@ -47,9 +49,10 @@ const ATTEMPT_V2: u8 = 2;
 const WEBHOOK_SETTINGS_V1: u8 = 1;
 const WEBHOOK_SETTINGS_V2: u8 = 2;
 const WEBHOOK_SETTINGS_V3: u8 = 3;
-/// OTel settings. v2: `names` (Nango span names).
+/// OTel settings. v2: `names` (Nango span names). v3: `trace_url`.
 const OTEL_SETTINGS_V1: u8 = 1;
 const OTEL_SETTINGS_V2: u8 = 2;
+const OTEL_SETTINGS_V3: u8 = 3;
 /// Index feed entries. v2 (storage format 3): a group's messages named by the sequence number of
 /// the last one. v1 entries are never read: converting a format 2 file to 3 replaces the feed.
 const FEED_V2: u8 = 2;
@@ -121,7 +124,7 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
 }
 
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode_as(OPERATION_V3, op)
+    encode_as(OPERATION_V4, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
@@ -129,8 +132,80 @@ pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     match split_version(WHAT, bytes)? {
         (OPERATION_V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
         (OPERATION_V2, rest) => decode_body::<OperationV2>(WHAT, rest).map(Operation::from),
-        (OPERATION_V3, rest) => decode_body(WHAT, rest),
+        (OPERATION_V3, rest) => decode_body::<OperationV3>(WHAT, rest).map(Operation::from),
+        (OPERATION_V4, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// An operation as format version 3 wrote it (frozen: never change this struct).
+#[derive(Decode)]
+struct OperationV3 {
+    id: Id,
+    environment: String,
+    kind: OpType,
+    action: String,
+    state: OpState,
+    integration: Option<String>,
+    connection_id: Option<String>,
+    script: Option<String>,
+    provider: Option<String>,
+    message: String,
+    error: Option<ErrorInfo>,
+    request: Option<HttpRequest>,
+    response: Option<HttpResponse>,
+    records: Option<Vec<RecordCount>>,
+    meta: Option<Json>,
+    end_user: Option<EndUser>,
+    tags: Tags,
+    is_async: bool,
+    sync_type: Option<SyncType>,
+    checkpoints: Option<Json>,
+    auth_mode: Option<String>,
+    output: Option<Json>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    started_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    expires_at: Timestamp,
+    duration_ms: Option<u64>,
+    message_count: u64,
+}
+
+impl From<OperationV3> for Operation {
+    fn from(v3: OperationV3) -> Operation {
+        Operation {
+            id: v3.id,
+            environment: v3.environment,
+            kind: v3.kind,
+            action: v3.action,
+            state: v3.state,
+            integration: v3.integration,
+            connection_id: v3.connection_id,
+            script: v3.script,
+            provider: v3.provider,
+            message: v3.message,
+            error: v3.error,
+            request: v3.request,
+            response: v3.response,
+            records: v3.records,
+            meta: v3.meta,
+            end_user: v3.end_user,
+            tags: v3.tags,
+            is_async: v3.is_async,
+            sync_type: v3.sync_type,
+            checkpoints: v3.checkpoints,
+            auth_mode: v3.auth_mode,
+            output: v3.output,
+            trace_context: None,
+            created_at: v3.created_at,
+            updated_at: v3.updated_at,
+            started_at: v3.started_at,
+            ended_at: v3.ended_at,
+            expires_at: v3.expires_at,
+            duration_ms: v3.duration_ms,
+            message_count: v3.message_count,
+        }
     }
 }
 
@@ -189,6 +264,7 @@ impl From<OperationV2> for Operation {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             created_at: v2.created_at,
             updated_at: v2.updated_at,
             started_at: v2.started_at,
@@ -253,6 +329,7 @@ impl From<OperationV1> for Operation {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             created_at: v1.created_at,
             updated_at: v1.updated_at,
             started_at: v1.started_at,
@@ -715,15 +792,45 @@ impl From<StoredWebhooksV2> for StoredWebhooks {
 }
 
 pub(crate) fn encode_otel_settings(settings: &StoredOtel) -> Vec<u8> {
-    encode_as(OTEL_SETTINGS_V2, settings)
+    encode_as(OTEL_SETTINGS_V3, settings)
 }
 
 pub(crate) fn decode_otel_settings(bytes: &[u8]) -> Result<StoredOtel, StoreError> {
     const WHAT: &str = "otel settings";
     match split_version(WHAT, bytes)? {
         (OTEL_SETTINGS_V1, rest) => decode_body::<StoredOtelV1>(WHAT, rest).map(StoredOtel::from),
-        (OTEL_SETTINGS_V2, rest) => decode_body(WHAT, rest),
+        (OTEL_SETTINGS_V2, rest) => decode_body::<StoredOtelV2>(WHAT, rest).map(StoredOtel::from),
+        (OTEL_SETTINGS_V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// Otel settings as format version 2 wrote them (frozen: never change this struct).
+#[derive(Decode)]
+struct StoredOtelV2 {
+    endpoint: Option<String>,
+    headers: std::collections::BTreeMap<String, String>,
+    service_name: Option<String>,
+    resource_attributes: std::collections::BTreeMap<String, String>,
+    max_events_per_span: Option<u32>,
+    timeout_ms: Option<u64>,
+    logs: bool,
+    names: crate::model::SpanNames,
+}
+
+impl From<StoredOtelV2> for StoredOtel {
+    fn from(v2: StoredOtelV2) -> StoredOtel {
+        StoredOtel {
+            endpoint: v2.endpoint,
+            headers: v2.headers,
+            service_name: v2.service_name,
+            resource_attributes: v2.resource_attributes,
+            max_events_per_span: v2.max_events_per_span,
+            timeout_ms: v2.timeout_ms,
+            logs: v2.logs,
+            names: v2.names,
+            trace_url: None,
+        }
     }
 }
 
@@ -750,6 +857,7 @@ impl From<StoredOtelV1> for StoredOtel {
             timeout_ms: v1.timeout_ms,
             logs: v1.logs,
             names: crate::model::SpanNames::Opslog,
+            trace_url: None,
         }
     }
 }
@@ -807,6 +915,7 @@ pub(crate) mod tests {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_500),
             started_at: Some(Timestamp(1_700_000_000_000)),
@@ -848,11 +957,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// An operation with every field of format version 4 set.
+    pub(crate) fn sample_operation_v4() -> Operation {
+        Operation {
+            trace_context: Some(TraceContext {
+                trace_id: TraceId(*b"0123456789abcdef"),
+                parent_span_id: Some(SpanId(*b"parent-1")),
+                span_id: Some(SpanId(*b"its-span")),
+                trace_flags: 1,
+                tracestate: Some("congo=t61rcWkgMzE".into()),
+            }),
+            ..sample_operation_v3()
+        }
+    }
+
     #[test]
     fn operations_round_trip() {
-        let op = sample_operation_v3();
+        let op = sample_operation_v4();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], OPERATION_V3);
+        assert_eq!(bytes[0], OPERATION_V4);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -868,15 +991,15 @@ pub(crate) mod tests {
         assert!(err.contains("unknown record version 9"), "{err}");
     }
 
-    /// Bytes of operation records as written by earlier releases: versions 1 and 2 (frozen) and
-    /// 3. If this test fails, the format changed: keep a reader for these bytes and add a new
+    /// Bytes of operation records as written by earlier releases: versions 1 to 3 (frozen) and
+    /// 4. If this test fails, the format changed: keep a reader for these bytes and add a new
     /// version. Regenerate only for a new format version: `OPSLOG_BLESS=1 cargo test --release codec`.
     #[test]
     fn reads_format_v1_written_by_an_earlier_binary() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
-        let v3 = format!("{dir}/operation_v3.bin");
+        let v4 = format!("{dir}/operation_v4.bin");
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(&v3, encode_operation(&sample_operation_v3())).unwrap();
+            std::fs::write(&v4, encode_operation(&sample_operation_v4())).unwrap();
         }
         let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
         assert_eq!(golden[0], OPERATION_V1);
@@ -884,9 +1007,12 @@ pub(crate) mod tests {
         let golden = std::fs::read(format!("{dir}/operation_v2.bin")).unwrap();
         assert_eq!(golden[0], OPERATION_V2);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
-        let golden = std::fs::read(&v3).unwrap();
+        let golden = std::fs::read(format!("{dir}/operation_v3.bin")).unwrap();
         assert_eq!(golden[0], OPERATION_V3);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v3());
+        let golden = std::fs::read(&v4).unwrap();
+        assert_eq!(golden[0], OPERATION_V4);
+        assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v4());
     }
 
     fn sample_message() -> Message {
@@ -1135,8 +1261,8 @@ pub(crate) mod tests {
                 encode_webhook_settings(&sample_webhook_settings_v3()),
             ),
             (
-                "otel_settings_v2.bin",
-                encode_otel_settings(&sample_otel_settings_v2()),
+                "otel_settings_v3.bin",
+                encode_otel_settings(&sample_otel_settings_v3()),
             ),
         ];
         for (name, bytes) in &files {
@@ -1175,6 +1301,7 @@ pub(crate) mod tests {
             decode_webhook_settings(&read("webhook_settings_v2.bin")).unwrap(),
             sample_webhook_settings_v2()
         );
+        assert_eq!(read("otel_settings_v2.bin")[0], OTEL_SETTINGS_V2, "frozen");
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v3.bin")).unwrap(),
             sample_webhook_settings_v3()
@@ -1183,6 +1310,17 @@ pub(crate) mod tests {
             decode_otel_settings(&read("otel_settings_v2.bin")).unwrap(),
             sample_otel_settings_v2()
         );
+        assert_eq!(
+            decode_otel_settings(&read("otel_settings_v3.bin")).unwrap(),
+            sample_otel_settings_v3()
+        );
+    }
+
+    fn sample_otel_settings_v3() -> StoredOtel {
+        StoredOtel {
+            trace_url: Some("http://localhost:16686/trace/{trace_id}".into()),
+            ..sample_otel_settings_v2()
+        }
     }
 
     fn sample_otel_settings_v2() -> StoredOtel {
@@ -1203,6 +1341,7 @@ pub(crate) mod tests {
             timeout_ms: Some(5_000),
             logs: true,
             names: crate::model::SpanNames::Opslog,
+            trace_url: None,
         }
     }
 
@@ -1300,8 +1439,8 @@ pub(crate) mod tests {
         };
         check(
             "operation",
-            encode_operation(&sample_operation_v3()),
-            OPERATION_V3,
+            encode_operation(&sample_operation_v4()),
+            OPERATION_V4,
             decode_operation,
         );
         let m = sample_message();
@@ -1323,8 +1462,8 @@ pub(crate) mod tests {
         );
         check(
             "otel settings",
-            encode_otel_settings(&sample_otel_settings_v2()),
-            OTEL_SETTINGS_V2,
+            encode_otel_settings(&sample_otel_settings_v3()),
+            OTEL_SETTINGS_V3,
             decode_otel_settings,
         );
         let feed = FeedEntry {

@@ -77,6 +77,7 @@ fn observe(
             integration: observed.rule.integration.clone(),
             connection_id: None,
             label: format!("alert {key}"),
+            trace: None,
         };
         let bodies = Bodies {
             envelope: |event_id: &str| {

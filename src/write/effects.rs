@@ -18,7 +18,7 @@ use crate::model::job::{
 };
 use crate::model::{
     DeliveryStatus, EventType, HttpRequest, Id, Json, Message, OpState, OpType, Operation,
-    Timestamp, WebhookFormat,
+    Timestamp, TraceContext, WebhookFormat,
 };
 use crate::outbox::{events, policy};
 use crate::settings::EnvSettings;
@@ -324,6 +324,7 @@ impl Tx<'_> {
             checkpoints: None,
             auth_mode: None,
             output: None,
+            trace_context: None,
             meta: Some(Json::from_value(&serde_json::json!({
                 "delivery_id": delivery.to_string(),
                 "event": event,
@@ -337,6 +338,7 @@ impl Tx<'_> {
         let draft = OperationDraft {
             input,
             action: "deliver".into(),
+            trace_context: cause.trace.clone(),
             messages: Vec::new(),
         };
         let id = self.next_id();
@@ -360,6 +362,8 @@ pub(super) struct DeliveryCause {
     pub(super) connection_id: Option<String>,
     /// `caused_by` in the delivery log's `meta`: the operation id, or `alert <rule key>`.
     pub(super) label: String,
+    /// The trace the delivery's log joins: as a child of the operation's span.
+    pub(super) trace: Option<TraceContext>,
 }
 
 impl DeliveryCause {
@@ -370,6 +374,7 @@ impl DeliveryCause {
             integration: op.integration.clone(),
             connection_id: op.connection_id.clone(),
             label: op.id.to_string(),
+            trace: Some(crate::otel::child_context(op)),
         }
     }
 }

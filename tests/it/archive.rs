@@ -29,7 +29,9 @@ pub fn seed(d: &Daemon, receiver: &Receiver) -> Vec<String> {
         "prod",
         PROD_KEY,
         &json!({"type": "sync", "integration": "github", "connection_id": "acme",
-                "script": "issues", "provider": "github-app", "meta": {"page": 3, "tags": ["a", "b"]}}),
+                "script": "issues", "provider": "github-app", "meta": {"page": 3, "tags": ["a", "b"]},
+                "trace_context": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                                  "tracestate": "congo=t61rcWkgMzE"}}),
     );
     let messages = json!([
         {"message": "fetched 100 issues", "level": "info", "meta": {"cursor": "abc"}},
@@ -217,6 +219,20 @@ fn export_and_import_round_trip_field_by_field_and_twice_adds_nothing() {
     eventually(Duration::from_secs(10), || {
         let hits = target.get(&format!("{PROD}/messages?q=gave"), PROD_KEY);
         (hits.body["total"] == 1).then_some(())
+    });
+    // The trace the sync was started in came along: the sync and the log of its delivery (a
+    // child of its span) are in it.
+    assert_eq!(
+        original[0].0["trace_context"]["tracestate"], "congo=t61rcWkgMzE",
+        "{}",
+        original[0].0
+    );
+    eventually(Duration::from_secs(10), || {
+        let traced = target.get(
+            &format!("{PROD}/operations?trace_id=4BF92F3577B34DA6A3CE929D0E0E4736"),
+            PROD_KEY,
+        );
+        (traced.body["total"] == 2).then_some(())
     });
     assert_eq!(
         target.get(&format!("{PROD}/deliveries"), PROD_KEY).body["total"],

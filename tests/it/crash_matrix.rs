@@ -1306,10 +1306,24 @@ impl Check {
             );
             let (trace, span_id) = expected_ids(Id::parse(&op).unwrap());
             assert_eq!(
-                (hex::encode(&span.trace_id), hex::encode(&span.span_id)),
-                (trace, span_id),
-                "ids derived from {op}"
+                hex::encode(&span.span_id),
+                span_id,
+                "span id derived from {op}"
             );
+            // A delivery's log is a child span in the trace of the operation it is about.
+            let trace = match span.parent_span_id.is_empty() {
+                true => trace,
+                false => {
+                    ledger
+                        .ops
+                        .iter()
+                        .map(|cause| expected_ids(Id::parse(&cause.id).unwrap()))
+                        .find(|(_, cause_span)| *cause_span == hex::encode(&span.parent_span_id))
+                        .unwrap_or_else(|| panic!("the parent of {op}'s span is no operation's"))
+                        .0
+                }
+            };
+            assert_eq!(hex::encode(&span.trace_id), trace, "trace id of {op}");
         }
         let duplicates = accepted_spans(&received)
             .values()

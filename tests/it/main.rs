@@ -32,6 +32,7 @@ mod receiver;
 mod retention;
 mod search;
 mod support;
+mod trace_context;
 mod vocabulary;
 mod webhook_crash;
 mod webhooks;

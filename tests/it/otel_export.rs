@@ -516,7 +516,7 @@ fn otel_settings_are_editable_through_the_api_when_the_file_has_none() {
         json!({
             "endpoint": null, "headers": {}, "service_name": "opslog", "resource_attributes": {},
             "max_events_per_span": 128, "timeout": "10s", "logs": false, "names": "opslog",
-            "read_only": []
+            "trace_url": null, "read_only": []
         }),
         "{}",
         get.text
@@ -574,6 +574,21 @@ fn otel_settings_are_editable_through_the_api_when_the_file_has_none() {
     );
     failed_sync(&d);
     assert_eq!(d.get(&format!("{PROD}/exports"), PROD_KEY).body["total"], 2);
+
+    // The drawer's trace link works without an export: a template with `{trace_id}`.
+    let bad = put(json!({"otel": {"trace_url": "http://jaeger:16686/search"}}));
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert_eq!(bad.body["error"]["field"], "otel.trace_url");
+    assert!(bad.message().contains("{trace_id}"), "{}", bad.text);
+    let bad = put(json!({"otel": {"trace_url": "javascript:alert({trace_id})"}}));
+    assert_eq!(bad.body["error"]["field"], "otel.trace_url", "{}", bad.text);
+    let link = "http://127.0.0.1:16686/trace/{trace_id}";
+    let set = put(json!({"otel": {"trace_url": link}}));
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!(set.body["otel"]["trace_url"], link);
+    assert_eq!(set.body["otel"]["endpoint"], serde_json::Value::Null);
+    let cleared = put(json!({"otel": {"trace_url": ""}}));
+    assert_eq!(cleared.body["otel"]["trace_url"], serde_json::Value::Null);
 }
 
 #[test]
@@ -591,7 +606,8 @@ fn otel_settings_from_the_file_are_read_only() {
             "max_events_per_span",
             "timeout",
             "logs",
-            "names"
+            "names",
+            "trace_url"
         ])
     );
     let refused = d.send(

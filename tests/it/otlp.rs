@@ -52,6 +52,7 @@ fn operation(n: u128, kind: OpType, action: &str, state: OpState) -> Operation {
         checkpoints: None,
         auth_mode: None,
         output: None,
+        trace_context: None,
         created_at: Timestamp(T0),
         updated_at: Timestamp(T0 + 5_000),
         started_at: Some(Timestamp(T0 + 100)),

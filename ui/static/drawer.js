@@ -9,15 +9,26 @@ const TAIL_EVERY_MS = 1500;
 // Pages read while looking for the first matching message (100 messages each).
 const MAX_SEEK_PAGES = 20;
 
+/** The trace an operation is in, linked with the environment's `otel.trace_url` when it has one. */
+const traceFact = (t, template) => (t ? h('span', { class: 'trace' },
+  template
+    ? h('a', { id: 'trace-link', href: template.replaceAll('{trace_id}', t.trace_id), target: '_blank', rel: 'noopener noreferrer' }, t.trace_id)
+    : h('code', { id: 'trace-id' }, t.trace_id),
+  t.parent_span_id ? h('span', { class: 'hint' }, ` (parent span ${t.parent_span_id})`) : '') : '');
+
 /** `Ada <ada@example.com> (u-7) · Acme`, or nothing. */
 const endUser = (u) => (u ? [u.display_name, u.email && `<${u.email}>`, `(${u.id})`,
   u.organization && `· ${u.organization.display_name || u.organization.id}`].filter(Boolean).join(' ') : '');
+
+/** The environment's trace link template, or null (also when the settings cannot be read). */
+const traceUrlOf = (env) => envGet(env, '/settings').then((s) => s?.otel?.trace_url || null, () => null);
 
 export function renderDrawer(drawer, env, id, p, onChange) {
   let disposed = false;
   let timer = null;
   const active = activeStates();
   let op = null;
+  let traceUrl = null; // the environment's `otel.trace_url`
   let lastId = null;
   let cursor = null;
   const mq = p.get('mq') || '';
@@ -67,6 +78,7 @@ export function renderDrawer(drawer, env, id, p, onChange) {
       fact('Tags', Object.keys(o.tags || {}).length
         ? Object.entries(o.tags).map(([k, v]) => h('span', { class: 'chip tag', dataset: { tag: `${k}:${v}` } }, `${k}: ${v}`)) : ''),
       fact('Async', o.async ? 'yes: its end notifies (action.completed)' : ''),
+      fact('Trace', traceFact(o.trace_context, traceUrl)),
       fact('Operation id', o.id),
     ].flat());
     if (o.type === 'webhook' && o.action === 'incoming' && active.has(o.state)) {
@@ -157,7 +169,10 @@ export function renderDrawer(drawer, env, id, p, onChange) {
 
   (async () => {
     try {
-      showOp(await envGet(env, `/operations/${id}`));
+      const [o, settings] = await Promise.all([envGet(env, `/operations/${id}`),
+        traceUrlOf(env)]);
+      traceUrl = settings;
+      showOp(o);
       await loadMessages();
       if (searched && !filtered && !disposed) await showMatches();
       if (active.has(op.state) && !disposed) timer = setInterval(tail, TAIL_EVERY_MS);

@@ -208,6 +208,7 @@ function otelCard(env, o, note, again) {
   const endpoint = textInput(o.endpoint, { inputmode: 'url', placeholder: 'https://collector.example.com:4318 (empty turns export off)' });
   const service = textInput(o.service_name, { placeholder: 'opslog' });
   const logs = checkbox(o.logs);
+  const traceUrl = textInput(o.trace_url, { inputmode: 'url', placeholder: 'http://localhost:16686/trace/{trace_id} (empty: no link)' });
   const names = h('select', {}, vocabulary().span_names.map((n) =>
     h('option', { value: n, selected: n === o.names }, label(SPAN_NAME_LABELS, n))));
   const rows = h('div', { class: 'header-rows', id: 'otel-header-rows' });
@@ -238,6 +239,7 @@ function otelCard(env, o, note, again) {
     service_name: service.value.trim(),
     logs: logs.checked,
     names: names.value,
+    trace_url: traceUrl.value.trim() || null,
   }, { ...o, headers: sorted(o.headers) }), (view) => again(view, 'otel', 'Saved. Operations ending from now on are exported with these settings.'));
   form.status.textContent = note || '';
   const attrs = Object.entries(o.resource_attributes || {}).map(([k, v]) => `${k}=${v}`).join(', ');
@@ -247,6 +249,7 @@ function otelCard(env, o, note, again) {
     form.field('service_name', 'Service name', service),
     form.field('logs', 'Also export log messages (to <endpoint>/v1/logs)', logs, { kind: 'check' }),
     form.field('names', 'Span names and attributes', names),
+    form.field('trace_url', 'Trace link in the operation drawer ({trace_id} is filled in)', traceUrl),
     h('dl', { class: 'facts' },
       h('dt', {}, 'Resource attributes'), h('dd', {}, attrs || 'none'),
       h('dt', {}, 'Events per span'), h('dd', {}, String(o.max_events_per_span ?? '')),

@@ -154,6 +154,31 @@ class AgainstTheDaemon(unittest.TestCase):
             DAEMON.admin("PUT", "/settings", {"webhooks": {"url": None, "secondary_url": None, "format": None}})
             server.shutdown()
 
+    def test_an_operation_started_in_an_opentelemetry_span_joins_its_trace(self):
+        # The real OpenTelemetry SDK (installed by scripts/test): the active span's context is
+        # what the operation records, without the caller passing anything.
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        tracer = TracerProvider().get_tracer("test")
+        c, errors = client()
+        with tracer.start_as_current_span("handle request") as span:
+            op = c.start_operation("sync", integration="github")
+            ctx = span.get_span_context()
+        outside = c.start_operation("sync", integration="github")
+        explicit = c.start_operation(
+            "action", trace_context={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+        )
+        self.assertTrue(c.close())
+        self.assertEqual(errors, [])
+        stored = DAEMON.get("/operations/" + op.id)["trace_context"]
+        self.assertEqual(stored["trace_id"], trace.format_trace_id(ctx.trace_id))
+        self.assertEqual(stored["parent_span_id"], trace.format_span_id(ctx.span_id))
+        self.assertIsNone(DAEMON.get("/operations/" + outside.id)["trace_context"])
+        self.assertEqual(
+            DAEMON.get("/operations/" + explicit.id)["trace_context"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736"
+        )
+
     def test_sensitive_values_are_redacted_before_sending(self):
         c, errors = client(redact_headers=["X-Tenant-Secret"])
         op = c.start_operation("action", integration="hubspot")

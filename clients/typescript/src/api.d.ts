@@ -431,6 +431,7 @@ export type NewOperation = {
   tags?: {
     [key: string]: string;
   } | null;
+  trace_context?: null | TraceCarrier;
   type: OpType;
 };
 
@@ -481,6 +482,7 @@ export type Operation = {
   tags?: {
     [key: string]: string;
   };
+  trace_context?: null | TraceContext;
   type: OpType;
   updated_at: Timestamp;
 };
@@ -563,6 +565,8 @@ export type OtelUpdate = {
   } | null;
   service_name?: string | null;
   timeout?: null | Duration1msTo5m;
+  /** A trace viewer's URL with `{trace_id}`: the dashboard links an operation's trace with it. */
+  trace_url?: string | null;
 };
 
 export type OtelView = {
@@ -582,6 +586,8 @@ export type OtelView = {
   };
   service_name: string;
   timeout: Duration1msTo5m;
+  /** The dashboard's trace link, with `{trace_id}`; `null`: none. */
+  trace_url?: string | null;
 };
 
 /** One `name=value` of a query string (names may repeat). */
@@ -714,6 +720,9 @@ export type SnippetSource = "operation" | "message";
 
 export type Source = "system" | "user";
 
+/** W3C span id: 16 lowercase hex digits */
+export type SpanId = string;
+
 /** The span names and attribute keys of exported traces: opslog's (`sync.run`, `opslog.*`), or
  * Nango's (`nango.sync.run`, `nango.*`), for dashboards built on Nango's traces.
  * The declaration order is part of the stored settings format: append, never reorder. */
@@ -726,6 +735,31 @@ export type SyncType = "full" | "incremental" | "webhook";
 
 /** RFC 3339 timestamp; answers are UTC with milliseconds */
 export type Timestamp = string;
+
+/** W3C Trace Context headers as JSON fields. A `traceparent` that is not valid is ignored (with
+ * its `tracestate`), as the W3C specifies for the headers; other keys a propagator adds
+ * (`baggage`) are ignored too. */
+export type TraceCarrier = {
+  /** `00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>`. */
+  traceparent?: string | null;
+  /** Vendor entries, passed on with the operation's span. */
+  tracestate?: string | null;
+};
+
+/** The trace an operation belongs to: the caller's trace and span (the parent of the operation's
+ * span), or, for an operation received over OTLP, the span it was itself. */
+export type TraceContext = {
+  parent_span_id?: null | SpanId;
+  span_id?: null | SpanId;
+  /** W3C trace flags (bit 0: sampled). */
+  trace_flags?: number;
+  trace_id: TraceId;
+  /** The caller's `tracestate`, passed on unchanged. */
+  tracestate?: string | null;
+};
+
+/** W3C trace id: 32 lowercase hex digits */
+export type TraceId = string;
 
 /** The values the API's enums take, each list in the server's order. */
 export type Vocabulary = {

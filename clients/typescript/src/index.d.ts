@@ -64,6 +64,12 @@ export interface StartOperationOptions {
   /** The connection's auth mode, as Nango names it. */
   authMode?: NonNullable<api.NewOperation['auth_mode']>;
   auth_mode?: NonNullable<api.NewOperation['auth_mode']>;
+  /**
+   * The W3C trace the operation joins. Default: the active OpenTelemetry span's, when
+   * `@opentelemetry/api` is installed.
+   */
+  traceContext?: { traceparent: string; tracestate?: string };
+  trace_context?: { traceparent: string; tracestate?: string };
 }
 
 export interface EndOptions {

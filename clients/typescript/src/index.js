@@ -42,6 +42,7 @@ const START_FIELDS = [
   ['sync_type', 'syncType'],
   ['checkpoints', 'checkpoints'],
   ['auth_mode', 'authMode'],
+  ['trace_context', 'traceContext'],
 ];
 // The fields of PATCH /operations/{id} that `end()` takes.
 const END_FIELDS = [
@@ -142,6 +143,35 @@ function normalizeLevel(level) {
 
 function isRetryable(status) {
   return status === 408 || status === 429 || status >= 500;
+}
+
+let otelApi; // @opentelemetry/api when installed; null when not; undefined until looked up
+
+/**
+ * The active OpenTelemetry span's context as W3C headers ({traceparent, tracestate?}), when
+ * `@opentelemetry/api` is installed and a span is active; else undefined. Read from the span
+ * itself, not through the configured propagator, which may not be W3C's.
+ */
+function activeTraceContext() {
+  if (otelApi === undefined) {
+    try {
+      otelApi = require('@opentelemetry/api');
+    } catch {
+      otelApi = null;
+    }
+  }
+  if (!otelApi) return undefined;
+  try {
+    const span = otelApi.trace.getSpanContext(otelApi.context.active());
+    if (!span || !otelApi.isSpanContextValid(span)) return undefined;
+    const flags = (Number(span.traceFlags) & 0xff).toString(16).padStart(2, '0');
+    const carrier = { traceparent: `00-${span.traceId}-${span.spanId}-${flags}` };
+    const state = span.traceState && span.traceState.serialize();
+    if (state) carrier.tracestate = state;
+    return carrier;
+  } catch {
+    return undefined;
+  }
 }
 
 class ApiError extends Error {
@@ -295,6 +325,14 @@ class Opslog {
     for (const [wire, option] of START_FIELDS.slice(1)) {
       const value = options[option] ?? options[wire];
       if (value !== undefined && value !== null) body[wire] = value;
+    }
+    // The caller's trace: given, or the active OpenTelemetry span's (captured now, in the
+    // caller's context; the request goes later from the sender).
+    const trace = body.trace_context ?? activeTraceContext();
+    delete body.trace_context;
+    if (trace && trace.traceparent) {
+      body.trace_context = { traceparent: String(trace.traceparent) };
+      if (trace.tracestate) body.trace_context.tracestate = String(trace.tracestate);
     }
     body.started_at = new Date().toISOString();
     const op = new Operation(this, body);

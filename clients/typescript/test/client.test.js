@@ -31,6 +31,37 @@ function client(options = {}) {
   return { c, errors };
 }
 
+test('an operation started in an OpenTelemetry span joins its trace', async () => {
+  // The real OpenTelemetry SDK (a dev dependency): the active span's context is what the
+  // operation records, without the caller passing anything.
+  const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
+  const provider = new NodeTracerProvider();
+  provider.register();
+  const tracer = provider.getTracer('test');
+  const { c, errors } = client();
+  let op;
+  let spanContext;
+  await tracer.startActiveSpan('handle request', async (span) => {
+    await Promise.resolve(); // still the span's context after an await
+    op = c.startOperation({ type: 'sync', integration: 'github' });
+    spanContext = span.spanContext();
+    span.end();
+  });
+  const outside = c.startOperation({ type: 'sync' });
+  const given = c.startOperation({
+    type: 'action',
+    traceContext: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  });
+  await c.close();
+  await provider.shutdown();
+  assert.deepEqual(errors, []);
+  const stored = await daemon.get(`/operations/${op.id}`);
+  assert.equal(stored.trace_context.trace_id, spanContext.traceId);
+  assert.equal(stored.trace_context.parent_span_id, spanContext.spanId);
+  assert.equal((await daemon.get(`/operations/${outside.id}`)).trace_context, null);
+  assert.equal((await daemon.get(`/operations/${given.id}`)).trace_context.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736');
+});
+
 test('an operation, its messages in order and its end are stored', async () => {
   const { c, errors } = client({ batchSize: 100 });
   const op = c.startOperation({

@@ -105,6 +105,31 @@ def redact_url(url: str, extra: Iterable[str] = ()) -> str:
     return path + "?" + "&".join(pairs) + hash_sign + fragment
 
 
+def _active_trace_context() -> Optional[Dict[str, str]]:
+    """The active OpenTelemetry span's context as W3C headers, or None (no API installed, no span).
+
+    Read from the span itself rather than through the configured propagator, which may not be
+    W3C's (B3, say)."""
+    try:
+        from opentelemetry import trace
+    except Exception:  # noqa: BLE001 - OpenTelemetry is optional
+        return None
+    try:
+        ctx = trace.get_current_span().get_span_context()
+        if not ctx.is_valid:
+            return None
+        carrier = {
+            "traceparent": "00-%s-%s-%02x"
+            % (trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id), int(ctx.trace_flags) & 0xFF)
+        }
+        state = ctx.trace_state.to_header() if ctx.trace_state else ""
+        if state:
+            carrier["tracestate"] = state
+        return carrier
+    except Exception:  # noqa: BLE001 - logging must never fail the caller
+        return None
+
+
 def redact_body(body: Any, extra: Iterable[str] = (), _depth: int = 0) -> Any:
     """JSON bodies: values under sensitive keys (at any depth, up to 8 levels) replaced."""
     if _depth > 8:
@@ -393,13 +418,18 @@ class Opslog:
         sync_type: Optional[str] = None,
         checkpoints: Optional[Mapping[str, Any]] = None,
         auth_mode: Optional[str] = None,
+        trace_context: Optional[Mapping[str, str]] = None,
     ) -> Operation:
         """Starts an operation; returns its handle at once (the daemon is asked in the background).
 
         ``end_user``: ``{"id", "email"?, "display_name"?, "organization"?: {"id", "display_name"?}}``;
         ``tags``: string labels; ``async_``: an action whose caller does not wait (its end sends
         ``action.completed``); ``sync_type`` (``full``, ``incremental``, ``webhook``),
-        ``checkpoints`` and ``auth_mode`` (Nango's, e.g. ``OAUTH2``) are what Nango receivers get."""
+        ``checkpoints`` and ``auth_mode`` (Nango's, e.g. ``OAUTH2``) are what Nango receivers get.
+
+        The operation joins the caller's trace: ``trace_context`` (``{"traceparent": ...,
+        "tracestate": ...}``) when given, else the active OpenTelemetry span's context when the
+        ``opentelemetry-api`` package is installed and a span is active."""
         body: Dict[str, Any] = {"type": type}
         for k, v in (
             ("action", action), ("integration", integration), ("connection_id", connection_id),
@@ -412,6 +442,11 @@ class Opslog:
         ):
             if v is not None:
                 body[k] = v
+        carrier = trace_context if trace_context is not None else _active_trace_context()
+        if carrier and carrier.get("traceparent"):
+            body["trace_context"] = {
+                k: str(v) for k, v in carrier.items() if k in ("traceparent", "tracestate")
+            }
         body["started_at"] = _now()
         op = Operation(self, body)
         try:
