@@ -19,6 +19,7 @@ pub mod otel;
 pub mod outbox;
 pub mod permissions;
 pub mod query_params;
+pub mod retention;
 pub mod scope;
 pub mod secrets;
 pub mod session;

@@ -14,6 +14,7 @@ mod contract;
 mod crash_matrix;
 mod dashboard;
 mod dashboard_why;
+mod disk_cap;
 mod disk_full;
 mod format_fixture;
 mod least_privilege;
