@@ -32,6 +32,7 @@ mod duration;
 pub mod job;
 pub mod settings;
 pub mod trace;
+pub mod view;
 
 pub use duration::ApiDuration;
 pub use settings::{SpanNames, WebhookFormat};
