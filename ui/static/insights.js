@@ -9,7 +9,7 @@ import { vocabulary } from './vocabulary.js';
 // The charts, in this order: the `type` filter each counts (a type, or `type:action`) and its
 // title; those whose type the server lists. Incoming webhooks are `webhook:incoming` only: opslog's
 // own deliveries are `webhook:deliver` operations and are not webhooks that came in.
-const CHARTS = [['sync', 'Sync runs'], ['action', 'Actions'], ['proxy', 'Proxy calls'], ['webhook:incoming', 'Incoming webhooks'], ['auth', 'Auth']];
+const CHARTS = { sync: 'Sync runs', action: 'Actions', proxy: 'Proxy calls', 'webhook:incoming': 'Incoming webhooks', auth: 'Auth' };
 const COLORS = { success: '#2f9e44', failed: '#e03131', timeout: '#f08c00', cancelled: '#868e96', running: '#1c7ed6' };
 const OTHER_COLOR = '#adb5bd';
 /**
@@ -27,7 +27,7 @@ export function renderInsights(main, env, p) {
   const { from, to } = timeRange(p);
   const types = new Set(vocabulary().types.map((t) => t.type));
   const layers = stack();
-  for (const [type, title] of CHARTS.filter(([t]) => types.has(t.split(':')[0]))) {
+  for (const [type, title] of Object.entries(CHARTS).filter(([t]) => types.has(t.split(':')[0]))) {
     const total = h('span', { class: 'count' }, '…');
     const plot = h('div', { class: 'plot' });
     const legend = h('ul', { class: 'legend' }, layers.map(([s, c]) => h('li', {}, h('i', { class: `swatch state-${s}`, title: c }), s)));
