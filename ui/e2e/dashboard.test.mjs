@@ -962,7 +962,7 @@ test('accessibility: axe-core finds no serious or critical violation on any page
     // A refused token shows its error, which must read as well.
     await page.fill('#login-token', 'not-the-token-0123456789');
     await page.press('#login-token', 'Enter');
-    await eventually(async () => (await page.locator('#login-error').textContent()).includes('wrong admin token'));
+    await eventually(async () => (await page.locator('#login-error').textContent()).includes('unknown token'));
     expectErrors(/401/);
     await check('sign-in, refused');
     await page.fill('#login-token', ADMIN);
