@@ -6,8 +6,8 @@
 //! - `effects`: what an operation's change queues in the outbox (deliveries, spans, log records);
 //! - `outbox`: recording attempts, requeueing deliveries and exports;
 //! - `settings`: `PUT /settings` and rotations; `alerts`: alert rules' counts;
-//! - `retention`: removing what expired, or the oldest above the disk cap; `import`: loading an
-//!   export file.
+//! - `retention`: removing what expired, or the oldest above the disk cap; `erase`: an erasure
+//!   job's steps; `import`: loading an export file.
 //!
 //! The domain rules themselves stay below, in `ingest::lifecycle`, `outbox::{events, policy}`,
 //! `settings` and `model::alert`; a command applies them inside the transaction.
@@ -15,6 +15,7 @@
 mod alerts;
 mod effects;
 mod engine;
+mod erase;
 mod import;
 mod operations;
 mod outbox;
@@ -23,6 +24,7 @@ mod settings;
 
 pub use alerts::ObserveAlerts;
 pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
+pub use erase::{EraseStep, StartErase, Stepped};
 pub use import::{Import, Imported};
 pub use operations::{
     AppendMessages, CreateOperation, CreateOperations, Created, TimeOutOverdue, UpdateOperation,

@@ -62,7 +62,11 @@ export function renderLogs(main, env, p) {
       h('div', { class: 'row pickers' },
         pickers,
         filtered ? h('a', { href: `?env=${encodeURIComponent(env)}`, class: 'reset' }, 'Reset filters') : null)),
-    h('div', { class: 'summary' }, count),
+    h('div', { class: 'summary' }, count, ' ', h('a', {
+      id: 'download-csv', class: 'download', download: '',
+      // Every match of the filters (not the page shown), as CSV: the session cookie goes along.
+      href: `/v1/environments/${encodeURIComponent(env)}/operations?${new URLSearchParams([...opQuery(p, timeRange(p)), ['format', 'csv']])}`,
+    }, 'Download CSV')),
     errorBox,
     h('table', { class: 'ops', id: 'operations' },
       h('thead', {}, h('tr', {}, ['Time', 'Duration', 'Status', 'Type', 'Integration', 'Script', 'Connection'].map((c) => h('th', { scope: 'col' }, c)))),
