@@ -27,4 +27,5 @@ pub mod settings;
 pub mod snippet;
 pub mod store;
 pub mod ui;
+pub mod views;
 pub mod write;

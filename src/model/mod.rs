@@ -33,6 +33,7 @@ pub mod erase;
 pub mod job;
 pub mod settings;
 pub mod trace;
+pub mod view;
 
 pub use duration::ApiDuration;
 pub use settings::{SpanNames, WebhookFormat};

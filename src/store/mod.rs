@@ -156,6 +156,7 @@ impl Store {
         tx.txn.open_table(IDEMPOTENCY)?;
         tx.txn.open_table(SETTINGS)?;
         tx.txn.open_table(ALERT_STATES)?;
+        tx.txn.open_table(VIEWS)?;
         tx.txn.open_table(OUTBOX)?;
         tx.txn.open_table(OUTBOX_DUE)?;
         tx.txn.open_table(OUTBOX_ATTEMPTS)?;

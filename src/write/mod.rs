@@ -5,7 +5,8 @@
 //! - `operations`: create, update, append messages, time out the overdue;
 //! - `effects`: what an operation's change queues in the outbox (deliveries, spans, log records);
 //! - `outbox`: recording attempts, requeueing deliveries and exports;
-//! - `settings`: `PUT /settings` and rotations; `alerts`: alert rules' counts;
+//! - `settings`: `PUT /settings` and rotations; `views`: saved views; `alerts`: alert rules'
+//!   counts;
 //! - `retention`: removing what expired, or the oldest above the disk cap; `erase`: an erasure
 //!   job's steps; `import`: loading an export file.
 //!
@@ -21,6 +22,7 @@ mod operations;
 mod outbox;
 mod retention;
 mod settings;
+mod views;
 
 pub use alerts::ObserveAlerts;
 pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
@@ -32,3 +34,4 @@ pub use operations::{
 pub use outbox::{RecordAttempts, RecordedAttempt, Requeue, RequeueJobs, REPLAY_LIMIT};
 pub use retention::{Cutoffs, RemoveExpired, RemoveExpiredIn, RemoveOldest, REMOVE_BUDGET};
 pub use settings::{ChangeSettings, SettingsChange};
+pub use views::{ChangeView, ViewChange};

@@ -36,6 +36,7 @@ mod retention;
 mod search;
 mod support;
 mod trace_context;
+mod views;
 mod vocabulary;
 mod webhook_crash;
 mod webhooks;
