@@ -65,6 +65,7 @@ const ALERT_SETTINGS_V2: u8 = 2;
 /// Records with one version so far.
 const IDEMPOTENCY_V1: u8 = 1;
 const VIEW_V1: u8 = 1;
+const ERASE_JOB_V1: u8 = 1;
 const ALERT_STATE_V1: u8 = 1;
 const INGRESS_SETTINGS_V1: u8 = 1;
 
@@ -798,11 +799,11 @@ pub(crate) fn decode_view(bytes: &[u8]) -> Result<StoredView, StoreError> {
 }
 
 pub(crate) fn encode_erase_job(job: &EraseJob) -> Vec<u8> {
-    encode(job)
+    encode_as(ERASE_JOB_V1, job)
 }
 
 pub(crate) fn decode_erase_job(bytes: &[u8]) -> Result<EraseJob, StoreError> {
-    decode("erase job", bytes)
+    decode_only("erase job", ERASE_JOB_V1, bytes)
 }
 
 pub(crate) fn encode_alert_state(state: &AlertState) -> Vec<u8> {
@@ -1133,7 +1134,7 @@ pub(crate) mod tests {
             std::fs::write(path, encode_erase_job(&job)).unwrap();
         }
         let golden = std::fs::read(path).unwrap();
-        assert_eq!(golden[0], V1);
+        assert_eq!(golden[0], ERASE_JOB_V1);
         assert_eq!(decode_erase_job(&golden).unwrap(), job);
     }
 
