@@ -15,6 +15,7 @@ pub mod extract;
 pub mod hooks;
 pub mod openapi;
 pub mod operations;
+pub mod otlp;
 mod outbox_jobs;
 pub mod search;
 pub mod settings;
@@ -51,6 +52,7 @@ use crate::store::Store;
 use crate::write::Writer;
 use cursor::CursorKey;
 use error::ApiError;
+use extract::Auth;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -213,7 +215,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/exports", get(exports::list_exports))
         .route("/exports/replay", post(exports::replay_exports))
         .route("/exports/{id}", get(exports::get_export))
-        .route("/exports/{id}/retry", post(exports::retry_export));
+        .route("/exports/{id}/retry", post(exports::retry_export))
+        .route("/otlp/v1/traces", post(otlp::traces))
+        .route("/otlp/v1/logs", post(otlp::logs));
     Router::new()
         .nest("/v1/environments/{env}", api)
         .route(

@@ -22,7 +22,7 @@ mod settings;
 
 pub use alerts::ObserveAlerts;
 pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
-pub use import::{Import, Imported};
+pub use import::{Import, Imported, IngestOtlp, Ingested};
 pub use operations::{
     AppendMessages, CreateOperation, CreateOperations, Created, TimeOutOverdue, UpdateOperation,
 };

@@ -26,6 +26,7 @@ mod nango;
 mod openapi;
 mod otel_export;
 mod otlp;
+mod otlp_ingest;
 mod packaging;
 mod process;
 mod receiver;
