@@ -13,6 +13,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod hooks;
+pub mod mcp;
 pub mod openapi;
 pub mod operations;
 pub mod otlp;
@@ -218,8 +219,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/exports/{id}/retry", post(exports::retry_export))
         .route("/otlp/v1/traces", post(otlp::traces))
         .route("/otlp/v1/logs", post(otlp::logs));
+    // The MCP server's tools run the read API as the caller (`mcp`).
+    let rest = Router::new()
+        .nest("/v1/environments/{env}", api.clone())
+        .with_state(state.clone());
+    let mcp_post =
+        move |Auth(principal): Auth, headers: axum::http::HeaderMap, body: axum::body::Body| {
+            mcp::post(rest.clone(), principal, headers, body)
+        };
     Router::new()
         .nest("/v1/environments/{env}", api)
+        .route(
+            "/mcp",
+            post(mcp_post)
+                .get(mcp::not_allowed)
+                .delete(mcp::not_allowed),
+        )
         .route(
             "/v1/hooks/{token}/{integration}",
             // GET and HEAD only for a provider's URL check (`ingest::handshake`).

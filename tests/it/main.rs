@@ -20,6 +20,7 @@ mod least_privilege;
 mod lifecycle;
 mod limits;
 mod logging;
+mod mcp;
 mod metrics;
 mod module_graph;
 mod nango;
