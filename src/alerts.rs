@@ -20,69 +20,55 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::model::alert::{
-    check_rules, transition, AlertRule, AlertState, AlertWindow, Observation, Signal, StoredAlerts,
-    StoredRule, Transition, MAX_ABOVE, MAX_RULES,
+    check_references, check_rules, transition, AlertRule, AlertState, AlertWindow, Notifier,
+    Observation, Signal, StoredAlerts, StoredRule, Transition, MAX_ABOVE, MAX_RULES,
 };
 
-use crate::index::{Filters, Page, SearchIndex, TypeFilter};
-use crate::model::{Level, MessageType, OpState, OpType, Timestamp};
-use crate::settings::Settings;
+use crate::index::{Filters, SearchIndex};
+use crate::model::Timestamp;
+use crate::settings::{EnvSettings, Settings};
+use crate::views;
 use crate::write::{ObserveAlerts, Writer};
 
 /// The search that finds what a signal counts (the Signals cards, alert rules).
 impl Signal {
-    /// The search that finds what the signal counts.
+    /// The search that finds what the signal counts: its built-in view's, without time.
     pub fn filters(self) -> Filters {
-        let failed = vec![OpState::Failed, OpState::Timeout];
-        let kind = |kind, action: Option<&str>| TypeFilter {
-            kind,
-            action: action.map(str::to_owned),
-        };
-        match self {
-            Signal::SyncFailures => Filters {
-                types: vec![kind(OpType::Sync, None)],
-                states: failed,
-                ..Filters::default()
-            },
-            Signal::ActionErrors => Filters {
-                types: vec![kind(OpType::Action, None)],
-                levels: vec![Level::Error],
-                message_types: vec![MessageType::Http],
-                ..Filters::default()
-            },
-            Signal::AuthFailures => Filters {
-                types: vec![kind(OpType::Auth, None)],
-                states: failed,
-                ..Filters::default()
-            },
-            Signal::WebhookFailures => Filters {
-                types: vec![kind(OpType::Webhook, Some("incoming"))],
-                states: failed,
-                ..Filters::default()
-            },
-        }
+        views::search(&self.query()).0
     }
 }
 
-/// The dashboard page that lists what `rule` counts over `from..to`.
+/// The dashboard page that lists what `rule` counts over `from..to`: the Signals page for a
+/// signal rule, the Logs tab with the view's query for a rule on a view.
 pub fn dashboard_link(
     dashboard_url: &str,
     environment: &str,
     rule: &AlertRule,
+    query: &views::ViewQuery,
     from: Timestamp,
     to: Timestamp,
 ) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query
-        .append_pair("env", environment)
+    let Some(signal) = rule.signal else {
+        return views::dashboard_link(
+            dashboard_url,
+            environment,
+            rule.view_id(),
+            query,
+            rule.integration.as_deref(),
+            from,
+            to,
+        );
+    };
+    let mut url = form_urlencoded::Serializer::new(String::new());
+    url.append_pair("env", environment)
         .append_pair("page", "signals")
-        .append_pair("signal", rule.signal.as_str())
+        .append_pair("signal", signal.as_str())
         .append_pair("from", &from.to_string())
         .append_pair("to", &to.to_string());
     if let Some(integration) = &rule.integration {
-        query.append_pair("integration", integration);
+        url.append_pair("integration", integration);
     }
-    format!("{dashboard_url}?{}", query.finish())
+    format!("{dashboard_url}?{}", url.finish())
 }
 
 /// How many records `signal` (for `integration`) counts in `from..to`.
@@ -94,21 +80,42 @@ pub fn count(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<u64, crate::index::IndexError> {
-    let mut filters = signal.filters();
-    filters.integrations.extend(integration.map(str::to_owned));
-    filters.from = Some(from);
-    filters.to = Some(to);
-    let page = Page {
-        limit: 1,
-        ascending: false,
-        bound: None,
+    views::count(index, environment, &signal.query(), integration, from, to)
+}
+
+/// Counts `rule` over the window ending `to`, with what a notification shows. `None` when the
+/// view it names is gone (only a rule of the config file can name a view that was never saved).
+fn observe(
+    index: &SearchIndex,
+    settings: &EnvSettings,
+    dashboard_url: &str,
+    rule: AlertRule,
+    to: Timestamp,
+) -> Result<Option<Observation>, crate::index::IndexError> {
+    let environment = &settings.environment;
+    let Some(view) = views::find(&settings.views, rule.view_id()) else {
+        tracing::warn!(environment = %environment, rule = %rule.key(), "alert rule names a view that does not exist; not counted");
+        return Ok(None);
     };
-    let hits = if signal.counts_messages() {
-        index.messages(environment, &filters, None, page)?
-    } else {
-        index.operations(environment, &filters, None, page)?
+    let from = to.plus_millis(-rule.window_ms());
+    let integration = rule.integration.as_deref();
+    let count = views::count(index, environment, &view.query, integration, from, to)?;
+    let top_integrations = match integration {
+        _ if count <= rule.above => Vec::new(),
+        Some(i) => vec![(i.to_owned(), count)],
+        None => views::top_integrations(index, environment, &view.query, from, to)?,
     };
-    Ok(hits.total)
+    let link = dashboard_link(dashboard_url, environment, &rule, &view.query, from, to);
+    Ok(Some(Observation {
+        view_name: view.name,
+        counts: view.counts,
+        rule,
+        count,
+        from,
+        to,
+        link,
+        top_integrations,
+    }))
 }
 
 /// Counts every rule of every environment and hands the counts to the writer; called every
@@ -132,36 +139,17 @@ pub async fn evaluate(
             let Some(env_settings) = settings.get(&environment) else {
                 continue;
             };
-            let rules = env_settings.alerts.rules.clone();
-            if rules.is_empty() {
+            if env_settings.alerts.rules.is_empty() {
                 continue;
             }
-            let (index, dashboard_url, env) =
-                (index.clone(), dashboard_url.clone(), environment.clone());
+            let (index, dashboard_url) = (index.clone(), dashboard_url.clone());
             let counted = tokio::task::spawn_blocking(move || {
                 let to = Timestamp::now();
-                rules
-                    .into_iter()
-                    .map(|rule| {
-                        let from = to.plus_millis(-rule.window_ms());
-                        let count = count(
-                            &index,
-                            &env,
-                            rule.signal,
-                            rule.integration.as_deref(),
-                            from,
-                            to,
-                        )?;
-                        let link = dashboard_link(&dashboard_url, &env, &rule, from, to);
-                        Ok(Observation {
-                            rule,
-                            count,
-                            from,
-                            to,
-                            link,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, crate::index::IndexError>>()
+                let mut observed = Vec::new();
+                for rule in env_settings.alerts.rules.clone() {
+                    observed.extend(observe(&index, &env_settings, &dashboard_url, rule, to)?);
+                }
+                Ok::<_, crate::index::IndexError>(observed)
             })
             .await;
             let observations = match counted {
@@ -192,10 +180,20 @@ mod tests {
 
     fn rule(signal: Signal, integration: Option<&str>) -> AlertRule {
         AlertRule {
-            signal,
+            signal: Some(signal),
+            view: None,
             integration: integration.map(str::to_owned),
             above: 3,
             window: AlertWindow::parse("15m").unwrap(),
+            notify: vec![Notifier::Webhook],
+        }
+    }
+
+    fn on_view(view: &str) -> AlertRule {
+        AlertRule {
+            signal: None,
+            view: Some(view.to_owned()),
+            ..rule(Signal::SyncFailures, None)
         }
     }
 
@@ -217,9 +215,16 @@ mod tests {
         let rules = vec![
             rule(Signal::SyncFailures, None),
             rule(Signal::SyncFailures, Some("github")),
+            AlertRule {
+                notify: vec![Notifier::Slack, Notifier::Pagerduty],
+                ..on_view("salesforce_auth")
+            },
         ];
         check_rules("alerts", &rules).unwrap();
-        assert_eq!(StoredAlerts::from_rules(&rules).rules("prod"), rules);
+        let stored = StoredAlerts::from_rules(&rules);
+        assert!(!stored.is_signal_webhooks_only());
+        assert_eq!(stored.rules("prod"), rules);
+        assert!(StoredAlerts::from_rules(&rules[..2]).is_signal_webhooks_only());
         let twice = vec![
             rule(Signal::AuthFailures, Some("x")),
             rule(Signal::AuthFailures, Some("x")),
@@ -227,6 +232,12 @@ mod tests {
         assert_eq!(
             check_rules("alerts", &twice).unwrap_err().field(),
             "alerts[1]"
+        );
+        let same = vec![rule(Signal::AuthFailures, None), on_view("auth_failures")];
+        assert_eq!(
+            check_rules("alerts", &same).unwrap_err().field(),
+            "alerts[1]",
+            "a signal is its built-in view"
         );
         let mut huge = rule(Signal::AuthFailures, None);
         huge.above = MAX_ABOVE + 1;
@@ -239,19 +250,76 @@ mod tests {
             check_rules("alerts", &empty).unwrap_err().field(),
             "alerts[0].integration"
         );
+        let both = AlertRule {
+            view: Some("x".into()),
+            ..rule(Signal::AuthFailures, None)
+        };
+        assert_eq!(
+            check_rules("alerts", &[both]).unwrap_err().field(),
+            "alerts[0].view"
+        );
+        let neither = AlertRule {
+            signal: None,
+            ..rule(Signal::AuthFailures, None)
+        };
+        assert_eq!(
+            check_rules("alerts", &[neither]).unwrap_err().field(),
+            "alerts[0]"
+        );
+        let bad_id = on_view("Not An Id");
+        assert_eq!(
+            check_rules("alerts", &[bad_id]).unwrap_err().field(),
+            "alerts[0].view"
+        );
+        let repeated = AlertRule {
+            notify: vec![Notifier::Email, Notifier::Email],
+            ..on_view("x")
+        };
+        assert_eq!(
+            check_rules("alerts", &[repeated]).unwrap_err().field(),
+            "alerts[0].notify[1]"
+        );
+        let none = AlertRule {
+            notify: vec![],
+            ..on_view("x")
+        };
+        assert_eq!(
+            check_rules("alerts", &[none]).unwrap_err().field(),
+            "alerts[0].notify"
+        );
         let many: Vec<AlertRule> = (0..=MAX_RULES)
             .map(|i| rule(Signal::SyncFailures, Some(&format!("i{i}"))))
             .collect();
         assert!(check_rules("alerts", &many).is_err());
         let unknown = StoredAlerts {
             rules: vec![StoredRule {
-                signal: "later".into(),
+                signal: Some("later".into()),
+                view: None,
                 integration: None,
                 above: 1,
                 window_ms: 60_000,
+                notify: vec!["webhook".into()],
             }],
         };
         assert!(unknown.rules("prod").is_empty());
+    }
+
+    #[test]
+    fn references_name_the_missing_view_or_notifier() {
+        let rules = vec![
+            rule(Signal::SyncFailures, None),
+            AlertRule {
+                notify: vec![Notifier::Webhook, Notifier::Email],
+                ..on_view("mine")
+            },
+        ];
+        let views = |id: &str| id == "mine";
+        check_references("alerts", &rules, views, |_| true).unwrap();
+        let err = check_references("alerts", &rules, |_| false, |_| true).unwrap_err();
+        assert_eq!(err.field(), "alerts[1].view");
+        let err = check_references("alerts", &rules, views, |n| n != Notifier::Email).unwrap_err();
+        assert_eq!(err.field(), "alerts[1].notify[1]");
+        assert!(err.to_string().contains("notifiers.email"), "{err}");
     }
 
     #[test]
@@ -266,6 +334,18 @@ mod tests {
         .unwrap();
         assert_eq!(json, toml);
         assert_eq!(json.key(), "sync_failures/github");
+        assert_eq!(json.notify, [Notifier::Webhook], "the webhooks by default");
+        assert_eq!(
+            serde_json::to_value(&json).unwrap(),
+            serde_json::json!({"signal":"sync_failures","integration":"github","above":5,"window":"15m"}),
+            "shown as written"
+        );
+        let on: AlertRule = serde_json::from_str(
+            r#"{"view":"failed_salesforce","above":0,"window":"5m","notify":["slack","pagerduty"]}"#,
+        )
+        .unwrap();
+        assert_eq!(on.key(), "failed_salesforce");
+        assert!(on.notifies(Notifier::Pagerduty) && !on.notifies(Notifier::Webhook));
         assert!(
             serde_json::from_str::<AlertRule>(r#"{"signal":"x","above":1,"window":"1m"}"#).is_err()
         );
@@ -273,20 +353,38 @@ mod tests {
             r#"{"signal":"sync_failures","above":1,"window":"30s"}"#
         )
         .is_err());
+        assert!(serde_json::from_str::<AlertRule>(
+            r#"{"view":"x","above":1,"window":"1m","notify":["sms"]}"#
+        )
+        .is_err());
     }
 
     #[test]
-    fn links_open_the_signal_over_the_window() {
+    fn links_open_the_signal_or_the_view_over_the_window() {
+        let query = Signal::SyncFailures.query();
         let link = dashboard_link(
             "http://localhost:7400/",
             "prod",
             &rule(Signal::SyncFailures, Some("git hub")),
+            &query,
             Timestamp(0),
             Timestamp(60_000),
         );
         assert_eq!(
             link,
             "http://localhost:7400/?env=prod&page=signals&signal=sync_failures&from=1970-01-01T00%3A00%3A00.000Z&to=1970-01-01T00%3A01%3A00.000Z&integration=git+hub"
+        );
+        let link = dashboard_link(
+            "http://localhost:7400/",
+            "prod",
+            &on_view("sync_failures"),
+            &query,
+            Timestamp(0),
+            Timestamp(60_000),
+        );
+        assert!(
+            link.starts_with("http://localhost:7400/?env=prod&page=logs&view=sync_failures&type=sync&state=failed&state=timeout&from="),
+            "{link}"
         );
     }
 }

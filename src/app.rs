@@ -1,5 +1,5 @@
 //! Start-up and shutdown wiring: open the store, load credentials and settings, start the writer,
-//! the outbox dispatcher, the sweeper and the HTTP server, and stop them in order when the
+//! the outbox dispatcher, the sweeper, retention and the HTTP server, and stop them in order when the
 //! shutdown token fires: HTTP drained, sweeper stopped, dispatcher drained (no new claims,
 //! in-flight attempts finish within `outbox.drain_timeout`), then the writer.
 //!
@@ -16,17 +16,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credentials, GeneratedSecret};
-use crate::config::{ApiKey, Config, RetentionConfig};
+use crate::config::{ApiKey, Config};
 use crate::dispatch::{Dispatcher, DispatcherDeps, Wake};
 use crate::http::cursor::CursorKey;
 use crate::http::{self, AppState, ServeOptions};
 use crate::ingest::input::Redaction;
 use crate::metrics::Metrics;
-use crate::model::Removed;
 use crate::model::Timestamp;
 use crate::settings::Settings;
 use crate::store::Store;
-use crate::write::{RemoveExpired, TimeOutOverdue, Writer, WriterDeps};
+use crate::write::{TimeOutOverdue, Writer, WriterDeps};
 
 /// A started daemon: where it listens, what it generated, and the handle to wait for its end.
 pub struct Running {
@@ -154,10 +153,16 @@ pub async fn start(
         config.deadlines.sweep_every.0,
         sweeper_stop.clone(),
     ));
-    let retention = tokio::spawn(remove_expired(
-        writer.clone(),
-        config.retention.clone(),
-        state.metrics.clone(),
+    let retention = tokio::spawn(crate::retention::run(
+        crate::retention::Retention {
+            writer: writer.clone(),
+            store: state.store.clone(),
+            index: index.clone(),
+            metrics: state.metrics.clone(),
+            config: config.retention.clone(),
+            environments: config.retention_by_environment(),
+            data_dir: data_dir.clone(),
+        },
         sweeper_stop.clone(),
     ));
     let alerting = tokio::spawn(crate::alerts::evaluate(
@@ -249,59 +254,6 @@ async fn sweep_overdue(writer: Writer, every: std::time::Duration, stop: Cancell
             Ok(0) => {}
             Ok(n) => tracing::info!(operations = n, "timed out overdue operations"),
             Err(e) => tracing::warn!(error = %e, "sweep failed"),
-        }
-    }
-}
-
-/// Removes records older than the retention period, every `retention.every`, through the writer.
-async fn remove_expired(
-    writer: Writer,
-    retention: RetentionConfig,
-    metrics: Arc<Metrics>,
-    stop: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(retention.every.0);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let period = retention.period().as_millis() as i64;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        let cutoff = Timestamp::now().plus_millis(-period);
-        let mut total = Removed::default();
-        // Each command removes a bounded amount; the outbox scan continues where the last stopped.
-        let mut jobs_from = 0;
-        loop {
-            match writer.submit(RemoveExpired { cutoff, jobs_from }).await {
-                Ok(removed) => {
-                    total.operations += removed.operations;
-                    total.messages += removed.messages;
-                    total.jobs += removed.jobs;
-                    total.attempts += removed.attempts;
-                    // Once the outbox is scanned to the cutoff, later commands skip it.
-                    jobs_from = removed.jobs_resume_from.unwrap_or(u128::MAX);
-                    let more = removed.more_operations || removed.jobs_resume_from.is_some();
-                    if !more || stop.is_cancelled() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention failed");
-                    break;
-                }
-            }
-        }
-        metrics.retention_sweeps.inc();
-        if total != Removed::default() {
-            tracing::info!(
-                operations = total.operations,
-                messages = total.messages,
-                outbox_jobs = total.jobs,
-                outbox_attempts = total.attempts,
-                %cutoff,
-                "removed expired records"
-            );
         }
     }
 }

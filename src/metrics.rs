@@ -32,6 +32,8 @@ const COMMIT_SECONDS: [f64; 12] = [
 const MESSAGES_PER_COMMIT: [f64; 7] = [0.0, 1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
 /// The `record` label of `opslog_retention_removed_total`, in `Removed`'s order.
 const REMOVED_RECORDS: [&str; 4] = ["operation", "message", "outbox_job", "outbox_attempt"];
+/// The `record` label of `opslog_disk_cap_removed_total`.
+const CAP_REMOVED_RECORDS: [&str; 2] = ["operation", "message"];
 
 /// Gauges read from the search index at scrape time.
 #[derive(Clone, Copy, Debug, Default)]
@@ -57,6 +59,15 @@ pub struct Metrics {
     pub retention_sweeps: IntCounter,
     /// Records removed by retention, in [`REMOVED_RECORDS`] order.
     removed: [IntCounter; 4],
+    /// Records removed because the data dir was above `retention.max_disk`.
+    disk_cap_removed: [IntCounter; 2],
+    /// Times the data dir was found above `retention.max_disk` and its oldest operations removed.
+    pub disk_cap_trims: IntCounter,
+    /// The data dir's size on disk (allocated blocks) at the last retention sweep.
+    pub data_dir_bytes: IntGauge,
+    /// What the disk cap counts: the store's rows (estimated, with their overhead in the file)
+    /// and the index's files; 0 without a cap.
+    pub held_bytes: IntGauge,
     /// Outbox rows by kind and status (`OutboxDepth` order), kept by the writer.
     outbox_depth: [[AtomicI64; 3]; 3],
     /// `opslog_outbox_jobs`, set from `outbox_depth` at scrape time.
@@ -202,6 +213,24 @@ impl Default for Metrics {
                 "record",
                 REMOVED_RECORDS,
             ),
+            disk_cap_removed: s.counters(
+                "opslog_disk_cap_removed_total",
+                "Records removed, oldest first, because the data dir was above retention.max_disk.",
+                "record",
+                CAP_REMOVED_RECORDS,
+            ),
+            disk_cap_trims: s.counter(
+                "opslog_disk_cap_trims_total",
+                "Times the data dir was found above retention.max_disk and its oldest operations removed.",
+            ),
+            data_dir_bytes: s.gauge(
+                "opslog_data_dir_bytes",
+                "The data dir's size on disk (allocated blocks) at the last retention sweep.",
+            ),
+            held_bytes: s.gauge(
+                "opslog_held_bytes",
+                "What retention.max_disk is compared with: the store's rows (estimated, with their overhead in the file) plus the index's files, at the last sweep.",
+            ),
             outbox_depth: Default::default(),
             outbox_jobs,
             ended,
@@ -281,6 +310,13 @@ impl Metrics {
         }
     }
 
+    pub fn record_disk_cap_removed(&self, removed: &Removed) {
+        let counts = [removed.operations, removed.messages];
+        for (counter, n) in self.disk_cap_removed.iter().zip(counts) {
+            counter.inc_by(n);
+        }
+    }
+
     /// Adds `change` to the outbox depth gauges (the whole depth at start-up, then each
     /// committed transaction's change).
     pub fn add_outbox_depth(&self, change: OutboxDepth) {
@@ -356,7 +392,7 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }
         let samples = samples(&text);
-        assert_eq!(samples.len(), 63, "{text}");
+        assert_eq!(samples.len(), 68, "{text}");
         assert!(samples.values().all(|v| *v == 0.0), "{text}");
         assert!(samples.contains_key(r#"opslog_operations_ended_total{state="success"}"#));
         assert!(

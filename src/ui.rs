@@ -43,6 +43,8 @@ files! {
     "settings.js" => "text/javascript; charset=utf-8",
     "deliveries.js" => "text/javascript; charset=utf-8",
     "vocabulary.js" => "text/javascript; charset=utf-8",
+    "views.js" => "text/javascript; charset=utf-8",
+    "role.js" => "text/javascript; charset=utf-8",
     "favicon.svg" => "image/svg+xml",
     "vendor/uPlot.iife.min.js" => "text/javascript; charset=utf-8",
     "vendor/uPlot.min.css" => "text/css; charset=utf-8",

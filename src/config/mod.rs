@@ -113,10 +113,94 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
-    /// How long records are kept, in days (fractions allowed: 0.5 is twelve hours).
+    /// How long records are kept, in days (fractions allowed: 0.5 is twelve hours); an
+    /// environment's own `retention` overrides it.
     pub days: f64,
-    /// How often expired records are removed.
+    /// How often expired records are removed (and the data dir's size checked).
     pub every: HumanDuration,
+    /// The most the data dir may hold on disk: above it the oldest operations of every
+    /// environment are removed. `None` (`""` in the file): no cap.
+    #[serde(with = "optional_byte_size")]
+    pub max_disk: Option<ByteSize>,
+}
+
+/// A size in bytes written with a unit: `"500MB"`, `"20GB"` (powers of 1000) or `"1.5GiB"`
+/// (powers of 1024); a bare number is bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            "tib" => 1 << 40,
+            _ => {
+                return Err(format!(
+                    "`{text}` is not a size; write it like \"500MB\", \"20GB\" or \"1.5GiB\""
+                ))
+            }
+        };
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size; write it like \"20GB\""))?;
+        let bytes = number * unit_bytes as f64;
+        if !(bytes.is_finite() && bytes < u64::MAX as f64) {
+            return Err(format!("`{text}` is too large"));
+        }
+        Ok(ByteSize(bytes as u64))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units = [
+            (1_000_000_000_000, "TB"),
+            (1_000_000_000, "GB"),
+            (1_000_000, "MB"),
+            (1_000, "KB"),
+        ];
+        for (size, unit) in units {
+            if self.0 >= size && self.0.is_multiple_of(size) {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+/// `Option<ByteSize>` as a string; `""` is `None`.
+mod optional_byte_size {
+    use super::ByteSize;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<ByteSize>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(size) => s.collect_str(size),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ByteSize>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        ByteSize::parse(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -207,6 +291,9 @@ pub struct EnvironmentConfig {
     /// API; `None`: not set in the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<Vec<crate::model::alert::AlertRule>>,
+    /// How long this environment's operations are kept; `None`: `retention.days`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<HumanDuration>,
 }
 
 /// One entry of `api_keys`: `"<key>"` (scope `ingest+read`, what every key could do before
@@ -578,6 +665,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             days: 15.0,
             every: duration("1m"),
+            max_disk: None,
         }
     }
 }
@@ -600,9 +688,25 @@ impl Default for DeadlinesConfig {
 }
 
 impl RetentionConfig {
-    /// How long records are kept.
+    /// How long records are kept where no environment says otherwise.
     pub fn period(&self) -> Duration {
         Duration::from_secs_f64(self.days * 86_400.0)
+    }
+}
+
+/// The longest retention: 100 years.
+const MAX_RETENTION: Duration = Duration::from_secs(36_500 * 86_400);
+/// The smallest `retention.max_disk`: below it a fresh data dir is already over.
+pub const MIN_MAX_DISK: u64 = 1 << 20;
+
+impl Config {
+    /// How long each configured environment's operations are kept.
+    pub fn retention_by_environment(&self) -> BTreeMap<String, Duration> {
+        let default = self.retention.period();
+        self.environments
+            .iter()
+            .map(|(name, env)| (name.clone(), env.retention.map_or(default, |r| r.0)))
+            .collect()
     }
 }
 
@@ -782,6 +886,14 @@ impl Config {
         if self.retention.every.0 < Duration::from_millis(10) {
             return Err(invalid("retention.every", "must be at least 10ms".into()));
         }
+        if let Some(max) = self.retention.max_disk {
+            if max.0 < MIN_MAX_DISK {
+                return Err(invalid(
+                    "retention.max_disk",
+                    format!("{max} is too small; use at least 1MiB, or \"\" for no cap"),
+                ));
+            }
+        }
         for kind in OpType::ALL {
             if self.deadlines.for_type(*kind).is_zero() {
                 return Err(invalid(
@@ -839,6 +951,14 @@ impl Config {
                     &format!("environments.{name}"),
                     "environment names use 1-64 characters a-z, 0-9, '-' and '_'".into(),
                 ));
+            }
+            if let Some(retention) = env.retention {
+                if retention.0.is_zero() || retention.0 > MAX_RETENTION {
+                    return Err(invalid(
+                        &format!("environments.{name}.retention"),
+                        "must be longer than 0s and at most 36500d".into(),
+                    ));
+                }
             }
             if let Some(otel) = &env.otel {
                 otel.check().map_err(|p| {
@@ -941,6 +1061,40 @@ mod tests {
 
     /// The document's pattern and the server's parser take exactly the same strings.
     #[test]
+    fn sizes_and_retentions_parse_and_are_checked() {
+        assert_eq!(ByteSize::parse("20GB"), Ok(ByteSize(20_000_000_000)));
+        assert_eq!(ByteSize::parse("1.5GiB"), Ok(ByteSize(3 << 29)));
+        assert_eq!(ByteSize::parse("4096"), Ok(ByteSize(4096)));
+        assert_eq!(ByteSize(20_000_000_000).to_string(), "20GB");
+        assert!(ByteSize::parse("20 parsecs").is_err());
+        assert!(ByteSize::parse("GB").is_err());
+        let config = Config::from_toml(
+            "[retention]\nmax_disk = \"8MB\"\n[environments.prod]\nretention = \"30d\"\n[environments.dev]\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(config.retention.max_disk, Some(ByteSize(8_000_000)));
+        let by_env = config.retention_by_environment();
+        assert_eq!(by_env["prod"], Duration::from_secs(30 * 86_400));
+        assert_eq!(by_env["dev"], Duration::from_secs(15 * 86_400));
+        for (toml, key) in [
+            ("[retention]\nmax_disk = \"10KB\"\n", "retention.max_disk"),
+            ("[retention]\nmax_disk = \"lots\"\n", "retention.max_disk"),
+            (
+                "[environments.prod]\nretention = \"0s\"\n",
+                "environments.prod.retention",
+            ),
+            (
+                "[environments.prod]\nretention = \"soon\"\n",
+                "environments.prod.retention",
+            ),
+        ] {
+            let err = Config::from_toml(toml, "t.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
     fn api_durations_match_their_pattern_both_ways() {
         fn agree<const LO: u64, const HI: u64>(texts: &[String]) {
             let schema =
@@ -1037,6 +1191,7 @@ mod tests {
             defaults.server.store_cache_bytes
         );
         assert_eq!(parsed.retention.days, defaults.retention.days);
+        assert_eq!(parsed.retention.max_disk, defaults.retention.max_disk);
         assert_eq!(
             parsed.deadlines.to_masked(),
             defaults.deadlines.to_masked(),

@@ -1,9 +1,10 @@
 //! The dashboard's HTTP side: the page and its embedded assets (content types, cache headers, a
-//! strict Content-Security-Policy), login/logout with the admin token (an HttpOnly session
-//! cookie), and the list of environments the switcher shows.
+//! strict Content-Security-Policy), login/logout (an HttpOnly session cookie) with the admin
+//! token or, as a viewer of its environment, an environment key holding the `read` scope, and the
+//! list of environments the switcher shows.
 //!
-//! Must not: accept an environment key as a login (sessions stand for the admin), echo tokens or
-//! session ids anywhere but the one `Set-Cookie`, or log them.
+//! Must not: give a session more than its key holds (an ingest-only key cannot sign in), echo
+//! tokens or session ids anywhere but the one `Set-Cookie`, or log them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,19 +97,26 @@ fn asset_response(asset: &Asset, request: &HeaderMap) -> Response {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
-    /// The admin token.
+    /// The admin token, or an environment key with the `read` scope (`read` or `ingest+read`),
+    /// which signs in as a viewer of its environment.
     token: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LoggedIn {
-    /// Always `admin`.
+    /// `admin`, or `environment` for a viewer signed in with an environment key.
     principal: &'static str,
+    /// A viewer's environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<String>,
+    /// A viewer's key scope: `read` or `ingest+read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'static str>,
     expires_in_seconds: u64,
 }
 
-/// POST /v1/session `{"token": "<admin token>"}`: sets the session cookie. Failed logins are
-/// limited per client address (`login_limit`).
+/// POST /v1/session `{"token": "<admin token or read key>"}`: sets the session cookie. Failed
+/// logins are limited per client address (`login_limit`).
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -121,29 +129,35 @@ pub async fn login(
     }
     let bytes = read_json_body(&headers, body, 64 * 1024).await?;
     let login: Login = parse_json_object(&bytes)?;
-    let refused = match state.credentials.authenticate(login.token.trim()) {
-        Some(Principal::Admin) => None,
-        Some(Principal::Environment { .. }) => Some(ApiError::unauthorized(
-            "that is an environment API key; the dashboard needs the admin token",
+    let principal = match state.credentials.authenticate(login.token.trim()) {
+        Some(principal) if principal.allows(Scope::Read) => Ok(principal),
+        Some(_) => Err(ApiError::unauthorized(
+            "that key has only the `ingest` scope; sign in with a key holding the `read` scope (a viewer of its environment) or the admin token",
         )),
-        None => Some(ApiError::unauthorized(
-            "wrong admin token; use the one printed on first start or set in server.admin_tokens",
+        None => Err(ApiError::unauthorized(
+            "unknown token; use the admin token (printed on first start or set in server.admin_tokens) or an environment key with the `read` scope",
         )),
     };
-    if let Some(refused) = refused {
-        if let Some(wait) = state.login_limit.failed(client, Instant::now()) {
-            tracing::warn!(client = %client, "failed dashboard logins; refusing this address for a while");
-            return Err(too_many_logins(wait));
+    let principal = match principal {
+        Ok(principal) => principal,
+        Err(refused) => {
+            if let Some(wait) = state.login_limit.failed(client, Instant::now()) {
+                tracing::warn!(client = %client, "failed dashboard logins; refusing this address for a while");
+                return Err(too_many_logins(wait));
+            }
+            return Err(refused);
         }
-        return Err(refused);
-    }
+    };
     state.login_limit.succeeded(client);
-    let id = state.sessions.create(Instant::now());
+    let (kind, environment, scope) = describe(&principal);
+    let id = state.sessions.create(Instant::now(), principal);
     let ttl = state.sessions.ttl();
     let mut response = json(
         StatusCode::OK,
         &LoggedIn {
-            principal: "admin",
+            principal: kind,
+            environment,
+            scope,
             expires_in_seconds: ttl.as_secs(),
         },
     );
@@ -193,12 +207,10 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 /// without a failed request in the browser console.
 pub async fn session_status(auth: Result<Auth, ApiError>) -> Response {
     let (principal, environment, scope) = match &auth {
-        Ok(Auth(Principal::Admin)) => (Some("admin"), None, None),
-        Ok(Auth(Principal::Environment { name, scope })) => (
-            Some("environment"),
-            Some(name.clone()),
-            Some(scope.as_str()),
-        ),
+        Ok(Auth(principal)) => {
+            let (kind, environment, scope) = describe(principal);
+            (Some(kind), environment, scope)
+        }
         Err(_) => (None, None, None),
     };
     let body = SessionStatus {
@@ -212,6 +224,16 @@ pub async fn session_status(auth: Result<Auth, ApiError>) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// `admin` or `environment`, and an environment key's environment and scope.
+fn describe(principal: &Principal) -> (&'static str, Option<String>, Option<&'static str>) {
+    match principal {
+        Principal::Admin => ("admin", None, None),
+        Principal::Environment { name, scope } => {
+            ("environment", Some(name.clone()), Some(scope.as_str()))
+        }
+    }
 }
 
 /// Whether the caller (a bearer token or the session cookie) is authenticated, and as whom.

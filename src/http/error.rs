@@ -11,6 +11,7 @@ use crate::ingest::input::FieldError;
 use crate::ingest::lifecycle::LifecycleError;
 use crate::settings::SettingsError;
 use crate::store::StoreError;
+use crate::views::{ViewError, ViewRefused};
 use crate::write::WriteError;
 
 #[derive(Debug)]
@@ -132,6 +133,7 @@ impl From<WriteError> for ApiError {
                 ApiError::not_found("export_not_found", format!("export `{id}` not found"))
             }
             WriteError::Settings(s) => s.into(),
+            WriteError::View(v) => v.into(),
             WriteError::ShuttingDown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
@@ -155,6 +157,30 @@ impl From<SettingsError> for ApiError {
             }
             SettingsError::DestinationRefused { .. } => {
                 ApiError::bad_request("destination_refused", e.to_string()).with_field(field)
+            }
+        }
+    }
+}
+
+impl From<ViewRefused> for ApiError {
+    fn from(e: ViewRefused) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ViewRefused::Invalid(ViewError { field, message }) => {
+                ApiError::bad_request("invalid_view", format!("`{field}` {message}"))
+                    .with_field(field)
+            }
+            ViewRefused::NotFound(_) => ApiError::not_found("view_not_found", message),
+            ViewRefused::Builtin(_) => ApiError::new(StatusCode::CONFLICT, "view_builtin", message),
+            ViewRefused::Taken { field, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "view_exists", message).with_field(field)
+            }
+            ViewRefused::InUse { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "view_in_use", message)
+            }
+            ViewRefused::TooMany => ApiError::new(StatusCode::CONFLICT, "too_many_views", message),
+            ViewRefused::NeedsAdmin { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", message)
             }
         }
     }

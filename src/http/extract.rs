@@ -1,5 +1,5 @@
 //! Turning requests into typed input, with errors that say what to fix: the principal (a bearer
-//! token, or the dashboard's session cookie standing for the admin),
+//! token, or the dashboard's session cookie standing for whoever signed in),
 //! JSON bodies (size, encoding, syntax with position, the path of a bad field) and query strings;
 //! and the middleware that reads what a handler left of a body, so refused clients read the answer.
 
@@ -74,7 +74,8 @@ pub fn trace_context(headers: &HeaderMap) -> Option<crate::model::TraceContext> 
     crate::model::TraceContext::from_w3c(parent, state.as_deref())
 }
 
-/// Without a bearer token, a dashboard session cookie stands for the admin token.
+/// Without a bearer token, a dashboard session cookie stands for whoever signed in: the admin,
+/// or a viewer of one environment (an environment key with the `read` scope).
 fn session_principal(parts: &Parts, state: &AppState) -> Result<Auth, ApiError> {
     let id = parts
         .headers
@@ -88,12 +89,11 @@ fn session_principal(parts: &Parts, state: &AppState) -> Result<Auth, ApiError> 
                 "missing `Authorization: Bearer <key>` header (or a dashboard session cookie)",
             )
         })?;
-    if state.sessions.is_valid(id, Instant::now()) {
-        Ok(Auth(Principal::Admin))
-    } else {
-        Err(ApiError::unauthorized(
+    match state.sessions.principal(id, Instant::now()) {
+        Some(principal) => Ok(Auth(principal)),
+        None => Err(ApiError::unauthorized(
             "your dashboard session has expired or was ended; log in again",
-        ))
+        )),
     }
 }
 

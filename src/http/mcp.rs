@@ -78,6 +78,12 @@ const TOOLS: &[Tool] = &[
         description: "What stands out over a range (GET /signals): failure spikes, new errors, slow or stuck operations.",
         path: "/signals",
     },
+    Tool {
+        name: "list_views",
+        title: "List saved views",
+        description: "The environment's saved views (GET /views): named searches the team keeps, each with its query parameters to pass to list_operations or search_messages.",
+        path: "/views",
+    },
 ];
 
 /// `POST /mcp`: one JSON-RPC message. A request gets its response as JSON; a notification or

@@ -21,6 +21,7 @@ mod outbox_jobs;
 pub mod search;
 pub mod settings;
 pub mod signals;
+pub mod views;
 pub mod vocabulary;
 
 use std::collections::BTreeSet;
@@ -191,6 +192,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/facets", get(facets))
         .route("/insights", get(insights))
         .route("/signals", get(signals::signals))
+        .route("/views", get(views::list_views).post(views::create_view))
+        .route(
+            "/views/{id}",
+            get(views::get_view)
+                .put(views::update_view)
+                .delete(views::delete_view),
+        )
         .route(
             "/settings",
             get(settings::get_settings).put(settings::put_settings),

@@ -285,6 +285,39 @@ pub fn document() -> OpenApi {
         .reply(200, "each signal's summary", api.schema::<Signals>())
         .errors(&[400, 503]));
 
+    let vw = "views";
+    let view = api.schema::<crate::views::View>();
+    let view_id = || {
+        path_param("id", "a view id: `sync_failures`, `action_errors`, `auth_failures`, `webhook_failures` (built in) or a saved view's")
+    };
+    api.env(Get, "/views", endpoint("listViews", "The environment's views: the four built-in ones (the signals), then the saved ones by name", vw)
+        .scope(Scope::Read)
+        .reply(200, "every view", api.page::<crate::views::View>()));
+    api.env(Post, "/views", endpoint("createView", "Save a view: a name and the Logs tab's query (`q`, the filters of GET /operations, `level`, `message_type`, a range preset)", vw)
+        .scope(Scope::Read)
+        .body(api.schema::<super::views::NewView>(), "the view; `name` is required")
+        .reply(201, "the view as saved", view.clone())
+        .errors(&[400, 409, 413, 415, 503, 507]));
+    api.env(
+        Get,
+        "/views/{id}",
+        endpoint("getView", "One view", vw)
+            .scope(Scope::Read)
+            .param(view_id())
+            .reply(200, "the view", view.clone()),
+    );
+    api.env(Put, "/views/{id}", endpoint("updateView", "Rename a saved view or replace its query (a field left out is unchanged); built-in views cannot be changed, and the query of a view an alert rule counts only with the admin token", vw)
+        .scope(Scope::Read)
+        .param(view_id())
+        .body(api.schema::<super::views::ViewUpdate>(), "what to change")
+        .reply(200, "the view as saved", view)
+        .errors(&[400, 403, 409, 413, 415, 503, 507]));
+    api.env(Delete, "/views/{id}", endpoint("deleteView", "Delete a saved view; built-in views cannot be deleted, nor a view an alert rule counts", vw)
+        .scope(Scope::Read)
+        .param(view_id())
+        .reply_empty(204, "deleted")
+        .errors(&[403, 409, 503, 507]));
+
     let st = "settings";
     api.env(
         Get,
@@ -785,7 +818,7 @@ impl Api {
                 "session",
                 SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                     COOKIE_NAME,
-                    "the dashboard's session cookie from POST /v1/session; stands for the admin token",
+                    "the dashboard's session cookie from POST /v1/session; stands for the token that signed in (the admin token, or an environment key with the `read` scope)",
                 ))),
             )
             .build();
@@ -1056,7 +1089,7 @@ fn error_meaning(status: u16) -> &'static str {
         403 => "the key lacks the scope this endpoint needs (`error.message` names it)",
         404 => "not found (an environment this key may not use is not found either)",
         409 => {
-            "conflicts with the current state (an ended operation, a setting the config file sets)"
+            "conflicts with the current state (an ended operation, a setting the config file sets, a view that is built in, taken or counted by an alert rule)"
         }
         413 => "the body (or the batch) is too large",
         415 => "the body is not of the documented content type",

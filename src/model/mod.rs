@@ -32,6 +32,7 @@ mod duration;
 pub mod job;
 pub mod settings;
 pub mod trace;
+pub mod view;
 
 pub use duration::ApiDuration;
 pub use settings::{SpanNames, WebhookFormat};
@@ -888,11 +889,13 @@ fn deserialize_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Headers
     }))
 }
 
-/// What one retention command removed.
+/// What one retention command (by age, or for the disk cap) removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub operations: u64,
     pub messages: u64,
+    /// The bytes of the store's rows removed with the operations (keys and values).
+    pub bytes: u64,
     /// Finished outbox jobs (deliveries and exports).
     pub jobs: u64,
     pub attempts: u64,

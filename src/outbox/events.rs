@@ -172,8 +172,10 @@ pub fn alert_envelope(
     let rule = &observed.rule;
     let data = json!({
         "rule": rule.key(),
-        "signal": rule.signal.as_str(),
-        "title": rule.signal.title(),
+        "signal": rule.signal.map(|s| s.as_str()),
+        "view": rule.view_id(),
+        "title": observed.view_name,
+        "counts": observed.counts,
         "integration": rule.integration,
         "above": rule.above,
         "count": observed.count,
@@ -182,6 +184,7 @@ pub fn alert_envelope(
         "to": observed.to,
         "firing": kind == EventType::AlertTriggered,
         "dashboard_url": observed.link,
+        "top_integrations": top_integrations(observed),
     });
     serde_json::to_string(&Envelope {
         id: event_id,
@@ -198,6 +201,15 @@ pub fn alert_envelope(
     .expect("an envelope always serializes")
 }
 
+/// `[{"integration","count"}]`, most first.
+fn top_integrations(observed: &Observation) -> Value {
+    observed
+        .top_integrations
+        .iter()
+        .map(|(integration, count)| json!({"integration": integration, "count": count}))
+        .collect()
+}
+
 /// The body of an alert event for a URL in the Nango format. Nango has no alert webhook, so
 /// this one is ours in Nango's style (`from`, `type`, camelCase, keys sorted, compact).
 pub fn nango_alert_body(kind: EventType, environment: &str, observed: &Observation) -> NangoBody {
@@ -209,8 +221,9 @@ pub fn nango_alert_body(kind: EventType, environment: &str, observed: &Observati
         "environment": environment,
         "providerConfigKey": rule.integration,
         "rule": rule.key(),
-        "signal": rule.signal.as_str(),
-        "title": rule.signal.title(),
+        "signal": rule.signal.map(|s| s.as_str()),
+        "view": rule.view_id(),
+        "title": observed.view_name,
         "above": rule.above,
         "count": observed.count,
         "window": rule.window,
@@ -859,10 +872,13 @@ mod tests {
                 r#"{"signal":"sync_failures","integration":"github","above":2,"window":"15m"}"#,
             )
             .unwrap(),
+            view_name: "Sync health".into(),
+            counts: "operations",
             count: 3,
             from: Timestamp(0),
             to: Timestamp(900_000),
             link: "http://localhost:7400/?env=prod&page=signals".into(),
+            top_integrations: vec![("github".into(), 3)],
         };
         let body = alert_envelope(
             "evt_1",
@@ -880,6 +896,12 @@ mod tests {
         assert_eq!(v["data"]["above"], 2);
         assert_eq!(v["data"]["window"], "15m");
         assert_eq!(v["data"]["signal"], "sync_failures");
+        assert_eq!(v["data"]["view"], "sync_failures");
+        assert_eq!(v["data"]["title"], "Sync health");
+        assert_eq!(
+            v["data"]["top_integrations"],
+            serde_json::json!([{"integration": "github", "count": 3}])
+        );
         assert_eq!(
             v["data"]["dashboard_url"],
             "http://localhost:7400/?env=prod&page=signals"

@@ -31,6 +31,7 @@ use crate::destination::DestinationPolicy;
 use crate::model::alert::{AlertRule, StoredAlerts};
 use crate::model::settings::{NangoToggles, WebhookRoute};
 pub use crate::model::settings::{SettingsError, StoredIngress, StoredOtel, StoredWebhooks};
+use crate::model::view::StoredView;
 use crate::model::{EventType, Operation, Timestamp};
 use crate::otel::OtelTarget;
 use crate::store::{Store, StoreError};
@@ -189,6 +190,8 @@ pub struct EnvSettings {
     pub otel: OtelSettings,
     pub ingress_token: String,
     pub alerts: AlertSettings,
+    /// The views saved through the API (the built-in ones are `views::all`'s), by id.
+    pub views: Vec<StoredView>,
 }
 
 /// An environment's alert rules: the config file's (`[[environments.<env>.alerts]]`, then all
@@ -267,8 +270,14 @@ impl Settings {
             }
             let stored_alerts = tx.alert_settings(name)?.unwrap_or_default();
             let alerts = AlertSettings::new(name, env.alerts.as_ref(), &stored_alerts);
-            let effective = effective(name, &env.webhooks, &webhooks, otel, &ingress, alerts);
+            let mut effective = effective(name, &env.webhooks, &webhooks, otel, &ingress, alerts);
+            effective.views = tx.views(name)?;
             warn_refused_destinations(&effective, &destinations);
+            for rule in &effective.alerts.rules {
+                if crate::views::find(&effective.views, rule.view_id()).is_none() {
+                    tracing::warn!(environment = %name, rule = %rule.key(), "an alert rule of the config file names a view this environment does not have; it counts nothing until the view is saved");
+                }
+            }
             current.insert(name.clone(), Arc::new(effective));
             files.insert(name.clone(), env.webhooks.clone());
         }
@@ -466,6 +475,7 @@ pub fn effective(
         otel,
         ingress_token: ingress.token.clone(),
         alerts,
+        views: Vec::new(),
     }
 }
 

@@ -7,9 +7,10 @@
 use bincode::{Decode, Encode};
 
 use super::StoreError;
-use crate::model::alert::{AlertState, StoredAlerts};
+use crate::model::alert::{AlertState, StoredAlerts, StoredRule};
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
+use crate::model::view::StoredView;
 use crate::model::{
     DeliveryStatus, EndUser, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState,
     OpType, Operation, RecordCount, SyncType, Tags, Timestamp,
@@ -661,12 +662,84 @@ pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, St
     }
 }
 
+/// Alert rules gained `view` (a rule on any view) and `notify` (Slack, PagerDuty, email) in
+/// version 2. A section whose rules the previous release could hold (signal rules notifying the
+/// webhooks) is still written as version 1, so that release keeps reading it.
 pub(crate) fn encode_alert_settings(settings: &StoredAlerts) -> Vec<u8> {
-    encode(settings)
+    if settings.is_signal_webhooks_only() {
+        encode_as(V1, &StoredAlertsV1::from(settings))
+    } else {
+        encode_as(V2, settings)
+    }
 }
 
 pub(crate) fn decode_alert_settings(bytes: &[u8]) -> Result<StoredAlerts, StoreError> {
-    decode("alert settings", bytes)
+    const WHAT: &str = "alert settings";
+    match split_version(WHAT, bytes)? {
+        (V1, rest) => decode_body::<StoredAlertsV1>(WHAT, rest).map(StoredAlerts::from),
+        (V2, rest) => decode_body(WHAT, rest),
+        (version, _) => Err(unknown_version(WHAT, version)),
+    }
+}
+
+/// Alert settings as version 1 wrote them (frozen: never change these structs): signal rules,
+/// every one notifying the webhooks.
+#[derive(Encode, Decode)]
+struct StoredAlertsV1 {
+    rules: Vec<StoredRuleV1>,
+}
+
+#[derive(Encode, Decode)]
+struct StoredRuleV1 {
+    signal: String,
+    integration: Option<String>,
+    above: u64,
+    window_ms: u64,
+}
+
+impl From<StoredAlertsV1> for StoredAlerts {
+    fn from(v1: StoredAlertsV1) -> StoredAlerts {
+        StoredAlerts {
+            rules: v1
+                .rules
+                .into_iter()
+                .map(|r| StoredRule {
+                    signal: Some(r.signal),
+                    view: None,
+                    integration: r.integration,
+                    above: r.above,
+                    window_ms: r.window_ms,
+                    notify: vec!["webhook".to_owned()],
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Only for a section `is_signal_webhooks_only`.
+impl From<&StoredAlerts> for StoredAlertsV1 {
+    fn from(settings: &StoredAlerts) -> StoredAlertsV1 {
+        StoredAlertsV1 {
+            rules: settings
+                .rules
+                .iter()
+                .map(|r| StoredRuleV1 {
+                    signal: r.signal.clone().unwrap_or_default(),
+                    integration: r.integration.clone(),
+                    above: r.above,
+                    window_ms: r.window_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+pub(crate) fn encode_view(view: &StoredView) -> Vec<u8> {
+    encode(view)
+}
+
+pub(crate) fn decode_view(bytes: &[u8]) -> Result<StoredView, StoreError> {
+    decode("view", bytes)
 }
 
 pub(crate) fn encode_alert_state(state: &AlertState) -> Vec<u8> {
@@ -1273,6 +1346,78 @@ pub(crate) mod tests {
             trace_url: Some("http://localhost:16686/trace/{trace_id}".into()),
             ..sample_otel_settings_v2()
         }
+    }
+
+    fn sample_alert_rules(json: serde_json::Value) -> StoredAlerts {
+        StoredAlerts::from_rules(
+            &serde_json::from_value::<Vec<crate::model::alert::AlertRule>>(json).unwrap(),
+        )
+    }
+
+    fn sample_view() -> StoredView {
+        StoredView {
+            id: "salesforce_auth".into(),
+            name: "Salesforce auth failures".into(),
+            query: serde_json::from_value(serde_json::json!({
+                "q": "\"invalid_grant\"", "type": ["auth"], "state": ["failed", "timeout"],
+                "integration": ["salesforce"], "tag": ["team:core"], "level": ["error"],
+                "message_type": ["http"], "range": "7d"
+            }))
+            .unwrap(),
+            created_at: Timestamp(1_700_000_000_000),
+            updated_at: Timestamp(1_700_000_060_000),
+        }
+    }
+
+    /// Alert sections the first release could hold keep its version (1); rules on views or with
+    /// notifiers are version 2. Views are version 1. The `.bin` files are frozen: a new shape
+    /// needs a new version and a reader for these bytes (bless with `OPSLOG_BLESS=1` only when
+    /// adding a file).
+    #[test]
+    fn alert_rules_on_views_with_notifiers_and_views_read_back_from_their_golden_bytes() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
+        let signals = sample_alert_rules(serde_json::json!([
+            {"signal": "auth_failures", "integration": "github", "above": 1, "window": "5m"}
+        ]));
+        let views = sample_alert_rules(serde_json::json!([
+            {"signal": "sync_failures", "above": 0, "window": "1h"},
+            {"view": "salesforce_auth", "above": 3, "window": "15m", "notify": ["webhook", "slack", "pagerduty", "email"]}
+        ]));
+        let files = [
+            ("alert_settings_v1.bin", encode_alert_settings(&signals), V1),
+            ("alert_settings_v2.bin", encode_alert_settings(&views), V2),
+            ("view_v1.bin", encode_view(&sample_view()), V1),
+        ];
+        for (name, bytes, version) in &files {
+            let path = format!("{dir}/{name}");
+            if std::env::var_os("OPSLOG_BLESS").is_some() && !std::path::Path::new(&path).exists() {
+                std::fs::write(&path, bytes).unwrap();
+            }
+            assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name}");
+            assert_eq!(bytes[0], *version, "{name}");
+        }
+        let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
+        assert_eq!(
+            decode_alert_settings(&read("alert_settings_v1.bin")).unwrap(),
+            signals
+        );
+        assert_eq!(
+            decode_alert_settings(&read("alert_settings_v2.bin")).unwrap(),
+            views
+        );
+        assert_eq!(decode_view(&read("view_v1.bin")).unwrap(), sample_view());
+        // What the release before views wrote for one signal rule, byte for byte: version 1,
+        // one rule, "auth_failures", Some("github"), 1, 300000 (bincode varints).
+        let mut before = vec![1u8, 1, 13];
+        before.extend_from_slice(b"auth_failures");
+        before.extend_from_slice(&[1, 6]);
+        before.extend_from_slice(b"github");
+        before.extend_from_slice(&[1, 252, 0xe0, 0x93, 0x04, 0x00]);
+        assert_eq!(decode_alert_settings(&before).unwrap(), signals);
+        assert!(decode_alert_settings(&[3, 0])
+            .unwrap_err()
+            .to_string()
+            .contains("newer opslog"));
     }
 
     fn sample_otel_settings_v2() -> StoredOtel {

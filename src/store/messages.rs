@@ -1,12 +1,11 @@
 //! Messages in blocks: `MESSAGE_BLOCKS` holds them in the order they were stored, as compressed
 //! columns (`store::block`), and `OPERATION_BLOCKS` says which blocks hold an operation's.
 //!
-//! Each write group's messages become one block (more when large), compressed, in the commit that
-//! accepts them: nothing is written as a row first and packed later. Blocks aim at a size that
-//! fills a redb page well (`TARGET`); the small blocks of light traffic are merged into one once
-//! together they are large enough, so a message is compressed at most twice. Removing operations
-//! rewrites the blocks that hold their messages under the same keys, so the other operations'
-//! rows stay valid.
+//! Each write group's messages go into blocks in the commit that accepts them: nothing is written
+//! as a row first and packed later. A block aims at a size that fills a redb page (`TARGET`); the
+//! last block, while not full, takes the next groups' messages (it is rewritten with them), so a
+//! message is compressed once or twice under load. Removing operations rewrites the blocks that
+//! hold their messages under the same keys, so the other operations' rows stay valid.
 //!
 //! An operation's rows are keyed by the smallest id of its messages in each block: read in key
 //! order, they give its messages in id order. Fresh ids grow with sequence numbers, so the id
@@ -23,14 +22,14 @@ use super::StoreError;
 use crate::model::Message;
 
 /// What a block aims at, compressed. redb gives a value a page of 4 KiB times a power of two: a
-/// block a little under 16 KiB fills its page, one a little over would waste half of a 32 KiB one.
-const TARGET: usize = 14 * 1024;
-/// The compression ratio assumed before any block was written.
-const FIRST_RATIO: f64 = 5.0;
-/// Trailing blocks smaller than this (compressed) are merged once they add up to a block.
-const SMALL: usize = TARGET / 2;
-/// The most trailing small blocks one merge takes.
-const MERGE_MAX: usize = 64;
+/// block a little under 16 KiB fills its page, one a little over would waste half of a 32 KiB one,
+/// so the aim leaves room for blocks compressing a little worse than the last one.
+const TARGET: usize = 13 * 1024;
+/// Messages a block holds before any block tells how well they compress.
+const FIRST_COUNT: usize = 256;
+/// A block's messages stay under this much uncompressed whatever the count says (a run of very
+/// large messages).
+const MAX_RAW: usize = 512 * 1024;
 
 type OpKey = (u128, u128);
 
@@ -275,7 +274,8 @@ pub(super) fn last_seq(blocks: &impl ReadableTable<u64, &'static [u8]>) -> Resul
     }
 }
 
-/// About how many bytes `message` takes in a block's payload, to cut blocks near `BLOCK_BYTES`.
+/// About how many bytes `message` takes in a block's payload: a bound for blocks of very large
+/// messages.
 fn approximate_size(m: &Message) -> usize {
     let http = m.request.as_ref().map_or(0, |r| {
         r.method.len()
@@ -294,26 +294,30 @@ fn approximate_size(m: &Message) -> usize {
     24 + m.message.len() + http + error + m.meta.as_ref().map_or(0, |j| j.0.get().len())
 }
 
-/// How much uncompressed payload makes a block of about `TARGET` bytes, from how well the last
-/// block compressed.
-fn raw_target(blocks: &impl ReadableTable<u64, &'static [u8]>) -> Result<usize, StoreError> {
-    let ratio = match blocks.last()? {
-        Some((_, value)) => {
-            let head = block::header(value.value())?;
-            f64::from(head.raw_len) / block::compressed_len(value.value()).max(1) as f64
+/// How many messages make a block of about `TARGET` bytes, from how well the last full block
+/// compressed (a workload's messages compress alike from one block to the next).
+fn target_count(blocks: &impl ReadableTable<u64, &'static [u8]>) -> Result<usize, StoreError> {
+    for row in blocks.iter()?.rev().take(2) {
+        let (_, value) = row?;
+        let head = block::header(value.value())?;
+        let compressed = block::compressed_len(value.value()).max(1);
+        // The last block may hold only a few messages; a few dozen tell enough (a small block
+        // compresses a little worse, so the estimate errs towards smaller blocks).
+        if head.count >= 64 {
+            let per_message = compressed as f64 / f64::from(head.count.max(1));
+            return Ok(((TARGET as f64 / per_message) as usize).clamp(16, 16_384));
         }
-        None => FIRST_RATIO,
-    };
-    Ok((TARGET as f64 * ratio.clamp(1.0, 20.0)) as usize)
+    }
+    Ok(FIRST_COUNT)
 }
 
-/// Splits `rows` into runs of about `target` uncompressed bytes.
-fn cut<'a, 'm>(rows: &'a [(u64, &'m Message)], target: usize) -> Vec<&'a [(u64, &'m Message)]> {
+/// Splits `rows` into runs of `count` messages (fewer where they pass `MAX_RAW`).
+fn cut<'a, 'm>(rows: &'a [(u64, &'m Message)], count: usize) -> Vec<&'a [(u64, &'m Message)]> {
     let mut out = Vec::new();
     let (mut start, mut size) = (0, 0);
     for (i, (_, m)) in rows.iter().enumerate() {
         let grows = approximate_size(m);
-        if i > start && size + grows > target {
+        if i > start && (i - start == count || size + grows > MAX_RAW) {
             out.push(&rows[start..i]);
             (start, size) = (i, 0);
         }
@@ -325,62 +329,47 @@ fn cut<'a, 'm>(rows: &'a [(u64, &'m Message)], target: usize) -> Vec<&'a [(u64, 
     out
 }
 
-/// Stores `fresh` (ascending sequence numbers, all after every stored one) as blocks of about
-/// `TARGET` bytes; a run too small for one is written at once (compressed cheaply) and merged
-/// with the next ones once they add up to a block.
+/// Stores `fresh` (ascending sequence numbers, all after every stored one) in blocks of about
+/// `TARGET` bytes: a last block not yet full takes them first (it is rewritten with them), and
+/// whatever does not fill a block stays the new last one, compressed cheaply until it is full. A
+/// message is so compressed once or twice under load, and more only in quiet times.
 pub(super) fn append(
     blocks: &mut Table<u64, &'static [u8]>,
     op_runs: &mut Table<OpKey, &'static [u8]>,
     fresh: &[(u64, &Message)],
 ) -> Result<(), StoreError> {
-    if fresh.is_empty() {
+    let Some(&(first_fresh, _)) = fresh.first() else {
         return Ok(());
+    };
+    let count = target_count(blocks)?;
+    let tail = match blocks.last()? {
+        Some((key, value)) => {
+            let head = block::header(value.value())?;
+            (head.count as usize * 4 < count * 3 && head.last_seq < first_fresh)
+                .then_some(key.value())
+        }
+        None => None,
+    };
+    let mut kept = Vec::new();
+    let mut key = first_fresh;
+    if let Some(tail) = tail {
+        let decoded = read_block(blocks, tail)?;
+        forget_runs(op_runs, &decoded)?;
+        kept = decoded.all()?;
+        key = tail;
     }
-    let target = raw_target(blocks)?;
-    for run in cut(fresh, target) {
-        let size: usize = run.iter().map(|(_, m)| approximate_size(m)).sum();
-        let level = if size * 2 >= target {
+    let rows: Vec<(u64, &Message)> = kept
+        .iter()
+        .map(|(s, m)| (*s, m))
+        .chain(fresh.iter().copied())
+        .collect();
+    for run in cut(&rows, count) {
+        let level = if run.len() * 4 >= count * 3 {
             block::FINAL
         } else {
             block::INTERIM
         };
-        write_block(blocks, op_runs, run[0].0, run, level)?;
-    }
-    merge_small_tail(blocks, op_runs, target)
-}
-
-/// Merges the small blocks at the end into blocks of about `target` bytes once they add up to
-/// most of one.
-fn merge_small_tail(
-    blocks: &mut Table<u64, &'static [u8]>,
-    op_runs: &mut Table<OpKey, &'static [u8]>,
-    target: usize,
-) -> Result<(), StoreError> {
-    let mut tail = Vec::new();
-    let mut raw = 0usize;
-    for row in blocks.iter()?.rev().take(MERGE_MAX) {
-        let (key, value) = row?;
-        if block::compressed_len(value.value()) >= SMALL {
-            break;
-        }
-        raw += block::header(value.value())?.raw_len as usize;
-        tail.push(key.value());
-    }
-    if tail.len() < 2 || (raw * 5 < target * 4 && tail.len() < MERGE_MAX) {
-        return Ok(());
-    }
-    tail.reverse();
-    let mut messages = Vec::new();
-    for &key in &tail {
-        let decoded = read_block(blocks, key)?;
-        forget_runs(op_runs, &decoded)?;
-        messages.extend(decoded.all()?);
-        blocks.remove(key)?;
-    }
-    let rows: Vec<(u64, &Message)> = messages.iter().map(|(s, m)| (*s, m)).collect();
-    let mut key = tail[0];
-    for run in cut(&rows, target) {
-        write_block(blocks, op_runs, key, run, block::FINAL)?;
+        write_block(blocks, op_runs, key, run, level)?;
         key = run.last().map_or(key, |(seq, _)| seq + 1);
     }
     Ok(())
@@ -662,7 +651,7 @@ mod tests {
         let blocks = read.txn.open_table(super::super::MESSAGE_BLOCKS).unwrap();
         let count = redb::ReadableTableMetadata::len(&blocks).unwrap() as usize;
         assert!(
-            count < super::MERGE_MAX,
+            count <= 300 / super::FIRST_COUNT + 1,
             "{count} blocks for 300 messages of one at a time"
         );
         let mut seqs = Vec::new();

@@ -1,9 +1,10 @@
 //! The durable store: one redb file in the data dir, the source of truth for everything opslog keeps.
 //!
-//! Owns opening (format check), read transactions for the API, and the write-transaction helpers the
-//! single writer (`write`) uses: operations, messages (`messages`), the index feed, idempotency
-//! keys and retention here; the outbox's tables in `outbox`, the settings rows in `settings`. Every call here blocks on disk: never call it from an
-//! `async fn` on the runtime's threads; use the writer thread or `spawn_blocking`.
+//! Owns opening (format check), read transactions for the API, and the write-transaction helpers
+//! the single writer (`write`) uses: operations, messages (`messages`), the index feed and
+//! idempotency keys here; removing operations (`remove`); the outbox's tables in `outbox`, the
+//! settings rows in `settings`. Every call here blocks on disk: never call it from an `async fn`
+//! on the runtime's threads; use the writer thread or `spawn_blocking`.
 //!
 //! Must not: decide policy (state transitions, validation); it stores what it is given.
 
@@ -11,7 +12,9 @@ pub(crate) mod block;
 pub(crate) mod codec;
 mod messages;
 mod outbox;
+mod remove;
 mod settings;
+mod size;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use codec::{FeedEntry, IdempotencyRecord};
 pub use outbox::{DueJobs, DueKey, RemovedJobs};
+pub use remove::RemovedOperations;
 use tables::*;
 
 use crate::model::job::OutboxDepth;
@@ -150,6 +154,7 @@ impl Store {
         tx.txn.open_table(IDEMPOTENCY)?;
         tx.txn.open_table(SETTINGS)?;
         tx.txn.open_table(ALERT_STATES)?;
+        tx.txn.open_table(VIEWS)?;
         tx.txn.open_table(OUTBOX)?;
         tx.txn.open_table(OUTBOX_DUE)?;
         tx.txn.open_table(OUTBOX_ATTEMPTS)?;
@@ -492,15 +497,6 @@ pub struct WriteTx {
     outbox_depth: OutboxDepth,
 }
 
-/// What `WriteTx::remove_created_before` removed.
-#[derive(Debug, Default)]
-pub struct RemovedOperations {
-    pub ids: Vec<Id>,
-    pub messages: u64,
-    /// More expired operations remain for another call.
-    pub more: bool,
-}
-
 impl WriteTx {
     pub fn operation(&self, id: Id) -> Result<Option<Operation>, StoreError> {
         let table = self.txn.open_table(OPERATIONS)?;
@@ -673,52 +669,6 @@ impl WriteTx {
             .open_table(IDEMPOTENCY_BY_OPERATION)?
             .insert(record.operation_id.0, key.as_str())?;
         Ok(())
-    }
-
-    /// Removes operations created before `cutoff` (their ids sort before it), oldest first, with
-    /// their messages, sweeper rows and idempotency keys; stops after about `budget` records.
-    pub fn remove_created_before(
-        &mut self,
-        cutoff: Timestamp,
-        budget: usize,
-    ) -> Result<RemovedOperations, StoreError> {
-        let first_kept = first_id_at(cutoff);
-        let mut removed = RemovedOperations::default();
-        let mut spent = 0;
-        {
-            let mut operations = self.txn.open_table(OPERATIONS)?;
-            let mut open = self.txn.open_table(OPEN_OPERATIONS)?;
-            let mut idempotency = self.txn.open_table(IDEMPOTENCY)?;
-            let mut idempotency_by_op = self.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
-            loop {
-                let Some((id, op)) = operations
-                    .first()?
-                    .map(|(k, v)| (k.value(), v.value().to_vec()))
-                else {
-                    break;
-                };
-                if id >= first_kept {
-                    break;
-                }
-                if spent >= budget {
-                    removed.more = true;
-                    break;
-                }
-                let op = codec::decode_operation(&op)?;
-                if !op.state.is_terminal() {
-                    open.remove((op.expires_at.millis(), id))?;
-                }
-                if let Some(key) = idempotency_by_op.remove(id)? {
-                    idempotency.remove(key.value())?;
-                }
-                operations.remove(id)?;
-                removed.ids.push(Id(id));
-                spent += 1 + op.message_count as usize;
-            }
-        }
-        let ids = removed.ids.iter().map(|id| id.0).collect();
-        removed.messages = self.remove_messages_of(&ids)?;
-        Ok(removed)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -904,12 +854,17 @@ mod tests {
         // A budget of one row scans one job per call and says where to go on.
         let mut tx = store.write().unwrap();
         let first = tx
-            .remove_finished_jobs_before(Timestamp(2_000), 0, 1)
+            .remove_finished_jobs_before(Timestamp(2_000), |_| Timestamp(2_000), 0, 1)
             .unwrap();
         assert_eq!((first.jobs, first.attempts), (1, 2));
         assert_eq!(first.resume_from, Some(old_pending.id.0));
         let rest = tx
-            .remove_finished_jobs_before(Timestamp(2_000), old_pending.id.0, 10)
+            .remove_finished_jobs_before(
+                Timestamp(2_000),
+                |_| Timestamp(2_000),
+                old_pending.id.0,
+                10,
+            )
             .unwrap();
         assert_eq!((rest.jobs, rest.attempts, rest.resume_from), (1, 1, None));
         assert_eq!(tx.outbox_depth_change().0[0], [0, -1, -1]);

@@ -125,24 +125,26 @@ impl ReadTx {
 }
 
 impl WriteTx {
-    /// Removes finished (delivered or failed) outbox jobs created before `cutoff`, with their
-    /// attempts, looking at jobs from id `from` on and at most about `budget` rows. A pending job
-    /// stays whatever its age: it is still owed to its receiver. `resume_from` says where the
-    /// next call continues when the scan stopped early.
+    /// Removes finished (delivered or failed) outbox jobs created before their environment's
+    /// cutoff (`cutoff_of`), with their attempts, looking at jobs created before `newest` (the
+    /// latest cutoff) from id `from` on, at most about `budget` rows. A pending job stays
+    /// whatever its age: it is still owed to its receiver. `resume_from` says where the next
+    /// call continues when the scan stopped early.
     pub fn remove_finished_jobs_before(
         &mut self,
-        cutoff: Timestamp,
+        newest: Timestamp,
+        cutoff_of: impl Fn(&str) -> Timestamp,
         from: u128,
         budget: usize,
     ) -> Result<RemovedJobs, StoreError> {
-        let first_kept = first_id_at(cutoff);
+        let scan_to = first_id_at(newest);
         let mut removed = RemovedJobs::default();
-        if from >= first_kept {
+        if from >= scan_to {
             return Ok(removed);
         }
         let mut jobs = self.txn.open_table(OUTBOX)?;
         let mut finished = Vec::new();
-        for row in jobs.range(from..first_kept)? {
+        for row in jobs.range(from..scan_to)? {
             let (id, value) = row?;
             if removed.scanned >= budget {
                 removed.resume_from = Some(id.value());
@@ -150,7 +152,8 @@ impl WriteTx {
             }
             removed.scanned += 1;
             let job = codec::decode_job(value.value())?;
-            if job.status != DeliveryStatus::Pending {
+            let expired = job.id.0 < first_id_at(cutoff_of(&job.environment));
+            if job.status != DeliveryStatus::Pending && expired {
                 finished.push(job);
             }
         }

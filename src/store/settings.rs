@@ -1,5 +1,6 @@
-//! The settings tables: one row per section (`webhooks`, `ingress`, `otel`, `alerts`) and
-//! environment, so a new section never reshapes an existing one, and each alert rule's state.
+//! The settings tables: one row per section (`webhooks`, `ingress`, `otel`, `alerts`,
+//! `notifiers`) and environment, so a new section never reshapes an existing one; each alert
+//! rule's state; the saved views.
 
 use redb::ReadableTable;
 
@@ -8,6 +9,7 @@ use super::tables::*;
 use super::{StoreError, WriteTx};
 use crate::model::alert::{AlertState, StoredAlerts};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
+use crate::model::view::StoredView;
 
 const WEBHOOKS_SECTION: &str = "webhooks";
 const INGRESS_SECTION: &str = "ingress";
@@ -95,6 +97,33 @@ impl WriteTx {
             (environment, ALERTS_SECTION),
             codec::encode_alert_settings(settings).as_slice(),
         )?;
+        Ok(())
+    }
+
+    /// Every saved view of `environment`, by id.
+    pub fn views(&self, environment: &str) -> Result<Vec<StoredView>, StoreError> {
+        let table = self.txn.open_table(VIEWS)?;
+        let mut views = Vec::new();
+        for row in table.range((environment, "")..)? {
+            let (key, value) = row?;
+            if key.value().0 != environment {
+                break;
+            }
+            views.push(codec::decode_view(value.value())?);
+        }
+        Ok(views)
+    }
+
+    pub fn put_view(&mut self, environment: &str, view: &StoredView) -> Result<(), StoreError> {
+        self.txn.open_table(VIEWS)?.insert(
+            (environment, view.id.as_str()),
+            codec::encode_view(view).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_view(&mut self, environment: &str, id: &str) -> Result<(), StoreError> {
+        self.txn.open_table(VIEWS)?.remove((environment, id))?;
         Ok(())
     }
 

@@ -51,6 +51,10 @@ pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::ne
 /// row, so adding one changes no existing record.
 pub(crate) const SETTINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("settings");
 
+/// (environment, view id) → encoded `model::view::StoredView`: the views saved through the API
+/// (the built-in ones are not stored). A binary from before views never opens this table.
+pub(crate) const VIEWS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("views");
+
 /// (environment, alert rule key) → encoded `model::alert::AlertState`: whether the rule is firing.
 /// Written in the same transaction as the `alert.*` deliveries a change queues, so a restart
 /// never fires a rule twice.
@@ -121,6 +125,7 @@ pub(crate) fn dump(txn: &redb::ReadTransaction) -> Dump {
         rows(txn, IDEMPOTENCY),
         rows(txn, SETTINGS),
         rows(txn, ALERT_STATES),
+        rows(txn, VIEWS),
         rows(txn, OUTBOX),
         rows(txn, OUTBOX_DUE),
         rows(txn, OUTBOX_ATTEMPTS),

@@ -70,6 +70,8 @@ pub enum WriteError {
     ExportNotFound(Id),
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    #[error(transparent)]
+    View(#[from] crate::views::ViewRefused),
     #[error("the writer is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -1002,6 +1004,72 @@ mod tests {
         };
         let error = refused_alone(&mut engine, &store, import);
         assert!(matches!(error, WriteError::OperationNotFound(Id(5))));
+    }
+
+    #[test]
+    fn refused_view_changes_write_nothing() {
+        use crate::write::{ChangeView, ViewChange};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        let change = |change| ChangeView {
+            environment: "prod".into(),
+            change,
+            may_change_alerted: false,
+        };
+        let query: crate::views::ViewQuery =
+            serde_json::from_value(serde_json::json!({"state": ["failed"]})).unwrap();
+        let create = |name: &str| {
+            change(ViewChange::Create {
+                id: None,
+                name: name.into(),
+                query: query.clone(),
+            })
+        };
+        let saved = commit(&mut engine, create("Failures")).unwrap();
+        commit(
+            &mut engine,
+            settings_change(serde_json::json!({
+                "alerts": [{ "view": saved.id, "above": 1, "window": "5m" }]
+            })),
+        );
+        let refusals = [
+            (create("failures"), "a taken name"),
+            (
+                change(ViewChange::Delete {
+                    id: "sync_failures".into(),
+                }),
+                "a built-in view",
+            ),
+            (change(ViewChange::Delete { id: "nope".into() }), "unknown"),
+            (
+                change(ViewChange::Delete {
+                    id: saved.id.clone(),
+                }),
+                "counted by a rule",
+            ),
+            (
+                change(ViewChange::Update {
+                    id: saved.id.clone(),
+                    name: Some("Renamed".into()),
+                    query: Some(crate::views::ViewQuery::default()),
+                }),
+                "a reader changing a counted query",
+            ),
+        ];
+        for (command, why) in refusals {
+            let error = refused_alone(&mut engine, &store, command);
+            assert!(matches!(error, WriteError::View(_)), "{why}: {error:?}");
+        }
+        // A rule on a view that does not exist is refused with the settings beside it.
+        let on_nothing = settings_change(serde_json::json!({
+            "otel": { "endpoint": "http://127.0.0.1:4318" },
+            "alerts": [{ "view": "nope", "above": 1, "window": "5m" }]
+        }));
+        let error = refused_alone(&mut engine, &store, on_nothing);
+        assert!(
+            matches!(&error, WriteError::Settings(e) if e.field() == "alerts[0].view"),
+            "{error:?}"
+        );
     }
 
     // `TimeOutOverdue`, `ObserveAlerts` and `RemoveExpired` are never refused: their `check`

@@ -5,8 +5,10 @@
 //! - `operations`: create, update, append messages, time out the overdue;
 //! - `effects`: what an operation's change queues in the outbox (deliveries, spans, log records);
 //! - `outbox`: recording attempts, requeueing deliveries and exports;
-//! - `settings`: `PUT /settings` and rotations; `alerts`: alert rules' counts;
-//! - `retention`: removing what expired; `import`: loading an export file.
+//! - `settings`: `PUT /settings` and rotations; `views`: saved views; `alerts`: alert rules'
+//!   counts;
+//! - `retention`: removing what expired, or the oldest above the disk cap; `import`: loading an
+//!   export file.
 //!
 //! The domain rules themselves stay below, in `ingest::lifecycle`, `outbox::{events, policy}`,
 //! `settings` and `model::alert`; a command applies them inside the transaction.
@@ -19,6 +21,7 @@ mod operations;
 mod outbox;
 mod retention;
 mod settings;
+mod views;
 
 pub use alerts::ObserveAlerts;
 pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
@@ -27,5 +30,6 @@ pub use operations::{
     AppendMessages, CreateOperation, CreateOperations, Created, TimeOutOverdue, UpdateOperation,
 };
 pub use outbox::{RecordAttempts, RecordedAttempt, Requeue, RequeueJobs, REPLAY_LIMIT};
-pub use retention::RemoveExpired;
+pub use retention::{Cutoffs, RemoveExpired, RemoveExpiredIn, RemoveOldest, REMOVE_BUDGET};
 pub use settings::{ChangeSettings, SettingsChange};
+pub use views::{ChangeView, ViewChange};

@@ -73,7 +73,15 @@ impl Command for ChangeSettings {
                 }
                 if let Some(rules) = update.alerts {
                     let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
-                    let new = settings::apply_alerts_update(alerts_file.as_ref(), rules)?;
+                    let new = settings::apply_alerts_update(alerts_file.as_ref(), rules.clone())?;
+                    // A rule names a view this group sees saved.
+                    let saved = tx.db.views(&environment)?;
+                    crate::model::alert::check_references(
+                        "alerts",
+                        &rules,
+                        |id| crate::views::find(&saved, id).is_some(),
+                        |_| false,
+                    )?;
                     // A rule taken away forgets whether it fired: added again, it starts from
                     // not firing.
                     let removed = tx
@@ -114,7 +122,7 @@ impl Command for ChangeSettings {
             alerts_file.as_ref(),
             alerts.as_ref().map_or(&stored_alerts, |(new, _)| new),
         );
-        let effective = settings::effective(
+        let mut effective = settings::effective(
             &environment,
             &file,
             &webhooks,
@@ -122,6 +130,7 @@ impl Command for ChangeSettings {
             &ingress,
             alerts_now,
         );
+        effective.views = tx.db.views(&environment)?;
         Ok(NewSettings {
             environment,
             webhooks,
@@ -148,4 +157,20 @@ impl Command for ChangeSettings {
         tx.settings_changed(new.effective.clone());
         Ok(new.effective)
     }
+}
+
+/// The settings of `environment` as this group has written them, merged with the config file:
+/// what a command that changed a part of them (a view) installs once committed.
+pub(super) fn stored_settings(tx: &Tx<'_>, environment: &str) -> Result<EnvSettings, StoreError> {
+    let registry = &tx.deps.settings;
+    let webhooks = tx.db.webhook_settings(environment)?.unwrap_or_default();
+    let ingress = tx.db.ingress_settings(environment)?.unwrap_or_default();
+    let otel = tx.db.otel_settings(environment)?.unwrap_or_default();
+    let otel = OtelSettings::new(environment, registry.otel_file(environment), &otel);
+    let alerts = tx.db.alert_settings(environment)?.unwrap_or_default();
+    let alerts = AlertSettings::new(environment, registry.alerts_file(environment), &alerts);
+    let file = registry.file(environment);
+    let mut effective = settings::effective(environment, &file, &webhooks, otel, &ingress, alerts);
+    effective.views = tx.db.views(environment)?;
+    Ok(effective)
 }

@@ -153,25 +153,42 @@ fn login_sets_a_strict_http_only_cookie_that_works_on_the_api() {
     );
 }
 
+const PROD_INGEST: &str = "test-prod-ingest-only-0123456789";
+const PROD_READ: &str = "test-prod-read-only-0123456789";
+
+/// prod gains an ingest-only key and a read-only key.
+fn with_scoped_keys(config: &mut opslog::config::Config) {
+    use opslog::config::ApiKey;
+    use opslog::scope::KeyScope;
+    let prod = config.environments.get_mut("prod").unwrap();
+    for (key, scope) in [(PROD_INGEST, KeyScope::Ingest), (PROD_READ, KeyScope::Read)] {
+        prod.api_keys.push(ApiKey {
+            key: key.into(),
+            scope,
+        });
+    }
+}
+
 #[test]
 fn failed_logins_are_401_with_a_reason() {
-    let d = Daemon::start();
+    let d = Daemon::start_with(with_scoped_keys);
     let wrong = login(&d, "not-the-admin-token-at-all");
     assert_eq!(wrong.status, 401);
     assert!(
-        wrong.message().contains("wrong admin token"),
+        wrong.message().contains("unknown token"),
         "{}",
         wrong.message()
     );
     assert!(!wrong.headers.contains_key("set-cookie"));
 
-    let env_key = login(&d, PROD_KEY);
+    let env_key = login(&d, PROD_INGEST);
     assert_eq!(env_key.status, 401);
     assert!(
-        env_key.message().contains("environment API key"),
+        env_key.message().contains("only the `ingest` scope"),
         "{}",
         env_key.message()
     );
+    assert!(!env_key.headers.contains_key("set-cookie"));
 
     let malformed = d.raw("POST", "/v1/session", None, &[], Some(b"{\"tok\": 1}"));
     assert_eq!(malformed.status, 400);
@@ -180,6 +197,91 @@ fn failed_logins_are_401_with_a_reason() {
     assert_eq!(forged.status, 401);
     let none = d.raw("GET", "/v1/environments", None, &[], None);
     assert_eq!(none.status, 401);
+}
+
+/// A key with the `read` scope signs in as a viewer of its environment: it reads what the key
+/// reads and nothing more — every admin route answers 403 to its session, and other
+/// environments 404, exactly as for the key itself.
+#[test]
+fn a_read_key_signs_in_as_a_viewer_of_its_own_environment() {
+    let d = Daemon::start_with(with_scoped_keys);
+    let op = d.start_operation(
+        "prod",
+        PROD_KEY,
+        &json!({"type": "sync", "integration": "github"}),
+    );
+    for (key, scope) in [(PROD_READ, "read"), (PROD_KEY, "ingest+read")] {
+        let reply = login(&d, key);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(
+            reply.body,
+            json!({"principal": "environment", "environment": "prod", "scope": scope, "expires_in_seconds": 43200})
+        );
+        assert!(!reply.text.contains(key), "the key is never echoed");
+        let pair = session_pair(&reply);
+        let me = get_with_cookie(&d, "/v1/session", &pair);
+        assert_eq!(me.body["principal"], "environment");
+        assert_eq!(me.body["environment"], "prod");
+        assert_eq!(me.body["scope"], scope);
+        let envs = get_with_cookie(&d, "/v1/environments", &pair);
+        assert_eq!(envs.body["data"], json!([{"name": "prod"}]));
+        // What a viewer reads.
+        for path in [
+            format!("/v1/environments/prod/operations/{op}"),
+            "/v1/environments/prod/operations".into(),
+            "/v1/environments/prod/messages".into(),
+            "/v1/environments/prod/insights".into(),
+            "/v1/environments/prod/signals".into(),
+            "/v1/environments/prod/views".into(),
+            "/v1/environments/prod/deliveries".into(),
+        ] {
+            let got = get_with_cookie(&d, &path, &pair);
+            assert_eq!(got.status, 200, "{path}: {}", got.text);
+        }
+        // What only the admin may: 403 naming the scope, for this session too.
+        for (method, path) in [
+            ("GET", "/v1/environments/prod/settings"),
+            ("PUT", "/v1/environments/prod/settings"),
+            ("GET", "/v1/environments/prod/settings/webhook-secret"),
+            (
+                "POST",
+                "/v1/environments/prod/settings/webhook-secret/rotate",
+            ),
+            (
+                "POST",
+                "/v1/environments/prod/settings/ingress-token/rotate",
+            ),
+            ("POST", "/v1/environments/prod/deliveries/replay"),
+            ("POST", "/v1/environments/prod/import"),
+            ("GET", "/v1/backup"),
+        ] {
+            let body = (method != "GET").then_some(&b"{}"[..]);
+            let got = d.raw(
+                method,
+                path,
+                None,
+                &[("cookie", &pair), ("content-type", "application/json")],
+                body,
+            );
+            assert_eq!(got.status, 403, "{method} {path}: {}", got.text);
+            assert_eq!(got.code(), "insufficient_scope", "{method} {path}");
+        }
+        // Another environment is not there for it.
+        let dev = get_with_cookie(&d, "/v1/environments/dev/operations", &pair);
+        assert_eq!(dev.status, 404, "{}", dev.text);
+        if scope == "read" {
+            // A read key's session cannot write operations either.
+            let body = serde_json::to_vec(&json!({"type": "sync"})).unwrap();
+            let post = d.raw(
+                "POST",
+                "/v1/environments/prod/operations",
+                None,
+                &[("cookie", &pair), ("content-type", "application/json")],
+                Some(&body),
+            );
+            assert_eq!(post.status, 403, "{}", post.text);
+        }
+    }
 }
 
 #[test]

@@ -183,6 +183,7 @@ fn calls_and_rest(failed: &str) -> Vec<(&'static str, Value, String)> {
             json!({"from": FROM, "to": TO}),
             format!("/signals?from={FROM}&to={TO}"),
         ),
+        ("list_views", json!({}), "/views".into()),
     ]
 }
 
@@ -221,7 +222,8 @@ fn both_official_sdks_list_the_tools_and_each_call_answers_as_the_rest_api() {
                 "search_messages",
                 "get_facets",
                 "get_insights",
-                "get_signals"
+                "get_signals",
+                "list_views"
             ]
         );
         let mut seen = std::collections::HashMap::<&str, usize>::new();

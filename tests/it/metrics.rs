@@ -32,7 +32,7 @@ fn is_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-fn parse(text: &str) -> BTreeMap<String, f64> {
+pub fn parse(text: &str) -> BTreeMap<String, f64> {
     let mut help = HashMap::new();
     let mut types: HashMap<String, String> = HashMap::new();
     let mut samples = BTreeMap::new();
@@ -358,7 +358,7 @@ fn prometheus_client_parses_the_exposition_and_reads_the_values() {
         families.values().all(|f| f["type"] != "unknown"),
         "{families:#?}"
     );
-    assert_eq!(families.len(), 26, "{:?}", families.keys());
+    assert_eq!(families.len(), 30, "{:?}", families.keys());
 }
 
 /// `{family: {"type", "help", "samples": [[name, labels, value]]}}` as `prometheus_client`'s text

@@ -627,6 +627,93 @@ fn openapi_real_answers_match_the_document() {
         d.get(&format!("{prod}/signals?from=yesterday"), PROD_KEY),
     );
 
+    // Views: the built-in ones and one saved, changed and deleted.
+    let views = format!("{ENV}/views");
+    let view = format!("{ENV}/views/{{id}}");
+    c.expect(
+        200,
+        "GET",
+        &views,
+        d.get(&format!("{prod}/views"), PROD_KEY),
+    );
+    let saved = json!({"name": "Failed GitHub syncs", "query": {"type": ["sync"], "state": ["failed"], "integration": ["github"], "q": "timeout", "range": "24h"}});
+    c.expect(
+        201,
+        "POST",
+        &views,
+        d.post(&format!("{prod}/views"), PROD_KEY, &saved),
+    );
+    c.expect(
+        409,
+        "POST",
+        &views,
+        d.post(&format!("{prod}/views"), PROD_KEY, &saved),
+    );
+    c.expect(
+        400,
+        "POST",
+        &views,
+        d.post(
+            &format!("{prod}/views"),
+            PROD_KEY,
+            &json!({"name": "x", "query": {"level": ["loud"]}}),
+        ),
+    );
+    let mine = format!("{prod}/views/failed_github_syncs");
+    c.expect(200, "GET", &view, d.get(&mine, PROD_KEY));
+    c.expect(
+        200,
+        "GET",
+        &view,
+        d.get(&format!("{prod}/views/action_errors"), PROD_KEY),
+    );
+    c.expect(
+        404,
+        "GET",
+        &view,
+        d.get(&format!("{prod}/views/nope"), PROD_KEY),
+    );
+    c.expect(
+        200,
+        "PUT",
+        &view,
+        d.send(
+            "PUT",
+            &mine,
+            PROD_KEY,
+            &json!({"name": "GitHub sync failures"}),
+        ),
+    );
+    c.expect(
+        409,
+        "PUT",
+        &view,
+        d.send(
+            "PUT",
+            &format!("{prod}/views/sync_failures"),
+            PROD_KEY,
+            &json!({"name": "x"}),
+        ),
+    );
+    c.expect(
+        409,
+        "DELETE",
+        &view,
+        d.raw(
+            "DELETE",
+            &format!("{prod}/views/sync_failures"),
+            Some(PROD_KEY),
+            &[],
+            None,
+        ),
+    );
+    c.expect(
+        204,
+        "DELETE",
+        &view,
+        d.raw("DELETE", &mine, Some(PROD_KEY), &[], None),
+    );
+
     // Ending the sync queues sync.completed and sync.records; a terminal state is final.
     let ended = json!({"state": "success", "records": [{"model": "Issue", "added": 3, "updated": 1}],
                        "response": {"status": 200}, "ended_at": "2026-01-05T10:06:00Z"});

@@ -16,6 +16,8 @@ const BIN = process.env.OPSLOG_BIN || join(ROOT, 'target', 'release', 'opslog');
 const SHOTS = join(ROOT, 'target', 'e2e-screenshots');
 const ADMIN = 'e2e-admin-token-0123456789abcdef';
 const KEY = 'e2e-prod-key-0123456789abcdef';
+// A viewer's key: prod's `read` scope only.
+const READ_KEY = 'e2e-prod-read-key-0123456789abcdef';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
@@ -47,7 +49,11 @@ async function api(method, path, body) {
 }
 const startOp = async (body) => (await api('POST', '/operations', body)).id;
 const countText = () => page.locator('#result-count').textContent();
-const waitCount = (n) => eventually(async () => (await countText()) === `${n} operation${n === 1 ? '' : 's'}`, 10000, `count ${n}`);
+const waitCount = (n) => eventually(async () => {
+  const shown = await countText();
+  if (shown === `${n.toLocaleString('en')} operation${n === 1 ? '' : 's'}`) return true;
+  throw new Error(`shown: ${shown}`);
+}, 10000, `count ${n}`);
 const rowsText = () => page.locator('#operations tbody').innerText();
 /** Takes the console errors a step caused on purpose (a refused save is a 4xx in the console). */
 const expectErrors = (pattern) => {
@@ -61,7 +67,7 @@ before(async () => {
   const config = join(tmp, 'opslog.toml');
   // It holds secrets: opslog refuses a config file others can read.
   writeFileSync(config, `[server]\nlisten = "127.0.0.1:0"\ndata_dir = "${join(tmp, 'data')}"\nadmin_tokens = ["${ADMIN}"]\n\n` +
-    `[environments.prod]\napi_keys = ["${KEY}"]\n\n[environments.dev]\n\n` +
+    `[environments.prod]\napi_keys = ["${KEY}", { key = "${READ_KEY}", scope = "read" }]\n\n[environments.dev]\n\n` +
     // A value the file sets, to see it read-only in the dashboard.
     `[environments.dev.webhooks]\ntimeout = "5s"\n`, { mode: 0o600 });
   daemon = spawn(BIN, ['serve', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
@@ -118,7 +124,7 @@ test('log in, filter, search, open an operation, live updates, insights, signals
     await page.locator('#login-token').waitFor();
     await page.fill('#login-token', 'not-the-token-0123456789');
     await page.press('#login-token', 'Enter');
-    await eventually(async () => (await page.locator('#login-error').textContent()).includes('wrong admin token'));
+    await eventually(async () => (await page.locator('#login-error').textContent()).includes('unknown token'));
     pageErrors.length = 0; // the refused login is a 401 in the console, on purpose
     await page.fill('#login-token', ADMIN);
     await page.press('#login-token', 'Enter');
@@ -610,7 +616,7 @@ test('why: matches in context, signal trends, an alert rule in Settings, insight
     assert.equal(await page.locator('#alerts-form .alert-rule').count(), 0);
     await page.click('#alerts-add');
     const rule = page.locator('#alerts-form .alert-rule').first();
-    await rule.locator('select[name=signal]').selectOption('sync_failures');
+    await rule.locator('select[name=view]').selectOption('sync_failures');
     await rule.locator('input[name=integration]').fill('github');
     await rule.locator('input[name=above]').fill('3');
     await rule.locator('input[name=window]').fill('30s');
@@ -626,7 +632,7 @@ test('why: matches in context, signal trends, an alert rule in Settings, insight
     await page.reload();
     const saved = page.locator('#alerts-form .alert-rule').first();
     await saved.waitFor();
-    assert.equal(await saved.locator('select[name=signal]').inputValue(), 'sync_failures');
+    assert.equal(await saved.locator('select[name=view]').inputValue(), 'sync_failures');
     assert.equal(await saved.locator('input[name=integration]').inputValue(), 'github');
     assert.equal(await saved.locator('input[name=window]').inputValue(), '15m');
     await saved.scrollIntoViewIfNeeded();
@@ -728,8 +734,9 @@ test('vocabulary: pickers and lists are the server\'s values, read once per page
     assert.deepEqual(await texts('#webhooks-form .checks label'), vocabulary.events);
     assert.deepEqual(await values('#webhooks-format option'), vocabulary.webhook_formats);
     await page.click('#alerts-add');
-    assert.deepEqual(await values('#alerts-form select[name=signal] option'), vocabulary.signals.map((s) => s.signal));
-    assert.deepEqual(await texts('#alerts-form select[name=signal] option'), vocabulary.signals.map((s) => s.title));
+    const signalOptions = '#alerts-form select[name=view] optgroup[label=Signals] option';
+    assert.deepEqual(await values(signalOptions), vocabulary.signals.map((s) => s.signal));
+    assert.deepEqual(await texts(signalOptions), vocabulary.signals.map((s) => s.title));
     await page.click('nav a[data-page=deliveries]');
     await page.locator('#delivery-event').waitFor();
     assert.deepEqual((await values('#delivery-event option')).filter(Boolean), vocabulary.events);
@@ -738,6 +745,160 @@ test('vocabulary: pickers and lists are the server\'s values, read once per page
     assert.deepEqual(await page.locator('.signals [data-signal]').evaluateAll((els) => els.map((e) => e.dataset.signal)),
       vocabulary.signals.map((s) => s.signal));
     assert.equal(reads, 1, 'one read of the vocabulary for the page load, whatever the pages visited');
+  });
+
+  assert.deepEqual(pageErrors, [], 'no console errors');
+});
+
+test('views: save, open, rename, delete; an alert rule on a view; a viewer cannot reach Settings', async (t) => {
+  const text = (sel) => page.locator(sel).textContent();
+  const viewLink = (name) => page.locator('#view-list .view-link', { hasText: name });
+  const logIn = async (token) => {
+    await page.goto(base);
+    await page.locator('#login-token:visible, #shell:visible').first().waitFor();
+    if (await page.locator('#shell').isVisible()) {
+      await page.click('#logout');
+      await page.locator('#login-token').waitFor();
+    }
+    await page.fill('#login-token', token);
+    await page.press('#login-token', 'Enter');
+    await page.locator('#shell').waitFor();
+  };
+  const nameDialog = async (name) => {
+    await page.locator('#view-name').waitFor();
+    await page.fill('#view-name', name);
+    await page.click('#view-name-ok');
+  };
+
+  await t.test('log in again', () => logIn(ADMIN));
+
+  await t.test('the built-in views are listed beside the Logs tab; a message view lists messages', async () => {
+    await page.goto(`${base}/?env=prod&page=logs`);
+    await page.locator('#view-list li').first().waitFor();
+    const names = await page.locator('#view-list .view-link').allTextContents();
+    assert.deepEqual(names.slice(0, 4), ['Sync health', 'Action errors', 'Connection status', 'Webhook processing']);
+    const errors = (await api('GET', '/messages?type=action&level=error&message_type=http&limit=1')).total;
+    assert.ok(errors >= 1);
+    await viewLink('Action errors').click();
+    await eventually(async () => (await countText()) === `${errors} message${errors === 1 ? '' : 's'}`, 10000, 'the action errors');
+    const url = new URL(page.url());
+    assert.equal(url.searchParams.get('view'), 'action_errors');
+    assert.deepEqual(url.searchParams.getAll('level'), ['error']);
+    assert.match(await rowsText(), /salesforce/);
+    assert.equal(await page.locator('#view-list .view-link[aria-current=true]').textContent(), 'Action errors');
+    // A message row opens its operation at that message.
+    await page.locator('#operations tbody tr').first().click();
+    await page.locator('#messages').waitFor();
+    assert.equal(new URL(page.url()).searchParams.get('op'), ids.action);
+    await page.click('#drawer-close');
+  });
+
+  await t.test('save the current query as a view, open it with one click', async () => {
+    const failedGithub = (await api('GET', '/operations?state=failed&integration=github&limit=1')).total;
+    assert.ok(failedGithub >= 2);
+    await page.goto(`${base}/?env=prod&page=logs&state=failed&integration=github&range=7d`);
+    await waitCount(failedGithub);
+    await page.click('#save-view');
+    await nameDialog('Failed GitHub');
+    await eventually(async () => (await text('#views-status')).includes('Saved'), 10000, 'saved');
+    await viewLink('Failed GitHub').waitFor();
+    assert.equal(new URL(page.url()).searchParams.get('view'), 'failed_github');
+    const saved = await api('GET', '/views/failed_github');
+    assert.deepEqual(saved.query.state, ['failed']);
+    assert.deepEqual(saved.query.integration, ['github']);
+    assert.equal(saved.query.range, '7d');
+    await shot('views');
+    // From an unfiltered tab, one click restores the whole query.
+    await page.goto(`${base}/?env=prod&page=logs`);
+    await viewLink('Failed GitHub').click();
+    await waitCount(failedGithub);
+    const url = new URL(page.url());
+    assert.deepEqual([url.searchParams.getAll('state'), url.searchParams.getAll('integration'), url.searchParams.get('range')],
+      [['failed'], ['github'], '7d']);
+    assert.match(await rowsText(), /umbrella/);
+  });
+
+  await t.test('rename a view', async () => {
+    await page.click('#view-list button[aria-label="Rename view Failed GitHub"]');
+    await nameDialog('GitHub failures');
+    await viewLink('GitHub failures').waitFor();
+    assert.equal((await api('GET', '/views/failed_github')).name, 'GitHub failures');
+  });
+
+  await t.test('an alert rule on the view, edited in Settings; the view it counts cannot be deleted', async () => {
+    await page.click('nav a[data-page=settings]');
+    await page.locator('#alerts-form').waitFor();
+    await page.click('#alerts-add');
+    const rule = page.locator('#alerts-form .alert-rule').last();
+    assert.deepEqual(await rule.locator('select[name=view] optgroup[label="Saved views"] option').allTextContents(), ['GitHub failures']);
+    await rule.locator('select[name=view]').selectOption('failed_github');
+    await rule.locator('input[name=above]').fill('5');
+    await rule.locator('input[name=window]').fill('1h');
+    await page.click('#alerts-save');
+    await eventually(async () => (await text('#alerts-status')).startsWith('Saved'), 10000, 'saved');
+    assert.deepEqual((await api('GET', '/settings')).alerts.rules, [{ view: 'failed_github', above: 5, window: '1h' }]);
+    await page.reload();
+    await page.locator('#alerts-form .alert-rule').first().waitFor();
+    assert.equal(await page.locator('#alerts-form .alert-rule select[name=view]').first().inputValue(), 'failed_github');
+    await shot('settings-alert-on-view');
+
+    await page.click('nav a[data-page=logs]');
+    await page.click('#view-list button[aria-label="Delete view GitHub failures"]');
+    await page.click('dialog.confirm button.primary');
+    await eventually(async () => (await text('#views-status')).includes('alert rule'), 10000, 'refused: in use');
+    expectErrors(/http 409 DELETE|status of 409/);
+    await viewLink('GitHub failures').waitFor();
+
+    await page.click('nav a[data-page=settings]');
+    await page.locator('#alerts-form .alert-rule').first().waitFor();
+    await page.locator('#alerts-form .alert-rule button.remove').first().click();
+    await page.click('#alerts-save');
+    await eventually(async () => (await api('GET', '/settings')).alerts.rules.length === 0, 10000, 'rule removed');
+  });
+
+  await t.test('delete a view', async () => {
+    await page.click('nav a[data-page=logs]');
+    await page.click('#view-list button[aria-label="Delete view GitHub failures"]');
+    await page.click('dialog.confirm button.primary');
+    await eventually(async () => (await page.locator('#view-list .view-link').count()) === 4, 10000, 'deleted');
+    const views = await api('GET', '/views');
+    assert.deepEqual(views.data.map((v) => v.id), ['sync_failures', 'action_errors', 'auth_failures', 'webhook_failures']);
+  });
+
+  await t.test('a viewer signs in with a read key: no Settings, no replay, and 403 from the admin API', async () => {
+    const all = (await api('GET', '/operations?limit=1')).total;
+    await logIn(READ_KEY);
+    await waitCount(all);
+    assert.equal(await text('#whoami'), 'viewer of prod');
+    assert.equal(await page.locator('nav a[data-page=settings]').isHidden(), true);
+    assert.deepEqual(await page.locator('#env-select option').allTextContents(), ['prod']);
+    // The Settings page is not there for a viewer, even by its URL.
+    await page.goto(`${base}/?env=prod&page=settings`);
+    await page.locator('#result-count').waitFor();
+    assert.equal(await page.locator('#alerts-form').count(), 0);
+    const status = await page.evaluate(async () => (await fetch('/v1/environments/prod/settings')).status);
+    assert.equal(status, 403, 'the session itself is refused settings');
+    const backup = await page.evaluate(async () => (await fetch('/v1/backup')).status);
+    assert.equal(backup, 403);
+    expectErrors(/http 403|status of 403/);
+    // Deliveries are listed, without replay or retry.
+    await page.click('nav a[data-page=deliveries]');
+    await page.locator('#delivery-count').waitFor();
+    assert.equal(await page.locator('#replay').count(), 0);
+    // A viewer saves and opens views too.
+    await page.click('nav a[data-page=logs]');
+    const failed = (await api('GET', '/operations?state=failed&limit=1')).total;
+    await page.click('.states button:text-is("failed")');
+    await waitCount(failed);
+    await page.click('#save-view');
+    await nameDialog('All failures');
+    await viewLink('All failures').waitFor();
+    await shot('viewer');
+    await page.click('#view-list button[aria-label="Delete view All failures"]');
+    await page.click('dialog.confirm button.primary');
+    await eventually(async () => (await page.locator('#view-list .view-link').count()) === 4, 10000, 'deleted');
+    await page.click('#logout');
+    await page.locator('#login-token').waitFor();
   });
 
   assert.deepEqual(pageErrors, [], 'no console errors');

@@ -4,6 +4,7 @@ import { h } from './dom.js';
 import * as api from './api.js';
 import { params, navigate, setNavigateHandler } from './filters.js';
 import { loadVocabulary } from './vocabulary.js';
+import { setSession, isAdmin } from './role.js';
 import { renderLogs } from './logs.js';
 import { renderDrawer } from './drawer.js';
 import { renderInsights } from './insights.js';
@@ -12,6 +13,8 @@ import { renderSettings } from './settings.js';
 import { renderDeliveries } from './deliveries.js';
 
 const PAGES = { logs: renderLogs, insights: renderInsights, signals: renderSignals, deliveries: renderDeliveries, settings: renderSettings };
+// Pages only the admin opens: a viewer's session gets 403 from their API anyway.
+const ADMIN_PAGES = ['settings'];
 const DRAWER_KEYS = ['op', 'mq', 'mlevel', 'at'];
 // What a page shows beside itself (the drawer, a delivery's detail): changing it keeps the page.
 const DETAIL_KEYS = [...DRAWER_KEYS, 'delivery'];
@@ -34,6 +37,7 @@ async function boot() {
   try {
     const session = await api.get('/v1/session');
     if (!session.authenticated) return showLogin();
+    setSession(session);
     // Pages build their pickers from the server's vocabulary: it is there before any renders.
     const [envs] = await Promise.all([api.get('/v1/environments'), loadVocabulary()]);
     environments = envs.data.map((e) => e.name);
@@ -43,6 +47,8 @@ async function boot() {
   }
   $('login').hidden = true;
   $('shell').hidden = false;
+  for (const page of ADMIN_PAGES) document.querySelector(`nav a[data-page="${page}"]`).hidden = !isAdmin();
+  $('whoami').textContent = isAdmin() ? 'admin' : `viewer of ${environments[0] || ''}`;
   const select = $('env-select');
   select.replaceChildren(...environments.map((name) => h('option', { value: name }, name)));
   route();
@@ -57,7 +63,8 @@ function route() {
     p.set('env', env);
     history.replaceState(null, '', `?${p}`);
   }
-  const name = PAGES[p.get('page')] ? p.get('page') : 'logs';
+  const wanted = p.get('page');
+  const name = PAGES[wanted] && (isAdmin() || !ADMIN_PAGES.includes(wanted)) ? wanted : 'logs';
   $('env-select').value = env;
   for (const a of document.querySelectorAll('nav a')) {
     a.setAttribute('href', `?env=${encodeURIComponent(env)}&page=${a.dataset.page}`);

@@ -5,6 +5,7 @@ import { h, clear, fmtTime, fmtDuration, badge, pretty, confirmDialog } from './
 import { envGet, envSend } from './api.js';
 import { navigate, toLocalInput } from './filters.js';
 import { events, vocabulary } from './vocabulary.js';
+import { isAdmin } from './role.js';
 
 const FOLLOW_EVERY_MS = 1500;
 const COLUMNS = ['Time', 'Event', 'URL', 'Status', 'Attempts', 'Last response · next attempt'];
@@ -37,7 +38,7 @@ export function renderDeliveries(main, env, p) {
     h('section', { class: 'filters', 'aria-label': 'Filters' },
       h('div', { class: 'row' }, statusGroup, eventSelect,
         status || event ? h('a', { href: `?env=${encodeURIComponent(env)}&page=deliveries`, class: 'reset' }, 'Reset filters') : null,
-        replayControl(env, () => reload()))),
+        isAdmin() ? replayControl(env, () => reload()) : null)),
     h('div', { class: 'summary' }, count),
     errorBox,
     h('table', { class: 'ops', id: 'deliveries' },
@@ -168,7 +169,7 @@ function renderDetail(panel, env, id, onChange) {
     attempts.replaceChildren(...(d.attempt_log.length ? d.attempt_log.map(attemptItem) : [h('li', { class: 'empty' }, 'No attempt yet.')]));
     payload.replaceChildren(pretty(d.body));
     // Retrying a delivered one would send it twice: that is what Replay is for.
-    retry.hidden = d.status === 'delivered';
+    retry.hidden = d.status === 'delivered' || !isAdmin();
     onChange(d);
   };
   async function load() {

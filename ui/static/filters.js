@@ -13,6 +13,12 @@ export const DEFAULT_RANGE = '24h';
  */
 export const opFilters = () => vocabulary().query_parameters.filter((q) => q.filter && q.endpoints.includes('operations'));
 
+/**
+ * The filters only messages have (`level`, `message_type`: filters of GET /messages that
+ * GET /operations does not take): with any of them the Logs tab lists messages instead.
+ */
+export const messageFilters = () => vocabulary().query_parameters.filter((q) => q.filter && q.endpoints.includes('messages') && !q.endpoints.includes('operations'));
+
 export const params = () => new URLSearchParams(location.search);
 
 let onNavigate = () => {};
@@ -47,7 +53,7 @@ export function timeRange(p) {
  */
 export function opQuery(p, range = timeRange(p)) {
   const out = [];
-  for (const { name } of opFilters()) for (const v of p.getAll(name)) out.push([name, v]);
+  for (const { name } of [...opFilters(), ...messageFilters()]) for (const v of p.getAll(name)) out.push([name, v]);
   const { from, to } = range;
   if (from) out.push(['from', from]);
   if (to) out.push(['to', to]);
@@ -113,4 +119,33 @@ export function picker({ label, name, selected, suggest }) {
       onclick: () => navigate((q) => { const rest = q.getAll(name).filter((x) => x !== v); q.delete(name); rest.forEach((x) => q.append(name, x)); }),
     }, '×')));
   return h('div', { class: 'picker' }, chips, input, datalist);
+}
+
+/** Whether the URL's filters select messages (a level or a message type) rather than operations. */
+export const listsMessages = (p) => messageFilters().some(({ name }) => p.has(name));
+
+/**
+ * The Logs tab's query in the URL as a saved view's `query`: `q`, every filter as a list, the range
+ * preset (a custom range is not kept: a view is opened over a preset).
+ */
+export function viewQuery(p) {
+  const query = {};
+  if (p.get('q')?.trim()) query.q = p.get('q');
+  for (const { name } of [...opFilters(), ...messageFilters()]) query[name] = p.getAll(name);
+  const range = p.get('range');
+  if (range && PRESETS[range]) query.range = range;
+  return query;
+}
+
+/** Replaces the URL's query with a view's: its filters, its range preset, `view` naming it. */
+export function openView(q, view) {
+  const keep = ['env', 'page', 'live'];
+  for (const k of [...q.keys()]) if (!keep.includes(k)) q.delete(k);
+  q.set('page', 'logs');
+  q.set('view', view.id);
+  for (const [k, v] of Object.entries(view.query)) {
+    if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
+    else if (k !== 'range' && v) q.set(k, v);
+  }
+  if (view.query.range) q.set('range', view.query.range);
 }

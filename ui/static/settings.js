@@ -26,10 +26,11 @@ export function renderSettings(main, env) {
       ingressCard(env, s.ingress, notes.ingress, again),
     ];
     if (s.otel) cards.push(otelCard(env, s.otel, notes.otel, again));
-    if (s.alerts) cards.push(alertsCard(env, s.alerts, notes.alerts, again));
+    if (s.alerts) cards.push(alertsCard(env, s.alerts, views, notes.alerts, again));
     body.replaceChildren(...cards);
   };
-  envGet(env, '/settings').then((s) => show(s))
+  let views = [];
+  Promise.all([envGet(env, '/settings'), envGet(env, '/views')]).then(([s, v]) => { views = v.data; show(s); })
     .catch((e) => body.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message)));
   return { dispose() { disposed = true; } };
 }
@@ -257,17 +258,24 @@ function otelCard(env, o, note, again) {
 }
 
 /**
- * Alert rules: each fires `alert.triggered` when its signal's count over the window goes above the
- * threshold and `alert.resolved` when it is back, through the webhooks above. Saved as a whole.
+ * Alert rules: each fires `alert.triggered` when what a view (a built-in one: a signal, or a saved
+ * one) counts over the window goes above the threshold and `alert.resolved` when it is back,
+ * through the webhooks above. Saved as a whole.
  */
-function alertsCard(env, a, note, again) {
+function alertsCard(env, a, views, note, again) {
   const locked = a.read_only;
   const rows = h('div', { class: 'alert-rules', id: 'alert-rules' });
   const status = h('p', { class: 'status', role: 'status', id: 'alerts-status' }, note || '');
-  const signals = vocabulary().signals;
-  const ruleRow = (r = { signal: signals[0].signal, above: 0, window: '15m' }) => {
-    const signal = h('select', { name: 'signal', 'aria-label': 'Signal', disabled: locked },
-      signals.map((s) => h('option', { value: s.signal, selected: s.signal === r.signal }, s.title)));
+  const builtin = views.filter((v) => v.builtin);
+  const saved = views.filter((v) => !v.builtin);
+  const ruleRow = (r = { signal: builtin[0]?.id, above: 0, window: '15m' }) => {
+    const chosen = r.view || r.signal;
+    const option = (v) => h('option', { value: v.id, selected: v.id === chosen }, v.name);
+    // A rule on a view that is gone still shows, so it can be changed or removed.
+    const missing = chosen && !views.some((v) => v.id === chosen) ? [h('option', { value: chosen, selected: true }, `${chosen} (missing)`)] : [];
+    const signal = h('select', { name: 'view', 'aria-label': 'View', disabled: locked },
+      h('optgroup', { label: 'Signals' }, builtin.map(option)),
+      saved.length ? h('optgroup', { label: 'Saved views' }, saved.map(option)) : null, missing);
     const integration = textInput(r.integration, { name: 'integration', 'aria-label': 'Integration', placeholder: 'every integration', disabled: locked });
     const above = h('input', { type: 'number', name: 'above', min: '0', step: '1', value: String(r.above), 'aria-label': 'Above', class: 'short', disabled: locked });
     const window = textInput(r.window, { name: 'window', 'aria-label': 'Window', placeholder: '15m', class: 'short', disabled: locked });
@@ -277,7 +285,10 @@ function alertsCard(env, a, note, again) {
         h('button', { type: 'button', class: 'remove', disabled: locked, onclick: () => row.remove() }, 'Remove')),
       error);
     row.rule = () => {
-      const rule = { signal: signal.value, above: Number(above.value), window: window.value.trim() };
+      // A built-in view is its signal: sent as `signal`, as the rules have always been written.
+      const which = builtin.some((v) => v.id === signal.value) ? { signal: signal.value } : { view: signal.value };
+      const rule = { ...which, above: Number(above.value), window: window.value.trim() };
+      if (r.notify) rule.notify = r.notify;
       if (integration.value.trim()) rule.integration = integration.value.trim();
       return rule;
     };
@@ -289,7 +300,7 @@ function alertsCard(env, a, note, again) {
   const save = h('button', { type: 'submit', class: 'primary', id: 'alerts-save', disabled: locked }, 'Save');
   const form = h('form', { class: 'card', id: 'alerts-form', novalidate: true },
     h('h2', {}, 'Alert rules'),
-    h('p', { class: 'hint' }, 'A rule fires alert.triggered when its signal counts more than the threshold within the window (checked every minute), and alert.resolved when the count is back at or under it. Both go to the webhook URLs above, signed like every event.'),
+    h('p', { class: 'hint' }, 'A rule fires alert.triggered when its view (a signal, or a view saved in the Logs tab) counts more than the threshold within the window (checked every minute), and alert.resolved when the count is back at or under it. Both go to the webhook URLs above, signed like every event.'),
     rows, locked ? h('p', { class: 'hint locked' }, FROM_FILE) : null,
     h('div', { class: 'actions' }, add, save, status));
   form.addEventListener('submit', async (e) => {
