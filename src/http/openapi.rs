@@ -591,8 +591,7 @@ pub fn document() -> OpenApi {
                 op,
             )
             .scope(Scope::Ingest)
-            .param(header_param("content-encoding", string(), "`gzip`, or leave it out"))
-            .otlp_body(&format!("an OTLP export request (`Export{}ServiceRequest`), at most `server.max_body_bytes` once decompressed", if count_key == "rejectedSpans" { "Trace" } else { "Logs" }))
+            .otlp_body(&format!("an OTLP export request (`Export{}ServiceRequest`), plain or with `content-encoding: gzip`, at most `server.max_body_bytes` once decompressed", if count_key == "rejectedSpans" { "Trace" } else { "Logs" }))
             .otlp_reply(count_key)
             .errors(&[413, 415, 503, 507]),
         );
