@@ -62,6 +62,9 @@ enum Commands {
     /// Add the operations and messages of an export to a running daemon, keeping their ids
     /// (importing the same file twice adds nothing). Needs the admin token.
     Import(cli::ImportArgs),
+    /// Erase everything about one connection, end user or integration from a running daemon
+    /// (says how many operations first; erases with --yes). Needs the admin token.
+    Erase(cli::EraseArgs),
     /// Benchmark ingest and search on this machine, side by side with SQLite + FTS5.
     Bench(BenchArgs),
     /// Print the version.
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         Commands::Tail(args) => cli::tail(args),
         Commands::Export(args) => cli::export(args),
         Commands::Import(args) => cli::import(args),
+        Commands::Erase(args) => cli::erase(args),
         command => return run_daemon_command(command),
     };
     match query {
@@ -198,7 +202,8 @@ fn run_daemon_command(command: Commands) -> ExitCode {
         | Commands::Ops(_)
         | Commands::Tail(_)
         | Commands::Export(_)
-        | Commands::Import(_) => {
+        | Commands::Import(_)
+        | Commands::Erase(_) => {
             unreachable!("query commands return before the daemon's logging is set up")
         }
     };

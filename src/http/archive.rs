@@ -203,7 +203,7 @@ pub async fn backup(
 
 /// A response whose body `produce` writes on the blocking pool. A failure midway is logged and
 /// ends the body early (the status is already sent); export files carry an end line for that.
-fn stream_blocking(
+pub(super) fn stream_blocking(
     content_type: &'static str,
     produce: impl FnOnce(&mut ChunkWriter) -> Result<(), String> + Send + 'static,
 ) -> Response {
@@ -233,7 +233,7 @@ fn stream_blocking(
 
 /// Buffers what is written and sends it to the response body in chunks, waiting while the
 /// client is slow. Fails once the client is gone.
-struct ChunkWriter {
+pub(super) struct ChunkWriter {
     sender: Sender<Bytes, std::io::Error>,
     runtime: tokio::runtime::Handle,
     buffer: Vec<u8>,

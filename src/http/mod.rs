@@ -6,9 +6,11 @@
 //! writer), or log secrets.
 
 pub mod archive;
+pub mod csv;
 pub mod cursor;
 pub mod dashboard;
 pub mod deliveries;
+pub mod erase;
 pub mod error;
 pub mod exports;
 pub mod extract;
@@ -75,6 +77,8 @@ pub struct AppState {
     pub cookie_secure: bool,
     /// Failed dashboard logins per client address.
     pub login_limit: crate::login_limit::LoginLimit,
+    /// Where erasures are handed to the eraser, and their progress watched.
+    pub erasures: crate::retention::erase::Erasures,
 }
 
 impl AppState {
@@ -225,6 +229,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/exports/replay", post(exports::replay_exports))
         .route("/exports/{id}", get(exports::get_export))
         .route("/exports/{id}/retry", post(exports::retry_export))
+        .route("/erase", post(erase::erase))
+        .route("/erasures", get(erase::list_erasures))
+        .route("/erasures/{id}", get(erase::get_erasure))
         .route("/otlp/v1/traces", post(otlp::traces))
         .route("/otlp/v1/logs", post(otlp::logs));
     // The MCP server's tools run the read API as the caller (`mcp`).

@@ -25,8 +25,8 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder,
-    Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder,
+    OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -49,6 +49,7 @@ use super::Health;
 use crate::archive::CONTENT_TYPE as NDJSON;
 use crate::config::ApiDelay;
 use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH, MAX_NAME_CHARS};
+use crate::model::erase::EraseView;
 use crate::model::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
 use crate::model::{
     DeliveryStatus, EventType, Id, Message, MessageType, OpState, OpType, Operation, Timestamp,
@@ -176,7 +177,12 @@ pub fn document() -> OpenApi {
         endpoint("listOperations", "List operations, newest first", op)
             .scope(Scope::Read)
             .params(query_parameters(&api, QueryEndpoint::Operations))
-            .reply(200, "a page of operations", api.page::<OperationHit>())
+            .param(csv_format())
+            .reply_or_csv(
+                200,
+                "a page of operations; as CSV, every match",
+                api.page::<OperationHit>(),
+            )
             .errors(&[400, 503]),
     );
 
@@ -231,7 +237,12 @@ pub fn document() -> OpenApi {
         .scope(Scope::Read)
         .param(id())
         .params(query_parameters(&api, QueryEndpoint::OperationMessages))
-        .reply(200, "a page of messages", api.page::<MessageInContext>())
+        .param(csv_format())
+        .reply_or_csv(
+            200,
+            "a page of messages; as CSV, every message",
+            api.page::<MessageInContext>(),
+        )
         .errors(&[400, 503]),
     );
     api.env(
@@ -244,9 +255,10 @@ pub fn document() -> OpenApi {
         )
         .scope(Scope::Read)
         .params(query_parameters(&api, QueryEndpoint::Messages))
-        .reply(
+        .param(csv_format())
+        .reply_or_csv(
             200,
-            "a page of messages with their operations",
+            "a page of messages with their operations; as CSV, every match",
             api.page::<MessageHit>(),
         )
         .errors(&[400, 503]),
@@ -523,6 +535,54 @@ pub fn document() -> OpenApi {
                 api.schema::<Replayed>(),
             )
             .errors(&[400, 503, 507]),
+    );
+
+    let er = "erasures";
+    let erasure = api.schema::<EraseView>();
+    api.env(
+        Post,
+        "/erase",
+        endpoint(
+            "erase",
+            "Erase everything about one connection, end user or integration: its operations, \
+             their messages, and the deliveries, exports, attempts and delivery logs that carry \
+             them (admin). Runs in bounded steps; a restart resumes it",
+            er,
+        )
+        .scope(Scope::Admin)
+        .body(
+            erase_request(),
+            "exactly one of `connection_id`, `end_user_id`, `integration`; `from`/`to` narrow it \
+             to operations created in the window",
+        )
+        .link("getErasure", "getErasure")
+        .reply(200, "the erasure, done: what it removed", erasure.clone())
+        .reply(
+            202,
+            "the erasure, still running after 10 seconds: what it removed so far",
+            erasure.clone(),
+        )
+        .errors(&[400, 413, 415, 503, 507]),
+    );
+    api.env(
+        Get,
+        "/erasures",
+        endpoint(
+            "listErasures",
+            "The environment's erasures, newest first (the last 100)",
+            er,
+        )
+        .scope(Scope::Admin)
+        .reply(200, "the erasures", api.page::<EraseView>()),
+    );
+    api.env(
+        Get,
+        "/erasures/{id}",
+        endpoint("getErasure", "One erasure and its progress", er)
+            .scope(Scope::Admin)
+            .param(id_param(&api, "an erasure id (26-character ULID)"))
+            .reply(200, "the erasure", erasure)
+            .errors(&[400]),
     );
 
     let ar = "archive";
@@ -1020,6 +1080,25 @@ impl Endpoint {
         self
     }
 
+    /// A JSON page, or with `Accept: text/csv` or `format=csv` every match as RFC 4180 CSV with a
+    /// header row (the columns are the README's).
+    fn reply_or_csv(mut self, status: u16, description: &str, json: RefOr<Schema>) -> Endpoint {
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(json)).build(),
+            )
+            .content(
+                "text/csv",
+                ContentBuilder::new().schema(Some(string())).build(),
+            );
+        self.operation = self
+            .operation
+            .response(status.to_string(), response.build());
+        self
+    }
+
     fn reply_empty(mut self, status: u16, description: &str) -> Endpoint {
         let response = ResponseBuilder::new().description(description);
         self.operation = self
@@ -1146,6 +1225,52 @@ fn without_operation_id(message: RefOr<Schema>) -> RefOr<Schema> {
     AllOfBuilder::new()
         .item(message)
         .item(ObjectBuilder::new().property("operation_id", absent))
+        .into()
+}
+
+/// The body of `POST /erase`: exactly one selector (any text; what matches it goes), and an
+/// optional window of creation times.
+fn erase_request() -> RefOr<Schema> {
+    let time = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+    };
+    let variant = |key: &str, description: &str| {
+        ObjectBuilder::new()
+            .property(
+                key,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .description(Some(description)),
+            )
+            .required(key)
+            .property(
+                "from",
+                time().description(Some("only operations created at or after it")),
+            )
+            .property(
+                "to",
+                time().description(Some(
+                    "only operations created before it (never after the request)",
+                )),
+            )
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+    };
+    OneOfBuilder::new()
+        .description(Some(
+            "exactly one of `connection_id`, `end_user_id` or `integration`",
+        ))
+        .item(variant(
+            "connection_id",
+            "erase this connection's operations",
+        ))
+        .item(variant("end_user_id", "erase this end user's operations"))
+        .item(variant(
+            "integration",
+            "erase this integration's operations",
+        ))
         .into()
 }
 
@@ -1391,6 +1516,19 @@ fn header_param(
         .description(Some(description))
         .schema(Some(schema))
         .build()
+}
+
+/// `format`: `csv` answers every match as CSV (as `Accept: text/csv` does); `json` a page.
+fn csv_format() -> utoipa::openapi::path::Parameter {
+    let formats = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["json", "csv"]))
+        .into();
+    query(
+        "format",
+        formats,
+        "`csv`: every match (not one page) as RFC 4180 CSV with a header row, like `Accept: text/csv`",
+    )
 }
 
 fn query(name: &str, schema: RefOr<Schema>, description: &str) -> utoipa::openapi::path::Parameter {

@@ -29,6 +29,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 pub mod alert;
 mod duration;
+pub mod erase;
 pub mod job;
 pub mod settings;
 pub mod trace;

@@ -8,6 +8,7 @@ use bincode::{Decode, Encode};
 
 use super::StoreError;
 use crate::model::alert::{AlertState, StoredAlerts, StoredRule};
+use crate::model::erase::EraseJob;
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::view::StoredView;
@@ -742,6 +743,14 @@ pub(crate) fn decode_view(bytes: &[u8]) -> Result<StoredView, StoreError> {
     decode("view", bytes)
 }
 
+pub(crate) fn encode_erase_job(job: &EraseJob) -> Vec<u8> {
+    encode(job)
+}
+
+pub(crate) fn decode_erase_job(bytes: &[u8]) -> Result<EraseJob, StoreError> {
+    decode("erase job", bytes)
+}
+
 pub(crate) fn encode_alert_state(state: &AlertState) -> Vec<u8> {
     encode(state)
 }
@@ -1039,6 +1048,40 @@ pub(crate) mod tests {
         let golden = std::fs::read(&v4).unwrap();
         assert_eq!(golden[0], V4);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v4());
+    }
+
+    /// An erasure job as this release writes it (record version 1). If this test fails, the
+    /// format changed: keep a reader for these bytes and add a version.
+    #[test]
+    fn reads_erase_jobs_written_by_an_earlier_binary() {
+        use crate::model::erase::{EraseCounts, ErasePhase, EraseSelector};
+        let job = EraseJob {
+            id: Id(0x0197_0000_0000_0000_0000_0000_0000_0009),
+            environment: "prod".into(),
+            selector: EraseSelector::EndUserId("user-42".into()),
+            from: Some(Timestamp(1_700_000_000_000)),
+            to: Timestamp(1_700_000_100_000),
+            phase: ErasePhase::Operations,
+            outbox_from: 0x0197_0000_0000_0000_0000_0000_0000_0003,
+            counts: EraseCounts {
+                operations: 12,
+                messages: 340,
+                outbox_jobs: 5,
+                attempts: 7,
+            },
+            created_at: Timestamp(1_700_000_100_000),
+            finished_at: None,
+        };
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/testdata/erase_job_v1.bin"
+        );
+        if std::env::var_os("OPSLOG_BLESS").is_some() {
+            std::fs::write(path, encode_erase_job(&job)).unwrap();
+        }
+        let golden = std::fs::read(path).unwrap();
+        assert_eq!(golden[0], V1);
+        assert_eq!(decode_erase_job(&golden).unwrap(), job);
     }
 
     fn sample_message() -> Message {

@@ -1296,6 +1296,50 @@ fn openapi_real_answers_match_the_document() {
         d.raw("GET", "/openapi.json", None, &[], None),
     );
 
+    // Erasures: one of a connection nobody has, done at once; and the CSV of a list.
+    let erase = format!("{ENV}/erase");
+    let erased = c.expect(
+        200,
+        "POST",
+        &erase,
+        d.post(
+            &format!("{prod}/erase"),
+            ADMIN,
+            &json!({"connection_id": "nobody"}),
+        ),
+    );
+    let erasure = erased.body["id"].as_str().unwrap().to_owned();
+    c.expect(
+        400,
+        "POST",
+        &erase,
+        d.post(&format!("{prod}/erase"), ADMIN, &json!({})),
+    );
+    c.expect(
+        200,
+        "GET",
+        &format!("{ENV}/erasures"),
+        d.get(&format!("{prod}/erasures"), ADMIN),
+    );
+    c.expect(
+        200,
+        "GET",
+        &format!("{ENV}/erasures/{{id}}"),
+        d.get(&format!("{prod}/erasures/{erasure}"), ADMIN),
+    );
+    c.expect(
+        200,
+        "GET",
+        &format!("{ENV}/operations"),
+        d.raw(
+            "GET",
+            &format!("{prod}/operations"),
+            Some(PROD_KEY),
+            &[("accept", "text/csv")],
+            None,
+        ),
+    );
+
     c.assert_every_success_checked();
 }
 

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -745,6 +745,58 @@ test('vocabulary: pickers and lists are the server\'s values, read once per page
     assert.deepEqual(await page.locator('.signals [data-signal]').evaluateAll((els) => els.map((e) => e.dataset.signal)),
       vocabulary.signals.map((s) => s.signal));
     assert.equal(reads, 1, 'one read of the vocabulary for the page load, whatever the pages visited');
+  });
+
+  assert.deepEqual(pageErrors, [], 'no console errors');
+});
+
+test('data lifecycle: CSV from the Logs tab and the drawer, erasing a connection from Settings', async (t) => {
+  await t.test('log in again', async () => {
+    await page.goto(base);
+    await page.locator('#login-token:visible, #shell:visible').first().waitFor();
+    if (await page.locator('#login-token').isVisible()) {
+      await page.fill('#login-token', ADMIN);
+      await page.press('#login-token', 'Enter');
+    }
+    await page.locator('#shell').waitFor();
+  });
+
+  const download = async (selector) => {
+    const [file] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+    return readFileSync(await file.path(), 'utf8').split('\r\n').filter(Boolean);
+  };
+
+  await t.test('Download CSV: every match of the filters, and the drawer\'s messages', async () => {
+    await page.goto(`${base}/?env=prod&integration=zendesk`);
+    await waitCount(55);
+    const lines = await download('#download-csv');
+    assert.match(lines[0], /^id,type,action,state,integration,connection_id,/);
+    assert.equal(lines.length, 1 + 55, 'every match, not the page of 50 shown');
+    assert.ok(lines.slice(1).every((l) => l.split(',')[4] === 'zendesk'));
+    await page.goto(`${base}/?env=prod&op=${ids.sync}`);
+    await page.locator('#drawer-csv').waitFor();
+    const messages = await download('#drawer-csv');
+    assert.match(messages[0], /^id,operation_id,created_at,level,type,source,message,/);
+    assert.equal(messages.length, 1 + 3);
+    assert.match(messages[1], /fetching issues since 2026-11-01/);
+  });
+
+  await t.test('erase a connection: the count is named before anything goes', async () => {
+    for (let i = 0; i < 2; i++) await startOp({ type: 'sync', integration: 'github', connection_id: 'leaving-customer' });
+    await eventually(async () => (await api('GET', '/operations?connection_id=leaving-customer&limit=1')).total === 2);
+    await page.goto(`${base}/?env=prod&page=settings`);
+    await page.locator('#erase-card').waitFor();
+    await page.selectOption('#erase-field', 'connection_id');
+    await page.fill('#erase-value', 'leaving-customer');
+    await page.click('#erase-button');
+    await page.locator('dialog[open]').waitFor();
+    assert.match(await page.locator('dialog[open]').innerText(), /Erase 2 operations\?/);
+    await shot('erase-confirm');
+    await page.click('dialog[open] button:text-is("Erase 2 operations")');
+    await eventually(async () => (await page.locator('#erase-status').textContent()).includes('erased 2 operations'));
+    assert.match(await page.locator('#erasures').innerText(), /Connection leaving-customer: erased 2 operations/);
+    // The index counts the removal once its next commit takes it in.
+    await eventually(async () => (await api('GET', '/operations?connection_id=leaving-customer&limit=1')).total === 0);
   });
 
   assert.deepEqual(pageErrors, [], 'no console errors');
