@@ -15,8 +15,10 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod hooks;
+pub mod mcp;
 pub mod openapi;
 pub mod operations;
+pub mod otlp;
 mod outbox_jobs;
 pub mod search;
 pub mod settings;
@@ -54,6 +56,7 @@ use crate::store::Store;
 use crate::write::Writer;
 use cursor::CursorKey;
 use error::ApiError;
+use extract::Auth;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -228,9 +231,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/exports/{id}/retry", post(exports::retry_export))
         .route("/erase", post(erase::erase))
         .route("/erasures", get(erase::list_erasures))
-        .route("/erasures/{id}", get(erase::get_erasure));
+        .route("/erasures/{id}", get(erase::get_erasure))
+        .route("/otlp/v1/traces", post(otlp::traces))
+        .route("/otlp/v1/logs", post(otlp::logs));
+    // The MCP server's tools run the read API as the caller (`mcp`).
+    let rest = Router::new()
+        .nest("/v1/environments/{env}", api.clone())
+        .with_state(state.clone());
+    let mcp_post =
+        move |Auth(principal): Auth, headers: axum::http::HeaderMap, body: axum::body::Body| {
+            mcp::post(rest.clone(), principal, headers, body)
+        };
     Router::new()
         .nest("/v1/environments/{env}", api)
+        .route(
+            "/mcp",
+            post(mcp_post)
+                .get(mcp::not_allowed)
+                .delete(mcp::not_allowed),
+        )
         .route(
             "/v1/hooks/{token}/{integration}",
             // GET and HEAD only for a provider's URL check (`ingest::handshake`).

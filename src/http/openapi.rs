@@ -640,6 +640,28 @@ pub fn document() -> OpenApi {
         .reply(200, "what was added and skipped", api.schema::<Imported>())
         .errors(&[403, 413, 415, 503, 507]),
     );
+    for (path, id, what, count_key) in [
+        ("/otlp/v1/traces", "ingestOtlpTraces", "spans: each becomes an ended operation in its trace (its events its messages)", "rejectedSpans"),
+        ("/otlp/v1/logs", "ingestOtlpLogs", "log records: each becomes a message of the operation of its span (sent before it, or by opslog)", "rejectedLogRecords"),
+    ] {
+        api.env(
+            Post,
+            path,
+            endpoint(
+                id,
+                &format!(
+                    "OTLP/HTTP ingest of {what}; point an OpenTelemetry exporter at \
+                     `/v1/environments/{{env}}/otlp`. What is already stored is skipped, so a \
+                     retried export adds nothing; ingested operations queue no webhooks or exports"
+                ),
+                op,
+            )
+            .scope(Scope::Ingest)
+            .otlp_body(&format!("an OTLP export request (`Export{}ServiceRequest`), plain or with `content-encoding: gzip`, at most `server.max_body_bytes` once decompressed", if count_key == "rejectedSpans" { "Trace" } else { "Logs" }))
+            .otlp_reply(count_key)
+            .errors(&[413, 415, 503, 507]),
+        );
+    }
     api.add(
         Get,
         "/v1/backup",
@@ -998,6 +1020,66 @@ impl Endpoint {
         self.operation = self
             .operation
             .response(status.to_string(), response.build());
+        self
+    }
+
+    /// An OTLP export request: protobuf, or OTLP/JSON.
+    fn otlp_body(mut self, description: &str) -> Endpoint {
+        let body = RequestBodyBuilder::new()
+            .description(Some(description))
+            .required(Some(Required::True))
+            .content(
+                "application/x-protobuf",
+                ContentBuilder::new().schema(Some(protobuf())).build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Object)
+                            .description(Some(
+                                "OTLP/JSON: ids in hex, field names in lowerCamelCase",
+                            )),
+                    ))
+                    .build(),
+            )
+            .build();
+        self.operation = self.operation.request_body(Some(body));
+        self
+    }
+
+    /// OTLP's answer, in the request's encoding: `partialSuccess` only when something was
+    /// refused (`count_key` of them, and why the first was).
+    fn otlp_reply(mut self, count_key: &str) -> Endpoint {
+        let partial = ObjectBuilder::new()
+            .property(
+                count_key,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+$"))
+                    .description(Some("how many were refused (an int64, as a string)")),
+            )
+            .property("errorMessage", string())
+            .required(count_key)
+            .required("errorMessage")
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        let json = ObjectBuilder::new()
+            .property("partialSuccess", partial)
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        let response = ResponseBuilder::new()
+            .description(
+                "what was accepted is stored; `partialSuccess` says how many were refused and why",
+            )
+            .content(
+                "application/x-protobuf",
+                ContentBuilder::new().schema(Some(protobuf())).build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(json)).build(),
+            );
+        self.operation = self.operation.response("200", response.build());
         self
     }
 
@@ -1496,6 +1578,14 @@ fn repeated(
 fn required(mut parameter: utoipa::openapi::path::Parameter) -> utoipa::openapi::path::Parameter {
     parameter.required = Required::True;
     parameter
+}
+
+/// A protobuf message, as bytes.
+fn protobuf() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .content_media_type("application/x-protobuf")
+        .into()
 }
 
 fn string() -> RefOr<Schema> {

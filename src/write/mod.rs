@@ -27,7 +27,7 @@ mod views;
 pub use alerts::ObserveAlerts;
 pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
 pub use erase::{EraseStep, StartErase, Stepped};
-pub use import::{Import, Imported};
+pub use import::{Import, Imported, IngestOtlp, Ingested};
 pub use operations::{
     AppendMessages, CreateOperation, CreateOperations, Created, TimeOutOverdue, UpdateOperation,
 };

@@ -1085,6 +1085,55 @@ fn openapi_real_answers_match_the_document() {
         &export,
         d.get(&format!("{prod}/export?from=yesterday"), PROD_KEY),
     );
+    // OTLP ingest: a span accepted and one refused (partial success), a log record, bad bodies.
+    for (signal, body) in [
+        (
+            "traces",
+            json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+                {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                 "name": "nightly", "startTimeUnixNano": "1767225600000000000",
+                 "endTimeUnixNano": "1767225601000000000"},
+                {"traceId": "", "spanId": "", "name": "no ids"}
+            ]}]}]}),
+        ),
+        (
+            "logs",
+            json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+                {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                 "body": {"stringValue": "done"}}
+            ]}]}]}),
+        ),
+    ] {
+        let template = format!("{ENV}/otlp/v1/{signal}");
+        let path = format!("{prod}/otlp/v1/{signal}");
+        let body = serde_json::to_vec(&body).unwrap();
+        c.expect(
+            200,
+            "POST",
+            &template,
+            d.raw("POST", &path, Some(PROD_KEY), &[], Some(&body)),
+        );
+        let protobuf = [("content-type", "application/x-protobuf")];
+        c.expect(
+            200,
+            "POST",
+            &template,
+            d.raw("POST", &path, Some(PROD_KEY), &protobuf, Some(b"")),
+        );
+        c.expect(
+            400,
+            "POST",
+            &template,
+            d.raw("POST", &path, Some(PROD_KEY), &protobuf, Some(b"\xff")),
+        );
+        let text = [("content-type", "text/plain")];
+        c.expect(
+            415,
+            "POST",
+            &template,
+            d.raw("POST", &path, Some(PROD_KEY), &text, Some(b"hi")),
+        );
+    }
     let import = format!("{ENV}/import");
     let ndjson = [("content-type", "application/x-ndjson")];
     let imported = c.expect(
