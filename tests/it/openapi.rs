@@ -1086,13 +1086,23 @@ fn openapi_real_answers_match_the_document() {
         d.get(&format!("{prod}/export?from=yesterday"), PROD_KEY),
     );
     // OTLP ingest: a span accepted and one refused (partial success), a log record, bad bodies.
+    // The span is a minute old: one older than the retention period would be removed by a sweep.
+    let minute_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    let (start, end) = (
+        (minute_ago as u128 * 1_000_000_000).to_string(),
+        ((minute_ago + 1) as u128 * 1_000_000_000).to_string(),
+    );
     for (signal, body) in [
         (
             "traces",
             json!({"resourceSpans": [{"scopeSpans": [{"spans": [
                 {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-                 "name": "nightly", "startTimeUnixNano": "1767225600000000000",
-                 "endTimeUnixNano": "1767225601000000000"},
+                 "name": "nightly", "startTimeUnixNano": start,
+                 "endTimeUnixNano": end},
                 {"traceId": "", "spanId": "", "name": "no ids"}
             ]}]}]}),
         ),

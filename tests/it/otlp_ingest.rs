@@ -318,18 +318,25 @@ fn what_opslog_exports_it_ingests_back_equal() {
 #[test]
 fn json_bodies_with_a_bad_span_or_an_orphan_log_are_partly_accepted() {
     let d = Daemon::start();
+    // A minute ago: a span older than the retention period would be removed by the first sweep.
+    let minute_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    let ns = |second: u64| ((minute_ago + second) as u128 * 1_000_000_000).to_string();
     let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
         {
             "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
             "name": "nightly import", "kind": 1,
-            "startTimeUnixNano": "1767225600000000000", "endTimeUnixNano": "1767225603000000000",
+            "startTimeUnixNano": ns(0), "endTimeUnixNano": ns(3),
             "attributes": [{"key": "opslog.tag.team", "value": {"stringValue": "data"}}],
-            "events": [{"timeUnixNano": "1767225601000000000", "name": "batch 1 written"}]
+            "events": [{"timeUnixNano": ns(1), "name": "batch 1 written"}]
         },
         {
             "traceId": "00000000000000000000000000000000", "spanId": "eee19b7ec3c1b175",
-            "name": "no trace", "startTimeUnixNano": "1767225600000000000",
-            "endTimeUnixNano": "1767225600000000000"
+            "name": "no trace", "startTimeUnixNano": ns(0),
+            "endTimeUnixNano": ns(0)
         }
     ]}]}]});
     let reply = d.raw(
@@ -367,10 +374,10 @@ fn json_bodies_with_a_bad_span_or_an_orphan_log_are_partly_accepted() {
 
     let logs = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
         {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-         "timeUnixNano": "1767225602000000000", "severityNumber": 17,
+         "timeUnixNano": ns(2), "severityNumber": 17,
          "body": {"stringValue": "row 17 rejected"}},
         {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "0000000000000001",
-         "timeUnixNano": "1767225602000000000", "body": {"stringValue": "from a span never sent"}}
+         "timeUnixNano": ns(2), "body": {"stringValue": "from a span never sent"}}
     ]}]}]});
     let reply = d.raw(
         "POST",
