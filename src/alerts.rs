@@ -71,7 +71,25 @@ pub fn dashboard_link(
     format!("{dashboard_url}?{}", url.finish())
 }
 
-/// How many records `signal` (for `integration`) counts in `from..to`.
+/// The search of `signal` (for `integration`) over `from..to`, by when operations started (a
+/// message by its own time), as insights bucket them: history sent or imported late counts where
+/// it happened, not as a spike when it arrived.
+pub fn window_filters(
+    signal: Signal,
+    integration: Option<&str>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Filters {
+    let mut filters = signal.filters();
+    filters.integrations.extend(integration.map(str::to_owned));
+    filters.from = Some(from);
+    filters.to = Some(to);
+    filters.by_start = true;
+    filters
+}
+
+/// How many records `signal` (for `integration`) counts in `from..to` (by start, as
+/// [`window_filters`] and [`views::count`]).
 pub fn count(
     index: &SearchIndex,
     environment: &str,

@@ -127,6 +127,7 @@ pub async fn start(
 
     let admin_token = credentials.admin_token.clone();
     let api_keys = credentials.api_keys.clone();
+    let (erasures, erase_queue) = crate::retention::erase::channel();
     let state = Arc::new(AppState {
         store,
         writer: writer.clone(),
@@ -142,6 +143,7 @@ pub async fn start(
         sessions: crate::session::Sessions::new(config.server.session_ttl.0),
         cookie_secure: config.server.cookie_secure,
         login_limit: Default::default(),
+        erasures,
     });
     let options = ServeOptions {
         header_read_timeout: config.server.header_read_timeout.0,
@@ -165,6 +167,16 @@ pub async fn start(
         },
         sweeper_stop.clone(),
     ));
+    let eraser = tokio::spawn(crate::retention::erase::run(
+        crate::retention::erase::Eraser {
+            writer: writer.clone(),
+            store: state.store.clone(),
+            index: index.clone(),
+            metrics: state.metrics.clone(),
+        },
+        erase_queue,
+        sweeper_stop.clone(),
+    ));
     let alerting = tokio::spawn(crate::alerts::evaluate(
         index.clone(),
         state.settings.clone(),
@@ -185,6 +197,7 @@ pub async fn start(
         sweeper_stop.cancel();
         let _ = sweeper.await;
         let _ = retention.await;
+        let _ = eraser.await;
         let _ = alerting.await;
         // The dispatcher records results through the writer: stop it first.
         dispatcher.stop(drain_timeout).await;

@@ -62,6 +62,9 @@ enum Commands {
     /// Add the operations and messages of an export to a running daemon, keeping their ids
     /// (importing the same file twice adds nothing). Needs the admin token.
     Import(cli::ImportArgs),
+    /// Erase everything about one connection, end user or integration from a running daemon
+    /// (says how many operations first; erases with --yes). Needs the admin token.
+    Erase(cli::EraseArgs),
     /// Benchmark ingest and search on this machine, side by side with SQLite + FTS5.
     Bench(BenchArgs),
     /// Print the version.
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         Commands::Tail(args) => cli::tail(args),
         Commands::Export(args) => cli::export(args),
         Commands::Import(args) => cli::import(args),
+        Commands::Erase(args) => cli::erase(args),
         command => return run_daemon_command(command),
     };
     match query {
@@ -157,13 +161,17 @@ enum LogFormat {
     Json,
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`); colored only when stderr is a
+/// terminal and `NO_COLOR` is unset, so a file or a pipe gets plain text.
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let colors = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(colors)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.init(),
@@ -198,7 +206,8 @@ fn run_daemon_command(command: Commands) -> ExitCode {
         | Commands::Ops(_)
         | Commands::Tail(_)
         | Commands::Export(_)
-        | Commands::Import(_) => {
+        | Commands::Import(_)
+        | Commands::Erase(_) => {
             unreachable!("query commands return before the daemon's logging is set up")
         }
     };

@@ -63,6 +63,8 @@ pub struct Metrics {
     disk_cap_removed: [IntCounter; 2],
     /// Times the data dir was found above `retention.max_disk` and its oldest operations removed.
     pub disk_cap_trims: IntCounter,
+    /// Erasures carried out to their end.
+    pub erasures_done: IntCounter,
     /// The data dir's size on disk (allocated blocks) at the last retention sweep.
     pub data_dir_bytes: IntGauge,
     /// What the disk cap counts: the store's rows (estimated, with their overhead in the file)
@@ -222,6 +224,10 @@ impl Default for Metrics {
             disk_cap_trims: s.counter(
                 "opslog_disk_cap_trims_total",
                 "Times the data dir was found above retention.max_disk and its oldest operations removed.",
+            ),
+            erasures_done: s.counter(
+                "opslog_erasures_total",
+                "Erasures (by connection, end user or integration) carried out to their end.",
             ),
             data_dir_bytes: s.gauge(
                 "opslog_data_dir_bytes",
@@ -392,7 +398,7 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }
         let samples = samples(&text);
-        assert_eq!(samples.len(), 68, "{text}");
+        assert_eq!(samples.len(), 69, "{text}");
         assert!(samples.values().all(|v| *v == 0.0), "{text}");
         assert!(samples.contains_key(r#"opslog_operations_ended_total{state="success"}"#));
         assert!(

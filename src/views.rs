@@ -170,7 +170,9 @@ pub fn is_builtin(id: &str) -> bool {
     Signal::parse(id).is_some()
 }
 
-/// How many records `query` (for `integration`) counts in `from..to`.
+/// How many records `query` (for `integration`) counts in `from..to`, by when operations started
+/// (a message by its own time), as insights bucket them: history sent late counts where it
+/// happened, not as a spike when it arrived.
 pub fn count(
     index: &SearchIndex,
     environment: &str,
@@ -191,6 +193,7 @@ pub fn count(
     }
     filters.from = Some(from);
     filters.to = Some(to);
+    filters.by_start = true;
     let page = Page {
         limit: 1,
         ascending: false,
@@ -218,6 +221,7 @@ pub fn top_integrations(
     let (mut filters, text) = search(query);
     filters.from = Some(from);
     filters.to = Some(to);
+    filters.by_start = true;
     let direct = text.is_none() && !query.counts_messages();
     if direct {
         let (values, _) = index.facet_values(environment, "integration", "", &filters, TOP)?;

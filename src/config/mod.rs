@@ -533,10 +533,11 @@ impl OtelConfig {
                 ));
             }
         }
-        if self.service_name.trim().is_empty() || self.service_name.len() > 256 {
+        if self.service_name.trim().is_empty() || self.service_name.chars().count() > 256 {
             return Err(problem(
                 "service_name",
-                "must be 1-256 characters and not blank".into(),
+                "must be 1-256 characters and not blank (null resets it to the default, `opslog`)"
+                    .into(),
             ));
         }
         for (key, value) in &self.resource_attributes {

@@ -77,20 +77,30 @@ pub async fn import(
     body: Body,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Admin)?;
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
-        let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
-        if essence != archive::CONTENT_TYPE {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!(
-                    "send the lines of an export with `content-type: {}`, not `{essence}`",
-                    archive::CONTENT_TYPE
-                ),
-            ));
+    // The lines of an export as NDJSON (what `GET /export` gives and `opslog import` sends), or
+    // the same lines as one JSON array (what an OpenAPI client or fuzzer generates).
+    let json_array = match headers.get(header::CONTENT_TYPE) {
+        None => false,
+        Some(ct) => {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
+            if essence == archive::CONTENT_TYPE {
+                false
+            } else if essence == "application/json" {
+                true
+            } else {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!(
+                        "send the lines of an export with `content-type: {}` (one per line) or \
+                         `application/json` (an array of them), not `{essence}`",
+                        archive::CONTENT_TYPE
+                    ),
+                ));
+            }
         }
-    }
+    };
     let bytes = read_limited_body(&headers, body, state.max_body_bytes).await?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         ApiError::bad_request(
@@ -107,8 +117,29 @@ pub async fn import(
             "the request body is empty; send the lines of an export (GET /export), one per line",
         ));
     }
+    let lines: Vec<String> = if json_array {
+        let items: Vec<Box<serde_json::value::RawValue>> =
+            serde_json::from_str(text).map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("an `application/json` import is an array of export lines: {e}"),
+                )
+            })?;
+        if items.is_empty() {
+            return Err(ApiError::bad_request(
+                "empty_body",
+                "the array is empty; send the lines of an export (GET /export)",
+            ));
+        }
+        items
+            .into_iter()
+            .map(|item| item.get().to_owned())
+            .collect()
+    } else {
+        text.lines().map(str::to_owned).collect()
+    };
     let (mut operations, mut messages) = (Vec::new(), Vec::new());
-    for (number, line) in text.lines().enumerate() {
+    for (number, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
@@ -203,7 +234,7 @@ pub async fn backup(
 
 /// A response whose body `produce` writes on the blocking pool. A failure midway is logged and
 /// ends the body early (the status is already sent); export files carry an end line for that.
-fn stream_blocking(
+pub(super) fn stream_blocking(
     content_type: &'static str,
     produce: impl FnOnce(&mut ChunkWriter) -> Result<(), String> + Send + 'static,
 ) -> Response {
@@ -233,7 +264,7 @@ fn stream_blocking(
 
 /// Buffers what is written and sends it to the response body in chunks, waiting while the
 /// client is slow. Fails once the client is gone.
-struct ChunkWriter {
+pub(super) struct ChunkWriter {
     sender: Sender<Bytes, std::io::Error>,
     runtime: tokio::runtime::Handle,
     buffer: Vec<u8>,

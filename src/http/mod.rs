@@ -6,15 +6,19 @@
 //! writer), or log secrets.
 
 pub mod archive;
+pub mod csv;
 pub mod cursor;
 pub mod dashboard;
 pub mod deliveries;
+pub mod erase;
 pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod hooks;
+pub mod mcp;
 pub mod openapi;
 pub mod operations;
+pub mod otlp;
 mod outbox_jobs;
 pub mod search;
 pub mod settings;
@@ -52,6 +56,7 @@ use crate::store::Store;
 use crate::write::Writer;
 use cursor::CursorKey;
 use error::ApiError;
+use extract::Auth;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -72,6 +77,8 @@ pub struct AppState {
     pub cookie_secure: bool,
     /// Failed dashboard logins per client address.
     pub login_limit: crate::login_limit::LoginLimit,
+    /// Where erasures are handed to the eraser, and their progress watched.
+    pub erasures: crate::retention::erase::Erasures,
 }
 
 impl AppState {
@@ -221,9 +228,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/exports", get(exports::list_exports))
         .route("/exports/replay", post(exports::replay_exports))
         .route("/exports/{id}", get(exports::get_export))
-        .route("/exports/{id}/retry", post(exports::retry_export));
+        .route("/exports/{id}/retry", post(exports::retry_export))
+        .route("/erase", post(erase::erase))
+        .route("/erasures", get(erase::list_erasures))
+        .route("/erasures/{id}", get(erase::get_erasure))
+        .route("/otlp/v1/traces", post(otlp::traces))
+        .route("/otlp/v1/logs", post(otlp::logs));
+    // The MCP server's tools run the read API as the caller (`mcp`).
+    let rest = Router::new()
+        .nest("/v1/environments/{env}", api.clone())
+        .with_state(state.clone());
+    let mcp_post =
+        move |Auth(principal): Auth, headers: axum::http::HeaderMap, body: axum::body::Body| {
+            mcp::post(rest.clone(), principal, headers, body)
+        };
     Router::new()
         .nest("/v1/environments/{env}", api)
+        .route(
+            "/mcp",
+            post(mcp_post)
+                .get(mcp::not_allowed)
+                .delete(mcp::not_allowed),
+        )
         .route(
             "/v1/hooks/{token}/{integration}",
             // GET and HEAD only for a provider's URL check (`ingest::handshake`).

@@ -25,8 +25,8 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder,
-    Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder,
+    OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -49,6 +49,7 @@ use super::Health;
 use crate::archive::CONTENT_TYPE as NDJSON;
 use crate::config::ApiDelay;
 use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH, MAX_NAME_CHARS};
+use crate::model::erase::EraseView;
 use crate::model::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
 use crate::model::{
     DeliveryStatus, EventType, Id, Message, MessageType, OpState, OpType, Operation, Timestamp,
@@ -176,7 +177,12 @@ pub fn document() -> OpenApi {
         endpoint("listOperations", "List operations, newest first", op)
             .scope(Scope::Read)
             .params(query_parameters(&api, QueryEndpoint::Operations))
-            .reply(200, "a page of operations", api.page::<OperationHit>())
+            .param(csv_format())
+            .reply_or_csv(
+                200,
+                "a page of operations; as CSV, every match",
+                api.page::<OperationHit>(),
+            )
             .errors(&[400, 503]),
     );
 
@@ -231,7 +237,12 @@ pub fn document() -> OpenApi {
         .scope(Scope::Read)
         .param(id())
         .params(query_parameters(&api, QueryEndpoint::OperationMessages))
-        .reply(200, "a page of messages", api.page::<MessageInContext>())
+        .param(csv_format())
+        .reply_or_csv(
+            200,
+            "a page of messages; as CSV, every message",
+            api.page::<MessageInContext>(),
+        )
         .errors(&[400, 503]),
     );
     api.env(
@@ -244,9 +255,10 @@ pub fn document() -> OpenApi {
         )
         .scope(Scope::Read)
         .params(query_parameters(&api, QueryEndpoint::Messages))
-        .reply(
+        .param(csv_format())
+        .reply_or_csv(
             200,
-            "a page of messages with their operations",
+            "a page of messages with their operations; as CSV, every match",
             api.page::<MessageHit>(),
         )
         .errors(&[400, 503]),
@@ -525,6 +537,54 @@ pub fn document() -> OpenApi {
             .errors(&[400, 503, 507]),
     );
 
+    let er = "erasures";
+    let erasure = api.schema::<EraseView>();
+    api.env(
+        Post,
+        "/erase",
+        endpoint(
+            "erase",
+            "Erase everything about one connection, end user or integration: its operations, \
+             their messages, and the deliveries, exports, attempts and delivery logs that carry \
+             them (admin). Runs in bounded steps; a restart resumes it",
+            er,
+        )
+        .scope(Scope::Admin)
+        .body(
+            erase_request(),
+            "exactly one of `connection_id`, `end_user_id`, `integration`; `from`/`to` narrow it \
+             to operations created in the window",
+        )
+        .link("getErasure", "getErasure")
+        .reply(200, "the erasure, done: what it removed", erasure.clone())
+        .reply(
+            202,
+            "the erasure, still running after 10 seconds: what it removed so far",
+            erasure.clone(),
+        )
+        .errors(&[400, 413, 415, 503, 507]),
+    );
+    api.env(
+        Get,
+        "/erasures",
+        endpoint(
+            "listErasures",
+            "The environment's erasures, newest first (the last 100)",
+            er,
+        )
+        .scope(Scope::Admin)
+        .reply(200, "the erasures", api.page::<EraseView>()),
+    );
+    api.env(
+        Get,
+        "/erasures/{id}",
+        endpoint("getErasure", "One erasure and its progress", er)
+            .scope(Scope::Admin)
+            .param(id_param(&api, "an erasure id (26-character ULID)"))
+            .reply(200, "the erasure", erasure)
+            .errors(&[400]),
+    );
+
     let ar = "archive";
     let line = export_line(&api);
     api.env(
@@ -566,14 +626,42 @@ pub fn document() -> OpenApi {
             ar,
         )
         .scope(Scope::Admin)
-        .body_media(
-            NDJSON,
-            line,
-            "`ExportLine`s, one per line, at most `server.max_body_bytes` per request",
+        .body_medias(
+            &[
+                (NDJSON, line.clone()),
+                (
+                    "application/json",
+                    ArrayBuilder::new().items(line).min_items(Some(1)).into(),
+                ),
+            ],
+            "`ExportLine`s: as NDJSON, one per line (what `GET /export` answers), or as a JSON \
+             array of them; at most `server.max_body_bytes` per request",
         )
         .reply(200, "what was added and skipped", api.schema::<Imported>())
         .errors(&[403, 413, 415, 503, 507]),
     );
+    for (path, id, what, count_key) in [
+        ("/otlp/v1/traces", "ingestOtlpTraces", "spans: each becomes an ended operation in its trace (its events its messages)", "rejectedSpans"),
+        ("/otlp/v1/logs", "ingestOtlpLogs", "log records: each becomes a message of the operation of its span (sent before it, or by opslog)", "rejectedLogRecords"),
+    ] {
+        api.env(
+            Post,
+            path,
+            endpoint(
+                id,
+                &format!(
+                    "OTLP/HTTP ingest of {what}; point an OpenTelemetry exporter at \
+                     `/v1/environments/{{env}}/otlp`. What is already stored is skipped, so a \
+                     retried export adds nothing; ingested operations queue no webhooks or exports"
+                ),
+                op,
+            )
+            .scope(Scope::Ingest)
+            .otlp_body(&format!("an OTLP export request (`Export{}ServiceRequest`), plain or with `content-encoding: gzip`, at most `server.max_body_bytes` once decompressed", if count_key == "rejectedSpans" { "Trace" } else { "Logs" }))
+            .otlp_reply(count_key)
+            .errors(&[413, 415, 503, 507]),
+        );
+    }
     api.add(
         Get,
         "/v1/backup",
@@ -863,6 +951,21 @@ impl Endpoint {
         self.body_required(media, schema, description, Required::True)
     }
 
+    /// A required body that may come in any of these media types.
+    fn body_medias(mut self, medias: &[(&str, RefOr<Schema>)], description: &str) -> Endpoint {
+        let mut body = RequestBodyBuilder::new()
+            .description(Some(description))
+            .required(Some(Required::True));
+        for (media, schema) in medias {
+            body = body.content(
+                *media,
+                ContentBuilder::new().schema(Some(schema.clone())).build(),
+            );
+        }
+        self.operation = self.operation.request_body(Some(body.build()));
+        self
+    }
+
     fn body_required(
         mut self,
         media: &str,
@@ -920,6 +1023,66 @@ impl Endpoint {
         self
     }
 
+    /// An OTLP export request: protobuf, or OTLP/JSON.
+    fn otlp_body(mut self, description: &str) -> Endpoint {
+        let body = RequestBodyBuilder::new()
+            .description(Some(description))
+            .required(Some(Required::True))
+            .content(
+                "application/x-protobuf",
+                ContentBuilder::new().schema(Some(protobuf())).build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Object)
+                            .description(Some(
+                                "OTLP/JSON: ids in hex, field names in lowerCamelCase",
+                            )),
+                    ))
+                    .build(),
+            )
+            .build();
+        self.operation = self.operation.request_body(Some(body));
+        self
+    }
+
+    /// OTLP's answer, in the request's encoding: `partialSuccess` only when something was
+    /// refused (`count_key` of them, and why the first was).
+    fn otlp_reply(mut self, count_key: &str) -> Endpoint {
+        let partial = ObjectBuilder::new()
+            .property(
+                count_key,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+$"))
+                    .description(Some("how many were refused (an int64, as a string)")),
+            )
+            .property("errorMessage", string())
+            .required(count_key)
+            .required("errorMessage")
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        let json = ObjectBuilder::new()
+            .property("partialSuccess", partial)
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        let response = ResponseBuilder::new()
+            .description(
+                "what was accepted is stored; `partialSuccess` says how many were refused and why",
+            )
+            .content(
+                "application/x-protobuf",
+                ContentBuilder::new().schema(Some(protobuf())).build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(json)).build(),
+            );
+        self.operation = self.operation.response("200", response.build());
+        self
+    }
+
     /// A reply that is JSON (`json`) or the plain text a provider's URL check wants.
     fn reply_handshake(mut self, status: u16, description: &str, json: RefOr<Schema>) -> Endpoint {
         let response = ResponseBuilder::new()
@@ -930,6 +1093,25 @@ impl Endpoint {
             )
             .content(
                 "text/plain",
+                ContentBuilder::new().schema(Some(string())).build(),
+            );
+        self.operation = self
+            .operation
+            .response(status.to_string(), response.build());
+        self
+    }
+
+    /// A JSON page, or with `Accept: text/csv` or `format=csv` every match as RFC 4180 CSV with a
+    /// header row (the columns are the README's).
+    fn reply_or_csv(mut self, status: u16, description: &str, json: RefOr<Schema>) -> Endpoint {
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(json)).build(),
+            )
+            .content(
+                "text/csv",
                 ContentBuilder::new().schema(Some(string())).build(),
             );
         self.operation = self
@@ -1064,6 +1246,52 @@ fn without_operation_id(message: RefOr<Schema>) -> RefOr<Schema> {
     AllOfBuilder::new()
         .item(message)
         .item(ObjectBuilder::new().property("operation_id", absent))
+        .into()
+}
+
+/// The body of `POST /erase`: exactly one selector (any text; what matches it goes), and an
+/// optional window of creation times.
+fn erase_request() -> RefOr<Schema> {
+    let time = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+    };
+    let variant = |key: &str, description: &str| {
+        ObjectBuilder::new()
+            .property(
+                key,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .description(Some(description)),
+            )
+            .required(key)
+            .property(
+                "from",
+                time().description(Some("only operations created at or after it")),
+            )
+            .property(
+                "to",
+                time().description(Some(
+                    "only operations created before it (never after the request)",
+                )),
+            )
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+    };
+    OneOfBuilder::new()
+        .description(Some(
+            "exactly one of `connection_id`, `end_user_id` or `integration`",
+        ))
+        .item(variant(
+            "connection_id",
+            "erase this connection's operations",
+        ))
+        .item(variant("end_user_id", "erase this end user's operations"))
+        .item(variant(
+            "integration",
+            "erase this integration's operations",
+        ))
         .into()
 }
 
@@ -1311,6 +1539,19 @@ fn header_param(
         .build()
 }
 
+/// `format`: `csv` answers every match as CSV (as `Accept: text/csv` does); `json` a page.
+fn csv_format() -> utoipa::openapi::path::Parameter {
+    let formats = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["json", "csv"]))
+        .into();
+    query(
+        "format",
+        formats,
+        "`csv`: every match (not one page) as RFC 4180 CSV with a header row, like `Accept: text/csv`",
+    )
+}
+
 fn query(name: &str, schema: RefOr<Schema>, description: &str) -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()
         .name(name)
@@ -1337,6 +1578,14 @@ fn repeated(
 fn required(mut parameter: utoipa::openapi::path::Parameter) -> utoipa::openapi::path::Parameter {
     parameter.required = Required::True;
     parameter
+}
+
+/// A protobuf message, as bytes.
+fn protobuf() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .content_media_type("application/x-protobuf")
+        .into()
 }
 
 fn string() -> RefOr<Schema> {

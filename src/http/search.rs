@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
+use super::csv::{self, Column};
 use super::error::ApiError;
 use super::extract::{Auth, Path};
 use super::{blocking, json, AppState, DataPage};
@@ -92,31 +93,27 @@ pub async fn list_operations(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
     Auth(principal): Auth,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
+    let (as_csv, query) = csv::negotiate(&headers, query.as_deref())?;
     let request = parse(Endpoint::Operations, query.as_deref())?;
     let (scope, page) = newest_first_page(&request, &state, "operations", &env)?;
+    if as_csv {
+        let pages = move |st: &AppState, before: Option<u128>| {
+            let (hits, data) = operation_page(st, &env, &request, csv_page(page, before))?;
+            Ok((data, next_bound(&hits)))
+        };
+        return Ok(stream_csv(
+            state,
+            "operations",
+            csv::OPERATION_COLUMNS,
+            pages,
+        ));
+    }
     let st = state.clone();
-    let (hits, data) = blocking(move || {
-        let hits = st
-            .index
-            .operations(&env, &request.filters, request.text.as_ref(), page)?;
-        let read = st.store.read()?;
-        let mut data = Vec::with_capacity(hits.ids.len());
-        for (id, _) in &hits.ids {
-            let Some(operation) = read.operation(*id)? else {
-                continue;
-            };
-            let snippet = match (&request.text, request.snippets) {
-                (Some(q), true) => operation_snippet(&st, &read, q, &operation)?,
-                _ => None,
-            };
-            data.push(OperationHit { operation, snippet });
-        }
-        Ok((hits, data))
-    })
-    .await?;
+    let (hits, data) = blocking(move || operation_page(&st, &env, &request, page)).await?;
     let next_cursor = next_cursor(&state, &scope, &hits, false);
     Ok(json(
         StatusCode::OK,
@@ -126,6 +123,89 @@ pub async fn list_operations(
             total: hits.total,
         },
     ))
+}
+
+/// A page of the operations `request` finds, read from the store.
+fn operation_page(
+    st: &AppState,
+    env: &str,
+    request: &Query,
+    page: Page,
+) -> Result<(Hits, Vec<OperationHit>), ApiError> {
+    let hits = st
+        .index
+        .operations(env, &request.filters, request.text.as_ref(), page)?;
+    let read = st.store.read()?;
+    let mut data = Vec::with_capacity(hits.ids.len());
+    for (id, _) in &hits.ids {
+        let Some(operation) = read.operation(*id)? else {
+            continue;
+        };
+        let snippet = match (&request.text, request.snippets) {
+            (Some(q), true) => operation_snippet(st, &read, q, &operation)?,
+            _ => None,
+        };
+        data.push(OperationHit { operation, snippet });
+    }
+    Ok((hits, data))
+}
+
+/// Hits read per page of a CSV answer.
+const CSV_PAGE: usize = 1_000;
+
+/// A page of a CSV answer, newest first: the request's first page (its cursor), then those
+/// before `before`.
+fn csv_page(first: Page, before: Option<u128>) -> Page {
+    Page {
+        limit: CSV_PAGE,
+        ascending: false,
+        bound: before.map(Bound::Before).or(first.bound),
+    }
+}
+
+/// Where the page after `hits` starts, if there is one.
+fn next_bound(hits: &Hits) -> Option<u128> {
+    hits.ids
+        .last()
+        .filter(|_| hits.more)
+        .map(|(last, _)| last.0)
+}
+
+/// Every match as CSV rows: `page_of(state, bound)` reads a page from `bound` (`None` first) and
+/// says where the next one starts (`None` after the last).
+fn stream_csv<T: Serialize>(
+    state: Arc<AppState>,
+    name: &str,
+    columns: &'static [Column],
+    page_of: impl Fn(&AppState, Option<u128>) -> Result<(Vec<T>, Option<u128>), ApiError>
+        + Send
+        + 'static,
+) -> Response {
+    let mut response = super::archive::stream_blocking(csv::CONTENT_TYPE, move |out| {
+        use std::io::Write;
+        let mut text = String::new();
+        csv::header_row(columns, &mut text);
+        let mut bound = None;
+        loop {
+            let (data, next) = page_of(&state, bound).map_err(|e| e.message)?;
+            for item in &data {
+                let value = serde_json::to_value(item).map_err(|e| e.to_string())?;
+                csv::item_row(columns, &value, &mut text);
+            }
+            out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+            text.clear();
+            match next {
+                Some(next) => bound = Some(next),
+                None => return Ok(()),
+            }
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.csv\"")) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }
 
 /// Where `q` matched `op`: its own text when that matches, else its oldest matching message
@@ -214,43 +294,22 @@ pub async fn search_messages(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
     Auth(principal): Auth,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
+    let (as_csv, query) = csv::negotiate(&headers, query.as_deref())?;
     let request = parse(Endpoint::Messages, query.as_deref())?;
     let (scope, page) = newest_first_page(&request, &state, "messages", &env)?;
+    if as_csv {
+        let pages = move |st: &AppState, before: Option<u128>| {
+            let (hits, data) = message_page(st, &env, &request, csv_page(page, before))?;
+            Ok((data, next_bound(&hits)))
+        };
+        return Ok(stream_csv(state, "messages", csv::MESSAGE_COLUMNS, pages));
+    }
     let st = state.clone();
-    let (hits, data) = blocking(move || {
-        let hits = st
-            .index
-            .messages(&env, &request.filters, request.text.as_ref(), page)?;
-        let read = st.store.read()?;
-        let mut data = Vec::with_capacity(hits.ids.len());
-        for (message, (_, op_id)) in hit_messages(&read, &hits)?.into_iter().zip(&hits.ids) {
-            let (Some(message), Some(op)) = (message, read.operation(*op_id)?) else {
-                continue;
-            };
-            let snippet = match (&request.text, request.snippets) {
-                (Some(q), true) => message_snippet(q, &message),
-                _ => None,
-            };
-            data.push(MessageHit {
-                snippet,
-                message,
-                operation: OperationSummary {
-                    id: op.id,
-                    kind: op.kind,
-                    action: op.action,
-                    state: op.state,
-                    integration: op.integration,
-                    connection_id: op.connection_id,
-                    script: op.script,
-                },
-            });
-        }
-        Ok((hits, data))
-    })
-    .await?;
+    let (hits, data) = blocking(move || message_page(&st, &env, &request, page)).await?;
     let next_cursor = next_cursor(&state, &scope, &hits, false);
     Ok(json(
         StatusCode::OK,
@@ -260,6 +319,43 @@ pub async fn search_messages(
             total: hits.total,
         },
     ))
+}
+
+/// A page of the messages `request` finds, with their operations, read from the store.
+fn message_page(
+    st: &AppState,
+    env: &str,
+    request: &Query,
+    page: Page,
+) -> Result<(Hits, Vec<MessageHit>), ApiError> {
+    let hits = st
+        .index
+        .messages(env, &request.filters, request.text.as_ref(), page)?;
+    let read = st.store.read()?;
+    let mut data = Vec::with_capacity(hits.ids.len());
+    for (message, (_, op_id)) in hit_messages(&read, &hits)?.into_iter().zip(&hits.ids) {
+        let (Some(message), Some(op)) = (message, read.operation(*op_id)?) else {
+            continue;
+        };
+        let snippet = match (&request.text, request.snippets) {
+            (Some(q), true) => message_snippet(q, &message),
+            _ => None,
+        };
+        data.push(MessageHit {
+            snippet,
+            message,
+            operation: OperationSummary {
+                id: op.id,
+                kind: op.kind,
+                action: op.action,
+                state: op.state,
+                integration: op.integration,
+                connection_id: op.connection_id,
+                script: op.script,
+            },
+        });
+    }
+    Ok((hits, data))
 }
 
 /// A message of one operation; with `snippets=true` and a `q`, where the query matched it.
@@ -277,10 +373,12 @@ pub async fn list_messages(
     State(state): State<Arc<AppState>>,
     Path((env, id)): Path<(String, String)>,
     Auth(principal): Auth,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.authorize(&principal, &env, Scope::Read)?;
     let op_id = super::operations::parse_id(&id)?;
+    let (as_csv, query) = csv::negotiate(&headers, query.as_deref())?;
     let mut request = parse(Endpoint::OperationMessages, query.as_deref())?;
     request.filters.operation = Some(op_id);
     let limit = request.limit;
@@ -297,6 +395,9 @@ pub async fn list_messages(
     let filtered = request.text.is_some()
         || !request.filters.levels.is_empty()
         || !request.filters.message_types.is_empty();
+    if as_csv {
+        return operation_messages_csv(state, env, op_id, request, filtered).await;
+    }
     let snippet_query = request.text.clone().filter(|_| request.snippets);
     let st = state.clone();
     let env_for_read = env.clone();
@@ -367,6 +468,55 @@ pub async fn list_messages(
             next_cursor,
             total,
         },
+    ))
+}
+
+/// Every message of one operation, oldest first, as CSV: from the store, or through the index
+/// when the request filters them.
+async fn operation_messages_csv(
+    state: Arc<AppState>,
+    env: String,
+    op_id: Id,
+    request: Query,
+    filtered: bool,
+) -> Result<Response, ApiError> {
+    let (st, environment) = (state.clone(), env.clone());
+    blocking(move || {
+        st.store
+            .read()?
+            .operation(op_id)?
+            .filter(|op| op.environment == environment)
+            .ok_or_else(|| super::operations::operation_not_found(op_id))
+    })
+    .await?;
+    let pages = move |st: &AppState, after: Option<u128>| {
+        let read = st.store.read()?;
+        if !filtered {
+            let range = MessageRange {
+                after: after.map(Id),
+                before: None,
+                limit: CSV_PAGE,
+            };
+            let (messages, more) = read.messages(op_id, range)?;
+            let next = messages.last().filter(|_| more).map(|m| m.id.0);
+            return Ok((messages, next));
+        }
+        let page = Page {
+            limit: CSV_PAGE,
+            ascending: true,
+            bound: after.map(Bound::After),
+        };
+        let hits = st
+            .index
+            .messages(&env, &request.filters, request.text.as_ref(), page)?;
+        let messages: Vec<Message> = hit_messages(&read, &hits)?.into_iter().flatten().collect();
+        Ok((messages, next_bound(&hits)))
+    };
+    Ok(stream_csv(
+        state,
+        "messages",
+        csv::OPERATION_MESSAGE_COLUMNS,
+        pages,
     ))
 }
 

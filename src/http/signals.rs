@@ -177,9 +177,7 @@ fn top_integrations(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<IntegrationCount>, ApiError> {
-    let mut filters = signal.filters();
-    filters.from = Some(from);
-    filters.to = Some(to);
+    let mut filters = alerts::window_filters(signal, None, from, to);
     if !signal.counts_messages() {
         let (values, _) = index.facet_values(env, "integration", "", &filters, TOP)?;
         return Ok(values

@@ -141,15 +141,19 @@ fn tokenize(chars: &[char]) -> Result<Vec<(usize, Token)>, QueryError> {
         }
         if chars[i] == '"' {
             let open = i;
+            // A quote left open is a phrase to the end of the query, as search engines read it:
+            // a search box typed `"rate limi` searches while the phrase is being written.
             let close = chars[open + 1..]
                 .iter()
                 .position(|c| *c == '"')
-                .map(|p| open + 1 + p)
-                .ok_or_else(|| QueryError {
-                    column: open + 1,
-                    message: "this quote is never closed".into(),
-                })?;
-            let phrase: String = chars[open + 1..close].iter().collect();
+                .map(|p| open + 1 + p);
+            let end = close.unwrap_or(chars.len());
+            let phrase: String = chars[open + 1..end].iter().collect();
+            if close.is_none() && phrase.trim().is_empty() {
+                // A lone opening quote (just typed) asks for nothing yet.
+                i = end;
+                continue;
+            }
             if phrase.trim().is_empty() {
                 return Err(QueryError {
                     column: open + 1,
@@ -163,7 +167,7 @@ fn tokenize(chars: &[char]) -> Result<Vec<(usize, Token)>, QueryError> {
                     excluded,
                 },
             ));
-            i = close + 1;
+            i = end + 1;
             continue;
         }
         let word_start = i;
@@ -244,7 +248,6 @@ mod tests {
     #[test]
     fn errors_point_at_the_problem() {
         let at = |q: &str| parse(q).unwrap_err().column;
-        assert_eq!(at(r#"error "rate limit"#), 7);
         assert_eq!(at("OR github"), 1);
         assert_eq!(at("github OR"), 8);
         assert_eq!(at("a OR OR b"), 6);
@@ -256,5 +259,35 @@ mod tests {
         assert!(parse(&many).unwrap_err().message.contains("more than"));
         assert!(parse(&"x".repeat(MAX_QUERY_CHARS + 1)).is_err());
         assert!(parse("a OR -b").is_err());
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_a_phrase_to_the_end() {
+        let phrase = |q: &str| parse(q).unwrap().clauses;
+        assert_eq!(
+            phrase(r#"error "rate limi"#),
+            vec![
+                Clause {
+                    any_of: vec![word("error")],
+                    excluded: false
+                },
+                Clause {
+                    any_of: vec![Atom::Phrase("rate limi".into())],
+                    excluded: false
+                },
+            ]
+        );
+        assert_eq!(
+            phrase(r#"-"rate limit"#),
+            vec![Clause {
+                any_of: vec![Atom::Phrase("rate limit".into())],
+                excluded: true
+            }]
+        );
+        assert!(
+            parse(r#"""#).unwrap().is_empty(),
+            "a lone quote asks for nothing yet"
+        );
+        assert_eq!(phrase(r#"github ""#).len(), 1);
     }
 }

@@ -21,6 +21,7 @@ use crate::model::{Message, OpState, Operation};
 /// 2: no field norms, no per-message `doc_id` term (about 25 bytes less per message).
 /// 3: operation text in `op_text`, so a text clause alone says which kind a query wants;
 ///    `state_code` on every document (`NO_STATE` on messages), so it reads without an index.
+///    (The codes: `state_code`; a new state needs a new schema version.)
 /// 4: `started` on operation documents, so insights bucket by when operations happened;
 ///    `end_user_id` and `tag` (`key:value`), context of both kinds (set when an operation starts).
 /// 5: lean message documents (no copy of their operation's attributes, joined through `op`
@@ -138,11 +139,30 @@ pub fn build() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
-/// The `state_code` of a message: past every state's.
-pub const NO_STATE: u64 = OpState::ALL.len() as u64;
+/// How many state codes the schema has: one per `OpState`. The codes are stored in every
+/// document, so a new state is a schema change: the assertion below stops the build until it has a
+/// code in `state_code`, this number is raised and `SCHEMA_VERSION` bumped (the pinned codes in
+/// `state_codes_are_pinned_to_the_schema_version` move with it).
+pub const STATE_CODES: u64 = 6;
+const _: () = assert!(
+    OpState::ALL.len() as u64 == STATE_CODES,
+    "a new OpState is an index schema change: give it a code in `state_code`, raise STATE_CODES, bump SCHEMA_VERSION"
+);
 
+/// The `state_code` of a message: past every state's.
+pub const NO_STATE: u64 = STATE_CODES;
+
+/// A state's code in the index, fixed per schema version (not its position in `OpState::ALL`,
+/// which a new state could shift).
 pub fn state_code(state: OpState) -> u64 {
-    OpState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u64
+    match state {
+        OpState::Waiting => 0,
+        OpState::Running => 1,
+        OpState::Success => 2,
+        OpState::Failed => 3,
+        OpState::Timeout => 4,
+        OpState::Cancelled => 5,
+    }
 }
 
 pub fn doc_term_operation(id: crate::model::Id) -> String {
@@ -288,4 +308,34 @@ pub fn message_text(message: &Message) -> String {
         text.push_str(&r.status.to_string());
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state codes documents of this schema version carry. Changing one, or adding a state,
+    /// relabels what is indexed: bump `SCHEMA_VERSION` (the index is then rebuilt) and pin the
+    /// new codes here with it.
+    #[test]
+    fn state_codes_are_pinned_to_the_schema_version() {
+        let pinned = (
+            6,
+            [
+                (OpState::Waiting, 0),
+                (OpState::Running, 1),
+                (OpState::Success, 2),
+                (OpState::Failed, 3),
+                (OpState::Timeout, 4),
+                (OpState::Cancelled, 5),
+            ],
+            6,
+        );
+        let now: Vec<(OpState, u64)> = OpState::ALL.iter().map(|&s| (s, state_code(s))).collect();
+        assert_eq!(
+            (SCHEMA_VERSION, now, NO_STATE),
+            (pinned.0, pinned.1.to_vec(), pinned.2),
+            "the index's state codes changed: bump SCHEMA_VERSION and pin the new codes"
+        );
+    }
 }

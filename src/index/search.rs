@@ -411,7 +411,7 @@ impl SearchIndex {
     ) -> Result<Vec<Vec<u64>>, IndexError> {
         let searcher = self.searcher()?;
         let query = BooleanQuery::new(self.operation_clauses(env, f, false));
-        let states = OpState::ALL.len();
+        let states = schema::STATE_CODES as usize;
         let flat = searcher.search(
             &query,
             &StateBuckets {

@@ -32,6 +32,22 @@ pub struct Job {
     pub round_started_at: Timestamp,
 }
 
+impl Job {
+    /// The operation whose data the job carries, and the operation logging its delivery.
+    pub fn operations(&self) -> (Id, Option<Id>) {
+        match &self.kind {
+            JobKind::Webhook(w) | JobKind::Slack(w) | JobKind::PagerDuty(w) | JobKind::Email(w) => {
+                (w.operation_id, Some(w.log_operation_id))
+            }
+            JobKind::NangoWebhook(n) => {
+                (n.delivery.operation_id, Some(n.delivery.log_operation_id))
+            }
+            JobKind::OtlpSpan(o) => (o.operation_id, None),
+            JobKind::OtlpLogs(o) => (o.operation_id, None),
+        }
+    }
+}
+
 /// What the job sends, per sink. Append variants; never reorder.
 #[derive(Clone, Debug, PartialEq, Encode, Decode)]
 pub enum JobKind {

@@ -29,6 +29,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 pub mod alert;
 mod duration;
+pub mod erase;
 pub mod job;
 pub mod notifier;
 pub mod settings;
@@ -628,17 +629,6 @@ impl EventType {
             .map(|e| e.as_str())
             .collect::<Vec<_>>()
             .join(", ")
-    }
-}
-
-impl EventType {
-    /// Events the previous release cannot decode (action completion and alerts): records
-    /// holding one are written with a newer format version, so that binary refuses them clearly.
-    pub fn is_new_in_this_release(self) -> bool {
-        matches!(
-            self,
-            EventType::ActionCompleted | EventType::AlertTriggered | EventType::AlertResolved
-        )
     }
 }
 

@@ -224,7 +224,7 @@ fn parse_traceparent(text: &str) -> Option<(TraceId, SpanId, u8)> {
 
 /// A `tracestate` with its entries trimmed and at most `MAX_TRACESTATE_CHARS` long (whole
 /// entries cut from the end), or `None` when it is empty or not a valid list.
-fn normalize_tracestate(text: &str) -> Option<String> {
+pub fn normalize_tracestate(text: &str) -> Option<String> {
     let members: Vec<&str> = text
         .split(',')
         .map(|m| m.trim_matches([' ', '\t']))

@@ -11,6 +11,7 @@
 //! Must not: remove anything itself (the write commands do, through `store::remove`).
 
 pub mod disk;
+pub mod erase;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

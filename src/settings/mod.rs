@@ -613,6 +613,7 @@ mod tests {
                 "otel.max_events_per_span",
             ),
             (r#"{"service_name":" "}"#, "otel.service_name"),
+            (r#"{"service_name":""}"#, "otel.service_name"),
         ] {
             let err = apply_otel_update(
                 None,

@@ -153,7 +153,11 @@ pub struct OtelUpdate {
     pub endpoint: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub headers: Option<Option<BTreeMap<String, String>>>,
+    /// The `service.name` of exported spans: 1-256 characters, not blank (`null` resets it to
+    /// the default, `opslog`; an empty name is refused, since a collector would file the spans
+    /// under no service).
     #[serde(default, deserialize_with = "present")]
+    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
     pub service_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub resource_attributes: Option<Option<BTreeMap<String, String>>>,

@@ -8,30 +8,87 @@ use bincode::{Decode, Encode};
 
 use super::StoreError;
 use crate::model::alert::{AlertState, StoredAlerts, StoredRule};
+use crate::model::erase::EraseJob;
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::notifier::Notifiers;
 use crate::model::settings::{StoredIngress, StoredOtel, StoredWebhooks};
 use crate::model::view::StoredView;
 use crate::model::{
-    DeliveryStatus, EndUser, ErrorInfo, HttpRequest, HttpResponse, Id, Json, Message, OpState,
-    OpType, Operation, RecordCount, SyncType, Tags, Timestamp,
+    DeliveryStatus, EndUser, ErrorInfo, EventType, HttpRequest, HttpResponse, Id, Json, Message,
+    OpState, OpType, Operation, RecordCount, SyncType, Tags, Timestamp,
 };
 
-const V1: u8 = 1;
-/// Outbox attempts gained `batch_size` and `rejected` (batched OTLP exports); outbox jobs gained
-/// `round_started_at` (the export retry cap); message records leave out their two ids (the
-/// record's key holds them).
-const V2: u8 = 2;
-/// Outbox jobs and webhook settings that name an `alert.*` event (a binary from before alerts
-/// cannot decode those variants, so it must refuse the record by its version).
-const V3: u8 = 3;
-/// Operations gained `trace_context` (the W3C trace they were started in); outbox jobs of a
-/// notification (Slack, PagerDuty, email), which a binary from before notifiers cannot decode.
-const V4: u8 = 4;
+// The version bytes, one set per record: a version number means something only for its own
+// record (operation v2 and outbox attempt v2 have nothing in common). A decoder reads every
+// version of its record and refuses a newer byte as written by a newer opslog; the test
+// `every_record_writes_its_newest_version_and_refuses_a_newer_one` holds each encoder to its
+// newest constant.
 
-fn encode<T: Encode>(value: &T) -> Vec<u8> {
-    encode_as(V1, value)
-}
+/// Operations. v2: `end_user`, `tags` and `is_async`. v3: `sync_type`, `checkpoints`,
+/// `auth_mode` and `output` (what Nango's webhooks carry). v4: `trace_context` (the W3C trace
+/// they were started in).
+const OPERATION_V1: u8 = 1;
+const OPERATION_V2: u8 = 2;
+const OPERATION_V3: u8 = 3;
+const OPERATION_V4: u8 = 4;
+/// A message row (one message). v2: the two ids left out (the row's key holds them).
+const MESSAGE_V1: u8 = 1;
+const MESSAGE_V2: u8 = 2;
+/// A block of an ended operation's messages, stored where message rows are: its byte must be
+/// none of a message row's versions, which is how a row says it is a block.
+const MESSAGE_BLOCK_V3: u8 = 3;
+const _: () = assert!(MESSAGE_BLOCK_V3 != MESSAGE_V1 && MESSAGE_BLOCK_V3 != MESSAGE_V2);
+/// Outbox jobs. v2: `round_started_at` (the export retry cap). v3: a job a v2 reader cannot decode
+/// (an event outside [`JOB_V2_EVENTS`], a Nango-format delivery), written so that such a
+/// binary refuses it by its version. v4: a notification (Slack, PagerDuty, email), which a v3
+/// reader cannot decode.
+const JOB_V1: u8 = 1;
+const JOB_V2: u8 = 2;
+const JOB_V3: u8 = 3;
+const JOB_V4: u8 = 4;
+/// Outbox attempts. v2: `batch_size` and `rejected` (batched OTLP exports).
+const ATTEMPT_V1: u8 = 1;
+const ATTEMPT_V2: u8 = 2;
+/// Webhook settings. v2: `format` and `secondary_format` (Nango-format bodies). v3: `toggles`
+/// and `routes` (Nango's toggles and per-connection URLs).
+const WEBHOOK_SETTINGS_V1: u8 = 1;
+const WEBHOOK_SETTINGS_V2: u8 = 2;
+const WEBHOOK_SETTINGS_V3: u8 = 3;
+/// OTel settings. v2: `names` (Nango span names). v3: `trace_url`.
+const OTEL_SETTINGS_V1: u8 = 1;
+const OTEL_SETTINGS_V2: u8 = 2;
+const OTEL_SETTINGS_V3: u8 = 3;
+/// Index feed entries. v2 (storage format 3): a group's messages named by the sequence number of
+/// the last one. v1 entries are never read: converting a format 2 file to 3 replaces the feed.
+const FEED_V2: u8 = 2;
+/// Alert settings. v2: `view` (a rule on any view) and `notify` (Slack, PagerDuty, email); a
+/// section the v1 reader can hold (signal rules notifying the webhooks) is still written as v1.
+const ALERT_SETTINGS_V1: u8 = 1;
+const ALERT_SETTINGS_V2: u8 = 2;
+/// Records with one version so far.
+const IDEMPOTENCY_V1: u8 = 1;
+const VIEW_V1: u8 = 1;
+const ERASE_JOB_V1: u8 = 1;
+const ALERT_STATE_V1: u8 = 1;
+const INGRESS_SETTINGS_V1: u8 = 1;
+const NOTIFIER_SETTINGS_V1: u8 = 1;
+
+/// The events a v2 outbox job may name: those the first binary writing v2 jobs knew. A job
+/// naming any other is written as v3. A new event that a v3 reader cannot decode needs a new job
+/// version (and its list here); `every_event_has_a_job_version` fails until it has one.
+const JOB_V2_EVENTS: &[EventType] = &[
+    EventType::SyncCompleted,
+    EventType::SyncRecords,
+    EventType::AuthCreated,
+    EventType::AuthFailed,
+    EventType::WebhookReceived,
+];
+/// The events v3 added.
+const JOB_V3_EVENTS: &[EventType] = &[
+    EventType::ActionCompleted,
+    EventType::AlertTriggered,
+    EventType::AlertResolved,
+];
 
 fn encode_as<T: Encode>(version: u8, value: &T) -> Vec<u8> {
     let mut out = vec![version];
@@ -46,10 +103,11 @@ fn encode_as<T: Encode>(version: u8, value: &T) -> Vec<u8> {
 /// Far above any real record: bodies are capped by `server.max_body_bytes`.
 const MAX_DECODE_BYTES: usize = 1 << 30;
 
-fn decode<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+/// A record with one version so far: `version`, or an error.
+fn decode_only<T: Decode<()>>(what: &str, version: u8, bytes: &[u8]) -> Result<T, StoreError> {
     match split_version(what, bytes)? {
-        (V1, rest) => decode_body(what, rest),
-        (version, _) => Err(unknown_version(what, version)),
+        (v, rest) if v == version => decode_body(what, rest),
+        (v, _) => Err(unknown_version(what, v)),
     }
 }
 
@@ -76,20 +134,17 @@ fn unknown_version(what: &str, version: u8) -> StoreError {
     ))
 }
 
-/// Operations gained `end_user`, `tags` and `is_async` in version 2, `sync_type`,
-/// `checkpoints`, `auth_mode` and `output` (what Nango's webhooks carry) in version 3, and
-/// `trace_context` in version 4.
 pub(crate) fn encode_operation(op: &Operation) -> Vec<u8> {
-    encode_as(V4, op)
+    encode_as(OPERATION_V4, op)
 }
 
 pub(crate) fn decode_operation(bytes: &[u8]) -> Result<Operation, StoreError> {
     const WHAT: &str = "operation";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
-        (V2, rest) => decode_body::<OperationV2>(WHAT, rest).map(Operation::from),
-        (V3, rest) => decode_body::<OperationV3>(WHAT, rest).map(Operation::from),
-        (V4, rest) => decode_body(WHAT, rest),
+        (OPERATION_V1, rest) => decode_body::<OperationV1>(WHAT, rest).map(Operation::from),
+        (OPERATION_V2, rest) => decode_body::<OperationV2>(WHAT, rest).map(Operation::from),
+        (OPERATION_V3, rest) => decode_body::<OperationV3>(WHAT, rest).map(Operation::from),
+        (OPERATION_V4, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -303,7 +358,7 @@ impl From<OperationV1> for Operation {
 pub(crate) fn encode_message(message: &Message) -> Vec<u8> {
     let config = bincode::config::standard();
     let mut out = Vec::with_capacity(256);
-    out.push(V2);
+    out.push(MESSAGE_V2);
     bincode::encode_into_std_write(message, &mut out, config)
         .expect("encoding into a Vec cannot fail");
     let mut scratch = [0u8; 32];
@@ -323,8 +378,8 @@ pub(crate) fn decode_message(
 ) -> Result<Message, StoreError> {
     let mut message: Message = match bytes.split_first() {
         // Format 1 carried the ids too (the same as the key's; the key is what counts).
-        Some((&V1, rest)) => decode_body("message", rest)?,
-        Some((&V2, rest)) => {
+        Some((&MESSAGE_V1, rest)) => decode_body("message", rest)?,
+        Some((&MESSAGE_V2, rest)) => {
             let message: Message = decode_body("message", rest)?;
             if message.id != Id(0) || message.operation_id != Id(0) {
                 return Err(StoreError::Corrupt(
@@ -346,7 +401,6 @@ pub(crate) fn decode_message(
 /// (u32 LE), the last message id (u128 LE), then the payload as one zstd frame. The payload is each
 /// message in id order as its id (u128 LE), its record's length (u32 LE) and its record: the bytes
 /// it had as a row of its own (version 1 or 2), so packing never re-encodes a message.
-const V3_BLOCK: u8 = 3;
 const BLOCK_HEADER: usize = 1 + 4 + 4 + 16;
 /// The most a block's payload may claim uncompressed (blocks are packed to about 16 KiB; a
 /// single message is far smaller than this).
@@ -363,7 +417,7 @@ pub(crate) struct BlockHeader {
 
 /// The header of a stored message row if it is a block; `None` for a row holding one message.
 pub(crate) fn block_header(bytes: &[u8]) -> Result<Option<BlockHeader>, StoreError> {
-    if bytes.first() != Some(&V3_BLOCK) {
+    if bytes.first() != Some(&MESSAGE_BLOCK_V3) {
         return Ok(None);
     }
     let header = bytes
@@ -434,7 +488,7 @@ pub(crate) fn encode_block(records: &[(u128, Vec<u8>)]) -> Vec<u8> {
     }
     let compressed = zstd_compress(&payload, BLOCK_LEVEL);
     let mut out = Vec::with_capacity(BLOCK_HEADER + compressed.len());
-    out.push(V3_BLOCK);
+    out.push(MESSAGE_BLOCK_V3);
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&last.to_le_bytes());
@@ -519,15 +573,11 @@ impl FeedEntry {
 }
 
 pub(crate) fn encode_feed(entry: &FeedEntry) -> Vec<u8> {
-    encode_as(V2, entry)
+    encode_as(FEED_V2, entry)
 }
 
 pub(crate) fn decode_feed(bytes: &[u8]) -> Result<FeedEntry, StoreError> {
-    const WHAT: &str = "index feed entry";
-    match split_version(WHAT, bytes)? {
-        (V2, rest) => decode_body(WHAT, rest),
-        (version, _) => Err(unknown_version(WHAT, version)),
-    }
+    decode_only("index feed entry", FEED_V2, bytes)
 }
 
 /// What an `Idempotency-Key` was first used for.
@@ -539,30 +589,36 @@ pub struct IdempotencyRecord {
 }
 
 pub(crate) fn encode_idempotency(record: &IdempotencyRecord) -> Vec<u8> {
-    encode(record)
+    encode_as(IDEMPOTENCY_V1, record)
 }
 
 pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecord, StoreError> {
-    decode("idempotency record", bytes)
+    decode_only("idempotency record", IDEMPOTENCY_V1, bytes)
 }
 
-/// A job the previous release cannot decode (a Nango-format delivery, or an event it does not
-/// know) is written as version 3, so that binary refuses it by its version.
+/// A job a v2 reader cannot decode (a Nango-format delivery, or an event outside
+/// [`JOB_V2_EVENTS`]) is written as v3, so that binary refuses it by its version.
 pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
-    let version = match &job.kind {
-        JobKind::Webhook(w) if w.event.is_new_in_this_release() => V3,
-        JobKind::NangoWebhook(_) => V3,
-        JobKind::Webhook(_) | JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => V2,
-        JobKind::Slack(_) | JobKind::PagerDuty(_) | JobKind::Email(_) => V4,
+    let v2_reads_it = match &job.kind {
+        JobKind::Webhook(w) => {
+            // Every event is in one list (`every_event_has_a_job_version`).
+            debug_assert!(JOB_V2_EVENTS.contains(&w.event) || JOB_V3_EVENTS.contains(&w.event));
+            JOB_V2_EVENTS.contains(&w.event)
+        }
+        JobKind::NangoWebhook(_) => false,
+        JobKind::OtlpSpan(_) | JobKind::OtlpLogs(_) => true,
+        JobKind::Slack(_) | JobKind::PagerDuty(_) | JobKind::Email(_) => {
+            return encode_as(JOB_V4, job)
+        }
     };
-    encode_as(version, job)
+    encode_as(if v2_reads_it { JOB_V2 } else { JOB_V3 }, job)
 }
 
 pub(crate) fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
     const WHAT: &str = "outbox job";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<JobV1>(WHAT, rest).map(Job::from),
-        (V2 | V3 | V4, rest) => decode_body(WHAT, rest),
+        (JOB_V1, rest) => decode_body::<JobV1>(WHAT, rest).map(Job::from),
+        (JOB_V2 | JOB_V3 | JOB_V4, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -603,14 +659,14 @@ impl From<JobV1> for Job {
 }
 
 pub(crate) fn encode_attempt(attempt: &Attempt) -> Vec<u8> {
-    encode_as(V2, attempt)
+    encode_as(ATTEMPT_V2, attempt)
 }
 
 pub(crate) fn decode_attempt(bytes: &[u8]) -> Result<Attempt, StoreError> {
     const WHAT: &str = "outbox attempt";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<AttemptV1>(WHAT, rest).map(Attempt::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (ATTEMPT_V1, rest) => decode_body::<AttemptV1>(WHAT, rest).map(Attempt::from),
+        (ATTEMPT_V2, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -649,18 +705,20 @@ impl From<AttemptV1> for Attempt {
     }
 }
 
-/// Webhook settings gained `format` and `secondary_format` (Nango-format bodies) in version 2, and
-/// `toggles` and `routes` (Nango's toggles and per-connection URLs) in version 3.
 pub(crate) fn encode_webhook_settings(settings: &StoredWebhooks) -> Vec<u8> {
-    encode_as(V3, settings)
+    encode_as(WEBHOOK_SETTINGS_V3, settings)
 }
 
 pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, StoreError> {
     const WHAT: &str = "webhook settings";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from),
-        (V2, rest) => decode_body::<StoredWebhooksV2>(WHAT, rest).map(StoredWebhooks::from),
-        (V3, rest) => decode_body(WHAT, rest),
+        (WEBHOOK_SETTINGS_V1, rest) => {
+            decode_body::<StoredWebhooksV1>(WHAT, rest).map(StoredWebhooks::from)
+        }
+        (WEBHOOK_SETTINGS_V2, rest) => {
+            decode_body::<StoredWebhooksV2>(WHAT, rest).map(StoredWebhooks::from)
+        }
+        (WEBHOOK_SETTINGS_V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -670,17 +728,19 @@ pub(crate) fn decode_webhook_settings(bytes: &[u8]) -> Result<StoredWebhooks, St
 /// webhooks) is still written as version 1, so that release keeps reading it.
 pub(crate) fn encode_alert_settings(settings: &StoredAlerts) -> Vec<u8> {
     if settings.is_signal_webhooks_only() {
-        encode_as(V1, &StoredAlertsV1::from(settings))
+        encode_as(ALERT_SETTINGS_V1, &StoredAlertsV1::from(settings))
     } else {
-        encode_as(V2, settings)
+        encode_as(ALERT_SETTINGS_V2, settings)
     }
 }
 
 pub(crate) fn decode_alert_settings(bytes: &[u8]) -> Result<StoredAlerts, StoreError> {
     const WHAT: &str = "alert settings";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<StoredAlertsV1>(WHAT, rest).map(StoredAlerts::from),
-        (V2, rest) => decode_body(WHAT, rest),
+        (ALERT_SETTINGS_V1, rest) => {
+            decode_body::<StoredAlertsV1>(WHAT, rest).map(StoredAlerts::from)
+        }
+        (ALERT_SETTINGS_V2, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -739,27 +799,35 @@ impl From<&StoredAlerts> for StoredAlertsV1 {
 
 /// The notifiers section (Slack, PagerDuty, email), new with notifiers: version 1.
 pub(crate) fn encode_notifiers(notifiers: &Notifiers) -> Vec<u8> {
-    encode(notifiers)
+    encode_as(NOTIFIER_SETTINGS_V1, notifiers)
 }
 
 pub(crate) fn decode_notifiers(bytes: &[u8]) -> Result<Notifiers, StoreError> {
-    decode("notifier settings", bytes)
+    decode_only("notifier settings", NOTIFIER_SETTINGS_V1, bytes)
 }
 
 pub(crate) fn encode_view(view: &StoredView) -> Vec<u8> {
-    encode(view)
+    encode_as(VIEW_V1, view)
 }
 
 pub(crate) fn decode_view(bytes: &[u8]) -> Result<StoredView, StoreError> {
-    decode("view", bytes)
+    decode_only("view", VIEW_V1, bytes)
+}
+
+pub(crate) fn encode_erase_job(job: &EraseJob) -> Vec<u8> {
+    encode_as(ERASE_JOB_V1, job)
+}
+
+pub(crate) fn decode_erase_job(bytes: &[u8]) -> Result<EraseJob, StoreError> {
+    decode_only("erase job", ERASE_JOB_V1, bytes)
 }
 
 pub(crate) fn encode_alert_state(state: &AlertState) -> Vec<u8> {
-    encode(state)
+    encode_as(ALERT_STATE_V1, state)
 }
 
 pub(crate) fn decode_alert_state(bytes: &[u8]) -> Result<AlertState, StoreError> {
-    decode("alert state", bytes)
+    decode_only("alert state", ALERT_STATE_V1, bytes)
 }
 
 /// Webhook settings as format version 1 wrote them (frozen: never change this struct).
@@ -828,17 +896,16 @@ impl From<StoredWebhooksV2> for StoredWebhooks {
     }
 }
 
-/// Otel settings gained `names` (Nango span names) in version 2, `trace_url` in 3.
 pub(crate) fn encode_otel_settings(settings: &StoredOtel) -> Vec<u8> {
-    encode_as(V3, settings)
+    encode_as(OTEL_SETTINGS_V3, settings)
 }
 
 pub(crate) fn decode_otel_settings(bytes: &[u8]) -> Result<StoredOtel, StoreError> {
     const WHAT: &str = "otel settings";
     match split_version(WHAT, bytes)? {
-        (V1, rest) => decode_body::<StoredOtelV1>(WHAT, rest).map(StoredOtel::from),
-        (V2, rest) => decode_body::<StoredOtelV2>(WHAT, rest).map(StoredOtel::from),
-        (V3, rest) => decode_body(WHAT, rest),
+        (OTEL_SETTINGS_V1, rest) => decode_body::<StoredOtelV1>(WHAT, rest).map(StoredOtel::from),
+        (OTEL_SETTINGS_V2, rest) => decode_body::<StoredOtelV2>(WHAT, rest).map(StoredOtel::from),
+        (OTEL_SETTINGS_V3, rest) => decode_body(WHAT, rest),
         (version, _) => Err(unknown_version(WHAT, version)),
     }
 }
@@ -901,11 +968,11 @@ impl From<StoredOtelV1> for StoredOtel {
 }
 
 pub(crate) fn encode_ingress_settings(settings: &StoredIngress) -> Vec<u8> {
-    encode(settings)
+    encode_as(INGRESS_SETTINGS_V1, settings)
 }
 
 pub(crate) fn decode_ingress_settings(bytes: &[u8]) -> Result<StoredIngress, StoreError> {
-    decode("ingress settings", bytes)
+    decode_only("ingress settings", INGRESS_SETTINGS_V1, bytes)
 }
 
 #[cfg(test)]
@@ -1013,7 +1080,7 @@ pub(crate) mod tests {
     fn operations_round_trip() {
         let op = sample_operation_v4();
         let bytes = encode_operation(&op);
-        assert_eq!(bytes[0], V4);
+        assert_eq!(bytes[0], OPERATION_V4);
         assert_eq!(decode_operation(&bytes).unwrap(), op);
     }
 
@@ -1040,17 +1107,51 @@ pub(crate) mod tests {
             std::fs::write(&v4, encode_operation(&sample_operation_v4())).unwrap();
         }
         let golden = std::fs::read(format!("{dir}/operation_v1.bin")).unwrap();
-        assert_eq!(golden[0], V1);
+        assert_eq!(golden[0], OPERATION_V1);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation());
         let golden = std::fs::read(format!("{dir}/operation_v2.bin")).unwrap();
-        assert_eq!(golden[0], V2);
+        assert_eq!(golden[0], OPERATION_V2);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v2());
         let golden = std::fs::read(format!("{dir}/operation_v3.bin")).unwrap();
-        assert_eq!(golden[0], V3);
+        assert_eq!(golden[0], OPERATION_V3);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v3());
         let golden = std::fs::read(&v4).unwrap();
-        assert_eq!(golden[0], V4);
+        assert_eq!(golden[0], OPERATION_V4);
         assert_eq!(decode_operation(&golden).unwrap(), sample_operation_v4());
+    }
+
+    /// An erasure job as this release writes it (record version 1). If this test fails, the
+    /// format changed: keep a reader for these bytes and add a version.
+    #[test]
+    fn reads_erase_jobs_written_by_an_earlier_binary() {
+        use crate::model::erase::{EraseCounts, ErasePhase, EraseSelector};
+        let job = EraseJob {
+            id: Id(0x0197_0000_0000_0000_0000_0000_0000_0009),
+            environment: "prod".into(),
+            selector: EraseSelector::EndUserId("user-42".into()),
+            from: Some(Timestamp(1_700_000_000_000)),
+            to: Timestamp(1_700_000_100_000),
+            phase: ErasePhase::Operations,
+            outbox_from: 0x0197_0000_0000_0000_0000_0000_0000_0003,
+            counts: EraseCounts {
+                operations: 12,
+                messages: 340,
+                outbox_jobs: 5,
+                attempts: 7,
+            },
+            created_at: Timestamp(1_700_000_100_000),
+            finished_at: None,
+        };
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/testdata/erase_job_v1.bin"
+        );
+        if std::env::var_os("OPSLOG_BLESS").is_some() {
+            std::fs::write(path, encode_erase_job(&job)).unwrap();
+        }
+        let golden = std::fs::read(path).unwrap();
+        assert_eq!(golden[0], ERASE_JOB_V1);
+        assert_eq!(decode_erase_job(&golden).unwrap(), job);
     }
 
     fn sample_message() -> Message {
@@ -1085,15 +1186,14 @@ pub(crate) mod tests {
         let m = sample_message();
         let (op, id) = (m.operation_id.0, m.id.0);
         let v2 = encode_message(&m);
-        assert_eq!(v2[0], V2);
+        assert_eq!(v2[0], MESSAGE_V2);
         assert_eq!(decode_message(op, id, &v2).unwrap(), m);
         // Two 17-byte ids became two zero bytes.
-        assert_eq!(encode(&m).len() - v2.len(), 32);
+        assert_eq!(encode_as(MESSAGE_V1, &m).len() - v2.len(), 32);
         for cut in 0..v2.len() {
             assert!(decode_message(op, id, &v2[..cut]).is_err(), "cut at {cut}");
         }
-        let mut with_ids = encode(&m);
-        with_ids[0] = V2;
+        let with_ids = encode_as(MESSAGE_V2, &m);
         assert!(decode_message(op, id, &with_ids).is_err());
     }
 
@@ -1143,10 +1243,10 @@ pub(crate) mod tests {
             "/src/store/testdata/message_v1.bin"
         );
         if std::env::var_os("OPSLOG_BLESS").is_some() {
-            std::fs::write(path, encode(&sample_message())).unwrap();
+            std::fs::write(path, encode_as(MESSAGE_V1, &sample_message())).unwrap();
         }
         let golden = std::fs::read(path).unwrap();
-        assert_eq!(golden[0], V1);
+        assert_eq!(golden[0], MESSAGE_V1);
         let m = sample_message();
         assert_eq!(
             decode_message(m.operation_id.0, m.id.0, &golden).unwrap(),
@@ -1247,7 +1347,7 @@ pub(crate) mod tests {
         let mut job = sample_job();
         let plain = encode_job(&job);
         assert_eq!(
-            plain[0], V2,
+            plain[0], JOB_V2,
             "other jobs keep the version older binaries read"
         );
         if let JobKind::Webhook(w) = &mut job.kind {
@@ -1255,14 +1355,17 @@ pub(crate) mod tests {
         }
         let alert = encode_job(&job);
         assert_eq!(
-            alert[0], V3,
+            alert[0], JOB_V3,
             "a binary from before alerts refuses it by its version"
         );
         assert_eq!(decode_job(&alert).unwrap(), job);
         let mut settings = sample_webhook_settings();
         settings.events = Some(vec![EventType::SyncCompleted, EventType::AlertResolved]);
         let bytes = encode_webhook_settings(&settings);
-        assert_eq!(bytes[0], V3, "webhook settings are version 3 (routes)");
+        assert_eq!(
+            bytes[0], WEBHOOK_SETTINGS_V3,
+            "webhook settings are version 3 (routes)"
+        );
         assert_eq!(decode_webhook_settings(&bytes).unwrap(), settings);
         let state = AlertState {
             firing: true,
@@ -1310,22 +1413,21 @@ pub(crate) mod tests {
         }
         let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
         let v1 = read("outbox_job_v1.bin");
-        assert_eq!(v1[0], V1);
+        assert_eq!(v1[0], JOB_V1);
         assert_eq!(decode_job(&v1).unwrap(), sample_job());
         assert_eq!(
             decode_job(&read("outbox_job_v2.bin")).unwrap(),
             sample_export_job()
         );
         let v1 = read("outbox_attempt_v1.bin");
-        assert_eq!(v1[0], V1);
+        assert_eq!(v1[0], ATTEMPT_V1);
         assert_eq!(decode_attempt(&v1).unwrap(), sample_attempt());
         assert_eq!(
             decode_attempt(&read("outbox_attempt_v2.bin")).unwrap(),
             sample_export_attempt()
         );
-        for name in ["webhook_settings_v1.bin", "otel_settings_v1.bin"] {
-            assert_eq!(read(name)[0], V1, "{name}");
-        }
+        assert_eq!(read("webhook_settings_v1.bin")[0], WEBHOOK_SETTINGS_V1);
+        assert_eq!(read("otel_settings_v1.bin")[0], OTEL_SETTINGS_V1);
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v1.bin")).unwrap(),
             sample_webhook_settings()
@@ -1338,7 +1440,7 @@ pub(crate) mod tests {
             decode_webhook_settings(&read("webhook_settings_v2.bin")).unwrap(),
             sample_webhook_settings_v2()
         );
-        assert_eq!(read("otel_settings_v2.bin")[0], V2, "frozen");
+        assert_eq!(read("otel_settings_v2.bin")[0], OTEL_SETTINGS_V2, "frozen");
         assert_eq!(
             decode_webhook_settings(&read("webhook_settings_v3.bin")).unwrap(),
             sample_webhook_settings_v3()
@@ -1386,6 +1488,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// A notification as queued: the PagerDuty event without its routing key (added when sent),
+    /// the destination as shown (no secret in it).
+    fn sample_notification_job() -> Job {
+        Job {
+            kind: JobKind::PagerDuty(crate::model::job::WebhookJob {
+                event_id: "evt_9".into(),
+                event: EventType::AlertTriggered,
+                url: "https://events.pagerduty.com/v2/enqueue".into(),
+                body: r#"{"event_action":"trigger","dedup_key":"opslog/prod/auth_failures"}"#.into(),
+                operation_id: Id(44),
+                log_operation_id: Id(44),
+            }),
+            ..sample_job()
+        }
+    }
+
     fn sample_view() -> StoredView {
         StoredView {
             id: "salesforce_auth".into(),
@@ -1402,9 +1520,9 @@ pub(crate) mod tests {
     }
 
     /// Alert sections the first release could hold keep its version (1); rules on views or with
-    /// notifiers are version 2. Views are version 1. The `.bin` files are frozen: a new shape
-    /// needs a new version and a reader for these bytes (bless with `OPSLOG_BLESS=1` only when
-    /// adding a file).
+    /// notifiers are version 2. Views and notifier settings are version 1; a notification's
+    /// outbox job is version 4. The `.bin` files are frozen: a new shape needs a new version and a
+    /// reader for these bytes (bless with `OPSLOG_BLESS=1` only when adding a file).
     #[test]
     fn alert_rules_on_views_with_notifiers_and_views_read_back_from_their_golden_bytes() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
@@ -1416,13 +1534,26 @@ pub(crate) mod tests {
             {"view": "salesforce_auth", "above": 3, "window": "15m", "notify": ["webhook", "slack", "pagerduty", "email"]}
         ]));
         let files = [
-            ("alert_settings_v1.bin", encode_alert_settings(&signals), V1),
-            ("alert_settings_v2.bin", encode_alert_settings(&views), V2),
-            ("view_v1.bin", encode_view(&sample_view()), V1),
+            (
+                "alert_settings_v1.bin",
+                encode_alert_settings(&signals),
+                ALERT_SETTINGS_V1,
+            ),
+            (
+                "alert_settings_v2.bin",
+                encode_alert_settings(&views),
+                ALERT_SETTINGS_V2,
+            ),
+            ("view_v1.bin", encode_view(&sample_view()), VIEW_V1),
             (
                 "notifier_settings_v1.bin",
                 encode_notifiers(&sample_notifiers()),
-                V1,
+                NOTIFIER_SETTINGS_V1,
+            ),
+            (
+                "outbox_job_v4.bin",
+                encode_job(&sample_notification_job()),
+                JOB_V4,
             ),
         ];
         for (name, bytes, version) in &files {
@@ -1446,6 +1577,10 @@ pub(crate) mod tests {
         assert_eq!(
             decode_notifiers(&read("notifier_settings_v1.bin")).unwrap(),
             sample_notifiers()
+        );
+        assert_eq!(
+            decode_job(&read("outbox_job_v4.bin")).unwrap(),
+            sample_notification_job()
         );
         // What the release before views wrote for one signal rule, byte for byte: version 1,
         // one rule, "auth_failures", Some("github"), 1, 300000 (bincode varints).
@@ -1510,5 +1645,157 @@ pub(crate) mod tests {
             rejected: Some(2),
             ..sample_attempt()
         }
+    }
+
+    /// Every event is named in the list of the job version that first holds it, so a job naming
+    /// it is written with a version that older binaries refuse rather than misread.
+    #[test]
+    fn every_event_has_a_job_version() {
+        for event in EventType::ALL {
+            let lists = [JOB_V2_EVENTS, JOB_V3_EVENTS]
+                .iter()
+                .filter(|list| list.contains(event))
+                .count();
+            assert_eq!(
+                lists, 1,
+                "{event}: a new event needs a job version older binaries refuse (a JOB_V4 with its \
+                 list, read by decode_job), or its place in the list of the version that added it"
+            );
+        }
+        let mut job = sample_job();
+        for event in EventType::ALL {
+            if let JobKind::Webhook(w) = &mut job.kind {
+                w.event = *event;
+            }
+            let expected = if JOB_V2_EVENTS.contains(event) {
+                JOB_V2
+            } else {
+                JOB_V3
+            };
+            assert_eq!(encode_job(&job)[0], expected, "{event}");
+        }
+    }
+
+    /// Each record is written with its own newest version and a byte past it is refused as
+    /// written by a newer opslog: the version constants of one record cannot drift apart from
+    /// its encoder and decoder.
+    #[test]
+    fn every_record_writes_its_newest_version_and_refuses_a_newer_one() {
+        fn check<T>(
+            what: &str,
+            bytes: Vec<u8>,
+            newest: u8,
+            decode: impl Fn(&[u8]) -> Result<T, StoreError>,
+        ) {
+            assert_eq!(
+                bytes[0], newest,
+                "{what} is written with its newest version"
+            );
+            assert!(decode(&bytes).is_ok(), "{what}");
+            let mut newer = bytes;
+            newer[0] = newest + 1;
+            let err = decode(&newer)
+                .err()
+                .unwrap_or_else(|| panic!("{what}: newer read"));
+            assert!(err.to_string().contains("newer opslog"), "{what}: {err}");
+        }
+        let job = sample_job();
+        let nango = Job {
+            kind: JobKind::NangoWebhook(crate::model::job::NangoWebhookJob {
+                delivery: match job.kind.clone() {
+                    JobKind::Webhook(w) => w,
+                    _ => unreachable!(),
+                },
+                forwarded_headers: Vec::new(),
+            }),
+            ..job
+        };
+        check(
+            "operation",
+            encode_operation(&sample_operation_v4()),
+            OPERATION_V4,
+            decode_operation,
+        );
+        let m = sample_message();
+        check("message", encode_message(&m), MESSAGE_V2, |b| {
+            decode_message(m.operation_id.0, m.id.0, b)
+        });
+        assert_eq!(encode_job(&nango)[0], JOB_V3, "a Nango-format delivery");
+        check(
+            "outbox job",
+            encode_job(&sample_notification_job()),
+            JOB_V4,
+            decode_job,
+        );
+        check(
+            "notifier settings",
+            encode_notifiers(&sample_notifiers()),
+            NOTIFIER_SETTINGS_V1,
+            decode_notifiers,
+        );
+        check(
+            "outbox attempt",
+            encode_attempt(&sample_attempt()),
+            ATTEMPT_V2,
+            decode_attempt,
+        );
+        check(
+            "webhook settings",
+            encode_webhook_settings(&sample_webhook_settings_v3()),
+            WEBHOOK_SETTINGS_V3,
+            decode_webhook_settings,
+        );
+        check(
+            "otel settings",
+            encode_otel_settings(&sample_otel_settings_v3()),
+            OTEL_SETTINGS_V3,
+            decode_otel_settings,
+        );
+        let feed = FeedEntry {
+            operations: vec![Id(1)],
+            messages_through: 2,
+            removed_operations: Vec::new(),
+        };
+        check("feed", encode_feed(&feed), FEED_V2, decode_feed);
+        let key = IdempotencyRecord {
+            operation_id: Id(1),
+            body_sha256: [7; 32],
+        };
+        check(
+            "idempotency",
+            encode_idempotency(&key),
+            IDEMPOTENCY_V1,
+            decode_idempotency,
+        );
+        let on_a_view = sample_alert_rules(serde_json::json!([
+            {"view": "salesforce_auth", "above": 3, "window": "15m", "notify": ["slack"]}
+        ]));
+        check(
+            "alert settings",
+            encode_alert_settings(&on_a_view),
+            ALERT_SETTINGS_V2,
+            decode_alert_settings,
+        );
+        check("view", encode_view(&sample_view()), VIEW_V1, decode_view);
+        let state = AlertState {
+            firing: true,
+            since: Timestamp(1),
+            count: 2,
+        };
+        check(
+            "alert state",
+            encode_alert_state(&state),
+            ALERT_STATE_V1,
+            decode_alert_state,
+        );
+        let ingress = StoredIngress {
+            token: "t".repeat(32),
+        };
+        check(
+            "ingress settings",
+            encode_ingress_settings(&ingress),
+            INGRESS_SETTINGS_V1,
+            decode_ingress_settings,
+        );
     }
 }

@@ -10,6 +10,7 @@
 
 pub(crate) mod block;
 pub(crate) mod codec;
+mod erase;
 mod messages;
 mod outbox;
 mod remove;
@@ -23,6 +24,7 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use codec::{FeedEntry, IdempotencyRecord};
+pub use erase::ErasedJobs;
 pub use outbox::{DueJobs, DueKey, RemovedJobs};
 pub use remove::RemovedOperations;
 use tables::*;
@@ -160,6 +162,7 @@ impl Store {
         tx.txn.open_table(OUTBOX_ATTEMPTS)?;
         tx.txn.open_table(INDEX_FEED)?;
         tx.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
+        tx.txn.open_table(ERASE_JOBS)?;
         tx.commit()?;
         if let Some(older) = found.filter(|v| *v < FORMAT_VERSION) {
             store.convert_messages(older)?;

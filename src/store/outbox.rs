@@ -142,7 +142,7 @@ impl WriteTx {
         if from >= scan_to {
             return Ok(removed);
         }
-        let mut jobs = self.txn.open_table(OUTBOX)?;
+        let jobs = self.txn.open_table(OUTBOX)?;
         let mut finished = Vec::new();
         for row in jobs.range(from..scan_to)? {
             let (id, value) = row?;
@@ -157,16 +157,9 @@ impl WriteTx {
                 finished.push(job);
             }
         }
-        let mut attempts = self.txn.open_table(OUTBOX_ATTEMPTS)?;
+        drop(jobs);
         for job in finished {
-            let mut gone = 0;
-            attempts.retain_in((job.id.0, 0)..=(job.id.0, u32::MAX), |_, _| {
-                gone += 1;
-                false
-            })?;
-            jobs.remove(job.id.0)?;
-            self.outbox_depth.count(&job, -1);
-            removed.attempts += gone;
+            removed.attempts += self.remove_job(&job)?;
             removed.jobs += 1;
         }
         Ok(removed)

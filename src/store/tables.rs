@@ -81,6 +81,10 @@ pub(crate) const INDEX_FEED: TableDefinition<u64, &[u8]> = TableDefinition::new(
 pub(crate) const IDEMPOTENCY_BY_OPERATION: TableDefinition<u128, &str> =
     TableDefinition::new("idempotency_by_operation");
 
+/// Erasure jobs: job id → `EraseJob` (`codec::encode_erase_job`). Added without a format change:
+/// a binary that does not know the table leaves it alone.
+pub(crate) const ERASE_JOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("erase_jobs");
+
 /// A row as its key's and its value's bytes.
 #[cfg(test)]
 pub(crate) type RawRow = (Vec<u8>, Vec<u8>);
@@ -131,6 +135,7 @@ pub(crate) fn dump(txn: &redb::ReadTransaction) -> Dump {
         rows(txn, OUTBOX_ATTEMPTS),
         rows(txn, INDEX_FEED),
         rows(txn, IDEMPOTENCY_BY_OPERATION),
+        rows(txn, ERASE_JOBS),
     ]);
     for table in txn.list_tables().expect("listing tables") {
         assert!(

@@ -150,6 +150,11 @@ impl Writer {
             .map_err(|_| WriteError::ShuttingDown)?
     }
 
+    /// Whether the queue is full, so a `submit` now would wait for room.
+    pub fn is_busy(&self) -> bool {
+        self.tx.capacity() == 0
+    }
+
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
@@ -858,6 +863,42 @@ mod tests {
         assert!(matches!(error, WriteError::OperationNotFound(i) if i == id));
     }
 
+    /// OTLP ingest refuses spans and records one by one (partial success), never the command:
+    /// when every one is refused, nothing is written.
+    #[test]
+    fn otlp_ingest_whose_spans_and_records_are_all_refused_writes_nothing() {
+        use crate::ingest::otlp::{LogMessage, LogTarget, SpanOperation};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        let stored = commit(&mut engine, create("github")).operation;
+        let mut elsewhere = stored.clone();
+        elsewhere.environment = "dev".into();
+        let orphan = LogMessage {
+            target: LogTarget::Span("\u{1}otlp-span never-sent".into()),
+            message: append(stored.id, "lost").messages[0]
+                .1
+                .clone()
+                .into_message(Id(42), Id(0), stored.created_at),
+        };
+        let before = store.dump();
+        let ingested = commit(
+            &mut engine,
+            crate::write::IngestOtlp {
+                environment: "dev".into(),
+                spans: vec![SpanOperation {
+                    key: "\u{1}otlp-span taken".into(),
+                    operation: elsewhere,
+                    messages: Vec::new(),
+                }],
+                logs: vec![orphan],
+            },
+        );
+        assert_eq!(ingested.spans_refused.count, 1);
+        assert_eq!(ingested.logs_refused.count, 1);
+        assert_eq!(ingested.operations_added + ingested.messages_added, 0);
+        assert_eq!(store.dump(), before, "nothing was written");
+    }
+
     #[test]
     fn refused_append_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -912,9 +953,12 @@ mod tests {
             request_headers: Default::default(),
         };
         let unknown = Id(99);
-        let batch = crate::write::RecordAttempts(vec![attempt(job), attempt(unknown)]);
-        let error = refused_alone(&mut engine, &store, batch);
-        assert!(matches!(error, WriteError::DeliveryNotFound(i) if i == unknown));
+        // A job erased while it was being sent: its attempt is dropped, the others recorded.
+        commit(
+            &mut engine,
+            crate::write::RecordAttempts(vec![attempt(job), attempt(unknown)]),
+        );
+        assert_eq!(store.read().unwrap().attempts(job).unwrap().len(), 1);
 
         let requeue = crate::write::RequeueJobs {
             environment: "prod".into(),

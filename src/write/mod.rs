@@ -7,8 +7,8 @@
 //! - `outbox`: recording attempts, requeueing deliveries and exports;
 //! - `settings`: `PUT /settings` and rotations; `views`: saved views; `alerts`: alert rules'
 //!   counts;
-//! - `retention`: removing what expired, or the oldest above the disk cap; `import`: loading an
-//!   export file.
+//! - `retention`: removing what expired, or the oldest above the disk cap; `erase`: an erasure
+//!   job's steps; `import`: loading an export file.
 //!
 //! The domain rules themselves stay below, in `ingest::lifecycle`, `outbox::{events, policy}`,
 //! `settings` and `model::alert`; a command applies them inside the transaction.
@@ -16,6 +16,7 @@
 mod alerts;
 mod effects;
 mod engine;
+mod erase;
 mod import;
 mod operations;
 mod outbox;
@@ -25,7 +26,8 @@ mod views;
 
 pub use alerts::ObserveAlerts;
 pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
-pub use import::{Import, Imported};
+pub use erase::{EraseStep, StartErase, Stepped};
+pub use import::{Import, Imported, IngestOtlp, Ingested};
 pub use operations::{
     AppendMessages, CreateOperation, CreateOperations, Created, TimeOutOverdue, UpdateOperation,
 };

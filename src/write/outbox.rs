@@ -26,7 +26,8 @@ pub struct RecordedAttempt {
 }
 
 /// Logs the attempts of one request (one delivery, or one per job of a batched export) and
-/// moves each job on, as its `attempt.outcome` says.
+/// moves each job on, as its `attempt.outcome` says. A job erased while it was being sent is
+/// gone: its attempt is dropped, the others are recorded.
 pub struct RecordAttempts(pub Vec<RecordedAttempt>);
 
 impl Command for RecordAttempts {
@@ -35,13 +36,13 @@ impl Command for RecordAttempts {
     type Plan = Vec<(RecordedAttempt, Job)>;
 
     fn check(self, tx: &mut Check<'_>) -> Result<Self::Plan, WriteError> {
-        self.0
-            .into_iter()
-            .map(|recorded| match tx.db.job(recorded.job)? {
-                Some(job) => Ok((recorded, job)),
-                None => Err(WriteError::DeliveryNotFound(recorded.job)),
-            })
-            .collect()
+        let mut plan = Vec::new();
+        for recorded in self.0 {
+            if let Some(job) = tx.db.job(recorded.job)? {
+                plan.push((recorded, job));
+            }
+        }
+        Ok(plan)
     }
 
     fn write(plan: Self::Plan, tx: &mut Tx<'_>) -> Result<(), StoreError> {

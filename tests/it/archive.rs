@@ -324,6 +324,30 @@ fn imports_refuse_truncated_files_bad_lines_and_environment_keys() {
         target.get(&format!("{PROD}/operations"), PROD_KEY).body["total"],
         0
     );
+
+    // The same lines as one JSON array (what an OpenAPI client generates) import alike.
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let as_json = target.raw(
+        "POST",
+        &format!("{PROD}/import"),
+        Some(ADMIN),
+        &[("content-type", "application/json")],
+        Some(serde_json::to_string(&lines).unwrap().as_bytes()),
+    );
+    assert_eq!(as_json.status, 200, "{}", as_json.text);
+    assert_eq!(as_json.body["operations_added"], SEEDED_OPERATIONS);
+    assert_eq!(as_json.body["messages_added"], SEEDED_MESSAGES);
+    let not_array = target.raw(
+        "POST",
+        &format!("{PROD}/import"),
+        Some(ADMIN),
+        &[("content-type", "application/json")],
+        Some(lines[0].to_string().as_bytes()),
+    );
+    assert_eq!((not_array.status, not_array.code()), (400, "invalid_json"));
     let window = source.get(&format!("{PROD}/export?from=yesterday"), PROD_KEY);
     assert_eq!((window.status, window.code()), (400, "invalid_query"));
 }

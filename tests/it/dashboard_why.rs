@@ -213,6 +213,31 @@ fn signals_compare_with_the_previous_period_and_name_integrations() {
     assert_eq!(bad.status, 400);
     assert_eq!(bad.body["error"]["field"], "from");
 
+    // A failed sync sent now that started 3 hours ago counts where it happened, as insights put
+    // it: in the last day, not in the last hour.
+    failed_sync("late", &hours_ago(3));
+    eventually(WAIT, || {
+        (get(&d, "/operations?limit=1")["total"] == 6).then_some(())
+    });
+    let sync_count = |query: &str| {
+        let signals = get(&d, &format!("/signals{query}"));
+        signals["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["signal"] == "sync_failures")
+            .unwrap()["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(sync_count(""), 5);
+    let hour_ago = hours_ago(1).replace(':', "%3A").replace('+', "%2B");
+    assert_eq!(
+        sync_count(&format!("?from={hour_ago}")),
+        4,
+        "by start, not by arrival"
+    );
+
     let insights = get(
         &d,
         &format!(

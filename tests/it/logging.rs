@@ -153,3 +153,71 @@ headers = {{ "x-api-key" = "{OTEL_HEADER}" }}
         assert!(!text.contains(secret), "a secret is in the logs: {secret}");
     }
 }
+
+/// `opslog serve > file 2>&1`: text logs written to a file carry no terminal colour codes.
+#[test]
+fn text_logs_to_a_file_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("opslog.toml");
+    write_private(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+admin_tokens = ["{ADMIN}"]
+
+[environments.prod]
+api_keys = ["{PROD_KEY}"]
+"#,
+            data = dir.path().join("data").display(),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("opslog.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "opslog=debug,info")
+        .env_remove("NO_COLOR")
+        .env_remove("OPSLOG_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("spawn opslog");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let base = first
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .trim()
+        .to_owned();
+    let agent = agent();
+    let ops = format!("{base}/v1/environments/prod/operations");
+    let (status, _) = call(&agent, "POST", &ops, Some(&json!({"type": "sync"}))).unwrap();
+    assert_eq!(status, 201);
+
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.contains("opslog listening") && text.contains("opslog stopped"),
+        "{text}"
+    );
+    assert!(text.contains("INFO"), "levels are written as words: {text}");
+    assert!(
+        !text.contains("\x1b["),
+        "colour codes in a log file: {text:?}"
+    );
+}

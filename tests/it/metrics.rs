@@ -358,7 +358,7 @@ fn prometheus_client_parses_the_exposition_and_reads_the_values() {
         families.values().all(|f| f["type"] != "unknown"),
         "{families:#?}"
     );
-    assert_eq!(families.len(), 30, "{:?}", families.keys());
+    assert_eq!(families.len(), 31, "{:?}", families.keys());
 }
 
 /// `{family: {"type", "help", "samples": [[name, labels, value]]}}` as `prometheus_client`'s text

@@ -528,7 +528,7 @@ fn openapi_real_answers_match_the_document() {
         400,
         "GET",
         &search,
-        d.get(&format!("{prod}/messages?q=%22unbalanced"), PROD_KEY),
+        d.get(&format!("{prod}/messages?q=rate%20OR"), PROD_KEY),
     );
     let filtered = c.expect(
         200,
@@ -1085,6 +1085,65 @@ fn openapi_real_answers_match_the_document() {
         &export,
         d.get(&format!("{prod}/export?from=yesterday"), PROD_KEY),
     );
+    // OTLP ingest: a span accepted and one refused (partial success), a log record, bad bodies.
+    // The span is a minute old: one older than the retention period would be removed by a sweep.
+    let minute_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    let (start, end) = (
+        (minute_ago as u128 * 1_000_000_000).to_string(),
+        ((minute_ago + 1) as u128 * 1_000_000_000).to_string(),
+    );
+    for (signal, body) in [
+        (
+            "traces",
+            json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+                {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                 "name": "nightly", "startTimeUnixNano": start,
+                 "endTimeUnixNano": end},
+                {"traceId": "", "spanId": "", "name": "no ids"}
+            ]}]}]}),
+        ),
+        (
+            "logs",
+            json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+                {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                 "body": {"stringValue": "done"}}
+            ]}]}]}),
+        ),
+    ] {
+        let template = format!("{ENV}/otlp/v1/{signal}");
+        let path = format!("{prod}/otlp/v1/{signal}");
+        let body = serde_json::to_vec(&body).unwrap();
+        c.expect(
+            200,
+            "POST",
+            &template,
+            d.raw("POST", &path, Some(PROD_KEY), &[], Some(&body)),
+        );
+        let protobuf = [("content-type", "application/x-protobuf")];
+        c.expect(
+            200,
+            "POST",
+            &template,
+            d.raw("POST", &path, Some(PROD_KEY), &protobuf, Some(b"")),
+        );
+        c.expect(
+            400,
+            "POST",
+            &template,
+            d.raw("POST", &path, Some(PROD_KEY), &protobuf, Some(b"\xff")),
+        );
+        let text = [("content-type", "text/plain")];
+        c.expect(
+            415,
+            "POST",
+            &template,
+            d.raw("POST", &path, Some(PROD_KEY), &text, Some(b"hi")),
+        );
+    }
     let import = format!("{ENV}/import");
     let ndjson = [("content-type", "application/x-ndjson")];
     let imported = c.expect(
@@ -1245,6 +1304,50 @@ fn openapi_real_answers_match_the_document() {
         "GET",
         "/openapi.json",
         d.raw("GET", "/openapi.json", None, &[], None),
+    );
+
+    // Erasures: one of a connection nobody has, done at once; and the CSV of a list.
+    let erase = format!("{ENV}/erase");
+    let erased = c.expect(
+        200,
+        "POST",
+        &erase,
+        d.post(
+            &format!("{prod}/erase"),
+            ADMIN,
+            &json!({"connection_id": "nobody"}),
+        ),
+    );
+    let erasure = erased.body["id"].as_str().unwrap().to_owned();
+    c.expect(
+        400,
+        "POST",
+        &erase,
+        d.post(&format!("{prod}/erase"), ADMIN, &json!({})),
+    );
+    c.expect(
+        200,
+        "GET",
+        &format!("{ENV}/erasures"),
+        d.get(&format!("{prod}/erasures"), ADMIN),
+    );
+    c.expect(
+        200,
+        "GET",
+        &format!("{ENV}/erasures/{{id}}"),
+        d.get(&format!("{prod}/erasures/{erasure}"), ADMIN),
+    );
+    c.expect(
+        200,
+        "GET",
+        &format!("{ENV}/operations"),
+        d.raw(
+            "GET",
+            &format!("{prod}/operations"),
+            Some(PROD_KEY),
+            &[("accept", "text/csv")],
+            None,
+        ),
     );
 
     c.assert_every_success_checked();

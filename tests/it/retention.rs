@@ -321,8 +321,10 @@ fn under_constant_ingest_with_webhooks_the_data_dir_stops_growing() {
         let late = *sizes[10..].iter().max().unwrap() as f64;
         late <= early * slack
     };
+    // redb grows its file by doubling: one more step, taken while a reader pins freed pages for
+    // a moment, is not growth; growth that goes on takes two.
     assert!(
-        plateau(&redb_sizes, 1.5),
+        plateau(&redb_sizes, 2.0),
         "the store keeps growing under constant ingest with retention: {redb_sizes:?}"
     );
     assert!(

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -750,6 +750,58 @@ test('vocabulary: pickers and lists are the server\'s values, read once per page
   assert.deepEqual(pageErrors, [], 'no console errors');
 });
 
+test('data lifecycle: CSV from the Logs tab and the drawer, erasing a connection from Settings', async (t) => {
+  await t.test('log in again', async () => {
+    await page.goto(base);
+    await page.locator('#login-token:visible, #shell:visible').first().waitFor();
+    if (await page.locator('#login-token').isVisible()) {
+      await page.fill('#login-token', ADMIN);
+      await page.press('#login-token', 'Enter');
+    }
+    await page.locator('#shell').waitFor();
+  });
+
+  const download = async (selector) => {
+    const [file] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+    return readFileSync(await file.path(), 'utf8').split('\r\n').filter(Boolean);
+  };
+
+  await t.test('Download CSV: every match of the filters, and the drawer\'s messages', async () => {
+    await page.goto(`${base}/?env=prod&integration=zendesk`);
+    await waitCount(55);
+    const lines = await download('#download-csv');
+    assert.match(lines[0], /^id,type,action,state,integration,connection_id,/);
+    assert.equal(lines.length, 1 + 55, 'every match, not the page of 50 shown');
+    assert.ok(lines.slice(1).every((l) => l.split(',')[4] === 'zendesk'));
+    await page.goto(`${base}/?env=prod&op=${ids.sync}`);
+    await page.locator('#drawer-csv').waitFor();
+    const messages = await download('#drawer-csv');
+    assert.match(messages[0], /^id,operation_id,created_at,level,type,source,message,/);
+    assert.equal(messages.length, 1 + 3);
+    assert.match(messages[1], /fetching issues since 2026-11-01/);
+  });
+
+  await t.test('erase a connection: the count is named before anything goes', async () => {
+    for (let i = 0; i < 2; i++) await startOp({ type: 'sync', integration: 'github', connection_id: 'leaving-customer' });
+    await eventually(async () => (await api('GET', '/operations?connection_id=leaving-customer&limit=1')).total === 2);
+    await page.goto(`${base}/?env=prod&page=settings`);
+    await page.locator('#erase-card').waitFor();
+    await page.selectOption('#erase-field', 'connection_id');
+    await page.fill('#erase-value', 'leaving-customer');
+    await page.click('#erase-button');
+    await page.locator('dialog[open]').waitFor();
+    assert.match(await page.locator('dialog[open]').innerText(), /Erase 2 operations\?/);
+    await shot('erase-confirm');
+    await page.click('dialog[open] button:text-is("Erase 2 operations")');
+    await eventually(async () => (await page.locator('#erase-status').textContent()).includes('erased 2 operations'));
+    assert.match(await page.locator('#erasures').innerText(), /Connection leaving-customer: erased 2 operations/);
+    // The index counts the removal once its next commit takes it in.
+    await eventually(async () => (await api('GET', '/operations?connection_id=leaving-customer&limit=1')).total === 0);
+  });
+
+  assert.deepEqual(pageErrors, [], 'no console errors');
+});
+
 test('views: save, open, rename, delete; an alert rule on a view; a viewer cannot reach Settings', async (t) => {
   const text = (sel) => page.locator(sel).textContent();
   const viewLink = (name) => page.locator('#view-list .view-link', { hasText: name });
@@ -901,5 +953,127 @@ test('views: save, open, rename, delete; an alert rule on a view; a viewer canno
     await page.locator('#login-token').waitFor();
   });
 
+  assert.deepEqual(pageErrors, [], 'no console errors');
+});
+
+// axe-core, pinned in package.json: the WCAG rules a browser can check, run in the page itself.
+const AXE = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+/** The page's serious and critical axe-core violations (WCAG 2.1 A and AA and best practices), one
+ * line per rule with the first elements it names, and whether the page has a level-one heading and
+ * a `main` landmark (best practices axe rates only moderate). */
+async function audit() {
+  // Through the DevTools protocol, so the dashboard's Content-Security-Policy does not apply.
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id} (${v.nodes.length}): ${v.help}; ${v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')} ${n.failureSummary.replace(/\s+/g, ' ')}`).join(' | ')}`);
+  const missing = result.violations.filter((v) => ['page-has-heading-one', 'landmark-one-main'].includes(v.id)).map((v) => v.id);
+  return { serious, missing };
+}
+
+test('accessibility: axe-core finds no serious or critical violation on any page, with 1,500 operations', async (t) => {
+  await t.test('load 1,500 operations with messages', async () => {
+    const kinds = [['sync', 'run'], ['action', 'run'], ['webhook', 'incoming'], ['proxy', 'call'], ['auth', 'refresh_token']];
+    const integrations = ['github', 'salesforce', 'hubspot', 'zendesk', 'intercom', 'slack'];
+    for (let b = 0; b < 3; b++) {
+      const batch = [];
+      for (let i = 0; i < 480; i++) {
+        const n = b * 480 + i;
+        const [type, action] = kinds[n % kinds.length];
+        const failed = n % 9 === 0;
+        batch.push({
+          type, action, integration: integrations[n % integrations.length], connection_id: `tenant-${n % 40}`, script: 'contacts',
+          state: failed ? 'failed' : (n % 13 === 0 ? 'timeout' : 'success'),
+          ...(failed ? { error: { message: `upstream answered 502 for page ${n}` } } : {}),
+          messages: [
+            { message: `fetched page ${n} of contacts` },
+            n % 2 ? { level: 'warn', message: `contact ${n} skipped: missing email address` }
+              : { type: 'http', request: { method: 'GET', url: `https://api.example.com/contacts?page=${n}` }, response: { status: failed ? 502 : 200 }, duration_ms: 40 + (n % 90) },
+          ],
+        });
+      }
+      await api('POST', '/operations', batch);
+    }
+  });
+
+  // Every page is audited before the verdict, so one run names every violation.
+  const pages = []; const found = [];
+  const check = async (name) => {
+    const { serious, missing } = await audit();
+    pages.push(name);
+    found.push(...serious.map((v) => `${name}: ${v}`), ...missing.map((id) => `${name}: ${id}`));
+  };
+
+  await t.test('sign-in', async () => {
+    await page.goto(base);
+    await page.locator('#login-token:visible, #shell:visible').first().waitFor();
+    if (await page.locator('#shell').isVisible()) await page.click('#logout');
+    await page.locator('#login-token').waitFor();
+    await check('sign-in');
+    // A refused token shows its error, which must read as well.
+    await page.fill('#login-token', 'not-the-token-0123456789');
+    await page.press('#login-token', 'Enter');
+    await eventually(async () => (await page.locator('#login-error').textContent()).includes('unknown token'));
+    expectErrors(/401/);
+    await check('sign-in, refused');
+    await page.fill('#login-token', ADMIN);
+    await page.press('#login-token', 'Enter');
+    await page.locator('#operations tbody tr').first().waitFor();
+  });
+
+  await t.test('Logs, a filtered list, a search with matches in messages', async () => {
+    await page.goto(`${base}/?env=prod`);
+    await eventually(async () => (await page.locator('#operations tbody tr').count()) >= 50, 10000, 'a page of rows');
+    await check('Logs');
+    // Pressed chips of every colour: white on the state's colour must read too.
+    await page.goto(`${base}/?env=prod&state=success&state=failed&state=timeout&integration=github`);
+    await page.locator('#operations tbody tr').first().waitFor();
+    await check('Logs, filtered');
+    await page.goto(`${base}/?env=prod&q=${encodeURIComponent('skipped email')}`);
+    await eventually(async () => (await page.locator('tr.snippet-row').count()) > 10, 10000, 'snippet rows');
+    await check('Logs, a search with matches');
+  });
+
+  await t.test('the drawer: an operation with its messages, one opened, matches marked', async () => {
+    await page.locator('#operations tbody tr[data-id]').first().click();
+    await page.locator('#messages li').first().waitFor();
+    const http = page.locator('#drawer details.msg').first();
+    if (await http.count()) await http.locator('summary').click();
+    await check('the drawer');
+    await page.goto(`${base}/?env=prod&op=${ids.sync}`);
+    await page.locator('#messages li').first().waitFor();
+    await check('the drawer, a failed sync');
+    await page.click('#drawer-close');
+  });
+
+  await t.test('Insights, Signals, Deliveries, Settings', async () => {
+    await page.goto(`${base}/?env=prod&page=insights&range=24h`);
+    await page.locator('.chart canvas').first().waitFor();
+    await check('Insights');
+    await page.goto(`${base}/?env=prod&page=signals`);
+    await page.locator('.signals [data-signal]').first().waitFor();
+    await check('Signals');
+    await page.goto(`${base}/?env=prod&page=deliveries`);
+    await page.locator('#deliveries').waitFor();
+    await eventually(async () => (await page.locator('#deliveries tbody tr').count()) > 0, 10000, 'deliveries listed');
+    await check('Deliveries');
+    await page.locator('#deliveries tbody tr').first().click();
+    await page.locator('#delivery-detail h2').waitFor();
+    await check('Deliveries, one opened');
+    await page.goto(`${base}/?env=prod&page=settings`);
+    await page.locator('#webhooks-url').waitFor();
+    // A status line under a form, in its colour.
+    await page.click('#webhooks-save');
+    await eventually(async () => (await page.locator('#webhooks-status').textContent()) !== '', 10000, 'a status');
+    await check('Settings');
+    await page.goto(`${base}/?env=dev&page=settings`);
+    await page.locator('#webhooks-url').waitFor();
+    await check('Settings, values from the file');
+  });
+
+  t.diagnostic(`audited: ${pages.join(', ')}`);
+  assert.deepEqual(found, [], 'no serious or critical violation, and every page has a level-one heading and a main landmark');
+  assert.equal(pages.length, 13, 'every page audited');
   assert.deepEqual(pageErrors, [], 'no console errors');
 });

@@ -59,7 +59,7 @@ function route() {
   let env = p.get('env');
   if (!environments.includes(env)) {
     env = environments.includes('prod') ? 'prod' : environments[0];
-    if (!env) { $('main').textContent = 'No environment is configured.'; return; }
+    if (!env) { $('page').textContent = 'No environment is configured.'; return; }
     p.set('env', env);
     history.replaceState(null, '', `?${p}`);
   }
@@ -78,8 +78,11 @@ function route() {
   const caret = focused && typeof focused.selectionStart === 'number' ? focused.selectionStart : null;
   if (page?.key !== pageKey) {
     page?.view.dispose();
-    page = { key: pageKey, view: PAGES[name]($('main'), env, p) };
-    document.title = `${name[0].toUpperCase()}${name.slice(1)} · ${env} · opslog`;
+    page = { key: pageKey, view: PAGES[name]($('page'), env, p) };
+    const title = `${name[0].toUpperCase()}${name.slice(1)} · ${env}`;
+    // The page's level-one heading, for screen readers (the highlighted tab shows it on screen).
+    $('page-title').textContent = title;
+    document.title = `${title} · opslog`;
   }
   const opId = p.get('op');
   const drawerKey = opId ? `${env}|${DRAWER_KEYS.map((k) => p.getAll(k).join(',')).join('|')}` : null;

@@ -65,7 +65,8 @@ export function badge(kind, text) {
 }
 
 export function pretty(value) {
-  return h('pre', { class: 'json' }, typeof value === 'string' ? value : JSON.stringify(value, null, 2));
+  // Focusable: a long payload scrolls, and the keyboard must reach it (tabindex 0).
+  return h('pre', { class: 'json', tabindex: 0 }, typeof value === 'string' ? value : JSON.stringify(value, null, 2));
 }
 
 export function debounce(fn, ms) {

@@ -59,6 +59,12 @@ export function renderDrawer(drawer, env, id, p, onChange) {
   clear(drawer).append(
     h('div', { class: 'drawer-bar' },
       copyButton({ id: 'copy-link' }, 'Copy link', () => location.href),
+      // Every message of the operation under the drawer's search and levels, as CSV.
+      h('a', {
+        id: 'drawer-csv', class: 'download', download: '',
+        href: `/v1/environments/${encodeURIComponent(env)}/operations/${encodeURIComponent(id)}/messages?${new URLSearchParams([
+          ...(mq ? [['q', mq]] : []), ...mlevels.map((l) => ['level', l]), ['format', 'csv']])}`,
+      }, 'Download CSV'),
       h('button', { type: 'button', id: 'drawer-close', class: 'close', 'aria-label': 'Close', onclick: close }, '×')),
     head, errorBox, facts, payload,
     h('h3', {}, 'Messages ', msgCount),

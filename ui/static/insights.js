@@ -6,8 +6,10 @@ import { envGet } from './api.js';
 import { navigate, opFilters, rangeControl, timeRange } from './filters.js';
 import { vocabulary } from './vocabulary.js';
 
-// The types charted, in this order, with their titles (those the server lists).
-const CHART_TITLES = { sync: 'Sync runs', action: 'Actions', proxy: 'Proxy calls', webhook: 'Incoming webhooks', auth: 'Auth' };
+// The charts, in this order: the `type` filter each counts (a type, or `type:action`) and its
+// title; those whose type the server lists. Incoming webhooks are `webhook:incoming` only: opslog's
+// own deliveries are `webhook:deliver` operations and are not webhooks that came in.
+const CHARTS = { sync: 'Sync runs', action: 'Actions', proxy: 'Proxy calls', 'webhook:incoming': 'Incoming webhooks', auth: 'Auth' };
 const COLORS = { success: '#2f9e44', failed: '#e03131', timeout: '#f08c00', cancelled: '#868e96', running: '#1c7ed6' };
 const OTHER_COLOR = '#adb5bd';
 /**
@@ -25,11 +27,11 @@ export function renderInsights(main, env, p) {
   const { from, to } = timeRange(p);
   const types = new Set(vocabulary().types.map((t) => t.type));
   const layers = stack();
-  for (const [type, title] of Object.entries(CHART_TITLES).filter(([t]) => types.has(t))) {
+  for (const [type, title] of Object.entries(CHARTS).filter(([t]) => types.has(t.split(':')[0]))) {
     const total = h('span', { class: 'count' }, '…');
     const plot = h('div', { class: 'plot' });
     const legend = h('ul', { class: 'legend' }, layers.map(([s, c]) => h('li', {}, h('i', { class: `swatch state-${s}`, title: c }), s)));
-    grid.append(h('figure', { class: 'chart', dataset: { type } }, h('figcaption', {}, title, ' ', total), plot, legend));
+    grid.append(h('figure', { class: 'chart', dataset: { type: type.split(':')[0], filter: type } }, h('figcaption', {}, title, ' ', total), plot, legend));
     const q = [['type', type], ['from', from]];
     if (to) q.push(['to', to]);
     envGet(env, '/insights', q).then((res) => {

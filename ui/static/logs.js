@@ -83,7 +83,11 @@ export function renderLogs(main, env, p) {
         pickers,
         filtered ? h('a', { href: `?env=${encodeURIComponent(env)}`, class: 'reset' }, 'Reset filters') : null,
         views.saveButton)),
-    h('div', { class: 'summary' }, count, views.status),
+    h('div', { class: 'summary' }, count, views.status, ' ', h('a', {
+      id: 'download-csv', class: 'download', download: '',
+      // Every match of the filters (not the page shown), as CSV: the session cookie goes along.
+      href: `/v1/environments/${encodeURIComponent(env)}/operations?${new URLSearchParams([...opQuery(p, timeRange(p)), ['format', 'csv']])}`,
+    }, 'Download CSV')),
     errorBox,
     h('table', { class: 'ops', id: 'operations', dataset: { lists: `${noun}s` } },
       h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))),

@@ -1,6 +1,7 @@
 // Settings: an environment's webhook destination, events, timeout and retry schedule; its signing
 // secret (reveal, rotate) and ingress URL (copy, rotate); its OTel export when the server has that
-// section; its alert rules. What the config file sets is shown disabled with that reason (the API refuses it too).
+// section; its alert rules; erasing a connection's, end user's or integration's data (with the
+// count named before anything goes) and the erasures so far. What the config file sets is shown disabled with that reason (the API refuses it too).
 // A refused change shows the server's message beside the field it names, and nothing is saved.
 import { h, clear, fmtTime, copyButton, confirmDialog } from './dom.js';
 import { envGet, envSend } from './api.js';
@@ -28,6 +29,7 @@ export function renderSettings(main, env) {
     if (s.otel) cards.push(otelCard(env, s.otel, notes.otel, again));
     if (s.notifiers) cards.push(notifiersCard(env, s.notifiers, notes.notifiers, again));
     if (s.alerts) cards.push(alertsCard(env, s.alerts, views, s.notifiers, notes.alerts, again));
+    cards.push(eraseCard(env, () => disposed));
     body.replaceChildren(...cards);
   };
   let views = [];
@@ -390,4 +392,57 @@ function alertsCard(env, a, views, notifiers, note, again) {
     } finally { save.disabled = locked; }
   });
   return form;
+}
+
+const ERASE_BY = { connection_id: 'Connection', end_user_id: 'End user', integration: 'Integration' };
+
+/** Erase everything about one connection, end user or integration, once the count is confirmed. */
+function eraseCard(env, gone) {
+  const field = h('select', { id: 'erase-field', 'aria-label': 'Erase by' },
+    Object.entries(ERASE_BY).map(([value, text]) => h('option', { value }, text)));
+  const value = h('input', { type: 'text', id: 'erase-value', 'aria-label': 'Erase which', placeholder: 'e.g. acme-prod' });
+  const status = h('p', { class: 'status', role: 'status', id: 'erase-status' });
+  const list = h('ul', { class: 'erasures', id: 'erasures' });
+  const failed = (e) => { status.textContent = e.message; status.classList.add('error'); };
+  const describe = (e) => {
+    const [by, what] = Object.entries(e.selector)[0];
+    const r = e.removed;
+    return `${ERASE_BY[by]} ${what}: ${e.state === 'done' ? 'erased' : 'erasing'} ${r.operations} operations, ${r.messages} messages, ${r.outbox_jobs} deliveries and exports (${fmtTime(e.created_at)})`;
+  };
+  const showList = async () => {
+    const page = await envGet(env, '/erasures');
+    list.replaceChildren(...page.data.map((e) => h('li', { dataset: { id: e.id } }, describe(e))));
+  };
+  const erase = h('button', { type: 'button', id: 'erase-button' }, 'Erase…');
+  erase.addEventListener('click', async () => {
+    status.classList.remove('error');
+    const by = field.value;
+    const what = value.value.trim();
+    if (!what) { failed(new Error(`Name the ${ERASE_BY[by].toLowerCase()} to erase.`)); return; }
+    try {
+      const { total } = await envGet(env, '/operations', [[by, what], ['limit', '1']]);
+      const ok = await confirmDialog(`Erase ${total} operation${total === 1 ? '' : 's'}?`,
+        `Every operation of ${ERASE_BY[by].toLowerCase()} “${what}” in ${env} goes for good, with its messages, deliveries, exports and their attempts. This cannot be undone.`,
+        `Erase ${total} operation${total === 1 ? '' : 's'}`);
+      if (!ok) return;
+      status.textContent = 'Erasing…';
+      let e = await envSend(env, 'POST', '/erase', { [by]: what });
+      while (e.state !== 'done' && !gone()) {
+        status.textContent = `Erasing… ${describe(e)}`;
+        await new Promise((resolve) => { setTimeout(resolve, 1000); });
+        e = await envGet(env, `/erasures/${e.id}`);
+      }
+      status.textContent = describe(e);
+      value.value = '';
+      await showList();
+    } catch (e) { failed(e); }
+  });
+  showList().catch(failed);
+  return h('section', { class: 'card', id: 'erase-card' },
+    h('h2', {}, 'Erase data'),
+    h('p', { class: 'hint' }, 'Removes a connection’s, an end user’s or an integration’s operations with their messages, deliveries and exports (e.g. for a customer’s erasure request). Its record keeps what was named and the counts, never the data.'),
+    h('div', { class: 'row' }, field, value, erase),
+    status,
+    h('h3', {}, 'Erasures'),
+    list);
 }

@@ -1,13 +1,21 @@
 // Generated from openapi.json by scripts/gen-types.js: do not edit.
 // test/types.test.js fails when this file and the API document differ.
 
-/** One rule, as the config file, `PUT /settings` and `GET /settings` write it. */
+/** One rule, as the config file, `PUT /settings` and `GET /settings` write it: what it counts
+ * (a `signal`, or any saved or built-in `view`), over which window, above which threshold, and
+ * whom it tells. */
 export type AlertRule = {
   /** Fires when the count over `window` is above this (at most 1,000,000,000). */
   above: number;
   /** Count only this integration's; absent: every integration. */
   integration?: string | null;
-  signal: Signal;
+  /** Where firing and resolving are told (default `["webhook"]`); each other notifier must be
+   * set up under `notifiers`. */
+  notify?: Array<Notifier>;
+  signal?: null | Signal;
+  /** The id of a view of the environment (saved or built-in): the rule counts what the view's
+   * query counts over `window`. Give `signal` or `view`, not both. */
+  view?: string | null;
   /** How far back the count looks, 1m to 24h (`"15m"`). */
   window: Duration1mTo1d;
 };
@@ -121,6 +129,47 @@ export type Environment = {
 
 export type EnvironmentPage = {
   data: Array<Environment>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+/** What an erasure has removed so far. */
+export type EraseCounts = {
+  /** Their delivery attempts. */
+  attempts: number;
+  messages: number;
+  operations: number;
+  /** Outbox jobs: webhook deliveries and OTLP exports. */
+  outbox_jobs: number;
+};
+
+/** The selector as the API shows it: exactly one field is set. */
+export type EraseSelectorView = {
+  connection_id?: string | null;
+  end_user_id?: string | null;
+  integration?: string | null;
+};
+
+/** The JSON of an erasure. */
+export type EraseView = {
+  created_at: Timestamp;
+  environment: string;
+  finished_at?: null | Timestamp;
+  from?: null | Timestamp;
+  id: Id;
+  /** What was removed so far. */
+  removed: EraseCounts;
+  selector: EraseSelectorView;
+  /** `running` or `done`. */
+  state: string;
+  /** Operations recorded before it: the request's `to`, or when the erasure was asked for. */
+  to: Timestamp;
+};
+
+export type EraseViewPage = {
+  data: Array<EraseView>;
   /** pass as `cursor` for the next page; null on the last page */
   next_cursor: string | null;
   /** how many match in all, over every page */
@@ -297,13 +346,18 @@ export type Json = {
 export type Level = "debug" | "info" | "warn" | "error";
 
 export type LoggedIn = {
+  /** A viewer's environment. */
+  environment?: string | null;
   expires_in_seconds: number;
-  /** Always `admin`. */
+  /** `admin`, or `environment` for a viewer signed in with an environment key. */
   principal: string;
+  /** A viewer's key scope: `read` or `ingest+read`. */
+  scope?: string | null;
 };
 
 export type Login = {
-  /** The admin token. */
+  /** The admin token, or an environment key with the `read` scope (`read` or `ingest+read`),
+   * which signs in as a viewer of its environment. */
   token: string;
 };
 
@@ -435,6 +489,20 @@ export type NewOperation = {
   type: OpType;
 };
 
+/** The body of `POST /views`. */
+export type NewView = {
+  /** 1-64 characters `a-z`, `0-9`, `_`, `-`; left out, one is made from the name. */
+  id?: string | null;
+  /** 1-100 characters, unique in the environment. */
+  name: string;
+  query?: ViewQuery;
+};
+
+/** Where a rule's notifications go: the environment's signed webhook URLs (today's `alert.*`
+ * events), or one of its notifiers (`notifiers` of the config file and `PUT /settings`).
+ * The declaration order is not stored (rules store the names). */
+export type Notifier = "webhook" | "slack" | "pagerduty" | "email";
+
 /** Where an operation is in its lifecycle. */
 export type OpState = "waiting" | "running" | "success" | "failed" | "timeout" | "cancelled";
 
@@ -563,6 +631,9 @@ export type OtelUpdate = {
   resource_attributes?: {
     [key: string]: string;
   } | null;
+  /** The `service.name` of exported spans: 1-256 characters, not blank (`null` resets it to
+   * the default, `opslog`; an empty name is refused, since a collector would file the spans
+   * under no service). */
   service_name?: string | null;
   timeout?: null | Duration1msTo5m;
   /** A trace viewer's URL with `{trace_id}`: the dashboard links an operation's trace with it. */
@@ -760,6 +831,58 @@ export type TraceContext = {
 
 /** W3C trace id: 32 lowercase hex digits */
 export type TraceId = string;
+
+/** A view as the API shows it. */
+export type View = {
+  /** A built-in view (one of the four signals): it cannot be changed or deleted. */
+  builtin: boolean;
+  /** `operations` or `messages`: what the view lists, and what an alert rule on it counts. */
+  counts: string;
+  created_at?: null | Timestamp;
+  /** `sync_failures`, `action_errors`, `auth_failures`, `webhook_failures` for the built-in
+   * views; for a saved one, the id given when it was saved, else one made from its name. */
+  id: string;
+  name: string;
+  query: ViewQuery;
+  updated_at?: null | Timestamp;
+};
+
+export type ViewPage = {
+  data: Array<View>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
+/** What a view searches: the query parameters of `GET /operations` (and `level`,
+ * `message_type` of `GET /messages`), each filter a list (OR within it, AND across), plus the
+ * Logs tab's range preset. A view with a `level` or `message_type` counts messages; any other
+ * counts operations. */
+export type ViewQuery = {
+  connection_id?: Array<string>;
+  end_user_id?: Array<string>;
+  integration?: Array<string>;
+  /** Message levels: the view lists (and counts) messages. */
+  level?: Array<Level>;
+  /** Message types (`log`, `http`): the view lists (and counts) messages. */
+  message_type?: Array<MessageType>;
+  /** The full-text query, as `q` of `GET /operations`. */
+  q?: string | null;
+  /** The Logs tab's time range preset when the view is opened: `5m`, `1h`, `24h`, `3d`, `7d`
+   * or `14d` (absent: the tab's default). Alert rules count over their own window instead. */
+  range?: string | null;
+  script?: Array<string>;
+  state?: Array<OpState>;
+  tag?: Array<string>;
+  type?: Array<string>;
+};
+
+/** The body of `PUT /views/{id}`: a field left out is unchanged. */
+export type ViewUpdate = {
+  name?: string | null;
+  query?: null | ViewQuery;
+};
 
 /** The values the API's enums take, each list in the server's order. */
 export type Vocabulary = {
