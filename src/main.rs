@@ -161,28 +161,42 @@ enum LogFormat {
     Json,
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`); colored only when stderr is a
-/// terminal and `NO_COLOR` is unset, so a file or a pipe gets plain text.
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`) and then by
+/// `secrets::loggable`: the crates that carry requests and mail log only warnings and errors,
+/// since below that they print what they send (a Slack webhook's secret path, a routing key).
+/// Colored only when stderr is a terminal and `NO_COLOR` is unset, so a file or a pipe gets
+/// plain text.
 fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let colors = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    let asked = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let wire = tracing_subscriber::filter::filter_fn(|meta| {
+        opslog::secrets::loggable(meta.target(), meta.level())
+    });
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(colors)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
         // `message` and the event's fields at the top level: what log collectors index.
         LogFormat::Json => logs
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .init(),
-    }
+            .boxed(),
+    };
+    // Both filters are global: a line is written only if each lets it through (a `log` record,
+    // such as ureq's, is checked by its own target).
+    tracing_subscriber::registry()
+        .with(asked)
+        .with(wire)
+        .with(logs)
+        .init();
 }
 
 fn run_daemon_command(command: Commands) -> ExitCode {

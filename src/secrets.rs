@@ -1,6 +1,7 @@
 //! Secrets: how opslog makes them and how it shows them. Tokens, API keys, webhook secrets and
 //! session ids are random hex from the thread's CSPRNG; wherever a secret is shown (config dumps,
-//! settings views, logs) it is masked to its first four characters.
+//! settings views, logs) it is masked to its first four characters. The crates that put bytes on
+//! the wire never log below a warning ([`loggable`]), whatever `RUST_LOG` asks.
 //!
 //! Must not: import any other module of the crate; everything that handles secrets uses this.
 
@@ -19,6 +20,30 @@ pub fn mask(secret: &str) -> String {
     format!("{shown}…(masked)")
 }
 
+/// The crates that carry requests and mail: the HTTP client (`ureq`, `ureq_proto`), TLS
+/// (`rustls`, `webpki`), the SMTP client (`lettre`) and the HTTP server's (`hyper`, `hyper_util`,
+/// `h2`). At debug and trace they log what they carry: `ureq` a request's whole URI (a Slack
+/// incoming webhook's path is its secret), `ureq_proto` every byte sent as hex (a PagerDuty
+/// routing key in a body, a signing header), `lettre` the SMTP dialogue (the `AUTH` line).
+pub const WIRE_CRATES: &[&str] = &[
+    "ureq",
+    "ureq_proto",
+    "rustls",
+    "webpki",
+    "lettre",
+    "hyper",
+    "hyper_util",
+    "h2",
+];
+
+/// Whether a log line from `target` at `level` may be written: anything but a wire crate's
+/// info, debug and trace (see [`WIRE_CRATES`]). The daemon's subscriber applies this after
+/// `RUST_LOG`, so no directive (`RUST_LOG=trace`, `ureq::run=trace`) turns those on.
+pub fn loggable(target: &str, level: &tracing::Level) -> bool {
+    let krate = target.split("::").next().unwrap_or(target);
+    *level <= tracing::Level::WARN || !WIRE_CRATES.contains(&krate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,6 +56,32 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn wire_crates_log_only_warnings_and_errors() {
+        use tracing::Level;
+        for target in [
+            "ureq",
+            "ureq::run",
+            "ureq_proto::util",
+            "rustls::client::hs",
+            "lettre",
+        ] {
+            assert!(!loggable(target, &Level::TRACE), "{target}");
+            assert!(!loggable(target, &Level::DEBUG), "{target}");
+            assert!(!loggable(target, &Level::INFO), "{target}");
+            assert!(loggable(target, &Level::WARN), "{target}");
+            assert!(loggable(target, &Level::ERROR), "{target}");
+        }
+        for target in [
+            "opslog::dispatch::notifier",
+            "tantivy::indexer",
+            "ureqx",
+            "log",
+        ] {
+            assert!(loggable(target, &Level::TRACE), "{target}");
+        }
     }
 
     #[test]

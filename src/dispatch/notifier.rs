@@ -47,12 +47,15 @@ pub(super) fn not_set_up(job: &Job, shown: &str, notifier: &str) -> RecordedAtte
 }
 
 /// POSTs `body` as JSON to `url` (through the guarded agent: the destination policy applies to
-/// every address the name resolves to), and reads the answer as an HTTP notifier's.
+/// every address the name resolves to), and reads the answer as an HTTP notifier's. Each of
+/// `secrets` (the URL itself when its path is the secret, a routing key) is masked wherever the
+/// client's error or the peer's answer repeats it, so the attempt and the log never hold it.
 pub(super) fn post_json(
     sender: &WebhookSender,
     url: &str,
     body: String,
     timeout: Duration,
+    secrets: &[&str],
 ) -> (Answered, Headers) {
     let request = SignedRequest {
         url: url.to_owned(),
@@ -64,7 +67,11 @@ pub(super) fn post_json(
         timestamp: 0,
     };
     let headers = request.headers.iter().cloned().collect();
-    let sent = sender.send(&request, timeout);
+    let mut sent = sender.send(&request, timeout);
+    sent.excerpt = sent.excerpt.map(|e| without(e, secrets));
+    if let AttemptResult::NoResponse(error) = &mut sent.result {
+        *error = without(std::mem::take(error), secrets);
+    }
     let answered = match sent.result {
         AttemptResult::Response {
             status,
@@ -91,6 +98,20 @@ pub(super) fn post_json(
         },
     };
     (answered, headers)
+}
+
+/// `text` with each of `secrets` masked (longest first, so a URL goes before its own path). A
+/// piece under 8 characters (a Slack URL's path of `/x` in a test) is no secret, and masking it
+/// would garble the text.
+fn without(mut text: String, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 8).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        if text.contains(secret) {
+            text = text.replace(secret, &crate::secrets::mask(secret));
+        }
+    }
+    text
 }
 
 /// What one notification attempt came to.
@@ -169,5 +190,20 @@ pub(super) fn recorded(
             rejected: None,
         },
         request_headers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_repeating_a_secret_shows_it_masked() {
+        let url = "https://hooks.slack.com/services/T0/B0/SecretPath";
+        let text = format!("bad uri: {url} (path /services/T0/B0/SecretPath)");
+        let shown = without(text, &[url, "/services/T0/B0/SecretPath"]);
+        assert!(!shown.contains("SecretPath"), "{shown}");
+        assert!(shown.starts_with("bad uri: http…(masked)"), "{shown}");
+        assert_eq!(without("HTTP 400".into(), &[url, ""]), "HTTP 400");
     }
 }

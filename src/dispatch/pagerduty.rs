@@ -57,6 +57,7 @@ impl PagerDutySink {
             pagerduty.events_url(),
             body,
             settings.webhooks.timeout,
+            &[&pagerduty.routing_key],
         );
         recorded(
             &self.deps, &settings, job, event, started_at, answered, headers,

@@ -37,11 +37,16 @@ impl SlackSink {
             return not_set_up(job, &message.url, "slack");
         };
         let started_at = Timestamp::now();
+        // The URL is the secret (its path), whole or as the path a client error may print.
+        let path = url::Url::parse(&slack.url)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
         let (answered, headers) = post_json(
             &self.sender,
             &slack.url,
             message.body.clone(),
             settings.webhooks.timeout,
+            &[&slack.url, path.trim_start_matches('/')],
         );
         recorded(
             &self.deps, &settings, job, message, started_at, answered, headers,

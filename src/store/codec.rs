@@ -1496,7 +1496,8 @@ pub(crate) mod tests {
                 event_id: "evt_9".into(),
                 event: EventType::AlertTriggered,
                 url: "https://events.pagerduty.com/v2/enqueue".into(),
-                body: r#"{"event_action":"trigger","dedup_key":"opslog/prod/auth_failures"}"#.into(),
+                body: r#"{"event_action":"trigger","dedup_key":"opslog/prod/auth_failures"}"#
+                    .into(),
                 operation_id: Id(44),
                 log_operation_id: Id(44),
             }),
