@@ -398,7 +398,8 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }
         let samples = samples(&text);
-        assert_eq!(samples.len(), 69, "{text}");
+        // 69 before notifiers, and an outbox kind's three statuses for `notification`.
+        assert_eq!(samples.len(), 72, "{text}");
         assert!(samples.values().all(|v| *v == 0.0), "{text}");
         assert!(samples.contains_key(r#"opslog_operations_ended_total{state="success"}"#));
         assert!(
@@ -406,6 +407,7 @@ mod tests {
             "only terminal states"
         );
         assert!(samples.contains_key(r#"opslog_outbox_jobs{kind="otlp_logs",status="failed"}"#));
+        assert!(samples.contains_key(r#"opslog_outbox_jobs{kind="notification",status="failed"}"#));
     }
 
     #[test]
