@@ -1011,9 +1011,9 @@ fn render_otlp(out: &mut String, json: &SideReport, otlp: &IngestFigures) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
-        "\ningest protocol (same operations, full speed, a fresh daemon each){:>7} {:>12}",
-        "JSON API", otlp.protocol
+        "\ningest protocol (same operations at full speed, a fresh daemon each):"
     );
+    let _ = writeln!(out, "  {:<40} {:>20} {:>20}", "", "JSON API", otlp.protocol);
     let cpu = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
     for (name, a, b) in [
         (
