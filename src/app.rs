@@ -110,6 +110,7 @@ pub async fn start(
                 Box::new(move || wake.notify())
             },
             max_retry_after: config.outbox.max_retry_after.0,
+            queue: config.ingest.writer_queue,
         },
     )?;
     let indexer_thread = indexer.spawn();

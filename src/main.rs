@@ -108,6 +108,10 @@ struct BenchArgs {
     /// Measure opslog only.
     #[arg(long)]
     skip_sqlite: bool,
+    /// Also send the same operations as OTLP/HTTP protobuf spans (their messages as events) to a
+    /// fresh daemon, and print its msgs/s and CPU per message beside the JSON API's.
+    #[arg(long, conflicts_with = "soak")]
+    otlp: bool,
     /// The opslog binary whose `serve` is benchmarked (default: this one), to compare builds.
     #[arg(long, conflicts_with = "url")]
     daemon_bin: Option<PathBuf>,
@@ -280,6 +284,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         batch: args.batch,
         whole_operations: !args.appends,
         query_runs: args.query_runs,
+        otlp: args.otlp,
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

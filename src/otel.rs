@@ -46,36 +46,36 @@ pub const NANGO_EXPORTED_TYPES: [OpType; 6] = [
     OpType::Function,
 ];
 
-/// The attribute keys of one naming scheme (`otel.names`).
-struct Keys {
-    operation_id: &'static str,
-    operation_type: &'static str,
-    operation_action: &'static str,
-    operation_state: &'static str,
+/// The attribute keys of one naming scheme (`otel.names`); OTLP ingest reads with them too.
+pub(crate) struct Keys {
+    pub(crate) operation_id: &'static str,
+    pub(crate) operation_type: &'static str,
+    pub(crate) operation_action: &'static str,
+    pub(crate) operation_state: &'static str,
     /// Nango's spans carry the operation's message; opslog's have it as the span's first event.
-    operation_message: Option<&'static str>,
-    environment: &'static str,
-    integration: &'static str,
-    connection: &'static str,
-    script: &'static str,
-    provider: &'static str,
-    records_added: &'static str,
-    records_updated: &'static str,
-    records_deleted: &'static str,
+    pub(crate) operation_message: Option<&'static str>,
+    pub(crate) environment: &'static str,
+    pub(crate) integration: &'static str,
+    pub(crate) connection: &'static str,
+    pub(crate) script: &'static str,
+    pub(crate) provider: &'static str,
+    pub(crate) records_added: &'static str,
+    pub(crate) records_updated: &'static str,
+    pub(crate) records_deleted: &'static str,
     /// Nango's `nango.error.message` / `nango.error.type`, beside the semantic-convention ones.
-    error_message: Option<&'static str>,
-    error_type: Option<&'static str>,
-    end_user_id: &'static str,
-    end_user_email: &'static str,
-    end_user_organization: &'static str,
+    pub(crate) error_message: Option<&'static str>,
+    pub(crate) error_type: Option<&'static str>,
+    pub(crate) end_user_id: &'static str,
+    pub(crate) end_user_email: &'static str,
+    pub(crate) end_user_organization: &'static str,
     /// Followed by the tag's key.
-    tag_prefix: &'static str,
-    message_id: &'static str,
-    message_level: &'static str,
-    message_type: &'static str,
-    message_source: &'static str,
-    message_text: &'static str,
-    message_duration_ms: &'static str,
+    pub(crate) tag_prefix: &'static str,
+    pub(crate) message_id: &'static str,
+    pub(crate) message_level: &'static str,
+    pub(crate) message_type: &'static str,
+    pub(crate) message_source: &'static str,
+    pub(crate) message_text: &'static str,
+    pub(crate) message_duration_ms: &'static str,
 }
 
 const OPSLOG_KEYS: Keys = Keys {
@@ -136,7 +136,7 @@ const NANGO_KEYS: Keys = Keys {
     message_duration_ms: "nango.message.duration_ms",
 };
 
-fn keys(names: SpanNames) -> &'static Keys {
+pub(crate) fn keys(names: SpanNames) -> &'static Keys {
     match names {
         SpanNames::Opslog => &OPSLOG_KEYS,
         SpanNames::Nango => &NANGO_KEYS,

@@ -227,6 +227,9 @@ pub struct IngestConfig {
     pub redact_headers: Vec<String>,
     /// The largest third-party webhook body `POST /v1/hooks/...` accepts, in bytes.
     pub incoming_webhook_max_bytes: usize,
+    /// Write requests that may wait for the writer; when that many wait, OTLP ingest answers 503
+    /// with `Retry-After` and other writes wait for room.
+    pub writer_queue: usize,
 }
 
 /// How the outbox dispatcher sends: limits shared by every sink.
@@ -422,6 +425,7 @@ impl Default for IngestConfig {
         IngestConfig {
             redact_headers: Vec::new(),
             incoming_webhook_max_bytes: 1024 * 1024,
+            writer_queue: 4096,
         }
     }
 }
@@ -944,6 +948,9 @@ impl Config {
                 "outbox.export_max_backoff",
                 "must be at least 1s (the first wait of the backoff)".into(),
             ));
+        }
+        if self.ingest.writer_queue == 0 {
+            return Err(invalid("ingest.writer_queue", "must be at least 1".into()));
         }
         if self.ingest.incoming_webhook_max_bytes < 1024 {
             return Err(invalid(

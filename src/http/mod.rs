@@ -232,8 +232,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/erase", post(erase::erase))
         .route("/erasures", get(erase::list_erasures))
         .route("/erasures/{id}", get(erase::get_erasure))
-        .route("/otlp/v1/traces", post(otlp::traces))
-        .route("/otlp/v1/logs", post(otlp::logs));
+        .route(
+            "/otlp/v1/traces",
+            post(otlp::traces).layer(middleware::from_fn(otlp::status_errors)),
+        )
+        .route(
+            "/otlp/v1/logs",
+            post(otlp::logs).layer(middleware::from_fn(otlp::status_errors)),
+        );
     // The MCP server's tools run the read API as the caller (`mcp`).
     let rest = Router::new()
         .nest("/v1/environments/{env}", api.clone())

@@ -656,6 +656,7 @@ pub fn document() -> OpenApi {
                 ),
                 op,
             )
+            .otlp_errors()
             .scope(Scope::Ingest)
             .otlp_body(&format!("an OTLP export request (`Export{}ServiceRequest`), plain or with `content-encoding: gzip`, at most `server.max_body_bytes` once decompressed", if count_key == "rejectedSpans" { "Trace" } else { "Logs" }))
             .otlp_reply(count_key)
@@ -911,6 +912,8 @@ struct Endpoint {
     params: Vec<utoipa::openapi::path::Parameter>,
     /// Links of the success reply declared next.
     links: Vec<(String, Link)>,
+    /// Errors are OTLP/HTTP's `google.rpc.Status` (`otlp_errors`), not `ErrorBody`.
+    status_errors: bool,
 }
 
 fn endpoint(id: &str, summary: &str, tag: &str) -> Endpoint {
@@ -921,6 +924,7 @@ fn endpoint(id: &str, summary: &str, tag: &str) -> Endpoint {
             .tag(tag),
         params: Vec::new(),
         links: Vec::new(),
+        status_errors: false,
     }
 }
 
@@ -1128,17 +1132,35 @@ impl Endpoint {
         self
     }
 
+    /// Its errors (every status declared after this) are OTLP/HTTP's: a `google.rpc.Status` in
+    /// the request's encoding.
+    fn otlp_errors(mut self) -> Endpoint {
+        self.status_errors = true;
+        self
+    }
+
     /// The error statuses this endpoint answers, each with the error body.
     fn errors(mut self, statuses: &[u16]) -> Endpoint {
         for &status in statuses {
-            let response = ResponseBuilder::new()
-                .description(error_meaning(status))
-                .content(
+            let response = ResponseBuilder::new().description(error_meaning(status));
+            let response = if self.status_errors {
+                response
+                    .content(
+                        "application/x-protobuf",
+                        ContentBuilder::new().schema(Some(protobuf())).build(),
+                    )
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(rpc_status())).build(),
+                    )
+            } else {
+                response.content(
                     "application/json",
                     ContentBuilder::new()
                         .schema(Some(RefOr::Ref(Ref::from_schema_name(ErrorBody::name()))))
                         .build(),
-                );
+                )
+            };
             self.operation = self
                 .operation
                 .response(status.to_string(), response.build());
@@ -1195,7 +1217,7 @@ fn error_meaning(status: u16) -> &'static str {
         422 => "the Idempotency-Key was used before with another body",
         429 => "too many failed attempts from this address; retry after `Retry-After` seconds",
         503 => {
-            "shutting down, or the search index is rebuilding; retry after `Retry-After` seconds"
+            "shutting down, the search index is rebuilding, or (OTLP ingest) the writer's queue is full; retry after `Retry-After` seconds"
         }
         507 => "the server's disk is full; nothing was written",
         _ => "error",
@@ -1585,6 +1607,25 @@ fn protobuf() -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .content_media_type("application/x-protobuf")
+        .into()
+}
+
+/// `google.rpc.Status` in JSON, as OTLP/HTTP error answers carry it.
+fn rpc_status() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .description(Some(
+            "`google.rpc.Status`: `code` a `google.rpc.Code` (3 invalid argument, 5 not found, 7 \
+             permission denied, 8 resource exhausted, 14 unavailable, 16 unauthenticated), \
+             `message` opslog's error code, message and field",
+        ))
+        .property("code", ObjectBuilder::new().schema_type(Type::Integer))
+        .property("message", string())
+        .property(
+            "details",
+            array(ObjectBuilder::new().schema_type(Type::Object).into(), None),
+        )
+        .required("code")
+        .required("message")
         .into()
 }
 

@@ -18,6 +18,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
+use prost::Message as _;
 
 use super::error::ApiError;
 use super::extract::{read_limited_body, Auth, Path};
@@ -218,4 +219,83 @@ fn respond<T: prost::Message>(
         HeaderValue::from_static(encoding.content_type()),
     );
     response
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error answer (its `details` are never sent).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// A `google.rpc.Code`.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// The `google.rpc.Code` closest to an HTTP status.
+fn rpc_code(status: StatusCode) -> i32 {
+    match status.as_u16() {
+        400 | 415 | 422 => 3, // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        403 => 7,             // PERMISSION_DENIED
+        404 => 5,             // NOT_FOUND
+        405 => 12,            // UNIMPLEMENTED
+        413 | 429 | 507 => 8, // RESOURCE_EXHAUSTED
+        503 => 14,            // UNAVAILABLE
+        500 => 13,            // INTERNAL
+        _ => 2,               // UNKNOWN
+    }
+}
+
+/// Middleware of the OTLP routes: an error answer becomes the `google.rpc.Status` OTLP/HTTP
+/// specifies, in the request's encoding (JSON unless it was protobuf), with the same status and
+/// headers (`Retry-After`, `WWW-Authenticate`). Its message is opslog's (`<code>: <message>`,
+/// and the field at fault), for the person reading an exporter's log.
+pub async fn status_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let encoding = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Encoding::of_content_type)
+        .unwrap_or(Encoding::Json);
+    let response = next.run(request).await;
+    if response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // opslog's error bodies are small; a larger one is not one of them.
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let error = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+    let error = &error["error"];
+    let mut message = match (error["code"].as_str(), error["message"].as_str()) {
+        (Some(code), Some(text)) => format!("{code}: {text}"),
+        _ => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_owned(),
+    };
+    if let Some(field) = error["field"].as_str() {
+        message.push_str(&format!(" (field `{field}`)"));
+    }
+    let status = RpcStatus {
+        code: rpc_code(parts.status),
+        message,
+    };
+    let body = match encoding {
+        Encoding::Protobuf => status.encode_to_vec(),
+        Encoding::Json => serde_json::json!({ "code": status.code, "message": status.message })
+            .to_string()
+            .into_bytes(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
+    Response::from_parts(parts, Body::from(body))
 }

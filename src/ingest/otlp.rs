@@ -30,12 +30,13 @@ use super::input::{
     MAX_BATCH,
 };
 use super::lifecycle;
+use crate::model::settings::SpanNames;
 use crate::model::trace::normalize_tracestate;
 use crate::model::{
     EndUser, ErrorInfo, HttpRequest, HttpResponse, Id, Level, Message, MessageType, OpState,
     OpType, Operation, Source, SpanId, Tags, Timestamp, TraceContext, TraceId,
 };
-use crate::otel;
+use crate::otel::{self, Keys};
 
 /// How an export request's body is encoded (its `content-type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,20 +235,43 @@ impl Attributes {
     }
 
     /// `exception.message` (with `exception.type` as its name, and `error.type` as its type when
-    /// that says more).
-    fn error(&self) -> Option<ErrorInfo> {
-        let message = self.owned("exception.message")?;
+    /// that says more); Nango's `nango.error.message`, `.type` and `.payload` when `k` has them.
+    fn error(&self, k: &Keys) -> Option<ErrorInfo> {
+        let own = |key: Option<&str>| key.and_then(|key| self.owned(key));
+        let message = self
+            .owned("exception.message")
+            .or_else(|| own(k.error_message))?;
         let name = self.owned("exception.type");
         let kind = self
             .owned("error.type")
+            .or_else(|| own(k.error_type))
             .filter(|kind| Some(kind) != name.as_ref());
+        let payload = k
+            .error_message
+            .and_then(|_| self.get("nango.error.payload"))
+            .map(json_or_text);
         Some(ErrorInfo {
             name,
             message,
             kind,
-            payload: None,
+            payload,
         })
     }
+
+    /// Whose names the attributes follow: Nango's when any key is `nango.*`, else opslog's.
+    fn names(&self) -> SpanNames {
+        if self.0.keys().any(|key| key.starts_with("nango.")) {
+            SpanNames::Nango
+        } else {
+            SpanNames::Opslog
+        }
+    }
+}
+
+/// A value that is JSON text as that JSON, any other text as a JSON string.
+fn json_or_text(text: &str) -> crate::model::Json {
+    let value = serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::from(text));
+    crate::model::Json::from_value(&value)
 }
 
 /// Strings as they are; numbers and booleans printed; other values (arrays, maps, bytes) none.
@@ -312,15 +336,28 @@ fn span_operation(
     let start = millis(span.start_time_unix_nano);
     let end = millis(span.end_time_unix_nano.max(span.start_time_unix_nano));
     let a = Attributes::of(&span.attributes);
+    // Nango's spans (and opslog's exported with Nango's names) say what they are with `nango.*`
+    // keys and a name `nango.<type>.<action>`; opslog's with `opslog.*` and `<type>.<action>`.
+    let names = if span.name.starts_with("nango.") {
+        SpanNames::Nango
+    } else {
+        a.names()
+    };
+    let k = otel::keys(names);
 
-    // What opslog exported says what it was; any other span is a function run (a proxied call
-    // when it is a client span), titled with its name.
+    // What opslog or Nango exported says what it was; any other span is a function run (a
+    // proxied call when it is a client span), titled with its name.
+    let prefix = match names {
+        SpanNames::Nango => "nango.",
+        SpanNames::Opslog => "",
+    };
     let named = span
         .name
-        .split_once('.')
+        .strip_prefix(prefix)
+        .and_then(|name| name.split_once('.'))
         .and_then(|(kind, action)| Some((OpType::parse(kind)?, action)));
     let kind = a
-        .get("opslog.operation.type")
+        .get(k.operation_type)
         .and_then(OpType::parse)
         .or(named.map(|(kind, _)| kind))
         .unwrap_or(if span.kind == SpanKind::Client as i32 {
@@ -329,16 +366,18 @@ fn span_operation(
             OpType::Function
         });
     let action = a
-        .owned("opslog.operation.action")
-        .or(named.filter(|(k, _)| *k == kind).map(|(_, a)| a.to_owned()))
+        .owned(k.operation_action)
+        .or(named
+            .filter(|(named, _)| *named == kind)
+            .map(|(_, a)| a.to_owned()))
         .unwrap_or_else(|| kind.default_action().to_owned());
-    let exported_name = span.name == format!("{kind}.{action}");
+    let exported_name = span.name == format!("{prefix}{kind}.{action}");
     let failed = span
         .status
         .as_ref()
         .is_some_and(|s| s.code == StatusCode::Error as i32);
     let state = a
-        .get("opslog.operation.state")
+        .get(k.operation_state)
         .and_then(OpState::parse)
         .filter(|s| s.is_terminal())
         .unwrap_or(if failed {
@@ -351,33 +390,64 @@ fn span_operation(
         .as_ref()
         .map(|s| s.message.clone())
         .filter(|m| !m.is_empty() && *m != format!("operation ended as {state}"));
-    let error = a.error().or_else(|| {
+    // A failed span's error: its attributes', else its status message, else (Nango records the
+    // exception as an event and sets no status message) its `exception` event's.
+    let exception = span
+        .events
+        .iter()
+        .find(|event| event.name == "exception")
+        .and_then(|event| Attributes::of(&event.attributes).error(k));
+    let error = a.error(k).or_else(|| {
         (state != OpState::Success)
-            .then_some(status_message)
-            .flatten()
-            .map(|message| ErrorInfo {
-                name: None,
-                message,
-                kind: None,
-                payload: None,
+            .then(|| {
+                status_message
+                    .map(|message| ErrorInfo {
+                        name: None,
+                        message,
+                        kind: None,
+                        payload: None,
+                    })
+                    .or(exception)
             })
+            .flatten()
     });
-    let end_user = a.owned("opslog.end_user.id").map(|id| {
+    let end_user = a.owned(k.end_user_id).map(|id| {
         let mut user = serde_json::json!({ "id": id });
-        if let Some(email) = a.get("opslog.end_user.email") {
+        if let Some(email) = a.get(k.end_user_email) {
             user["email"] = email.into();
         }
-        if let Some(org) = a.get("opslog.end_user.organization.id") {
+        if let Some(org) = a.get(k.end_user_organization) {
             user["organization"] = serde_json::json!({ "id": org });
         }
         serde_json::from_value::<EndUser>(user).expect("an end user of strings")
     });
     let tags: Tags =
         a.0.iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("opslog.tag.")?.to_owned(), v.clone())))
+            .filter_map(|(key, v)| Some((key.strip_prefix(k.tag_prefix)?.to_owned(), v.clone())))
             .collect();
+    let title = k
+        .operation_message
+        .and_then(|key| a.owned(key))
+        .or((!exported_name).then_some(span.name));
 
-    let id = a.get("opslog.operation.id").and_then(Id::parse);
+    let id = a.get(k.operation_id).and_then(Id::parse);
+    // What a span of Nango's own has that no field holds: Nango's operation id, its account and
+    // environment names.
+    let meta = match (names, id) {
+        (SpanNames::Nango, None) => {
+            let nango: serde_json::Map<String, serde_json::Value> = [
+                ("operation_id", k.operation_id),
+                ("account", "nango.account"),
+                ("environment", k.environment),
+            ]
+            .into_iter()
+            .filter_map(|(field, key)| Some((field.to_owned(), a.get(key)?.into())))
+            .collect();
+            (!nango.is_empty())
+                .then(|| crate::model::Json::from_value(&serde_json::json!({ "nango": nango })))
+        }
+        _ => None,
+    };
     let trace_context = match id {
         // A span opslog exported: its span id is derived from the operation id, so the
         // operation is as it was (no span id of its own), in the trace it was in.
@@ -406,18 +476,14 @@ fn span_operation(
     for (i, event) in events.into_iter().enumerate() {
         let e = Attributes::of(&event.attributes);
         let created = millis(event.time_unix_nano);
-        message_ids.push(
-            e.get("opslog.message.id")
-                .and_then(Id::parse)
-                .unwrap_or_else(|| {
-                    derived_id(
-                        "opslog/otlp/event",
-                        created,
-                        &[&trace.0, &span_id.0, &(i as u64).to_le_bytes()],
-                    )
-                }),
-        );
-        let text = e.owned("opslog.message.text").unwrap_or_else(|| {
+        message_ids.push(e.get(k.message_id).and_then(Id::parse).unwrap_or_else(|| {
+            derived_id(
+                "opslog/otlp/event",
+                created,
+                &[&trace.0, &span_id.0, &(i as u64).to_le_bytes()],
+            )
+        }));
+        let text = e.owned(k.message_text).unwrap_or_else(|| {
             if event.name == "exception" {
                 e.owned("exception.message").unwrap_or(event.name.clone())
             } else {
@@ -429,23 +495,23 @@ fn span_operation(
         } else {
             Level::Info
         };
-        messages.push(new_message(&e, text, default_level, created));
+        messages.push(new_message(&e, k, text, default_level, created));
     }
 
     let input = NewOperation {
         kind,
         action: Some(action),
         state: Some(state),
-        integration: a.owned("opslog.integration"),
-        connection_id: a.owned("opslog.connection_id"),
-        script: a.owned("opslog.script"),
-        provider: a.owned("opslog.provider"),
-        message: (!exported_name).then_some(span.name),
+        integration: a.owned(k.integration),
+        connection_id: a.owned(k.connection),
+        script: a.owned(k.script),
+        provider: a.owned(k.provider),
+        message: title,
         error,
         request: a.request(),
         response: a.response(),
         records: None,
-        meta: None,
+        meta,
         end_user,
         tags: (!tags.is_empty()).then_some(tags),
         is_async: None,
@@ -478,13 +544,19 @@ fn span_operation(
     })
 }
 
-/// A message's fields from the attributes opslog exports a message with (`opslog.message.*`,
-/// HTTP, `exception.*`), for a span event or a log record.
-fn new_message(a: &Attributes, text: String, level: Level, created: Timestamp) -> NewMessage {
+/// A message's fields from the attributes opslog exports a message with (`opslog.message.*` or
+/// `nango.message.*`, HTTP, `exception.*`), for a span event or a log record.
+fn new_message(
+    a: &Attributes,
+    k: &Keys,
+    text: String,
+    level: Level,
+    created: Timestamp,
+) -> NewMessage {
     let request = a.request();
     let response = a.response();
     let kind = a
-        .get("opslog.message.type")
+        .get(k.message_type)
         .and_then(MessageType::parse)
         .unwrap_or(if request.is_some() || response.is_some() {
             MessageType::Http
@@ -495,21 +567,21 @@ fn new_message(a: &Attributes, text: String, level: Level, created: Timestamp) -
         operation_id: None,
         kind: Some(kind),
         level: Some(
-            a.get("opslog.message.level")
+            a.get(k.message_level)
                 .and_then(Level::parse)
                 .unwrap_or(level),
         ),
         source: Some(
-            a.get("opslog.message.source")
+            a.get(k.message_source)
                 .and_then(Source::parse)
                 .unwrap_or(Source::User),
         ),
         message: Some(text),
         request,
         response,
-        duration_ms: a.number("opslog.message.duration_ms"),
+        duration_ms: a.number(k.message_duration_ms),
         retry: None,
-        error: a.error(),
+        error: a.error(k),
         meta: None,
         created_at: Some(created),
     }
@@ -537,9 +609,10 @@ fn log_message(
     now: Timestamp,
 ) -> Result<LogMessage, String> {
     let a = Attributes::of(&record.attributes);
+    let k = otel::keys(a.names());
     let trace = TraceId::from_bytes(&record.trace_id);
     let span = SpanId::from_bytes(&record.span_id);
-    let target = match (a.get("opslog.operation.id").and_then(Id::parse), trace, span) {
+    let target = match (a.get(k.operation_id).and_then(Id::parse), trace, span) {
         (Some(id), _, _) => LogTarget::Operation(id),
         (None, Some(trace), Some(span)) => LogTarget::Span(span_key(trace, span)),
         _ => {
@@ -556,24 +629,22 @@ fn log_message(
     };
     let text = record.body.as_ref().map(body_text).unwrap_or_default();
     let level = level_of(record.severity_number, &record.severity_text);
-    let id = a
-        .get("opslog.message.id")
-        .and_then(Id::parse)
-        .unwrap_or_else(|| {
-            derived_id(
-                "opslog/otlp/log",
-                time,
-                &[
-                    &record.trace_id,
-                    &record.span_id,
-                    &record.time_unix_nano.to_le_bytes(),
-                    &record.observed_time_unix_nano.to_le_bytes(),
-                    &record.severity_number.to_le_bytes(),
-                    &record.encode_to_vec(),
-                ],
-            )
-        });
-    let draft = validate_message(new_message(&a, text, level, time), redaction).map_err(field)?;
+    let id = a.get(k.message_id).and_then(Id::parse).unwrap_or_else(|| {
+        derived_id(
+            "opslog/otlp/log",
+            time,
+            &[
+                &record.trace_id,
+                &record.span_id,
+                &record.time_unix_nano.to_le_bytes(),
+                &record.observed_time_unix_nano.to_le_bytes(),
+                &record.severity_number.to_le_bytes(),
+                &record.encode_to_vec(),
+            ],
+        )
+    });
+    let draft =
+        validate_message(new_message(&a, k, text, level, time), redaction).map_err(field)?;
     Ok(LogMessage {
         target,
         // The operation is found by the writer.
@@ -648,6 +719,65 @@ mod tests {
         let (again, _) = span_operations("prod", request(vec![s]), &Redaction::new(&[]));
         assert_eq!(again[0].operation.id, op.id);
         assert_eq!(made[0].key, span_key(TraceId([7; 16]), SpanId([9; 8])));
+    }
+
+    /// The attributes and name NangoHQ/nango `packages/logs/lib/otlp/otlpSpan.ts` gives a failed
+    /// sync run: no status message, the exception as an event.
+    #[test]
+    fn a_nango_span_is_the_operation_nango_shows() {
+        let mut s = span("nango.sync.run");
+        s.attributes = [
+            ("nango.operation.id", "2yPnlx0C"),
+            ("nango.operation.type", "sync"),
+            ("nango.operation.action", "run"),
+            ("nango.operation.message", "Sync"),
+            ("nango.account", "Acme Inc"),
+            ("nango.environment", "prod"),
+            ("nango.provider", "hubspot"),
+            ("nango.integration", "hubspot-crm"),
+            ("nango.connection", "acme"),
+            ("nango.sync", "contacts"),
+            ("nango.operation.status", "failed"),
+        ]
+        .into_iter()
+        .map(|(key, value)| kv(key, value))
+        .collect();
+        s.events = vec![Event {
+            name: "exception".into(),
+            time_unix_nano: 1_767_225_601_000_000_000,
+            attributes: vec![
+                kv("exception.type", "Error"),
+                kv("exception.message", "401 Unauthorized"),
+            ],
+            ..Event::default()
+        }];
+        s.status = Some(Status {
+            code: StatusCode::Error as i32,
+            message: String::new(),
+        });
+        let (made, refused) = span_operations("prod", request(vec![s]), &Redaction::new(&[]));
+        assert_eq!(refused, Refused::default());
+        let op = &made[0].operation;
+        assert_eq!((op.kind, op.action.as_str()), (OpType::Sync, "run"));
+        assert_eq!(op.state, OpState::Failed);
+        assert_eq!(op.message, "Sync");
+        assert_eq!(op.integration.as_deref(), Some("hubspot-crm"));
+        assert_eq!(op.provider.as_deref(), Some("hubspot"));
+        assert_eq!(op.connection_id.as_deref(), Some("acme"));
+        assert_eq!(op.script.as_deref(), Some("contacts"));
+        let error = op.error.as_ref().unwrap();
+        assert_eq!(
+            (error.name.as_deref(), error.message.as_str()),
+            (Some("Error"), "401 Unauthorized")
+        );
+        let meta: serde_json::Value =
+            serde_json::from_str(op.meta.as_ref().unwrap().text()).unwrap();
+        assert_eq!(
+            meta,
+            serde_json::json!({"nango": {"operation_id": "2yPnlx0C", "account": "Acme Inc", "environment": "prod"}})
+        );
+        assert_eq!(made[0].messages[0].level, Level::Error);
+        assert_eq!(made[0].messages[0].message, "401 Unauthorized");
     }
 
     #[test]

@@ -35,8 +35,6 @@ use crate::store::{FeedEntry, Store, StoreError, WriteTx};
 
 /// The most requests one commit carries.
 const MAX_GROUP: usize = 1024;
-/// Requests waiting for the writer before senders wait too (backpressure).
-const QUEUE: usize = 4096;
 /// Free space needed before writing again after the disk was full.
 const REOPEN_FREE_BYTES: u64 = 4 << 20;
 
@@ -188,6 +186,8 @@ pub struct WriterDeps {
     /// Called after a commit that queued outbox work (wakes the dispatcher).
     pub outbox_queued: Box<dyn Fn() + Send>,
     pub max_retry_after: std::time::Duration,
+    /// Requests that may wait in the queue (`ingest.writer_queue`).
+    pub queue: usize,
 }
 
 /// Starts the writer thread. It ends once every `Writer` is dropped and the queue is drained.
@@ -198,7 +198,7 @@ pub fn start(store: Arc<Store>, deps: WriterDeps) -> Result<(Writer, JoinHandle<
     };
     deps.metrics.feed_seq.store(feed_seq, Ordering::Relaxed);
     deps.metrics.add_outbox_depth(store.read()?.outbox_depth()?);
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let (tx, rx) = mpsc::channel(deps.queue);
     let thread = std::thread::Builder::new()
         .name("opslog-writer".into())
         .spawn(move || {
@@ -682,6 +682,7 @@ mod tests {
             settings: Arc::new(settings),
             outbox_queued: Box::new(|| {}),
             max_retry_after: std::time::Duration::from_secs(3600),
+            queue: 16,
         };
         let engine = Engine {
             store: store.clone(),

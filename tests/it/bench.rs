@@ -145,3 +145,35 @@ fn bench_reports_every_figure_for_both_stores() {
         .iter()
         .all(|r| r["opslog_advantage"].as_f64().unwrap() > 0.0));
 }
+
+#[test]
+fn bench_otlp_ingests_exactly_what_it_sent_beside_the_json_api() {
+    let output = Command::new(BIN)
+        .args([
+            "bench",
+            "--messages",
+            "5k",
+            "--clients",
+            "2",
+            "--query-runs",
+            "3",
+            "--skip-sqlite",
+            "--otlp",
+            "--json",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running opslog bench --otlp");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "opslog bench failed: {stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (json, otlp) = (&report["opslog"], &report["otlp"]);
+    assert_eq!(otlp["protocol"], "OTLP/HTTP protobuf");
+    // The same operations, every message acknowledged and then counted by the daemon's search.
+    assert_eq!(otlp["messages"], 5_000, "{otlp}");
+    assert_eq!(otlp["messages_counted"], 5_000, "{otlp}");
+    assert_eq!(otlp["operations"], json["operations"], "{otlp}");
+    for name in ["messages_per_s", "mb_per_s", "cpu_us_per_message"] {
+        assert!(otlp[name].as_f64().unwrap() > 0.0, "{name}: {otlp}");
+    }
+}

@@ -27,6 +27,8 @@ pub struct Reply {
     pub headers: BTreeMap<String, String>,
     pub body: Value,
     pub text: String,
+    /// The body as it came (`text` is lossy for a binary one).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -155,6 +157,7 @@ impl Daemon {
             headers,
             body,
             text,
+            bytes,
         }
     }
 

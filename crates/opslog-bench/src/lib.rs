@@ -12,6 +12,7 @@
 pub mod disk;
 pub mod drive;
 pub mod opslog;
+pub mod otlp;
 pub mod process;
 pub mod soak;
 pub mod sqlite;
@@ -80,6 +81,8 @@ pub struct Options {
     pub whole_operations: bool,
     /// Runs of each query (fewer when a query is slow: each gets at most ~10 s).
     pub query_runs: usize,
+    /// Also ingest the same operations as OTLP/HTTP protobuf spans into a fresh daemon.
+    pub otlp: bool,
 }
 
 /// One query of the fixed set, in both forms.
@@ -265,6 +268,24 @@ pub struct Report {
     pub opslog: SideReport,
     pub sqlite: Option<SideReport>,
     pub ratios: Vec<Ratio>,
+    /// `--otlp`: the same operations ingested as OTLP spans, beside the JSON API's figures.
+    pub otlp: Option<IngestFigures>,
+}
+
+/// One way of ingesting the workload at full speed, measured alone on a fresh daemon.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestFigures {
+    pub protocol: String,
+    pub messages: u64,
+    pub operations: u64,
+    /// Messages the daemon's search counts once the ingest is done.
+    pub messages_counted: u64,
+    pub seconds: f64,
+    pub messages_per_s: f64,
+    pub mb_per_s: f64,
+    pub ack: Latency,
+    /// The daemon's CPU (its process, to the end of the indexing the ingest caused) per message.
+    pub cpu_us_per_message: Option<f64>,
 }
 
 /// How the run splits the messages: full speed, then a paced tail.
@@ -451,6 +472,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         Some(run_sqlite(opts, &queries, since)?)
     };
     let opslog = run_opslog(opts, &queries)?;
+    let otlp = if opts.otlp {
+        Some(run_otlp(opts)?)
+    } else {
+        None
+    };
     let ratios = sqlite
         .as_ref()
         .map(|s| ratios(&opslog, s))
@@ -470,6 +496,79 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         }),
         opslog,
         ratios,
+        otlp,
+    })
+}
+
+/// `--otlp`: a fresh daemon ingests the same operations (same seed, clients and requests of
+/// about `--batch` messages) as OTLP/HTTP protobuf span batches, at full speed; then its search
+/// must count every message, and its CPU is measured as for the JSON run.
+fn run_otlp(opts: &Options) -> anyhow::Result<IngestFigures> {
+    let dir = tempfile::Builder::new()
+        .prefix("opslog-bench-otlp")
+        .tempdir()?;
+    let daemon = match (&opts.url, &opts.token) {
+        (Some(url), Some(token)) => opslog::Daemon::remote(url, &opts.environment, token),
+        _ => {
+            let exe = match &opts.daemon_bin {
+                Some(exe) => exe.clone(),
+                None => std::env::current_exe().context("cannot find the opslog binary")?,
+            };
+            opslog::Daemon::spawn(&exe, dir.path())?
+        }
+    };
+    eprintln!(
+        "opslog OTLP: ingesting {} messages with {} clients as OTLP/HTTP protobuf spans",
+        opts.messages, opts.clients
+    );
+    let before = daemon.get("/messages?limit=1")?["total"]
+        .as_u64()
+        .unwrap_or(0);
+    let meter = daemon.pid().map(process::CpuMeter::start);
+    let progress = Progress::new();
+    let plan = Plan {
+        seed: opts.seed,
+        first_client: 0,
+        clients: opts.clients,
+        messages: opts.messages,
+        batch: opts.batch,
+        rate: None,
+        progress: Some(progress.acked.clone()),
+        whole_operations: true,
+    };
+    let mut done = std::thread::scope(|s| {
+        s.spawn(|| progress.report("opslog OTLP", opts.messages, |_| String::new()));
+        let done = drive::ingest(&otlp::Otlp(&daemon), &plan, None);
+        progress.finish();
+        done
+    })?;
+    let expected = before + done.messages;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let counted = loop {
+        let n = daemon.get("/messages?limit=1")?["total"]
+            .as_u64()
+            .unwrap_or(0);
+        if n >= expected || Instant::now() > deadline {
+            break n - before.min(n);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let cpu = meter.map(|meter| {
+        if let Some(pid) = daemon.pid() {
+            process::wait_until_quiet(pid, Duration::from_secs(60));
+        }
+        meter.finish().per_message(done.messages).0
+    });
+    Ok(IngestFigures {
+        protocol: "OTLP/HTTP protobuf".into(),
+        messages: done.messages,
+        operations: done.operations,
+        messages_counted: counted,
+        seconds: done.seconds,
+        messages_per_s: done.messages as f64 / done.seconds.max(1e-9),
+        mb_per_s: done.payload_bytes as f64 / 1e6 / done.seconds.max(1e-9),
+        ack: Latency::of(&mut done.ack),
+        cpu_us_per_message: cpu,
     })
 }
 
@@ -901,5 +1000,48 @@ pub fn render(report: &Report) -> String {
             s.messages_counted
         ))
     );
+    if let Some(otlp) = &report.otlp {
+        render_otlp(&mut out, o, otlp);
+    }
     out
+}
+
+/// The OTLP run beside the JSON API's full-speed figures of the same run.
+fn render_otlp(out: &mut String, json: &SideReport, otlp: &IngestFigures) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "\ningest protocol (same operations at full speed, a fresh daemon each):"
+    );
+    let _ = writeln!(out, "  {:<40} {:>20} {:>20}", "", "JSON API", otlp.protocol);
+    let cpu = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    for (name, a, b) in [
+        (
+            "messages/s",
+            format!("{:.0}", json.ingest_messages_per_s),
+            format!("{:.0}", otlp.messages_per_s),
+        ),
+        (
+            "daemon CPU µs per message",
+            cpu(json.cpu_us_per_message),
+            cpu(otlp.cpu_us_per_message),
+        ),
+        (
+            "MB/s of request bodies",
+            format!("{:.1}", json.ingest_mb_per_s),
+            format!("{:.1}", otlp.mb_per_s),
+        ),
+        (
+            "ack p50 / p99 ms",
+            format!("{:.1} / {:.1}", json.ack.p50_ms, json.ack.p99_ms),
+            format!("{:.1} / {:.1}", otlp.ack.p50_ms, otlp.ack.p99_ms),
+        ),
+        (
+            "messages acknowledged / counted",
+            format!("{} / {}", json.messages, json.messages_counted),
+            format!("{} / {}", otlp.messages, otlp.messages_counted),
+        ),
+    ] {
+        let _ = writeln!(out, "  {name:<40} {a:>20} {b:>20}");
+    }
 }
