@@ -47,6 +47,8 @@ pub struct Vocabulary {
     webhook_formats: Vec<WebhookFormat>,
     /// Span names and attribute keys of exported traces (`otel.names`).
     span_names: Vec<SpanNames>,
+    /// What the audit log records (`action` of `GET /v1/audit`).
+    audit_actions: Vec<crate::model::audit::AuditAction>,
     /// The query parameters of the read endpoints: what each takes and which endpoints take it.
     query_parameters: Vec<VocabularyParameter>,
 }
@@ -145,6 +147,7 @@ impl Vocabulary {
                 .collect(),
             webhook_formats: WebhookFormat::ALL.to_vec(),
             span_names: SpanNames::ALL.to_vec(),
+            audit_actions: crate::model::audit::AuditAction::ALL.to_vec(),
             query_parameters: QUERY_PARAMETERS
                 .iter()
                 .map(|p| VocabularyParameter {

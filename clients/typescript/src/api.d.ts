@@ -1,6 +1,12 @@
 // Generated from openapi.json by scripts/gen-types.js: do not edit.
 // test/types.test.js fails when this file and the API document differ.
 
+/** Which credential acted. Append variants; never reorder. */
+export type ActorRole = "admin" | "key" | "system" | "unknown";
+
+/** How the request came. */
+export type ActorVia = "api" | "dashboard" | "server";
+
 /** One rule, as the config file, `PUT /settings` and `GET /settings` write it: what it counts
  * (a `signal`, or any saved or built-in `view`), over which window, above which threshold, and
  * whom it tells. */
@@ -45,6 +51,45 @@ export type Attempt = {
   url: string;
   /** The unix-seconds `webhook-timestamp` the attempt was signed with. */
   webhook_timestamp: number;
+};
+
+/** What was done. Append variants; never reorder. */
+export type AuditAction = "settings.change" | "webhook_secret.rotate" | "webhook_secret.reveal" | "ingress_token.rotate" | "delivery.retry" | "deliveries.replay" | "export.retry" | "exports.replay" | "import" | "backup.download" | "erasure.start" | "erasure.finish" | "view.create" | "view.change" | "view.delete" | "session.sign_in" | "session.sign_in_refused";
+
+/** Who acted: the kind of credential and where from; never the credential. */
+export type AuditActor = {
+  /** The client's IP address. */
+  address?: string | null;
+  /** A key's environment. */
+  environment?: string | null;
+  role: ActorRole;
+  /** A key's scope: `ingest`, `read` or `ingest+read`. */
+  scope?: string | null;
+  via: ActorVia;
+};
+
+/** An audit record in the API. */
+export type AuditView = {
+  action: AuditAction;
+  actor: AuditActor;
+  at: Timestamp;
+  /** What the action changed or counted: a settings change's `changes` (`key`, `old`, `new`;
+   * secrets masked as `GET /settings` masks them), a replay's `requeued`, an erasure's
+   * `selector` and `removed` counts, a sign-in's refusal `reason`. */
+  detail: {
+    [key: string]: unknown;
+  };
+  environment?: string | null;
+  id: Id;
+  target?: string | null;
+};
+
+export type AuditViewPage = {
+  data: Array<AuditView>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
 };
 
 /** Operations started in one time bucket (created, for those with no start), by state. */
@@ -886,6 +931,8 @@ export type ViewUpdate = {
 
 /** The values the API's enums take, each list in the server's order. */
 export type Vocabulary = {
+  /** What the audit log records (`action` of `GET /v1/audit`). */
+  audit_actions: Array<AuditAction>;
   /** Where a delivery or an export stands (`status`). */
   delivery_statuses: Array<DeliveryStatus>;
   /** Webhook events (`webhooks.events`, a delivery's `event`). */
