@@ -342,6 +342,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; send a JSON document",
         ));
     }
+    // Well-formed bodies take the plain parser: tracking the path costs an allocation per object
+    // key, a tenth of the daemon's CPU at full ingest. Only a refused body is parsed again, with
+    // the path, to say where it went wrong.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

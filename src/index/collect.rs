@@ -5,7 +5,6 @@
 //! reads ids only near its end, found through per-segment id bounds (`IdBlocks`) that a reader
 //! warmer keeps for every live segment.
 
-use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -531,27 +530,55 @@ impl ValueList {
         })
     }
 
-    /// Merges lists in value order into one, adding the counts of equal values.
-    fn merge(lists: &[ValueList]) -> ValueList {
-        let mut out = ValueList::default();
-        let mut next = vec![0usize; lists.len()];
-        let mut heads: BinaryHeap<Reverse<(&[u8], usize)>> = lists
-            .iter()
-            .enumerate()
-            .filter(|(_, list)| !list.entries.is_empty())
-            .map(|(l, list)| Reverse((list.value(0), l)))
-            .collect();
-        while let Some(Reverse((value, l))) = heads.pop() {
-            let count = lists[l].entries[next[l]].1;
-            next[l] += 1;
-            if next[l] < lists[l].entries.len() {
-                heads.push(Reverse((lists[l].value(next[l]), l)));
+    /// Merges lists in value order into one, adding the counts of equal values: pairwise, in
+    /// rounds, so each entry takes part in log2(lists) two-way merges (one comparison per step;
+    /// a heap over all the lists cost several comparisons and moves per entry, and dominated
+    /// facets over a dozen segments).
+    fn merge(lists: Vec<ValueList>) -> ValueList {
+        let mut round = lists;
+        while round.len() > 1 {
+            let mut next = Vec::with_capacity(round.len().div_ceil(2));
+            let mut lists = round.into_iter();
+            while let Some(a) = lists.next() {
+                next.push(match lists.next() {
+                    Some(b) => ValueList::merge_two(&a, &b),
+                    None => a,
+                });
             }
-            let last = out.entries.len().checked_sub(1);
-            match last {
-                Some(i) if out.value(i) == value => out.entries[i].1 += count,
-                _ => out.push(value, count),
+            round = next;
+        }
+        round.pop().unwrap_or_default()
+    }
+
+    fn merge_two(a: &ValueList, b: &ValueList) -> ValueList {
+        let mut out = ValueList {
+            bytes: Vec::with_capacity(a.bytes.len().max(b.bytes.len())),
+            entries: Vec::with_capacity(a.entries.len().max(b.entries.len())),
+        };
+        let (mut i, mut j) = (0, 0);
+        while i < a.entries.len() && j < b.entries.len() {
+            let (x, y) = (a.value(i), b.value(j));
+            match x.cmp(y) {
+                std::cmp::Ordering::Less => {
+                    out.push(x, a.entries[i].1);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(y, b.entries[j].1);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push(x, a.entries[i].1 + b.entries[j].1);
+                    i += 1;
+                    j += 1;
+                }
             }
+        }
+        for k in i..a.entries.len() {
+            out.push(a.value(k), a.entries[k].1);
+        }
+        for k in j..b.entries.len() {
+            out.push(b.value(k), b.entries[k].1);
         }
         out
     }
@@ -566,6 +593,10 @@ pub struct ValueCountsSegment {
     column: Option<StrColumn>,
     /// Hits per term ordinal of this segment's column.
     counts: Vec<u64>,
+    /// Scratch for a block of hits: the hits that have values, their rows, the rows' ordinals.
+    docs: Vec<DocId>,
+    rows: Vec<u32>,
+    ords: Vec<u64>,
 }
 
 impl Collector for ValueCounts {
@@ -582,6 +613,9 @@ impl Collector for ValueCounts {
         Ok(ValueCountsSegment {
             column,
             counts: vec![0; terms],
+            docs: Vec::new(),
+            rows: Vec::new(),
+            ords: Vec::new(),
         })
     }
 
@@ -590,7 +624,7 @@ impl Collector for ValueCounts {
     }
 
     fn merge_fruits(&self, fruits: Vec<ValueList>) -> tantivy::Result<ValueList> {
-        Ok(ValueList::merge(&fruits))
+        Ok(ValueList::merge(fruits))
     }
 }
 
@@ -598,11 +632,25 @@ impl SegmentCollector for ValueCountsSegment {
     type Fruit = ValueList;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        if let Some(column) = &self.column {
-            for ord in column.term_ords(doc) {
-                if let Some(n) = self.counts.get_mut(ord as usize) {
-                    *n += 1;
-                }
+        self.collect_block(&[doc]);
+    }
+
+    /// A block of hits at once: the column index turns sorted documents into rows in one pass
+    /// (one lookup per hit, a binary search in a sparse block, was a fifth of facets).
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let Some(column) = &self.column else {
+            return;
+        };
+        let ords = column.ords();
+        self.docs.clear();
+        self.rows.clear();
+        ords.row_ids_for_docs(docs, &mut self.docs, &mut self.rows);
+        self.ords.clear();
+        self.ords.resize(self.rows.len(), 0);
+        ords.values.get_vals(&self.rows, &mut self.ords);
+        for &ord in &self.ords {
+            if let Some(n) = self.counts.get_mut(ord as usize) {
+                *n += 1;
             }
         }
     }
@@ -622,11 +670,10 @@ impl SegmentCollector for ValueCountsSegment {
             .unzip();
         let mut out = ValueList::default();
         let mut counts = counts.into_iter();
+        // Terms of a str column are whole UTF-8 values; `ValueList::iter` checks them once, after
+        // the merge, rather than once per segment here.
         let found = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
-            let n = counts.next().unwrap_or(0);
-            if std::str::from_utf8(term).is_ok() {
-                out.push(term, n);
-            }
+            out.push(term, counts.next().unwrap_or(0));
         });
         if let Err(e) = found {
             tracing::warn!(error = %e, "reading facet values failed");
@@ -827,15 +874,17 @@ mod tests {
             }
             l
         };
-        let merged = ValueList::merge(&[
+        let merged = ValueList::merge(vec![
             list(&[("a", 1), ("c", 2)]),
             list(&[]),
             list(&[("b", 5), ("c", 1), ("d", 1)]),
             list(&[("a", 2)]),
+            list(&[("c", 4), ("e", 1)]),
         ]);
         assert_eq!(
             merged.iter().collect::<Vec<_>>(),
-            vec![("a", 3), ("b", 5), ("c", 3), ("d", 1)]
+            vec![("a", 3), ("b", 5), ("c", 7), ("d", 1), ("e", 1)]
         );
+        assert!(ValueList::merge(Vec::new()).iter().next().is_none());
     }
 }

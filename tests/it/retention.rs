@@ -250,6 +250,7 @@ fn under_constant_ingest_with_webhooks_the_data_dir_stops_growing() {
     });
     let mut sizes = Vec::new();
     let mut redb_sizes = Vec::new();
+    let mut redb_allocated = Vec::new();
     let mut delivered = Vec::new();
     let mut previous: Option<String> = None;
     for round in 0..ROUNDS {
@@ -292,15 +293,16 @@ fn under_constant_ingest_with_webhooks_the_data_dir_stops_growing() {
             });
         }
         sizes.push(dir_size(d.dir.path()));
-        redb_sizes.push(
-            std::fs::metadata(d.dir.path().join("opslog.redb"))
-                .unwrap()
-                .len(),
-        );
+        let redb = std::fs::metadata(d.dir.path().join("opslog.redb")).unwrap();
+        redb_sizes.push(redb.len());
+        // The blocks the file system holds for it: the file's length doubles ahead of use (a
+        // hole until written), its written pages only grow when freed ones are not reused.
+        redb_allocated.push(std::os::unix::fs::MetadataExt::blocks(&redb) * 512);
         delivered.push(scrape(&d)[r#"opslog_outbox_jobs{kind="webhook",status="delivered"}"#]);
     }
     eprintln!("data dir size per round: {sizes:?}");
     eprintln!("redb file size per round: {redb_sizes:?}");
+    eprintln!("redb allocated bytes per round: {redb_allocated:?}");
     eprintln!("delivered deliveries kept per round: {delivered:?}");
     let total = receiver.requests().len();
     assert!(
@@ -326,6 +328,10 @@ fn under_constant_ingest_with_webhooks_the_data_dir_stops_growing() {
     assert!(
         plateau(&redb_sizes, 2.0),
         "the store keeps growing under constant ingest with retention: {redb_sizes:?}"
+    );
+    assert!(
+        plateau(&redb_allocated, 1.5),
+        "the store writes ever more pages under constant ingest with retention: {redb_allocated:?}"
     );
     assert!(
         plateau(&sizes, 2.0),

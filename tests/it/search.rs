@@ -558,10 +558,58 @@ fn random_queries_agree_with_brute_force() {
             "case {case}"
         );
         nonempty += usize::from(!expected.is_empty());
+
+        check_facets(&d, &ds, &f, case);
     }
     assert!(
         nonempty > 40,
         "the generated cases must mostly find something ({nonempty})"
+    );
+}
+
+/// Facet values over the operations matching `f`'s type, state and time filters (those facets
+/// take), against counting the dataset: every value's count, the order, the distinct total.
+fn check_facets(d: &Daemon, ds: &Dataset, f: &Filter, case: usize) {
+    let f = Filter {
+        types: f.types.clone(),
+        states: f.states.clone(),
+        from: f.from.clone(),
+        to: f.to.clone(),
+        ..Filter::default()
+    };
+    let ops: HashMap<&str, &Op> = ds.ops.iter().map(|o| (o.id.as_str(), o)).collect();
+    let field = ["integration", "connection_id", "script"][case % 3];
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for id in f.expected_operations(ds, "prod") {
+        let op = ops[id.as_str()];
+        let value = match field {
+            "integration" => Some(op.integration.as_str()),
+            "connection_id" => Some(op.connection_id.as_str()),
+            _ => op.script.as_deref(),
+        };
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            *counts.entry(value).or_default() += 1;
+        }
+    }
+    let mut expected: Vec<(&str, u64)> = counts.into_iter().collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let limit = 5;
+    let query = f.query_string(false);
+    let r = d.get(
+        &format!("/v1/environments/prod/facets?field={field}&limit={limit}&{query}"),
+        PROD_KEY,
+    );
+    assert_eq!(r.status, 200, "case {case}: {}", r.text);
+    assert_eq!(r.body["total_values"], expected.len(), "case {case}: {f:?}");
+    let want: Vec<Value> = expected
+        .iter()
+        .take(limit)
+        .map(|(value, count)| json!({"value": value, "count": count}))
+        .collect();
+    assert_eq!(
+        r.body["data"],
+        Value::Array(want),
+        "case {case}: {field} for {f:?}"
     );
 }
 

@@ -487,16 +487,17 @@ impl FlakyReceiver {
             for stream in listener.incoming().flatten() {
                 let (rng, counted, failed) = (rng.clone(), counted.clone(), failed.clone());
                 std::thread::spawn(move || {
-                    let fail = rng
-                        .lock()
-                        .expect("not poisoned")
-                        .random_bool(RECEIVER_FAILURES);
-                    if answer_webhook(stream, fail).is_ok() {
+                    let fail = || {
+                        rng.lock()
+                            .expect("not poisoned")
+                            .random_bool(RECEIVER_FAILURES)
+                    };
+                    let _ = answer_webhooks(stream, fail, |failed_on_purpose| {
                         counted.fetch_add(1, Ordering::Relaxed);
-                        if fail {
+                        if failed_on_purpose {
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
-                    }
+                    });
                 });
             }
         });
@@ -512,42 +513,96 @@ impl FlakyReceiver {
     }
 }
 
-/// Reads one request (headers, then a Content-Length body) and answers 500 or 200.
-fn answer_webhook(stream: TcpStream, fail: bool) -> std::io::Result<()> {
+/// Answers the requests of one kept-alive connection (headers, then a Content-Length body) with
+/// 500 or 200 as `fail` draws, calling `answered` after each, until the sender closes it. A
+/// receiver that closed every connection made each delivery pay a connect and a thread, which
+/// no real backend does.
+fn answer_webhooks(
+    stream: TcpStream,
+    mut fail: impl FnMut() -> bool,
+    mut answered: impl FnMut(bool),
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut length = 0usize;
-    for _ in 0..200 {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
+    let mut stream = stream;
+    loop {
+        let mut length = 0usize;
+        let mut first = true;
+        for _ in 0..200 {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                // Closed between two requests: done; in the middle of one: an error.
+                return if first {
+                    Ok(())
+                } else {
+                    Err(std::io::ErrorKind::UnexpectedEof.into())
+                };
+            }
+            first = false;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
             }
         }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        let failed = fail();
+        let status = if failed {
+            "500 Internal Server Error"
+        } else {
+            "200 OK"
+        };
+        stream.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes())?;
+        answered(failed);
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let status = if fail {
-        "500 Internal Server Error"
-    } else {
-        "200 OK"
-    };
-    let mut stream = stream;
-    stream.write_all(
-        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_receiver_answers_several_requests_on_one_connection() {
+        let receiver = FlakyReceiver::start(7).unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", receiver.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        for body in ["{}", "{\"a\":1}", ""] {
+            write!(
+                stream,
+                "POST /hook HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut status = String::new();
+            reader.read_line(&mut status).unwrap();
+            assert!(
+                status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.1 500"),
+                "{status:?}"
+            );
+            let mut line = String::new();
+            while {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                line != "\r\n"
+            } {
+                assert!(!line.to_ascii_lowercase().starts_with("connection: close"));
+            }
+        }
+        drop((stream, reader));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while receiver.requests.load(Ordering::Relaxed) < 3 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(receiver.requests.load(Ordering::Relaxed), 3);
+    }
 
     #[test]
     fn slope_of_a_line_and_of_noise() {
