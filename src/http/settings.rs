@@ -150,7 +150,7 @@ pub async fn rotate_webhook_secret(
     )
     .target("webhooks.secret")
     .detail("given", secret.is_some())
-    .detail("grace", &query.grace);
+    .detail("grace", query.grace);
     let settings = change(
         &state,
         env,
