@@ -164,6 +164,7 @@ pub async fn start(
             metrics: state.metrics.clone(),
             config: config.retention.clone(),
             environments: config.retention_by_environment(),
+            audit: config.audit.retention.0,
             data_dir: data_dir.clone(),
         },
         sweeper_stop.clone(),

@@ -42,6 +42,7 @@ files! {
     "signals.js" => "text/javascript; charset=utf-8",
     "settings.js" => "text/javascript; charset=utf-8",
     "deliveries.js" => "text/javascript; charset=utf-8",
+    "audit.js" => "text/javascript; charset=utf-8",
     "vocabulary.js" => "text/javascript; charset=utf-8",
     "views.js" => "text/javascript; charset=utf-8",
     "role.js" => "text/javascript; charset=utf-8",

@@ -82,6 +82,7 @@ fn duration(text: &str) -> HumanDuration {
 pub struct Config {
     pub server: ServerConfig,
     pub retention: RetentionConfig,
+    pub audit: AuditConfig,
     pub deadlines: DeadlinesConfig,
     pub ingest: IngestConfig,
     pub outbox: OutboxConfig,
@@ -123,6 +124,22 @@ pub struct RetentionConfig {
     /// environment are removed. `None` (`""` in the file): no cap.
     #[serde(with = "optional_byte_size")]
     pub max_disk: Option<ByteSize>,
+}
+
+/// The audit log (`model::audit`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How long audit records are kept (removed on the `retention.every` timer).
+    pub retention: HumanDuration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: duration("365d"),
+        }
+    }
 }
 
 /// A size in bytes written with a unit: `"500MB"`, `"20GB"` (powers of 1000) or `"1.5GiB"`
@@ -900,6 +917,12 @@ impl Config {
                 ),
             ));
         }
+        if self.audit.retention.0.is_zero() || self.audit.retention.0 > MAX_RETENTION {
+            return Err(invalid(
+                "audit.retention",
+                "must be longer than 0s and at most 36500d".into(),
+            ));
+        }
         if self.retention.every.0 < Duration::from_millis(10) {
             return Err(invalid("retention.every", "must be at least 10ms".into()));
         }
@@ -1224,6 +1247,7 @@ mod tests {
         );
         assert_eq!(parsed.retention.days, defaults.retention.days);
         assert_eq!(parsed.retention.max_disk, defaults.retention.max_disk);
+        assert_eq!(parsed.audit.retention, defaults.audit.retention);
         assert_eq!(
             parsed.deadlines.to_masked(),
             defaults.deadlines.to_masked(),

@@ -18,9 +18,10 @@ use super::error::ApiError;
 use super::extract::{parse_query, read_limited_body, Auth, Path};
 use super::{json, AppState};
 use crate::archive::{self, Line};
+use crate::model::audit::{AuditAction, AuditDraft};
 use crate::model::Timestamp;
 use crate::scope::Scope;
-use crate::write::Import;
+use crate::write::{Audited, Import};
 
 /// Bytes gathered before a chunk goes to the client.
 const CHUNK: usize = 64 * 1024;
@@ -72,11 +73,11 @@ pub async fn export(
 pub async fn import(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
     // The lines of an export as NDJSON (what `GET /export` gives and `opslog import` sends), or
     // the same lines as one JSON array (what an OpenAPI client or fuzzer generates).
     let json_array = match headers.get(header::CONTENT_TYPE) {
@@ -178,14 +179,13 @@ pub async fn import(
             }
         }
     }
-    let counts = state
-        .writer
-        .submit(Import {
-            environment: env,
-            operations,
-            messages,
-        })
-        .await?;
+    let draft = AuditDraft::new(AuditAction::Import, acting.actor, Some(env.clone()));
+    let command = Import {
+        environment: env,
+        operations,
+        messages,
+    };
+    let counts = state.writer.submit(Audited { command, draft }).await?;
     Ok(json(StatusCode::OK, &counts))
 }
 
@@ -195,9 +195,9 @@ pub async fn import(
 /// `<data_dir>/index` (it is rebuilt), start.
 pub async fn backup(
     State(state): State<Arc<AppState>>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
 ) -> Result<Response, ApiError> {
-    super::require_scope(&principal, Scope::Admin)?;
+    super::require_scope(&acting.principal, Scope::Admin)?;
     let store = state.store.clone();
     // The copy goes to an unnamed temporary file beside the database (same disk, no leftovers
     // after a crash) and is streamed from there.
@@ -217,6 +217,9 @@ pub async fn backup(
         Ok(file)
     })
     .await?;
+    // The copy is taken: the audit log records that it is handed out, before any byte is.
+    let draft = AuditDraft::new(AuditAction::BackupDownload, acting.actor, None);
+    super::audit::record(&state, draft).await?;
     let mut response = stream_blocking("application/octet-stream", move |out| {
         use std::io::Seek;
         let mut copy = copy;

@@ -2,7 +2,9 @@
 //! every match of the query, not one page, newest first, as RFC 4180 (CRLF line ends, fields
 //! quoted when they hold a comma, a quote or a line break) with a header row. Each column is a
 //! field of the JSON answer: text as is, numbers and booleans as JSON writes them, objects and
-//! arrays as compact JSON, nothing for null.
+//! arrays as compact JSON, nothing for null. Text that a spreadsheet would take for a formula
+//! (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, as OWASP
+//! advises against CSV injection: the logged text comes from third parties.
 
 use axum::http::{header, HeaderMap};
 use serde_json::Value;
@@ -116,8 +118,18 @@ pub fn item_row(columns: &[Column], item: &Value, out: &mut String) {
 fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => neutralised(s),
         Some(other) => other.to_string(),
+    }
+}
+
+/// `text` as a spreadsheet shows it and never evaluates it: prefixed with `'` when it starts
+/// with a character that begins a formula.
+fn neutralised(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
     }
 }
 
@@ -156,6 +168,26 @@ mod tests {
             out,
             "a,b,d,e\r\n\"say \"\"hi\"\", then\r\nleave\",3,\"{\"\"k\"\":[1]}\",\r\n"
         );
+    }
+
+    #[test]
+    fn text_that_starts_a_formula_is_prefixed_with_a_quote() {
+        let columns: &[Column] = &[("a", "/a"), ("b", "/b"), ("c", "/c"), ("d", "/d")];
+        let mut out = String::new();
+        item_row(
+            columns,
+            &json!({"a": "=HYPERLINK(\"http://x\")", "b": "@SUM(A1)", "c": -3, "d": "a=b"}),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(A1),-3,a=b\r\n"
+        );
+        for text in ["+1", "-1", "\tx", "\rx"] {
+            let mut out = String::new();
+            item_row(&columns[..1], &json!({ "a": text }), &mut out);
+            assert!(out.starts_with("'") || out.starts_with("\"'"), "{out:?}");
+        }
     }
 
     #[test]

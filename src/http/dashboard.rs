@@ -16,10 +16,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::audit;
 use super::error::ApiError;
 use super::extract::{parse_json_object, read_json_body, Auth, Path};
 use super::{json, AppState, DataPage};
 use crate::auth::Principal;
+use crate::model::audit::{ActorRole, ActorVia, AuditAction, AuditDraft};
 use crate::scope::Scope;
 use crate::session;
 use crate::ui::{Asset, Assets};
@@ -129,19 +131,44 @@ pub async fn login(
     }
     let bytes = read_json_body(&headers, body, 64 * 1024).await?;
     let login: Login = parse_json_object(&bytes)?;
-    let principal = match state.credentials.authenticate(login.token.trim()) {
+    let known = state.credentials.authenticate(login.token.trim());
+    let principal = match known {
         Some(principal) if principal.allows(Scope::Read) => Ok(principal),
-        Some(_) => Err(ApiError::unauthorized(
-            "that key has only the `ingest` scope; sign in with a key holding the `read` scope (a viewer of its environment) or the admin token",
+        Some(ref key) => Err((
+            ApiError::unauthorized(
+                "that key has only the `ingest` scope; sign in with a key holding the `read` scope (a viewer of its environment) or the admin token",
+            ),
+            Some(key.clone()),
+            "ingest_only_key",
         )),
-        None => Err(ApiError::unauthorized(
-            "unknown token; use the admin token (printed on first start or set in server.admin_tokens) or an environment key with the `read` scope",
+        None => Err((
+            ApiError::unauthorized(
+                "unknown token; use the admin token (printed on first start or set in server.admin_tokens) or an environment key with the `read` scope",
+            ),
+            None,
+            "unknown_token",
         )),
     };
     let principal = match principal {
         Ok(principal) => principal,
-        Err(refused) => {
-            if let Some(wait) = state.login_limit.failed(client, Instant::now()) {
+        Err((refused, key, reason)) => {
+            // The audit log records the refusal: the kind of key, if opslog knows it, and why;
+            // never what was sent. Refusals are bounded by the login limit (an address refused
+            // for a while is answered 429 above, unrecorded).
+            let locked = state.login_limit.failed(client, Instant::now());
+            let mut actor = match &key {
+                Some(key) => audit::actor(key, ActorVia::Dashboard, Some(client)),
+                None => audit::actor(&Principal::Admin, ActorVia::Dashboard, Some(client)),
+            };
+            if key.is_none() {
+                actor.role = ActorRole::Unknown;
+            }
+            let environment = actor.environment.clone();
+            let draft = AuditDraft::new(AuditAction::SignInRefused, actor, environment)
+                .detail("reason", reason)
+                .detail("locked_out", locked.is_some());
+            audit::record(&state, draft).await?;
+            if let Some(wait) = locked {
                 tracing::warn!(client = %client, "failed dashboard logins; refusing this address for a while");
                 return Err(too_many_logins(wait));
             }
@@ -149,6 +176,13 @@ pub async fn login(
         }
     };
     state.login_limit.succeeded(client);
+    let actor = audit::actor(&principal, ActorVia::Dashboard, Some(client));
+    let environment = actor.environment.clone();
+    audit::record(
+        &state,
+        AuditDraft::new(AuditAction::SignIn, actor, environment),
+    )
+    .await?;
     let (kind, environment, scope) = describe(&principal);
     let id = state.sessions.create(Instant::now(), principal);
     let ttl = state.sessions.ttl();

@@ -92,10 +92,10 @@ pub async fn get_delivery(
 pub async fn retry_delivery(
     State(state): State<Arc<AppState>>,
     Path((env, id)): Path<(String, String)>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
-    let job = outbox_jobs::retry(&state, env, &DELIVERIES, &id).await?;
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
+    let job = outbox_jobs::retry(&state, env, &DELIVERIES, &id, acting.actor).await?;
     let mut view = job
         .view()
         .ok_or_else(|| outbox_jobs::not_found(&DELIVERIES, job.id))?;
@@ -108,11 +108,11 @@ pub async fn retry_delivery(
 pub async fn replay_deliveries(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
-    outbox_jobs::replay(&state, env, &DELIVERIES, query.as_deref()).await
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
+    outbox_jobs::replay(&state, env, &DELIVERIES, query.as_deref(), acting.actor).await
 }
 
 fn parse_event(text: &str) -> Result<EventType, ApiError> {

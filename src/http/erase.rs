@@ -13,10 +13,11 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::extract::{parse_json_object, read_json_body, Auth, Path};
 use super::{blocking, json, AppState, DataPage};
+use crate::model::audit::{AuditAction, AuditDraft};
 use crate::model::erase::{EraseJob, ErasePhase, EraseSelector, EraseView};
 use crate::model::{Id, Timestamp};
 use crate::scope::Scope;
-use crate::write::StartErase;
+use crate::write::{Audited, StartErase};
 
 /// How long `POST /erase` waits for the erasure to end before answering 202 with its progress.
 const ERASE_WAIT: Duration = Duration::from_secs(10);
@@ -81,24 +82,23 @@ impl EraseRequest {
 pub async fn erase(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let request: EraseRequest = parse_json_object(&bytes)?;
     let (selector, from, to) = request.parse()?;
     let mut progress = state.erasures.watch();
-    let job = state
-        .writer
-        .submit(StartErase {
-            environment: env,
-            selector,
-            from,
-            to,
-        })
-        .await?;
+    let draft = AuditDraft::new(AuditAction::ErasureStart, acting.actor, Some(env.clone()));
+    let command = StartErase {
+        environment: env,
+        selector,
+        from,
+        to,
+    };
+    let job = state.writer.submit(Audited { command, draft }).await?;
     state.erasures.announce(job.id);
     let deadline = tokio::time::Instant::now() + ERASE_WAIT;
     let mut job = job;

@@ -81,10 +81,10 @@ pub async fn get_export(
 pub async fn retry_export(
     State(state): State<Arc<AppState>>,
     Path((env, id)): Path<(String, String)>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
-    let job = outbox_jobs::retry(&state, env, &EXPORTS, &id).await?;
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
+    let job = outbox_jobs::retry(&state, env, &EXPORTS, &id, acting.actor).await?;
     let view = job
         .export_view()
         .ok_or_else(|| outbox_jobs::not_found(&EXPORTS, job.id))?;
@@ -94,9 +94,9 @@ pub async fn retry_export(
 pub async fn replay_exports(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
-    outbox_jobs::replay(&state, env, &EXPORTS, query.as_deref()).await
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
+    outbox_jobs::replay(&state, env, &EXPORTS, query.as_deref(), acting.actor).await
 }

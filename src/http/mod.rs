@@ -6,6 +6,7 @@
 //! writer), or log secrets.
 
 pub mod archive;
+pub mod audit;
 pub mod csv;
 pub mod cursor;
 pub mod dashboard;
@@ -264,6 +265,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/environments", get(dashboard::environments))
         .route("/v1/vocabulary", get(vocabulary::vocabulary))
         .route("/v1/backup", get(archive::backup))
+        .route("/v1/audit", get(audit::list_audit))
         .route(
             "/v1/session",
             get(dashboard::session_status)

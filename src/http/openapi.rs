@@ -49,6 +49,7 @@ use super::Health;
 use crate::archive::CONTENT_TYPE as NDJSON;
 use crate::config::ApiDelay;
 use crate::ingest::input::{NewMessage, NewOperation, OperationPatch, MAX_BATCH, MAX_NAME_CHARS};
+use crate::model::audit::{AuditAction, AuditView};
 use crate::model::erase::EraseView;
 use crate::model::job::{DeliveryDetail, DeliveryView, ExportDetail, ExportView};
 use crate::model::{
@@ -684,6 +685,38 @@ pub fn document() -> OpenApi {
                 .into(),
         )
         .errors(&[401, 403]),
+    );
+
+    api.add(
+        Get,
+        "/v1/audit",
+        endpoint(
+            "listAudit",
+            "The audit log, newest first (admin token only): every settings change (old and new \
+             values, secrets masked), secret reveal and rotation, retry and replay, import, \
+             backup, erasure (selector and counts), view change and dashboard sign-in, refused \
+             ones included, each written in the commit of its action",
+            "audit",
+        )
+        .scope(Scope::Admin)
+        .param(query(
+            "action",
+            api.schema::<AuditAction>(),
+            "keep these actions (comma-separated, or the parameter repeated)",
+        ))
+        .param(query(
+            "from",
+            api.schema::<Timestamp>(),
+            "recorded at or after (RFC 3339)",
+        ))
+        .param(query(
+            "to",
+            api.schema::<Timestamp>(),
+            "recorded at or before (RFC 3339)",
+        ))
+        .params(page_params(job_cursor()))
+        .reply(200, "a page of audit records", api.page::<AuditView>())
+        .errors(&[400, 401, 403]),
     );
 
     let url_check = "a provider's URL check (Slack `url_verification`, Microsoft Graph `validationToken`, Dropbox, Meta `hub.challenge`, Strava, Asana, monday.com, Smartsheet, Twitch, Okta) is answered as that provider wants, and not recorded";

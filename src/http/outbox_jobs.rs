@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::parse_query;
 use super::{json, AppState, DataPage};
+use crate::model::audit::{AuditAction, AuditActor, AuditDraft};
 use crate::model::{DeliveryStatus, Id, Timestamp};
 use crate::outbox::{Attempt, Job, JobFamily};
 use crate::store::{id_range, ReadTx, StoreError};
-use crate::write::{Requeue, RequeueJobs, REPLAY_LIMIT};
+use crate::write::{Audited, Requeue, RequeueJobs, REPLAY_LIMIT};
 
 /// How a family's ids and errors are named.
 pub(super) struct Family {
@@ -141,15 +142,21 @@ pub(super) async fn load(
     found.ok_or_else(|| not_found(family, id))
 }
 
-/// `POST /{family}/{id}/retry`: the job as requeued.
+/// `POST /{family}/{id}/retry`: the job as requeued (recorded in the audit log).
 pub(super) async fn retry(
     state: &AppState,
     env: String,
     family: &Family,
     id: &str,
+    actor: AuditActor,
 ) -> Result<Job, ApiError> {
     let id = parse_id(family, id)?;
-    let requeued = requeue(state, env, Requeue::One(family.family, id)).await?;
+    let action = match family.family {
+        JobFamily::Delivery => AuditAction::DeliveryRetry,
+        JobFamily::Export => AuditAction::ExportRetry,
+    };
+    let draft = AuditDraft::new(action, actor, Some(env.clone())).target(id.to_string());
+    let requeued = requeue(state, env, Requeue::One(family.family, id), draft).await?;
     requeued
         .into_iter()
         .next()
@@ -177,12 +184,13 @@ pub(super) const REPLAYABLE: [DeliveryStatus; 2] =
     [DeliveryStatus::Failed, DeliveryStatus::Delivered];
 
 /// `POST /{family}/replay?from=&to=&status=` with its raw query: requeues the window's `failed`
-/// (default) or `delivered` jobs.
+/// (default) or `delivered` jobs (recorded in the audit log).
 pub(super) async fn replay(
     state: &AppState,
     env: String,
     family: &Family,
     query: Option<&str>,
+    actor: AuditActor,
 ) -> Result<Response, ApiError> {
     let query: ReplayQuery = parse_query(query)?;
     let (from, to, status) = (
@@ -211,7 +219,15 @@ pub(super) async fn replay(
         to,
         status,
     };
-    let requeued = requeue(state, env, selection).await?;
+    let action = match family.family {
+        JobFamily::Delivery => AuditAction::DeliveriesReplay,
+        JobFamily::Export => AuditAction::ExportsReplay,
+    };
+    let draft = AuditDraft::new(action, actor, Some(env.clone()))
+        .detail("from", from)
+        .detail("to", to)
+        .detail("status", status.as_str());
+    let requeued = requeue(state, env, selection, draft).await?;
     Ok(json(
         StatusCode::ACCEPTED,
         &Replayed {
@@ -226,14 +242,13 @@ async fn requeue(
     state: &AppState,
     environment: String,
     selection: Requeue,
+    draft: AuditDraft,
 ) -> Result<Vec<Job>, ApiError> {
-    let requeued = state
-        .writer
-        .submit(RequeueJobs {
-            environment,
-            selection,
-        })
-        .await?;
+    let command = RequeueJobs {
+        environment,
+        selection,
+    };
+    let requeued = state.writer.submit(Audited { command, draft }).await?;
     Ok(requeued)
 }
 

@@ -13,14 +13,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use super::audit::Acting;
 use super::error::ApiError;
 use super::extract::{parse_json_object, parse_query, read_json_body, Auth, Path};
 use super::{json, AppState};
 use crate::config::ApiDelay;
+use crate::model::audit::{AuditAction, AuditDraft};
 use crate::model::Timestamp;
 use crate::scope::Scope;
 use crate::settings::{EnvSettings, SettingsUpdate, SettingsView};
-use crate::write::{ChangeSettings, SettingsChange};
+use crate::write::{Audited, ChangeSettings, SettingsChange};
 
 pub async fn get_settings(
     State(state): State<Arc<AppState>>,
@@ -38,15 +40,17 @@ pub async fn get_settings(
 pub async fn put_settings(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: Acting,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let update: SettingsUpdate = parse_json_object(&bytes)?;
     let settings = if update.changes_something() {
-        change(&state, env, SettingsChange::Update(Box::new(update))).await?
+        let draft = AuditDraft::new(AuditAction::SettingsChange, acting.actor, Some(env.clone()))
+            .target("settings");
+        change(&state, env, SettingsChange::Update(Box::new(update)), draft).await?
     } else {
         current(&state, &env)?
     };
@@ -65,13 +69,17 @@ pub struct SecretReveal<'a> {
     previous_secret_expires_at: Option<Timestamp>,
 }
 
+/// Shows the secret in full; the audit log records that it was shown (not the secret).
 pub async fn reveal_webhook_secret(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: Acting,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
     let settings = current(&state, &env)?;
+    let draft = AuditDraft::new(AuditAction::WebhookSecretReveal, acting.actor, Some(env))
+        .target("webhooks.secret");
+    super::audit::record(&state, draft).await?;
     Ok(reveal(&settings))
 }
 
@@ -116,12 +124,12 @@ pub struct RotateBody {
 pub async fn rotate_webhook_secret(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: Acting,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
     let query: RotateQuery = parse_query(query.as_deref())?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let secret = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -134,6 +142,14 @@ pub async fn rotate_webhook_secret(
         crate::settings::check_secret(secret)
             .map_err(|m| ApiError::bad_request("invalid_field", format!("`secret` {m}")))?;
     }
+    let draft = AuditDraft::new(
+        AuditAction::WebhookSecretRotate,
+        acting.actor,
+        Some(env.clone()),
+    )
+    .target("webhooks.secret")
+    .detail("given", secret.is_some())
+    .detail("grace", query.grace);
     let settings = change(
         &state,
         env,
@@ -141,6 +157,7 @@ pub async fn rotate_webhook_secret(
             grace: query.grace.map(|g| g.0),
             secret,
         },
+        draft,
     )
     .await?;
     Ok(reveal(&settings))
@@ -150,10 +167,16 @@ pub async fn rotate_webhook_secret(
 pub async fn rotate_ingress_token(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: Acting,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Admin)?;
-    let settings = change(&state, env, SettingsChange::RotateIngressToken).await?;
+    state.authorize(&acting.principal, &env, Scope::Admin)?;
+    let draft = AuditDraft::new(
+        AuditAction::IngressTokenRotate,
+        acting.actor,
+        Some(env.clone()),
+    )
+    .target("ingress.token");
+    let settings = change(&state, env, SettingsChange::RotateIngressToken, draft).await?;
     Ok(json(
         StatusCode::OK,
         &SettingsView::new(&settings, Timestamp::now()),
@@ -169,17 +192,17 @@ fn current(state: &AppState, env: &str) -> Result<Arc<EnvSettings>, ApiError> {
     })
 }
 
+/// Changes the settings and records it in the audit log, in one commit.
 async fn change(
     state: &AppState,
     environment: String,
     change: SettingsChange,
+    draft: AuditDraft,
 ) -> Result<Arc<EnvSettings>, ApiError> {
-    let settings = state
-        .writer
-        .submit(ChangeSettings {
-            environment,
-            change,
-        })
-        .await?;
+    let command = ChangeSettings {
+        environment,
+        change,
+    };
+    let settings = state.writer.submit(Audited { command, draft }).await?;
     Ok(Arc::new(settings))
 }

@@ -10,13 +10,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::audit::Acting;
 use super::error::ApiError;
 use super::extract::{parse_json_object, read_json_body, Auth, Path};
 use super::{json, AppState, DataPage};
-use crate::auth::Principal;
+use crate::model::audit::{AuditAction, AuditDraft};
 use crate::scope::Scope;
 use crate::views::{self, ViewQuery, ViewRefused};
-use crate::write::{ChangeView, ViewChange};
+use crate::write::{Audited, ChangeView, ViewChange};
 
 /// The body of `POST /views`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -73,11 +74,11 @@ pub async fn get_view(
 pub async fn create_view(
     State(state): State<Arc<AppState>>,
     Path(env): Path<String>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Read)?;
+    state.authorize(&acting.principal, &env, Scope::Read)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let new: NewView = parse_json_object(&bytes)?;
     if let Some(id) = &new.id {
@@ -94,18 +95,18 @@ pub async fn create_view(
         name: views::check_name(&new.name).map_err(ViewRefused::from)?,
         query: views::check_query(new.query).map_err(ViewRefused::from)?,
     };
-    let view = submit(&state, &principal, env, change).await?;
+    let view = submit(&state, acting, env, change).await?;
     Ok(json(StatusCode::CREATED, &view))
 }
 
 pub async fn update_view(
     State(state): State<Arc<AppState>>,
     Path((env, id)): Path<(String, String)>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Read)?;
+    state.authorize(&acting.principal, &env, Scope::Read)?;
     let bytes = read_json_body(&headers, body, state.max_body_bytes).await?;
     let update: ViewUpdate = parse_json_object(&bytes)?;
     let change = ViewChange::Update {
@@ -121,34 +122,40 @@ pub async fn update_view(
             .transpose()
             .map_err(ViewRefused::from)?,
     };
-    let view = submit(&state, &principal, env, change).await?;
+    let view = submit(&state, acting, env, change).await?;
     Ok(json(StatusCode::OK, &view))
 }
 
 pub async fn delete_view(
     State(state): State<Arc<AppState>>,
     Path((env, id)): Path<(String, String)>,
-    Auth(principal): Auth,
+    acting: super::audit::Acting,
 ) -> Result<Response, ApiError> {
-    state.authorize(&principal, &env, Scope::Read)?;
-    submit(&state, &principal, env, ViewChange::Delete { id }).await?;
+    state.authorize(&acting.principal, &env, Scope::Read)?;
+    submit(&state, acting, env, ViewChange::Delete { id }).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Changes a view and records it in the audit log, in one commit.
 async fn submit(
     state: &AppState,
-    principal: &Principal,
+    acting: Acting,
     environment: String,
     change: ViewChange,
 ) -> Result<Option<views::View>, ApiError> {
-    Ok(state
-        .writer
-        .submit(ChangeView {
-            environment,
-            change,
-            may_change_alerted: principal.allows(Scope::Admin),
-        })
-        .await?)
+    let (action, target) = match &change {
+        ViewChange::Create { id, .. } => (AuditAction::ViewCreate, id.clone()),
+        ViewChange::Update { id, .. } => (AuditAction::ViewChange, Some(id.clone())),
+        ViewChange::Delete { id } => (AuditAction::ViewDelete, Some(id.clone())),
+    };
+    let mut draft = AuditDraft::new(action, acting.actor, Some(environment.clone()));
+    draft.target = target;
+    let command = ChangeView {
+        environment,
+        change,
+        may_change_alerted: acting.principal.allows(Scope::Admin),
+    };
+    Ok(state.writer.submit(Audited { command, draft }).await?)
 }
 
 fn saved_views(state: &AppState, env: &str) -> Vec<views::StoredView> {

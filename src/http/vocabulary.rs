@@ -55,6 +55,8 @@ pub struct Vocabulary {
     pagerduty_severities: Vec<PagerDutySeverity>,
     /// The range presets of a view's query (`query.range`).
     view_ranges: Vec<&'static str>,
+    /// What the audit log records (`action` of `GET /v1/audit`).
+    audit_actions: Vec<crate::model::audit::AuditAction>,
     /// The query parameters of the read endpoints: what each takes and which endpoints take it.
     query_parameters: Vec<VocabularyParameter>,
 }
@@ -156,6 +158,7 @@ impl Vocabulary {
             notifiers: Notifier::ALL.to_vec(),
             pagerduty_severities: PagerDutySeverity::ALL.to_vec(),
             view_ranges: crate::views::RANGES.to_vec(),
+            audit_actions: crate::model::audit::AuditAction::ALL.to_vec(),
             query_parameters: QUERY_PARAMETERS
                 .iter()
                 .map(|p| VocabularyParameter {

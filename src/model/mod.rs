@@ -28,6 +28,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 pub mod alert;
+pub mod audit;
 mod duration;
 pub mod erase;
 pub mod job;

@@ -6,6 +6,7 @@
 //!   jobs older than their environment's retention. What is older than the longest retention is
 //!   removed in key order from the store; an environment with a shorter one has its expired
 //!   operations found through the search index (each checked against the store when removed).
+//! - **The audit log**: records older than `audit.retention` (a year by default).
 //! - **By size**: above `retention.max_disk`, the oldest operations of every environment (`disk`).
 //!
 //! Must not: remove anything itself (the write commands do, through `store::remove`).
@@ -25,7 +26,10 @@ use crate::index::{Bound, Filters, Page, SearchIndex};
 use crate::metrics::Metrics;
 use crate::model::{Id, Removed, Timestamp};
 use crate::store::Store;
-use crate::write::{Cutoffs, RemoveExpired, RemoveExpiredIn, RemoveOldest, Writer};
+use crate::write::{
+    Cutoffs, RemoveExpired, RemoveExpiredAudit, RemoveExpiredIn, RemoveOldest, Writer,
+    AUDIT_REMOVE_BUDGET,
+};
 
 /// Operation ids taken from the index per command of an environment's retention.
 const IDS_PER_COMMAND: usize = 1_000;
@@ -39,6 +43,8 @@ pub struct Retention {
     pub config: RetentionConfig,
     /// How long each configured environment's operations are kept.
     pub environments: BTreeMap<String, Duration>,
+    /// How long audit records are kept (`audit.retention`).
+    pub audit: Duration,
     pub data_dir: PathBuf,
 }
 
@@ -74,7 +80,32 @@ pub async fn run(retention: Retention, stop: CancellationToken) {
                 "removed expired records"
             );
         }
+        remove_expired_audit(&retention, &stop).await;
         keep_under_cap(&retention, cap.as_mut(), &stop).await;
+    }
+}
+
+/// Audit records older than `audit.retention`, a bounded number per command.
+async fn remove_expired_audit(retention: &Retention, stop: &CancellationToken) {
+    let period = i64::try_from(retention.audit.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = Timestamp::now().plus_millis(-period);
+    let mut removed = 0;
+    while !stop.is_cancelled() {
+        match retention.writer.submit(RemoveExpiredAudit { cutoff }).await {
+            Ok(n) => {
+                removed += n;
+                if n < AUDIT_REMOVE_BUDGET as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "removing expired audit records failed");
+                break;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, cutoff = %cutoff, "removed expired audit records");
     }
 }
 

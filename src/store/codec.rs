@@ -8,6 +8,7 @@ use bincode::{Decode, Encode};
 
 use super::StoreError;
 use crate::model::alert::{AlertState, StoredAlerts, StoredRule};
+use crate::model::audit::AuditRecord;
 use crate::model::erase::EraseJob;
 use crate::model::job::{Attempt, Job, JobKind};
 use crate::model::notifier::Notifiers;
@@ -69,6 +70,7 @@ const ALERT_SETTINGS_V2: u8 = 2;
 const IDEMPOTENCY_V1: u8 = 1;
 const VIEW_V1: u8 = 1;
 const ERASE_JOB_V1: u8 = 1;
+const AUDIT_RECORD_V1: u8 = 1;
 const ALERT_STATE_V1: u8 = 1;
 const INGRESS_SETTINGS_V1: u8 = 1;
 const NOTIFIER_SETTINGS_V1: u8 = 1;
@@ -822,6 +824,14 @@ pub(crate) fn decode_erase_job(bytes: &[u8]) -> Result<EraseJob, StoreError> {
     decode_only("erase job", ERASE_JOB_V1, bytes)
 }
 
+pub(crate) fn encode_audit_record(record: &AuditRecord) -> Vec<u8> {
+    encode_as(AUDIT_RECORD_V1, record)
+}
+
+pub(crate) fn decode_audit_record(bytes: &[u8]) -> Result<AuditRecord, StoreError> {
+    decode_only("audit record", AUDIT_RECORD_V1, bytes)
+}
+
 pub(crate) fn encode_alert_state(state: &AlertState) -> Vec<u8> {
     encode_as(ALERT_STATE_V1, state)
 }
@@ -1152,6 +1162,43 @@ pub(crate) mod tests {
         let golden = std::fs::read(path).unwrap();
         assert_eq!(golden[0], ERASE_JOB_V1);
         assert_eq!(decode_erase_job(&golden).unwrap(), job);
+    }
+
+    #[test]
+    fn reads_audit_records_written_by_an_earlier_binary() {
+        use crate::model::audit::{ActorRole, ActorVia, AuditAction, AuditActor};
+        let record = AuditRecord {
+            id: Id(0x0197_0000_0000_0000_0000_0000_0000_000a),
+            at: Timestamp(1_700_000_200_000),
+            action: AuditAction::SettingsChange,
+            actor: AuditActor {
+                role: ActorRole::Admin,
+                environment: None,
+                scope: None,
+                via: ActorVia::Dashboard,
+                address: Some("192.0.2.7".into()),
+            },
+            environment: Some("prod".into()),
+            target: Some("settings".into()),
+            detail:
+                r#"{"changes":[{"key":"webhooks.secret","new":"whsec_…wxyz","old":"whsec_…abcd"}]}"#
+                    .into(),
+        };
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/testdata/audit_record_v1.bin"
+        );
+        if std::env::var_os("OPSLOG_BLESS").is_some() && !std::path::Path::new(path).exists() {
+            std::fs::write(path, encode_audit_record(&record)).unwrap();
+        }
+        let golden = std::fs::read(path).unwrap();
+        assert_eq!(golden, encode_audit_record(&record));
+        assert_eq!(golden[0], AUDIT_RECORD_V1);
+        assert_eq!(decode_audit_record(&golden).unwrap(), record);
+        assert!(decode_audit_record(&[2, 0])
+            .unwrap_err()
+            .to_string()
+            .contains("newer opslog"));
     }
 
     fn sample_message() -> Message {

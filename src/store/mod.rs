@@ -8,6 +8,7 @@
 //!
 //! Must not: decide policy (state transitions, validation); it stores what it is given.
 
+mod audit;
 pub(crate) mod block;
 pub(crate) mod codec;
 mod erase;
@@ -23,6 +24,7 @@ use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+pub use audit::AuditPage;
 pub use codec::{FeedEntry, IdempotencyRecord};
 pub use erase::ErasedJobs;
 pub use outbox::{DueJobs, DueKey, RemovedJobs};
@@ -163,6 +165,7 @@ impl Store {
         tx.txn.open_table(INDEX_FEED)?;
         tx.txn.open_table(IDEMPOTENCY_BY_OPERATION)?;
         tx.txn.open_table(ERASE_JOBS)?;
+        tx.txn.open_table(AUDIT)?;
         tx.commit()?;
         if let Some(older) = found.filter(|v| *v < FORMAT_VERSION) {
             store.convert_messages(older)?;

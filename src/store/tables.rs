@@ -85,6 +85,11 @@ pub(crate) const IDEMPOTENCY_BY_OPERATION: TableDefinition<u128, &str> =
 /// a binary that does not know the table leaves it alone.
 pub(crate) const ERASE_JOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("erase_jobs");
 
+/// The audit log: record id (a ULID: time order) → `model::audit::AuditRecord`
+/// (`codec::encode_audit_record`). Added without a format change: a binary that does not know
+/// the table leaves it alone.
+pub(crate) const AUDIT: TableDefinition<u128, &[u8]> = TableDefinition::new("audit");
+
 /// A row as its key's and its value's bytes.
 #[cfg(test)]
 pub(crate) type RawRow = (Vec<u8>, Vec<u8>);
@@ -136,6 +141,7 @@ pub(crate) fn dump(txn: &redb::ReadTransaction) -> Dump {
         rows(txn, INDEX_FEED),
         rows(txn, IDEMPOTENCY_BY_OPERATION),
         rows(txn, ERASE_JOBS),
+        rows(txn, AUDIT),
     ]);
     for table in txn.list_tables().expect("listing tables") {
         assert!(

@@ -413,6 +413,17 @@ impl Tx<'_> {
         self.group.feed.removed_operations.extend(ids);
     }
 
+    /// The settings of `environment` in force for this command: as an earlier command of the
+    /// group changed them, else the registry's.
+    pub(super) fn settings_in_force(&self, environment: &str) -> Option<EnvSettings> {
+        let changed = self.group.settings_changed.iter().rev();
+        changed
+            .into_iter()
+            .find(|s| s.environment == environment)
+            .cloned()
+            .or_else(|| self.deps.settings.get(environment).map(|s| (*s).clone()))
+    }
+
     /// Settings to install once the group commits.
     pub(super) fn settings_changed(&mut self, settings: EnvSettings) {
         self.group.settings_changed.push(settings);
@@ -984,6 +995,93 @@ mod tests {
         }));
         let error = refused_alone(&mut engine, &store, change);
         assert!(matches!(error, WriteError::Settings(_)), "{error:?}");
+    }
+
+    /// An audited admin action that is refused writes no audit record (nor anything else); one
+    /// that is carried out writes its record in its own commit, secrets masked.
+    #[test]
+    fn refused_audited_commands_write_no_audit_record() {
+        use crate::model::audit::{AuditAction, AuditActor, AuditDraft};
+        use crate::write::Audited;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, store) = engine(dir.path());
+        let draft = |action| AuditDraft::new(action, AuditActor::system(), Some("prod".into()));
+        let refused_settings = settings_change(serde_json::json!({
+            "alerts": [
+                { "signal": "sync_failures", "above": 1, "window": "5m" },
+                { "signal": "sync_failures", "above": 2, "window": "5m" }
+            ]
+        }));
+        let error = refused_alone(
+            &mut engine,
+            &store,
+            Audited {
+                command: refused_settings,
+                draft: draft(AuditAction::SettingsChange),
+            },
+        );
+        assert!(matches!(error, WriteError::Settings(_)), "{error:?}");
+        let requeue = crate::write::RequeueJobs {
+            environment: "prod".into(),
+            selection: crate::write::Requeue::One(crate::model::job::JobFamily::Delivery, Id(9)),
+        };
+        let error = refused_alone(
+            &mut engine,
+            &store,
+            Audited {
+                command: requeue,
+                draft: draft(AuditAction::DeliveryRetry),
+            },
+        );
+        assert!(
+            matches!(error, WriteError::DeliveryNotFound(_)),
+            "{error:?}"
+        );
+        let delete = crate::write::ChangeView {
+            environment: "prod".into(),
+            change: crate::write::ViewChange::Delete { id: "nope".into() },
+            may_change_alerted: true,
+        };
+        refused_alone(
+            &mut engine,
+            &store,
+            Audited {
+                command: delete,
+                draft: draft(AuditAction::ViewDelete),
+            },
+        );
+        let all = (0, u128::MAX);
+        let read = || {
+            store
+                .read()
+                .unwrap()
+                .audit_records(all, &[], None, 10)
+                .unwrap()
+        };
+        assert_eq!(read().total, 0);
+
+        let accepted = settings_change(serde_json::json!({
+            "webhooks": { "url": "http://127.0.0.1:9/hooks" }
+        }));
+        commit(
+            &mut engine,
+            Audited {
+                command: accepted,
+                draft: draft(AuditAction::SettingsChange),
+            },
+        );
+        let page = read();
+        assert_eq!(page.total, 1);
+        let record = &page.records[0];
+        assert_eq!(record.action, AuditAction::SettingsChange);
+        let detail: serde_json::Value = serde_json::from_str(&record.detail).unwrap();
+        let url = detail["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["key"] == "webhooks.url")
+            .unwrap_or_else(|| panic!("the url change is listed: {detail}"));
+        assert_eq!(url["new"], "http://127.0.0.1:9/hooks");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use super::engine::{Check, Command, Tx, WriteError};
 use super::retention::REMOVE_BUDGET;
+use crate::model::audit::{AuditAction, AuditActor, AuditDraft};
 use crate::model::erase::{EraseCounts, EraseJob, ErasePhase, EraseSelector};
 use crate::model::{Id, Timestamp};
 use crate::store::{id_range, StoreError};
@@ -96,6 +97,18 @@ impl Command for EraseStep {
             ErasePhase::Done => false,
         };
         tx.db.put_erase_job(&job)?;
+        if job.phase == ErasePhase::Done {
+            // The audit log says what was erased by its selector and how much, never what.
+            let mut draft = AuditDraft::new(
+                AuditAction::ErasureFinish,
+                AuditActor::system(),
+                Some(job.environment.clone()),
+            )
+            .target(job.id.to_string());
+            super::audit::describe_erasure(&job, &mut draft);
+            draft.set("removed", job.counts);
+            super::audit::append(tx, draft)?;
+        }
         Ok(Some(Stepped { job, more }))
     }
 }

@@ -7,6 +7,7 @@
 //! - `outbox`: recording attempts, requeueing deliveries and exports;
 //! - `settings`: `PUT /settings` and rotations; `views`: saved views; `alerts`: alert rules'
 //!   counts;
+//! - `audit`: the audit log's record of an admin action, in the action's own commit;
 //! - `retention`: removing what expired, or the oldest above the disk cap; `erase`: an erasure
 //!   job's steps; `import`: loading an export file.
 //!
@@ -14,6 +15,7 @@
 //! `settings` and `model::alert`; a command applies them inside the transaction.
 
 mod alerts;
+mod audit;
 mod effects;
 mod engine;
 mod erase;
@@ -25,6 +27,7 @@ mod settings;
 mod views;
 
 pub use alerts::ObserveAlerts;
+pub use audit::{AppendAudit, Audited, RemoveExpiredAudit, AUDIT_REMOVE_BUDGET};
 pub use engine::{start, Check, Command, Tx, WriteError, Writer, WriterDeps};
 pub use erase::{EraseStep, StartErase, Stepped};
 pub use import::{Import, Imported, IngestOtlp, Ingested};

@@ -41,6 +41,12 @@ pub struct NewSettings {
     effective: EnvSettings,
 }
 
+impl NewSettings {
+    pub(super) fn environment(&self) -> &str {
+        &self.environment
+    }
+}
+
 impl Command for ChangeSettings {
     /// The settings now in force (installed in the registry once the commit succeeds).
     type Reply = EnvSettings;

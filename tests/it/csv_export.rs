@@ -230,4 +230,51 @@ fn csv_holds_every_match_and_python_reads_what_the_json_says() {
         PROD_KEY,
     );
     assert_eq!(bad_filter.status, 400, "{}", bad_filter.text);
+
+    // Text a spreadsheet would evaluate (logged from third parties) comes back with a leading
+    // `'` (OWASP's CSV injection advice); the JSON answer keeps it as sent, numbers stay numbers.
+    let formulas = json!({"type": "sync", "integration": "sheet", "connection_id": "+cmd|' /C calc'!A0",
+        "end_user": {"id": "@SUM(1+1)"}, "state": "failed", "error": {"message": "\tHYPERLINK(x)"},
+        "messages": [{"level": "error", "message": "=HYPERLINK(\"http://evil.example\",\"x\")",
+                      "request": {"method": "GET", "url": "-2+3"}, "response": {"status": 500},
+                      "error": {"message": "\r=1+1"}}]});
+    let reply = d.post(&format!("{PROD}/operations"), PROD_KEY, &formulas);
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let rows = eventually(std::time::Duration::from_secs(10), || {
+        let csv = d.get(
+            &format!("{PROD}/operations?integration=sheet&format=csv"),
+            PROD_KEY,
+        );
+        let rows = python_rows(&csv.text);
+        (rows.len() == 2).then_some(rows)
+    });
+    assert_eq!(
+        [&rows[1][4], &rows[1][5], &rows[1][6], &rows[1][10]],
+        [
+            "sheet",
+            "'+cmd|' /C calc'!A0",
+            "'@SUM(1+1)",
+            "'\tHYPERLINK(x)"
+        ]
+    );
+    let op = rows[1][0].clone();
+    let csv = d.get(
+        &format!("{PROD}/operations/{op}/messages?format=csv"),
+        PROD_KEY,
+    );
+    let rows = python_rows(&csv.text);
+    assert_eq!(
+        [&rows[1][6], &rows[1][8], &rows[1][9], &rows[1][11]],
+        [
+            "'=HYPERLINK(\"http://evil.example\",\"x\")",
+            "'-2+3",
+            "500",
+            "'\r=1+1"
+        ]
+    );
+    let json = d.get(&format!("{PROD}/operations/{op}/messages"), PROD_KEY);
+    assert_eq!(
+        json.body["data"][0]["message"],
+        "=HYPERLINK(\"http://evil.example\",\"x\")"
+    );
 }

@@ -3,6 +3,7 @@
 //! it into the daemon.
 
 mod archive;
+mod audit;
 mod auth;
 mod bad_input;
 mod bench;

@@ -1212,6 +1212,22 @@ fn openapi_real_answers_match_the_document() {
         d.raw("GET", "/v1/backup", None, &[], None),
     );
 
+    let audit = c.expect(
+        200,
+        "GET",
+        "/v1/audit",
+        d.get("/v1/audit?action=backup.download&limit=5", ADMIN),
+    );
+    assert_eq!(audit.body["data"][0]["action"], "backup.download");
+    c.expect(400, "GET", "/v1/audit", d.get("/v1/audit?action=x", ADMIN));
+    c.expect(403, "GET", "/v1/audit", d.get("/v1/audit", PROD_KEY));
+    c.expect(
+        401,
+        "GET",
+        "/v1/audit",
+        d.raw("GET", "/v1/audit", None, &[], None),
+    );
+
     // Dashboard and server-wide endpoints.
     c.expect(
         200,

@@ -83,7 +83,9 @@ impl Daemon {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let running = opslog::app::start(config, listener, token).await?;
+                let running = opslog::app::start(config, listener, token)
+                    .await
+                    .inspect_err(|e| eprintln!("the daemon did not start: {e:#}"))?;
                 ready_tx.send(running.local_addr).unwrap();
                 running.wait().await
             })

@@ -63,6 +63,10 @@ fn the_vocabulary_lists_exactly_the_values_of_the_servers_enums() {
     assert_eq!(v["delivery_statuses"], names(DeliveryStatus::ALL));
     assert_eq!(v["webhook_formats"], names(&WebhookFormat::ALL));
     assert_eq!(v["span_names"], names(&SpanNames::ALL));
+    assert_eq!(
+        v["audit_actions"],
+        names(&opslog::model::audit::AuditAction::ALL)
+    );
     let signals = v["signals"].as_array().unwrap();
     assert_eq!(
         signals

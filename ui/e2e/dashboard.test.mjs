@@ -799,6 +799,26 @@ test('data lifecycle: CSV from the Logs tab and the drawer, erasing a connection
     await eventually(async () => (await api('GET', '/operations?connection_id=leaving-customer&limit=1')).total === 0);
   });
 
+  await t.test('Audit lists a settings change made here, with its old and new values', async () => {
+    const schedule = (await api('GET', '/settings')).webhooks.retry_schedule;
+    await api('PUT', '/settings', { webhooks: { retry_schedule: ['1s', '7m'] } });
+    await page.goto(`${base}/?env=prod&page=audit`);
+    await page.locator('#audit-count').waitFor();
+    await page.selectOption('#audit-action', 'settings.change');
+    const row = page.locator('#audit tbody tr[data-action="settings.change"]').first();
+    await row.waitFor();
+    const shown = await row.innerText();
+    assert.match(shown, /webhooks\.retry_schedule: \[.*\] → \["1s","7m"\]/);
+    assert.match(shown, /admin via api from 127\.0\.0\.1/);
+    // The erasure above is there too, by its selector and counts.
+    await page.selectOption('#audit-action', 'erasure.finish');
+    const erased = page.locator('#audit tbody tr[data-action="erasure.finish"]').first();
+    await erased.waitFor();
+    assert.match(await erased.innerText(), /selector: \{"connection_id":"leaving-customer"\}/);
+    await shot('audit');
+    await api('PUT', '/settings', { webhooks: { retry_schedule: schedule } });
+  });
+
   assert.deepEqual(pageErrors, [], 'no console errors');
 });
 
@@ -923,6 +943,7 @@ test('views: save, open, rename, delete; an alert rule on a view; a viewer canno
     await waitCount(all);
     assert.equal(await text('#whoami'), 'viewer of prod');
     assert.equal(await page.locator('nav a[data-page=settings]').isHidden(), true);
+    assert.equal(await page.locator('nav a[data-page=audit]').isHidden(), true, 'no Audit page for a viewer');
     assert.deepEqual(await page.locator('#env-select option').allTextContents(), ['prod']);
     // The Settings page is not there for a viewer, even by its URL.
     await page.goto(`${base}/?env=prod&page=settings`);
@@ -932,6 +953,8 @@ test('views: save, open, rename, delete; an alert rule on a view; a viewer canno
     assert.equal(status, 403, 'the session itself is refused settings');
     const backup = await page.evaluate(async () => (await fetch('/v1/backup')).status);
     assert.equal(backup, 403);
+    const audit = await page.evaluate(async () => (await fetch('/v1/audit')).status);
+    assert.equal(audit, 403);
     expectErrors(/http 403|status of 403/);
     // Deliveries are listed, without replay or retry.
     await page.click('nav a[data-page=deliveries]');
@@ -1047,7 +1070,7 @@ test('accessibility: axe-core finds no serious or critical violation on any page
     await page.click('#drawer-close');
   });
 
-  await t.test('Insights, Signals, Deliveries, Settings', async () => {
+  await t.test('Insights, Signals, Deliveries, Settings, Audit', async () => {
     await page.goto(`${base}/?env=prod&page=insights&range=24h`);
     await page.locator('.chart canvas').first().waitFor();
     await check('Insights');
@@ -1070,10 +1093,13 @@ test('accessibility: axe-core finds no serious or critical violation on any page
     await page.goto(`${base}/?env=dev&page=settings`);
     await page.locator('#webhooks-url').waitFor();
     await check('Settings, values from the file');
+    await page.goto(`${base}/?env=prod&page=audit`);
+    await page.locator('#audit tbody tr').first().waitFor();
+    await check('Audit');
   });
 
   t.diagnostic(`audited: ${pages.join(', ')}`);
   assert.deepEqual(found, [], 'no serious or critical violation, and every page has a level-one heading and a main landmark');
-  assert.equal(pages.length, 13, 'every page audited');
+  assert.equal(pages.length, 14, 'every page audited');
   assert.deepEqual(pageErrors, [], 'no console errors');
 });

@@ -11,10 +11,11 @@ import { renderInsights } from './insights.js';
 import { renderSignals } from './signals.js';
 import { renderSettings } from './settings.js';
 import { renderDeliveries } from './deliveries.js';
+import { renderAudit } from './audit.js';
 
-const PAGES = { logs: renderLogs, insights: renderInsights, signals: renderSignals, deliveries: renderDeliveries, settings: renderSettings };
+const PAGES = { logs: renderLogs, insights: renderInsights, signals: renderSignals, deliveries: renderDeliveries, settings: renderSettings, audit: renderAudit };
 // Pages only the admin opens: a viewer's session gets 403 from their API anyway.
-const ADMIN_PAGES = ['settings'];
+const ADMIN_PAGES = ['settings', 'audit'];
 const DRAWER_KEYS = ['op', 'mq', 'mlevel', 'at'];
 // What a page shows beside itself (the drawer, a delivery's detail): changing it keeps the page.
 const DETAIL_KEYS = [...DRAWER_KEYS, 'delivery'];

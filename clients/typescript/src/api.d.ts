@@ -1,6 +1,12 @@
 // Generated from openapi.json by scripts/gen-types.js: do not edit.
 // test/types.test.js fails when this file and the API document differ.
 
+/** Which credential acted. Append variants; never reorder. */
+export type ActorRole = "admin" | "key" | "system" | "unknown";
+
+/** How the request came. */
+export type ActorVia = "api" | "dashboard" | "server";
+
 /** One rule, as the config file, `PUT /settings` and `GET /settings` write it: what it counts
  * (a `signal`, or any saved or built-in `view`), over which window, above which threshold, and
  * whom it tells. */
@@ -47,6 +53,45 @@ export type Attempt = {
   webhook_timestamp: number;
 };
 
+/** What was done. Append variants; never reorder. */
+export type AuditAction = "settings.change" | "webhook_secret.rotate" | "webhook_secret.reveal" | "ingress_token.rotate" | "delivery.retry" | "deliveries.replay" | "export.retry" | "exports.replay" | "import" | "backup.download" | "erasure.start" | "erasure.finish" | "view.create" | "view.change" | "view.delete" | "session.sign_in" | "session.sign_in_refused";
+
+/** Who acted: the kind of credential and where from; never the credential. */
+export type AuditActor = {
+  /** The client's IP address. */
+  address?: string | null;
+  /** A key's environment. */
+  environment?: string | null;
+  role: ActorRole;
+  /** A key's scope: `ingest`, `read` or `ingest+read`. */
+  scope?: string | null;
+  via: ActorVia;
+};
+
+/** An audit record in the API. */
+export type AuditView = {
+  action: AuditAction;
+  actor: AuditActor;
+  at: Timestamp;
+  /** What the action changed or counted: a settings change's `changes` (`key`, `old`, `new`;
+   * secrets masked as `GET /settings` masks them), a replay's `requeued`, an erasure's
+   * `selector` and `removed` counts, a sign-in's refusal `reason`. */
+  detail: {
+    [key: string]: unknown;
+  };
+  environment?: string | null;
+  id: Id;
+  target?: string | null;
+};
+
+export type AuditViewPage = {
+  data: Array<AuditView>;
+  /** pass as `cursor` for the next page; null on the last page */
+  next_cursor: string | null;
+  /** how many match in all, over every page */
+  total: number;
+};
+
 /** Operations started in one time bucket (created, for those with no start), by state. */
 export type Bucket = {
   cancelled: number;
@@ -83,6 +128,9 @@ export type DeliveryView = {
   last_status?: number | null;
   log_operation_id: Id;
   next_attempt_at?: null | Timestamp;
+  /** Where it goes: `webhook` (the signed event to `url`), `slack`, `pagerduty` or `email`
+   * (an alert's notification; `url` then names the destination without its secret). */
+  notifier: Notifier;
   operation_id: Id;
   status: DeliveryStatus;
   updated_at: Timestamp;
@@ -110,6 +158,21 @@ export type Duration1msTo5m = string;
 
 /** a duration from 1s to 366d: one whole number and one unit (ms, s, m, h or d) */
 export type Duration1sTo366d = string;
+
+/** Email over SMTP: plain text and HTML parts with the same content, to every address of `to`. */
+export type EmailNotifier = {
+  /** A PEM file of certificates to trust besides the public roots (a private CA's, or the
+   * server's own self-signed one). */
+  ca_file?: string | null;
+  /** The sender, `alerts@example.com` or `opslog <alerts@example.com>`. */
+  from: string;
+  /** The recipients (1 to 20). */
+  to: Array<string>;
+  /** `smtp://[user[:password]@]host[:port]` (STARTTLS required; port 587 by default;
+   * `?tls=none` for a plain connection), or `smtps://…` (TLS from the start; port 465).
+   * The password is shown masked. */
+  url: string;
+};
 
 /** The person of the user's own product an operation acted for (Nango's end user): what matches
  * a new connection to the user who made it. */
@@ -503,6 +566,24 @@ export type NewView = {
  * The declaration order is not stored (rules store the names). */
 export type Notifier = "webhook" | "slack" | "pagerduty" | "email";
 
+/** `PUT /settings` `notifiers`: a notifier left out is unchanged, `null` removes it, an object
+ * replaces it. A secret sent back as `GET /settings` shows it (masked) keeps the stored one. */
+export type NotifiersUpdate = {
+  email?: null | EmailNotifier;
+  pagerduty?: null | PagerDutyNotifier;
+  slack?: null | SlackNotifier;
+};
+
+/** Where alert rules reach people besides the webhooks; secrets masked (sending a masked value
+ * back keeps the stored one). */
+export type NotifiersView = {
+  email?: null | EmailNotifier;
+  pagerduty?: null | PagerDutyNotifier;
+  /** Notifiers the config file sets: change them there. */
+  read_only: Array<string>;
+  slack?: null | SlackNotifier;
+};
+
 /** Where an operation is in its lifecycle. */
 export type OpState = "waiting" | "running" | "success" | "failed" | "timeout" | "cancelled";
 
@@ -661,6 +742,21 @@ export type OtelView = {
   trace_url?: string | null;
 };
 
+/** A PagerDuty service's Events API v2 integration: `trigger` when a rule fires, `resolve`
+ * with the same `dedup_key` when it resolves, so incidents close by themselves. */
+export type PagerDutyNotifier = {
+  /** The integration key of the service (shown masked). */
+  routing_key: string;
+  /** `payload.severity` of the events: critical, error (default), warning or info. */
+  severity?: PagerDutySeverity;
+  /** Where events are posted; default `https://events.pagerduty.com/v2/enqueue`. */
+  url?: string | null;
+};
+
+/** The urgency PagerDuty gives the events (`payload.severity`).
+ * The declaration order is part of the stored settings format: append, never reorder. */
+export type PagerDutySeverity = "critical" | "error" | "warning" | "info";
+
 /** One `name=value` of a query string (names may repeat). */
 export type QueryParameter = {
   name: string;
@@ -733,6 +829,7 @@ export type SettingsUpdate = {
   /** Replaces every alert rule of the environment (`[]` removes them all); refused when the
    * config file sets them. */
   alerts?: Array<AlertRule> | null;
+  notifiers?: null | NotifiersUpdate;
   otel?: null | OtelUpdate;
   webhooks?: null | WebhooksUpdate;
 };
@@ -742,6 +839,7 @@ export type SettingsView = {
   alerts: AlertsView;
   environment: string;
   ingress: IngressView;
+  notifiers: NotifiersView;
   otel: OtelView;
   webhooks: WebhooksView;
 };
@@ -769,6 +867,13 @@ export type Signals = {
   from: Timestamp;
   previous_from: Timestamp;
   to: Timestamp;
+};
+
+/** A Slack incoming webhook (`https://hooks.slack.com/services/…`): a secret URL. */
+export type SlackNotifier = {
+  /** The incoming webhook URL; its path is the secret (shown masked: sending the masked value
+   * back keeps the stored one). */
+  url: string;
 };
 
 /** A fragment of the matching text and where in it the query's terms are. */
@@ -886,6 +991,8 @@ export type ViewUpdate = {
 
 /** The values the API's enums take, each list in the server's order. */
 export type Vocabulary = {
+  /** What the audit log records (`action` of `GET /v1/audit`). */
+  audit_actions: Array<AuditAction>;
   /** Where a delivery or an export stands (`status`). */
   delivery_statuses: Array<DeliveryStatus>;
   /** Webhook events (`webhooks.events`, a delivery's `event`). */
@@ -894,6 +1001,10 @@ export type Vocabulary = {
   levels: Array<Level>;
   /** Message types (`message_type`, or `type` on one operation's messages). */
   message_types: Array<MessageType>;
+  /** Where an alert rule's notifications go (its `notify`). */
+  notifiers: Array<Notifier>;
+  /** `notifiers.pagerduty.severity`. */
+  pagerduty_severities: Array<PagerDutySeverity>;
   /** The query parameters of the read endpoints: what each takes and which endpoints take it. */
   query_parameters: Array<VocabularyParameter>;
   /** What a replay may send again (`status` of `/deliveries/replay`); the first is the default. */
@@ -907,6 +1018,8 @@ export type Vocabulary = {
   /** Operation types (`type`), each with the actions the server knows; an operation may carry
    * any other action. */
   types: Array<VocabularyType>;
+  /** The range presets of a view's query (`query.range`). */
+  view_ranges: Array<string>;
   /** Body formats of a webhook URL (`webhooks.format`). */
   webhook_formats: Array<WebhookFormat>;
 };
