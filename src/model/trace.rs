@@ -41,7 +41,7 @@ pub struct TraceContext {
     #[serde(default)]
     pub span_id: Option<SpanId>,
     /// W3C trace flags (bit 0: sampled).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::model::whole")]
     #[schema(maximum = 255)]
     pub trace_flags: u8,
     /// The caller's `tracestate`, passed on unchanged.
@@ -391,5 +391,22 @@ mod tests {
             "trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736"}))
         .unwrap_err();
         assert!(err.to_string().contains("is not a trace id"), "{err}");
+    }
+
+    /// JSON Schema counts `1.0` as an integer, so the API takes it (schemathesis sends such).
+    #[test]
+    fn trace_flags_take_a_whole_number_written_as_a_float() {
+        let json = |flags: serde_json::Value| {
+            serde_json::from_value::<TraceContext>(serde_json::json!({
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "trace_flags": flags}))
+        };
+        assert_eq!(json(serde_json::json!(1.0)).unwrap().trace_flags, 1);
+        assert_eq!(json(serde_json::json!(206)).unwrap().trace_flags, 206);
+        assert!(json(serde_json::json!(1.5)).is_err());
+        assert!(json(serde_json::json!(256)).is_err());
+        let absent: TraceContext = serde_json::from_value(serde_json::json!({
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}))
+        .unwrap();
+        assert_eq!(absent.trace_flags, 0);
     }
 }
