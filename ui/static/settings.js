@@ -344,9 +344,9 @@ function alertsCard(env, a, views, notifiers, note, again) {
     const above = h('input', { type: 'number', name: 'above', min: '0', step: '1', value: String(r.above), 'aria-label': 'Above', class: 'short', disabled: locked });
     const window = textInput(r.window, { name: 'window', 'aria-label': 'Window', placeholder: '15m', class: 'short', disabled: locked });
     // Who is told: the webhooks, and each notifier set up above (or already chosen).
-    const chosen = r.notify || ['webhook'];
-    const available = vocabulary().notifiers.filter((k) => k === 'webhook' || notifiers?.[k] || chosen.includes(k));
-    const notify = available.map((k) => checkbox(chosen.includes(k), { name: 'notify', value: k, disabled: locked, 'aria-label': `Notify ${k}` }));
+    const telling = r.notify || ['webhook'];
+    const available = vocabulary().notifiers.filter((k) => k === 'webhook' || notifiers?.[k] || telling.includes(k));
+    const notify = available.map((k) => checkbox(telling.includes(k), { name: 'notify', value: k, disabled: locked, 'aria-label': `Notify ${k}` }));
     const error = h('p', { class: 'error field-error' });
     const row = h('div', { class: 'alert-rule' },
       h('div', { class: 'row' }, signal, integration, h('span', {}, 'above'), above, h('span', {}, 'in'), window,
